@@ -1,0 +1,390 @@
+//! The client HTTP API: JSON over HTTP/1.1.
+//!
+//! | request | success |
+//! |---|---|
+//! | `GET /kv/:key` | `200 {"key": k, "value": v}` (`"value": null` when absent); linearizable |
+//! | `POST /kv/:key` `{"value": v}` | `200 {"key": k, "value": v}` |
+//! | `DELETE /kv/:key` | `200 {"key": k, "deleted": bool}` |
+//! | `POST /kv/:key/cas` `{"expected": e \| null, "value": v}` | `200 {"key": k, "value": v}`, or `409` `cas_mismatch` with `"current"` |
+//! | `GET /client/status` | this node's role, term, leader, indexes |
+//! | `GET /client/leader` | `{"id": …, "api": …, "term": …}` (`null`s when unknown) |
+//!
+//! Every error is JSON `{"error": CODE, "message": TEXT, ...}` with a stable `CODE`. Write
+//! errors also say `"outcome"`: `"not_applied"` (certain: it will never take effect, safe
+//! to retry) or `"unknown"` (it may still take effect). `503` means not applied, `504`
+//! means unknown (or, for reads, that leadership could not be confirmed in time).
+//! `not_leader` errors carry `"leader": {"id", "api"}` when the leader is known.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::kv::{Command, Outcome};
+use crate::node::{LeaderHint, NodeHandle, ReadResult, WriteResult};
+
+/// Bounds on client input.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: usize,
+    pub max_key: usize,
+    pub max_value: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 1 << 20,
+            max_key: 1024,
+            max_value: 256 << 10,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub node: NodeHandle,
+    pub limits: Limits,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json_response(status: StatusCode, body: Value) -> Resp {
+    let mut text = serde_json::to_vec(&body).expect("json values serialize");
+    text.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "content-type",
+        "application/json".parse().expect("static header"),
+    );
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp {
+    json_response(status, json!({"error": code, "message": message.into()}))
+}
+
+fn hint_json(hint: &Option<LeaderHint>) -> Value {
+    match hint {
+        Some(h) => json!({"id": h.id, "api": h.api}),
+        None => Value::Null,
+    }
+}
+
+fn not_leader(hint: &Option<LeaderHint>, write: bool) -> Resp {
+    let mut body = json!({
+        "error": "not_leader",
+        "message": match hint {
+            Some(h) => format!("this node is not the leader; node {} is", h.id),
+            None => "this node is not the leader and knows no leader yet".to_string(),
+        },
+        "leader": hint_json(hint),
+    });
+    if write {
+        body["outcome"] = json!("not_applied");
+    }
+    json_response(StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+/// Decodes `%XX` escapes in a path segment; `None` if malformed or not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CasBody {
+    expected: Option<String>,
+    value: String,
+}
+
+impl Api {
+    pub async fn handle(self, req: Request<Incoming>) -> Result<Resp, Infallible> {
+        Ok(self.route(req).await.unwrap_or_else(|e| e))
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Resp, Resp> {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        match path.as_str() {
+            "/client/status" => {
+                only(&method, Method::GET)?;
+                return Ok(self.status().await);
+            }
+            "/client/leader" => {
+                only(&method, Method::GET)?;
+                return Ok(self.leader().await);
+            }
+            _ => {}
+        }
+        let Some(rest) = path.strip_prefix("/kv/") else {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {path}"),
+            ));
+        };
+        let (raw_key, cas) = match rest.strip_suffix("/cas") {
+            Some(k) => (k, true),
+            None => (rest, false),
+        };
+        if raw_key.contains('/') || raw_key.is_empty() {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "keys are one non-empty path segment; encode '/' as %2F",
+            ));
+        }
+        let key = percent_decode(raw_key).ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_key",
+                "key is not valid percent-encoded UTF-8",
+            )
+        })?;
+        if key.len() > self.limits.max_key {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "key_too_large",
+                format!(
+                    "key is {} bytes; the limit is {}",
+                    key.len(),
+                    self.limits.max_key
+                ),
+            ));
+        }
+        if cas {
+            only(&method, Method::POST)?;
+            let body: CasBody = self.body(req).await?;
+            self.check_value(&body.value)?;
+            let cmd = Command::Cas {
+                key: key.clone(),
+                expected: body.expected,
+                value: body.value,
+            };
+            return Ok(self.write(key, cmd).await);
+        }
+        match method {
+            Method::GET => Ok(self.read(key).await),
+            Method::POST | Method::PUT => {
+                let body: PutBody = self.body(req).await?;
+                self.check_value(&body.value)?;
+                Ok(self
+                    .write(
+                        key.clone(),
+                        Command::Put {
+                            key,
+                            value: body.value,
+                        },
+                    )
+                    .await)
+            }
+            Method::DELETE => Ok(self.write(key.clone(), Command::Delete { key }).await),
+            _ => Err(method_not_allowed("GET, POST, PUT, DELETE")),
+        }
+    }
+
+    fn check_value(&self, v: &str) -> Result<(), Resp> {
+        if v.len() > self.limits.max_value {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "value_too_large",
+                format!(
+                    "value is {} bytes; the limit is {}",
+                    v.len(),
+                    self.limits.max_value
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn body<T: for<'de> Deserialize<'de>>(&self, req: Request<Incoming>) -> Result<T, Resp> {
+        let bytes = match Limited::new(req.into_body(), self.limits.max_body)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("request body exceeds {} bytes", self.limits.max_body),
+                    ));
+                }
+                return Err(error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()));
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("invalid request body: {e}"),
+            )
+        })
+    }
+
+    async fn write(&self, key: String, cmd: Command) -> Resp {
+        let deleting = matches!(cmd, Command::Delete { .. });
+        let value = match &cmd {
+            Command::Put { value, .. } | Command::Cas { value, .. } => Some(value.clone()),
+            Command::Delete { .. } => None,
+        };
+        match self.node.write(cmd).await {
+            WriteResult::Done(Outcome::Applied { previous }) if deleting => json_response(
+                StatusCode::OK,
+                json!({"key": key, "deleted": previous.is_some()}),
+            ),
+            WriteResult::Done(Outcome::Applied { .. }) => {
+                json_response(StatusCode::OK, json!({"key": key, "value": value}))
+            }
+            WriteResult::Done(Outcome::CasMismatch { current }) => json_response(
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "cas_mismatch",
+                    "message": "the current value is not the expected one; nothing changed",
+                    "key": key,
+                    "current": current,
+                    "outcome": "not_applied",
+                }),
+            ),
+            WriteResult::NotLeader(hint) => not_leader(&hint, true),
+            WriteResult::Dropped => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({
+                    "error": "dropped",
+                    "message": "a new leader replaced this write's log entry; it will never take effect",
+                    "outcome": "not_applied",
+                }),
+            ),
+            WriteResult::Unknown(why) => json_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                json!({
+                    "error": "outcome_unknown",
+                    "message": format!("{why}; the write may or may not take effect"),
+                    "outcome": "unknown",
+                }),
+            ),
+        }
+    }
+
+    async fn read(&self, key: String) -> Resp {
+        match self.node.read(key.clone()).await {
+            ReadResult::Value(v) => json_response(StatusCode::OK, json!({"key": key, "value": v})),
+            ReadResult::NotLeader(hint) => not_leader(&hint, false),
+            ReadResult::Timeout => error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "leadership could not be confirmed in time; the read did nothing",
+            ),
+        }
+    }
+
+    async fn status(&self) -> Resp {
+        let Some(s) = self.node.status().await else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "node is stopping",
+            );
+        };
+        let r = &s.raft;
+        json_response(
+            StatusCode::OK,
+            json!({
+                "id": r.id,
+                "role": r.role.as_str(),
+                "term": r.term,
+                "voted_for": r.vote,
+                "leader": r.leader,
+                "leader_api": s.leader.as_ref().and_then(|h| h.api.clone()),
+                "commit_index": r.commit_index,
+                "applied_index": r.applied_index,
+                "last_log_index": r.last_log_index,
+                "last_log_term": r.last_log_term,
+                "log_length": r.log_length,
+                "snapshot_index": r.snapshot_index,
+                "keys": s.keys,
+            }),
+        )
+    }
+
+    async fn leader(&self) -> Resp {
+        let Some(s) = self.node.status().await else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "node is stopping",
+            );
+        };
+        let hint = s.leader;
+        json_response(
+            StatusCode::OK,
+            json!({
+                "id": hint.as_ref().map(|h| h.id),
+                "api": hint.as_ref().and_then(|h| h.api.clone()),
+                "term": s.raft.term,
+            }),
+        )
+    }
+}
+
+fn only(method: &Method, allowed: Method) -> Result<(), Resp> {
+    if *method == allowed {
+        Ok(())
+    } else {
+        Err(method_not_allowed(allowed.as_str()))
+    }
+}
+
+fn method_not_allowed(allow: &str) -> Resp {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("allowed methods: {allow}"),
+    );
+    r.headers_mut()
+        .insert("allow", allow.parse().expect("static header"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("%C3%BC").as_deref(), Some("ü"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%FF"), None);
+    }
+}

@@ -1,0 +1,15 @@
+//! `raft-node`: a durable Raft key-value store, the default target of `chaos-runner`.
+//!
+//! - [`raft`]: the consensus core, sans-IO and deterministic.
+//! - [`storage`]: the write-ahead log and snapshot files.
+//! - [`kv`]: the key-value state machine.
+//! - [`node`]: the driver that runs the core against real storage, network and clients.
+//! - [`transport`]: node-to-node messages over HTTP.
+//! - [`api`]: the client HTTP API.
+
+pub mod api;
+pub mod kv;
+pub mod node;
+pub mod raft;
+pub mod storage;
+pub mod transport;

@@ -1,0 +1,261 @@
+//! The `raft-node` binary: one member of a Raft key-value cluster.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use raft_node::api::{Api, Limits};
+use raft_node::kv::KvStore;
+use raft_node::node::{Driver, DriverConfig};
+use raft_node::raft::{Config, NodeId, Raft};
+use raft_node::storage::Storage;
+use raft_node::transport::{self, Outbox};
+use tokio::net::TcpListener;
+
+/// One member of a Raft key-value cluster.
+///
+/// Start three of them, each knowing the others' transport addresses:
+///
+///   raft-node --id 1 --transport-port 8001 --api-port 9001 --data-dir /tmp/raft1 \
+///             --peers 2=127.0.0.1:8002,3=127.0.0.1:8003
+///
+/// Clients talk JSON to the API port: `GET/POST/DELETE /kv/KEY`, `POST /kv/KEY/cas`,
+/// `GET /client/status`, `GET /client/leader`. A node that is not the leader answers
+/// `503 {"error": "not_leader", "leader": {"id", "api"}}`. Every acknowledged write was
+/// fsync'd on a majority; SIGKILL loses nothing acknowledged.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about, verbatim_doc_comment)]
+struct Args {
+    /// This node's id: a positive integer unique in the cluster.
+    #[arg(long)]
+    id: NodeId,
+    /// Port for Raft messages from the other nodes.
+    #[arg(long)]
+    transport_port: u16,
+    /// Port for the client JSON API.
+    #[arg(long)]
+    api_port: u16,
+    /// Where the log, the hard state and snapshots live. Created if missing.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The other members as ID=HOST:PORT of their transport port, comma-separated.
+    /// Empty for a single-node cluster.
+    #[arg(long, default_value = "", value_name = "ID=HOST:PORT,...")]
+    peers: String,
+    /// Address both ports bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    listen_addr: IpAddr,
+    /// Address other nodes' clients are told to use for this node's API (for leader hints).
+    /// Defaults to LISTEN_ADDR:API_PORT.
+    #[arg(long)]
+    advertise_api: Option<String>,
+    /// Lower bound of the randomized election timeout, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout, in milliseconds.
+    #[arg(long, default_value_t = 600)]
+    election_timeout_max_ms: u64,
+    /// Interval between leader heartbeats, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    heartbeat_ms: u64,
+    /// Resolution of the node's logical clock, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    tick_ms: u64,
+    /// Snapshot the state machine and compact the log after this many applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_threshold: u64,
+    /// How long a client write may wait for commit before the answer is "outcome unknown".
+    #[arg(long, default_value_t = 5_000)]
+    request_timeout_ms: u64,
+    /// Timeout of one request to a peer.
+    #[arg(long, default_value_t = 1_000)]
+    rpc_timeout_ms: u64,
+    /// Largest client request body accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Largest key accepted, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    max_key_bytes: usize,
+    /// Largest value accepted, in bytes.
+    #[arg(long, default_value_t = 256 << 10)]
+    max_value_bytes: usize,
+}
+
+fn parse_peers(s: &str, me: NodeId) -> Result<BTreeMap<NodeId, String>> {
+    let mut peers = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .with_context(|| format!("peer {part:?} is not ID=HOST:PORT"))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .with_context(|| format!("peer id {id:?} is not a positive integer"))?;
+        if id == 0 || id == me {
+            bail!("peer id {id} is invalid (zero, or this node's own id)");
+        }
+        let addr = addr.trim();
+        match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+            _ => bail!("peer {id} address {addr:?} is not HOST:PORT"),
+        }
+        if peers.insert(id, addr.to_string()).is_some() {
+            bail!("peer {id} is listed twice");
+        }
+    }
+    Ok(peers)
+}
+
+fn ticks(ms: u64, tick_ms: u64, what: &str) -> Result<u32> {
+    let t = ms / tick_ms;
+    if t == 0 || ms % tick_ms != 0 {
+        bail!("{what} ({ms} ms) must be a positive multiple of --tick-ms ({tick_ms} ms)");
+    }
+    u32::try_from(t).with_context(|| format!("{what} is too long"))
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+async fn run(args: Args) -> Result<()> {
+    if args.id == 0 {
+        bail!("--id must be a positive integer");
+    }
+    if args.tick_ms == 0 {
+        bail!("--tick-ms must be positive");
+    }
+    let peers = parse_peers(&args.peers, args.id)?;
+    let mut cfg = Config::new(args.id, peers.keys().copied().collect());
+    cfg.election_ticks_min = ticks(
+        args.election_timeout_min_ms,
+        args.tick_ms,
+        "--election-timeout-min-ms",
+    )?;
+    cfg.election_ticks_max = ticks(
+        args.election_timeout_max_ms,
+        args.tick_ms,
+        "--election-timeout-max-ms",
+    )?;
+    cfg.heartbeat_ticks = ticks(args.heartbeat_ms, args.tick_ms, "--heartbeat-ms")?;
+    cfg.seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id());
+    cfg.validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid timing flags")?;
+    if args.snapshot_threshold == 0 {
+        bail!("--snapshot-threshold must be positive");
+    }
+
+    let (storage, recovered, report) = Storage::open(&args.data_dir)
+        .with_context(|| format!("cannot open data directory {}", args.data_dir.display()))?;
+    let kv = match &recovered.snapshot {
+        Some(s) => KvStore::restore(&s.data).context("the snapshot does not decode")?,
+        None => KvStore::default(),
+    };
+    let snapshot_index = recovered.snapshot.as_ref().map_or(0, |s| s.index);
+    tracing::info!(
+        id = args.id,
+        term = recovered.hard_state.term,
+        vote = ?recovered.hard_state.vote,
+        snapshot_index,
+        entries = recovered.entries.len(),
+        segments = report.segments,
+        torn_bytes_cut = report.truncated_bytes,
+        "recovered durable state from {}",
+        args.data_dir.display()
+    );
+    if report.truncated_bytes > 0 {
+        tracing::warn!(
+            bytes = report.truncated_bytes,
+            "cut a torn tail off the log (an unacknowledged write)"
+        );
+    }
+    let raft = Raft::new(cfg, recovered)
+        .map_err(anyhow::Error::msg)
+        .context("bad durable state")?;
+
+    let api_addr = SocketAddr::new(args.listen_addr, args.api_port);
+    let transport_addr = SocketAddr::new(args.listen_addr, args.transport_port);
+    let transport_listener = bind(transport_addr, "raft transport").await?;
+    let api_listener = bind(api_addr, "the client API").await?;
+    let advertise = args
+        .advertise_api
+        .clone()
+        .unwrap_or_else(|| api_addr.to_string());
+
+    let rpc_timeout = Duration::from_millis(args.rpc_timeout_ms.max(1));
+    let outbox = Outbox::start(args.id, advertise.clone(), &peers, rpc_timeout);
+    let driver_cfg = DriverConfig {
+        tick: Duration::from_millis(args.tick_ms),
+        request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
+        lost_leader_grace: Duration::from_millis(2 * args.election_timeout_max_ms),
+        snapshot_threshold: args.snapshot_threshold,
+        api_addr: advertise,
+    };
+    let (handle, rx) = Driver::channel();
+    let driver = Driver::new(driver_cfg, raft, storage, kv, snapshot_index, outbox);
+    let limits = Limits {
+        max_body: args.max_body_bytes,
+        max_key: args.max_key_bytes,
+        max_value: args.max_value_bytes,
+    };
+    let api = Api {
+        node: handle.clone(),
+        limits,
+    };
+    tokio::spawn(transport::serve(transport_listener, handle.events()));
+    tokio::spawn(transport::serve_http(api_listener, move |req| {
+        api.clone().handle(req)
+    }));
+    tracing::info!(%transport_addr, %api_addr, peers = ?peers, "raft-node {} serving", args.id);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut driver_task = tokio::spawn(driver.run(rx));
+    tokio::select! {
+        res = &mut driver_task => {
+            match res {
+                Ok(Ok(())) => bail!("the node stopped unexpectedly"),
+                Ok(Err(e)) => return Err(anyhow::Error::new(e).context("storage failed; stopping so that nothing unsafe is acknowledged")),
+                Err(e) => bail!("the node crashed: {e}"),
+            }
+        }
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    // Everything acknowledged is already on disk; nothing to flush.
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RAFT_NODE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("raft-node: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(args)) {
+        eprintln!("raft-node: error: {e:#}");
+        std::process::exit(1);
+    }
+    runtime.shutdown_timeout(Duration::from_millis(200));
+}

@@ -1,0 +1,133 @@
+//! Wire types of the Raft protocol: log entries and the messages peers exchange.
+//!
+//! They are plain data with serde derives so that the transport and the write-ahead log can
+//! encode them however they like; the core never encodes anything itself.
+
+use serde::{Deserialize, Serialize};
+
+/// A node's identity in the cluster. `0` is never a valid id (it means "nobody").
+pub type NodeId = u64;
+/// A Raft term.
+pub type Term = u64;
+/// A position in the replicated log, starting at 1.
+pub type Index = u64;
+
+/// What a log entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Appended by every new leader so that it commits an entry of its own term (§3.6.2,
+    /// and ReadIndex §6.4 needs it).
+    Noop,
+    /// An opaque state-machine command.
+    Command(Vec<u8>),
+}
+
+/// One replicated log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub index: Index,
+    pub payload: Payload,
+}
+
+impl Entry {
+    /// Approximate size, used to bound messages.
+    pub fn size_hint(&self) -> usize {
+        24 + match &self.payload {
+            Payload::Noop => 0,
+            Payload::Command(c) => c.len(),
+        }
+    }
+}
+
+/// A message between two nodes. `term` is the sender's current term, except for pre-vote
+/// requests and granted pre-vote responses, which carry the term the candidate would use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: Body,
+}
+
+/// The protocol's RPCs. Responses travel as their own messages, so the transport can be
+/// one-way and a partition can cut one direction only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// RequestVote, or its pre-vote twin (§9.6) that changes no state at the receiver.
+    Vote {
+        pre_vote: bool,
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    VoteResponse {
+        pre_vote: bool,
+        granted: bool,
+    },
+    /// AppendEntries carrying entries after `prev_log_index`.
+    Append {
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+        /// The leader's latest ReadIndex round when this was sent (0: none).
+        read_ctx: u64,
+    },
+    AppendResponse {
+        /// The `prev_log_index` of the request this answers.
+        prev_log_index: Index,
+        success: bool,
+        /// On success, the index up to which the follower's log now matches the leader's.
+        match_index: Index,
+        /// On rejection: the term of the follower's entry at `prev_log_index`, if any.
+        conflict_term: Option<Term>,
+        /// On rejection: where the leader should try next (first index of `conflict_term`,
+        /// or the follower's last index + 1), so back-off skips a whole term per round trip.
+        conflict_index: Index,
+        read_ctx: u64,
+    },
+    /// An empty AppendEntries: keeps followers from campaigning, confirms leadership for
+    /// ReadIndex and tells followers how far they may commit (`commit` never exceeds what the
+    /// leader knows the follower holds).
+    Heartbeat {
+        commit: Index,
+        read_ctx: u64,
+    },
+    HeartbeatResponse {
+        read_ctx: u64,
+    },
+    /// One chunk of a snapshot, for a follower whose next entry was compacted away.
+    Snapshot {
+        last_index: Index,
+        last_term: Term,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    },
+    SnapshotResponse {
+        last_index: Index,
+        /// The byte offset the follower expects next; meaningless when `done`.
+        next_offset: u64,
+        /// The snapshot is installed (or was not needed): the follower matches up to
+        /// `last_index`.
+        done: bool,
+    },
+}
+
+impl Body {
+    /// Short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Vote { pre_vote: true, .. } => "PreVote",
+            Body::Vote { .. } => "Vote",
+            Body::VoteResponse { pre_vote: true, .. } => "PreVoteResponse",
+            Body::VoteResponse { .. } => "VoteResponse",
+            Body::Append { .. } => "Append",
+            Body::AppendResponse { .. } => "AppendResponse",
+            Body::Heartbeat { .. } => "Heartbeat",
+            Body::HeartbeatResponse { .. } => "HeartbeatResponse",
+            Body::Snapshot { .. } => "Snapshot",
+            Body::SnapshotResponse { .. } => "SnapshotResponse",
+        }
+    }
+}

@@ -1,0 +1,1259 @@
+//! The Raft consensus core, free of I/O, clocks and threads.
+//!
+//! [`Raft`] is a plain state machine: feed it messages with [`Raft::step`], logical clock
+//! ticks with [`Raft::tick`], commands with [`Raft::propose`] and reads with
+//! [`Raft::read_index`], then collect a [`Ready`] that says what to persist, send and apply.
+//! Because nothing in here touches the outside world, the same code runs inside the real
+//! node and inside a deterministic simulated network in the tests, where every schedule is
+//! reproducible from a seed (the design of etcd-raft and raft-rs).
+//!
+//! The contract with the driver, which makes the node safe: persist `Ready::hard_state`,
+//! `Ready::snapshot` and `Ready::entries` durably *before* sending `Ready::messages` or
+//! applying `Ready::committed`.
+
+mod log;
+mod message;
+mod progress;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+pub use log::RaftLog;
+pub use message::{Body, Entry, Index, Message, NodeId, Payload, Term};
+use progress::{Progress, ProgressState};
+
+/// Tunables of the core, all in ticks (the driver decides how long a tick is).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: NodeId,
+    /// The other voting members.
+    pub peers: Vec<NodeId>,
+    /// Election timeouts are drawn from `election_ticks_min..election_ticks_max`.
+    pub election_ticks_min: u32,
+    pub election_ticks_max: u32,
+    pub heartbeat_ticks: u32,
+    /// Bounds on one AppendEntries.
+    pub max_append_entries: usize,
+    pub max_append_bytes: usize,
+    /// AppendEntries a leader streams to a follower before waiting for answers.
+    pub max_inflight: usize,
+    pub snapshot_chunk_bytes: usize,
+    /// Pre-vote (§9.6): a node campaigns only if a majority would vote for it, so a node
+    /// rejoining after a partition does not depose a healthy leader.
+    pub pre_vote: bool,
+    /// Check-quorum (§6.2): a leader that has not heard from a majority for an election
+    /// timeout steps down; followers that hear from a leader ignore vote requests.
+    pub check_quorum: bool,
+    /// Seeds the election-timeout randomisation, so simulations are reproducible.
+    pub seed: u64,
+}
+
+impl Config {
+    pub fn new(id: NodeId, peers: Vec<NodeId>) -> Self {
+        Config {
+            id,
+            peers,
+            election_ticks_min: 30,
+            election_ticks_max: 60,
+            heartbeat_ticks: 5,
+            max_append_entries: 1024,
+            max_append_bytes: 4 << 20,
+            max_inflight: 64,
+            snapshot_chunk_bytes: 1 << 20,
+            pre_vote: true,
+            check_quorum: true,
+            seed: id,
+        }
+    }
+
+    /// Rejects settings under which the protocol cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id == 0 {
+            return Err("node id 0 is reserved".into());
+        }
+        if self.peers.contains(&self.id) {
+            return Err(format!("node {} lists itself as a peer", self.id));
+        }
+        let unique: BTreeSet<_> = self.peers.iter().collect();
+        if unique.len() != self.peers.len() || self.peers.contains(&0) {
+            return Err("peer ids must be unique and non-zero".into());
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks_min <= self.heartbeat_ticks {
+            return Err("the election timeout must be longer than the heartbeat interval".into());
+        }
+        if self.election_ticks_max <= self.election_ticks_min {
+            return Err("the election timeout range is empty".into());
+        }
+        if self.max_append_entries == 0 || self.max_inflight == 0 || self.snapshot_chunk_bytes == 0
+        {
+            return Err("message size limits must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+/// What must be durable before the node answers anyone (figure 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HardState {
+    pub term: Term,
+    pub vote: Option<NodeId>,
+}
+
+/// A state-machine snapshot covering the log up to `index`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub index: Index,
+    pub term: Term,
+    pub data: Arc<Vec<u8>>,
+}
+
+/// A read confirmed by ReadIndex: answer it once the applied index reaches `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    pub id: u64,
+    pub index: Index,
+}
+
+/// Work the driver must do, in this order: persist (`hard_state`, `snapshot`, `entries`),
+/// then send `messages`, then apply `snapshot` and `committed` and answer reads.
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub hard_state: Option<HardState>,
+    /// A snapshot received from the leader: persist it, then restore the state machine.
+    pub snapshot: Option<Snapshot>,
+    /// New log entries. The first one's index replaces whatever storage holds from there on.
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Message>,
+    /// Entries now committed, in log order, to apply to the state machine.
+    pub committed: Vec<Entry>,
+    pub read_states: Vec<ReadState>,
+    /// Reads that will never be confirmed here (this node is not, or no longer, leader).
+    pub failed_reads: Vec<u64>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.snapshot.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.committed.is_empty()
+            && self.read_states.is_empty()
+            && self.failed_reads.is_empty()
+    }
+}
+
+/// Durable state a node restarts from.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// The log after the snapshot, contiguous.
+    pub entries: Vec<Entry>,
+}
+
+/// Why a proposal or a read was refused. Refused work never entered the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLeader {
+    pub leader: Option<NodeId>,
+}
+
+/// A summary of a node, for status pages and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub vote: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    pub commit_index: Index,
+    pub applied_index: Index,
+    pub last_log_index: Index,
+    pub last_log_term: Term,
+    pub snapshot_index: Index,
+    pub log_length: usize,
+}
+
+struct ReadRound {
+    seq: u64,
+    index: Index,
+    ids: Vec<u64>,
+    acks: BTreeSet<NodeId>,
+}
+
+struct IncomingSnapshot {
+    index: Index,
+    term: Term,
+    buf: Vec<u8>,
+}
+
+/// SplitMix64: tiny, seedable, good enough for election jitter.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// One Raft node's consensus state. See the module docs for how to drive it.
+pub struct Raft {
+    cfg: Config,
+    term: Term,
+    vote: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    commit: Index,
+    /// Committed entries up to here were handed out in a `Ready`.
+    applied: Index,
+    election_elapsed: u32,
+    randomized_timeout: u32,
+    heartbeat_elapsed: u32,
+    votes: BTreeMap<NodeId, bool>,
+    progress: BTreeMap<NodeId, Progress>,
+    rng: Rng,
+    /// The newest local snapshot, kept to send to lagging followers.
+    snapshot: Option<Snapshot>,
+    incoming: Option<IncomingSnapshot>,
+    // Outputs collected until the next `ready()`.
+    msgs: Vec<Message>,
+    hard_state_dirty: bool,
+    snapshot_to_install: Option<Snapshot>,
+    read_states: Vec<ReadState>,
+    failed_reads: Vec<u64>,
+    // Leader bookkeeping.
+    reads_waiting_commit: Vec<u64>,
+    read_rounds: VecDeque<ReadRound>,
+    read_seq: u64,
+    round_open: bool,
+    broadcast_pending: bool,
+    heartbeat_pending: bool,
+}
+
+impl Raft {
+    /// Starts a node from its durable state (all defaults for a brand-new node).
+    pub fn new(cfg: Config, recovered: Recovered) -> Result<Self, String> {
+        cfg.validate()?;
+        let (si, st) = recovered
+            .snapshot
+            .as_ref()
+            .map_or((0, 0), |s| (s.index, s.term));
+        if let Some(first) = recovered.entries.first() {
+            if first.index != si + 1 {
+                return Err(format!(
+                    "log starts at {} but the snapshot ends at {si}",
+                    first.index
+                ));
+            }
+        }
+        for w in recovered.entries.windows(2) {
+            if w[1].index != w[0].index + 1 || w[1].term < w[0].term {
+                return Err(format!(
+                    "log is not contiguous or its terms go back at {}",
+                    w[1].index
+                ));
+            }
+        }
+        let log = RaftLog::new(si, st, recovered.entries);
+        if log.last_term() > recovered.hard_state.term {
+            return Err(format!(
+                "log holds term {} but the persisted term is only {}",
+                log.last_term(),
+                recovered.hard_state.term
+            ));
+        }
+        let mut rng = Rng(cfg.seed ^ 0x5EED_0000_0000_0000 ^ cfg.id.rotate_left(17));
+        let randomized_timeout = Self::draw_timeout(&cfg, &mut rng);
+        Ok(Raft {
+            term: recovered.hard_state.term,
+            vote: recovered.hard_state.vote,
+            role: Role::Follower,
+            leader: None,
+            log,
+            commit: si,
+            applied: si,
+            election_elapsed: 0,
+            randomized_timeout,
+            heartbeat_elapsed: 0,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            rng,
+            snapshot: recovered.snapshot,
+            incoming: None,
+            msgs: Vec::new(),
+            hard_state_dirty: false,
+            snapshot_to_install: None,
+            read_states: Vec::new(),
+            failed_reads: Vec::new(),
+            reads_waiting_commit: Vec::new(),
+            read_rounds: VecDeque::new(),
+            read_seq: 0,
+            round_open: false,
+            broadcast_pending: false,
+            heartbeat_pending: false,
+            cfg,
+        })
+    }
+
+    fn draw_timeout(cfg: &Config, rng: &mut Rng) -> u32 {
+        let span = u64::from(cfg.election_ticks_max - cfg.election_ticks_min);
+        cfg.election_ticks_min + (rng.next() % span) as u32
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.cfg.id,
+            role: self.role,
+            term: self.term,
+            vote: self.vote,
+            leader: self.leader,
+            commit_index: self.commit,
+            applied_index: self.applied,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            snapshot_index: self.log.snapshot_index(),
+            log_length: self.log.len(),
+        }
+    }
+
+    fn quorum(&self) -> usize {
+        (self.cfg.peers.len() + 1) / 2 + 1
+    }
+
+    fn send(&mut self, to: NodeId, term: Term, body: Body) {
+        self.msgs.push(Message {
+            from: self.cfg.id,
+            to,
+            term,
+            body,
+        });
+    }
+
+    // ----- clock -----
+
+    /// Advances the logical clock by one tick.
+    pub fn tick(&mut self) {
+        self.election_elapsed += 1;
+        if self.role == Role::Leader {
+            self.heartbeat_elapsed += 1;
+            for pr in self.progress.values_mut() {
+                pr.ticks_since_ack = pr.ticks_since_ack.saturating_add(1);
+            }
+            if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+                self.heartbeat_elapsed = 0;
+                self.heartbeat_tick();
+            }
+            if self.cfg.check_quorum && self.election_elapsed >= self.cfg.election_ticks_min {
+                self.election_elapsed = 0;
+                let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+                for pr in self.progress.values_mut() {
+                    pr.recent_active = false;
+                }
+                if active < self.quorum() {
+                    self.become_follower(self.term, None);
+                }
+            }
+        } else if self.election_elapsed >= self.randomized_timeout {
+            self.campaign();
+        }
+    }
+
+    fn heartbeat_tick(&mut self) {
+        let stall = 2 * self.cfg.heartbeat_ticks;
+        let peers: Vec<NodeId> = self.cfg.peers.clone();
+        for p in peers {
+            let pr = self.progress.get_mut(&p).expect("progress for every peer");
+            match pr.state {
+                ProgressState::Probe => {
+                    pr.probe_sent = false;
+                    self.replicate_to(p);
+                }
+                ProgressState::Replicate => {
+                    if !pr.inflight.is_empty() && pr.ticks_since_ack >= stall {
+                        // Something was lost: resend from what the follower acknowledged.
+                        pr.become_probe();
+                        self.replicate_to(p);
+                    } else {
+                        self.send_heartbeat(p);
+                    }
+                }
+                ProgressState::Snapshot => {
+                    if pr.ticks_since_ack >= stall {
+                        pr.probe_sent = false;
+                        pr.ticks_since_ack = 0;
+                        if let Some(at) = pr.snapshot_rewind.take() {
+                            pr.snapshot_offset = at;
+                        }
+                    }
+                    self.replicate_to(p);
+                    self.send_heartbeat(p);
+                }
+            }
+        }
+    }
+
+    fn in_lease(&self) -> bool {
+        self.cfg.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed < self.cfg.election_ticks_min
+    }
+
+    // ----- role changes -----
+
+    fn reset_timers(&mut self) {
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        self.randomized_timeout = Self::draw_timeout(&self.cfg, &mut self.rng);
+    }
+
+    fn abort_leader_work(&mut self) {
+        self.failed_reads.append(&mut self.reads_waiting_commit);
+        for round in self.read_rounds.drain(..) {
+            self.failed_reads.extend(round.ids);
+        }
+        self.round_open = false;
+        self.progress.clear();
+        self.broadcast_pending = false;
+        self.heartbeat_pending = false;
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+            self.hard_state_dirty = true;
+        }
+        if self.role == Role::Leader {
+            self.abort_leader_work();
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.reset_timers();
+    }
+
+    fn campaign(&mut self) {
+        if self.cfg.pre_vote {
+            self.role = Role::PreCandidate;
+            self.leader = None;
+            self.votes.clear();
+            self.votes.insert(self.cfg.id, true);
+            self.reset_timers();
+            if self.quorum() == 1 {
+                self.campaign_for_real();
+                return;
+            }
+            self.request_votes(true);
+        } else {
+            self.campaign_for_real();
+        }
+    }
+
+    fn campaign_for_real(&mut self) {
+        self.term += 1;
+        self.vote = Some(self.cfg.id);
+        self.hard_state_dirty = true;
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.votes.clear();
+        self.votes.insert(self.cfg.id, true);
+        self.reset_timers();
+        if self.quorum() == 1 {
+            self.become_leader();
+            return;
+        }
+        self.request_votes(false);
+    }
+
+    fn request_votes(&mut self, pre_vote: bool) {
+        let term = if pre_vote { self.term + 1 } else { self.term };
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        for p in self.cfg.peers.clone() {
+            self.send(
+                p,
+                term,
+                Body::Vote {
+                    pre_vote,
+                    last_log_index,
+                    last_log_term,
+                },
+            );
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id);
+        self.votes.clear();
+        self.reset_timers();
+        let next = self.log.last_index() + 1;
+        self.progress = self
+            .cfg
+            .peers
+            .iter()
+            .map(|&p| {
+                let mut pr = Progress::new(next);
+                pr.recent_active = true;
+                (p, pr)
+            })
+            .collect();
+        // The no-op lets this leader commit its term's first entry, and with it every entry
+        // of earlier terms (§3.6.2), and enables ReadIndex (§6.4).
+        self.log.append(Entry {
+            term: self.term,
+            index: next,
+            payload: Payload::Noop,
+        });
+        self.broadcast_pending = true;
+        self.maybe_commit();
+    }
+
+    // ----- client work -----
+
+    /// Appends a command to the log if this node leads. `Ok((index, term))` identifies the
+    /// entry: the command took effect iff the entry applied at `index` has term `term`.
+    pub fn propose(&mut self, command: Vec<u8>) -> Result<(Index, Term), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        let index = self.log.last_index() + 1;
+        self.log.append(Entry {
+            term: self.term,
+            index,
+            payload: Payload::Command(command),
+        });
+        self.broadcast_pending = true;
+        self.maybe_commit();
+        Ok((index, self.term))
+    }
+
+    /// Starts a linearizable read (ReadIndex, §6.4). Its [`ReadState`] appears in a later
+    /// `Ready` once a majority confirmed this node still leads; or its id appears in
+    /// `failed_reads` if leadership is lost first.
+    pub fn read_index(&mut self, id: u64) -> Result<(), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        if self.log.term(self.commit) != Some(self.term) {
+            // Until the no-op commits, this leader's commit index may lag the cluster's.
+            self.reads_waiting_commit.push(id);
+            return Ok(());
+        }
+        self.join_read_round(id);
+        Ok(())
+    }
+
+    fn join_read_round(&mut self, id: u64) {
+        match self.read_rounds.back_mut() {
+            Some(round) if self.round_open => {
+                round.ids.push(id);
+                round.index = self.commit;
+            }
+            _ => {
+                self.read_seq += 1;
+                self.read_rounds.push_back(ReadRound {
+                    seq: self.read_seq,
+                    index: self.commit,
+                    ids: vec![id],
+                    acks: BTreeSet::new(),
+                });
+                self.round_open = true;
+                self.heartbeat_pending = true;
+            }
+        }
+        self.confirm_read_rounds();
+    }
+
+    fn ack_reads(&mut self, from: NodeId, ctx: u64) {
+        if ctx == 0 {
+            return;
+        }
+        for round in self.read_rounds.iter_mut().take_while(|r| r.seq <= ctx) {
+            round.acks.insert(from);
+        }
+        self.confirm_read_rounds();
+    }
+
+    fn confirm_read_rounds(&mut self) {
+        let quorum = self.quorum();
+        while self
+            .read_rounds
+            .front()
+            .is_some_and(|r| r.acks.len() + 1 >= quorum)
+        {
+            let round = self.read_rounds.pop_front().expect("front exists");
+            if self.read_rounds.is_empty() {
+                self.round_open = false;
+            }
+            self.read_states
+                .extend(round.ids.iter().map(|&id| ReadState {
+                    id,
+                    index: round.index,
+                }));
+        }
+    }
+
+    /// Discards the log up to `snapshot.index`, which the state machine has captured.
+    /// The snapshot must already be durable.
+    pub fn compact(&mut self, snapshot: Snapshot) {
+        assert!(
+            snapshot.index <= self.applied,
+            "cannot compact entries not yet applied"
+        );
+        if snapshot.index <= self.log.snapshot_index() {
+            return;
+        }
+        debug_assert_eq!(self.log.term(snapshot.index), Some(snapshot.term));
+        self.log.compact(snapshot.index);
+        self.snapshot = Some(snapshot);
+    }
+
+    /// Collects everything the driver must do now. See [`Ready`] for the order.
+    pub fn ready(&mut self) -> Ready {
+        if self.role == Role::Leader {
+            if self.broadcast_pending {
+                self.broadcast_pending = false;
+                for p in self.cfg.peers.clone() {
+                    self.replicate_to(p);
+                }
+            }
+            if self.heartbeat_pending {
+                self.heartbeat_pending = false;
+                for p in self.cfg.peers.clone() {
+                    self.send_heartbeat(p);
+                }
+            }
+        }
+        self.round_open = false;
+        let hard_state = std::mem::take(&mut self.hard_state_dirty).then(|| self.hard_state());
+        let snapshot = self.snapshot_to_install.take();
+        let entries = self.log.take_unstable();
+        let committed = if self.commit > self.applied {
+            self.log
+                .slice(self.applied + 1, self.commit, usize::MAX, usize::MAX)
+        } else {
+            Vec::new()
+        };
+        debug_assert_eq!(committed.len() as u64, self.commit - self.applied);
+        self.applied = self.commit;
+        Ready {
+            hard_state,
+            snapshot,
+            entries,
+            messages: std::mem::take(&mut self.msgs),
+            committed,
+            read_states: std::mem::take(&mut self.read_states),
+            failed_reads: std::mem::take(&mut self.failed_reads),
+        }
+    }
+
+    // ----- replication (leader) -----
+
+    fn send_heartbeat(&mut self, to: NodeId) {
+        let matched = self.progress.get(&to).map_or(0, |p| p.match_index);
+        let commit = self.commit.min(matched);
+        self.send(
+            to,
+            self.term,
+            Body::Heartbeat {
+                commit,
+                read_ctx: self.read_seq,
+            },
+        );
+    }
+
+    /// Sends `to` whatever its state and window allow.
+    fn replicate_to(&mut self, to: NodeId) {
+        let Some(pr) = self.progress.get(&to) else {
+            return;
+        };
+        match pr.state {
+            ProgressState::Snapshot => {
+                if !pr.probe_sent {
+                    self.send_snapshot_chunk(to);
+                }
+            }
+            ProgressState::Probe => {
+                if !pr.probe_sent {
+                    self.send_append(to);
+                }
+            }
+            ProgressState::Replicate => loop {
+                let pr = &self.progress[&to];
+                if pr.state != ProgressState::Replicate
+                    || pr.inflight.len() >= self.cfg.max_inflight
+                    || pr.next_index > self.log.last_index()
+                {
+                    break;
+                }
+                self.send_append(to);
+            },
+        }
+    }
+
+    fn send_append(&mut self, to: NodeId) {
+        let last = self.log.last_index();
+        let pr = self.progress.get_mut(&to).expect("progress for peer");
+        let prev = pr.next_index - 1;
+        let Some(prev_term) = self.log.term(prev) else {
+            // The entries this follower needs are compacted away.
+            let snap = self
+                .snapshot
+                .clone()
+                .expect("a compacted log has a snapshot");
+            pr.become_snapshot(snap);
+            self.send_snapshot_chunk(to);
+            return;
+        };
+        let entries = self.log.slice(
+            prev + 1,
+            last,
+            self.cfg.max_append_entries,
+            self.cfg.max_append_bytes,
+        );
+        let last_sent = entries.last().map_or(prev, |e| e.index);
+        match pr.state {
+            ProgressState::Replicate => {
+                if entries.is_empty() {
+                    return;
+                }
+                pr.next_index = last_sent + 1;
+                pr.inflight.push_back(last_sent);
+            }
+            _ => pr.probe_sent = true,
+        }
+        let body = Body::Append {
+            prev_log_index: prev,
+            prev_log_term: prev_term,
+            entries,
+            leader_commit: self.commit,
+            read_ctx: self.read_seq,
+        };
+        self.send(to, self.term, body);
+    }
+
+    fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let pr = self.progress.get_mut(&to).expect("progress for peer");
+        let snap = pr
+            .snapshot
+            .clone()
+            .expect("snapshot state holds its snapshot");
+        let len = snap.data.len() as u64;
+        let offset = pr.snapshot_offset.min(len);
+        let end = (offset + self.cfg.snapshot_chunk_bytes as u64).min(len);
+        pr.probe_sent = true;
+        let body = Body::Snapshot {
+            last_index: snap.index,
+            last_term: snap.term,
+            offset,
+            data: snap.data[offset as usize..end as usize].to_vec(),
+            done: end == len,
+        };
+        self.send(to, self.term, body);
+    }
+
+    fn maybe_commit(&mut self) {
+        let mut matched: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
+        matched.push(self.log.last_index());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[self.quorum() - 1];
+        // Only entries of the current term are committed by counting replicas (§3.6.2).
+        if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
+            self.commit = candidate;
+            if !self.reads_waiting_commit.is_empty() {
+                for id in std::mem::take(&mut self.reads_waiting_commit) {
+                    self.join_read_round(id);
+                }
+            }
+        }
+    }
+
+    // ----- message handling -----
+
+    /// Handles one message from a peer. Unknown senders and stale messages are dropped.
+    pub fn step(&mut self, m: Message) {
+        if m.to != self.cfg.id || m.from == self.cfg.id || !self.cfg.peers.contains(&m.from) {
+            return;
+        }
+        if m.term > self.term {
+            match &m.body {
+                // A pre-vote never changes the receiver's term; a granted pre-vote answer
+                // carries the term the candidate asked for.
+                Body::Vote { pre_vote: true, .. } => {}
+                Body::VoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                } => {}
+                // §4.2.3: while a leader is heard from, vote requests are ignored outright.
+                Body::Vote {
+                    pre_vote: false, ..
+                } if self.in_lease() => return,
+                Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } => {
+                    self.become_follower(m.term, Some(m.from));
+                }
+                _ => self.become_follower(m.term, None),
+            }
+        } else if m.term < self.term {
+            // Answer stale requests with our term so their sender steps down; drop the rest.
+            let from = m.from;
+            match m.body {
+                Body::Vote { pre_vote, .. } => self.send(
+                    from,
+                    self.term,
+                    Body::VoteResponse {
+                        pre_vote,
+                        granted: false,
+                    },
+                ),
+                Body::Append { prev_log_index, .. } => self.send(
+                    from,
+                    self.term,
+                    Body::AppendResponse {
+                        prev_log_index,
+                        success: false,
+                        match_index: 0,
+                        conflict_term: None,
+                        conflict_index: 0,
+                        read_ctx: 0,
+                    },
+                ),
+                Body::Heartbeat { .. } => {
+                    self.send(from, self.term, Body::HeartbeatResponse { read_ctx: 0 })
+                }
+                Body::Snapshot { last_index, .. } => self.send(
+                    from,
+                    self.term,
+                    Body::SnapshotResponse {
+                        last_index,
+                        next_offset: 0,
+                        done: false,
+                    },
+                ),
+                _ => {}
+            }
+            return;
+        }
+
+        let from = m.from;
+        match m.body {
+            Body::Vote {
+                pre_vote,
+                last_log_index,
+                last_log_term,
+            } => self.handle_vote(from, m.term, pre_vote, last_log_index, last_log_term),
+            Body::VoteResponse { pre_vote, granted } => {
+                self.handle_vote_response(from, m.term, pre_vote, granted)
+            }
+            Body::Append {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                read_ctx,
+            } => {
+                if !self.accept_leader(from) {
+                    return;
+                }
+                self.handle_append(
+                    from,
+                    prev_log_index,
+                    prev_log_term,
+                    entries,
+                    leader_commit,
+                    read_ctx,
+                )
+            }
+            Body::AppendResponse {
+                prev_log_index,
+                success,
+                match_index,
+                conflict_term,
+                conflict_index,
+                read_ctx,
+            } => self.handle_append_response(
+                from,
+                prev_log_index,
+                success,
+                match_index,
+                conflict_term,
+                conflict_index,
+                read_ctx,
+            ),
+            Body::Heartbeat { commit, read_ctx } => {
+                if !self.accept_leader(from) {
+                    return;
+                }
+                if commit > self.commit {
+                    self.commit = commit.min(self.log.last_index());
+                }
+                self.send(from, self.term, Body::HeartbeatResponse { read_ctx });
+            }
+            Body::HeartbeatResponse { read_ctx } => {
+                if self.role != Role::Leader {
+                    return;
+                }
+                let last = self.log.last_index();
+                let Some(pr) = self.progress.get_mut(&from) else {
+                    return;
+                };
+                pr.recent_active = true;
+                if pr.state == ProgressState::Probe {
+                    pr.probe_sent = false;
+                }
+                if pr.match_index < last {
+                    self.replicate_to(from);
+                }
+                self.ack_reads(from, read_ctx);
+            }
+            Body::Snapshot {
+                last_index,
+                last_term,
+                offset,
+                data,
+                done,
+            } => {
+                if !self.accept_leader(from) {
+                    return;
+                }
+                self.handle_snapshot(from, last_index, last_term, offset, data, done)
+            }
+            Body::SnapshotResponse {
+                last_index,
+                next_offset,
+                done,
+            } => self.handle_snapshot_response(from, last_index, next_offset, done),
+        }
+    }
+
+    /// A message from the leader of our term: follow it. Returns false if it makes no
+    /// sense (two leaders in one term would be a safety bug elsewhere).
+    fn accept_leader(&mut self, from: NodeId) -> bool {
+        if self.role == Role::Leader {
+            debug_assert!(false, "two leaders in term {}", self.term);
+            return false;
+        }
+        if self.role != Role::Follower {
+            self.become_follower(self.term, Some(from));
+        }
+        self.leader = Some(from);
+        self.election_elapsed = 0;
+        true
+    }
+
+    fn log_up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
+        last_log_term > self.log.last_term()
+            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index())
+    }
+
+    fn handle_vote(&mut self, from: NodeId, term: Term, pre_vote: bool, lli: Index, llt: Term) {
+        let up_to_date = self.log_up_to_date(lli, llt);
+        if pre_vote {
+            let granted = term > self.term && up_to_date && !self.in_lease();
+            let reply_term = if granted { term } else { self.term };
+            self.send(from, reply_term, Body::VoteResponse { pre_vote, granted });
+            return;
+        }
+        let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+        let granted = can_vote && up_to_date;
+        if granted {
+            if self.vote != Some(from) {
+                self.vote = Some(from);
+                self.hard_state_dirty = true;
+            }
+            self.election_elapsed = 0;
+        }
+        self.send(from, self.term, Body::VoteResponse { pre_vote, granted });
+    }
+
+    fn handle_vote_response(&mut self, from: NodeId, term: Term, pre_vote: bool, granted: bool) {
+        let counts = match (self.role, pre_vote) {
+            (Role::PreCandidate, true) => !granted || term == self.term + 1,
+            (Role::Candidate, false) => true,
+            _ => false,
+        };
+        if !counts {
+            return;
+        }
+        self.votes.insert(from, granted);
+        let yes = self.votes.values().filter(|&&g| g).count();
+        let no = self.votes.len() - yes;
+        if yes >= self.quorum() {
+            if pre_vote {
+                self.campaign_for_real();
+            } else {
+                self.become_leader();
+            }
+        } else if no >= self.quorum() {
+            self.become_follower(self.term, None);
+        }
+    }
+
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+        read_ctx: u64,
+    ) {
+        let respond = |s: &mut Self, success, match_index, conflict_term, conflict_index| {
+            let body = Body::AppendResponse {
+                prev_log_index: prev,
+                success,
+                match_index,
+                conflict_term,
+                conflict_index,
+                read_ctx,
+            };
+            s.send(from, s.term, body);
+        };
+        if prev < self.commit {
+            // Everything up to our commit index matches the leader already.
+            respond(self, true, self.commit, None, 0);
+            return;
+        }
+        match self.log.term(prev) {
+            Some(t) if t == prev_term => {
+                let last_covered = prev + entries.len() as u64;
+                for e in entries {
+                    match self.log.term(e.index) {
+                        Some(t) if t == e.term => continue,
+                        Some(_) => {
+                            // Truncate only at the first real conflict (never blindly after
+                            // prev): a delayed duplicate must not delete entries.
+                            assert!(
+                                e.index > self.commit,
+                                "leader conflicts with a committed entry"
+                            );
+                            self.log.truncate_from(e.index);
+                            self.log.append(e);
+                        }
+                        None => self.log.append(e),
+                    }
+                }
+                // Commit no further than this RPC proved our log matches the leader's.
+                let new_commit = leader_commit.min(last_covered);
+                if new_commit > self.commit {
+                    self.commit = new_commit;
+                }
+                respond(self, true, last_covered, None, 0);
+            }
+            Some(t) => {
+                let first = self.log.first_index_of_term_run(prev, self.commit + 1);
+                respond(self, false, 0, Some(t), first);
+            }
+            None => {
+                let next = self.log.last_index() + 1;
+                respond(self, false, 0, None, next);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_append_response(
+        &mut self,
+        from: NodeId,
+        prev: Index,
+        success: bool,
+        match_index: Index,
+        conflict_term: Option<Term>,
+        conflict_index: Index,
+        read_ctx: u64,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        if success {
+            let grew = pr.ack(match_index);
+            match pr.state {
+                ProgressState::Probe => pr.become_replicate(),
+                ProgressState::Snapshot if pr.match_index >= pr.snapshot_index => {
+                    pr.become_replicate()
+                }
+                _ => {}
+            }
+            if grew {
+                self.maybe_commit();
+            }
+            self.replicate_to(from);
+        } else if prev >= pr.match_index
+            && !(pr.state == ProgressState::Probe && prev + 1 != pr.next_index)
+        {
+            // A fresh rejection: jump back a whole term (or to the follower's log end).
+            let hint = match conflict_term.and_then(|t| self.log.last_index_of_term(t)) {
+                Some(i) if i < prev => i + 1,
+                _ => conflict_index,
+            };
+            let pr = self.progress.get_mut(&from).expect("checked above");
+            let next = hint.clamp(pr.match_index + 1, prev.max(pr.match_index + 1));
+            pr.become_probe();
+            pr.next_index = next;
+            self.replicate_to(from);
+        }
+        self.ack_reads(from, read_ctx);
+    }
+
+    fn handle_snapshot(
+        &mut self,
+        from: NodeId,
+        index: Index,
+        term: Term,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    ) {
+        let reply = |s: &mut Self, next_offset, done| {
+            let body = Body::SnapshotResponse {
+                last_index: index,
+                next_offset,
+                done,
+            };
+            s.send(from, s.term, body);
+        };
+        if index <= self.commit {
+            self.incoming = None;
+            reply(self, 0, true);
+            return;
+        }
+        if offset == 0 {
+            self.incoming = Some(IncomingSnapshot {
+                index,
+                term,
+                buf: Vec::new(),
+            });
+        }
+        let Some(inc) = self
+            .incoming
+            .as_mut()
+            .filter(|i| i.index == index && i.term == term)
+        else {
+            reply(self, 0, false);
+            return;
+        };
+        if inc.buf.len() as u64 != offset {
+            let have = inc.buf.len() as u64;
+            reply(self, have, false);
+            return;
+        }
+        inc.buf.extend_from_slice(&data);
+        if !done {
+            let have = inc.buf.len() as u64;
+            reply(self, have, false);
+            return;
+        }
+        let inc = self.incoming.take().expect("checked above");
+        let snap = Snapshot {
+            index,
+            term,
+            data: Arc::new(inc.buf),
+        };
+        // Keep the log after the snapshot only if it agrees with the snapshot (§5.3).
+        if self.log.term(index) == Some(term) {
+            self.log.compact(index);
+        } else {
+            self.log.reset(index, term);
+        }
+        self.commit = index;
+        self.applied = index;
+        self.snapshot_to_install = Some(snap.clone());
+        self.snapshot = Some(snap);
+        reply(self, 0, true);
+    }
+
+    fn handle_snapshot_response(&mut self, from: NodeId, index: Index, next: u64, done: bool) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        if done {
+            let grew = pr.ack(index);
+            if pr.state == ProgressState::Snapshot && pr.match_index >= pr.snapshot_index {
+                pr.become_probe();
+            }
+            if grew {
+                self.maybe_commit();
+            }
+            self.replicate_to(from);
+        } else if pr.state == ProgressState::Snapshot && pr.snapshot_index == index {
+            if next > pr.snapshot_offset {
+                pr.ticks_since_ack = 0;
+                pr.snapshot_offset = next;
+                pr.snapshot_rewind = None;
+                pr.probe_sent = false;
+                self.replicate_to(from);
+            } else {
+                // A duplicate, or the follower lost its partial copy: never answer each such
+                // response with a chunk (duplicates would multiply); the stall timer resends
+                // from where the follower last said it is.
+                pr.snapshot_rewind = Some(next);
+            }
+        }
+    }
+}

@@ -1,0 +1,725 @@
+//! Durable state of one node: a segmented write-ahead log and a snapshot file.
+//!
+//! Layout of a data directory:
+//! - `LOCK`: held with an OS file lock while a node runs, so two nodes never share a dir.
+//! - `wal-<seq>.log`: append-only segments of checksummed records. Each segment starts with
+//!   the hard state, so old segments can be deleted whole once a snapshot covers them.
+//! - `snapshot.bin`: the newest state-machine snapshot, replaced atomically
+//!   (temp file, fsync, rename, fsync of the directory).
+//!
+//! A record is `len: u32 LE | crc32: u32 LE | kind: u8 | payload`, the CRC covering kind and
+//! payload. Replaying applies the records in order: a hard-state record replaces the hard
+//! state, an entry at index `i` replaces the log from `i` on, and a snapshot mark says "a
+//! snapshot up to (index, term) was installed here" (keep the log after it only if it
+//! agrees). Every [`Storage::persist`] is one `write` and one `fdatasync` (group commit).
+//!
+//! A crash mid-write leaves a torn tail in the last segment: records that fail their
+//! checksum with nothing valid after them. That tail was never acknowledged, so it is cut
+//! off. A bad record *followed by valid ones* is corruption, and opening fails rather than
+//! silently dropping acknowledged data.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::raft::{Entry, HardState, Index, Recovered, Snapshot, Term};
+
+const KIND_HARD_STATE: u8 = 1;
+const KIND_ENTRY: u8 = 2;
+const KIND_SNAPSHOT_MARK: u8 = 3;
+const HEADER: usize = 9;
+const MAX_RECORD: usize = 512 << 20;
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAP1";
+const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "corrupt write-ahead log {path} at byte {offset}: {reason}; valid records follow it, \
+         so this is damage, not a torn write. Refusing to start rather than lose data"
+    )]
+    CorruptLog {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("corrupt snapshot {path}: {reason}")]
+    CorruptSnapshot { path: PathBuf, reason: String },
+    #[error("data directory {0} is in use by another process (its LOCK file is held)")]
+    Locked(PathBuf),
+    #[error("inconsistent data directory {path}: {reason}")]
+    Inconsistent { path: PathBuf, reason: String },
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    /// Highest entry index written to this segment (0 if none).
+    max_index: Index,
+}
+
+/// What recovery found besides the state itself, for the node's start-up log.
+#[derive(Debug, Default, Clone)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub records: usize,
+    /// Bytes of torn tail cut from the last segment.
+    pub truncated_bytes: u64,
+}
+
+/// The durable state of one node. All methods return only after an fsync.
+pub struct Storage {
+    dir: PathBuf,
+    _lock: File,
+    segments: Vec<Segment>,
+    current: File,
+    buf: Vec<u8>,
+    hard_state: HardState,
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:016x}.log")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+fn encode_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&[kind]);
+    crc.update(payload);
+    buf.extend_from_slice(&((payload.len() + 1) as u32).to_le_bytes());
+    buf.extend_from_slice(&crc.finalize().to_le_bytes());
+    buf.push(kind);
+    buf.extend_from_slice(payload);
+}
+
+fn encode_hard_state(buf: &mut Vec<u8>, hs: HardState) {
+    let mut p = [0u8; 16];
+    p[..8].copy_from_slice(&hs.term.to_le_bytes());
+    p[8..].copy_from_slice(&hs.vote.unwrap_or(0).to_le_bytes());
+    encode_record(buf, KIND_HARD_STATE, &p);
+}
+
+fn encode_mark(buf: &mut Vec<u8>, index: Index, term: Term) {
+    let mut p = [0u8; 16];
+    p[..8].copy_from_slice(&index.to_le_bytes());
+    p[8..].copy_from_slice(&term.to_le_bytes());
+    encode_record(buf, KIND_SNAPSHOT_MARK, &p);
+}
+
+enum Record {
+    HardState(HardState),
+    Entry(Entry),
+    Mark(Index, Term),
+}
+
+/// Decodes the record at the start of `data`; `Err` says why it is not a valid record.
+fn decode_record(data: &[u8]) -> std::result::Result<(Record, usize), String> {
+    if data.len() < HEADER {
+        return Err(format!(
+            "{} bytes left, less than a record header",
+            data.len()
+        ));
+    }
+    let len = u32::from_le_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_RECORD {
+        return Err(format!("implausible record length {len}"));
+    }
+    if data.len() < 8 + len {
+        return Err(format!(
+            "record of {len} bytes runs past the end of the file"
+        ));
+    }
+    let body = &data[8..8 + len];
+    if crc32fast::hash(body) != crc {
+        return Err("checksum mismatch".into());
+    }
+    let payload = &body[1..];
+    let u64_at = |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().expect("8 bytes"));
+    let rec = match body[0] {
+        KIND_HARD_STATE if payload.len() == 16 => {
+            let vote = u64_at(8);
+            Record::HardState(HardState {
+                term: u64_at(0),
+                vote: (vote != 0).then_some(vote),
+            })
+        }
+        KIND_SNAPSHOT_MARK if payload.len() == 16 => Record::Mark(u64_at(0), u64_at(8)),
+        KIND_ENTRY => Record::Entry(
+            postcard::from_bytes(payload).map_err(|e| format!("undecodable entry: {e}"))?,
+        ),
+        k => return Err(format!("unknown record kind {k} or bad payload size")),
+    };
+    Ok((rec, 8 + len))
+}
+
+/// Whether any valid record starts somewhere in `data` (used to tell a torn tail from
+/// damage in the middle).
+fn any_valid_record(data: &[u8]) -> bool {
+    (0..data.len()).any(|i| decode_record(&data[i..]).is_ok())
+}
+
+impl Storage {
+    /// Opens (creating if needed) a data directory and recovers the node's durable state.
+    pub fn open(dir: &Path) -> Result<(Storage, Recovered, RecoveryReport)> {
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StorageError::Locked(dir.into())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
+        // Leftovers of an interrupted snapshot write are garbage by construction.
+        let _ = fs::remove_file(dir.join(format!("{SNAPSHOT_FILE}.tmp")));
+
+        let snapshot = Self::load_snapshot(dir)?;
+        let mut seqs: Vec<u64> = fs::read_dir(dir)
+            .map_err(io_err("list", dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| parse_segment_name(&e.file_name().to_string_lossy()))
+            .collect();
+        seqs.sort_unstable();
+
+        let mut report = RecoveryReport {
+            segments: seqs.len(),
+            ..Default::default()
+        };
+        let mut hard_state = HardState::default();
+        let mut log: std::collections::BTreeMap<Index, Entry> = Default::default();
+        let mut max_mark = 0;
+        let mut segments = Vec::new();
+        for (n, &seq) in seqs.iter().enumerate() {
+            let path = dir.join(segment_name(seq));
+            let mut data = Vec::new();
+            File::open(&path)
+                .and_then(|mut f| f.read_to_end(&mut data))
+                .map_err(io_err("read", &path))?;
+            let is_last = n + 1 == seqs.len();
+            let mut off = 0;
+            let mut max_index = 0;
+            while off < data.len() {
+                match decode_record(&data[off..]) {
+                    Ok((rec, used)) => {
+                        report.records += 1;
+                        match rec {
+                            Record::HardState(hs) => hard_state = hs,
+                            Record::Entry(e) => {
+                                max_index = max_index.max(e.index);
+                                let _ = log.split_off(&e.index);
+                                log.insert(e.index, e);
+                            }
+                            Record::Mark(index, term) => {
+                                max_mark = max_mark.max(index);
+                                if log.get(&index).is_some_and(|e| e.term == term) {
+                                    log = log.split_off(&(index + 1));
+                                } else {
+                                    log.clear();
+                                }
+                            }
+                        }
+                        off += used;
+                    }
+                    Err(reason) => {
+                        if !is_last || any_valid_record(&data[off + 1..]) {
+                            return Err(StorageError::CorruptLog {
+                                path,
+                                offset: off as u64,
+                                reason,
+                            });
+                        }
+                        report.truncated_bytes = (data.len() - off) as u64;
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(io_err("open", &path))?;
+                        f.set_len(off as u64)
+                            .map_err(io_err("truncate torn tail of", &path))?;
+                        f.sync_all().map_err(io_err("fsync", &path))?;
+                        break;
+                    }
+                }
+            }
+            segments.push(Segment {
+                seq,
+                path,
+                max_index,
+            });
+        }
+
+        let inconsistent = |reason: String| StorageError::Inconsistent {
+            path: dir.into(),
+            reason,
+        };
+        let (si, st) = snapshot.as_ref().map_or((0, 0), |s| (s.index, s.term));
+        if max_mark > si {
+            return Err(inconsistent(format!(
+                "the log records a snapshot up to index {max_mark} but {SNAPSHOT_FILE} only reaches {si}"
+            )));
+        }
+        if si > 0 {
+            if log.get(&si).is_some_and(|e| e.term != st) {
+                log.clear();
+            } else {
+                log = log.split_off(&(si + 1));
+            }
+        }
+        let entries: Vec<Entry> = log.into_values().collect();
+        if let Some(first) = entries.first() {
+            if first.index != si + 1 {
+                return Err(inconsistent(format!(
+                    "the log starts at index {} but the snapshot ends at {si}: entries are missing",
+                    first.index
+                )));
+            }
+        }
+        let mut prev_term = st;
+        for e in &entries {
+            if e.term < prev_term {
+                return Err(inconsistent(format!(
+                    "entry {} goes back to term {}",
+                    e.index, e.term
+                )));
+            }
+            prev_term = e.term;
+        }
+        if prev_term > hard_state.term {
+            return Err(inconsistent(format!(
+                "the log holds term {prev_term} but the persisted current term is {}",
+                hard_state.term
+            )));
+        }
+
+        let mut storage = if let Some(last) = segments.last() {
+            let current = OpenOptions::new()
+                .append(true)
+                .open(&last.path)
+                .map_err(io_err("open", &last.path))?;
+            Storage {
+                dir: dir.into(),
+                _lock: lock,
+                segments,
+                current,
+                buf: Vec::new(),
+                hard_state,
+            }
+        } else {
+            let (seg, current) = Self::create_segment(dir, 1, hard_state)?;
+            let segments = vec![seg];
+            Storage {
+                dir: dir.into(),
+                _lock: lock,
+                segments,
+                current,
+                buf: Vec::new(),
+                hard_state,
+            }
+        };
+        storage.buf.reserve(64 << 10);
+        Ok((
+            storage,
+            Recovered {
+                hard_state,
+                snapshot,
+                entries,
+            },
+            report,
+        ))
+    }
+
+    fn create_segment(dir: &Path, seq: u64, hs: HardState) -> Result<(Segment, File)> {
+        let path = dir.join(segment_name(seq));
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        let mut buf = Vec::new();
+        encode_hard_state(&mut buf, hs);
+        f.write_all(&buf).map_err(io_err("write", &path))?;
+        f.sync_all().map_err(io_err("fsync", &path))?;
+        sync_dir(dir)?;
+        Ok((
+            Segment {
+                seq,
+                path,
+                max_index: 0,
+            },
+            f,
+        ))
+    }
+
+    fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let corrupt = |reason: &str| StorageError::CorruptSnapshot {
+            path: path.clone(),
+            reason: reason.to_string(),
+        };
+        if data.len() < 36 || &data[..8] != SNAPSHOT_MAGIC {
+            return Err(corrupt("bad header"));
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+        let (index, term, len) = (u64_at(8), u64_at(16), u64_at(24) as usize);
+        let crc = u32::from_le_bytes(data[32..36].try_into().expect("4 bytes"));
+        if data.len() != 36 + len {
+            return Err(corrupt("length does not match its header"));
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(&data[8..32]);
+        h.update(&data[36..]);
+        if h.finalize() != crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        Ok(Some(Snapshot {
+            index,
+            term,
+            data: Arc::new(data[36..].to_vec()),
+        }))
+    }
+
+    /// Writes the snapshot file atomically: temp file, fsync, rename, fsync directory.
+    fn write_snapshot_file(&self, snap: &Snapshot) -> Result<()> {
+        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        let dst = self.dir.join(SNAPSHOT_FILE);
+        let mut header = Vec::with_capacity(36);
+        header.extend_from_slice(SNAPSHOT_MAGIC);
+        header.extend_from_slice(&snap.index.to_le_bytes());
+        header.extend_from_slice(&snap.term.to_le_bytes());
+        header.extend_from_slice(&(snap.data.len() as u64).to_le_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&header[8..32]);
+        h.update(&snap.data);
+        header.extend_from_slice(&h.finalize().to_le_bytes());
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&header)
+            .and_then(|_| f.write_all(&snap.data))
+            .and_then(|_| f.sync_all())
+            .map_err(io_err("write", &tmp))?;
+        fs::rename(&tmp, &dst).map_err(io_err("rename", &tmp))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Makes a `Ready`'s durable part durable: an installed snapshot, the hard state and new
+    /// entries, in one write and one fdatasync of the log.
+    pub fn persist(
+        &mut self,
+        hard_state: Option<HardState>,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+    ) -> Result<()> {
+        if let Some(snap) = snapshot {
+            self.write_snapshot_file(snap)?;
+        }
+        self.buf.clear();
+        if let Some(snap) = snapshot {
+            encode_mark(&mut self.buf, snap.index, snap.term);
+        }
+        if let Some(hs) = hard_state {
+            encode_hard_state(&mut self.buf, hs);
+            self.hard_state = hs;
+        }
+        let mut payload = Vec::new();
+        for e in entries {
+            payload.clear();
+            postcard::to_io(e, &mut payload).expect("entries always encode");
+            encode_record(&mut self.buf, KIND_ENTRY, &payload);
+        }
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let seg = self.segments.last_mut().expect("a current segment");
+        if let Some(last) = entries.last() {
+            seg.max_index = seg.max_index.max(last.index);
+        }
+        self.current
+            .write_all(&self.buf)
+            .map_err(io_err("write", &seg.path))?;
+        self.current
+            .sync_data()
+            .map_err(io_err("fdatasync", &seg.path))?;
+        Ok(())
+    }
+
+    /// Records a snapshot the state machine took locally and frees the log it covers:
+    /// starts a new segment and deletes the segments whose entries it covers.
+    pub fn save_snapshot(&mut self, snap: &Snapshot) -> Result<()> {
+        self.write_snapshot_file(snap)?;
+        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+        let (seg, file) = Self::create_segment(&self.dir, seq, self.hard_state)?;
+        self.current = file;
+        self.segments.push(seg);
+        let keep_from = self
+            .segments
+            .iter()
+            .position(|s| s.max_index > snap.index)
+            .unwrap_or(self.segments.len() - 1);
+        for old in self.segments.drain(..keep_from) {
+            fs::remove_file(&old.path).map_err(io_err("remove", &old.path))?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::Payload;
+
+    fn entry(index: Index, term: Term) -> Entry {
+        Entry {
+            index,
+            term,
+            payload: Payload::Command(format!("cmd{index}").into_bytes()),
+        }
+    }
+
+    fn hs(term: Term, vote: Option<u64>) -> Option<HardState> {
+        Some(HardState { term, vote })
+    }
+
+    fn last_segment(dir: &Path) -> PathBuf {
+        let mut segs: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".log"))
+            .collect();
+        segs.sort();
+        segs.pop().unwrap()
+    }
+
+    #[test]
+    fn restart_recovers_term_vote_log_and_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, rec, _) = Storage::open(dir.path()).unwrap();
+            assert_eq!(rec.hard_state, HardState::default());
+            assert!(rec.entries.is_empty() && rec.snapshot.is_none());
+            s.persist(
+                hs(3, Some(2)),
+                None,
+                &[entry(1, 1), entry(2, 3), entry(3, 3)],
+            )
+            .unwrap();
+            // A conflicting append replaces the tail from index 3.
+            s.persist(hs(4, None), None, &[entry(3, 4), entry(4, 4)])
+                .unwrap();
+        }
+        let (mut s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(
+            rec.hard_state,
+            HardState {
+                term: 4,
+                vote: None
+            }
+        );
+        let got: Vec<_> = rec.entries.iter().map(|e| (e.index, e.term)).collect();
+        assert_eq!(got, vec![(1, 1), (2, 3), (3, 4), (4, 4)]);
+        let snap = Snapshot {
+            index: 3,
+            term: 4,
+            data: Arc::new(b"state".to_vec()),
+        };
+        s.save_snapshot(&snap).unwrap();
+        s.persist(hs(5, Some(1)), None, &[entry(5, 5)]).unwrap();
+        drop(s);
+        let (_s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.snapshot.as_ref().unwrap().data.as_slice(), b"state");
+        assert_eq!(
+            rec.hard_state,
+            HardState {
+                term: 5,
+                vote: Some(1)
+            }
+        );
+        let got: Vec<_> = rec.entries.iter().map(|e| (e.index, e.term)).collect();
+        assert_eq!(got, vec![(4, 4), (5, 5)]);
+    }
+
+    #[test]
+    fn installed_snapshot_discards_a_disagreeing_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            s.persist(hs(2, None), None, &[entry(1, 1), entry(2, 2), entry(3, 2)])
+                .unwrap();
+            let snap = Snapshot {
+                index: 2,
+                term: 3,
+                data: Arc::new(vec![7]),
+            };
+            s.persist(hs(3, None), Some(&snap), &[]).unwrap();
+        }
+        let (_s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.snapshot.unwrap().index, 2);
+        assert!(
+            rec.entries.is_empty(),
+            "entries of a log that disagreed with the snapshot"
+        );
+    }
+
+    #[test]
+    fn torn_tail_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg;
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            s.persist(hs(1, Some(1)), None, &[entry(1, 1), entry(2, 1)])
+                .unwrap();
+            s.persist(None, None, &[entry(3, 1)]).unwrap();
+            seg = last_segment(dir.path());
+        }
+        // Tear the last record: drop its final 5 bytes.
+        let len = fs::metadata(&seg).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        // And a zero-filled extension, as a crash after a size update can leave.
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&[0u8; 100]).unwrap();
+        drop(f);
+        let (mut s, rec, report) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 2);
+        assert!(report.truncated_bytes > 100);
+        // The log stays writable after the cut, and the next start sees a clean file.
+        s.persist(None, None, &[entry(3, 1)]).unwrap();
+        drop(s);
+        let (_s, rec, report) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 3);
+        assert_eq!(report.truncated_bytes, 0);
+    }
+
+    #[test]
+    fn corrupt_middle_record_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            for i in 1..=5 {
+                s.persist(hs(1, None), None, &[entry(i, 1)]).unwrap();
+            }
+        }
+        let seg = last_segment(dir.path());
+        let mut data = fs::read(&seg).unwrap();
+        let mid = data.len() / 2;
+        data[mid] ^= 0xFF;
+        fs::write(&seg, &data).unwrap();
+        match Storage::open(dir.path()) {
+            Err(StorageError::CorruptLog { offset, .. }) => assert!(offset > 0),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("corruption in the middle went unnoticed"),
+        }
+        // Nothing was cut: the file is as we left it.
+        assert_eq!(fs::read(&seg).unwrap(), data);
+    }
+
+    #[test]
+    fn corrupt_snapshot_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            s.persist(hs(1, None), None, &[entry(1, 1)]).unwrap();
+            let snap = Snapshot {
+                index: 1,
+                term: 1,
+                data: Arc::new(vec![1, 2, 3, 4]),
+            };
+            s.save_snapshot(&snap).unwrap();
+        }
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut data = fs::read(&path).unwrap();
+        *data.last_mut().unwrap() ^= 1;
+        fs::write(&path, data).unwrap();
+        assert!(matches!(
+            Storage::open(dir.path()),
+            Err(StorageError::CorruptSnapshot { .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_opener_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_s, _, _) = Storage::open(dir.path()).unwrap();
+        assert!(matches!(
+            Storage::open(dir.path()),
+            Err(StorageError::Locked(_))
+        ));
+    }
+
+    #[test]
+    fn old_segments_are_deleted_after_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+        for round in 0..5u64 {
+            let base = round * 10;
+            let es: Vec<_> = (base + 1..=base + 10).map(|i| entry(i, 1)).collect();
+            s.persist(hs(1, None), None, &es).unwrap();
+            let snap = Snapshot {
+                index: base + 10,
+                term: 1,
+                data: Arc::new(vec![]),
+            };
+            s.save_snapshot(&snap).unwrap();
+        }
+        let logs = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".log")
+            })
+            .count();
+        assert_eq!(logs, 1);
+        drop(s);
+        let (_s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.snapshot.unwrap().index, 50);
+        assert!(rec.entries.is_empty());
+    }
+}
