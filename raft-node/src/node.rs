@@ -150,6 +150,8 @@ pub struct Driver {
     /// Reads confirmed by ReadIndex, waiting for the applied index to reach theirs.
     reads_ready: BTreeMap<(Index, u64), PendingRead>,
     was_leader: bool,
+    /// Role, term and leader last logged, to log changes once.
+    seen: (Role, Term, Option<NodeId>),
 }
 
 impl Driver {
@@ -175,6 +177,7 @@ impl Driver {
             reads: HashMap::new(),
             reads_ready: BTreeMap::new(),
             was_leader: false,
+            seen: (Role::Follower, 0, None),
         }
     }
 
@@ -322,7 +325,23 @@ impl Driver {
         }
     }
 
+    fn log_role_change(&mut self) {
+        let now = (self.raft.role(), self.raft.term(), self.raft.leader());
+        if now != self.seen {
+            self.seen = now;
+            tracing::info!(
+                role = now.0.as_str(),
+                term = now.1,
+                leader = ?now.2,
+                commit = self.raft.commit_index(),
+                last_log = self.raft.log().last_index(),
+                "raft state changed"
+            );
+        }
+    }
+
     fn process_ready(&mut self) -> Result<(), StorageError> {
+        self.log_role_change();
         let ready = self.raft.ready();
         if ready.is_empty() {
             return Ok(());

@@ -132,7 +132,7 @@ impl Sim {
         cfg_base.heartbeat_ticks = 2;
         cfg_base.max_append_entries = rng.gen_range(1..8);
         cfg_base.max_inflight = rng.gen_range(1..6);
-        cfg_base.snapshot_chunk_bytes = rng.gen_range(16..1024);
+        cfg_base.snapshot_chunk_bytes = rng.gen_range(64..2048);
         let mut sim = Sim {
             seed,
             now: 0,
@@ -366,7 +366,10 @@ impl Sim {
         let mut out = String::new();
         for (id, n) in &self.nodes {
             match &n.raft {
-                Some(r) => out += &format!("node {id}: applied {} {:?}\n", n.applied, r.status()),
+                Some(r) => {
+                    out += &format!("node {id}: applied {} {:?}\n", n.applied, r.status());
+                    out += &r.describe_progress();
+                }
                 None => out += &format!("node {id}: down\n"),
             }
         }
@@ -568,7 +571,7 @@ impl Sim {
             }
         }
         // A final write must commit through whoever leads.
-        let deadline = self.now + 20_000;
+        let deadline = self.now + 60_000;
         let mut marker = None;
         while self.now < deadline {
             if marker.is_none_or(|m| !self.acked.contains_key(&m) && self.now % 400 == 0) {

@@ -371,6 +371,27 @@ impl Raft {
         }
     }
 
+    /// The leader's view of each follower, for diagnostics.
+    pub fn describe_progress(&self) -> String {
+        self.progress
+            .iter()
+            .map(|(id, p)| {
+                format!(
+                    "{id}: {:?} match {} next {} sent {} inflight {} idle {} snap {}@{} rewind {:?}\n",
+                    p.state,
+                    p.match_index,
+                    p.next_index,
+                    p.probe_sent,
+                    p.inflight.len(),
+                    p.ticks_since_ack,
+                    p.snapshot_index,
+                    p.snapshot_offset,
+                    p.snapshot_rewind
+                )
+            })
+            .collect()
+    }
+
     fn quorum(&self) -> usize {
         (self.cfg.peers.len() + 1) / 2 + 1
     }

@@ -1,0 +1,378 @@
+//! Real processes: three `raft-node` binaries on loopback, driven over HTTP, with the
+//! leader SIGKILLed and the whole cluster restarted. Every wait is a poll with a deadline.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal blocking HTTP/1.1 client, so the test does not depend on the code under test.
+fn http(method: &str, port: u16, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+    let addr = format!("127.0.0.1:{port}");
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status")?;
+    let json = serde_json::from_str(body).map_err(|e| format!("bad json {body:?}: {e}"))?;
+    Ok((status, json))
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Node {
+    id: u64,
+    transport: u16,
+    api: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let nodes = (1..=n)
+            .map(|id| Node {
+                id,
+                transport: free_port(),
+                api: free_port(),
+                dir: tmp.path().join(format!("n{id}")),
+                child: None,
+            })
+            .collect();
+        let mut c = Cluster { nodes, _tmp: tmp };
+        for id in 1..=n {
+            c.start(id);
+        }
+        c
+    }
+
+    fn start(&mut self, id: u64) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|p| p.id != id)
+            .map(|p| format!("{}=127.0.0.1:{}", p.id, p.transport))
+            .collect();
+        let node = &mut self.nodes[id as usize - 1];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.with_extension("log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["--id", &id.to_string()])
+            .args(["--transport-port", &node.transport.to_string()])
+            .args(["--api-port", &node.api.to_string()])
+            .arg("--data-dir")
+            .arg(&node.dir)
+            .args(["--peers", &peers.join(",")])
+            .args([
+                "--election-timeout-min-ms",
+                "200",
+                "--election-timeout-max-ms",
+                "400",
+            ])
+            .args(["--heartbeat-ms", "40", "--snapshot-threshold", "25"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        node.child = Some(child);
+    }
+
+    fn kill(&mut self, id: u64) {
+        let node = &mut self.nodes[id as usize - 1];
+        if let Some(mut c) = node.child.take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+
+    fn status(&self, id: u64) -> Option<Value> {
+        match http(
+            "GET",
+            self.nodes[id as usize - 1].api,
+            "/client/status",
+            None,
+        ) {
+            Ok((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Waits until a running node leads and every running node agrees on it.
+    fn leader(&self) -> u64 {
+        wait_for(
+            "a leader that all running nodes follow",
+            Duration::from_secs(15),
+            || {
+                let running: Vec<&Node> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
+                let statuses: Vec<Value> =
+                    running.iter().filter_map(|n| self.status(n.id)).collect();
+                if statuses.len() != running.len() {
+                    return None;
+                }
+                let leader = statuses.iter().find(|s| s["role"] == "leader")?["id"].as_u64()?;
+                statuses
+                    .iter()
+                    .all(|s| s["leader"].as_u64() == Some(leader))
+                    .then_some(leader)
+            },
+        )
+    }
+
+    fn api(&self, id: u64) -> u16 {
+        self.nodes[id as usize - 1].api
+    }
+
+    /// Sends a request to the leader, following not-leader hints, until a definite answer.
+    fn request(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        wait_for(&format!("{method} {path}"), Duration::from_secs(20), || {
+            let id = self.leader();
+            match http(method, self.api(id), path, body.clone()) {
+                Ok((503, v)) if v["error"] == "not_leader" => None,
+                Ok(r) => Some(r),
+                Err(_) => None,
+            }
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in 1..=self.nodes.len() as u64 {
+            self.kill(id);
+        }
+    }
+}
+
+fn put(c: &Cluster, key: &str, value: &str) {
+    let (status, body) = c.request("POST", &format!("/kv/{key}"), Some(json!({"value": value})));
+    assert_eq!(status, 200, "write {key}={value}: {body}");
+}
+
+fn get(c: &Cluster, key: &str) -> Value {
+    let (status, body) = c.request("GET", &format!("/kv/{key}"), None);
+    assert_eq!(status, 200, "read {key}: {body}");
+    body["value"].clone()
+}
+
+fn log_tail(dir: &Path) -> String {
+    std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default()
+}
+
+#[test]
+fn cluster_survives_leader_kill_and_full_restart() {
+    let mut c = Cluster::new(3);
+    let first = c.leader();
+    for i in 0..60 {
+        put(&c, &format!("k{i}"), &format!("v{i}"));
+    }
+    let (status, body) = c.request(
+        "POST",
+        "/kv/k0/cas",
+        Some(json!({"expected": "v0", "value": "cas0"})),
+    );
+    assert_eq!((status, &body["value"]), (200, &json!("cas0")), "{body}");
+    let (status, body) = c.request(
+        "POST",
+        "/kv/k0/cas",
+        Some(json!({"expected": "v0", "value": "again"})),
+    );
+    assert_eq!((status, &body["current"]), (409, &json!("cas0")), "{body}");
+
+    // A follower names the leader.
+    let follower = (1..=3).find(|&i| i != first).unwrap();
+    let (status, body) = http(
+        "POST",
+        c.api(follower),
+        "/kv/x",
+        Some(json!({"value": "1"})),
+    )
+    .unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "not_leader");
+    assert_eq!(body["leader"]["id"], json!(first));
+    assert_eq!(
+        body["leader"]["api"],
+        json!(format!("127.0.0.1:{}", c.api(first)))
+    );
+
+    c.kill(first);
+    let second = c.leader();
+    assert_ne!(second, first);
+    assert_eq!(get(&c, "k0"), json!("cas0"));
+    for i in 1..60 {
+        assert_eq!(
+            get(&c, &format!("k{i}")),
+            json!(format!("v{i}")),
+            "k{i} after leader kill"
+        );
+    }
+    for i in 60..80 {
+        put(&c, &format!("k{i}"), &format!("v{i}"));
+    }
+    let (status, _) = c.request("DELETE", "/kv/k1", None);
+    assert_eq!(status, 200);
+
+    // The old leader rejoins and catches up (by snapshot: its log was compacted away).
+    c.start(first);
+    let caught_up = |c: &Cluster| {
+        let target = c.status(second).unwrap()["commit_index"].as_u64().unwrap();
+        wait_for(
+            "the restarted node to catch up",
+            Duration::from_secs(15),
+            || {
+                let s = c.status(first)?;
+                (s["applied_index"].as_u64()? >= target).then_some(s)
+            },
+        )
+    };
+    let s = caught_up(&c);
+    assert!(
+        s["snapshot_index"].as_u64().unwrap() > 0,
+        "snapshots were taken: {s}"
+    );
+
+    // Everything dies at once, and comes back.
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.leader();
+    assert_eq!(get(&c, "k0"), json!("cas0"));
+    assert_eq!(get(&c, "k1"), Value::Null);
+    for i in 2..80 {
+        assert_eq!(
+            get(&c, &format!("k{i}")),
+            json!(format!("v{i}")),
+            "k{i} after full restart"
+        );
+    }
+    let logs: String = c.nodes.iter().map(|n| log_tail(&n.dir)).collect();
+    assert!(!logs.contains("panicked"), "a node panicked:\n{logs}");
+}
+
+#[test]
+fn bad_start_up_fails_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let (t, a) = (free_port(), free_port());
+    let args = |t: u16, a: u16| {
+        vec![
+            "--id".to_string(),
+            "1".into(),
+            "--transport-port".into(),
+            t.to_string(),
+            "--api-port".into(),
+            a.to_string(),
+            "--data-dir".into(),
+            dir.to_string_lossy().into_owned(),
+        ]
+    };
+    // A single-node cluster elects itself and serves.
+    let mut first = Command::new(BIN)
+        .args(args(t, a))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("single node to lead", Duration::from_secs(10), || {
+        let (_, s) = http("GET", a, "/client/status", None).ok()?;
+        (s["role"] == "leader").then_some(())
+    });
+    let (status, _) = http("POST", a, "/kv/solo", Some(json!({"value": "1"}))).unwrap();
+    assert_eq!(status, 200);
+
+    // A second node on the same data dir is refused.
+    let out = Command::new(BIN)
+        .args(args(free_port(), free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another process"), "{err}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // A port that is taken is named.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let out = Command::new(BIN).args(args(t, busy_port)).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{busy_port}")), "{err}");
+
+    // Bad flags are usage errors.
+    let out = Command::new(BIN)
+        .args(args(t, a))
+        .args(["--peers", "1=x:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("own id"));
+    let out = Command::new(BIN).args(["--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    // Damage in the middle of the log stops the node with a clear error.
+    let seg = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    let mut data = std::fs::read(&seg).unwrap();
+    let mid = data.len() / 3;
+    data[mid] ^= 0x55;
+    std::fs::write(&seg, &data).unwrap();
+    let out = Command::new(BIN).args(args(t, a)).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corrupt write-ahead log"), "{err}");
+}
