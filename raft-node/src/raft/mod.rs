@@ -1278,3 +1278,6 @@ impl Raft {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

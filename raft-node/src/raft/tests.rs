@@ -1,0 +1,450 @@
+//! Targeted tests of the core, one per rule in the Raft pitfalls checklist. The randomized
+//! simulation (tests/simulation.rs) covers the protocol broadly; these pin down the rules
+//! whose violations need schedules too rare to count on hitting at random.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+
+fn cfg(id: NodeId, n: u64) -> Config {
+    let mut c = Config::new(id, (1..=n).filter(|&p| p != id).collect());
+    c.election_ticks_min = 10;
+    c.election_ticks_max = 20;
+    c.heartbeat_ticks = 2;
+    c
+}
+
+fn entry(index: Index, term: Term) -> Entry {
+    Entry {
+        index,
+        term,
+        payload: Payload::Command(vec![index as u8]),
+    }
+}
+
+fn node_with(id: NodeId, n: u64, term: Term, entries: Vec<Entry>) -> Raft {
+    let rec = Recovered {
+        hard_state: HardState { term, vote: None },
+        snapshot: None,
+        entries,
+    };
+    Raft::new(cfg(id, n), rec).unwrap()
+}
+
+fn msg(from: NodeId, to: NodeId, term: Term, body: Body) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body,
+    }
+}
+
+fn append(prev: (Index, Term), entries: Vec<Entry>, commit: Index) -> Body {
+    Body::Append {
+        prev_log_index: prev.0,
+        prev_log_term: prev.1,
+        entries,
+        leader_commit: commit,
+        read_ctx: 0,
+    }
+}
+
+/// A synchronous cluster: messages are delivered in order unless their link is cut.
+struct Net {
+    nodes: BTreeMap<NodeId, Raft>,
+    disks: BTreeMap<NodeId, HardState>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+}
+
+impl Net {
+    fn new(n: u64) -> Net {
+        let nodes = (1..=n)
+            .map(|id| (id, node_with(id, n, 0, vec![])))
+            .collect();
+        Net {
+            nodes,
+            disks: BTreeMap::new(),
+            cut: BTreeSet::new(),
+        }
+    }
+
+    fn isolate(&mut self, x: NodeId) {
+        for &y in self.nodes.keys() {
+            if y != x {
+                self.cut.insert((x, y));
+                self.cut.insert((y, x));
+            }
+        }
+    }
+
+    /// Processes everyone's Ready until no message is left.
+    fn settle(&mut self) {
+        for _ in 0..1000 {
+            let mut msgs = Vec::new();
+            for (&id, r) in self.nodes.iter_mut() {
+                let rd = r.ready();
+                if let Some(hs) = rd.hard_state {
+                    self.disks.insert(id, hs);
+                }
+                msgs.extend(rd.messages);
+            }
+            if msgs.is_empty() {
+                return;
+            }
+            for m in msgs {
+                if !self.cut.contains(&(m.from, m.to)) {
+                    self.nodes.get_mut(&m.to).unwrap().step(m);
+                }
+            }
+        }
+        panic!("messages never stopped");
+    }
+
+    fn tick_all(&mut self, ticks: u32) {
+        for _ in 0..ticks {
+            for r in self.nodes.values_mut() {
+                r.tick();
+            }
+            self.settle();
+        }
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .values()
+            .filter(|r| r.role() == Role::Leader)
+            .max_by_key(|r| r.term())
+            .map(|r| r.id())
+    }
+
+    fn elect(&mut self, id: NodeId) {
+        for _ in 0..50 {
+            if self.leader() == Some(id) {
+                return;
+            }
+            let r = self.nodes.get_mut(&id).unwrap();
+            r.election_elapsed = r.randomized_timeout;
+            r.tick();
+            self.settle();
+        }
+        panic!("node {id} did not become leader");
+    }
+}
+
+#[test]
+fn append_commit_is_bounded_by_what_the_rpc_covered() {
+    // Pitfall 3: commitIndex = min(leaderCommit, last index this RPC covered).
+    let mut f = node_with(
+        2,
+        3,
+        2,
+        vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)],
+    );
+    // Leader of term 2 matches at 1 and sends entry 2 only; it has committed up to 10.
+    f.step(msg(1, 2, 2, append((1, 1), vec![entry(2, 1)], 10)));
+    assert_eq!(
+        f.commit_index(),
+        2,
+        "entries 3 and 4 were not covered by this RPC"
+    );
+    // A heartbeat never commits beyond what the leader says the follower holds.
+    f.step(msg(
+        1,
+        2,
+        2,
+        Body::Heartbeat {
+            commit: 2,
+            read_ctx: 0,
+        },
+    ));
+    assert_eq!(f.commit_index(), 2);
+}
+
+#[test]
+fn a_delayed_duplicate_append_does_not_truncate() {
+    // Pitfall 3: truncate only at the first conflicting entry.
+    let mut f = node_with(2, 3, 1, vec![]);
+    f.step(msg(
+        1,
+        2,
+        1,
+        append((0, 0), (1..=5).map(|i| entry(i, 1)).collect(), 0),
+    ));
+    assert_eq!(f.log().last_index(), 5);
+    f.step(msg(
+        1,
+        2,
+        1,
+        append((0, 0), (1..=3).map(|i| entry(i, 1)).collect(), 0),
+    ));
+    assert_eq!(
+        f.log().last_index(),
+        5,
+        "an old, shorter AppendEntries deleted entries"
+    );
+    // A real conflict truncates from the conflict on.
+    f.step(msg(3, 2, 2, append((2, 1), vec![entry(3, 2)], 0)));
+    assert_eq!((f.log().last_index(), f.log().last_term()), (3, 2));
+}
+
+#[test]
+fn vote_is_persisted_before_the_reply_and_survives_restart() {
+    // Pitfall 2: votedFor is durable before the vote is sent.
+    let mut f = node_with(3, 3, 4, vec![]);
+    f.ready();
+    f.step(msg(
+        1,
+        3,
+        4,
+        Body::Vote {
+            pre_vote: false,
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    ));
+    let rd = f.ready();
+    assert_eq!(
+        rd.hard_state,
+        Some(HardState {
+            term: 4,
+            vote: Some(1)
+        })
+    );
+    assert!(rd.messages.iter().any(|m| m.body
+        == Body::VoteResponse {
+            pre_vote: false,
+            granted: true
+        }));
+    // Restarted from what was persisted, it refuses a second candidate in the same term.
+    let rec = Recovered {
+        hard_state: rd.hard_state.unwrap(),
+        ..Default::default()
+    };
+    let mut f = Raft::new(cfg(3, 3), rec).unwrap();
+    f.step(msg(
+        2,
+        3,
+        4,
+        Body::Vote {
+            pre_vote: false,
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    ));
+    let rd = f.ready();
+    assert!(rd.messages.iter().all(|m| m.body
+        != Body::VoteResponse {
+            pre_vote: false,
+            granted: true
+        }));
+}
+
+#[test]
+fn entries_of_older_terms_are_not_committed_by_counting() {
+    // Pitfall 1 (figure 8): leader of term 3 holds an entry of term 2 replicated on a
+    // majority; it commits only once an entry of term 3 is replicated too.
+    let mut l = node_with(1, 3, 2, vec![entry(1, 1), entry(2, 2)]);
+    l.election_elapsed = l.randomized_timeout;
+    l.tick();
+    l.ready();
+    l.step(msg(
+        2,
+        1,
+        3,
+        Body::VoteResponse {
+            pre_vote: true,
+            granted: true,
+        },
+    ));
+    let _ = l.ready();
+    let term = l.term();
+    l.step(msg(
+        2,
+        1,
+        term,
+        Body::VoteResponse {
+            pre_vote: false,
+            granted: true,
+        },
+    ));
+    assert_eq!(l.role(), Role::Leader);
+    let noop_index = l.log().last_index();
+    l.ready();
+    // Follower 2 acknowledges entry 2 only (it has the term-2 entry, not yet the no-op).
+    let resp = |m: Index| Body::AppendResponse {
+        prev_log_index: 2,
+        success: true,
+        match_index: m,
+        conflict_term: None,
+        conflict_index: 0,
+        read_ctx: 0,
+    };
+    l.step(msg(2, 1, term, resp(2)));
+    assert_eq!(
+        l.commit_index(),
+        0,
+        "an entry of term 2 was committed by counting replicas"
+    );
+    l.step(msg(2, 1, term, resp(noop_index)));
+    assert_eq!(l.commit_index(), noop_index);
+}
+
+#[test]
+fn install_snapshot_keeps_only_an_agreeing_suffix() {
+    // Pitfall 4.
+    let snap_msg = |index, term| Body::Snapshot {
+        last_index: index,
+        last_term: term,
+        offset: 0,
+        data: vec![1, 2, 3],
+        done: true,
+    };
+    let mut f = node_with(
+        2,
+        3,
+        3,
+        (1..=6)
+            .map(|i| entry(i, if i <= 4 { 1 } else { 3 }))
+            .collect(),
+    );
+    f.step(msg(1, 2, 3, snap_msg(4, 1)));
+    let rd = f.ready();
+    assert_eq!(rd.snapshot.as_ref().map(|s| s.index), Some(4));
+    assert_eq!(
+        f.log().last_index(),
+        6,
+        "entries after an agreeing snapshot were dropped"
+    );
+    let mut f = node_with(2, 3, 3, (1..=6).map(|i| entry(i, 1)).collect());
+    f.step(msg(1, 2, 3, snap_msg(4, 2)));
+    assert_eq!(
+        f.log().last_index(),
+        4,
+        "a log that disagrees with the snapshot was kept"
+    );
+    assert_eq!(f.log().len(), 0);
+}
+
+#[test]
+fn prevote_keeps_a_rejoining_node_from_deposing_the_leader() {
+    // Pitfall 6: pre-vote. An isolated follower keeps timing out without raising its term.
+    let mut net = Net::new(3);
+    net.elect(1);
+    let term = net.nodes[&1].term();
+    net.isolate(3);
+    net.tick_all(200);
+    assert_eq!(
+        net.nodes[&3].term(),
+        term,
+        "an isolated node raised its term"
+    );
+    net.cut.clear();
+    net.tick_all(40);
+    assert_eq!(net.leader(), Some(1));
+    assert_eq!(
+        net.nodes[&1].term(),
+        term,
+        "the rejoining node disrupted the leader"
+    );
+}
+
+#[test]
+fn a_leader_cut_off_from_the_majority_steps_down() {
+    // Pitfall 6: check-quorum.
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.isolate(1);
+    net.tick_all(25);
+    assert_ne!(
+        net.nodes[&1].role(),
+        Role::Leader,
+        "a minority leader kept leading"
+    );
+    // And the majority side elects a new leader.
+    net.tick_all(60);
+    let l = net.leader().expect("majority elects a leader");
+    assert_ne!(l, 1);
+}
+
+#[test]
+fn read_index_needs_a_current_term_commit_and_a_quorum() {
+    // Pitfall 5.
+    let mut net = Net::new(3);
+    net.elect(1);
+    // Before the no-op commits, a read waits; it is not answered from the old commit index.
+    {
+        let mut l = node_with(1, 3, 5, vec![entry(1, 5)]);
+        l.election_elapsed = l.randomized_timeout;
+        l.tick();
+        l.ready();
+        l.step(msg(
+            2,
+            1,
+            6,
+            Body::VoteResponse {
+                pre_vote: true,
+                granted: true,
+            },
+        ));
+        l.ready();
+        let t = l.term();
+        l.step(msg(
+            2,
+            1,
+            t,
+            Body::VoteResponse {
+                pre_vote: false,
+                granted: true,
+            },
+        ));
+        assert_eq!(l.role(), Role::Leader);
+        l.read_index(7).unwrap();
+        let rd = l.ready();
+        assert!(
+            rd.read_states.is_empty(),
+            "read served before the new leader committed"
+        );
+    }
+    // With the no-op committed, a read needs a quorum of heartbeat acknowledgements.
+    net.isolate(1);
+    net.nodes.get_mut(&1).unwrap().read_index(1).unwrap();
+    let rd = net.nodes.get_mut(&1).unwrap().ready();
+    assert!(rd.read_states.is_empty(), "read confirmed without a quorum");
+    net.cut.clear();
+    net.nodes.get_mut(&1).unwrap().read_index(2).unwrap();
+    let l = net.nodes.get_mut(&1).unwrap();
+    let rd = l.ready();
+    for m in rd.messages {
+        let to = m.to;
+        net.nodes.get_mut(&to).unwrap().step(m);
+        let replies = net.nodes.get_mut(&to).unwrap().ready().messages;
+        for r in replies {
+            net.nodes.get_mut(&1).unwrap().step(r);
+        }
+    }
+    let rd = net.nodes.get_mut(&1).unwrap().ready();
+    let ids: BTreeSet<u64> = rd.read_states.iter().map(|r| r.id).collect();
+    assert_eq!(ids, BTreeSet::from([1, 2]));
+    // A leader that loses leadership fails its pending reads.
+    let l = net.nodes.get_mut(&1).unwrap();
+    l.read_index(3).unwrap();
+    l.step(msg(
+        2,
+        1,
+        l.term() + 1,
+        Body::Heartbeat {
+            commit: 0,
+            read_ctx: 0,
+        },
+    ));
+    assert_eq!(l.ready().failed_reads, vec![3]);
+}
+
+#[test]
+fn proposals_on_followers_are_refused_with_a_hint() {
+    let mut net = Net::new(3);
+    net.elect(2);
+    let err = net.nodes.get_mut(&1).unwrap().propose(vec![1]).unwrap_err();
+    assert_eq!(err, NotLeader { leader: Some(2) });
+}
