@@ -340,6 +340,11 @@ fn prevote_keeps_a_rejoining_node_from_deposing_the_leader() {
         "an isolated node raised its term"
     );
     net.cut.clear();
+    // It campaigns right away, while the others still hear from the leader.
+    let r = net.nodes.get_mut(&3).unwrap();
+    r.election_elapsed = r.randomized_timeout;
+    r.tick();
+    net.settle();
     net.tick_all(40);
     assert_eq!(net.leader(), Some(1));
     assert_eq!(
@@ -400,6 +405,8 @@ fn read_index_needs_a_current_term_commit_and_a_quorum() {
         ));
         assert_eq!(l.role(), Role::Leader);
         l.read_index(7).unwrap();
+        l.ready();
+        l.step(msg(2, 1, t, Body::HeartbeatResponse { read_ctx: 1 }));
         let rd = l.ready();
         assert!(
             rd.read_states.is_empty(),
