@@ -15,6 +15,9 @@
 //! means unknown (or, for reads, that leadership could not be confirmed in time).
 //! `not_leader` errors carry `"leader": {"id", "api"}` when the leader is known.
 
+// Handlers return a ready-made error response as `Err`, so `?` ends a request early.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 
 use bytes::Bytes;

@@ -111,7 +111,7 @@ fn parse_peers(s: &str, me: NodeId) -> Result<BTreeMap<NodeId, String>> {
 
 fn ticks(ms: u64, tick_ms: u64, what: &str) -> Result<u32> {
     let t = ms / tick_ms;
-    if t == 0 || ms % tick_ms != 0 {
+    if t == 0 || !ms.is_multiple_of(tick_ms) {
         bail!("{what} ({ms} ms) must be a positive multiple of --tick-ms ({tick_ms} ms)");
     }
     u32::try_from(t).with_context(|| format!("{what} is too long"))

@@ -125,7 +125,7 @@ async fn peer_loop(
             Ok(Ok(())) => failures = 0,
             Ok(Err(e)) => {
                 failures += 1;
-                if failures == 1 || failures % 100 == 0 {
+                if failures == 1 || failures.is_multiple_of(100) {
                     tracing::debug!(%url, failures, "send to peer failed: {e}");
                 }
             }

@@ -443,7 +443,7 @@ impl Sim {
                 touched.insert(to);
             }
         }
-        if now % TICK == 0 {
+        if now.is_multiple_of(TICK) {
             for id in self.live() {
                 self.nodes
                     .get_mut(&id)
@@ -555,7 +555,7 @@ impl Sim {
                 }
             }
             self.step();
-            if self.now % 50 == 0 {
+            if self.now.is_multiple_of(50) {
                 self.check_log_matching();
             }
         }
@@ -574,7 +574,7 @@ impl Sim {
         let deadline = self.now + 60_000;
         let mut marker = None;
         while self.now < deadline {
-            if marker.is_none_or(|m| !self.acked.contains_key(&m) && self.now % 400 == 0) {
+            if marker.is_none_or(|m| !self.acked.contains_key(&m) && self.now.is_multiple_of(400)) {
                 if let Some(l) = self.leader() {
                     marker = self.propose(l).or(marker);
                 }

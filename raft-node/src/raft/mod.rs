@@ -393,7 +393,8 @@ impl Raft {
     }
 
     fn quorum(&self) -> usize {
-        (self.cfg.peers.len() + 1) / 2 + 1
+        let size = self.cfg.peers.len() + 1;
+        size / 2 + 1
     }
 
     fn send(&mut self, to: NodeId, term: Term, body: Body) {
