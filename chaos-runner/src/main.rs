@@ -1,0 +1,58 @@
+//! `chaos-runner`: Jepsen-style testing of replicated systems.
+
+mod check_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, stable for CI gates.
+pub mod exit {
+    pub const VALID: u8 = 0;
+    pub const INVALID: u8 = 1;
+    pub const UNKNOWN: u8 = 2;
+    pub const ERROR: u8 = 3;
+}
+
+/// Finds consistency bugs in distributed systems.
+///
+/// Exit codes: 0 valid, 1 invalid (an anomaly was found), 2 unknown (no verdict: budget
+/// ran out or too little happened), 3 error (bad input or a harness failure).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a recorded history for linearizability.
+    Check(check_cmd::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Usage errors must not look like a verdict: clap's own code 2 means "unknown".
+            let code = if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::VALID
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Check(args) => check_cmd::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("chaos-runner: error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Checking a whole history: split it by key (P-compositionality: a history is
+//! linearizable iff each key's sub-history is), search the parts in parallel within a
+//! budget, verify every linearization found, and explain every failure.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::history::{History, Operation, Outcome};
+use crate::model::Model;
+use crate::search::{search, Budget, SearchOp, SearchResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Wall-clock budget for the whole check; past it, undecided keys are `unknown`.
+    pub timeout: Option<Duration>,
+    /// Most configurations one key's search may remember (bounds memory).
+    pub max_configs: usize,
+    /// Worker threads (keys are checked in parallel).
+    pub threads: usize,
+    /// Separate budget for explaining each failure.
+    pub explain_timeout: Duration,
+    pub explain_max_configs: usize,
+    /// How many operations before the failure the report lists.
+    pub report_prefix: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            timeout: None,
+            max_configs: 20_000_000,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            explain_timeout: Duration::from_secs(10),
+            explain_max_configs: 2_000_000,
+            report_prefix: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("operation {id} (line {line}): {message}")]
+    BadOperation {
+        id: usize,
+        line: usize,
+        message: String,
+    },
+}
+
+/// An operation as reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpSummary {
+    pub id: usize,
+    pub process: i64,
+    pub f: String,
+    pub key: Option<String>,
+    pub value: Value,
+    pub output: Option<Value>,
+    pub call: u64,
+    pub ret: Option<u64>,
+    pub outcome: Outcome,
+    pub line: usize,
+    /// The operation in the model's words.
+    pub description: String,
+    /// In a prefix listing: the model state after this operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StateExplanation {
+    pub state: String,
+    pub reason: String,
+}
+
+/// Why one key's history is not linearizable.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyFailure {
+    pub key: Option<String>,
+    /// The operation that could not be linearized.
+    pub op: OpSummary,
+    /// Length of the longest linearizable prefix found.
+    pub prefix_len: usize,
+    /// Its last operations, in linearization order.
+    pub prefix: Vec<OpSummary>,
+    /// The model state after the whole prefix.
+    pub state: String,
+    /// States the model could be in when the operation had to take effect, and why each
+    /// rejects it.
+    pub states: Vec<StateExplanation>,
+    /// Whether `states` is complete or the explanation budget ran out.
+    pub states_complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyUnknown {
+    pub key: Option<String>,
+    pub ops: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub verdict: Verdict,
+    pub model: String,
+    /// Operations in the history.
+    pub ops: usize,
+    /// Operations the search had to place (not `fail`, not unconstraining).
+    pub checked_ops: usize,
+    pub keys: usize,
+    pub valid_keys: usize,
+    pub invalid_keys: usize,
+    pub unknown_keys: usize,
+    pub configurations: usize,
+    pub elapsed_ms: f64,
+    pub failures: Vec<KeyFailure>,
+    pub unknown: Vec<KeyUnknown>,
+}
+
+impl CheckReport {
+    /// One line for a terminal.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}: {} ops, {} keys ({} valid, {} invalid, {} unknown), {} model, {:.0} ms",
+            self.verdict.as_str().to_uppercase(),
+            self.ops,
+            self.keys,
+            self.valid_keys,
+            self.invalid_keys,
+            self.unknown_keys,
+            self.model,
+            self.elapsed_ms
+        );
+        if let Some(f) = self.failures.first() {
+            s += &format!(
+                "; first anomaly: key {} op {} (line {}) {}",
+                f.key.as_deref().unwrap_or("-"),
+                f.op.id,
+                f.op.line,
+                f.states
+                    .first()
+                    .map_or_else(|| f.op.description.clone(), |e| e.reason.clone())
+            );
+        }
+        if let Some(u) = self.unknown.first() {
+            s += &format!("; undecided: {}", u.reason);
+        }
+        s
+    }
+}
+
+enum KeyOutcome {
+    Valid(usize),
+    Invalid(Box<KeyFailure>, usize),
+    Unknown(KeyUnknown, usize),
+}
+
+struct Part<'h, O> {
+    key: Option<String>,
+    ops: Vec<SearchOp<O>>,
+    source: Vec<&'h Operation>,
+}
+
+fn summarize<M: Model>(model: &M, op: &Operation, compiled: Option<&M::Op>) -> OpSummary {
+    OpSummary {
+        id: op.id,
+        process: op.process,
+        f: op.f.clone(),
+        key: op.key.clone(),
+        value: op.input.clone(),
+        output: op.output.clone(),
+        call: op.call,
+        ret: op.ret,
+        outcome: op.outcome,
+        line: op.line,
+        description: compiled.map_or_else(|| op.f.clone(), |c| model.describe_op(c)),
+        state_after: None,
+    }
+}
+
+/// Checks that `order` is a real linearization: the model accepts it step by step, every
+/// `ok` operation is in it once, and it respects real time.
+fn verify<M: Model>(model: &M, ops: &[SearchOp<M::Op>], order: &[usize]) -> Result<(), String> {
+    let mut seen = vec![false; ops.len()];
+    let mut state = model.init();
+    for &i in order {
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(format!("operation {} appears twice", ops[i].id));
+        }
+        state = model.step(&state, &ops[i].op).ok_or_else(|| {
+            format!(
+                "the model rejects operation {} in the order found",
+                ops[i].id
+            )
+        })?;
+    }
+    if let Some(i) = (0..ops.len()).find(|&i| ops[i].ret.is_some() && !seen[i]) {
+        return Err(format!(
+            "ok operation {} is missing from the order",
+            ops[i].id
+        ));
+    }
+    // No operation may come after one that was invoked after it returned.
+    let mut min_ret_after = u64::MAX;
+    for &i in order.iter().rev() {
+        if ops[i].call > min_ret_after {
+            return Err(format!(
+                "operation {} is placed after one that returned before it began",
+                ops[i].id
+            ));
+        }
+        min_ret_after = min_ret_after.min(ops[i].ret.unwrap_or(u64::MAX));
+    }
+    Ok(())
+}
+
+fn check_part<M: Model>(
+    model: &M,
+    part: &Part<'_, M::Op>,
+    opts: &CheckOptions,
+    deadline: Option<Instant>,
+    cancel: &AtomicBool,
+) -> KeyOutcome {
+    let budget = Budget {
+        deadline,
+        max_configs: opts.max_configs,
+        cancel,
+    };
+    let mut none = Vec::new();
+    match search(model, &part.ops, &budget, None, &mut none, 0) {
+        SearchResult::Linearizable { order } => match verify(model, &part.ops, &order) {
+            Ok(()) => KeyOutcome::Valid(0),
+            Err(e) => KeyOutcome::Unknown(
+                KeyUnknown {
+                    key: part.key.clone(),
+                    ops: part.ops.len(),
+                    reason: format!("internal error, the order found does not verify: {e}"),
+                },
+                0,
+            ),
+        },
+        SearchResult::Unknown { reason, configs } => KeyOutcome::Unknown(
+            KeyUnknown {
+                key: part.key.clone(),
+                ops: part.ops.len(),
+                reason,
+            },
+            configs,
+        ),
+        SearchResult::NotLinearizable {
+            best_prefix,
+            blocked,
+            state,
+            configs,
+        } => {
+            let failure = explain(model, part, opts, cancel, &best_prefix, blocked, &state);
+            KeyOutcome::Invalid(Box::new(failure), configs)
+        }
+    }
+}
+
+fn explain<M: Model>(
+    model: &M,
+    part: &Part<'_, M::Op>,
+    opts: &CheckOptions,
+    cancel: &AtomicBool,
+    best_prefix: &[usize],
+    blocked: usize,
+    state: &M::State,
+) -> KeyFailure {
+    // Re-run the search on what can precede the blocked operation's return, watching the
+    // states in which the model rejects it. It has its own budget.
+    let end = part.ops[blocked].ret.unwrap_or(u64::MAX);
+    let keep: Vec<usize> = (0..part.ops.len())
+        .filter(|&i| part.ops[i].call <= end)
+        .collect();
+    let sub: Vec<SearchOp<M::Op>> = keep.iter().map(|&i| part.ops[i].clone()).collect();
+    let watch = keep.iter().position(|&i| i == blocked);
+    let budget = Budget {
+        deadline: Some(Instant::now() + opts.explain_timeout),
+        max_configs: opts.explain_max_configs,
+        cancel,
+    };
+    let mut rejected = Vec::new();
+    let complete = match search(model, &sub, &budget, watch, &mut rejected, 16) {
+        SearchResult::NotLinearizable { .. } => rejected.len() < 16,
+        _ => false,
+    };
+    if rejected.is_empty() {
+        rejected.push(state.clone());
+    }
+    let bad = &part.ops[blocked].op;
+    let states = rejected
+        .iter()
+        .map(|s| StateExplanation {
+            state: model.describe_state(s),
+            reason: model.explain(s, bad),
+        })
+        .collect();
+    // The tail of the longest prefix, with the state after each operation.
+    let mut s = model.init();
+    let skip = best_prefix.len().saturating_sub(opts.report_prefix);
+    let mut prefix = Vec::new();
+    for (n, &i) in best_prefix.iter().enumerate() {
+        s = model
+            .step(&s, &part.ops[i].op)
+            .expect("the prefix was linearized");
+        if n >= skip {
+            let mut summary = summarize(model, part.source[i], Some(&part.ops[i].op));
+            summary.state_after = Some(model.describe_state(&s));
+            prefix.push(summary);
+        }
+    }
+    KeyFailure {
+        key: part.key.clone(),
+        op: summarize(model, part.source[blocked], Some(bad)),
+        prefix_len: best_prefix.len(),
+        prefix,
+        state: model.describe_state(state),
+        states,
+        states_complete: complete,
+    }
+}
+
+/// Checks `history` against `model`.
+pub fn check<M: Model>(
+    model: &M,
+    history: &History,
+    opts: &CheckOptions,
+) -> Result<CheckReport, CheckError> {
+    let started = Instant::now();
+    let deadline = opts.timeout.map(|t| started + t);
+    let mut parts: BTreeMap<Option<String>, Part<'_, M::Op>> = BTreeMap::new();
+    let mut checked_ops = 0;
+    for op in &history.ops {
+        if op.outcome == Outcome::Fail {
+            continue;
+        }
+        let compiled = model
+            .compile(op)
+            .map_err(|message| CheckError::BadOperation {
+                id: op.id,
+                line: op.line,
+                message,
+            })?;
+        let part = parts.entry(op.key.clone()).or_insert_with(|| Part {
+            key: op.key.clone(),
+            ops: Vec::new(),
+            source: Vec::new(),
+        });
+        if let Some(c) = compiled {
+            checked_ops += 1;
+            part.ops.push(SearchOp {
+                id: op.id,
+                op: c,
+                call: op.call,
+                ret: op.ret,
+            });
+            part.source.push(op);
+        }
+    }
+    let mut parts: Vec<Part<'_, M::Op>> = parts.into_values().collect();
+    parts.sort_by_key(|p| std::cmp::Reverse(p.ops.len()));
+
+    let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, KeyOutcome)>> = Mutex::new(Vec::new());
+    let threads = opts.threads.clamp(1, parts.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(part) = parts.get(i) else { break };
+                let outcome = check_part(model, part, opts, deadline, &cancel);
+                results
+                    .lock()
+                    .expect("no panics while holding it")
+                    .push((i, outcome));
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers finished");
+    results.sort_by_key(|(i, _)| *i);
+
+    let mut report = CheckReport {
+        verdict: Verdict::Valid,
+        model: model.name().to_string(),
+        ops: history.ops.len(),
+        checked_ops,
+        keys: parts.len(),
+        valid_keys: 0,
+        invalid_keys: 0,
+        unknown_keys: 0,
+        configurations: 0,
+        elapsed_ms: 0.0,
+        failures: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for (_, outcome) in results {
+        match outcome {
+            KeyOutcome::Valid(c) => {
+                report.valid_keys += 1;
+                report.configurations += c;
+            }
+            KeyOutcome::Invalid(f, c) => {
+                report.invalid_keys += 1;
+                report.configurations += c;
+                report.failures.push(*f);
+            }
+            KeyOutcome::Unknown(u, c) => {
+                report.unknown_keys += 1;
+                report.configurations += c;
+                report.unknown.push(u);
+            }
+        }
+    }
+    report.failures.sort_by_key(|f| f.op.call);
+    report.verdict = if report.invalid_keys > 0 {
+        Verdict::Invalid
+    } else if report.unknown_keys > 0 {
+        Verdict::Unknown
+    } else {
+        Verdict::Valid
+    };
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(report)
+}

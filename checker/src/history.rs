@@ -1,0 +1,435 @@
+//! Histories: the events a test recorded, and the operations they pair into.
+//!
+//! The on-disk format is JSON Lines, documented in `docs/history-format.md`. Events are
+//! paired per logical process (each process has at most one operation in flight, as in
+//! Jepsen): an `invoke` opens an operation, the next `ok`, `fail` or `info` of the same
+//! process closes it. An invocation never closed counts as `info`.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The schema version this crate reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+/// The `schema` name in a history header line.
+pub const SCHEMA_NAME: &str = "chaos-history";
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// It took effect and its output is known.
+    Ok,
+    /// It certainly did not take effect.
+    Fail,
+    /// Unknown: it may have taken effect at any time after its invocation, or never.
+    Info,
+}
+
+/// One operation: an invocation paired with its completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// Position in [`History::ops`]; reports refer to operations by it.
+    pub id: usize,
+    pub process: i64,
+    pub f: String,
+    /// The key, for keyed models (numbers are kept as their decimal text).
+    pub key: Option<String>,
+    /// The invocation's value (the arguments).
+    pub input: Value,
+    /// The completion's value, when the operation completed `ok` or `fail`.
+    pub output: Option<Value>,
+    /// Invocation time, monotonic nanoseconds (or event position when times are absent).
+    pub call: u64,
+    /// Completion time; `None` for `info` operations, which may take effect at any later time.
+    pub ret: Option<u64>,
+    pub outcome: Outcome,
+    /// 1-based line of the invocation in the source file (0 when built in memory).
+    pub line: usize,
+}
+
+/// A fault injected by the nemesis; the checker ignores these, reports draw them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NemesisEvent {
+    pub time: u64,
+    pub f: String,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub ops: Vec<Operation>,
+    pub nemesis: Vec<NemesisEvent>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("reading the history: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn line_err(line: usize, message: impl Into<String>) -> HistoryError {
+    HistoryError::Line {
+        line,
+        message: message.into(),
+    }
+}
+
+/// The kind of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// A single history event, whatever format it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventType,
+    /// `None` for the nemesis.
+    pub process: Option<i64>,
+    pub f: Option<String>,
+    pub key: Option<String>,
+    pub value: Value,
+    pub time: Option<u64>,
+    pub line: usize,
+}
+
+/// Turns a JSON key (string or number) into the key text.
+pub fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Pairs events into operations. `nemesis` collects fault events with their times.
+pub struct Pairing {
+    pending: HashMap<i64, usize>,
+    ops: Vec<Operation>,
+    nemesis: Vec<NemesisEvent>,
+    index: u64,
+    timed: Option<bool>,
+}
+
+impl Default for Pairing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pairing {
+    pub fn new() -> Self {
+        Pairing {
+            pending: HashMap::new(),
+            ops: Vec::new(),
+            nemesis: Vec::new(),
+            index: 0,
+            timed: None,
+        }
+    }
+
+    /// Adds the next event, in file order.
+    pub fn push(&mut self, ev: Event) -> Result<(), HistoryError> {
+        self.index += 1;
+        // Either every event has a time or none has; then file order is the clock.
+        let timed = *self.timed.get_or_insert(ev.time.is_some());
+        if timed != ev.time.is_some() {
+            return Err(line_err(
+                ev.line,
+                "some events have a time and others do not",
+            ));
+        }
+        let time = ev.time.unwrap_or(self.index);
+        let Some(process) = ev.process else {
+            self.nemesis.push(NemesisEvent {
+                time,
+                f: ev.f.unwrap_or_default(),
+                value: ev.value,
+            });
+            return Ok(());
+        };
+        match ev.kind {
+            EventType::Invoke => {
+                if let Some(&open) = self.pending.get(&process) {
+                    return Err(line_err(
+                        ev.line,
+                        format!(
+                            "process {process} invokes again while its operation from line {} is still open",
+                            self.ops[open].line
+                        ),
+                    ));
+                }
+                let f =
+                    ev.f.ok_or_else(|| line_err(ev.line, "invoke without \"f\""))?;
+                let id = self.ops.len();
+                self.ops.push(Operation {
+                    id,
+                    process,
+                    f,
+                    key: ev.key,
+                    input: ev.value,
+                    output: None,
+                    call: time,
+                    ret: None,
+                    outcome: Outcome::Info,
+                    line: ev.line,
+                });
+                self.pending.insert(process, id);
+            }
+            kind => {
+                let Some(id) = self.pending.remove(&process) else {
+                    return Err(line_err(
+                        ev.line,
+                        format!("process {process} completes an operation it never invoked"),
+                    ));
+                };
+                let op = &mut self.ops[id];
+                if let Some(f) = &ev.f {
+                    if *f != op.f {
+                        return Err(line_err(
+                            ev.line,
+                            format!(
+                                "completion f {f:?} does not match the invocation's {:?}",
+                                op.f
+                            ),
+                        ));
+                    }
+                }
+                if time < op.call {
+                    return Err(line_err(
+                        ev.line,
+                        "completion time is before its invocation",
+                    ));
+                }
+                if op.key.is_none() {
+                    op.key = ev.key;
+                }
+                match kind {
+                    EventType::Ok => {
+                        op.outcome = Outcome::Ok;
+                        op.ret = Some(time);
+                        op.output = Some(ev.value);
+                    }
+                    EventType::Fail => {
+                        op.outcome = Outcome::Fail;
+                        op.ret = Some(time);
+                        op.output = Some(ev.value);
+                    }
+                    EventType::Info | EventType::Invoke => {
+                        // Unknown outcome: the arguments stay those of the invocation.
+                        op.outcome = Outcome::Info;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> History {
+        // Invocations never completed are `info` already.
+        History {
+            ops: self.ops,
+            nemesis: self.nemesis,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JsonEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    process: Value,
+    #[serde(default)]
+    f: Option<String>,
+    #[serde(default)]
+    key: Value,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    time: Option<u64>,
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(default)]
+    version: Option<u64>,
+}
+
+/// Parses one JSONL line into an event; `Ok(None)` for the header and blank lines.
+pub fn parse_jsonl_line(text: &str, line: usize) -> Result<Option<Event>, HistoryError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let raw: JsonEvent = serde_json::from_str(text)
+        .map_err(|e| line_err(line, format!("not a history event: {e}")))?;
+    let kind = match raw.kind.as_str() {
+        "header" => {
+            if raw.schema.as_deref() != Some(SCHEMA_NAME) {
+                return Err(line_err(
+                    line,
+                    format!("header schema must be \"{SCHEMA_NAME}\""),
+                ));
+            }
+            match raw.version {
+                Some(SCHEMA_VERSION) => return Ok(None),
+                v => {
+                    return Err(line_err(
+                        line,
+                        format!("unsupported history version {v:?}; this checker reads version {SCHEMA_VERSION}"),
+                    ))
+                }
+            }
+        }
+        "invoke" => EventType::Invoke,
+        "ok" => EventType::Ok,
+        "fail" => EventType::Fail,
+        "info" => EventType::Info,
+        "nemesis" => EventType::Info,
+        other => return Err(line_err(line, format!("unknown event type {other:?}"))),
+    };
+    let process = match (&raw.kind[..], &raw.process) {
+        ("nemesis", _) => None,
+        (_, Value::String(s)) if s == "nemesis" => None,
+        (_, Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| line_err(line, "process must be an integer or \"nemesis\""))?,
+        ),
+        _ => return Err(line_err(line, "process must be an integer or \"nemesis\"")),
+    };
+    Ok(Some(Event {
+        kind,
+        process,
+        f: raw.f,
+        key: key_text(&raw.key),
+        value: raw.value,
+        time: raw.time,
+        line,
+    }))
+}
+
+/// Reads a JSONL history, streaming.
+pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
+    let mut pairing = Pairing::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        if let Some(ev) = parse_jsonl_line(&line, i + 1)? {
+            pairing.push(ev)?;
+        }
+    }
+    Ok(pairing.finish())
+}
+
+/// Builds a history in memory, for tests and generators.
+#[derive(Default)]
+pub struct HistoryBuilder {
+    pairing: Pairing,
+}
+
+impl HistoryBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn event(
+        &mut self,
+        kind: EventType,
+        process: i64,
+        f: &str,
+        key: Option<&str>,
+        value: Value,
+        time: u64,
+    ) {
+        let ev = Event {
+            kind,
+            process: Some(process),
+            f: Some(f.to_string()),
+            key: key.map(String::from),
+            value,
+            time: Some(time),
+            line: 0,
+        };
+        self.pairing
+            .push(ev)
+            .expect("builder histories are well formed");
+    }
+
+    pub fn invoke(
+        &mut self,
+        process: i64,
+        f: &str,
+        key: Option<&str>,
+        value: Value,
+        time: u64,
+    ) -> &mut Self {
+        self.event(EventType::Invoke, process, f, key, value, time);
+        self
+    }
+
+    pub fn ok(&mut self, process: i64, f: &str, value: Value, time: u64) -> &mut Self {
+        self.event(EventType::Ok, process, f, None, value, time);
+        self
+    }
+
+    pub fn fail(&mut self, process: i64, f: &str, value: Value, time: u64) -> &mut Self {
+        self.event(EventType::Fail, process, f, None, value, time);
+        self
+    }
+
+    pub fn info(&mut self, process: i64, f: &str, value: Value, time: u64) -> &mut Self {
+        self.event(EventType::Info, process, f, None, value, time);
+        self
+    }
+
+    pub fn build(self) -> History {
+        self.pairing.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_events_and_reports_bad_lines() {
+        let text = r#"{"type":"header","schema":"chaos-history","version":1}
+{"type":"invoke","process":0,"f":"write","key":"a","value":1,"time":10}
+{"type":"invoke","process":1,"f":"read","key":"a","value":null,"time":11}
+{"type":"nemesis","f":"start-partition","value":["n1"],"time":12}
+{"type":"ok","process":0,"f":"write","value":1,"time":20}
+{"type":"ok","process":1,"f":"read","value":1,"time":21}
+{"type":"invoke","process":2,"f":"write","key":7,"value":2,"time":22}
+"#;
+        let h = read_jsonl(text.as_bytes()).unwrap();
+        assert_eq!(h.ops.len(), 3);
+        assert_eq!(h.nemesis.len(), 1);
+        assert_eq!(h.ops[1].output, Some(serde_json::json!(1)));
+        assert_eq!(
+            (h.ops[2].outcome, h.ops[2].key.as_deref()),
+            (Outcome::Info, Some("7"))
+        );
+
+        let bad = "{\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"time\":1}\n{oops\n";
+        let err = read_jsonl(bad.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 2:"), "{err}");
+        let twice = "{\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"time\":1}\n\
+                     {\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"time\":2}\n";
+        let err = read_jsonl(twice.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2") && err.contains("still open"),
+            "{err}"
+        );
+        let v2 = "{\"type\":\"header\",\"schema\":\"chaos-history\",\"version\":2}\n";
+        assert!(read_jsonl(v2.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported"));
+    }
+}

@@ -1,0 +1,19 @@
+//! `checker`: decides whether a recorded history of concurrent operations is
+//! linearizable, and explains why not.
+//!
+//! - [`history`]: operations and the JSON Lines history format.
+//! - [`import`]: readers for Jepsen/Knossos EDN histories and Jepsen log lines.
+//! - [`model`]: sequential specifications (register, cas-register, key-value).
+//! - [`search`]: the Wing–Gong–Lowe search for one sub-history.
+//! - [`check`]: splitting by key, parallel search within a budget, verdicts and reports.
+//! - [`reference`]: a brute-force checker, the oracle the tests compare against.
+
+pub mod check;
+pub mod history;
+pub mod import;
+pub mod model;
+pub mod reference;
+pub mod search;
+
+pub use check::{check, CheckOptions, CheckReport, Verdict};
+pub use history::{History, HistoryBuilder, Operation, Outcome};
