@@ -251,8 +251,8 @@ fn check_part<M: Model>(
     };
     let mut none = Vec::new();
     match search(model, &part.ops, &budget, None, &mut none, 0) {
-        SearchResult::Linearizable { order } => match verify(model, &part.ops, &order) {
-            Ok(()) => KeyOutcome::Valid(0),
+        SearchResult::Linearizable { order, configs } => match verify(model, &part.ops, &order) {
+            Ok(()) => KeyOutcome::Valid(configs),
             Err(e) => KeyOutcome::Unknown(
                 KeyUnknown {
                     key: part.key.clone(),

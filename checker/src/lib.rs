@@ -9,6 +9,7 @@
 //! - [`reference`]: a brute-force checker, the oracle the tests compare against.
 
 pub mod check;
+pub mod generate;
 pub mod history;
 pub mod import;
 pub mod model;

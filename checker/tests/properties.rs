@@ -101,7 +101,13 @@ fn simulate(seed: u64, kv: bool) -> History {
                 let key = kv.then(|| rng.below(keys as u64).to_string());
                 // A fresh logical process per operation: ids retired after `info` stay open.
                 next_process += 1;
-                let p = Pending { process: next_process, f, key, input, applied: None };
+                let p = Pending {
+                    process: next_process,
+                    f,
+                    key,
+                    input,
+                    applied: None,
+                };
                 b.invoke(p.process, f, p.key.as_deref(), p.input.clone(), t);
                 pending[slot] = Some(p);
                 invoked += 1;
@@ -167,10 +173,28 @@ fn mutate(h: &mut History, seed: u64) {
 }
 
 fn agree<M: Model>(model: &M, h: &History) -> Result<Verdict, TestCaseError> {
-    let report = check(model, h, &CheckOptions { threads: 1, ..CheckOptions::default() }).unwrap();
+    let report = check(
+        model,
+        h,
+        &CheckOptions {
+            threads: 1,
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
     let reference = brute_force(model, h, 14).expect("small histories compile");
-    let expected = if reference { Verdict::Valid } else { Verdict::Invalid };
-    prop_assert_eq!(report.verdict, expected, "history: {:#?}\nreport: {}", h.ops, report.summary());
+    let expected = if reference {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    };
+    prop_assert_eq!(
+        report.verdict,
+        expected,
+        "history: {:#?}\nreport: {}",
+        h.ops,
+        report.summary()
+    );
     Ok(report.verdict)
 }
 
@@ -219,5 +243,8 @@ fn mutations_produce_both_verdicts() {
             None => {}
         }
     }
-    assert!(invalid > 50 && valid > 50, "valid {valid}, invalid {invalid}");
+    assert!(
+        invalid > 50 && valid > 50,
+        "valid {valid}, invalid {invalid}"
+    );
 }

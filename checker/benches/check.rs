@@ -1,0 +1,238 @@
+//! `cargo bench -p checker`: checker speed on generated histories. Prints the median of
+//! several runs per case (the search only; parsing excluded except where named) and the
+//! peak memory of the JSONL case, measured in a child process of its own.
+//!
+//! `cargo bench -p checker -- NAME` runs only the cases whose name contains NAME.
+
+use std::time::{Duration, Instant};
+
+use checker::check::{check, CheckOptions};
+use checker::generate::{generate, write_jsonl, GenConfig};
+use checker::history::{read_jsonl, History};
+use checker::model::{KeyValue, Model, Register};
+use checker::{HistoryBuilder, Verdict};
+use serde_json::{json, Value};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn time_check<M: Model>(name: &str, model: &M, h: &History, runs: usize, opts: &CheckOptions) {
+    let mut times = Vec::new();
+    let mut verdict = Verdict::Unknown;
+    let mut configs = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let r = check(model, h, opts).unwrap();
+        times.push(t.elapsed());
+        verdict = r.verdict;
+        configs = r.configurations;
+    }
+    println!(
+        "{name:<44} {:>10.1} ms  median of {runs}  ops {:>8}  verdict {:<7}  configs {configs}",
+        median(times).as_secs_f64() * 1e3,
+        h.ops.len(),
+        verdict.as_str()
+    );
+}
+
+fn register_case(ops: usize, seed: u64) -> History {
+    generate(&GenConfig {
+        seed,
+        processes: 10,
+        ops,
+        keys: 1,
+        values: 5,
+        info_pct: 2,
+        ..GenConfig::default()
+    })
+}
+
+fn kv_case(ops: usize) -> History {
+    generate(&GenConfig {
+        seed: 7,
+        processes: 50,
+        ops,
+        keys: 1000,
+        values: 1_000_000,
+        read_pct: 50,
+        write_pct: 40,
+        info_pct: 1,
+        kv: true,
+    })
+}
+
+/// Jepsen-shaped: ~80 operations on one register, ~15 of them timed-out writes and cas.
+fn jepsen_shape(seed: u64) -> History {
+    generate(&GenConfig {
+        seed,
+        processes: 5,
+        ops: 80,
+        keys: 1,
+        values: 5,
+        read_pct: 40,
+        write_pct: 30,
+        info_pct: 19,
+        kv: false,
+    })
+}
+
+/// Many concurrent writes of distinct values that never complete, then reads.
+fn pathological(pending: i64, reads: i64) -> History {
+    let mut b = HistoryBuilder::new();
+    for p in 0..pending {
+        b.invoke(p, "write", None, json!(p), p as u64);
+    }
+    let mut t = 1000;
+    for i in 0..reads {
+        let p = 10_000 + i;
+        b.invoke(p, "read", None, Value::Null, t)
+            .ok(p, "read", json!((i * 13) % pending), t + 1);
+        t += 2;
+    }
+    b.build()
+}
+
+fn child_jsonl(path: &str) {
+    let t = Instant::now();
+    let file = std::fs::File::open(path).unwrap();
+    let h = read_jsonl(std::io::BufReader::with_capacity(1 << 20, file)).unwrap();
+    let parsed = t.elapsed();
+    let r = check(
+        &KeyValue {
+            missing_is_empty: false,
+        },
+        &h,
+        &CheckOptions::default(),
+    )
+    .unwrap();
+    println!(
+        "{} {} {} {}",
+        parsed.as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3,
+        peak_rss_mib(),
+        r.verdict.as_str()
+    );
+}
+
+fn main() {
+    if let Ok(path) = std::env::var("CHECKER_BENCH_JSONL") {
+        child_jsonl(&path);
+        return;
+    }
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let want = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let opts = CheckOptions::default();
+    let cas = Register::new(true);
+    println!(
+        "cores: {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    for (name, ops, runs) in [
+        ("register 10 procs 1k ops", 1_000, 7),
+        ("register 10 procs 10k ops", 10_000, 5),
+        ("register 10 procs 100k ops", 100_000, 5),
+    ] {
+        if want(name) {
+            time_check(name, &cas, &register_case(ops, 3), runs, &opts);
+        }
+    }
+    if want("jepsen-shape") {
+        let histories: Vec<History> = (0..200).map(jepsen_shape).collect();
+        let infos: usize = histories
+            .iter()
+            .map(|h| h.ops.iter().filter(|o| o.ret.is_none()).count())
+            .sum();
+        let mut times = Vec::new();
+        let mut invalid = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            invalid = 0;
+            for h in &histories {
+                if check(&cas, h, &opts).unwrap().verdict != Verdict::Valid {
+                    invalid += 1;
+                }
+            }
+            times.push(t.elapsed());
+        }
+        println!(
+            "{:<44} {:>10.1} ms  median of 5  200 histories of 80 ops, {:.1} info each, {invalid} not valid",
+            "jepsen-shape x200 (total)",
+            median(times).as_secs_f64() * 1e3,
+            infos as f64 / 200.0
+        );
+    }
+    if want("pathological") {
+        let h = pathological(60, 3000);
+        let budget = CheckOptions {
+            timeout: Some(Duration::from_secs(10)),
+            ..CheckOptions::default()
+        };
+        time_check(
+            "pathological 60 pending writes, 3k reads",
+            &Register::new(false),
+            &h,
+            3,
+            &budget,
+        );
+    }
+    if want("kv") {
+        let h = kv_case(1_000_000);
+        time_check(
+            "kv 1000 keys 50 procs 1M ops",
+            &KeyValue {
+                missing_is_empty: false,
+            },
+            &h,
+            3,
+            &opts,
+        );
+    }
+    if want("jsonl") {
+        let h = kv_case(1_000_000);
+        let dir = std::env::temp_dir().join(format!("checker-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("history.jsonl");
+        let f = std::fs::File::create(&path).unwrap();
+        write_jsonl(&h, std::io::BufWriter::new(f)).unwrap();
+        drop(h);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let mut totals = Vec::new();
+        let mut line = String::new();
+        for _ in 0..3 {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("CHECKER_BENCH_JSONL", &path)
+                .output()
+                .unwrap();
+            line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let total: f64 = line
+                .split(' ')
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            totals.push(Duration::from_secs_f64(total / 1e3));
+        }
+        let parts: Vec<&str> = line.split(' ').collect();
+        println!(
+            "{:<44} {:>10.1} ms  median of 3  ({} MB file; last run: parse {} ms, peak RSS {} MiB, {})",
+            "read + check 1M-op JSONL (kv)",
+            median(totals).as_secs_f64() * 1e3,
+            size / 1_000_000,
+            parts.first().map_or("?", |s| s.split('.').next().unwrap_or(s)),
+            parts.get(2).map_or("?", |s| s.split('.').next().unwrap_or(s)),
+            parts.get(3).unwrap_or(&"?"),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

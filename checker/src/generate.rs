@@ -1,0 +1,226 @@
+//! Synthetic histories from a simulated atomic object, for benchmarks and tests.
+//!
+//! Clients invoke operations; each takes effect atomically at a random moment between its
+//! invocation and completion, so the history is linearizable by construction. A share of
+//! operations ends `info` (they may take effect later, or never) and cas mismatches end
+//! `fail`, as a real client records them. Runs in time linear in the number of operations.
+
+use serde_json::{json, Value};
+
+use crate::history::{History, HistoryBuilder};
+
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    pub seed: u64,
+    pub processes: usize,
+    pub ops: usize,
+    /// Keys: 1 gives a single register.
+    pub keys: usize,
+    /// Values are drawn from `0..values`.
+    pub values: u64,
+    /// Percentages of reads and writes; the rest are cas.
+    pub read_pct: u64,
+    pub write_pct: u64,
+    /// Percentage of operations whose outcome is unknown.
+    pub info_pct: u64,
+    /// Use kv function names (get/put) instead of register ones (read/write).
+    pub kv: bool,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            seed: 1,
+            processes: 10,
+            ops: 1000,
+            keys: 1,
+            values: 5,
+            read_pct: 50,
+            write_pct: 30,
+            info_pct: 2,
+            kv: false,
+        }
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Clone)]
+enum Kind {
+    Read,
+    Write(u64),
+    Cas(u64, u64),
+}
+
+#[derive(Clone)]
+struct Pending {
+    process: i64,
+    key: usize,
+    kind: Kind,
+    /// Set once it took effect: (succeeded, value read).
+    effect: Option<(bool, Option<u64>)>,
+}
+
+fn apply(store: &mut [Option<u64>], p: &Pending) -> (bool, Option<u64>) {
+    let cur = &mut store[p.key];
+    match p.kind {
+        Kind::Read => (true, *cur),
+        Kind::Write(v) => {
+            *cur = Some(v);
+            (true, None)
+        }
+        Kind::Cas(e, n) => {
+            if *cur == Some(e) {
+                *cur = Some(n);
+                (true, None)
+            } else {
+                (false, None)
+            }
+        }
+    }
+}
+
+/// Generates a linearizable history.
+pub fn generate(cfg: &GenConfig) -> History {
+    let mut rng = Rng(cfg.seed);
+    let mut store = vec![None; cfg.keys.max(1)];
+    let mut slots: Vec<Option<Pending>> = vec![None; cfg.processes.max(1)];
+    let mut zombies: Vec<Pending> = Vec::new();
+    let mut next_process = 0i64;
+    let mut invoked = 0;
+    let mut open = 0;
+    let mut b = HistoryBuilder::new();
+    let mut t: u64 = 0;
+    let names = if cfg.kv {
+        ("get", "put")
+    } else {
+        ("read", "write")
+    };
+    while invoked < cfg.ops || open > 0 {
+        t += 1 + rng.below(3);
+        if !zombies.is_empty() && rng.below(100) < 5 {
+            let z = zombies.swap_remove(rng.below(zombies.len() as u64) as usize);
+            if rng.below(2) == 0 {
+                apply(&mut store, &z);
+            }
+        }
+        let slot = rng.below(slots.len() as u64) as usize;
+        let key_text = |k: usize| (cfg.keys > 1).then(|| k.to_string());
+        match slots[slot].take() {
+            None => {
+                if invoked >= cfg.ops {
+                    continue;
+                }
+                let roll = rng.below(100);
+                let kind = if roll < cfg.read_pct {
+                    Kind::Read
+                } else if roll < cfg.read_pct + cfg.write_pct {
+                    Kind::Write(rng.below(cfg.values))
+                } else {
+                    Kind::Cas(rng.below(cfg.values), rng.below(cfg.values))
+                };
+                let (f, input) = match kind {
+                    Kind::Read => (names.0, Value::Null),
+                    Kind::Write(v) => (names.1, json!(v)),
+                    Kind::Cas(e, n) => ("cas", json!([e, n])),
+                };
+                let key = rng.below(store.len() as u64) as usize;
+                next_process += 1;
+                b.invoke(next_process, f, key_text(key).as_deref(), input, t);
+                slots[slot] = Some(Pending {
+                    process: next_process,
+                    key,
+                    kind,
+                    effect: None,
+                });
+                invoked += 1;
+                open += 1;
+            }
+            Some(mut p) => {
+                if p.effect.is_none() && rng.below(2) == 0 {
+                    p.effect = Some(apply(&mut store, &p));
+                    slots[slot] = Some(p);
+                    continue;
+                }
+                open -= 1;
+                let f = match p.kind {
+                    Kind::Read => names.0,
+                    Kind::Write(_) => names.1,
+                    Kind::Cas(..) => "cas",
+                };
+                if rng.below(100) < cfg.info_pct {
+                    b.info(p.process, f, Value::Null, t);
+                    if p.effect.is_none() {
+                        zombies.push(p);
+                    }
+                    continue;
+                }
+                let (ok, read) = match p.effect {
+                    Some(e) => e,
+                    None => apply(&mut store, &p),
+                };
+                let out = match p.kind {
+                    Kind::Read => read.map_or(Value::Null, |v| json!(v)),
+                    Kind::Write(v) => json!(v),
+                    Kind::Cas(e, n) => json!([e, n]),
+                };
+                if ok {
+                    b.ok(p.process, f, out, t);
+                } else {
+                    b.fail(p.process, f, out, t);
+                }
+            }
+        }
+    }
+    b.build()
+}
+
+/// Writes a history as JSON Lines in the documented format.
+pub fn write_jsonl(h: &History, mut w: impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{{\"type\":\"header\",\"schema\":\"chaos-history\",\"version\":1}}"
+    )?;
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(h.ops.len() * 2);
+    for (i, op) in h.ops.iter().enumerate() {
+        events.push((op.call, true, i));
+        if op.outcome != crate::history::Outcome::Info {
+            events.push((op.ret.expect("completed"), false, i));
+        }
+    }
+    events.sort_by_key(|&(t, is_call, i)| (t, !is_call, i));
+    for (t, is_call, i) in events {
+        let op = &h.ops[i];
+        let (kind, value) = if is_call {
+            ("invoke", op.input.clone())
+        } else {
+            let kind = if op.outcome == crate::history::Outcome::Ok {
+                "ok"
+            } else {
+                "fail"
+            };
+            (kind, op.output.clone().unwrap_or(Value::Null))
+        };
+        let mut ev =
+            json!({"type": kind, "process": op.process, "f": op.f, "value": value, "time": t});
+        if let Some(k) = &op.key {
+            ev["key"] = json!(k);
+        }
+        serde_json::to_writer(&mut w, &ev)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
