@@ -1,0 +1,159 @@
+//! `chaos-runner check` as a user runs it: verdict line, results file, exit codes.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+const VALID: &str = r#"{"type":"header","schema":"chaos-history","version":1}
+{"type":"invoke","process":0,"f":"write","key":"a","value":1,"time":1}
+{"type":"invoke","process":1,"f":"read","key":"a","value":null,"time":2}
+{"type":"ok","process":0,"f":"write","value":1,"time":3}
+{"type":"ok","process":1,"f":"read","value":1,"time":4}
+{"type":"nemesis","f":"kill","value":["n1"],"time":5}
+"#;
+
+#[test]
+fn verdicts_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = write(dir.path(), "valid.jsonl", VALID);
+    let (code, out, _) = run(&["check", &valid]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("VALID: 2 ops, 1 keys"), "{out}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{valid}.check.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["verdict"], "valid");
+
+    let stale = VALID.replace(
+        r#""f":"read","value":1,"time":4"#,
+        r#""f":"read","value":2,"time":4"#,
+    );
+    let invalid = write(dir.path(), "invalid.jsonl", &stale);
+    let out_path = dir.path().join("r.json");
+    let (code, out, _) = run(&["check", &invalid, "--out", out_path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("INVALID"), "{out}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let failure = &results["failures"][0];
+    assert_eq!(failure["op"]["f"], "read");
+    assert_eq!(failure["op"]["line"], 3);
+    assert!(failure["states"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("read returned 2"));
+
+    // A budget too small to decide is "unknown", exit 2, never "valid".
+    let mut hard = String::new();
+    for p in 0..30 {
+        hard += &format!(
+            "{{\"type\":\"invoke\",\"process\":{p},\"f\":\"write\",\"value\":{p},\"time\":{p}}}\n"
+        );
+    }
+    for i in 0..3000 {
+        let p = 100 + i;
+        let t = 100 + 2 * i;
+        hard += &format!("{{\"type\":\"invoke\",\"process\":{p},\"f\":\"read\",\"time\":{t}}}\n");
+        hard += &format!(
+            "{{\"type\":\"ok\",\"process\":{p},\"f\":\"read\",\"value\":{},\"time\":{}}}\n",
+            (i * 7) % 30,
+            t + 1
+        );
+    }
+    let hard = write(dir.path(), "hard.jsonl", &hard);
+    let (code, out, _) = run(&[
+        "check",
+        &hard,
+        "--model",
+        "register",
+        "--timeout",
+        "0.5",
+        "--out",
+        "-",
+    ]);
+    assert!(code == 2 || code == 1, "exit {code}: {out}");
+    if code == 2 {
+        assert!(out.contains("UNKNOWN") && out.contains("budget"), "{out}");
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_with_exit_code_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.jsonl",
+        &VALID.replace("\"time\":3}", "\"time\":3"),
+    );
+    let (code, _, err) = run(&["check", &bad]);
+    assert_eq!(code, 3);
+    assert!(err.contains("line 4"), "{err}");
+    let (code, _, err) = run(&["check", "/no/such/file"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("cannot read"), "{err}");
+    let (code, _, _) = run(&["check", "--no-such-flag"]);
+    assert_eq!(code, 3, "usage errors must not look like a verdict");
+    let kv = write(
+        dir.path(),
+        "f.jsonl",
+        &VALID.replace("\"write\"", "\"frobnicate\""),
+    );
+    let (code, _, err) = run(&["check", &kv]);
+    assert_eq!(code, 3);
+    assert!(err.contains("frobnicate"), "{err}");
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes"), "{out}");
+}
+
+#[test]
+fn reads_jepsen_formats_by_sniffing() {
+    let dir = tempfile::tempdir().unwrap();
+    let edn = write(
+        dir.path(),
+        "h.edn",
+        "[{:process 0, :type :invoke, :f :write, :value 1}\n\
+         {:process 0, :type :ok, :f :write, :value 1}\n\
+         {:process 1, :type :invoke, :f :cas, :value [1 2]}\n\
+         {:process 1, :type :info, :f :cas, :value [1 2]}\n\
+         {:process 2, :type :invoke, :f :read, :value nil}\n\
+         {:process 2, :type :ok, :f :read, :value 2}]\n",
+    );
+    let (code, out, err) = run(&["check", &edn]);
+    assert_eq!(code, 0, "{out}{err}");
+    let log = write(
+        dir.path(),
+        "jepsen.log",
+        "INFO  jepsen.util - 0\t:invoke\t:write\t3\n\
+         INFO  jepsen.util - 0\t:ok\t:write\t3\n\
+         INFO  jepsen.util - 1\t:invoke\t:read\tnil\n\
+         INFO  jepsen.util - 1\t:ok\t:read\t4\n",
+    );
+    let (code, out, _) = run(&["check", &log]);
+    assert_eq!(code, 1, "{out}");
+    // Knossos reading: nil reads are "unknown".
+    let nil = write(
+        dir.path(),
+        "nil.edn",
+        "{:process 0 :type :invoke :f :write :value 1}\n{:process 0 :type :ok :f :write :value 1}\n\
+         {:process 1 :type :invoke :f :read :value nil}\n{:process 1 :type :ok :f :read :value nil}\n",
+    );
+    assert_eq!(run(&["check", &nil]).0, 1);
+    assert_eq!(run(&["check", &nil, "--nil-read", "any"]).0, 0);
+}
