@@ -30,6 +30,11 @@ pub trait Model: Sync {
     fn describe_op(&self, op: &Self::Op) -> String;
     /// Why `op` cannot happen in `state`, in words.
     fn explain(&self, state: &Self::State, op: &Self::Op) -> String;
+    /// Whether `op` sets the state without reading it (a blind write). The search uses it
+    /// to skip dominated orders: an optional operation immediately overwritten is wasted.
+    fn blind(&self, _op: &Self::Op) -> bool {
+        false
+    }
 }
 
 /// A register value: JSON scalars kept cheap to clone and compare.
@@ -178,6 +183,10 @@ impl Model for Register {
         s.to_string()
     }
 
+    fn blind(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Write(_))
+    }
+
     fn describe_op(&self, op: &RegisterOp) -> String {
         match op {
             RegisterOp::Read(v) => format!("read {v}"),
@@ -289,6 +298,10 @@ impl Model for KeyValue {
 
     fn describe_state(&self, s: &Val) -> String {
         s.to_string()
+    }
+
+    fn blind(&self, op: &KvOp) -> bool {
+        matches!(op, KvOp::Put(_) | KvOp::Delete)
     }
 
     fn describe_op(&self, op: &KvOp) -> String {
