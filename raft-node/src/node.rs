@@ -241,14 +241,16 @@ impl Driver {
             Event::Write { cmd, reply } => match self.raft.propose(cmd.encode()) {
                 Ok((index, term)) => {
                     let deadline = Instant::now() + self.cfg.request_timeout;
-                    self.writes.insert(
-                        index,
-                        PendingWrite {
-                            term,
-                            deadline,
-                            reply,
-                        },
-                    );
+                    let pending = PendingWrite {
+                        term,
+                        deadline,
+                        reply,
+                    };
+                    if let Some(old) = self.writes.insert(index, pending) {
+                        // Our older entry at this index left our log, but another node may
+                        // still hold it and commit it: its fate is unknown, not failure.
+                        let _ = old.reply.send(WriteResult::Unknown("leadership changed"));
+                    }
                 }
                 Err(e) => {
                     let _ = reply.send(WriteResult::NotLeader(self.not_leader(e)));
