@@ -3,30 +3,13 @@
 //! object (so they are linearizable by construction), and from mutations of those.
 
 use checker::check::{check, CheckOptions};
+use checker::generate::Rng;
 use checker::history::{History, HistoryBuilder, Outcome};
 use checker::model::{KeyValue, Model, Register};
 use checker::reference::brute_force;
 use checker::Verdict;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Clone)]
 struct Pending {

@@ -325,30 +325,26 @@ impl Storage {
             )));
         }
 
-        let mut storage = if let Some(last) = segments.last() {
-            let current = OpenOptions::new()
-                .append(true)
-                .open(&last.path)
-                .map_err(io_err("open", &last.path))?;
-            Storage {
-                dir: dir.into(),
-                _lock: lock,
-                segments,
-                current,
-                buf: Vec::new(),
-                hard_state,
+        let (segments, current) = match segments.last() {
+            Some(last) => {
+                let current = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(io_err("open", &last.path))?;
+                (segments, current)
             }
-        } else {
-            let (seg, current) = Self::create_segment(dir, 1, hard_state)?;
-            let segments = vec![seg];
-            Storage {
-                dir: dir.into(),
-                _lock: lock,
-                segments,
-                current,
-                buf: Vec::new(),
-                hard_state,
+            None => {
+                let (seg, current) = Self::create_segment(dir, 1, hard_state)?;
+                (vec![seg], current)
             }
+        };
+        let mut storage = Storage {
+            dir: dir.into(),
+            _lock: lock,
+            segments,
+            current,
+            buf: Vec::new(),
+            hard_state,
         };
         storage.buf.reserve(64 << 10);
         Ok((

@@ -511,16 +511,7 @@ impl Raft {
 
     fn campaign(&mut self) {
         if self.cfg.pre_vote {
-            self.role = Role::PreCandidate;
-            self.leader = None;
-            self.votes.clear();
-            self.votes.insert(self.cfg.id, true);
-            self.reset_timers();
-            if self.quorum() == 1 {
-                self.campaign_for_real();
-                return;
-            }
-            self.request_votes(true);
+            self.start_election(Role::PreCandidate);
         } else {
             self.campaign_for_real();
         }
@@ -530,16 +521,26 @@ impl Raft {
         self.term += 1;
         self.vote = Some(self.cfg.id);
         self.hard_state_dirty = true;
-        self.role = Role::Candidate;
+        self.start_election(Role::Candidate);
+    }
+
+    /// Votes for itself and asks the others (a pre-vote for `PreCandidate`).
+    fn start_election(&mut self, role: Role) {
+        self.role = role;
         self.leader = None;
         self.votes.clear();
         self.votes.insert(self.cfg.id, true);
         self.reset_timers();
+        let pre_vote = role == Role::PreCandidate;
         if self.quorum() == 1 {
-            self.become_leader();
+            if pre_vote {
+                self.campaign_for_real();
+            } else {
+                self.become_leader();
+            }
             return;
         }
-        self.request_votes(false);
+        self.request_votes(pre_vote);
     }
 
     fn request_votes(&mut self, pre_vote: bool) {
