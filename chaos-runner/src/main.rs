@@ -1,6 +1,11 @@
 //! `chaos-runner`: Jepsen-style testing of replicated systems.
 
 mod check_cmd;
+mod cluster;
+mod nemesis;
+mod proxy;
+mod store;
+mod test_cmd;
 
 use std::process::ExitCode;
 
@@ -27,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a chaos test against a local cluster and check it.
+    Test(Box<test_cmd::TestArgs>),
     /// Check a recorded history for linearizability.
     Check(check_cmd::CheckArgs),
 }
@@ -45,9 +52,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A panic must not leave nodes behind.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        cluster::kill_all_children();
+        default_hook(info);
+    }));
     let result = match cli.command {
+        Command::Test(args) => test_cmd::run(*args),
         Command::Check(args) => check_cmd::run(args),
     };
+    cluster::kill_all_children();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

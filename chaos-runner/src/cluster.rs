@@ -1,0 +1,365 @@
+//! The nodes under test: real processes, each in its own process group, each told to die
+//! with the runner.
+//!
+//! Every child is started with `PR_SET_PDEATHSIG = SIGKILL` and its own process group.
+//! The death signal fires when the *thread* that forked the child exits, so all children
+//! are forked by one spawner thread that lives as long as the runner. Every child's
+//! process group is also in a global registry, which the Ctrl-C handler, the panic hook
+//! and normal shutdown all kill.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// Process groups of every child alive, for emergency cleanup.
+static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// SIGKILLs every child process group still registered. Safe to call from anywhere,
+/// including a panic hook or a signal handler task.
+pub fn kill_all_children() {
+    let groups: Vec<i32> = match CHILDREN.lock() {
+        Ok(mut c) => std::mem::take(&mut *c).into_iter().collect(),
+        Err(p) => std::mem::take(&mut *p.into_inner()).into_iter().collect(),
+    };
+    for pg in groups {
+        let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
+    }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// The one long-lived thread that forks every child (see the module docs).
+struct Spawner {
+    tx: mpsc::Sender<SpawnRequest>,
+}
+
+impl Spawner {
+    fn global() -> &'static Spawner {
+        static SPAWNER: std::sync::OnceLock<Spawner> = std::sync::OnceLock::new();
+        SPAWNER.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<SpawnRequest>();
+            std::thread::Builder::new()
+                .name("child-spawner".into())
+                .spawn(move || {
+                    for (mut cmd, reply) in rx {
+                        let _ = reply.send(cmd.spawn());
+                    }
+                })
+                .expect("spawn the child-spawner thread");
+            Spawner { tx: tx.clone() }
+        })
+    }
+
+    fn spawn(&self, mut cmd: Command) -> std::io::Result<Child> {
+        let parent = std::process::id() as i32;
+        // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid) run between fork
+        // and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                // The runner may have died between fork and prctl.
+                if nix::unistd::getppid().as_raw() != parent {
+                    return Err(std::io::Error::other("the runner exited"));
+                }
+                Ok(())
+            });
+        }
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send((cmd, reply))
+            .map_err(|_| std::io::Error::other("spawner thread gone"))?;
+        let child = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("spawner thread gone"))??;
+        CHILDREN
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(child.id() as i32);
+        Ok(child)
+    }
+}
+
+/// How to start one node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub id: u64,
+    pub transport_port: u16,
+    pub api_port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    /// `ID=HOST:PORT` of every peer, as this node must reach it (through its proxies).
+    pub peers: Vec<(u64, String)>,
+}
+
+impl NodeSpec {
+    pub fn api_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.api_port)
+    }
+}
+
+struct Node {
+    spec: NodeSpec,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// The running cluster.
+pub struct Cluster {
+    bin: PathBuf,
+    extra_args: Vec<String>,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    pub fn new(bin: PathBuf, extra_args: Vec<String>, specs: Vec<NodeSpec>) -> Cluster {
+        let nodes = specs
+            .into_iter()
+            .map(|spec| Node {
+                spec,
+                child: None,
+                paused: false,
+            })
+            .collect();
+        Cluster {
+            bin,
+            extra_args,
+            nodes,
+        }
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.spec.id).collect()
+    }
+
+    pub fn spec(&self, id: u64) -> &NodeSpec {
+        &self.node(id).spec
+    }
+
+    fn node(&self, id: u64) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.spec.id == id)
+            .expect("known node id")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.spec.id == id)
+            .expect("known node id")
+    }
+
+    pub fn is_running(&self, id: u64) -> bool {
+        self.node(id).child.is_some()
+    }
+
+    /// Starts node `id` (no-op if running) with exactly the standard flags plus the extra
+    /// ones, stdout and stderr appended to its log.
+    pub fn start(&mut self, id: u64) -> Result<()> {
+        let bin = self.bin.clone();
+        let extra = self.extra_args.clone();
+        let node = self.node_mut(id);
+        if node.child.is_some() {
+            return Ok(());
+        }
+        let spec = &node.spec;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&spec.log)
+            .with_context(|| format!("cannot open {}", spec.log.display()))?;
+        let peers: Vec<String> = spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--id")
+            .arg(spec.id.to_string())
+            .arg("--transport-port")
+            .arg(spec.transport_port.to_string())
+            .arg("--api-port")
+            .arg(spec.api_port.to_string())
+            .arg("--data-dir")
+            .arg(&spec.data_dir)
+            .arg("--peers")
+            .arg(peers.join(","))
+            .args(&extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = Spawner::global()
+            .spawn(cmd)
+            .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, id: u64, sig: Signal) {
+        if let Some(c) = &self.node(id).child {
+            let _ = killpg(Pid::from_raw(c.id() as i32), sig);
+        }
+    }
+
+    /// SIGKILL: the node loses everything not on disk.
+    pub fn kill(&mut self, id: u64) {
+        self.signal(id, Signal::SIGKILL);
+        let node = self.node_mut(id);
+        if let Some(mut c) = node.child.take() {
+            let _ = c.wait();
+            CHILDREN
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(c.id() as i32));
+        }
+        node.paused = false;
+    }
+
+    /// SIGSTOP: the node freezes mid-flight.
+    pub fn pause(&mut self, id: u64) {
+        if self.is_running(id) {
+            self.signal(id, Signal::SIGSTOP);
+            self.node_mut(id).paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, id: u64) {
+        if self.node(id).paused {
+            self.signal(id, Signal::SIGCONT);
+            self.node_mut(id).paused = false;
+        }
+    }
+
+    /// Whether node `id`'s process exited on its own (a crash), with its status.
+    pub fn exited(&mut self, id: u64) -> Option<String> {
+        let node = self.node_mut(id);
+        let c = node.child.as_mut()?;
+        match c.try_wait() {
+            Ok(Some(status)) => {
+                node.child = None;
+                Some(status.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// Stops every node: SIGTERM, then SIGKILL for those still alive after a grace period.
+    pub fn stop_all(&mut self) {
+        for id in self.ids() {
+            self.resume(id);
+            self.signal(id, Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        for id in self.ids() {
+            while std::time::Instant::now() < deadline {
+                if self.exited(id).is_some() || !self.is_running(id) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.kill(id);
+        }
+    }
+
+    /// The last `lines` lines of node `id`'s log.
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        tail(&self.node(id).spec.log, lines)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            self.kill(id);
+        }
+    }
+}
+
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Asks a node for its status: role and leader, if it speaks `/client/status`.
+pub async fn status(api: &str) -> Option<Value> {
+    let addr = api.to_string();
+    let res = tokio::time::timeout(Duration::from_secs(1), async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        let req =
+            format!("GET /client/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        serde_json::from_str::<Value>(body.trim()).ok()
+    })
+    .await;
+    res.ok().flatten()
+}
+
+/// The id of the node that says it leads, among `apis` (id, address).
+pub async fn find_leader(apis: &[(u64, String)]) -> Option<u64> {
+    for (id, api) in apis {
+        if let Some(s) = status(api).await {
+            if s["role"] == "leader" {
+                return Some(*id);
+            }
+        }
+    }
+    None
+}
+
+/// Waits until some node leads, or fails with every node's log tail.
+pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<u64> {
+    let deadline = tokio::time::Instant::now() + within;
+    let apis: Vec<(u64, String)> = cluster
+        .ids()
+        .iter()
+        .map(|&i| (i, cluster.spec(i).api_addr()))
+        .collect();
+    loop {
+        for id in cluster.ids() {
+            if let Some(status) = cluster.exited(id) {
+                bail!(
+                    "node {id} exited ({status}) while the cluster was starting; the end of its log:\n{}",
+                    cluster.log_tail(id, 15)
+                );
+            }
+        }
+        if let Some(l) = find_leader(&apis).await {
+            return Ok(l);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let tails: Vec<String> = cluster
+                .ids()
+                .iter()
+                .map(|&i| {
+                    format!(
+                        "--- node {i} ({}):\n{}",
+                        cluster.spec(i).log.display(),
+                        cluster.log_tail(i, 8)
+                    )
+                })
+                .collect();
+            bail!(
+                "no leader after {within:?}; the end of each node's log:\n{}",
+                tails.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,229 @@
+//! Operation generators.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde_json::{json, Value};
+
+/// The function of an operation, as the history names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Read,
+    Write,
+    Cas,
+    Delete,
+}
+
+/// One operation to perform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpSpec {
+    pub f: Func,
+    pub key: String,
+    /// write: the value; cas: `[expected, new]`; read/delete: null.
+    pub value: Value,
+}
+
+impl OpSpec {
+    /// The function's name in the history, per workload (the kv model says get/put).
+    pub fn f_name(&self, kv: bool) -> &'static str {
+        match (self.f, kv) {
+            (Func::Read, false) => "read",
+            (Func::Read, true) => "get",
+            (Func::Write, false) => "write",
+            (Func::Write, true) => "put",
+            (Func::Cas, _) => "cas",
+            (Func::Delete, _) => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Jepsen's register: few keys, reads, writes and compare-and-set over a small value
+    /// range, so cas often succeeds and keys are contended.
+    Register,
+    /// Many keys, get/put/delete, every put a unique value so a read names its write.
+    Kv,
+}
+
+/// Shares of each function, in percent (they need not add up to 100; they are weights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    pub read: u32,
+    pub write: u32,
+    pub cas: u32,
+    pub delete: u32,
+}
+
+impl Mix {
+    fn total(&self) -> u32 {
+        self.read + self.write + self.cas + self.delete
+    }
+}
+
+/// Draws operations. Cheap to share between clients; each client brings its own RNG.
+#[derive(Debug)]
+pub struct Generator {
+    pub kind: WorkloadKind,
+    pub keys: usize,
+    pub mix: Mix,
+    /// Register values are drawn from `0..values`.
+    pub values: u64,
+    unique: AtomicU64,
+}
+
+impl Generator {
+    pub fn new(kind: WorkloadKind, keys: usize, mix: Mix) -> Self {
+        let mut mix = mix;
+        if kind == WorkloadKind::Kv {
+            // The kv workload has no cas: it must run against servers without that endpoint.
+            mix.delete += mix.cas;
+            mix.cas = 0;
+        }
+        if mix.total() == 0 {
+            mix.read = 1;
+        }
+        Generator {
+            kind,
+            keys: keys.max(1),
+            mix,
+            values: 5,
+            unique: AtomicU64::new(1),
+        }
+    }
+
+    pub fn is_kv(&self) -> bool {
+        self.kind == WorkloadKind::Kv
+    }
+
+    /// The name of key number `i`.
+    pub fn key(&self, i: usize) -> String {
+        match self.kind {
+            WorkloadKind::Register => format!("r{i}"),
+            WorkloadKind::Kv => format!("k{i}"),
+        }
+    }
+
+    pub fn all_keys(&self) -> Vec<String> {
+        (0..self.keys).map(|i| self.key(i)).collect()
+    }
+
+    pub fn next(&self, rng: &mut StdRng) -> OpSpec {
+        let key = self.key(rng.gen_range(0..self.keys));
+        let roll = rng.gen_range(0..self.mix.total());
+        let m = self.mix;
+        let f = if roll < m.read {
+            Func::Read
+        } else if roll < m.read + m.write {
+            Func::Write
+        } else if roll < m.read + m.write + m.cas {
+            Func::Cas
+        } else {
+            Func::Delete
+        };
+        let value = match (f, self.kind) {
+            (Func::Read | Func::Delete, _) => Value::Null,
+            // Values are strings: the key-value API stores strings.
+            (Func::Write, WorkloadKind::Register) => {
+                json!(rng.gen_range(0..self.values).to_string())
+            }
+            (Func::Write, WorkloadKind::Kv) => {
+                json!(format!("v{}", self.unique.fetch_add(1, Ordering::Relaxed)))
+            }
+            (Func::Cas, _) => json!([
+                rng.gen_range(0..self.values).to_string(),
+                rng.gen_range(0..self.values).to_string()
+            ]),
+        };
+        OpSpec { f, key, value }
+    }
+}
+
+/// Named workload presets, matching the seed's test suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub concurrency: usize,
+    /// Percent of operations that write (split between write and cas, or put and delete).
+    pub write_pct: u32,
+}
+
+pub const PRESETS: [Preset; 4] = [
+    Preset {
+        name: "healthy",
+        concurrency: 5,
+        write_pct: 50,
+    },
+    Preset {
+        name: "high-concurrency",
+        concurrency: 10,
+        write_pct: 50,
+    },
+    Preset {
+        name: "write-heavy",
+        concurrency: 5,
+        write_pct: 80,
+    },
+    Preset {
+        name: "read-heavy",
+        concurrency: 5,
+        write_pct: 20,
+    },
+];
+
+pub fn preset(name: &str) -> Option<Preset> {
+    PRESETS.iter().copied().find(|p| p.name == name)
+}
+
+/// The mix for a write share: register splits writes evenly between write and cas; kv
+/// gives most to put and a tenth to delete.
+pub fn mix_for(kind: WorkloadKind, write_pct: u32) -> Mix {
+    let write_pct = write_pct.min(100);
+    match kind {
+        WorkloadKind::Register => Mix {
+            read: 100 - write_pct,
+            write: write_pct - write_pct / 2,
+            cas: write_pct / 2,
+            delete: 0,
+        },
+        WorkloadKind::Kv => Mix {
+            read: 100 - write_pct,
+            write: write_pct - write_pct / 10,
+            cas: 0,
+            delete: write_pct / 10,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn mixes_and_unique_values() {
+        let g = Generator::new(WorkloadKind::Kv, 100, mix_for(WorkloadKind::Kv, 80));
+        let mut rng = StdRng::seed_from_u64(1);
+        let ops: Vec<OpSpec> = (0..2000).map(|_| g.next(&mut rng)).collect();
+        let reads = ops.iter().filter(|o| o.f == Func::Read).count();
+        assert!((300..500).contains(&reads), "{reads} reads of 2000 at 20%");
+        assert!(ops.iter().all(|o| o.f != Func::Cas), "kv never uses cas");
+        let mut puts: Vec<&Value> = ops
+            .iter()
+            .filter(|o| o.f == Func::Write)
+            .map(|o| &o.value)
+            .collect();
+        let n = puts.len();
+        puts.sort_by_key(|v| v.to_string());
+        puts.dedup();
+        assert_eq!(puts.len(), n, "every put writes a unique value");
+        let r = Generator::new(
+            WorkloadKind::Register,
+            5,
+            mix_for(WorkloadKind::Register, 50),
+        );
+        let ops: Vec<OpSpec> = (0..1000).map(|_| r.next(&mut rng)).collect();
+        assert!(ops.iter().any(|o| o.f == Func::Cas) && ops.iter().all(|o| o.key.starts_with('r')));
+    }
+}

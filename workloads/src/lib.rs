@@ -1,0 +1,13 @@
+//! `workloads`: what the clients of a chaos test do, and how it is recorded.
+//!
+//! - [`generator`]: which operation a client does next (register and kv workloads, presets).
+//! - [`client`]: the HTTP client that performs one operation against any node, follows
+//!   leader hints, and classifies the answer as ok, fail (certainly not applied) or info
+//!   (outcome unknown).
+//! - [`recorder`]: streams every invocation, completion and fault to `history.jsonl`.
+//! - [`runner`]: the concurrent clients, one logical process each, retired after `info`.
+
+pub mod client;
+pub mod generator;
+pub mod recorder;
+pub mod runner;

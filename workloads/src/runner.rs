@@ -1,0 +1,152 @@
+//! The concurrent clients of a test.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::client::{KvClient, Outcome};
+use crate::generator::{Func, Generator, OpSpec};
+use crate::recorder::{Kind, Recorder};
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub concurrency: usize,
+    /// Total operations per second over all clients; `None`: as fast as they can.
+    pub rate: Option<f64>,
+    pub time_limit: Duration,
+    /// Stop after this many operations in total.
+    pub max_ops: Option<u64>,
+    pub op_timeout: Duration,
+    pub seed: u64,
+}
+
+/// What the clients share.
+pub struct Shared {
+    pub client: Arc<KvClient>,
+    pub generator: Arc<Generator>,
+    pub recorder: Arc<Recorder>,
+    /// Set to stop every client after its current operation.
+    pub stop: Arc<AtomicBool>,
+    next_process: AtomicI64,
+    started: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        client: Arc<KvClient>,
+        generator: Arc<Generator>,
+        recorder: Arc<Recorder>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            client,
+            generator,
+            recorder,
+            stop: Arc::new(AtomicBool::new(false)),
+            next_process: AtomicI64::new(0),
+            started: AtomicU64::new(0),
+        })
+    }
+
+    /// A fresh logical process id.
+    pub fn fresh_process(&self) -> i64 {
+        self.next_process.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Performs one operation as `process`, recording invocation and completion.
+    pub async fn perform(&self, process: i64, op: &OpSpec, timeout: Duration) -> Kind {
+        let kv = self.generator.is_kv();
+        let f = op.f_name(kv);
+        let invoke_value = match op.f {
+            Func::Read => Value::Null,
+            _ => op.value.clone(),
+        };
+        let t = self.recorder.invoke(process, f, &op.key, &invoke_value);
+        let outcome = self.client.invoke(op, Instant::now() + timeout).await;
+        let (kind, value, error) = match outcome {
+            Outcome::Ok(v) => (Kind::Ok, v, None),
+            Outcome::Fail(e) => (Kind::Fail, invoke_value, Some(e)),
+            Outcome::Info(e) => (Kind::Info, invoke_value, Some(e)),
+        };
+        self.recorder
+            .complete(process, kind, f, &op.key, &value, t, None, error.as_deref());
+        kind
+    }
+}
+
+/// Runs the clients until the time limit, the operation limit or `shared.stop`.
+pub async fn run_clients(shared: Arc<Shared>, cfg: ClientConfig) {
+    let end = Instant::now() + cfg.time_limit;
+    let mut tasks = Vec::new();
+    for worker in 0..cfg.concurrency.max(1) {
+        let shared = shared.clone();
+        let cfg = cfg.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng =
+                StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(worker as u64));
+            let mut process = shared.fresh_process();
+            let period = cfg
+                .rate
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(cfg.concurrency as f64 / r));
+            let mut next_at = Instant::now();
+            loop {
+                if shared.stop.load(Ordering::Relaxed) || Instant::now() >= end {
+                    break;
+                }
+                if let Some(max) = cfg.max_ops {
+                    if shared.started.fetch_add(1, Ordering::Relaxed) >= max {
+                        break;
+                    }
+                }
+                if let Some(p) = period {
+                    tokio::time::sleep_until(next_at).await;
+                    next_at = next_at.max(Instant::now() - p) + p;
+                }
+                let op = shared.generator.next(&mut rng);
+                if shared.perform(process, &op, cfg.op_timeout).await == Kind::Info {
+                    // Its operation may still be in flight: Jepsen retires the process.
+                    process = shared.fresh_process();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Reads every key once more after the cluster healed, so lost writes show up. Retries a
+/// key until its read succeeds or `deadline`.
+pub async fn final_reads(shared: &Shared, keys: &[String], deadline: Instant) -> (usize, usize) {
+    let (mut done, mut failed) = (0, 0);
+    for key in keys {
+        let op = OpSpec {
+            f: Func::Read,
+            key: key.clone(),
+            value: Value::Null,
+        };
+        loop {
+            let process = shared.fresh_process();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                failed += 1;
+                break;
+            }
+            if shared
+                .perform(process, &op, left.min(Duration::from_secs(5)))
+                .await
+                == Kind::Ok
+            {
+                done += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    (done, failed)
+}
