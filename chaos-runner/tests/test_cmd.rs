@@ -1,0 +1,304 @@
+//! `chaos-runner test` end to end: real raft-node clusters, real faults, verdicts, and no
+//! process left behind. Every wait polls a condition against a deadline.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
+
+/// The raft-node binary beside chaos-runner, built if this test runs alone.
+fn raft_node() -> PathBuf {
+    let path = Path::new(BIN).with_file_name("raft-node");
+    if !path.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "raft-node"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building raft-node failed");
+    }
+    assert!(path.is_file(), "no raft-node at {}", path.display());
+    path
+}
+
+fn command(store: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("test")
+        .arg("--store")
+        .arg(store)
+        .arg("--raft-node")
+        .arg(raft_node())
+        .args(["--concurrency", "4", "--rate", "300"])
+        .args(args);
+    c
+}
+
+fn run(store: &Path, args: &[&str]) -> Output {
+    let out = command(store, args).output().unwrap();
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn latest(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).unwrap()
+}
+
+fn history(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Processes whose command line mentions `needle` (the run's store folder).
+fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) && cmd.contains("raft-node") && !cmd.contains("chaos-runner") {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
+fn assert_no_nodes_left(store: &Path) {
+    let needle = store.to_string_lossy().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_mentioning(&needle);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "raft-node processes outlived the runner: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_nodes_under_kill_pause_and_partition_are_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run(
+        store.path(),
+        &[
+            "--time-limit",
+            "15",
+            "--nemesis",
+            "kill,pause,partition",
+            "--nemesis-interval",
+            "2",
+            "--nemesis-targets",
+            "leader",
+            "--op-timeout",
+            "1",
+            "--seed",
+            "7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "verdict should be valid");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("verdict: VALID"), "{stdout}");
+    assert!(
+        stdout.contains("replay:  chaos-runner test") && stdout.contains("--seed 7"),
+        "{stdout}"
+    );
+    let run_dir = latest(store.path());
+    let results = json(&run_dir.join("results.json"));
+    assert_eq!(results["verdict"], "valid");
+    assert!(results["counts"]["ok"].as_u64().unwrap() >= 50);
+    let h = history(&run_dir);
+    let kinds: Vec<&str> = h.iter().filter_map(|e| e["type"].as_str()).collect();
+    for k in ["invoke", "ok", "fail", "info", "nemesis"] {
+        assert!(kinds.contains(&k), "no {k} event in the history");
+    }
+    let faults: Vec<&str> = h
+        .iter()
+        .filter(|e| e["type"] == "nemesis")
+        .filter_map(|e| e["f"].as_str())
+        .collect();
+    for f in [
+        "start-kill",
+        "stop-kill",
+        "start-pause",
+        "stop-pause",
+        "start-partition",
+        "stop-partition",
+    ] {
+        assert!(faults.contains(&f), "no {f} in {faults:?}");
+    }
+    assert!(h
+        .iter()
+        .any(|e| e["type"] == "nemesis" && e["value"]["nodes"].is_array()));
+    let test = json(&run_dir.join("test.json"));
+    assert_eq!(test["seed"], 7);
+    assert!(run_dir.join("nodes/n1.log").is_file());
+    assert_no_nodes_left(store.path());
+}
+
+#[test]
+fn five_nodes_under_majorities_ring_partitions_are_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run(
+        store.path(),
+        &[
+            "--nodes",
+            "5",
+            "--time-limit",
+            "9",
+            "--nemesis",
+            "partition",
+            "--partitions",
+            "majorities-ring",
+            "--nemesis-interval",
+            "2",
+            "--workload",
+            "kv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let h = history(&latest(store.path()));
+    let rings = h
+        .iter()
+        .filter(|e| e["f"] == "start-partition" && e["value"]["shape"] == "majorities-ring")
+        .count();
+    assert!(rings >= 2, "{rings} majorities-ring partitions");
+    assert_no_nodes_left(store.path());
+}
+
+fn start_long_run(store: &Path) -> Child {
+    command(store, &["--time-limit", "120", "--nemesis-interval", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until_running(store: &Path) {
+    wait_for("the test to be under way", Duration::from_secs(60), || {
+        std::fs::canonicalize(store.join("latest"))
+            .ok()
+            .and_then(|d| std::fs::read_to_string(d.join("history.jsonl")).ok())
+            .is_some_and(|h| h.lines().count() > 100)
+    });
+    assert!(
+        !processes_mentioning(&store.to_string_lossy()).is_empty(),
+        "nodes are running"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_every_node() {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = start_long_run(store.path());
+    wait_until_running(store.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut status = None;
+    wait_for(
+        "the runner to exit after SIGINT",
+        Duration::from_secs(20),
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert_eq!(status.unwrap().code(), Some(3));
+    assert_no_nodes_left(store.path());
+}
+
+#[test]
+fn nodes_die_with_a_killed_runner() {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = start_long_run(store.path());
+    wait_until_running(store.path());
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs; the death signal must do it.
+    child.wait().unwrap();
+    assert_no_nodes_left(store.path());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_schedule() {
+    let store = tempfile::tempdir().unwrap();
+    let schedule = |seed: &str| {
+        let out = run(
+            store.path(),
+            &[
+                "--time-limit",
+                "4",
+                "--nemesis-interval",
+                "0.4",
+                "--seed",
+                seed,
+                "--min-ok",
+                "1",
+            ],
+        );
+        assert_ne!(out.status.code(), Some(3), "harness error");
+        assert_ne!(out.status.code(), Some(1), "invalid");
+        json(&latest(store.path()).join("test.json"))["schedule"].clone()
+    };
+    let a = schedule("1234");
+    assert!(a.as_array().unwrap().len() >= 4, "{a}");
+    assert_eq!(a, schedule("1234"));
+    assert_ne!(a, schedule("1235"));
+    assert_no_nodes_left(store.path());
+}
+
+#[test]
+fn bad_flags_and_missing_binaries_are_errors() {
+    let out = Command::new(BIN)
+        .args(["test", "--nodes", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = Command::new(BIN)
+        .args(["test", "--raft-node", "/no/such/binary"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no server binary"));
+    let out = Command::new(BIN)
+        .args([
+            "test",
+            "--raft-node",
+            raft_node().to_str().unwrap(),
+            "--nemesis",
+            "meteor",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("meteor"));
+}
