@@ -36,6 +36,31 @@ enum Command {
     Test(Box<test_cmd::TestArgs>),
     /// Check a recorded history for linearizability.
     Check(check_cmd::CheckArgs),
+    /// Rebuild a run's report.html and plots from its history.jsonl and results.json.
+    Report(ReportArgs),
+}
+
+/// Rebuild the report of a run folder (and the index of its store).
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    /// The run folder, e.g. store/latest or store/register/20261126T142034.770Z.
+    run_dir: std::path::PathBuf,
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    let dir = std::fs::canonicalize(&args.run_dir)
+        .with_context(|| format!("no run folder at {}", args.run_dir.display()))?;
+    let written = reports::build(&dir)?;
+    println!("report: {}", written.report.display());
+    // store/<name>/<run>: the index lives two levels up.
+    if let Some(root) = dir.parent().and_then(|p| p.parent()) {
+        if root.join("latest").exists() {
+            let index = reports::index::build(root)?;
+            println!("index:  {}", index.display());
+        }
+    }
+    Ok(exit::VALID)
 }
 
 fn main() -> ExitCode {
@@ -61,6 +86,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => test_cmd::run(*args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Report(args) => report(args),
     };
     cluster::kill_all_children();
     match result {

@@ -755,9 +755,20 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<u8> {
         "faults": faults.iter().map(|f| json!({"fault": f.description, "start_s": f.start, "end_s": f.end, "value": f.value})).collect::<Vec<_>>(),
         "final_reads": {"ok": read_ok, "failed": read_failed},
         "warnings": warnings,
+        "checker_summary": report.summary(),
         "checker": report,
     });
     run.write_json(&run.results(), &results)?;
+    let report_path = match reports::build(&run.path) {
+        Ok(w) => Some(w.report),
+        Err(e) => {
+            eprintln!("warning: could not write the report: {e}");
+            None
+        }
+    };
+    if let Err(e) = reports::index::build(&a.store) {
+        eprintln!("warning: could not rebuild the run index: {e}");
+    }
 
     let fmt_ms = |q: f64| {
         quantile(&samples, q).map_or("-".to_string(), |n| format!("{:.1} ms", n as f64 / 1e6))
@@ -795,6 +806,9 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<u8> {
         reason.map(|r| format!(" ({r})")).unwrap_or_default()
     );
     println!("results: {}", run.path.display());
+    if let Some(r) = report_path {
+        println!("report:  {}", r.display());
+    }
     println!("replay:  {replay}");
     Ok(match verdict {
         Verdict::Valid => exit::VALID,

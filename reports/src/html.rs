@@ -1,0 +1,425 @@
+//! `report.html`: one self-contained file (inline CSS, JS and SVG, no network).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use checker::history::Outcome;
+use serde_json::{json, Value};
+
+use crate::data::Run;
+use crate::layout::lanes;
+
+/// Escapes text for HTML bodies and attributes.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::Null => "nil".into(),
+        Value::String(s) => format!("{s:?}"),
+        v => v.to_string(),
+    }
+}
+
+fn secs(ns: u64) -> String {
+    format!("{:.3} s", ns as f64 / 1e9)
+}
+
+/// The timeline's data, compact: times in microseconds.
+fn timeline_data(run: &Run) -> Value {
+    let ops = run.ops();
+    let lane_of = lanes(ops);
+    let mut keys: Vec<String> = ops.iter().filter_map(|o| o.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    let key_index: BTreeMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let mut fns: Vec<String> = ops.iter().map(|o| o.f.clone()).collect();
+    fns.sort();
+    fns.dedup();
+    let mut procs: Vec<(usize, i64)> = lane_of.iter().map(|(&p, &l)| (l, p)).collect();
+    procs.sort();
+    let rows: Vec<Value> = ops
+        .iter()
+        .map(|o| {
+            let outcome = match o.outcome {
+                Outcome::Ok => 0,
+                Outcome::Fail => 1,
+                Outcome::Info => 2,
+            };
+            json!([
+                lane_of[&o.process],
+                o.key.as_deref().map_or(-1, |k| key_index[k] as i64),
+                fns.iter().position(|f| *f == o.f).unwrap_or(0),
+                outcome,
+                o.call / 1000,
+                o.ret.map_or(-1, |r| (r / 1000) as i64),
+                short(&o.input),
+                o.output.as_ref().map(short).unwrap_or_default(),
+                o.id
+            ])
+        })
+        .collect();
+    let faults: Vec<Value> = run
+        .faults
+        .iter()
+        .map(|f| json!([(f.start * 1e6) as u64, (f.end * 1e6) as u64, f.label]))
+        .collect();
+    let failing: Vec<Value> = run.results["checker"]["failures"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f["op"]["id"].clone()).collect())
+        .unwrap_or_default();
+    json!({
+        "ops": rows,
+        "keys": keys,
+        "fns": fns,
+        "procs": procs.iter().map(|p| p.1).collect::<Vec<_>>(),
+        "end": (run.end * 1e6) as u64,
+        "faults": faults,
+        "failing": failing,
+    })
+}
+
+fn header(run: &Run, out: &mut String) {
+    let t = &run.test;
+    let r = &run.results;
+    let verdict = run.verdict();
+    let class = match verdict {
+        "valid" => "valid",
+        "invalid" => "invalid",
+        _ => "unknown",
+    };
+    let _ = write!(
+        out,
+        "<header><div class=\"verdict {class}\">{}</div><div class=\"meta\"><h1>{}</h1>",
+        esc(&verdict.to_uppercase()),
+        esc(t["name"].as_str().unwrap_or("run"))
+    );
+    if let Some(reason) = r["reason"].as_str() {
+        let _ = write!(out, "<p class=\"reason\">{}</p>", esc(reason));
+    }
+    let mut facts: Vec<(String, String)> = vec![
+        (
+            "started".into(),
+            t["started"].as_str().unwrap_or("-").into(),
+        ),
+        ("seed".into(), t["seed"].to_string()),
+        ("nodes".into(), t["nodes"].to_string()),
+        (
+            "workload".into(),
+            format!(
+                "{} ({} keys, {} clients)",
+                t["workload"].as_str().unwrap_or("-"),
+                t["keys"],
+                t["concurrency"]
+            ),
+        ),
+        (
+            "faults".into(),
+            t["nemesis"].as_array().map_or("-".into(), |a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+        ),
+        (
+            "operations".into(),
+            format!(
+                "{} ok, {} fail, {} info",
+                run.count(Outcome::Ok),
+                run.count(Outcome::Fail),
+                run.count(Outcome::Info)
+            ),
+        ),
+    ];
+    if let Some(tp) = r["throughput_ok_per_s"].as_f64() {
+        facts.push(("throughput".into(), format!("{tp:.0} ok ops/s")));
+    }
+    let l = &r["latency_ms"];
+    if l.is_object() {
+        facts.push((
+            "latency".into(),
+            format!(
+                "p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
+                l["p50"], l["p95"], l["p99"], l["max"]
+            ),
+        ));
+    }
+    if let Some(s) = r["checker_summary"].as_str() {
+        facts.push(("checker".into(), s.into()));
+    }
+    out.push_str("<dl>");
+    for (k, v) in facts {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(&k), esc(&v));
+    }
+    out.push_str("</dl>");
+    if let Some(cmd) = r["command"].as_str().or(t["command"].as_str()) {
+        let _ = write!(out, "<p>reproduce: <code>{}</code></p>", esc(cmd));
+    }
+    out.push_str("</div></header>");
+}
+
+fn counterexamples(run: &Run, out: &mut String) {
+    let Some(failures) = run.results["checker"]["failures"]
+        .as_array()
+        .filter(|f| !f.is_empty())
+    else {
+        return;
+    };
+    out.push_str("<section id=\"counterexample\"><h2>Why it is not linearizable</h2>");
+    for f in failures {
+        let op = &f["op"];
+        let key = f["key"].as_str().unwrap_or("-");
+        let _ = write!(
+            out,
+            "<div class=\"cx\"><h3>key {}: operation #{} ({} by process {}, {} to {}) cannot be placed</h3>",
+            esc(key),
+            op["id"],
+            esc(op["description"].as_str().unwrap_or("")),
+            op["process"],
+            op["call"].as_u64().map(secs).unwrap_or_default(),
+            op["ret"].as_u64().map(secs).unwrap_or_else(|| "never".into()),
+        );
+        let shown = f["prefix"].as_array().map_or(0, Vec::len);
+        let _ = write!(
+            out,
+            "<p>The longest order of this key's operations that the model accepts has {} operations; \
+             its last {shown} are listed in that order, then the operation that cannot follow them.</p>",
+            f["prefix_len"]
+        );
+        out.push_str(
+            "<table><tr><th>#</th><th>process</th><th>operation</th><th>outcome</th><th>invoked</th>\
+             <th>completed</th><th>state after</th></tr>",
+        );
+        let mut last_change: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut prev_state = String::new();
+        if let Some(prefix) = f["prefix"].as_array() {
+            for p in prefix {
+                let state = p["state_after"].as_str().unwrap_or("").to_string();
+                if state != prev_state {
+                    last_change.insert(
+                        state.clone(),
+                        (
+                            p["description"].as_str().unwrap_or("").to_string(),
+                            p["ret"]
+                                .as_u64()
+                                .map(secs)
+                                .unwrap_or_else(|| "an unknown time".into()),
+                        ),
+                    );
+                    prev_state = state.clone();
+                }
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    p["id"],
+                    p["process"],
+                    esc(p["description"].as_str().unwrap_or("")),
+                    esc(p["outcome"].as_str().unwrap_or("")),
+                    p["call"].as_u64().map(secs).unwrap_or_default(),
+                    p["ret"].as_u64().map(secs).unwrap_or_else(|| "-".into()),
+                    esc(&state)
+                );
+            }
+        }
+        let _ = write!(
+            out,
+            "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>—</td></tr></table>",
+            op["id"],
+            op["process"],
+            esc(op["description"].as_str().unwrap_or("")),
+            esc(op["outcome"].as_str().unwrap_or("")),
+            op["call"].as_u64().map(secs).unwrap_or_default(),
+            op["ret"].as_u64().map(secs).unwrap_or_else(|| "-".into()),
+        );
+        out.push_str("<p>Every state the model could be in when it had to take effect, and why each rejects it:</p><ul>");
+        if let Some(states) = f["states"].as_array() {
+            for s in states {
+                let state = s["state"].as_str().unwrap_or("");
+                let context = last_change
+                    .get(state)
+                    .map(|(d, t)| format!(" after {d} completed at {t}"))
+                    .unwrap_or_default();
+                let _ = write!(
+                    out,
+                    "<li>{}{}</li>",
+                    esc(s["reason"].as_str().unwrap_or("")),
+                    esc(&context)
+                );
+            }
+        }
+        out.push_str("</ul>");
+        if f["states_complete"] == false {
+            out.push_str(
+                "<p class=\"note\">(The explanation ran out of budget; more states may exist.)</p>",
+            );
+        }
+        let _ = write!(
+            out,
+            "<button onclick=\"focusOp({}, {})\">show on the timeline</button></div>",
+            op["id"],
+            json!(key)
+        );
+    }
+    out.push_str("</section>");
+}
+
+const CSS: &str = r#"
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
+header{display:flex;gap:24px;padding:16px 24px;background:#fff;border-bottom:1px solid #ddd}
+.verdict{font-size:44px;font-weight:800;padding:8px 18px;border-radius:8px;align-self:flex-start}
+.valid{background:#d9f2e1;color:#1d6b3a}.invalid{background:#fbdcdc;color:#9b1c1c}.unknown{background:#fdeccd;color:#8a5300}
+h1{margin:0 0 6px;font-size:22px}dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:0}
+dt{color:#666}dd{margin:0}code{background:#f0f0f0;padding:2px 5px;border-radius:4px}
+section{padding:8px 24px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px}
+#controls{display:flex;gap:12px;align-items:center;margin-bottom:6px}
+#tlbox{max-height:65vh;overflow:auto;border:1px solid #ccc;background:#fff;position:relative}
+#tl{display:block;width:100%;cursor:grab}
+#tip{position:fixed;pointer-events:none;background:#222;color:#fff;padding:6px 8px;border-radius:4px;font:12px monospace;display:none;white-space:pre;z-index:9}
+.legend span{display:inline-block;width:12px;height:12px;margin:0 4px -2px 10px;border-radius:2px}
+table{border-collapse:collapse;margin:6px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
+tr.bad td{background:#fbdcdc;font-weight:700}.cx{background:#fff;border:1px solid #e3b5b5;border-radius:6px;padding:8px 14px;margin:10px 0}
+.plots svg{max-width:100%;height:auto;background:#fff;border:1px solid #ddd;margin:4px 0}.note,.reason{color:#8a5300}
+"#;
+
+const JS: &str = r#"
+const D = JSON.parse(document.getElementById('data').textContent);
+const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
+const LH = 14, TOP = 22, LEFT = 56;
+const COLORS = ['#2e8b57', '#c83232', '#e69614'];
+const failing = new Set(D.failing);
+let t0 = 0, t1 = Math.max(D.end, 1), keyFilter = -1;
+const byLane = D.procs.map(() => []);
+D.ops.forEach((o, i) => byLane[o[0]].push(i));
+const endOf = o => o[5] < 0 ? D.end : o[5];
+function size() {
+  const dpr = window.devicePixelRatio || 1, w = cv.clientWidth, h = TOP + D.procs.length * LH + 4;
+  cv.width = w * dpr; cv.height = h * dpr; cv.style.height = h + 'px'; ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+}
+const X = t => LEFT + (t - t0) / (t1 - t0) * (cv.clientWidth - LEFT - 8);
+const T = x => t0 + (x - LEFT) / (cv.clientWidth - LEFT - 8) * (t1 - t0);
+function draw() {
+  const w = cv.clientWidth, h = TOP + D.procs.length * LH + 4;
+  ctx.clearRect(0, 0, w, h); ctx.font = '10px sans-serif';
+  for (const f of D.faults) {
+    if (f[1] < t0 || f[0] > t1) continue;
+    const a = Math.max(LEFT, X(f[0])), b = Math.max(a + 2, Math.min(w, X(f[1])));
+    ctx.fillStyle = 'rgba(120,120,200,0.15)'; ctx.fillRect(a, TOP, b - a, h - TOP);
+    ctx.fillStyle = '#5a5aa8'; ctx.fillText(f[2], a + 2, TOP + 10);
+  }
+  ctx.fillStyle = '#666'; ctx.strokeStyle = '#ddd';
+  const span = (t1 - t0) / 1e6, step = Math.pow(10, Math.floor(Math.log10(span / 8)));
+  const nice = [1, 2, 5, 10].map(m => m * step).find(s => span / s <= 10) || step * 10;
+  for (let s = Math.ceil(t0 / 1e6 / nice) * nice; s * 1e6 <= t1; s += nice) {
+    const x = X(s * 1e6); ctx.beginPath(); ctx.moveTo(x, TOP - 4); ctx.lineTo(x, h); ctx.stroke();
+    ctx.fillText((+s.toFixed(6)) + ' s', x + 2, 10);
+  }
+  for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText('p' + D.procs[l], 4, TOP + l * LH + 10); }
+  for (const o of D.ops) {
+    if (keyFilter >= 0 && o[1] !== keyFilter) continue;
+    const e = endOf(o); if (e < t0 || o[4] > t1) continue;
+    const a = Math.max(LEFT, X(o[4])), b = Math.max(a + 1.5, Math.min(w, X(e))), y = TOP + o[0] * LH + 1;
+    ctx.fillStyle = COLORS[o[3]]; ctx.globalAlpha = o[3] === 2 ? 0.45 : 0.85; ctx.fillRect(a, y, b - a, LH - 3);
+    ctx.globalAlpha = 1;
+    if (failing.has(o[8])) { ctx.strokeStyle = '#000'; ctx.lineWidth = 2; ctx.strokeRect(a - 1, y - 1, b - a + 2, LH - 1); ctx.lineWidth = 1; ctx.strokeStyle = '#ddd'; }
+    if (b - a > 44) { ctx.fillStyle = '#fff'; ctx.fillText((D.fns[o[2]] + ' ' + o[6] + (o[7] && o[7] !== o[6] ? '→' + o[7] : '')).slice(0, Math.floor((b - a) / 6)), a + 2, y + 9); }
+  }
+}
+function find(x, y) {
+  const l = Math.floor((y - TOP) / LH); if (l < 0 || l >= byLane.length) return null;
+  const t = T(x), list = byLane[l]; let lo = 0, hi = list.length - 1, best = -1;
+  while (lo <= hi) { const m = (lo + hi) >> 1; if (D.ops[list[m]][4] <= t) { best = m; lo = m + 1; } else hi = m - 1; }
+  for (let k = best; k >= 0 && k > best - 3; k--) {
+    const o = D.ops[list[k]]; if (keyFilter >= 0 && o[1] !== keyFilter) continue;
+    const px = (t1 - t0) / cv.clientWidth * 2;
+    if (o[4] - px <= t && t <= endOf(o) + px) return o;
+  }
+  return null;
+}
+const OUT = ['ok', 'fail', 'info'];
+cv.addEventListener('mousemove', ev => {
+  const r = cv.getBoundingClientRect();
+  if (drag) { const dt = (ev.clientX - drag.x) / (cv.clientWidth - LEFT - 8) * (drag.t1 - drag.t0); t0 = drag.t0 - dt; t1 = drag.t1 - dt; draw(); return; }
+  const o = find(ev.clientX - r.left, ev.clientY - r.top);
+  if (!o) { tip.style.display = 'none'; return; }
+  tip.textContent = `#${o[8]}  process ${D.procs[o[0]]}  ${OUT[o[3]]}\n${D.fns[o[2]]} ${o[1] >= 0 ? 'key ' + D.keys[o[1]] : ''}\nvalue ${o[6]}${o[7] ? '  result ' + o[7] : ''}\ninvoked ${(o[4] / 1e6).toFixed(6)} s\n` + (o[5] < 0 ? 'never completed (outcome unknown)' : `completed ${(o[5] / 1e6).toFixed(6)} s (${((o[5] - o[4]) / 1e3).toFixed(3)} ms)`);
+  tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
+});
+cv.addEventListener('mouseleave', () => tip.style.display = 'none');
+let drag = null;
+cv.addEventListener('mousedown', ev => { drag = { x: ev.clientX, t0, t1 }; cv.style.cursor = 'grabbing'; });
+window.addEventListener('mouseup', () => { drag = null; cv.style.cursor = 'grab'; });
+cv.addEventListener('wheel', ev => {
+  ev.preventDefault(); const r = cv.getBoundingClientRect(), t = T(ev.clientX - r.left), k = ev.deltaY > 0 ? 1.25 : 0.8;
+  t0 = t - (t - t0) * k; t1 = t + (t1 - t) * k; if (t1 - t0 < 10) { t1 = t0 + 10; } draw();
+}, { passive: false });
+function fit() { t0 = 0; t1 = Math.max(D.end, 1); draw(); }
+cv.addEventListener('dblclick', fit);
+document.getElementById('fit').onclick = fit;
+const sel = document.getElementById('key');
+D.keys.forEach((k, i) => { const o = document.createElement('option'); o.value = i; o.textContent = k; sel.appendChild(o); });
+sel.onchange = () => { keyFilter = +sel.value; draw(); };
+function focusOp(id, key) {
+  const o = D.ops.find(o => o[8] === id); if (!o) return;
+  const ki = D.keys.indexOf(key); if (ki >= 0) { keyFilter = ki; sel.value = ki; }
+  const e = endOf(o), pad = Math.max((e - o[4]) * 4, 2000);
+  t0 = o[4] - pad * 2; t1 = e + pad; draw();
+  document.getElementById('timeline').scrollIntoView({ behavior: 'smooth' });
+  const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, TOP + o[0] * LH - 60);
+}
+window.addEventListener('resize', () => { size(); draw(); });
+size(); draw();
+if (D.failing.length) { const f = document.querySelector('#counterexample button'); if (f) f.focus(); }
+"#;
+
+/// Renders the page. `svgs` are the plots, embedded inline.
+pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
+    let mut out = String::with_capacity(1 << 20);
+    let title = run.test["name"].as_str().unwrap_or("run");
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — {}</title><style>{CSS}</style></head><body>",
+        esc(&run.verdict().to_uppercase()),
+        esc(title)
+    );
+    header(run, &mut out);
+    counterexamples(run, &mut out);
+    out.push_str(
+        "<section id=\"timeline\"><h2>Timeline</h2><div id=\"controls\"><label>key <select id=\"key\">\
+         <option value=\"-1\">all keys</option></select></label><button id=\"fit\">whole run</button>\
+         <span class=\"legend\"><span style=\"background:#2e8b57\"></span>ok<span style=\"background:#c83232\"></span>fail\
+         <span style=\"background:#e69614;opacity:.5\"></span>info (unknown)<span style=\"background:rgba(120,120,200,.3)\"></span>fault</span>\
+         <span class=\"note\">wheel: zoom · drag: pan · double-click: whole run · one lane per client process</span></div>\
+         <div id=\"tlbox\"><canvas id=\"tl\"></canvas></div><div id=\"tip\"></div></section>",
+    );
+    out.push_str("<section class=\"plots\"><h2>Latency and throughput</h2>");
+    for (name, svg) in svgs {
+        let _ = write!(
+            out,
+            "<figure>{svg}<figcaption>{}</figcaption></figure>",
+            esc(name)
+        );
+    }
+    out.push_str("</section>");
+    let data = serde_json::to_string(&timeline_data(run))
+        .expect("json")
+        .replace("</", "<\\/");
+    let _ = write!(out, "<script type=\"application/json\" id=\"data\">{data}</script><script>{JS}</script></body></html>");
+    out
+}

@@ -1,0 +1,168 @@
+//! The arithmetic behind the pictures, kept apart so it can be tested.
+
+use std::collections::BTreeMap;
+
+use checker::history::{Operation, Outcome};
+
+/// Maps a time interval onto a pixel interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scale {
+    pub t0: f64,
+    pub t1: f64,
+    pub x0: f64,
+    pub x1: f64,
+}
+
+impl Scale {
+    pub fn new(t0: f64, t1: f64, x0: f64, x1: f64) -> Scale {
+        // An empty or inverted time range still maps somewhere sensible.
+        let t1 = if t1 > t0 { t1 } else { t0 + 1.0 };
+        Scale { t0, t1, x0, x1 }
+    }
+
+    pub fn x(&self, t: f64) -> f64 {
+        self.x0 + (t - self.t0) / (self.t1 - self.t0) * (self.x1 - self.x0)
+    }
+
+    pub fn t(&self, x: f64) -> f64 {
+        self.t0 + (x - self.x0) / (self.x1 - self.x0) * (self.t1 - self.t0)
+    }
+}
+
+/// One lane per logical process, in order of each process's first invocation.
+pub fn lanes(ops: &[Operation]) -> BTreeMap<i64, usize> {
+    let mut earliest: BTreeMap<i64, u64> = BTreeMap::new();
+    for op in ops {
+        let t = earliest.entry(op.process).or_insert(op.call);
+        *t = (*t).min(op.call);
+    }
+    let mut first: Vec<(u64, i64)> = earliest.into_iter().map(|(p, t)| (t, p)).collect();
+    first.sort();
+    first
+        .into_iter()
+        .enumerate()
+        .map(|(lane, (_, p))| (p, lane))
+        .collect()
+}
+
+/// Nearest-rank quantile of an unsorted sample (`q` in 0..=1).
+pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * values.len() as f64).ceil() as usize;
+    Some(values[rank.saturating_sub(1).min(values.len() - 1)])
+}
+
+/// Latency quantiles per time window, of operations completed in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Window start, seconds.
+    pub t: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Splits `(completion_s, latency_ms)` samples into windows of `width` seconds.
+pub fn windows(samples: &[(f64, f64)], width: f64) -> Vec<Window> {
+    let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for &(t, l) in samples {
+        buckets
+            .entry((t / width).floor() as i64)
+            .or_default()
+            .push(l);
+    }
+    buckets
+        .into_iter()
+        .map(|(b, mut v)| Window {
+            t: b as f64 * width,
+            p50: quantile(&mut v, 0.5).expect("non-empty"),
+            p95: quantile(&mut v, 0.95).expect("non-empty"),
+            p99: quantile(&mut v, 0.99).expect("non-empty"),
+            max: quantile(&mut v, 1.0).expect("non-empty"),
+        })
+        .collect()
+}
+
+/// Operations completed in one second, by outcome: `(second, ok, fail, info)`.
+pub type Rate = (f64, usize, usize, usize);
+
+/// Completed operations per second, per outcome.
+pub fn rates(ops: &[Operation], end: f64) -> Vec<Rate> {
+    let n = end.ceil().max(1.0) as usize;
+    let mut out: Vec<Rate> = (0..n).map(|s| (s as f64, 0, 0, 0)).collect();
+    for op in ops {
+        // Unknown outcomes count when their invocation gave up: the call time is all we have.
+        let t = op.ret.unwrap_or(op.call) as f64 / 1e9;
+        let i = (t.floor() as usize).min(n - 1);
+        match op.outcome {
+            Outcome::Ok => out[i].1 += 1,
+            Outcome::Fail => out[i].2 += 1,
+            Outcome::Info => out[i].3 += 1,
+        }
+    }
+    out
+}
+
+/// A window width giving about `target` windows over `span` seconds, rounded to a nice
+/// number.
+pub fn nice_width(span: f64, target: usize) -> f64 {
+    let raw = (span / target.max(1) as f64).max(0.001);
+    let mag = 10f64.powf(raw.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if raw <= m * mag {
+            return m * mag;
+        }
+    }
+    10.0 * mag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::HistoryBuilder;
+    use serde_json::json;
+
+    #[test]
+    fn scale_maps_both_ways() {
+        let s = Scale::new(10.0, 20.0, 0.0, 1000.0);
+        assert_eq!(s.x(15.0), 500.0);
+        assert_eq!(s.t(250.0), 12.5);
+        let degenerate = Scale::new(5.0, 5.0, 0.0, 100.0);
+        assert!(degenerate.x(5.0).is_finite());
+    }
+
+    #[test]
+    fn lanes_follow_first_invocation() {
+        let mut b = HistoryBuilder::new();
+        b.invoke(7, "read", None, json!(null), 5)
+            .ok(7, "read", json!(null), 6);
+        b.invoke(3, "read", None, json!(null), 1)
+            .ok(3, "read", json!(null), 9);
+        b.invoke(7, "read", None, json!(null), 10)
+            .ok(7, "read", json!(null), 11);
+        let l = lanes(&b.build().ops);
+        assert_eq!(l[&3], 0);
+        assert_eq!(l[&7], 1);
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn quantiles_and_windows() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&mut v, 0.5), Some(50.0));
+        assert_eq!(quantile(&mut v, 0.99), Some(99.0));
+        assert_eq!(quantile(&mut v, 1.0), Some(100.0));
+        assert_eq!(quantile(&mut [], 0.5), None);
+        let samples = [(0.1, 1.0), (0.5, 3.0), (1.2, 10.0)];
+        let w = windows(&samples, 1.0);
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].t, w[0].p50, w[0].max), (0.0, 1.0, 3.0));
+        assert_eq!(w[1].p99, 10.0);
+        assert_eq!(nice_width(30.0, 30), 1.0);
+        assert_eq!(nice_width(60.0, 25), 5.0);
+    }
+}
