@@ -47,7 +47,8 @@ pub enum Outcome {
 
 /// How one HTTP attempt ended.
 enum Attempt {
-    Done(Outcome),
+    /// Finished; `true` if the node itself answered.
+    Done(Outcome, bool),
     /// Definitely not applied; try node `Some(index)` next, or the next one in turn.
     Redirect(Option<usize>, String),
 }
@@ -102,9 +103,19 @@ impl KvClient {
             }
             attempts += 1;
             match self.attempt(&self.nodes[target], op, deadline).await {
-                Attempt::Done(outcome) => {
-                    if !matches!(outcome, Outcome::Info(_)) {
+                Attempt::Done(outcome, answered) => {
+                    if answered {
                         self.leader.store(target, Ordering::Relaxed);
+                    } else {
+                        // No answer (paused, partitioned, dead): steer the next
+                        // operations elsewhere instead of queueing behind this node.
+                        let next = (target + 1) % self.nodes.len();
+                        let _ = self.leader.compare_exchange(
+                            target,
+                            next,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
                     }
                     return outcome;
                 }
@@ -166,15 +177,15 @@ impl KvClient {
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, bytes))
         })
         .await;
-        let unknown = |why: String| {
+        let unknown = |why: String, answered: bool| {
             if is_read {
-                Attempt::Done(Outcome::Fail(why))
+                Attempt::Done(Outcome::Fail(why), answered)
             } else {
-                Attempt::Done(Outcome::Info(why))
+                Attempt::Done(Outcome::Info(why), answered)
             }
         };
         let (status, bytes) = match sent {
-            Err(_) => return unknown(format!("no answer from node {} in time", node.id)),
+            Err(_) => return unknown(format!("no answer from node {} in time", node.id), false),
             Ok(Err(e)) => {
                 let connect = e
                     .downcast_ref::<hyper_util::client::legacy::Error>()
@@ -182,23 +193,24 @@ impl KvClient {
                 if connect {
                     return Attempt::Redirect(None, format!("node {} unreachable: {e}", node.id));
                 }
-                return unknown(format!("node {}: {e}", node.id));
+                return unknown(format!("node {}: {e}", node.id), false);
             }
             Ok(Ok(r)) => r,
         };
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let error = body["error"].as_str().unwrap_or("").to_string();
+        let done = |o: Outcome| Attempt::Done(o, true);
         match status {
-            s if s.is_success() => Attempt::Done(Outcome::Ok(match op.f {
+            s if s.is_success() => done(Outcome::Ok(match op.f {
                 Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
                 Func::Delete => Value::Null,
                 _ => op.value.clone(),
             })),
             StatusCode::NOT_FOUND if is_read && (error != "not_found" || body.is_null()) => {
                 // An absent key, for servers that say so with a 404.
-                Attempt::Done(Outcome::Ok(Value::Null))
+                done(Outcome::Ok(Value::Null))
             }
-            StatusCode::CONFLICT => Attempt::Done(Outcome::Fail(format!(
+            StatusCode::CONFLICT => done(Outcome::Fail(format!(
                 "cas mismatch (current {})",
                 body["current"]
             ))),
@@ -207,13 +219,14 @@ impl KvClient {
                 format!("node {} is not the leader", node.id),
             ),
             _ if body["outcome"] == "not_applied" => {
-                Attempt::Done(Outcome::Fail(format!("node {}: {error}", node.id)))
+                done(Outcome::Fail(format!("node {}: {error}", node.id)))
             }
-            s if s.is_client_error() => Attempt::Done(Outcome::Fail(format!(
+            s if s.is_client_error() => done(Outcome::Fail(format!(
                 "node {} rejected it: {s} {error}",
                 node.id
             ))),
-            s => unknown(format!("node {}: {s} {error}", node.id)),
+            // A 5xx without "not applied": the node answered but the outcome is open.
+            s => unknown(format!("node {}: {s} {error}", node.id), true),
         }
     }
 }
