@@ -115,6 +115,75 @@ pub struct TestArgs {
     /// Seconds the checker may take.
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
     pub check_timeout: f64,
+    /// Also write a JUnit XML report here (one test case per run; an anomaly is a
+    /// failure, an unknown verdict is skipped, a harness error is an error).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+/// What one run ended with, for the JUnit report.
+struct RunSummary {
+    seed: u64,
+    code: u8,
+    seconds: f64,
+    message: String,
+    dir: Option<PathBuf>,
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Writes the runs as a JUnit test suite.
+fn write_junit(path: &std::path::Path, name: &str, runs: &[RunSummary]) -> Result<()> {
+    let count = |c: u8| runs.iter().filter(|r| r.code == c).count();
+    let total: f64 = runs.iter().map(|r| r.seconds).sum();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"chaos-runner {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{total:.3}\">\n",
+        xml(name),
+        runs.len(),
+        count(exit::INVALID),
+        count(exit::ERROR),
+        count(exit::UNKNOWN)
+    );
+    for r in runs {
+        out += &format!(
+            "  <testcase classname=\"chaos-runner.{}\" name=\"{} seed {}\" time=\"{:.3}\">\n",
+            xml(name),
+            xml(name),
+            r.seed,
+            r.seconds
+        );
+        let detail = r
+            .dir
+            .as_ref()
+            .map(|d| format!("results: {}", d.display()))
+            .unwrap_or_default();
+        match r.code {
+            exit::VALID => {}
+            exit::INVALID => {
+                out += &format!(
+                    "    <failure type=\"invalid\" message=\"{}\">{}</failure>\n",
+                    xml(&r.message),
+                    xml(&detail)
+                )
+            }
+            exit::UNKNOWN => out += &format!("    <skipped message=\"{}\"/>\n", xml(&r.message)),
+            _ => {
+                out += &format!(
+                    "    <error message=\"{}\">{}</error>\n",
+                    xml(&r.message),
+                    xml(&detail)
+                )
+            }
+        }
+        out += "  </testcase>\n";
+    }
+    out += "</testsuite>\n";
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }
 
 struct Config {
@@ -512,8 +581,8 @@ fn ms(ns: Option<u64>) -> Value {
     ns.map_or(Value::Null, |n| json!((n as f64 / 1e4).round() / 100.0))
 }
 
-/// Runs one test; returns its exit code.
-async fn run_once(cfg: &Config, seed: u64) -> Result<u8> {
+/// Runs one test; returns its exit code, a one-line message and its folder.
+async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let a = &cfg.args;
     let run = RunDir::create(&a.store, &cfg.name)?;
     let time_limit = secs(a.time_limit, "--time-limit")?;
@@ -803,18 +872,26 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<u8> {
     println!(
         "verdict: {}{}",
         verdict.as_str().to_uppercase(),
-        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+        reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
     );
     println!("results: {}", run.path.display());
     if let Some(r) = report_path {
         println!("report:  {}", r.display());
     }
     println!("replay:  {replay}");
-    Ok(match verdict {
+    let code = match verdict {
         Verdict::Valid => exit::VALID,
         Verdict::Invalid => exit::INVALID,
         Verdict::Unknown => exit::UNKNOWN,
-    })
+    };
+    let message = match (verdict, reason) {
+        (Verdict::Unknown, Some(r)) => format!("unknown: {r}"),
+        _ => report.summary(),
+    };
+    Ok((code, message, run.path.clone()))
 }
 
 pub fn run(args: TestArgs) -> Result<u8> {
@@ -838,23 +915,46 @@ pub fn run(args: TestArgs) -> Result<u8> {
         });
         let base = cfg.args.seed.unwrap_or_else(rand::random);
         let mut worst = exit::VALID;
+        let mut runs = Vec::new();
+        let mut failure = None;
         for i in 0..cfg.args.test_count.max(1) {
             let seed = base.wrapping_add(u64::from(i));
             if cfg.args.test_count > 1 {
                 eprintln!("=== test {} of {}", i + 1, cfg.args.test_count);
             }
-            let code = match run_once(&cfg, seed).await {
-                Ok(c) => c,
+            let t = std::time::Instant::now();
+            let (code, message, dir) = match run_once(&cfg, seed).await {
+                Ok(r) => (r.0, r.1, Some(r.2)),
                 Err(e) => {
                     crate::cluster::kill_all_children();
-                    return Err(e);
+                    let message = format!("{e:#}");
+                    failure = Some(e);
+                    (exit::ERROR, message, None)
                 }
             };
-            if code == exit::INVALID {
-                return Ok(code);
-            }
+            runs.push(RunSummary {
+                seed,
+                code,
+                seconds: t.elapsed().as_secs_f64(),
+                message,
+                dir,
+            });
             worst = worst.max(code);
+            if code == exit::INVALID || code == exit::ERROR {
+                break;
+            }
         }
-        Ok(worst)
+        if let Some(path) = &cfg.args.junit {
+            write_junit(path, &cfg.name, &runs)?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        // Invalid outranks everything: the first invalid run decides.
+        Ok(if runs.iter().any(|r| r.code == exit::INVALID) {
+            exit::INVALID
+        } else {
+            worst
+        })
     })
 }

@@ -82,7 +82,28 @@ struct Args {
     /// Largest value accepted, in bytes.
     #[arg(long, default_value_t = 256 << 10)]
     max_value_bytes: usize,
+    /// UNSAFE: switch on a deliberately planted bug, to prove a test catches it. Never use
+    /// for real data. Names: stale-read, lease-read, ack-before-commit, forget-vote,
+    /// no-noop-read, commit-old-term, lost-truncate, commit-overreach
+    /// (docs/seeded-bugs.md). Repeat for several.
+    #[arg(long = "unsafe-bug", value_name = "NAME")]
+    unsafe_bugs: Vec<String>,
 }
+
+/// The seeded bugs, by the names `--unsafe-bug` takes.
+const BUG_NAMES: [&str; 8] = [
+    "stale-read",
+    "lease-read",
+    "ack-before-commit",
+    "forget-vote",
+    "no-noop-read",
+    "commit-old-term",
+    "lost-truncate",
+    "commit-overreach",
+];
+
+/// How many fsync'd entries `lost-truncate` drops at start-up.
+const LOST_ENTRIES: usize = 3;
 
 fn parse_peers(s: &str, me: NodeId) -> Result<BTreeMap<NodeId, String>> {
     let mut peers = BTreeMap::new();
@@ -150,6 +171,19 @@ async fn run(args: Args) -> Result<()> {
     cfg.validate()
         .map_err(anyhow::Error::msg)
         .context("invalid timing flags")?;
+    for b in &args.unsafe_bugs {
+        if !BUG_NAMES.contains(&b.as_str()) {
+            bail!(
+                "--unsafe-bug {b:?} is not a seeded bug; the names are: {}",
+                BUG_NAMES.join(", ")
+            );
+        }
+        tracing::error!(bug = %b, "UNSAFE: seeded bug enabled; this node breaks Raft on purpose");
+    }
+    let bug = |name: &str| args.unsafe_bugs.iter().any(|b| b == name);
+    cfg.bugs.no_noop_read = bug("no-noop-read");
+    cfg.bugs.commit_old_term = bug("commit-old-term");
+    cfg.bugs.commit_overreach = bug("commit-overreach");
     if args.snapshot_threshold == 0 {
         bail!("--snapshot-threshold must be positive");
     }
@@ -178,6 +212,11 @@ async fn run(args: Args) -> Result<()> {
             "cut a torn tail off the log (an unacknowledged write)"
         );
     }
+    let mut recovered = recovered;
+    if bug("lost-truncate") {
+        let keep = recovered.entries.len().saturating_sub(LOST_ENTRIES);
+        recovered.entries.truncate(keep);
+    }
     let raft = Raft::new(cfg, recovered)
         .map_err(anyhow::Error::msg)
         .context("bad durable state")?;
@@ -199,6 +238,12 @@ async fn run(args: Args) -> Result<()> {
         lost_leader_grace: Duration::from_millis(2 * args.election_timeout_max_ms),
         snapshot_threshold: args.snapshot_threshold,
         api_addr: advertise,
+        bugs: raft_node::node::NodeBugs {
+            stale_read: bug("stale-read"),
+            lease_read: bug("lease-read"),
+            ack_before_commit: bug("ack-before-commit"),
+            forget_vote: bug("forget-vote"),
+        },
     };
     let (handle, rx) = Driver::channel();
     let driver = Driver::new(driver_cfg, raft, storage, kv, snapshot_index, outbox);

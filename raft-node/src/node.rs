@@ -86,6 +86,20 @@ pub struct DriverConfig {
     /// Take a snapshot after this many entries were applied since the last one.
     pub snapshot_threshold: u64,
     pub api_addr: String,
+    pub bugs: NodeBugs,
+}
+
+/// Seeded bugs that live in the driver (see `docs/seeded-bugs.md`). All off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeBugs {
+    /// Serve reads from local state on any node, without ReadIndex.
+    pub stale_read: bool,
+    /// A leader serves reads from local state without confirming it still leads.
+    pub lease_read: bool,
+    /// Acknowledge a write once it is in the local log, before a majority has it.
+    pub ack_before_commit: bool,
+    /// Never persist voted-for.
+    pub forget_vote: bool,
 }
 
 /// A cheap, cloneable handle to send work to the node.
@@ -256,6 +270,12 @@ impl Driver {
                     let _ = reply.send(WriteResult::NotLeader(self.not_leader(e)));
                 }
             },
+            Event::Read { key, reply }
+                if self.cfg.bugs.stale_read
+                    || (self.cfg.bugs.lease_read && self.raft.role() == Role::Leader) =>
+            {
+                let _ = reply.send(ReadResult::Value(self.kv.get(&key).cloned()));
+            }
             Event::Read { key, reply } => {
                 let id = self.next_read_id;
                 self.next_read_id += 1;
@@ -344,9 +364,14 @@ impl Driver {
 
     fn process_ready(&mut self) -> Result<(), StorageError> {
         self.log_role_change();
-        let ready = self.raft.ready();
+        let mut ready = self.raft.ready();
         if ready.is_empty() {
             return Ok(());
+        }
+        if self.cfg.bugs.forget_vote {
+            if let Some(hs) = ready.hard_state.as_mut() {
+                hs.vote = None;
+            }
         }
         if ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty() {
             let storage = &mut self.storage;
@@ -355,6 +380,16 @@ impl Driver {
             })?;
         }
         self.outbox.send(ready.messages);
+        if self.cfg.bugs.ack_before_commit {
+            for e in &ready.entries {
+                if self.writes.get(&e.index).is_some_and(|w| w.term == e.term) {
+                    let w = self.writes.remove(&e.index).expect("checked");
+                    let _ = w
+                        .reply
+                        .send(WriteResult::Done(Outcome::Applied { previous: None }));
+                }
+            }
+        }
 
         if let Some(snap) = ready.snapshot {
             match KvStore::restore(&snap.data) {

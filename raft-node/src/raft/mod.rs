@@ -46,6 +46,20 @@ pub struct Config {
     pub check_quorum: bool,
     /// Seeds the election-timeout randomisation, so simulations are reproducible.
     pub seed: u64,
+    /// Deliberate protocol violations, for proving that tests catch them. Never set in
+    /// production; `raft-node --unsafe-bug` is the only way in.
+    pub bugs: CoreBugs,
+}
+
+/// Seeded bugs that live in the consensus core (see `docs/seeded-bugs.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoreBugs {
+    /// Serve ReadIndex before the new leader committed an entry of its term.
+    pub no_noop_read: bool,
+    /// Commit entries of earlier terms by counting replicas (the paper's figure 8).
+    pub commit_old_term: bool,
+    /// A follower takes the leader's commit index even beyond what this RPC proved.
+    pub commit_overreach: bool,
 }
 
 impl Config {
@@ -63,6 +77,7 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             seed: id,
+            bugs: CoreBugs::default(),
         }
     }
 
@@ -616,7 +631,7 @@ impl Raft {
                 leader: self.leader,
             });
         }
-        if self.log.term(self.commit) != Some(self.term) {
+        if self.log.term(self.commit) != Some(self.term) && !self.cfg.bugs.no_noop_read {
             // Until the no-op commits, this leader's commit index may lag the cluster's.
             self.reads_waiting_commit.push(id);
             return Ok(());
@@ -840,7 +855,9 @@ impl Raft {
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.quorum() - 1];
         // Only entries of the current term are committed by counting replicas (§3.6.2).
-        if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
+        let current_term =
+            self.log.term(candidate) == Some(self.term) || self.cfg.bugs.commit_old_term;
+        if candidate > self.commit && current_term {
             self.commit = candidate;
             if !self.reads_waiting_commit.is_empty() {
                 for id in std::mem::take(&mut self.reads_waiting_commit) {
@@ -1115,7 +1132,12 @@ impl Raft {
                     }
                 }
                 // Commit no further than this RPC proved our log matches the leader's.
-                let new_commit = leader_commit.min(last_covered);
+                let covered = if self.cfg.bugs.commit_overreach {
+                    self.log.last_index()
+                } else {
+                    last_covered
+                };
+                let new_commit = leader_commit.min(covered);
                 if new_commit > self.commit {
                     self.commit = new_commit;
                 }
