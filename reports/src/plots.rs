@@ -1,7 +1,7 @@
 //! Latency and rate plots as SVG, with fault intervals shaded as in Jepsen's perf graphs.
 
 use checker::history::Outcome;
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use crate::data::{Fault, Run};
@@ -62,6 +62,24 @@ fn root(s: &mut String) -> DrawingArea<SVGBackend<'_>, Shift> {
     let root = SVGBackend::with_string(s, SIZE).into_drawing_area();
     let _ = root.fill(&WHITE);
     root
+}
+
+/// Draws the legend and writes the SVG out.
+fn finish<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    mut chart: ChartContext<'a, DB, CT>,
+    root: &DrawingArea<DB, Shift>,
+    what: &'static str,
+) -> Result<(), ReportError>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(what)(e.to_string()))?;
+    root.present().map_err(|e| err(what)(e.to_string()))
 }
 
 /// Every operation's latency over time, log scale, by outcome (colour) and function
@@ -142,14 +160,7 @@ pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
                 .label(name)
                 .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err("latency-raw")(e.to_string()))?;
-        root.present()
-            .map_err(|e| err("latency-raw")(e.to_string()))?;
+        finish(chart, &root, "latency-raw")?;
     }
     Ok(s)
 }
@@ -208,14 +219,7 @@ pub fn latency_quantiles(run: &Run) -> Result<String, ReportError> {
                     PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err("latency-quantiles")(e.to_string()))?;
-        root.present()
-            .map_err(|e| err("latency-quantiles")(e.to_string()))?;
+        finish(chart, &root, "latency-quantiles")?;
     }
     Ok(s)
 }
@@ -266,13 +270,7 @@ pub fn rate(run: &Run) -> Result<String, ReportError> {
                     PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err("rate")(e.to_string()))?;
-        root.present().map_err(|e| err("rate")(e.to_string()))?;
+        finish(chart, &root, "rate")?;
     }
     Ok(s)
 }
