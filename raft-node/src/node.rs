@@ -138,6 +138,8 @@ impl NodeHandle {
 
 struct PendingWrite {
     term: Term,
+    /// A put or delete (no result to compute), for the `ack-before-commit` bug.
+    blind: bool,
     deadline: Instant,
     reply: oneshot::Sender<WriteResult>,
 }
@@ -257,6 +259,7 @@ impl Driver {
                     let deadline = Instant::now() + self.cfg.request_timeout;
                     let pending = PendingWrite {
                         term,
+                        blind: !matches!(cmd, Command::Cas { .. }),
                         deadline,
                         reply,
                     };
@@ -382,7 +385,11 @@ impl Driver {
         self.outbox.send(ready.messages);
         if self.cfg.bugs.ack_before_commit {
             for e in &ready.entries {
-                if self.writes.get(&e.index).is_some_and(|w| w.term == e.term) {
+                if self
+                    .writes
+                    .get(&e.index)
+                    .is_some_and(|w| w.term == e.term && w.blind)
+                {
                     let w = self.writes.remove(&e.index).expect("checked");
                     let _ = w
                         .reply

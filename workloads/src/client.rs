@@ -91,9 +91,15 @@ impl KvClient {
         &self.nodes
     }
 
-    /// Performs `op`, trying nodes until a definite answer or `deadline`.
-    pub async fn invoke(&self, op: &OpSpec, deadline: Instant) -> Outcome {
-        let mut target = self.leader.load(Ordering::Relaxed) % self.nodes.len();
+    /// Performs `op`, trying nodes until a definite answer or `deadline`. Reads start at
+    /// node `home` when given (as Jepsen binds clients to nodes, so a node that answers
+    /// reads it should not is asked); everything else starts at the presumed leader.
+    pub async fn invoke(&self, op: &OpSpec, deadline: Instant, home: Option<usize>) -> Outcome {
+        let homed = op.f == Func::Read && home.is_some();
+        let mut target = match home {
+            Some(h) if homed => h % self.nodes.len(),
+            _ => self.leader.load(Ordering::Relaxed) % self.nodes.len(),
+        };
         let mut last_error = String::from("no attempt made");
         let mut attempts = 0usize;
         loop {
@@ -104,7 +110,7 @@ impl KvClient {
             attempts += 1;
             match self.attempt(&self.nodes[target], op, deadline).await {
                 Attempt::Done(outcome, answered) => {
-                    if answered {
+                    if answered && !homed {
                         self.leader.store(target, Ordering::Relaxed);
                     } else {
                         // No answer (paused, partitioned, dead): steer the next

@@ -57,8 +57,15 @@ impl Shared {
         self.next_process.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Performs one operation as `process`, recording invocation and completion.
-    pub async fn perform(&self, process: i64, op: &OpSpec, timeout: Duration) -> Kind {
+    /// Performs one operation as `process`, recording invocation and completion. Reads
+    /// go first to node `home`, if given.
+    pub async fn perform(
+        &self,
+        process: i64,
+        op: &OpSpec,
+        timeout: Duration,
+        home: Option<usize>,
+    ) -> Kind {
         let kv = self.generator.is_kv();
         let f = op.f_name(kv);
         let invoke_value = match op.f {
@@ -66,7 +73,7 @@ impl Shared {
             _ => op.value.clone(),
         };
         let t = self.recorder.invoke(process, f, &op.key, &invoke_value);
-        let outcome = self.client.invoke(op, Instant::now() + timeout).await;
+        let outcome = self.client.invoke(op, Instant::now() + timeout, home).await;
         let (kind, value, error) = match outcome {
             Outcome::Ok(v) => (Kind::Ok, v, None),
             Outcome::Fail(e) => (Kind::Fail, invoke_value, Some(e)),
@@ -108,7 +115,12 @@ pub async fn run_clients(shared: Arc<Shared>, cfg: ClientConfig) {
                     next_at = next_at.max(Instant::now() - p) + p;
                 }
                 let op = shared.generator.next(&mut rng);
-                if shared.perform(process, &op, cfg.op_timeout).await == Kind::Info {
+                // Each client reads from its own node first, so every node gets asked.
+                if shared
+                    .perform(process, &op, cfg.op_timeout, Some(worker))
+                    .await
+                    == Kind::Info
+                {
                     // Its operation may still be in flight: Jepsen retires the process.
                     process = shared.fresh_process();
                 }
@@ -138,7 +150,7 @@ pub async fn final_reads(shared: &Shared, keys: &[String], deadline: Instant) ->
                 break;
             }
             if shared
-                .perform(process, &op, left.min(Duration::from_secs(5)))
+                .perform(process, &op, left.min(Duration::from_secs(5)), None)
                 .await
                 == Kind::Ok
             {
