@@ -22,7 +22,7 @@ rows=(
   "no-noop-read|kill, partition (leader)|--nemesis kill,partition --nemesis-targets leader --partitions isolate"
   "forget-vote|kill (random, majority)|--nemesis kill --nemesis-targets random,majority"
   "commit-old-term|kill, partition (leader)|--nemesis kill,partition --nemesis-targets leader"
-  "lost-truncate|kill (majority, leader)|--nemesis kill --nemesis-targets majority,leader"
+  "lost-truncate|kill (every node, majority)|--nemesis kill --nemesis-targets every,majority"
   "commit-overreach|partition (leader)|--nemesis partition --nemesis-targets leader --partitions isolate,halves,majorities-ring"
 )
 

@@ -55,14 +55,24 @@ pub enum Target {
     Leader,
     Minority,
     Majority,
+    /// Every node at once (Jepsen's `:all`): what no majority remembers is lost.
+    All,
 }
 
 impl Target {
+    /// The targets `all` selects on the command line; every-node is opt-in by name.
     pub const ALL: [Target; 4] = [
         Target::Random,
         Target::Leader,
         Target::Minority,
         Target::Majority,
+    ];
+    const NAMED: [Target; 5] = [
+        Target::Random,
+        Target::Leader,
+        Target::Minority,
+        Target::Majority,
+        Target::All,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,11 +81,12 @@ impl Target {
             Target::Leader => "leader",
             Target::Minority => "minority",
             Target::Majority => "majority",
+            Target::All => "every",
         }
     }
 
     pub fn parse(s: &str) -> Option<Target> {
-        Target::ALL.into_iter().find(|k| k.name() == s)
+        Target::NAMED.into_iter().find(|k| k.name() == s)
     }
 }
 
@@ -202,6 +213,7 @@ pub fn choose_nodes(p: &Planned, nodes: &[u64], leader: Option<u64>) -> Vec<u64>
         }
         Target::Minority => (n - 1) / 2,
         Target::Majority => n / 2 + 1,
+        Target::All => n,
     };
     let mut chosen: Vec<u64> = shuffled.into_iter().take(count.max(1)).collect();
     chosen.sort_unstable();

@@ -94,7 +94,8 @@ pub struct TestArgs {
     /// Seconds of each fault, and of each healthy gap between faults.
     #[arg(long, default_value_t = 3.0, value_name = "SECS")]
     pub nemesis_interval: f64,
-    /// Whom kills and pauses hit: any of random,leader,minority,majority, or all.
+    /// Whom kills and pauses hit: any of random,leader,minority,majority,every (all nodes
+    /// at once), or all (the first four).
     #[arg(long, default_value = "all")]
     pub nemesis_targets: String,
     /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
