@@ -17,7 +17,7 @@ trap 'rm -rf "$store"' EXIT
 
 rows=(
   "stale-read|partition|--nemesis partition --partitions isolate,halves"
-  "lease-read|partition, pause (leader)|--nemesis partition,pause --nemesis-targets leader --partitions isolate"
+  "lease-read|partition isolating the leader; 12 clients, 0.5 s op timeout|--nemesis partition --nemesis-targets leader --partitions isolate --concurrency 12 --op-timeout 0.5"
   "ack-before-commit|partition, kill (leader)|--nemesis partition,kill --nemesis-targets leader --partitions isolate"
   "no-noop-read|kill, partition (leader)|--nemesis kill,partition --nemesis-targets leader --partitions isolate"
   "forget-vote|kill (random, majority)|--nemesis kill --nemesis-targets random,majority"

@@ -116,6 +116,10 @@ pub struct TestArgs {
     /// Seconds the checker may take.
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
     pub check_timeout: f64,
+    /// Memory budget of the checker's search for one key, in MiB (keys are checked in
+    /// parallel, one per core).
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub check_memory: u64,
     /// Also write a JUnit XML report here (one test case per run; an anomaly is a
     /// failure, an unknown verdict is skipped, a harness error is an error).
     #[arg(long, value_name = "FILE")]
@@ -773,6 +777,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         checker::history::read_jsonl(text.as_bytes()).context("reading back the history")?;
     let opts = CheckOptions {
         timeout: Some(secs(a.check_timeout, "--check-timeout")?),
+        max_configs: ((a.check_memory.max(1) << 20) / 64) as usize,
         ..CheckOptions::default()
     };
     let report: CheckReport = match cfg.kind {
@@ -786,7 +791,9 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         )?,
     };
     let mut verdict = report.verdict;
-    let mut reason = report.unknown.first().map(|u| u.reason.clone());
+    let mut reason = (verdict == Verdict::Unknown)
+        .then(|| report.unknown.first().map(|u| u.reason.clone()))
+        .flatten();
     let ok_writes = history
         .ops
         .iter()
