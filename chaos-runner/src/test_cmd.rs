@@ -775,21 +775,37 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let text = std::fs::read_to_string(run.history())?;
     let history =
         checker::history::read_jsonl(text.as_bytes()).context("reading back the history")?;
+    let history_len = history.ops.len();
     let opts = CheckOptions {
         timeout: Some(secs(a.check_timeout, "--check-timeout")?),
         max_configs: ((a.check_memory.max(1) << 20) / 64) as usize,
         ..CheckOptions::default()
     };
-    let report: CheckReport = match cfg.kind {
-        WorkloadKind::Register => check(&Register::new(true), &history, &opts)?,
+    // The check runs on a blocking thread; on a terminal a spinner shows it is alive.
+    let kind = cfg.kind;
+    let checking = tokio::task::spawn_blocking(move || match kind {
+        WorkloadKind::Register => {
+            check(&Register::new(true), &history, &opts).map(|r| (r, history))
+        }
         WorkloadKind::Kv => check(
             &KeyValue {
                 missing_is_empty: false,
             },
             &history,
             &opts,
-        )?,
-    };
+        )
+        .map(|r| (r, history)),
+    });
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message(format!("checking {} operations", history_len));
+        s.enable_steady_tick(Duration::from_millis(120));
+        s
+    });
+    let (report, history): (CheckReport, _) = checking.await.context("checker thread")??;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
     let mut verdict = report.verdict;
     let mut reason = (verdict == Verdict::Unknown)
         .then(|| report.unknown.first().map(|u| u.reason.clone()))
