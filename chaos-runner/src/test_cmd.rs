@@ -352,16 +352,19 @@ fn replay_command(seed: u64) -> String {
     out.join(" ")
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold all listeners until every port is chosen, so none repeats.
+/// Reserves `n` free loopback ports. The listeners hold them until the caller drops them
+/// (just before the nodes start), so nothing this process binds meanwhile (the proxies)
+/// can take one.
+fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
     let listeners: Vec<std::net::TcpListener> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<_>>()
         .context("cannot find free ports")?;
-    Ok(listeners
+    let ports = listeners
         .iter()
         .map(|l| l.local_addr().expect("bound").port())
-        .collect())
+        .collect();
+    Ok((ports, listeners))
 }
 
 /// A fault that happened, for results and summary.
@@ -603,7 +606,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let replay = replay_command(seed);
     let n = a.nodes;
     let ids: Vec<u64> = (1..=n).collect();
-    let ports = free_ports(2 * n as usize)?;
+    let (ports, reserved) = free_ports(2 * n as usize)?;
     let transports: Vec<(u64, SocketAddr)> = ids
         .iter()
         .map(|&i| {
@@ -663,6 +666,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         schedule.len()
     );
 
+    drop(reserved);
     let mut cluster = Cluster::new(cfg.bin.clone(), a.node_args.clone(), specs);
     for &i in &ids {
         cluster.start(i)?;
@@ -947,7 +951,18 @@ pub fn run(args: TestArgs) -> Result<u8> {
                 eprintln!("=== test {} of {}", i + 1, cfg.args.test_count);
             }
             let t = std::time::Instant::now();
-            let (code, message, dir) = match run_once(&cfg, seed).await {
+            let mut result = run_once(&cfg, seed).await;
+            if let Err(e) = &result {
+                if format!("{e:#}").contains("Address already in use") {
+                    // Another process took a reserved port before the node bound it.
+                    eprintln!(
+                        "a port was taken before a node could bind it; starting the run again"
+                    );
+                    crate::cluster::kill_all_children();
+                    result = run_once(&cfg, seed).await;
+                }
+            }
+            let (code, message, dir) = match result {
                 Ok(r) => (r.0, r.1, Some(r.2)),
                 Err(e) => {
                     crate::cluster::kill_all_children();
