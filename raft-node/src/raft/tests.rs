@@ -50,6 +50,50 @@ fn append(prev: (Index, Term), entries: Vec<Entry>, commit: Index) -> Body {
     }
 }
 
+/// Makes `l` campaign and win with node `voter`'s pre-vote and vote; returns its new term.
+fn win_with(l: &mut Raft, voter: NodeId) -> Term {
+    l.election_elapsed = l.randomized_timeout;
+    l.tick();
+    l.ready();
+    let pre_term = l.term() + 1;
+    l.step(msg(
+        voter,
+        l.id(),
+        pre_term,
+        Body::VoteResponse {
+            pre_vote: true,
+            granted: true,
+        },
+    ));
+    l.ready();
+    let term = l.term();
+    l.step(msg(
+        voter,
+        l.id(),
+        term,
+        Body::VoteResponse {
+            pre_vote: false,
+            granted: true,
+        },
+    ));
+    assert_eq!(l.role(), Role::Leader);
+    term
+}
+
+/// A vote request from a candidate with an empty log.
+fn vote_request() -> Body {
+    Body::Vote {
+        pre_vote: false,
+        last_log_index: 0,
+        last_log_term: 0,
+    }
+}
+
+const GRANTED: Body = Body::VoteResponse {
+    pre_vote: false,
+    granted: true,
+};
+
 /// A synchronous cluster: messages are delivered in order unless their link is cut.
 struct Net {
     nodes: BTreeMap<NodeId, Raft>,
@@ -193,16 +237,7 @@ fn vote_is_persisted_before_the_reply_and_survives_restart() {
     // Pitfall 2: votedFor is durable before the vote is sent.
     let mut f = node_with(3, 3, 4, vec![]);
     f.ready();
-    f.step(msg(
-        1,
-        3,
-        4,
-        Body::Vote {
-            pre_vote: false,
-            last_log_index: 0,
-            last_log_term: 0,
-        },
-    ));
+    f.step(msg(1, 3, 4, vote_request()));
     let rd = f.ready();
     assert_eq!(
         rd.hard_state,
@@ -211,33 +246,16 @@ fn vote_is_persisted_before_the_reply_and_survives_restart() {
             vote: Some(1)
         })
     );
-    assert!(rd.messages.iter().any(|m| m.body
-        == Body::VoteResponse {
-            pre_vote: false,
-            granted: true
-        }));
+    assert!(rd.messages.iter().any(|m| m.body == GRANTED));
     // Restarted from what was persisted, it refuses a second candidate in the same term.
     let rec = Recovered {
         hard_state: rd.hard_state.unwrap(),
         ..Default::default()
     };
     let mut f = Raft::new(cfg(3, 3), rec).unwrap();
-    f.step(msg(
-        2,
-        3,
-        4,
-        Body::Vote {
-            pre_vote: false,
-            last_log_index: 0,
-            last_log_term: 0,
-        },
-    ));
+    f.step(msg(2, 3, 4, vote_request()));
     let rd = f.ready();
-    assert!(rd.messages.iter().all(|m| m.body
-        != Body::VoteResponse {
-            pre_vote: false,
-            granted: true
-        }));
+    assert!(rd.messages.iter().all(|m| m.body != GRANTED));
 }
 
 #[test]
@@ -245,30 +263,7 @@ fn entries_of_older_terms_are_not_committed_by_counting() {
     // Pitfall 1 (figure 8): leader of term 3 holds an entry of term 2 replicated on a
     // majority; it commits only once an entry of term 3 is replicated too.
     let mut l = node_with(1, 3, 2, vec![entry(1, 1), entry(2, 2)]);
-    l.election_elapsed = l.randomized_timeout;
-    l.tick();
-    l.ready();
-    l.step(msg(
-        2,
-        1,
-        3,
-        Body::VoteResponse {
-            pre_vote: true,
-            granted: true,
-        },
-    ));
-    let _ = l.ready();
-    let term = l.term();
-    l.step(msg(
-        2,
-        1,
-        term,
-        Body::VoteResponse {
-            pre_vote: false,
-            granted: true,
-        },
-    ));
-    assert_eq!(l.role(), Role::Leader);
+    let term = win_with(&mut l, 2);
     let noop_index = l.log().last_index();
     l.ready();
     // Follower 2 acknowledges entry 2 only (it has the term-2 entry, not yet the no-op).
@@ -380,30 +375,7 @@ fn read_index_needs_a_current_term_commit_and_a_quorum() {
     // Before the no-op commits, a read waits; it is not answered from the old commit index.
     {
         let mut l = node_with(1, 3, 5, vec![entry(1, 5)]);
-        l.election_elapsed = l.randomized_timeout;
-        l.tick();
-        l.ready();
-        l.step(msg(
-            2,
-            1,
-            6,
-            Body::VoteResponse {
-                pre_vote: true,
-                granted: true,
-            },
-        ));
-        l.ready();
-        let t = l.term();
-        l.step(msg(
-            2,
-            1,
-            t,
-            Body::VoteResponse {
-                pre_vote: false,
-                granted: true,
-            },
-        ));
-        assert_eq!(l.role(), Role::Leader);
+        let t = win_with(&mut l, 2);
         l.read_index(7).unwrap();
         l.ready();
         l.step(msg(2, 1, t, Body::HeartbeatResponse { read_ctx: 1 }));
