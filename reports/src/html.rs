@@ -175,6 +175,20 @@ fn header(run: &Run, out: &mut String) {
     out.push_str("</div></header>");
 }
 
+/// One operation as a row of the counterexample table; `state` is already escaped.
+fn op_row(out: &mut String, op: &Value, class: &str, state: &str) {
+    let _ = write!(
+        out,
+        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td></tr>",
+        op["id"],
+        op["process"],
+        esc(op["description"].as_str().unwrap_or("")),
+        esc(op["outcome"].as_str().unwrap_or("")),
+        op["call"].as_u64().map(secs).unwrap_or_default(),
+        op["ret"].as_u64().map(secs).unwrap_or_else(|| "-".into()),
+    );
+}
+
 fn counterexamples(run: &Run, out: &mut String) {
     let Some(failures) = run.results["checker"]["failures"]
         .as_array()
@@ -225,29 +239,11 @@ fn counterexamples(run: &Run, out: &mut String) {
                     );
                     prev_state = state.clone();
                 }
-                let _ = write!(
-                    out,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    p["id"],
-                    p["process"],
-                    esc(p["description"].as_str().unwrap_or("")),
-                    esc(p["outcome"].as_str().unwrap_or("")),
-                    p["call"].as_u64().map(secs).unwrap_or_default(),
-                    p["ret"].as_u64().map(secs).unwrap_or_else(|| "-".into()),
-                    esc(&state)
-                );
+                op_row(out, p, "", &esc(&state));
             }
         }
-        let _ = write!(
-            out,
-            "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>—</td></tr></table>",
-            op["id"],
-            op["process"],
-            esc(op["description"].as_str().unwrap_or("")),
-            esc(op["outcome"].as_str().unwrap_or("")),
-            op["call"].as_u64().map(secs).unwrap_or_default(),
-            op["ret"].as_u64().map(secs).unwrap_or_else(|| "-".into()),
-        );
+        op_row(out, op, " class=\"bad\"", "—");
+        out.push_str("</table>");
         out.push_str("<p>Every state the model could be in when it had to take effect, and why each rejects it:</p><ul>");
         if let Some(states) = f["states"].as_array() {
             for s in states {

@@ -1,6 +1,7 @@
 //! Latency and rate plots as SVG, with fault intervals shaded as in Jepsen's perf graphs.
 
 use checker::history::Outcome;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
@@ -82,6 +83,33 @@ where
     root.present().map_err(|e| err(what)(e.to_string()))
 }
 
+/// A time × latency (ms, log scale) chart with its axes drawn and faults shaded.
+fn latency_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    run: &Run,
+    ymax: f64,
+    what: &'static str,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>, ReportError>
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 15))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0f64..run.end.max(1.0), (0.01f64..ymax).log_scale())
+        .map_err(|e| err(what)(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("latency (ms)")
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| err(what)(e.to_string()))?;
+    shade(&mut chart, &run.faults, (0.01, ymax)).map_err(err(what))?;
+    Ok(chart)
+}
+
 /// Every operation's latency over time, log scale, by outcome (colour) and function
 /// (marker: circle read, triangle write, cross other).
 pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
@@ -121,21 +149,13 @@ pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
     let mut s = String::new();
     {
         let root = root(&mut s);
-        let mut chart = ChartBuilder::on(&root)
-            .caption("latency of every operation", ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..run.end.max(1.0), (0.01f64..ymax).log_scale())
-            .map_err(|e| err("latency-raw")(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("latency (ms)")
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(|e| err("latency-raw")(e.to_string()))?;
-        shade(&mut chart, &run.faults, (0.01, ymax)).map_err(err("latency-raw"))?;
+        let mut chart = latency_chart(
+            &root,
+            "latency of every operation",
+            run,
+            ymax,
+            "latency-raw",
+        )?;
         for (outcome, name) in [
             (Outcome::Ok, "ok"),
             (Outcome::Fail, "fail"),
@@ -182,24 +202,13 @@ pub fn latency_quantiles(run: &Run) -> Result<String, ReportError> {
     let mut s = String::new();
     {
         let root = root(&mut s);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("latency quantiles per {width} s (ok operations)"),
-                ("sans-serif", 15),
-            )
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..run.end.max(1.0), (0.01f64..ymax).log_scale())
-            .map_err(|e| err("latency-quantiles")(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("latency (ms)")
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(|e| err("latency-quantiles")(e.to_string()))?;
-        shade(&mut chart, &run.faults, (0.01, ymax)).map_err(err("latency-quantiles"))?;
+        let mut chart = latency_chart(
+            &root,
+            &format!("latency quantiles per {width} s (ok operations)"),
+            run,
+            ymax,
+            "latency-quantiles",
+        )?;
         type Series = (&'static str, RGBColor, fn(&Window) -> f64);
         let series: [Series; 4] = [
             ("p50", RGBColor(40, 100, 200), |w| w.p50),
