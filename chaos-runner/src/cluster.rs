@@ -56,7 +56,7 @@ impl Spawner {
                     }
                 })
                 .expect("spawn the child-spawner thread");
-            Spawner { tx: tx.clone() }
+            Spawner { tx }
         })
     }
 
