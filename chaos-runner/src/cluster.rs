@@ -114,8 +114,20 @@ struct Node {
     paused: bool,
 }
 
+/// Which server the nodes run, which decides their command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// `--id --transport-port --api-port --data-dir --peers` (raft-node, or any server
+    /// that takes the same flags).
+    RaftNode,
+    /// An etcd member: `--name n<id>`, peer and client URLs on loopback, and the whole
+    /// cluster in `--initial-cluster`.
+    Etcd,
+}
+
 /// The running cluster.
 pub struct Cluster {
+    kind: ServerKind,
     bin: PathBuf,
     extra_args: Vec<String>,
     nodes: Vec<Node>,
@@ -132,10 +144,22 @@ impl Cluster {
             })
             .collect();
         Cluster {
+            kind: ServerKind::RaftNode,
             bin,
             extra_args,
             nodes,
         }
+    }
+
+    /// A cluster of etcd members instead of raft-node processes.
+    pub fn etcd(bin: PathBuf, extra_args: Vec<String>, specs: Vec<NodeSpec>) -> Cluster {
+        let mut c = Cluster::new(bin, extra_args, specs);
+        c.kind = ServerKind::Etcd;
+        c
+    }
+
+    pub fn kind(&self) -> ServerKind {
+        self.kind
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -169,6 +193,7 @@ impl Cluster {
     pub fn start(&mut self, id: u64) -> Result<()> {
         let bin = self.bin.clone();
         let extra = self.extra_args.clone();
+        let kind = self.kind;
         let node = self.node_mut(id);
         if node.child.is_some() {
             return Ok(());
@@ -179,19 +204,50 @@ impl Cluster {
             .append(true)
             .open(&spec.log)
             .with_context(|| format!("cannot open {}", spec.log.display()))?;
-        let peers: Vec<String> = spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
         let mut cmd = Command::new(&bin);
-        cmd.arg("--id")
-            .arg(spec.id.to_string())
-            .arg("--transport-port")
-            .arg(spec.transport_port.to_string())
-            .arg("--api-port")
-            .arg(spec.api_port.to_string())
-            .arg("--data-dir")
-            .arg(&spec.data_dir)
-            .arg("--peers")
-            .arg(peers.join(","))
-            .args(&extra)
+        match kind {
+            ServerKind::RaftNode => {
+                let peers: Vec<String> =
+                    spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
+                cmd.arg("--id")
+                    .arg(spec.id.to_string())
+                    .arg("--transport-port")
+                    .arg(spec.transport_port.to_string())
+                    .arg("--api-port")
+                    .arg(spec.api_port.to_string())
+                    .arg("--data-dir")
+                    .arg(&spec.data_dir)
+                    .arg("--peers")
+                    .arg(peers.join(","));
+            }
+            ServerKind::Etcd => {
+                let peer_url = format!("http://127.0.0.1:{}", spec.transport_port);
+                let client_url = format!("http://{}", spec.api_addr());
+                let mut members = vec![format!("n{}={peer_url}", spec.id)];
+                members.extend(spec.peers.iter().map(|(i, a)| format!("n{i}=http://{a}")));
+                members.sort();
+                cmd.arg("--name")
+                    .arg(format!("n{}", spec.id))
+                    .arg("--data-dir")
+                    .arg(&spec.data_dir)
+                    .arg("--listen-peer-urls")
+                    .arg(&peer_url)
+                    .arg("--initial-advertise-peer-urls")
+                    .arg(&peer_url)
+                    .arg("--listen-client-urls")
+                    .arg(&client_url)
+                    .arg("--advertise-client-urls")
+                    .arg(&client_url)
+                    .arg("--initial-cluster")
+                    .arg(members.join(","))
+                    .arg("--initial-cluster-state")
+                    .arg("new")
+                    .arg("--initial-cluster-token")
+                    .arg("chaos-runner")
+                    .args(["--logger", "zap", "--log-level", "warn"]);
+            }
+        }
+        cmd.args(&extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -289,14 +345,16 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Asks a node for its status: role and leader, if it speaks `/client/status`.
-pub async fn status(api: &str) -> Option<Value> {
+/// One HTTP/1.1 request with a JSON answer, on a fresh connection, within a second.
+async fn http_json(api: &str, method: &str, path: &str, body: &str) -> Option<Value> {
     let addr = api.to_string();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     let res = tokio::time::timeout(Duration::from_secs(1), async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-        let req =
-            format!("GET /client/status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
@@ -311,13 +369,33 @@ pub async fn status(api: &str) -> Option<Value> {
     res.ok().flatten()
 }
 
+/// Asks a node for its status: role and leader, if it speaks `/client/status`.
+pub async fn status(api: &str) -> Option<Value> {
+    http_json(api, "GET", "/client/status", "").await
+}
+
+/// Whether the etcd member at `api` says it is the leader.
+async fn etcd_leads(api: &str) -> bool {
+    let Some(s) = http_json(api, "POST", "/v3/maintenance/status", "{}").await else {
+        return false;
+    };
+    s["leader"].is_string() && s["leader"] == s["header"]["member_id"]
+}
+
 /// The id of the node that says it leads, among `apis` (id, address).
 pub async fn find_leader(apis: &[(u64, String)]) -> Option<u64> {
+    find_leader_of(ServerKind::RaftNode, apis).await
+}
+
+/// [`find_leader`] for either kind of server.
+pub async fn find_leader_of(kind: ServerKind, apis: &[(u64, String)]) -> Option<u64> {
     for (id, api) in apis {
-        if let Some(s) = status(api).await {
-            if s["role"] == "leader" {
-                return Some(*id);
-            }
+        let leads = match kind {
+            ServerKind::RaftNode => status(api).await.is_some_and(|s| s["role"] == "leader"),
+            ServerKind::Etcd => etcd_leads(api).await,
+        };
+        if leads {
+            return Some(*id);
         }
     }
     None
@@ -340,7 +418,7 @@ pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<
                 );
             }
         }
-        if let Some(l) = find_leader(&apis).await {
+        if let Some(l) = find_leader_of(cluster.kind(), &apis).await {
             return Ok(l);
         }
         if tokio::time::Instant::now() >= deadline {

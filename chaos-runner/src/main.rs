@@ -1,5 +1,6 @@
 //! `chaos-runner`: Jepsen-style testing of replicated systems.
 
+mod bench;
 mod check_cmd;
 mod cluster;
 mod nemesis;
@@ -36,6 +37,8 @@ enum Command {
     Test(Box<test_cmd::TestArgs>),
     /// Check a recorded history for linearizability.
     Check(check_cmd::CheckArgs),
+    /// Measure a fault-free cluster (raft-node or etcd) at full speed.
+    Bench(Box<bench::BenchArgs>),
     /// Rebuild a run's report.html and plots from its history.jsonl and results.json.
     Report(ReportArgs),
 }
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => test_cmd::run(*args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Bench(args) => bench::run(*args),
         Command::Report(args) => report(args),
     };
     cluster::kill_all_children();

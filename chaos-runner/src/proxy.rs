@@ -13,6 +13,7 @@ use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// What a link does to traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ struct Link {
 /// The proxies of a cluster.
 pub struct Network {
     links: BTreeMap<(u64, u64), Link>,
+    /// What a healed link returns to: `Up`, or a steady delay (`--link-latency`).
+    baseline: LinkMode,
 }
 
 impl Network {
@@ -57,7 +60,10 @@ impl Network {
                 links.insert((from, to), Link { addr, mode: tx });
             }
         }
-        Ok(Network { links })
+        Ok(Network {
+            links,
+            baseline: LinkMode::Up,
+        })
     }
 
     /// Where node `from` must send to reach node `to`.
@@ -77,8 +83,19 @@ impl Network {
         }
     }
 
+    /// Makes `mode` the normal state of every link, now and after each heal.
+    pub fn set_baseline(&mut self, mode: LinkMode) {
+        self.baseline = mode;
+        self.heal();
+    }
+
+    pub fn baseline(&self) -> LinkMode {
+        self.baseline
+    }
+
+    /// Ends every fault: each link returns to the baseline.
     pub fn heal(&self) {
-        self.set_all(LinkMode::Up);
+        self.set_all(self.baseline);
     }
 }
 
@@ -130,51 +147,83 @@ async fn connection(inbound: TcpStream, target: SocketAddr, mode: watch::Receive
 
 /// Copies `src` to `dst` as the link's mode says. Returns true if the link was cut,
 /// false on a normal end of stream or error.
+///
+/// Delay is a delay line, not a throttle: each chunk is stamped with the time it may
+/// leave and queued, so a delayed link still carries a full pipeline (as a long cable
+/// does) and bytes keep their order even with jitter.
 async fn pump(
     src: &mut tokio::net::tcp::OwnedReadHalf,
     dst: &mut tokio::net::tcp::OwnedWriteHalf,
     mut mode: watch::Receiver<LinkMode>,
 ) -> bool {
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let current = *mode.borrow_and_update();
-        match current {
-            LinkMode::Cut => return true,
-            LinkMode::BlackHole => {
-                // Read nothing: the sender's window fills and its requests time out.
-                if mode.changed().await.is_err() {
-                    return false;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Vec<u8>)>(256);
+    let mut write_mode = mode.clone();
+    let reader = async move {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut last_due = Instant::now();
+        loop {
+            let current = *mode.borrow_and_update();
+            match current {
+                LinkMode::Cut => return true,
+                LinkMode::BlackHole => {
+                    // Read nothing: the sender's window fills and its requests time out.
+                    if mode.changed().await.is_err() {
+                        return false;
+                    }
                 }
-            }
-            LinkMode::Up | LinkMode::Delay { .. } => {
-                let n = tokio::select! {
-                    r = src.read(&mut buf) => match r {
-                        Ok(0) | Err(_) => return false,
-                        Ok(n) => n,
-                    },
-                    changed = mode.changed() => {
-                        if changed.is_err() {
-                            return false;
+                LinkMode::Up | LinkMode::Delay { .. } => {
+                    let n = tokio::select! {
+                        r = src.read(&mut buf) => match r {
+                            Ok(0) | Err(_) => return false,
+                            Ok(n) => n,
+                        },
+                        changed = mode.changed() => {
+                            if changed.is_err() {
+                                return false;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                };
-                if let LinkMode::Delay { ms, jitter_ms } = current {
-                    let extra = if jitter_ms > 0 {
-                        rand::thread_rng().gen_range(0..=jitter_ms)
-                    } else {
-                        0
                     };
-                    tokio::time::sleep(Duration::from_millis(ms + extra)).await;
-                    if *mode.borrow() == LinkMode::Cut {
-                        return true;
+                    let now = Instant::now();
+                    let due = match current {
+                        LinkMode::Delay { ms, jitter_ms } => {
+                            let extra = if jitter_ms > 0 {
+                                rand::thread_rng().gen_range(0..=jitter_ms)
+                            } else {
+                                0
+                            };
+                            now + Duration::from_millis(ms + extra)
+                        }
+                        _ => now,
+                    };
+                    // Never overtake an earlier chunk.
+                    last_due = due.max(last_due);
+                    if tx.send((last_due, buf[..n].to_vec())).await.is_err() {
+                        return false;
                     }
-                }
-                if dst.write_all(&buf[..n]).await.is_err() {
-                    return false;
                 }
             }
         }
+    };
+    let writer = async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
+            if *write_mode.borrow_and_update() == LinkMode::Cut {
+                return true;
+            }
+            if dst.write_all(&chunk).await.is_err() {
+                return false;
+            }
+        }
+        false
+    };
+    tokio::pin!(writer);
+    tokio::select! {
+        // End of stream: deliver what is still queued, then close.
+        cut = reader => if cut { true } else { writer.await },
+        cut = &mut writer => cut,
     }
 }
 
@@ -251,6 +300,20 @@ mod tests {
             rtt >= Duration::from_millis(200),
             "two delayed chunks: {rtt:?}"
         );
+        // A delay line, not a throttle: ten chunks in a row all arrive about one delay
+        // later, where a per-chunk wait would take ten delays.
+        let t = tokio::time::Instant::now();
+        let mut s = TcpStream::connect(link).await.unwrap();
+        for _ in 0..10 {
+            s.write_all(b"ping").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut buf = [0u8; 40];
+        s.read_exact(&mut buf).await.unwrap();
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_millis(900), "{took:?}");
+        assert_eq!(&buf[..8], b"pingping", "order kept");
         net.heal();
         assert!(round_trip(link, Duration::from_secs(2)).await.is_ok());
         // The reverse direction is a different link.

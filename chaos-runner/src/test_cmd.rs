@@ -101,6 +101,11 @@ pub struct TestArgs {
     /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
     #[arg(long, default_value = "all")]
     pub partitions: String,
+    /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
+    /// slower network: every window a race needs, such as the first round trip of a new
+    /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub link_latency: u64,
     /// Seed of the fault schedule and the clients' choices (default: random; printed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -220,7 +225,7 @@ fn list<T: Copy>(
     }
 }
 
-fn parse_mix(s: &str) -> Result<Mix> {
+pub(crate) fn parse_mix(s: &str) -> Result<Mix> {
     let mut mix = Mix {
         read: 0,
         write: 0,
@@ -246,11 +251,41 @@ fn parse_mix(s: &str) -> Result<Mix> {
     Ok(mix)
 }
 
-fn secs(v: f64, flag: &str) -> Result<Duration> {
+pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
     if !(v.is_finite() && v > 0.0) {
         bail!("{flag} must be a positive number of seconds");
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// `--raft-node PATH`, or raft-node beside this executable.
+pub(crate) fn raft_node_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
+    let bin = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("raft-node"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "no server binary at {}; build it (cargo build --release) or pass --raft-node PATH",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// On Ctrl-C or SIGTERM, kills every node and exits with the error code.
+pub(crate) fn die_with_children_on_interrupt() {
+    tokio::spawn(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("\ninterrupted: stopping every node");
+        crate::cluster::kill_all_children();
+        std::process::exit(exit::ERROR as i32);
+    });
 }
 
 fn resolve(args: TestArgs) -> Result<Config> {
@@ -266,16 +301,7 @@ fn resolve(args: TestArgs) -> Result<Config> {
         Some(m) => parse_mix(m)?,
         None => mix_for(kind, p.write_pct),
     };
-    let bin = match &args.raft_node {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("raft-node"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "no server binary at {}; build it (cargo build --release) or pass --raft-node PATH",
-            bin.display()
-        );
-    }
+    let bin = raft_node_binary(args.raft_node.as_ref())?;
     secs(args.time_limit, "--time-limit")?;
     secs(args.op_timeout, "--op-timeout")?;
     secs(args.check_timeout, "--check-timeout")?;
@@ -355,7 +381,7 @@ fn replay_command(seed: u64) -> String {
 /// Reserves `n` free loopback ports. The listeners hold them until the caller drops them
 /// (just before the nodes start), so nothing this process binds meanwhile (the proxies)
 /// can take one.
-fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
+pub(crate) fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
     let listeners: Vec<std::net::TcpListener> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<_>>()
@@ -430,13 +456,17 @@ async fn start_fault(
             )
         }
         FaultKind::Latency => {
+            let base = match net.baseline() {
+                LinkMode::Delay { ms, .. } => ms,
+                _ => 0,
+            };
             net.set_all(LinkMode::Delay {
-                ms: 50,
+                ms: base + 50,
                 jitter_ms: 100,
             });
             (
-                "latency 50-150ms".into(),
-                json!({"delay_ms": 50, "jitter_ms": 100, "nodes": ids}),
+                format!("latency {}-{}ms", base + 50, base + 150),
+                json!({"delay_ms": base + 50, "jitter_ms": 100, "nodes": ids}),
             )
         }
     }
@@ -616,7 +646,14 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
             )
         })
         .collect();
-    let net = Arc::new(Network::start(&transports).await?);
+    let mut net = Network::start(&transports).await?;
+    if a.link_latency > 0 {
+        net.set_baseline(LinkMode::Delay {
+            ms: a.link_latency,
+            jitter_ms: 0,
+        });
+    }
+    let net = Arc::new(net);
     let specs: Vec<NodeSpec> = ids
         .iter()
         .map(|&i| NodeSpec {
@@ -653,6 +690,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
             "op_timeout_s": a.op_timeout,
             "nemesis": cfg.faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
             "nemesis_interval_s": a.nemesis_interval,
+            "link_latency_ms": a.link_latency,
             "nemesis_targets": cfg.targets.iter().map(|t| t.name()).collect::<Vec<_>>(),
             "partitions": cfg.shapes.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "schedule": schedule.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -726,6 +764,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
             max_ops: a.ops,
             op_timeout: secs(a.op_timeout, "--op-timeout")?,
             seed,
+            reads_at_home: true,
         },
     )
     .await;
@@ -929,18 +968,7 @@ pub fn run(args: TestArgs) -> Result<u8> {
         .build()?;
     runtime.block_on(async {
         // Ctrl-C or SIGTERM: take every node down with us.
-        tokio::spawn(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("signal handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            eprintln!("\ninterrupted: stopping every node");
-            crate::cluster::kill_all_children();
-            std::process::exit(exit::ERROR as i32);
-        });
+        die_with_children_on_interrupt();
         let base = cfg.args.seed.unwrap_or_else(rand::random);
         let mut worst = exit::VALID;
         let mut runs = Vec::new();

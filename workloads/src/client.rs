@@ -53,8 +53,20 @@ enum Attempt {
     Redirect(Option<usize>, String),
 }
 
+/// The HTTP/JSON API a cluster speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// raft-node's `/kv/:key` API: followers answer `not_leader` with a hint.
+    #[default]
+    RaftNode,
+    /// etcd's v3 JSON gateway (`/v3/kv/range`, `/v3/kv/put`, `/v3/kv/txn`,
+    /// `/v3/kv/deleterange`): base64 keys and values, any member serves any request.
+    Etcd,
+}
+
 pub struct KvClient {
     http: Client<HttpConnector, Full<Bytes>>,
+    dialect: Dialect,
     nodes: Vec<NodeApi>,
     /// Index of the node believed to lead; shared by every operation.
     leader: AtomicUsize,
@@ -74,6 +86,10 @@ fn percent_encode(key: &str) -> String {
 
 impl KvClient {
     pub fn new(nodes: Vec<NodeApi>) -> Self {
+        Self::with_dialect(nodes, Dialect::RaftNode)
+    }
+
+    pub fn with_dialect(nodes: Vec<NodeApi>, dialect: Dialect) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_millis(500)));
@@ -82,6 +98,7 @@ impl KvClient {
             .build(connector);
         KvClient {
             http,
+            dialect,
             nodes,
             leader: AtomicUsize::new(0),
         }
@@ -89,6 +106,11 @@ impl KvClient {
 
     pub fn nodes(&self) -> &[NodeApi] {
         &self.nodes
+    }
+
+    /// Points operations without a home node at `nodes[index]` (the known leader).
+    pub fn set_leader(&self, index: usize) {
+        self.leader.store(index, Ordering::Relaxed);
     }
 
     /// Performs `op`, trying nodes until a definite answer or `deadline`. Reads start at
@@ -152,9 +174,13 @@ impl KvClient {
         self.nodes.iter().position(|n| n.id == id)
     }
 
-    async fn attempt(&self, node: &NodeApi, op: &OpSpec, deadline: Instant) -> Attempt {
+    /// The method, path and JSON body of `op` in this client's dialect.
+    fn request_for(&self, op: &OpSpec) -> (Method, String, Option<Value>) {
+        if self.dialect == Dialect::Etcd {
+            return etcd::request(op);
+        }
         let key = percent_encode(&op.key);
-        let (method, path, body) = match op.f {
+        match op.f {
             Func::Read => (Method::GET, format!("/kv/{key}"), None),
             Func::Write => (
                 Method::POST,
@@ -167,7 +193,11 @@ impl KvClient {
                 Some(json!({"expected": op.value[0], "value": op.value[1]})),
             ),
             Func::Delete => (Method::DELETE, format!("/kv/{key}"), None),
-        };
+        }
+    }
+
+    async fn attempt(&self, node: &NodeApi, op: &OpSpec, deadline: Instant) -> Attempt {
+        let (method, path, body) = self.request_for(op);
         let is_read = op.f == Func::Read;
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let req = Request::builder()
@@ -204,6 +234,15 @@ impl KvClient {
             Ok(Ok(r)) => r,
         };
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if self.dialect == Dialect::Etcd {
+            return match etcd::outcome(op, status, &body) {
+                Some(o) => Attempt::Done(o, true),
+                None => unknown(
+                    format!("node {}: {status} {}", node.id, body["error"]),
+                    true,
+                ),
+            };
+        }
         let error = body["error"].as_str().unwrap_or("").to_string();
         let done = |o: Outcome| Attempt::Done(o, true);
         match status {
@@ -237,9 +276,135 @@ impl KvClient {
     }
 }
 
+/// etcd's v3 JSON gateway: requests and what their answers mean.
+mod etcd {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use hyper::{Method, StatusCode};
+    use serde_json::{json, Value};
+
+    use super::Outcome;
+    use crate::generator::{Func, OpSpec};
+
+    fn text(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn b64(s: &str) -> String {
+        B64.encode(s.as_bytes())
+    }
+
+    pub(super) fn request(op: &OpSpec) -> (Method, String, Option<Value>) {
+        let key = b64(&op.key);
+        let (path, body) = match op.f {
+            Func::Read => ("/v3/kv/range", json!({"key": key})),
+            Func::Write => (
+                "/v3/kv/put",
+                json!({"key": key, "value": b64(&text(&op.value))}),
+            ),
+            Func::Cas => (
+                "/v3/kv/txn",
+                json!({
+                    "compare": [{"key": key, "result": "EQUAL", "target": "VALUE",
+                                 "value": b64(&text(&op.value[0]))}],
+                    "success": [{"requestPut": {"key": key, "value": b64(&text(&op.value[1]))}}],
+                }),
+            ),
+            Func::Delete => ("/v3/kv/deleterange", json!({"key": key})),
+        };
+        (Method::POST, path.to_string(), Some(body))
+    }
+
+    /// A definite outcome, or `None` when the answer leaves it open. Proto3 JSON leaves
+    /// out fields at their default, so a missing `kvs` is an absent key and a missing
+    /// `succeeded` a failed comparison.
+    pub(super) fn outcome(op: &OpSpec, status: StatusCode, body: &Value) -> Option<Outcome> {
+        if !status.is_success() {
+            // gRPC code 3 (invalid argument) and friends are rejections; anything else
+            // (unavailable, deadline exceeded, leader changed) may still take effect.
+            let code = body["code"].as_u64().unwrap_or(0);
+            let why = format!("etcd: {}", body["error"].as_str().unwrap_or("error"));
+            return match code {
+                3 | 5 | 7 | 9 | 11 => Some(Outcome::Fail(why)),
+                _ if op.f == Func::Read => Some(Outcome::Fail(why)),
+                _ => None,
+            };
+        }
+        Some(match op.f {
+            Func::Read => {
+                let raw = body["kvs"][0]["value"].as_str();
+                match raw {
+                    None if body["kvs"].is_null() => Outcome::Ok(Value::Null),
+                    None => Outcome::Ok(json!("")),
+                    Some(v) => match B64.decode(v) {
+                        Ok(bytes) => Outcome::Ok(json!(String::from_utf8_lossy(&bytes))),
+                        Err(e) => Outcome::Fail(format!("etcd sent a bad base64 value: {e}")),
+                    },
+                }
+            }
+            Func::Cas if body["succeeded"] != Value::Bool(true) => {
+                Outcome::Fail("cas mismatch".into())
+            }
+            Func::Delete => Outcome::Ok(Value::Null),
+            _ => Outcome::Ok(op.value.clone()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::percent_encode;
+    use super::{percent_encode, Outcome};
+
+    #[test]
+    fn etcd_requests_and_answers() {
+        use super::etcd;
+        use crate::generator::{Func, OpSpec};
+        use hyper::StatusCode;
+        use serde_json::json;
+        let cas = OpSpec {
+            f: Func::Cas,
+            key: "k1".into(),
+            value: json!(["1", "2"]),
+        };
+        let (_, path, body) = etcd::request(&cas);
+        assert_eq!(path, "/v3/kv/txn");
+        let body = body.unwrap();
+        assert_eq!(body["compare"][0]["key"], "azE=");
+        assert_eq!(body["compare"][0]["value"], "MQ==");
+        assert_eq!(body["success"][0]["requestPut"]["value"], "Mg==");
+        let ok = etcd::outcome(&cas, StatusCode::OK, &json!({"succeeded": true}));
+        assert_eq!(ok, Some(Outcome::Ok(json!(["1", "2"]))));
+        // Proto3 JSON omits false: a missing `succeeded` is a failed comparison.
+        let miss = etcd::outcome(&cas, StatusCode::OK, &json!({"header": {}}));
+        assert!(matches!(miss, Some(Outcome::Fail(_))));
+        let read = OpSpec {
+            f: Func::Read,
+            key: "k1".into(),
+            value: serde_json::Value::Null,
+        };
+        let got = etcd::outcome(
+            &read,
+            StatusCode::OK,
+            &json!({"kvs": [{"key": "azE=", "value": "Mg=="}]}),
+        );
+        assert_eq!(got, Some(Outcome::Ok(json!("2"))));
+        let absent = etcd::outcome(&read, StatusCode::OK, &json!({"header": {}}));
+        assert_eq!(absent, Some(Outcome::Ok(serde_json::Value::Null)));
+        // A write whose answer is an unavailable error may still take effect.
+        let put = OpSpec {
+            f: Func::Write,
+            key: "k1".into(),
+            value: json!("3"),
+        };
+        let err = json!({"error": "etcdserver: request timed out", "code": 14});
+        assert_eq!(
+            etcd::outcome(&put, StatusCode::SERVICE_UNAVAILABLE, &err),
+            None
+        );
+    }
 
     #[test]
     fn keys_are_path_safe() {

@@ -70,6 +70,8 @@ pub struct Generator {
     pub mix: Mix,
     /// Register values are drawn from `0..values`.
     pub values: u64,
+    /// Pad every written value to this many bytes (0: no padding), for benchmarks.
+    pub value_size: usize,
     unique: AtomicU64,
 }
 
@@ -89,8 +91,23 @@ impl Generator {
             keys: keys.max(1),
             mix,
             values: 5,
+            value_size: 0,
             unique: AtomicU64::new(1),
         }
+    }
+
+    /// Pads written values to `bytes` (the value still starts with what tells it apart).
+    pub fn with_value_size(mut self, bytes: usize) -> Self {
+        self.value_size = bytes;
+        self
+    }
+
+    fn padded(&self, mut v: String) -> Value {
+        if v.len() < self.value_size {
+            let pad = self.value_size - v.len();
+            v.extend(std::iter::repeat_n('.', pad));
+        }
+        json!(v)
     }
 
     pub fn is_kv(&self) -> bool {
@@ -126,14 +143,14 @@ impl Generator {
             (Func::Read | Func::Delete, _) => Value::Null,
             // Values are strings: the key-value API stores strings.
             (Func::Write, WorkloadKind::Register) => {
-                json!(rng.gen_range(0..self.values).to_string())
+                self.padded(rng.gen_range(0..self.values).to_string())
             }
             (Func::Write, WorkloadKind::Kv) => {
-                json!(format!("v{}", self.unique.fetch_add(1, Ordering::Relaxed)))
+                self.padded(format!("v{}", self.unique.fetch_add(1, Ordering::Relaxed)))
             }
             (Func::Cas, _) => json!([
-                rng.gen_range(0..self.values).to_string(),
-                rng.gen_range(0..self.values).to_string()
+                self.padded(rng.gen_range(0..self.values).to_string()),
+                self.padded(rng.gen_range(0..self.values).to_string())
             ]),
         };
         OpSpec { f, key, value }

@@ -23,6 +23,9 @@ pub struct ClientConfig {
     pub max_ops: Option<u64>,
     pub op_timeout: Duration,
     pub seed: u64,
+    /// Send each client's reads to its own node first (as Jepsen binds clients to nodes,
+    /// so a node that serves reads it should not is asked); otherwise to the leader.
+    pub reads_at_home: bool,
 }
 
 /// What the clients share.
@@ -117,7 +120,12 @@ pub async fn run_clients(shared: Arc<Shared>, cfg: ClientConfig) {
                 let op = shared.generator.next(&mut rng);
                 // Each client reads from its own node first, so every node gets asked.
                 if shared
-                    .perform(process, &op, cfg.op_timeout, Some(worker))
+                    .perform(
+                        process,
+                        &op,
+                        cfg.op_timeout,
+                        cfg.reads_at_home.then_some(worker),
+                    )
                     .await
                     == Kind::Info
                 {
