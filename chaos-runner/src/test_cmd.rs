@@ -769,6 +769,14 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     )
     .await;
     let load_secs = started.elapsed().as_secs_f64();
+    // How long the verdict takes after the time limit, phase by phase.
+    let limit_at = started + time_limit;
+    let after_limit = move || {
+        Instant::now()
+            .saturating_duration_since(limit_at)
+            .as_secs_f64()
+    };
+    let mut tail = vec![("clients done", after_limit())];
     finish.notify_one();
     nemesis.await.context("nemesis task")??;
     progress_done.notify_one();
@@ -790,6 +798,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         let mut c = cluster.lock().await;
         wait_for_leader(&mut c, Duration::from_secs(30)).await
     };
+    tail.push(("recovered", after_limit()));
     if let Err(e) = &recovered {
         live.warnings
             .lock()
@@ -802,12 +811,14 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         Instant::now() + Duration::from_secs(30),
     )
     .await;
+    tail.push(("final reads", after_limit()));
     shared.stop.store(true, Ordering::Relaxed);
     recorder.finish().context("writing the history")?;
     {
         let mut c = cluster.lock().await;
         tokio::task::block_in_place(|| c.stop_all());
     }
+    tail.push(("nodes stopped", after_limit()));
 
     // Check what was recorded, from the file, as anyone re-checking it would.
     let counts = recorder.counts();
@@ -849,6 +860,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
+    tail.push(("checked", after_limit()));
     let mut verdict = report.verdict;
     let mut reason = (verdict == Verdict::Unknown)
         .then(|| report.unknown.first().map(|u| u.reason.clone()))
@@ -891,6 +903,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         "faults": faults.iter().map(|f| json!({"fault": f.description, "start_s": f.start, "end_s": f.end, "value": f.value})).collect::<Vec<_>>(),
         "final_reads": {"ok": read_ok, "failed": read_failed},
         "warnings": warnings,
+        "after_time_limit_s": tail.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "checker_summary": report.summary(),
         "checker": report,
     });
@@ -905,6 +918,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     if let Err(e) = reports::index::build(&a.store) {
         eprintln!("warning: could not rebuild the run index: {e}");
     }
+    tail.push(("report written", after_limit()));
 
     let fmt_ms = |q: f64| {
         quantile(&samples, q).map_or("-".to_string(), |n| format!("{:.1} ms", n as f64 / 1e6))
@@ -936,6 +950,11 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         println!("warning: {}", w.lines().next().unwrap_or(""));
     }
     println!("checker: {}", report.summary());
+    let phases: Vec<String> = tail
+        .iter()
+        .map(|(what, at)| format!("{what} {at:.2}"))
+        .collect();
+    println!("seconds after the time limit: {}", phases.join(", "));
     println!(
         "verdict: {}{}",
         verdict.as_str().to_uppercase(),

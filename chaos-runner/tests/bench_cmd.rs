@@ -1,0 +1,197 @@
+//! `chaos-runner bench` end to end: real clusters driven for a couple of seconds, figures
+//! that add up, a history that checks, and clear errors for bad input.
+//!
+//! The etcd case runs when `etcd` is on PATH (Debian: apt-get install etcd-server). CI
+//! installs it and sets CHAOS_REQUIRE_ETCD=1, which turns a missing etcd into a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
+
+fn raft_node() -> PathBuf {
+    let path = Path::new(BIN).with_file_name("raft-node");
+    if !path.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "raft-node"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building raft-node failed");
+    }
+    path
+}
+
+fn bench(store: &Path, args: &[&str]) -> Output {
+    let out = Command::new(BIN)
+        .arg("bench")
+        .arg("--store")
+        .arg(store)
+        .arg("--raft-node")
+        .arg(raft_node())
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Checks the figures of one bench run and returns them.
+fn figures(json: &Path) -> Value {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let ok = v["ok"].as_u64().unwrap();
+    assert!(ok > 0, "{v}");
+    let secs = v["duration_s"].as_f64().unwrap();
+    let rate = v["ok_per_s"].as_f64().unwrap();
+    assert!((rate - ok as f64 / secs).abs() < 1e-6, "{v}");
+    let l = &v["latency_ms"];
+    let p50 = l["p50"].as_f64().unwrap();
+    let p99 = l["p99"].as_f64().unwrap();
+    let max = l["max"].as_f64().unwrap();
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{v}");
+    assert_eq!(v["checker"]["verdict"], "valid", "{v}");
+    // Every measured operation is in the history, with the warm-up's before them.
+    let history = std::fs::read_to_string(v["history"].as_str().unwrap()).unwrap();
+    let oks = history
+        .lines()
+        .filter(|l| l.contains(r#""type":"ok""#))
+        .count() as u64;
+    assert!(oks >= ok, "{oks} ok lines, {ok} ok ops measured");
+    v
+}
+
+#[test]
+fn raft_node_bench_records_measures_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = bench(
+        dir.path(),
+        &[
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "8",
+            "--mix",
+            "write=50,read=30,cas=20",
+            "--value-size",
+            "64",
+            "--keys",
+            "20",
+            "--check",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = figures(&json);
+    assert_eq!(v["target"], "raft-node");
+    assert_eq!(v["mix"]["cas"], 20);
+    let history = std::fs::read_to_string(v["history"].as_str().unwrap()).unwrap();
+    assert!(history.contains(r#""f":"cas""#));
+    // Values are padded to the requested size.
+    let write = history
+        .lines()
+        .find(|l| l.contains(r#""f":"write""#))
+        .unwrap();
+    let w: Value = serde_json::from_str(write).unwrap();
+    assert_eq!(w["value"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn raft_node_bench_through_the_proxies() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = bench(
+        dir.path(),
+        &[
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--mix",
+            "write=100",
+            "--proxies",
+            "--check",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(figures(&json)["proxies"], true);
+}
+
+#[test]
+fn etcd_bench_speaks_the_v3_gateway() {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("CHAOS_REQUIRE_ETCD").is_none(),
+            "CHAOS_REQUIRE_ETCD is set but etcd is not on PATH"
+        );
+        eprintln!("SKIPPED: no etcd on PATH (apt-get install etcd-server)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = bench(
+        dir.path(),
+        &[
+            "--target",
+            "etcd",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "8",
+            "--mix",
+            "write=50,read=30,cas=20",
+            "--keys",
+            "20",
+            "--check",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = figures(&json);
+    assert_eq!(v["target"], "etcd");
+    // Some cas operations found the expected value, some did not: both answers parse.
+    let history = std::fs::read_to_string(v["history"].as_str().unwrap()).unwrap();
+    let cas_ok = history
+        .lines()
+        .any(|l| l.contains(r#""f":"cas""#) && l.contains(r#""type":"ok""#));
+    let cas_fail = history
+        .lines()
+        .any(|l| l.contains(r#""f":"cas""#) && l.contains(r#""type":"fail""#));
+    assert!(cas_ok && cas_fail);
+}
+
+#[test]
+fn bad_bench_input_is_an_error_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--mix", "delete=1"], "write, read and cas"),
+        (&["--mix", "write=x"], "not a whole number"),
+        (
+            &["--target", "etcd", "--etcd", "/nonexistent/etcd"],
+            "apt-get install etcd-server",
+        ),
+        (&["--concurrency", "513"], "513"),
+    ];
+    for (args, says) in cases {
+        let out = bench(dir.path(), args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
