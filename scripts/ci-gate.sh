@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The linearizability gate of .ci/run: a short healthy run under every fault must be
 # valid, and the two cheapest seeded bugs must be caught (exit code 1), so the gate
-# proves it can fail.
+# proves it can fail; then no-noop-read, a one-round-trip race, must be caught under a
+# schedule that kills every node with link latency, under which the healthy node must
+# stay valid.
 #
-#   scripts/ci-gate.sh            # all three checks
-#   scripts/ci-gate.sh healthy    # one of: healthy, stale-read, ack-before-commit
+#   scripts/ci-gate.sh            # all five checks
+#   scripts/ci-gate.sh healthy    # one of: healthy, stale-read, ack-before-commit,
+#                                 # no-noop-read, healthy-kill-every
 #
 # Exit 0 when every check behaved; otherwise 1, naming the check. Needs a release build.
 set -uo pipefail
@@ -40,16 +43,29 @@ ack_before_commit() {
     --concurrency 12 --op-timeout 0.5 --keys 10
 }
 
+# A new leader's first round trip: every node killed at once, 5 ms on every link. The
+# healthy node must stay valid under exactly the same schedule.
+KILL_EVERY=(--nemesis kill --nemesis-targets every --nemesis-interval 1 --link-latency 5 --concurrency 10)
+no_noop_read() { check no-noop-read 1 --node-arg=--unsafe-bug=no-noop-read "${KILL_EVERY[@]}"; }
+healthy_kill_every() { check healthy-kill-every 0 "${KILL_EVERY[@]}"; }
+
 case ${1:-all} in
   healthy) healthy ;;
   stale-read) stale_read ;;
   ack-before-commit) ack_before_commit ;;
+  no-noop-read) no_noop_read ;;
+  healthy-kill-every) healthy_kill_every ;;
   all)
     rc=0
     healthy || rc=1
     stale_read || rc=1
     ack_before_commit || rc=1
+    no_noop_read || rc=1
+    healthy_kill_every || rc=1
     exit $rc
     ;;
-  *) echo "usage: scripts/ci-gate.sh [healthy|stale-read|ack-before-commit]" >&2; exit 3 ;;
+  *)
+    echo "usage: scripts/ci-gate.sh [healthy|stale-read|ack-before-commit|no-noop-read|healthy-kill-every]" >&2
+    exit 3
+    ;;
 esac

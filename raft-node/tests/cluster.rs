@@ -70,11 +70,17 @@ struct Node {
 
 struct Cluster {
     nodes: Vec<Node>,
+    /// Extra flags of each node, by id.
+    extra: Vec<Vec<String>>,
     _tmp: tempfile::TempDir,
 }
 
 impl Cluster {
     fn new(n: u64) -> Cluster {
+        Cluster::with_args(n, |_| Vec::new())
+    }
+
+    fn with_args(n: u64, extra: impl Fn(u64) -> Vec<String>) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let nodes = (1..=n)
             .map(|id| Node {
@@ -85,7 +91,11 @@ impl Cluster {
                 child: None,
             })
             .collect();
-        let mut c = Cluster { nodes, _tmp: tmp };
+        let mut c = Cluster {
+            nodes,
+            extra: (1..=n).map(extra).collect(),
+            _tmp: tmp,
+        };
         for id in 1..=n {
             c.start(id);
         }
@@ -119,6 +129,7 @@ impl Cluster {
                 "400",
             ])
             .args(["--heartbeat-ms", "40", "--snapshot-threshold", "25"])
+            .args(&self.extra[id as usize - 1])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -375,4 +386,33 @@ fn bad_start_up_fails_clearly() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("corrupt write-ahead log"), "{err}");
+}
+
+#[test]
+fn the_forget_vote_bug_leaves_no_vote_on_disk() {
+    // The harness cannot reach this bug against this node (docs/seeded-bugs.md); this
+    // shows the flag does what it says, next to healthy nodes that keep their votes.
+    let mut c = Cluster::with_args(3, |id| {
+        if id == 1 {
+            vec!["--unsafe-bug=forget-vote".to_string()]
+        } else {
+            Vec::new()
+        }
+    });
+    c.leader();
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    let vote = |id: u64| {
+        let (_, recovered, _) =
+            raft_node::storage::Storage::open(&c.nodes[id as usize - 1].dir).unwrap();
+        recovered.hard_state
+    };
+    let buggy = vote(1);
+    assert!(buggy.term > 0);
+    assert_eq!(buggy.vote, None);
+    for id in 2..=3 {
+        let hs = vote(id);
+        assert!(hs.vote.is_some(), "node {id} lost its vote: {hs:?}");
+    }
 }

@@ -427,3 +427,52 @@ fn proposals_on_followers_are_refused_with_a_hint() {
     let err = net.nodes.get_mut(&1).unwrap().propose(vec![1]).unwrap_err();
     assert_eq!(err, NotLeader { leader: Some(2) });
 }
+
+#[test]
+fn each_seeded_core_bug_breaks_the_rule_its_test_guards() {
+    // The black-box harness cannot reach commit-overreach and commit-old-term against
+    // this node (docs/seeded-bugs.md), so this pins down that the flags work and that the
+    // scenarios above see the difference.
+
+    // commit-overreach: the follower takes entries 3 and 4, which the RPC never covered.
+    let mut f = node_with(
+        2,
+        3,
+        2,
+        vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)],
+    );
+    f.cfg.bugs.commit_overreach = true;
+    f.step(msg(1, 2, 2, append((1, 1), vec![entry(2, 1)], 10)));
+    assert_eq!(f.commit_index(), 4);
+
+    // commit-old-term: the term-2 entry commits by counting, before the no-op.
+    let mut l = node_with(1, 3, 2, vec![entry(1, 1), entry(2, 2)]);
+    l.cfg.bugs.commit_old_term = true;
+    let term = win_with(&mut l, 2);
+    l.ready();
+    l.step(msg(
+        2,
+        1,
+        term,
+        Body::AppendResponse {
+            prev_log_index: 2,
+            success: true,
+            match_index: 2,
+            conflict_term: None,
+            conflict_index: 0,
+            read_ctx: 0,
+        },
+    ));
+    assert_eq!(l.commit_index(), 2);
+
+    // no-noop-read: a read is served at the old commit index before the no-op commits.
+    let mut l = node_with(1, 3, 5, vec![entry(1, 5)]);
+    l.cfg.bugs.no_noop_read = true;
+    let t = win_with(&mut l, 2);
+    l.read_index(7).unwrap();
+    l.ready();
+    l.step(msg(2, 1, t, Body::HeartbeatResponse { read_ctx: 1 }));
+    let rd = l.ready();
+    assert_eq!(rd.read_states.len(), 1);
+    assert!(rd.read_states[0].index < l.log().last_index());
+}
