@@ -302,6 +302,8 @@ async fn bench(
     let to = from + duration.as_nanos() as u64;
     let f = Figures::from_samples(&recorder.samples(), from, to);
     let secs = duration.as_secs_f64();
+    let mismatches = cas_mismatches(&run.history(), from, to)?;
+    let errors = f.info + f.fail - mismatches.min(f.fail);
     let mut out = json!({
         "target": target,
         "nodes": n,
@@ -317,6 +319,8 @@ async fn bench(
         "ok": f.ok,
         "fail": f.fail,
         "info": f.info,
+        "cas_mismatches": mismatches,
+        "errors": errors,
         "ok_per_s": f.ok as f64 / secs,
         "completed_per_s": (f.ok + f.fail) as f64 / secs,
         "latency_ms": {
@@ -341,8 +345,11 @@ async fn bench(
         fmt(0.999),
         fmt(1.0)
     );
-    if f.fail > 0 && mix.cas > 0 {
-        println!("(fail counts cas operations whose comparison did not hold)");
+    if mismatches > 0 {
+        println!("{mismatches} of the fails are cas operations whose comparison did not hold");
+    }
+    if errors > 0 {
+        println!("warning: {errors} operations ended in an error or an unknown outcome (see the history)");
     }
     if leader_after != Some(leader) {
         println!("warning: the leader changed during the run; the figures include an election");
@@ -379,6 +386,25 @@ async fn bench(
         );
     }
     Ok(code)
+}
+
+/// Failed cas operations whose comparison did not hold (a normal answer, not an error)
+/// that completed in `[from, to)` ns, from the recorded history.
+fn cas_mismatches(history: &std::path::Path, from: u64, to: u64) -> Result<u64> {
+    let text = std::fs::read_to_string(history)
+        .with_context(|| format!("cannot read {}", history.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| l.contains("cas mismatch"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["type"] == "fail"
+                && v["time"].as_u64().is_some_and(|t| t >= from && t < to)
+                && v["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("cas mismatch"))
+        })
+        .count() as u64)
 }
 
 #[cfg(test)]
