@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # The linearizability gate of .ci/run: a short healthy run under every fault must be
 # valid, and the two cheapest seeded bugs must be caught (exit code 1), so the gate
-# proves it can fail; then no-noop-read, a one-round-trip race, must be caught under a
-# schedule that kills every node with link latency, under which the healthy node must
-# stay valid.
+# proves it can fail; and the healthy node must stay valid when every node is killed at
+# once, with link latency.
 #
-#   scripts/ci-gate.sh            # all five checks
+#   scripts/ci-gate.sh            # all four checks
 #   scripts/ci-gate.sh healthy    # one of: healthy, stale-read, ack-before-commit,
-#                                 # no-noop-read, healthy-kill-every
+#                                 # healthy-kill-every
 #
 # Exit 0 when every check behaved; otherwise 1, naming the check. Needs a release build.
 set -uo pipefail
@@ -19,7 +18,7 @@ store=${GATE_STORE:-$(mktemp -d)}
 check() { # check NAME EXPECTED-EXIT ARGS...
   local name=$1 want=$2
   shift 2
-  "$bin" test --store "$store" --name "gate-$name" --time-limit 10 --nemesis-interval 1.5 "$@" \
+  "$bin" test --store "$store" --name "gate-$name" --time-limit 10 "$@" \
     >"$store/gate-$name.out" 2>&1
   local got=$?
   if ((got == want)); then
@@ -31,41 +30,40 @@ check() { # check NAME EXPECTED-EXIT ARGS...
   return 1
 }
 
-healthy() { check healthy 0 --nemesis all; }
+healthy() { check healthy 0 --nemesis all --nemesis-interval 1.5; }
 stale_read() {
-  check stale-read 1 --node-arg=--unsafe-bug=stale-read --nemesis partition --partitions isolate,halves
+  check stale-read 1 --node-arg=--unsafe-bug=stale-read --nemesis partition --partitions isolate,halves \
+    --nemesis-interval 1.5
 }
 ack_before_commit() {
   # Lost writes hide behind later writes to the same key: more keys, more clients reading
   # from every node, and a short timeout so no client idles through the fault.
   check ack-before-commit 1 --node-arg=--unsafe-bug=ack-before-commit \
     --nemesis partition,kill --nemesis-targets leader --partitions isolate \
-    --concurrency 12 --op-timeout 0.5 --keys 10
+    --concurrency 12 --op-timeout 0.5 --keys 10 --nemesis-interval 1.5
 }
 
-# A new leader's first round trip: every node killed at once, 5 ms on every link. The
-# healthy node must stay valid under exactly the same schedule.
-KILL_EVERY=(--nemesis kill --nemesis-targets every --nemesis-interval 1 --link-latency 5 --concurrency 10)
-no_noop_read() { check no-noop-read 1 --node-arg=--unsafe-bug=no-noop-read "${KILL_EVERY[@]}"; }
+# The healthy node must also stay valid when every node is killed at once every 0.5 s
+# with 5 ms on every link (the schedule that exposes no-noop-read; that bug is caught in
+# about half of 10 s runs, too few for a gate, so it stays in scripts/matrix.sh).
+KILL_EVERY=(--nemesis kill --nemesis-targets every --nemesis-interval 0.5 --link-latency 5 --concurrency 10)
 healthy_kill_every() { check healthy-kill-every 0 "${KILL_EVERY[@]}"; }
 
 case ${1:-all} in
   healthy) healthy ;;
   stale-read) stale_read ;;
   ack-before-commit) ack_before_commit ;;
-  no-noop-read) no_noop_read ;;
   healthy-kill-every) healthy_kill_every ;;
   all)
     rc=0
     healthy || rc=1
     stale_read || rc=1
     ack_before_commit || rc=1
-    no_noop_read || rc=1
     healthy_kill_every || rc=1
     exit $rc
     ;;
   *)
-    echo "usage: scripts/ci-gate.sh [healthy|stale-read|ack-before-commit|no-noop-read|healthy-kill-every]" >&2
+    echo "usage: scripts/ci-gate.sh [healthy|stale-read|ack-before-commit|healthy-kill-every]" >&2
     exit 3
     ;;
 esac

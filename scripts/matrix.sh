@@ -30,7 +30,7 @@ rows=(
 )
 
 anomaly() { # the checker's first anomaly, from a run's results.json
-  sed -n 's/.*"checker_summary": "[^;]*; first anomaly: \(.*\)",$/\1/p' "$1/results.json" | head -1 | cut -c1-90
+  sed -n 's/.*"checker_summary": "[^;]*; first anomaly: \(.*\)",$/\1/p' "$1/results.json" | head -1 | sed 's/\\"/"/g' | cut -c1-90
 }
 anomaly_at() { # seconds into a run at which its earliest anomalous operation returned
   python3 -c 'import json, sys
