@@ -4,25 +4,14 @@
 //! The etcd case runs when `etcd` is on PATH (Debian: apt-get install etcd-server). CI
 //! installs it and sets CHAOS_REQUIRE_ETCD=1, which turns a missing etcd into a failure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
+mod common;
 
-fn raft_node() -> PathBuf {
-    let path = Path::new(BIN).with_file_name("raft-node");
-    if !path.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "raft-node"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building raft-node failed");
-    }
-    path
-}
+use common::{raft_node, BIN};
 
 fn bench(store: &Path, args: &[&str]) -> Output {
     let out = Command::new(BIN)
@@ -72,13 +61,16 @@ fn figures(json: &Path) -> Value {
     v
 }
 
-#[test]
-fn raft_node_bench_records_measures_and_checks() {
+/// A short mixed run (writes, reads, cas on 20 keys, 64-byte values) with `--check`;
+/// returns its checked figures and its history.
+fn mixed_run(target: &str) -> (Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let out = bench(
         dir.path(),
         &[
+            "--target",
+            target,
             "--duration",
             "2",
             "--warmup",
@@ -98,10 +90,9 @@ fn raft_node_bench_records_measures_and_checks() {
     );
     assert_eq!(out.status.code(), Some(0));
     let v = figures(&json);
-    assert_eq!(v["target"], "raft-node");
+    assert_eq!(v["target"], target);
     assert_eq!(v["mix"]["cas"], 20);
     let history = std::fs::read_to_string(v["history"].as_str().unwrap()).unwrap();
-    assert!(history.contains(r#""f":"cas""#));
     // Values are padded to the requested size.
     let write = history
         .lines()
@@ -109,6 +100,13 @@ fn raft_node_bench_records_measures_and_checks() {
         .unwrap();
     let w: Value = serde_json::from_str(write).unwrap();
     assert_eq!(w["value"].as_str().unwrap().len(), 64);
+    (v, history)
+}
+
+#[test]
+fn raft_node_bench_records_measures_and_checks() {
+    let (_, history) = mixed_run("raft-node");
+    assert!(history.contains(r#""f":"cas""#));
 }
 
 #[test]
@@ -146,33 +144,8 @@ fn etcd_bench_speaks_the_v3_gateway() {
         eprintln!("SKIPPED: no etcd on PATH (apt-get install etcd-server)");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("out.json");
-    let out = bench(
-        dir.path(),
-        &[
-            "--target",
-            "etcd",
-            "--duration",
-            "2",
-            "--warmup",
-            "0.5",
-            "--concurrency",
-            "8",
-            "--mix",
-            "write=50,read=30,cas=20",
-            "--keys",
-            "20",
-            "--check",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0));
-    let v = figures(&json);
-    assert_eq!(v["target"], "etcd");
+    let (_, history) = mixed_run("etcd");
     // Some cas operations found the expected value, some did not: both answers parse.
-    let history = std::fs::read_to_string(v["history"].as_str().unwrap()).unwrap();
     let cas_ok = history
         .lines()
         .any(|l| l.contains(r#""f":"cas""#) && l.contains(r#""type":"ok""#));

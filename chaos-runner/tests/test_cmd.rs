@@ -7,22 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
+mod common;
 
-/// The raft-node binary beside chaos-runner, built if this test runs alone.
-fn raft_node() -> PathBuf {
-    let path = Path::new(BIN).with_file_name("raft-node");
-    if !path.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "raft-node"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building raft-node failed");
-    }
-    assert!(path.is_file(), "no raft-node at {}", path.display());
-    path
-}
+use common::{raft_node, BIN};
 
 fn command(store: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
