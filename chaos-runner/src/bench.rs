@@ -36,7 +36,7 @@ pub enum BenchTarget {
     Etcd,
 }
 
-/// Measure a fault-free cluster at full speed: ops/s and latency quantiles.
+/// Measure a fault-free cluster (raft-node or etcd) at full speed: ops/s and latency.
 ///
 /// Starts `--nodes` servers on loopback, waits for a leader, runs `--concurrency` clients
 /// (each with one operation in flight) for `--warmup` plus `--duration` seconds, and
@@ -47,6 +47,10 @@ pub enum BenchTarget {
 ///
 /// Writes go to the leader on both targets; so do reads. Results: the printed summary,
 /// and bench.json in the run folder (and in --json FILE).
+///
+/// Exit codes: 0 done (and, with --check, linearizable), 1 not linearizable, 2 the check
+/// ran out of budget, 3 error (bad flags, a node that would not start, no operation
+/// succeeded).
 ///
 /// Example: chaos-runner bench --target etcd --concurrency 128 --mix write=100
 #[derive(Args, Debug, Clone)]

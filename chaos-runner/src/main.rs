@@ -33,11 +33,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a chaos test against a local cluster and check it.
     Test(Box<test_cmd::TestArgs>),
     /// Check a recorded history for linearizability.
     Check(check_cmd::CheckArgs),
-    /// Measure a fault-free cluster (raft-node or etcd) at full speed.
     Bench(Box<bench::BenchArgs>),
     /// Rebuild a run's report.html and plots from its history.jsonl and results.json.
     Report(ReportArgs),
