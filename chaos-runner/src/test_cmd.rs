@@ -903,7 +903,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         "faults": faults.iter().map(|f| json!({"fault": f.description, "start_s": f.start, "end_s": f.end, "value": f.value})).collect::<Vec<_>>(),
         "final_reads": {"ok": read_ok, "failed": read_failed},
         "warnings": warnings,
-        "after_time_limit_s": tail.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "after_time_limit_s": tail.iter().map(|(k, v)| json!({"phase": k, "s": v})).collect::<Vec<_>>(),
         "checker_summary": report.summary(),
         "checker": report,
     });

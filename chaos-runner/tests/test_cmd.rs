@@ -122,6 +122,24 @@ fn three_nodes_under_kill_pause_and_partition_are_valid() {
     let results = json(&run_dir.join("results.json"));
     assert_eq!(results["verdict"], "valid");
     assert!(results["counts"]["ok"].as_u64().unwrap() >= 50);
+    // The phases after the time limit, in order, each no earlier than the one before.
+    let phases = results["after_time_limit_s"].as_array().unwrap();
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "clients done",
+            "recovered",
+            "final reads",
+            "nodes stopped",
+            "checked"
+        ]
+    );
+    let at: Vec<f64> = phases.iter().map(|p| p["s"].as_f64().unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
     let h = history(&run_dir);
     let kinds: Vec<&str> = h.iter().filter_map(|e| e["type"].as_str()).collect();
     for k in ["invoke", "ok", "fail", "info", "nemesis"] {
