@@ -17,16 +17,17 @@ use serde_json::json;
 use tokio::time::Instant;
 use workloads::client::{Dialect, KvClient, NodeApi};
 use workloads::generator::{Generator, WorkloadKind};
-use workloads::recorder::{Kind, Recorder, Sample};
+use workloads::recorder::{quantile_of_sorted, Kind, Recorder, Sample};
 use workloads::runner::{run_clients, ClientConfig, Shared};
 
-use crate::cluster::{find_leader_of, wait_for_leader, Cluster, NodeSpec};
+use crate::cluster::{
+    die_with_children_on_interrupt, find_leader_of, free_ports, raft_node_binary, wait_for_leader,
+    Cluster, NodeSpec,
+};
 use crate::exit;
 use crate::proxy::Network;
 use crate::store::RunDir;
-use crate::test_cmd::{
-    die_with_children_on_interrupt, free_ports, parse_mix, raft_node_binary, secs,
-};
+use crate::test_cmd::{parse_mix, secs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchTarget {
@@ -148,14 +149,9 @@ impl Figures {
         f
     }
 
-    /// Quantile `q` of the ok latencies, in milliseconds (nearest rank).
+    /// Quantile `q` of the ok latencies, in milliseconds (as `test` computes them).
     fn ms(&self, q: f64) -> Option<f64> {
-        let n = self.latencies.len();
-        if n == 0 {
-            return None;
-        }
-        let rank = ((n as f64 * q).ceil() as usize).clamp(1, n);
-        Some(self.latencies[rank - 1] as f64 / 1e6)
+        quantile_of_sorted(&self.latencies, q).map(|ns| ns as f64 / 1e6)
     }
 }
 
@@ -306,7 +302,10 @@ async fn bench(
     let to = from + duration.as_nanos() as u64;
     let f = Figures::from_samples(&recorder.samples(), from, to);
     let secs = duration.as_secs_f64();
-    let mismatches = cas_mismatches(&run.history(), from, to)?;
+    // Read once: for the cas mismatches, and for the check.
+    let history_text = std::fs::read_to_string(run.history())
+        .with_context(|| format!("cannot read {}", run.history().display()))?;
+    let mismatches = cas_mismatches(&history_text, from, to);
     let errors = f.info + f.fail - mismatches.min(f.fail);
     let mut out = json!({
         "target": target,
@@ -360,9 +359,8 @@ async fn bench(
     }
     let mut code = exit::VALID;
     if args.check {
-        let text = std::fs::read_to_string(run.history())?;
-        let history =
-            checker::history::read_jsonl(text.as_bytes()).context("reading back the history")?;
+        let history = checker::history::read_jsonl(history_text.as_bytes())
+            .context("reading back the history")?;
         let report = tokio::task::spawn_blocking(move || {
             check(&Register::new(true), &history, &CheckOptions::default())
         })
@@ -393,11 +391,9 @@ async fn bench(
 }
 
 /// Failed cas operations whose comparison did not hold (a normal answer, not an error)
-/// that completed in `[from, to)` ns, from the recorded history.
-fn cas_mismatches(history: &std::path::Path, from: u64, to: u64) -> Result<u64> {
-    let text = std::fs::read_to_string(history)
-        .with_context(|| format!("cannot read {}", history.display()))?;
-    Ok(text
+/// that completed in `[from, to)` ns, from the recorded history's text.
+fn cas_mismatches(history: &str, from: u64, to: u64) -> u64 {
+    history
         .lines()
         .filter(|l| l.contains("cas mismatch"))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -408,7 +404,7 @@ fn cas_mismatches(history: &std::path::Path, from: u64, to: u64) -> Result<u64> 
                     .as_str()
                     .is_some_and(|e| e.starts_with("cas mismatch"))
         })
-        .count() as u64)
+        .count() as u64
 }
 
 #[cfg(test)]

@@ -36,6 +36,51 @@ pub fn kill_all_children() {
     }
 }
 
+/// `--raft-node PATH`, or raft-node beside this executable.
+pub fn raft_node_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
+    let bin = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("raft-node"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "no server binary at {}; build it (cargo build --release) or pass --raft-node PATH",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// On Ctrl-C or SIGTERM, kills every node and exits with the error code.
+pub fn die_with_children_on_interrupt() {
+    tokio::spawn(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("\ninterrupted: stopping every node");
+        kill_all_children();
+        std::process::exit(crate::exit::ERROR as i32);
+    });
+}
+
+/// Reserves `n` free loopback ports. The listeners hold them until the caller drops them
+/// (just before the nodes start), so nothing this process binds meanwhile (the proxies)
+/// can take one.
+pub fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()
+        .context("cannot find free ports")?;
+    let ports = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect();
+    Ok((ports, listeners))
+}
+
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
 /// The one long-lived thread that forks every child (see the module docs).

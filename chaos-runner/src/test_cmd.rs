@@ -24,7 +24,10 @@ use workloads::generator::{mix_for, preset, Generator, Mix, WorkloadKind, PRESET
 use workloads::recorder::{quantile, Recorder};
 use workloads::runner::{final_reads, run_clients, ClientConfig, Shared};
 
-use crate::cluster::{find_leader, wait_for_leader, Cluster, NodeSpec};
+use crate::cluster::{
+    die_with_children_on_interrupt, find_leader, free_ports, raft_node_binary, wait_for_leader,
+    Cluster, NodeSpec,
+};
 use crate::exit;
 use crate::nemesis::{choose_nodes, grudge, grudge_json, plan, FaultKind, Planned, Shape, Target};
 use crate::proxy::{LinkMode, Network};
@@ -258,36 +261,6 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// `--raft-node PATH`, or raft-node beside this executable.
-pub(crate) fn raft_node_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
-    let bin = match given {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("raft-node"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "no server binary at {}; build it (cargo build --release) or pass --raft-node PATH",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// On Ctrl-C or SIGTERM, kills every node and exits with the error code.
-pub(crate) fn die_with_children_on_interrupt() {
-    tokio::spawn(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        eprintln!("\ninterrupted: stopping every node");
-        crate::cluster::kill_all_children();
-        std::process::exit(exit::ERROR as i32);
-    });
-}
-
 fn resolve(args: TestArgs) -> Result<Config> {
     let kind = match args.workload {
         WorkloadArg::Register => WorkloadKind::Register,
@@ -376,21 +349,6 @@ fn replay_command(seed: u64) -> String {
     }
     out.push(format!("--seed {seed}"));
     out.join(" ")
-}
-
-/// Reserves `n` free loopback ports. The listeners hold them until the caller drops them
-/// (just before the nodes start), so nothing this process binds meanwhile (the proxies)
-/// can take one.
-pub(crate) fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()
-        .context("cannot find free ports")?;
-    let ports = listeners
-        .iter()
-        .map(|l| l.local_addr().expect("bound").port())
-        .collect();
-    Ok((ports, listeners))
 }
 
 /// A fault that happened, for results and summary.

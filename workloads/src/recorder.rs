@@ -165,12 +165,18 @@ pub fn quantile(samples: &[Sample], q: f64) -> Option<u64> {
         .filter(|s| s.kind == Kind::Ok)
         .map(|s| s.latency)
         .collect();
-    if l.is_empty() {
+    l.sort_unstable();
+    quantile_of_sorted(&l, q)
+}
+
+/// Quantile (0.0..=1.0) of values already sorted ascending; `None` when empty. For
+/// callers that take several quantiles of one sample and sort it once.
+pub fn quantile_of_sorted(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
         return None;
     }
-    l.sort_unstable();
-    let i = ((l.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-    Some(l[i])
+    let i = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    Some(sorted[i])
 }
 
 #[cfg(test)]
