@@ -27,7 +27,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::kv::{Command, Outcome};
+use crate::kv::{ApplyResult, Command};
 use crate::node::{LeaderHint, NodeHandle, ReadResult, WriteResult};
 
 /// Bounds on client input.
@@ -261,14 +261,14 @@ impl Api {
             Command::Delete { .. } => None,
         };
         match self.node.write(cmd).await {
-            WriteResult::Done(Outcome::Applied { previous }) if deleting => json_response(
+            WriteResult::Done(ApplyResult::Applied { previous }) if deleting => json_response(
                 StatusCode::OK,
                 json!({"key": key, "deleted": previous.is_some()}),
             ),
-            WriteResult::Done(Outcome::Applied { .. }) => {
+            WriteResult::Done(ApplyResult::Applied { .. }) => {
                 json_response(StatusCode::OK, json!({"key": key, "value": value}))
             }
-            WriteResult::Done(Outcome::CasMismatch { current }) => json_response(
+            WriteResult::Done(ApplyResult::CasMismatch { current }) => json_response(
                 StatusCode::CONFLICT,
                 json!({
                     "error": "cas_mismatch",

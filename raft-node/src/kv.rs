@@ -32,9 +32,9 @@ impl Command {
     }
 }
 
-/// What applying a command did.
+/// What applying a command did (the state machine's answer, not the client's outcome).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ApplyResult {
     /// The write took effect; `previous` is the value it replaced.
     Applied { previous: Option<String> },
     /// A compare-and-set whose expectation did not hold; nothing changed.
@@ -60,12 +60,12 @@ impl KvStore {
         self.map.is_empty()
     }
 
-    pub fn apply(&mut self, cmd: Command) -> Outcome {
+    pub fn apply(&mut self, cmd: Command) -> ApplyResult {
         match cmd {
-            Command::Put { key, value } => Outcome::Applied {
+            Command::Put { key, value } => ApplyResult::Applied {
                 previous: self.map.insert(key, value),
             },
-            Command::Delete { key } => Outcome::Applied {
+            Command::Delete { key } => ApplyResult::Applied {
                 previous: self.map.remove(&key),
             },
             Command::Cas {
@@ -75,11 +75,11 @@ impl KvStore {
             } => {
                 let current = self.map.get(&key);
                 if current != expected.as_ref() {
-                    return Outcome::CasMismatch {
+                    return ApplyResult::CasMismatch {
                         current: current.cloned(),
                     };
                 }
-                Outcome::Applied {
+                ApplyResult::Applied {
                     previous: self.map.insert(key, value),
                 }
             }
@@ -111,17 +111,17 @@ mod tests {
         };
         assert_eq!(
             kv.apply(cas(None, "1")),
-            Outcome::Applied { previous: None }
+            ApplyResult::Applied { previous: None }
         );
         assert_eq!(
             kv.apply(cas(None, "2")),
-            Outcome::CasMismatch {
+            ApplyResult::CasMismatch {
                 current: Some("1".into())
             }
         );
         assert_eq!(
             kv.apply(cas(Some("1"), "2")),
-            Outcome::Applied {
+            ApplyResult::Applied {
                 previous: Some("1".into())
             }
         );

@@ -12,7 +12,7 @@ use raft_node::kv::KvStore;
 use raft_node::node::{Driver, DriverConfig};
 use raft_node::raft::{Config, NodeId, Raft};
 use raft_node::storage::Storage;
-use raft_node::transport::{self, Outbox};
+use raft_node::transport::{self, HttpOutbox};
 use tokio::net::TcpListener;
 
 /// One member of a Raft key-value cluster.
@@ -83,24 +83,32 @@ struct Args {
     #[arg(long, default_value_t = 256 << 10)]
     max_value_bytes: usize,
     /// UNSAFE: switch on a deliberately planted bug, to prove a test catches it. Never use
-    /// for real data. Names: stale-read, lease-read, ack-before-commit, forget-vote,
-    /// no-noop-read, commit-old-term, lost-truncate, commit-overreach
-    /// (docs/seeded-bugs.md). Repeat for several.
-    #[arg(long = "unsafe-bug", value_name = "NAME")]
-    unsafe_bugs: Vec<String>,
+    /// for real data (docs/seeded-bugs.md says what each breaks). Repeat for several.
+    #[arg(long = "unsafe-bug", value_name = "NAME", value_enum)]
+    unsafe_bugs: Vec<SeededBug>,
 }
 
-/// The seeded bugs, by the names `--unsafe-bug` takes.
-const BUG_NAMES: [&str; 8] = [
-    "stale-read",
-    "lease-read",
-    "ack-before-commit",
-    "forget-vote",
-    "no-noop-read",
-    "commit-old-term",
-    "lost-truncate",
-    "commit-overreach",
-];
+/// The seeded bugs, one name each: a misspelt name is a usage error, never a silently
+/// healthy node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SeededBug {
+    /// Serve reads from local state on any node, without ReadIndex.
+    StaleRead,
+    /// A leader serves reads from local state without confirming it still leads.
+    LeaseRead,
+    /// Acknowledge a write once it is in the leader's log, before a majority has it.
+    AckBeforeCommit,
+    /// Never persist voted-for.
+    ForgetVote,
+    /// Serve ReadIndex before the new leader's no-op commits.
+    NoNoopRead,
+    /// Commit entries of earlier terms by counting replicas (the paper's figure 8).
+    CommitOldTerm,
+    /// Drop the last fsync'd log entries at start-up.
+    LostTruncate,
+    /// A follower takes the leader's commit index beyond what the RPC proved.
+    CommitOverreach,
+}
 
 /// How many fsync'd entries `lost-truncate` drops at start-up.
 const LOST_ENTRIES: usize = 3;
@@ -172,18 +180,12 @@ async fn run(args: Args) -> Result<()> {
         .map_err(anyhow::Error::msg)
         .context("invalid timing flags")?;
     for b in &args.unsafe_bugs {
-        if !BUG_NAMES.contains(&b.as_str()) {
-            bail!(
-                "--unsafe-bug {b:?} is not a seeded bug; the names are: {}",
-                BUG_NAMES.join(", ")
-            );
-        }
-        tracing::error!(bug = %b, "UNSAFE: seeded bug enabled; this node breaks Raft on purpose");
+        tracing::error!(bug = ?b, "UNSAFE: seeded bug enabled; this node breaks Raft on purpose");
     }
-    let bug = |name: &str| args.unsafe_bugs.iter().any(|b| b == name);
-    cfg.bugs.no_noop_read = bug("no-noop-read");
-    cfg.bugs.commit_old_term = bug("commit-old-term");
-    cfg.bugs.commit_overreach = bug("commit-overreach");
+    let bug = |b: SeededBug| args.unsafe_bugs.contains(&b);
+    cfg.bugs.no_noop_read = bug(SeededBug::NoNoopRead);
+    cfg.bugs.commit_old_term = bug(SeededBug::CommitOldTerm);
+    cfg.bugs.commit_overreach = bug(SeededBug::CommitOverreach);
     if args.snapshot_threshold == 0 {
         bail!("--snapshot-threshold must be positive");
     }
@@ -213,13 +215,11 @@ async fn run(args: Args) -> Result<()> {
         );
     }
     let mut recovered = recovered;
-    if bug("lost-truncate") {
+    if bug(SeededBug::LostTruncate) {
         let keep = recovered.entries.len().saturating_sub(LOST_ENTRIES);
         recovered.entries.truncate(keep);
     }
-    let raft = Raft::new(cfg, recovered)
-        .map_err(anyhow::Error::msg)
-        .context("bad durable state")?;
+    let raft = Raft::new(cfg, recovered).context("cannot start the consensus core")?;
 
     let api_addr = SocketAddr::new(args.listen_addr, args.api_port);
     let transport_addr = SocketAddr::new(args.listen_addr, args.transport_port);
@@ -231,7 +231,7 @@ async fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| api_addr.to_string());
 
     let rpc_timeout = Duration::from_millis(args.rpc_timeout_ms.max(1));
-    let outbox = Outbox::start(args.id, advertise.clone(), &peers, rpc_timeout);
+    let outbox = HttpOutbox::start(args.id, advertise.clone(), &peers, rpc_timeout);
     let driver_cfg = DriverConfig {
         tick: Duration::from_millis(args.tick_ms),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
@@ -239,13 +239,13 @@ async fn run(args: Args) -> Result<()> {
         snapshot_threshold: args.snapshot_threshold,
         api_addr: advertise,
         bugs: raft_node::node::NodeBugs {
-            stale_read: bug("stale-read"),
-            lease_read: bug("lease-read"),
-            ack_before_commit: bug("ack-before-commit"),
-            forget_vote: bug("forget-vote"),
+            stale_read: bug(SeededBug::StaleRead),
+            lease_read: bug(SeededBug::LeaseRead),
+            ack_before_commit: bug(SeededBug::AckBeforeCommit),
+            forget_vote: bug(SeededBug::ForgetVote),
         },
     };
-    let (handle, rx) = Driver::channel();
+    let (handle, rx) = raft_node::node::channel();
     let driver = Driver::new(driver_cfg, raft, storage, kv, snapshot_index, outbox);
     let limits = Limits {
         max_body: args.max_body_bytes,
@@ -256,7 +256,7 @@ async fn run(args: Args) -> Result<()> {
         node: handle.clone(),
         limits,
     };
-    tokio::spawn(transport::serve(transport_listener, handle.events()));
+    tokio::spawn(transport::serve(transport_listener, handle.clone()));
     tokio::spawn(transport::serve_http(api_listener, move |req| {
         api.clone().handle(req)
     }));

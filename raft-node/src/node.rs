@@ -11,10 +11,26 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::kv::{Command, KvStore, Outcome};
-use crate::raft::{Index, Message, NodeId, NotLeader, Payload, Raft, Role, Snapshot, Status, Term};
+use crate::kv::{ApplyResult, Command, KvStore};
+use crate::raft::{
+    Entry, Index, Message, NodeId, NotLeader, Payload, Raft, ReadState, Ready, Role, Snapshot,
+    Status, Term,
+};
 use crate::storage::{Storage, StorageError};
-use crate::transport::Outbox;
+use crate::transport::{HttpOutbox, Inbound, InboundSink};
+
+/// Where the driver sends peer messages. It must never block: Raft retransmits, so a
+/// message that cannot be queued may be dropped. [`HttpOutbox`] in production; tests use
+/// a recording fake.
+pub trait Outbox: Send + 'static {
+    fn send(&mut self, msgs: Vec<Message>);
+}
+
+impl Outbox for HttpOutbox {
+    fn send(&mut self, msgs: Vec<Message>) {
+        HttpOutbox::send(self, msgs)
+    }
+}
 
 /// Where clients should go instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +44,7 @@ pub struct LeaderHint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteResult {
     /// Committed and applied.
-    Done(Outcome),
+    Done(ApplyResult),
     /// Refused before entering the log: it will never take effect.
     NotLeader(Option<LeaderHint>),
     /// Its log entry was replaced by a new leader's: it will never take effect.
@@ -58,10 +74,7 @@ pub struct NodeStatus {
 
 pub enum Event {
     /// Messages from a peer, with the sender's client API address if it said.
-    Messages {
-        msgs: Vec<Message>,
-        from_api: Option<(NodeId, String)>,
-    },
+    Peer(Inbound),
     Write {
         cmd: Command,
         reply: oneshot::Sender<WriteResult>,
@@ -108,11 +121,13 @@ pub struct NodeHandle {
     tx: mpsc::Sender<Event>,
 }
 
-impl NodeHandle {
-    pub fn events(&self) -> mpsc::Sender<Event> {
-        self.tx.clone()
+impl InboundSink for NodeHandle {
+    async fn deliver(&self, inbound: Inbound) -> bool {
+        self.tx.send(Event::Peer(inbound)).await.is_ok()
     }
+}
 
+impl NodeHandle {
     pub async fn write(&self, cmd: Command) -> WriteResult {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Event::Write { cmd, reply }).await.is_err() {
@@ -136,6 +151,13 @@ impl NodeHandle {
     }
 }
 
+/// Creates the event channel: the handle for the API and transport, and the receiver
+/// that [`Driver::run`] consumes.
+pub fn channel() -> (NodeHandle, mpsc::Receiver<Event>) {
+    let (tx, rx) = mpsc::channel(16 * 1024);
+    (NodeHandle { tx }, rx)
+}
+
 struct PendingWrite {
     term: Term,
     /// A put or delete (no result to compute), for the `ack-before-commit` bug.
@@ -151,14 +173,14 @@ struct PendingRead {
 }
 
 /// The node's single-threaded heart.
-pub struct Driver {
+pub struct Driver<O: Outbox = HttpOutbox> {
     cfg: DriverConfig,
     raft: Raft,
     storage: Storage,
     kv: KvStore,
     applied: Index,
     snapshot_index: Index,
-    outbox: Outbox,
+    outbox: O,
     peer_api: HashMap<NodeId, String>,
     writes: BTreeMap<Index, PendingWrite>,
     next_read_id: u64,
@@ -170,14 +192,14 @@ pub struct Driver {
     seen: (Role, Term, Option<NodeId>),
 }
 
-impl Driver {
+impl<O: Outbox> Driver<O> {
     pub fn new(
         cfg: DriverConfig,
         raft: Raft,
         storage: Storage,
         kv: KvStore,
         snapshot_index: Index,
-        outbox: Outbox,
+        outbox: O,
     ) -> Self {
         Driver {
             cfg,
@@ -195,13 +217,6 @@ impl Driver {
             was_leader: false,
             seen: (Role::Follower, 0, None),
         }
-    }
-
-    /// Creates the event channel: the handle for the API and transport, and the receiver
-    /// that [`Driver::run`] consumes.
-    pub fn channel() -> (NodeHandle, mpsc::Receiver<Event>) {
-        let (tx, rx) = mpsc::channel(16 * 1024);
-        (NodeHandle { tx }, rx)
     }
 
     /// Runs until every handle is dropped, or storage fails (a node that cannot persist
@@ -246,7 +261,7 @@ impl Driver {
 
     fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Messages { msgs, from_api } => {
+            Event::Peer(Inbound { msgs, from_api }) => {
                 if let Some((id, api)) = from_api {
                     self.peer_api.insert(id, api);
                 }
@@ -365,60 +380,89 @@ impl Driver {
         }
     }
 
+    /// Carries out one `Ready` in the order that makes the node safe, as etcd-raft's
+    /// Ready loop does: persist, send, apply the snapshot, apply entries, answer reads.
     fn process_ready(&mut self) -> Result<(), StorageError> {
         self.log_role_change();
         let mut ready = self.raft.ready();
         if ready.is_empty() {
             return Ok(());
         }
+        self.persist(&mut ready)?;
+        self.outbox.send(std::mem::take(&mut ready.messages));
+        if self.cfg.bugs.ack_before_commit {
+            self.ack_unreplicated(&ready.entries);
+        }
+        if let Some(snap) = ready.snapshot.take() {
+            self.apply_snapshot(snap);
+        }
+        self.apply_entries(std::mem::take(&mut ready.committed));
+        self.answer_reads(ready.read_states, ready.failed_reads);
+        if self.applied - self.snapshot_index >= self.cfg.snapshot_threshold {
+            self.take_snapshot()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the hard state, a received snapshot and new entries durable (one fsync).
+    fn persist(&mut self, ready: &mut Ready) -> Result<(), StorageError> {
         if self.cfg.bugs.forget_vote {
             if let Some(hs) = ready.hard_state.as_mut() {
                 hs.vote = None;
             }
         }
-        if ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty() {
-            let storage = &mut self.storage;
-            tokio::task::block_in_place(|| {
-                storage.persist(ready.hard_state, ready.snapshot.as_ref(), &ready.entries)
-            })?;
+        if ready.hard_state.is_none() && ready.snapshot.is_none() && ready.entries.is_empty() {
+            return Ok(());
         }
-        self.outbox.send(ready.messages);
-        if self.cfg.bugs.ack_before_commit {
-            for e in &ready.entries {
-                if self
-                    .writes
-                    .get(&e.index)
-                    .is_some_and(|w| w.term == e.term && w.blind)
-                {
-                    let w = self.writes.remove(&e.index).expect("checked");
-                    let _ = w
-                        .reply
-                        .send(WriteResult::Done(Outcome::Applied { previous: None }));
-                }
-            }
-        }
+        let storage = &mut self.storage;
+        tokio::task::block_in_place(|| {
+            storage.persist(ready.hard_state, ready.snapshot.as_ref(), &ready.entries)
+        })
+    }
 
-        if let Some(snap) = ready.snapshot {
-            match KvStore::restore(&snap.data) {
-                Ok(kv) => self.kv = kv,
-                Err(e) => {
-                    // The leader sent a snapshot we cannot read: that is a bug, not input.
-                    panic!("snapshot at index {} does not decode: {e}", snap.index);
-                }
-            }
-            self.applied = snap.index;
-            self.snapshot_index = snap.index;
-            // Writes covered by the snapshot: whether ours is in it cannot be told.
-            let covered: Vec<Index> = self.writes.range(..=snap.index).map(|(&i, _)| i).collect();
-            for i in covered {
-                let w = self.writes.remove(&i).expect("listed above");
-                let _ = w.reply.send(WriteResult::Unknown("replaced by a snapshot"));
+    /// The `ack-before-commit` seeded bug: acknowledge blind writes as soon as they are in
+    /// the local log.
+    fn ack_unreplicated(&mut self, entries: &[Entry]) {
+        for e in entries {
+            if self
+                .writes
+                .get(&e.index)
+                .is_some_and(|w| w.term == e.term && w.blind)
+            {
+                let w = self.writes.remove(&e.index).expect("checked");
+                let _ = w
+                    .reply
+                    .send(WriteResult::Done(ApplyResult::Applied { previous: None }));
             }
         }
-        for entry in ready.committed {
+    }
+
+    /// Replaces the state machine with a snapshot from the leader.
+    fn apply_snapshot(&mut self, snap: Snapshot) {
+        match KvStore::restore(&snap.data) {
+            Ok(kv) => self.kv = kv,
+            Err(e) => {
+                // The leader sent a snapshot we cannot read: that is a bug, not input.
+                panic!("snapshot at index {} does not decode: {e}", snap.index);
+            }
+        }
+        self.applied = snap.index;
+        self.snapshot_index = snap.index;
+        // Writes covered by the snapshot: whether ours is in it cannot be told.
+        let covered: Vec<Index> = self.writes.range(..=snap.index).map(|(&i, _)| i).collect();
+        for i in covered {
+            let w = self.writes.remove(&i).expect("listed above");
+            let _ = w.reply.send(WriteResult::Unknown("replaced by a snapshot"));
+        }
+    }
+
+    /// Applies committed entries and answers their writers: `Done` when the entry at the
+    /// write's index has the write's term, `Dropped` when another leader's entry took it.
+    fn apply_entries(&mut self, committed: Vec<Entry>) {
+        for entry in committed {
             debug_assert_eq!(entry.index, self.applied + 1);
             self.applied = entry.index;
-            let outcome = match entry.payload {
+            let applied = match entry.payload {
                 Payload::Noop => None,
                 Payload::Command(bytes) => match Command::decode(&bytes) {
                     Ok(cmd) => Some(self.kv.apply(cmd)),
@@ -429,14 +473,19 @@ impl Driver {
                 },
             };
             if let Some(w) = self.writes.remove(&entry.index) {
-                let result = match outcome {
-                    Some(o) if w.term == entry.term => WriteResult::Done(o),
+                let result = match applied {
+                    Some(a) if w.term == entry.term => WriteResult::Done(a),
                     _ => WriteResult::Dropped,
                 };
                 let _ = w.reply.send(result);
             }
         }
-        for rs in ready.read_states {
+    }
+
+    /// Answers reads whose leadership was confirmed, once the state machine has reached
+    /// their index; fails reads that can no longer be confirmed here.
+    fn answer_reads(&mut self, confirmed: Vec<ReadState>, failed: Vec<u64>) {
+        for rs in confirmed {
             if let Some(r) = self.reads.remove(&rs.id) {
                 self.reads_ready.insert((rs.index, rs.id), r);
             }
@@ -450,18 +499,14 @@ impl Driver {
                 .reply
                 .send(ReadResult::Value(self.kv.get(&r.key).cloned()));
         }
-        if !ready.failed_reads.is_empty() {
+        if !failed.is_empty() {
             let hint = self.leader_hint();
-            for id in ready.failed_reads {
+            for id in failed {
                 if let Some(r) = self.reads.remove(&id) {
                     let _ = r.reply.send(ReadResult::NotLeader(hint.clone()));
                 }
             }
         }
-        if self.applied - self.snapshot_index >= self.cfg.snapshot_threshold {
-            self.take_snapshot()?;
-        }
-        Ok(())
     }
 
     fn take_snapshot(&mut self) -> Result<(), StorageError> {
@@ -482,5 +527,263 @@ impl Driver {
         self.raft.compact(snap);
         self.snapshot_index = index;
         Ok(())
+    }
+}
+
+/// The driver's answers, checked in-process: a real core and real storage in a temporary
+/// directory, peers played by hand, and a fake outbox that records what would be sent.
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::raft::{Append, Body, Config, Heartbeat, Payload, Recovered, Vote, VoteResponse};
+
+    #[derive(Clone, Default)]
+    struct FakeOutbox(Arc<Mutex<Vec<Message>>>);
+
+    impl Outbox for FakeOutbox {
+        fn send(&mut self, msgs: Vec<Message>) {
+            self.0.lock().unwrap().extend(msgs);
+        }
+    }
+
+    impl FakeOutbox {
+        fn take(&self) -> Vec<Message> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    const GRACE: Duration = Duration::from_secs(1);
+
+    /// Node 1 of a cluster of `n`, on fresh storage.
+    fn driver(dir: &std::path::Path, n: u64) -> (Driver<FakeOutbox>, FakeOutbox) {
+        let (storage, recovered, _) = Storage::open(dir).unwrap();
+        assert_eq!(recovered.entries.len(), 0);
+        let raft = Raft::new(Config::new(1, (2..=n).collect()), Recovered::default()).unwrap();
+        let cfg = DriverConfig {
+            tick: Duration::from_millis(10),
+            request_timeout: TIMEOUT,
+            lost_leader_grace: GRACE,
+            snapshot_threshold: 1_000_000,
+            api_addr: "127.0.0.1:1".into(),
+            bugs: NodeBugs::default(),
+        };
+        let outbox = FakeOutbox::default();
+        let d = Driver::new(cfg, raft, storage, KvStore::default(), 0, outbox.clone());
+        (d, outbox)
+    }
+
+    fn peer(d: &mut Driver<FakeOutbox>, from: NodeId, term: Term, body: Body) {
+        let m = Message {
+            from,
+            to: 1,
+            term,
+            body,
+        };
+        d.handle(Event::Peer(Inbound {
+            msgs: vec![m],
+            from_api: None,
+        }));
+        d.process_ready().unwrap();
+    }
+
+    /// Ticks until node 1 asks for (pre-)votes, then grants them from node 2: node 1 leads.
+    fn elect(d: &mut Driver<FakeOutbox>, outbox: &FakeOutbox) -> Term {
+        for _ in 0..1000 {
+            d.raft.tick();
+            d.process_ready().unwrap();
+            if d.raft.role() != Role::Follower {
+                break;
+            }
+        }
+        if d.raft.role() != Role::Leader {
+            let pre = outbox.take();
+            assert!(pre
+                .iter()
+                .any(|m| matches!(&m.body, Body::Vote(Vote { pre_vote: true, .. }))));
+            let granted = VoteResponse {
+                pre_vote: true,
+                granted: true,
+            };
+            peer(d, 2, d.raft.term() + 1, Body::VoteResponse(granted));
+            let granted = VoteResponse {
+                pre_vote: false,
+                granted: true,
+            };
+            peer(d, 2, d.raft.term(), Body::VoteResponse(granted));
+        }
+        assert_eq!(d.raft.role(), Role::Leader);
+        // The driver notices leadership on its tick, as it does when running.
+        d.expire(Instant::now());
+        outbox.take();
+        d.raft.term()
+    }
+
+    fn write(d: &mut Driver<FakeOutbox>, cmd: Command) -> oneshot::Receiver<WriteResult> {
+        let (reply, rx) = oneshot::channel();
+        d.handle(Event::Write { cmd, reply });
+        d.process_ready().unwrap();
+        rx
+    }
+
+    fn put(key: &str, value: &str) -> Command {
+        Command::Put {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_committed_write_is_done_and_a_failed_cas_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, outbox) = driver(dir.path(), 1);
+        elect(&mut d, &outbox);
+        let mut rx = write(&mut d, put("a", "1"));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            WriteResult::Done(ApplyResult::Applied { previous: None })
+        );
+        let cas = Command::Cas {
+            key: "a".into(),
+            expected: Some("2".into()),
+            value: "3".into(),
+        };
+        let mut rx = write(&mut d, cas);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            WriteResult::Done(ApplyResult::CasMismatch {
+                current: Some("1".into())
+            })
+        );
+        let (reply, mut rx) = oneshot::channel();
+        d.handle(Event::Read {
+            key: "a".into(),
+            reply,
+        });
+        d.process_ready().unwrap();
+        assert_eq!(rx.try_recv().unwrap(), ReadResult::Value(Some("1".into())));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_is_sent_to_every_follower_and_done_once_a_majority_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, outbox) = driver(dir.path(), 3);
+        let term = elect(&mut d, &outbox);
+        let ack = |prev_log_index, match_index| {
+            Body::AppendResponse(crate::raft::AppendResponse {
+                prev_log_index,
+                success: true,
+                match_index,
+                conflict_term: None,
+                conflict_index: 0,
+                read_ctx: 0,
+            })
+        };
+        // Both followers take the no-op, so the leader streams to them.
+        peer(&mut d, 2, term, ack(0, 1));
+        peer(&mut d, 3, term, ack(0, 1));
+        outbox.take();
+        let mut rx = write(&mut d, put("a", "1"));
+        assert!(rx.try_recv().is_err(), "no answer before a majority has it");
+        // The entry left for both followers.
+        let sent: Vec<NodeId> = outbox
+            .take()
+            .iter()
+            .filter(
+                |m| matches!(&m.body, Body::Append(a) if a.entries.iter().any(|e| e.index == 2)),
+            )
+            .map(|m| m.to)
+            .collect();
+        assert_eq!(sent, vec![2, 3]);
+        peer(&mut d, 2, term, ack(1, 2));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            WriteResult::Done(ApplyResult::Applied { previous: None })
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_whose_entry_another_leader_replaced_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, outbox) = driver(dir.path(), 3);
+        let term = elect(&mut d, &outbox);
+        let mut rx = write(&mut d, put("a", "1"));
+        // Node 2 leads a later term: its log has our no-op at 1 but its own entry at 2.
+        let noop = |index, term| Entry {
+            index,
+            term,
+            payload: Payload::Noop,
+        };
+        let append = Append {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![noop(1, term), noop(2, term + 1)],
+            leader_commit: 2,
+            read_ctx: 0,
+        };
+        peer(&mut d, 2, term + 1, Body::Append(append));
+        assert_eq!(rx.try_recv().unwrap(), WriteResult::Dropped);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_in_flight_when_leadership_is_lost_is_unknown_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, outbox) = driver(dir.path(), 3);
+        let term = elect(&mut d, &outbox);
+        let mut rx = write(&mut d, put("a", "1"));
+        let hb = Heartbeat {
+            commit: 0,
+            read_ctx: 0,
+        };
+        peer(&mut d, 2, term + 1, Body::Heartbeat(hb));
+        let now = Instant::now();
+        d.expire(now);
+        assert!(rx.try_recv().is_err(), "the entry may still commit: wait");
+        d.expire(now + GRACE);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            WriteResult::Unknown("leadership lost")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_not_committed_in_time_is_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, outbox) = driver(dir.path(), 3);
+        elect(&mut d, &outbox);
+        let mut rx = write(&mut d, put("a", "1"));
+        d.expire(Instant::now());
+        assert!(rx.try_recv().is_err());
+        d.expire(Instant::now() + TIMEOUT);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            WriteResult::Unknown("timed out waiting for commit")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_follower_refuses_writes_and_reads_without_taking_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut d, _outbox) = driver(dir.path(), 3);
+        let hb = Heartbeat {
+            commit: 0,
+            read_ctx: 0,
+        };
+        peer(&mut d, 3, 1, Body::Heartbeat(hb));
+        let mut rx = write(&mut d, put("a", "1"));
+        let hint = LeaderHint { id: 3, api: None };
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            WriteResult::NotLeader(Some(hint.clone()))
+        );
+        assert_eq!(d.raft.log().last_index(), 0, "nothing entered the log");
+        let (reply, mut rx) = oneshot::channel();
+        d.handle(Event::Read {
+            key: "a".into(),
+            reply,
+        });
+        assert_eq!(rx.try_recv().unwrap(), ReadResult::NotLeader(Some(hint)));
     }
 }

@@ -23,7 +23,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::raft::{Entry, HardState, Index, Recovered, Snapshot, Term};
+use crate::raft::{Entry, HardState, Index, Recovered, RecoveryError, Snapshot, Term};
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRY: u8 = 2;
@@ -56,6 +56,13 @@ pub enum StorageError {
     Locked(PathBuf),
     #[error("inconsistent data directory {path}: {reason}")]
     Inconsistent { path: PathBuf, reason: String },
+    /// The files read fine but describe a state Raft can never be in (lost files).
+    #[error("inconsistent data directory {path}: {source}")]
+    BadState {
+        path: PathBuf,
+        #[source]
+        source: RecoveryError,
+    },
 }
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -299,31 +306,17 @@ impl Storage {
                 log = log.split_off(&(si + 1));
             }
         }
-        let entries: Vec<Entry> = log.into_values().collect();
-        if let Some(first) = entries.first() {
-            if first.index != si + 1 {
-                return Err(inconsistent(format!(
-                    "the log starts at index {} but the snapshot ends at {si}: entries are missing",
-                    first.index
-                )));
-            }
-        }
-        let mut prev_term = st;
-        for e in &entries {
-            if e.term < prev_term {
-                return Err(inconsistent(format!(
-                    "entry {} goes back to term {}",
-                    e.index, e.term
-                )));
-            }
-            prev_term = e.term;
-        }
-        if prev_term > hard_state.term {
-            return Err(inconsistent(format!(
-                "the log holds term {prev_term} but the persisted current term is {}",
-                hard_state.term
-            )));
-        }
+        let recovered = Recovered {
+            hard_state,
+            snapshot,
+            entries: log.into_values().collect(),
+        };
+        recovered
+            .validate()
+            .map_err(|source| StorageError::BadState {
+                path: dir.into(),
+                source,
+            })?;
 
         let (segments, current) = match segments.last() {
             Some(last) => {
@@ -347,15 +340,7 @@ impl Storage {
             hard_state,
         };
         storage.buf.reserve(64 << 10);
-        Ok((
-            storage,
-            Recovered {
-                hard_state,
-                snapshot,
-                entries,
-            },
-            report,
-        ))
+        Ok((storage, recovered, report))
     }
 
     fn create_segment(dir: &Path, seq: u64, hs: HardState) -> Result<(Segment, File)> {

@@ -5,6 +5,9 @@
 //! postcard-encoded messages. Delivery is best effort by design: Raft retransmits, so a
 //! full queue or a failed request simply drops messages, and a stalled peer (a black-holed
 //! link) costs one request timeout, never unbounded memory.
+//!
+//! The transport knows nothing of the node: it delivers what arrives to an
+//! [`InboundSink`], and the node drives an [`HttpOutbox`] through its own `Outbox` trait.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -18,10 +21,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::future::Future;
+
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::node::Event;
 use crate::raft::{Message, NodeId};
 
 const QUEUE: usize = 4096;
@@ -31,19 +35,35 @@ pub const MAX_RAFT_BODY: usize = 256 << 20;
 const HEADER_FROM: &str = "x-raft-from";
 const HEADER_API: &str = "x-raft-api";
 
+/// What one peer request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub msgs: Vec<Message>,
+    /// The sender's id and client API address, when it said (for leader hints).
+    pub from_api: Option<(NodeId, String)>,
+}
+
+/// Where the transport delivers what peers send: the node's event queue in production,
+/// a plain channel in tests. Delivery waits when the node is busy (back-pressure on the
+/// peer's connection) rather than buffer without bound.
+pub trait InboundSink: Clone + Send + Sync + 'static {
+    /// Hands over one request's messages; `false` when the node is shutting down.
+    fn deliver(&self, inbound: Inbound) -> impl Future<Output = bool> + Send;
+}
+
 /// Hands outgoing messages to the per-peer sender tasks without ever blocking.
-pub struct Outbox {
+pub struct HttpOutbox {
     peers: BTreeMap<NodeId, mpsc::Sender<Message>>,
 }
 
-impl Outbox {
+impl HttpOutbox {
     /// Starts one sender task per peer. `peers` maps ids to `host:port` transport addresses.
     pub fn start(
         id: NodeId,
         api_addr: String,
         peers: &BTreeMap<NodeId, String>,
         rpc_timeout: Duration,
-    ) -> Outbox {
+    ) -> HttpOutbox {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(rpc_timeout));
@@ -65,9 +85,10 @@ impl Outbox {
                 rx,
             ));
         }
-        Outbox { peers: senders }
+        HttpOutbox { peers: senders }
     }
 
+    /// Queues each message for its peer; drops it when that queue is full.
     pub fn send(&self, msgs: Vec<Message>) {
         for m in msgs {
             if let Some(tx) = self.peers.get(&m.to) {
@@ -145,7 +166,7 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 
 async fn handle_raft(
     req: Request<Incoming>,
-    events: mpsc::Sender<Event>,
+    sink: impl InboundSink,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST || req.uri().path() != "/raft" {
         return Ok(plain(
@@ -182,11 +203,7 @@ async fn handle_raft(
         }
     };
     let from_api = from.zip(api);
-    if events
-        .send(Event::Messages { msgs, from_api })
-        .await
-        .is_err()
-    {
+    if !sink.deliver(Inbound { msgs, from_api }).await {
         return Ok(plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "node is shutting down\n",
@@ -195,9 +212,9 @@ async fn handle_raft(
     Ok(plain(StatusCode::NO_CONTENT, ""))
 }
 
-/// Serves `POST /raft` on `listener`, forwarding decoded messages to the node.
-pub async fn serve(listener: TcpListener, events: mpsc::Sender<Event>) {
-    serve_http(listener, move |req| handle_raft(req, events.clone())).await
+/// Serves `POST /raft` on `listener`, forwarding decoded messages to `sink`.
+pub async fn serve(listener: TcpListener, sink: impl InboundSink) {
+    serve_http(listener, move |req| handle_raft(req, sink.clone())).await
 }
 
 /// Accepts HTTP/1.1 connections forever, one task each.

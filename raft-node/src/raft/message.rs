@@ -51,83 +51,108 @@ pub struct Message {
 }
 
 /// The protocol's RPCs. Responses travel as their own messages, so the transport can be
-/// one-way and a partition can cut one direction only.
+/// one-way and a partition can cut one direction only. Each variant wraps a struct so that
+/// a handler takes the whole message (`&Append`), not a list of its fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    /// RequestVote, or its pre-vote twin (§9.6) that changes no state at the receiver.
-    Vote {
-        pre_vote: bool,
-        last_log_index: Index,
-        last_log_term: Term,
-    },
-    VoteResponse {
-        pre_vote: bool,
-        granted: bool,
-    },
-    /// AppendEntries carrying entries after `prev_log_index`.
-    Append {
-        prev_log_index: Index,
-        prev_log_term: Term,
-        entries: Vec<Entry>,
-        leader_commit: Index,
-        /// The leader's latest ReadIndex round when this was sent (0: none).
-        read_ctx: u64,
-    },
-    AppendResponse {
-        /// The `prev_log_index` of the request this answers.
-        prev_log_index: Index,
-        success: bool,
-        /// On success, the index up to which the follower's log now matches the leader's.
-        match_index: Index,
-        /// On rejection: the term of the follower's entry at `prev_log_index`, if any.
-        conflict_term: Option<Term>,
-        /// On rejection: where the leader should try next (first index of `conflict_term`,
-        /// or the follower's last index + 1), so back-off skips a whole term per round trip.
-        conflict_index: Index,
-        read_ctx: u64,
-    },
-    /// An empty AppendEntries: keeps followers from campaigning, confirms leadership for
-    /// ReadIndex and tells followers how far they may commit (`commit` never exceeds what the
-    /// leader knows the follower holds).
-    Heartbeat {
-        commit: Index,
-        read_ctx: u64,
-    },
-    HeartbeatResponse {
-        read_ctx: u64,
-    },
-    /// One chunk of a snapshot, for a follower whose next entry was compacted away.
-    Snapshot {
-        last_index: Index,
-        last_term: Term,
-        offset: u64,
-        data: Vec<u8>,
-        done: bool,
-    },
-    SnapshotResponse {
-        last_index: Index,
-        /// The byte offset the follower expects next; meaningless when `done`.
-        next_offset: u64,
-        /// The snapshot is installed (or was not needed): the follower matches up to
-        /// `last_index`.
-        done: bool,
-    },
+    Vote(Vote),
+    VoteResponse(VoteResponse),
+    Append(Append),
+    AppendResponse(AppendResponse),
+    Heartbeat(Heartbeat),
+    HeartbeatResponse(HeartbeatResponse),
+    Snapshot(SnapshotChunk),
+    SnapshotResponse(SnapshotResponse),
+}
+
+/// RequestVote, or its pre-vote twin (§9.6) that changes no state at the receiver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub pre_vote: bool,
+    pub last_log_index: Index,
+    pub last_log_term: Term,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteResponse {
+    pub pre_vote: bool,
+    pub granted: bool,
+}
+
+/// AppendEntries carrying entries after `prev_log_index`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Append {
+    pub prev_log_index: Index,
+    pub prev_log_term: Term,
+    pub entries: Vec<Entry>,
+    pub leader_commit: Index,
+    /// The leader's latest ReadIndex round when this was sent (0: none).
+    pub read_ctx: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResponse {
+    /// The `prev_log_index` of the request this answers.
+    pub prev_log_index: Index,
+    pub success: bool,
+    /// On success, the index up to which the follower's log now matches the leader's.
+    pub match_index: Index,
+    /// On rejection: the term of the follower's entry at `prev_log_index`, if any.
+    pub conflict_term: Option<Term>,
+    /// On rejection: where the leader should try next (first index of `conflict_term`,
+    /// or the follower's last index + 1), so back-off skips a whole term per round trip.
+    pub conflict_index: Index,
+    pub read_ctx: u64,
+}
+
+/// An empty AppendEntries: keeps followers from campaigning, confirms leadership for
+/// ReadIndex and tells followers how far they may commit (`commit` never exceeds what the
+/// leader knows the follower holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub commit: Index,
+    pub read_ctx: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub read_ctx: u64,
+}
+
+/// One chunk of a snapshot, for a follower whose next entry was compacted away.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    pub last_index: Index,
+    pub last_term: Term,
+    pub offset: u64,
+    pub data: Vec<u8>,
+    pub done: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResponse {
+    pub last_index: Index,
+    /// The byte offset the follower expects next; meaningless when `done`.
+    pub next_offset: u64,
+    /// The snapshot is installed (or was not needed): the follower matches up to
+    /// `last_index`.
+    pub done: bool,
 }
 
 impl Body {
     /// Short name for logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            Body::Vote { pre_vote: true, .. } => "PreVote",
-            Body::Vote { .. } => "Vote",
-            Body::VoteResponse { pre_vote: true, .. } => "PreVoteResponse",
-            Body::VoteResponse { .. } => "VoteResponse",
-            Body::Append { .. } => "Append",
-            Body::AppendResponse { .. } => "AppendResponse",
-            Body::Heartbeat { .. } => "Heartbeat",
-            Body::HeartbeatResponse { .. } => "HeartbeatResponse",
-            Body::Snapshot { .. } => "Snapshot",
-            Body::SnapshotResponse { .. } => "SnapshotResponse",
+            Body::Vote(v) if v.pre_vote => "PreVote",
+            Body::Vote(_) => "Vote",
+            Body::VoteResponse(v) if v.pre_vote => "PreVoteResponse",
+            Body::VoteResponse(_) => "VoteResponse",
+            Body::Append(_) => "Append",
+            Body::AppendResponse(_) => "AppendResponse",
+            Body::Heartbeat(_) => "Heartbeat",
+            Body::HeartbeatResponse(_) => "HeartbeatResponse",
+            Body::Snapshot(_) => "Snapshot",
+            Body::SnapshotResponse(_) => "SnapshotResponse",
         }
     }
 }

@@ -14,13 +14,20 @@
 mod log;
 mod message;
 mod progress;
+mod read_only;
+mod recovered;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub use log::RaftLog;
-pub use message::{Body, Entry, Index, Message, NodeId, Payload, Term};
+pub use message::{
+    Append, AppendResponse, Body, Entry, Heartbeat, HeartbeatResponse, Index, Message, NodeId,
+    Payload, SnapshotChunk, SnapshotResponse, Term, Vote, VoteResponse,
+};
 use progress::{Progress, ProgressState};
+use read_only::ReadOnly;
+pub use recovered::{Recovered, RecoveryError};
 
 /// Tunables of the core, all in ticks (the driver decides how long a tick is).
 #[derive(Debug, Clone)]
@@ -177,13 +184,13 @@ impl Ready {
     }
 }
 
-/// Durable state a node restarts from.
-#[derive(Debug, Clone, Default)]
-pub struct Recovered {
-    pub hard_state: HardState,
-    pub snapshot: Option<Snapshot>,
-    /// The log after the snapshot, contiguous.
-    pub entries: Vec<Entry>,
+/// Why a core could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("inconsistent durable state: {0}")]
+    State(#[from] RecoveryError),
 }
 
 /// Why a proposal or a read was refused. Refused work never entered the log.
@@ -206,13 +213,6 @@ pub struct Status {
     pub last_log_term: Term,
     pub snapshot_index: Index,
     pub log_length: usize,
-}
-
-struct ReadRound {
-    seq: u64,
-    index: Index,
-    ids: Vec<u64>,
-    acks: BTreeSet<NodeId>,
 }
 
 struct IncomingSnapshot {
@@ -261,46 +261,21 @@ pub struct Raft {
     read_states: Vec<ReadState>,
     failed_reads: Vec<u64>,
     // Leader bookkeeping.
-    reads_waiting_commit: Vec<u64>,
-    read_rounds: VecDeque<ReadRound>,
-    read_seq: u64,
-    round_open: bool,
+    reads: ReadOnly,
     broadcast_pending: bool,
     heartbeat_pending: bool,
 }
 
 impl Raft {
     /// Starts a node from its durable state (all defaults for a brand-new node).
-    pub fn new(cfg: Config, recovered: Recovered) -> Result<Self, String> {
-        cfg.validate()?;
+    pub fn new(cfg: Config, recovered: Recovered) -> Result<Self, NewError> {
+        cfg.validate().map_err(NewError::Config)?;
+        recovered.validate()?;
         let (si, st) = recovered
             .snapshot
             .as_ref()
             .map_or((0, 0), |s| (s.index, s.term));
-        if let Some(first) = recovered.entries.first() {
-            if first.index != si + 1 {
-                return Err(format!(
-                    "log starts at {} but the snapshot ends at {si}",
-                    first.index
-                ));
-            }
-        }
-        for w in recovered.entries.windows(2) {
-            if w[1].index != w[0].index + 1 || w[1].term < w[0].term {
-                return Err(format!(
-                    "log is not contiguous or its terms go back at {}",
-                    w[1].index
-                ));
-            }
-        }
         let log = RaftLog::new(si, st, recovered.entries);
-        if log.last_term() > recovered.hard_state.term {
-            return Err(format!(
-                "log holds term {} but the persisted term is only {}",
-                log.last_term(),
-                recovered.hard_state.term
-            ));
-        }
         let mut rng = Rng(cfg.seed ^ 0x5EED_0000_0000_0000 ^ cfg.id.rotate_left(17));
         let randomized_timeout = Self::draw_timeout(&cfg, &mut rng);
         Ok(Raft {
@@ -324,10 +299,7 @@ impl Raft {
             snapshot_to_install: None,
             read_states: Vec::new(),
             failed_reads: Vec::new(),
-            reads_waiting_commit: Vec::new(),
-            read_rounds: VecDeque::new(),
-            read_seq: 0,
-            round_open: false,
+            reads: ReadOnly::default(),
             broadcast_pending: false,
             heartbeat_pending: false,
             cfg,
@@ -499,11 +471,7 @@ impl Raft {
     }
 
     fn abort_leader_work(&mut self) {
-        self.failed_reads.append(&mut self.reads_waiting_commit);
-        for round in self.read_rounds.drain(..) {
-            self.failed_reads.extend(round.ids);
-        }
-        self.round_open = false;
+        self.reads.abort(&mut self.failed_reads);
         self.progress.clear();
         self.broadcast_pending = false;
         self.heartbeat_pending = false;
@@ -562,15 +530,12 @@ impl Raft {
         let term = if pre_vote { self.term + 1 } else { self.term };
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for p in self.cfg.peers.clone() {
-            self.send(
-                p,
-                term,
-                Body::Vote {
-                    pre_vote,
-                    last_log_index,
-                    last_log_term,
-                },
-            );
+            let vote = Vote {
+                pre_vote,
+                last_log_index,
+                last_log_term,
+            };
+            self.send(p, term, Body::Vote(vote));
         }
     }
 
@@ -633,7 +598,7 @@ impl Raft {
         }
         if self.log.term(self.commit) != Some(self.term) && !self.cfg.bugs.no_noop_read {
             // Until the no-op commits, this leader's commit index may lag the cluster's.
-            self.reads_waiting_commit.push(id);
+            self.reads.wait_for_commit(id);
             return Ok(());
         }
         self.join_read_round(id);
@@ -641,53 +606,15 @@ impl Raft {
     }
 
     fn join_read_round(&mut self, id: u64) {
-        match self.read_rounds.back_mut() {
-            Some(round) if self.round_open => {
-                round.ids.push(id);
-                round.index = self.commit;
-            }
-            _ => {
-                self.read_seq += 1;
-                self.read_rounds.push_back(ReadRound {
-                    seq: self.read_seq,
-                    index: self.commit,
-                    ids: vec![id],
-                    acks: BTreeSet::new(),
-                });
-                self.round_open = true;
-                self.heartbeat_pending = true;
-            }
+        if self.reads.join(id, self.commit) {
+            self.heartbeat_pending = true;
         }
-        self.confirm_read_rounds();
+        self.reads.confirmed(self.quorum(), &mut self.read_states);
     }
 
     fn ack_reads(&mut self, from: NodeId, ctx: u64) {
-        if ctx == 0 {
-            return;
-        }
-        for round in self.read_rounds.iter_mut().take_while(|r| r.seq <= ctx) {
-            round.acks.insert(from);
-        }
-        self.confirm_read_rounds();
-    }
-
-    fn confirm_read_rounds(&mut self) {
-        let quorum = self.quorum();
-        while self
-            .read_rounds
-            .front()
-            .is_some_and(|r| r.acks.len() + 1 >= quorum)
-        {
-            let round = self.read_rounds.pop_front().expect("front exists");
-            if self.read_rounds.is_empty() {
-                self.round_open = false;
-            }
-            self.read_states
-                .extend(round.ids.iter().map(|&id| ReadState {
-                    id,
-                    index: round.index,
-                }));
-        }
+        self.reads.ack(from, ctx);
+        self.reads.confirmed(self.quorum(), &mut self.read_states);
     }
 
     /// Discards the log up to `snapshot.index`, which the state machine has captured.
@@ -721,7 +648,7 @@ impl Raft {
                 }
             }
         }
-        self.round_open = false;
+        self.reads.close_round();
         let hard_state = std::mem::take(&mut self.hard_state_dirty).then(|| self.hard_state());
         let snapshot = self.snapshot_to_install.take();
         let entries = self.log.take_unstable();
@@ -749,13 +676,11 @@ impl Raft {
     fn send_heartbeat(&mut self, to: NodeId) {
         let matched = self.progress.get(&to).map_or(0, |p| p.match_index);
         let commit = self.commit.min(matched);
+        let read_ctx = self.reads.ctx();
         self.send(
             to,
             self.term,
-            Body::Heartbeat {
-                commit,
-                read_ctx: self.read_seq,
-            },
+            Body::Heartbeat(Heartbeat { commit, read_ctx }),
         );
     }
 
@@ -819,13 +744,13 @@ impl Raft {
             }
             _ => pr.probe_sent = true,
         }
-        let body = Body::Append {
+        let body = Body::Append(Append {
             prev_log_index: prev,
             prev_log_term: prev_term,
             entries,
             leader_commit: self.commit,
-            read_ctx: self.read_seq,
-        };
+            read_ctx: self.reads.ctx(),
+        });
         self.send(to, self.term, body);
     }
 
@@ -839,13 +764,13 @@ impl Raft {
         let offset = pr.snapshot_offset.min(len);
         let end = (offset + self.cfg.snapshot_chunk_bytes as u64).min(len);
         pr.probe_sent = true;
-        let body = Body::Snapshot {
+        let body = Body::Snapshot(SnapshotChunk {
             last_index: snap.index,
             last_term: snap.term,
             offset,
             data: snap.data[offset as usize..end as usize].to_vec(),
             done: end == len,
-        };
+        });
         self.send(to, self.term, body);
     }
 
@@ -859,10 +784,8 @@ impl Raft {
             self.log.term(candidate) == Some(self.term) || self.cfg.bugs.commit_old_term;
         if candidate > self.commit && current_term {
             self.commit = candidate;
-            if !self.reads_waiting_commit.is_empty() {
-                for id in std::mem::take(&mut self.reads_waiting_commit) {
-                    self.join_read_round(id);
-                }
+            for id in self.reads.take_waiting() {
+                self.join_read_round(id);
             }
         }
     }
@@ -878,150 +801,70 @@ impl Raft {
             match &m.body {
                 // A pre-vote never changes the receiver's term; a granted pre-vote answer
                 // carries the term the candidate asked for.
-                Body::Vote { pre_vote: true, .. } => {}
-                Body::VoteResponse {
-                    pre_vote: true,
-                    granted: true,
-                } => {}
+                Body::Vote(v) if v.pre_vote => {}
+                Body::VoteResponse(r) if r.pre_vote && r.granted => {}
                 // §4.2.3: while a leader is heard from, vote requests are ignored outright.
-                Body::Vote {
-                    pre_vote: false, ..
-                } if self.in_lease() => return,
-                Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } => {
+                Body::Vote(_) if self.in_lease() => return,
+                Body::Append(_) | Body::Heartbeat(_) | Body::Snapshot(_) => {
                     self.become_follower(m.term, Some(m.from));
                 }
                 _ => self.become_follower(m.term, None),
             }
         } else if m.term < self.term {
-            // Answer stale requests with our term so their sender steps down; drop the rest.
-            let from = m.from;
-            match m.body {
-                Body::Vote { pre_vote, .. } => self.send(
-                    from,
-                    self.term,
-                    Body::VoteResponse {
-                        pre_vote,
-                        granted: false,
-                    },
-                ),
-                Body::Append { prev_log_index, .. } => self.send(
-                    from,
-                    self.term,
-                    Body::AppendResponse {
-                        prev_log_index,
-                        success: false,
-                        match_index: 0,
-                        conflict_term: None,
-                        conflict_index: 0,
-                        read_ctx: 0,
-                    },
-                ),
-                Body::Heartbeat { .. } => {
-                    self.send(from, self.term, Body::HeartbeatResponse { read_ctx: 0 })
-                }
-                Body::Snapshot { last_index, .. } => self.send(
-                    from,
-                    self.term,
-                    Body::SnapshotResponse {
-                        last_index,
-                        next_offset: 0,
-                        done: false,
-                    },
-                ),
-                _ => {}
-            }
+            self.reject_stale(&m);
             return;
         }
 
-        let from = m.from;
-        match m.body {
-            Body::Vote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_vote(from, m.term, pre_vote, last_log_index, last_log_term),
-            Body::VoteResponse { pre_vote, granted } => {
-                self.handle_vote_response(from, m.term, pre_vote, granted)
+        let (from, term) = (m.from, m.term);
+        match &m.body {
+            Body::Vote(v) => self.handle_vote(from, term, v),
+            Body::VoteResponse(r) => self.handle_vote_response(from, term, r),
+            Body::Append(a) => {
+                if self.accept_leader(from) {
+                    self.handle_append(from, a);
+                }
             }
-            Body::Append {
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-                read_ctx,
-            } => {
-                if !self.accept_leader(from) {
-                    return;
+            Body::AppendResponse(r) => self.handle_append_response(from, r),
+            Body::Heartbeat(h) => {
+                if self.accept_leader(from) {
+                    self.handle_heartbeat(from, h);
                 }
-                self.handle_append(
-                    from,
-                    prev_log_index,
-                    prev_log_term,
-                    entries,
-                    leader_commit,
-                    read_ctx,
-                )
             }
-            Body::AppendResponse {
-                prev_log_index,
-                success,
-                match_index,
-                conflict_term,
-                conflict_index,
-                read_ctx,
-            } => self.handle_append_response(
-                from,
-                prev_log_index,
-                success,
-                match_index,
-                conflict_term,
-                conflict_index,
-                read_ctx,
-            ),
-            Body::Heartbeat { commit, read_ctx } => {
-                if !self.accept_leader(from) {
-                    return;
+            Body::HeartbeatResponse(r) => self.handle_heartbeat_response(from, r),
+            Body::Snapshot(c) => {
+                if self.accept_leader(from) {
+                    self.handle_snapshot(from, c);
                 }
-                if commit > self.commit {
-                    self.commit = commit.min(self.log.last_index());
-                }
-                self.send(from, self.term, Body::HeartbeatResponse { read_ctx });
             }
-            Body::HeartbeatResponse { read_ctx } => {
-                if self.role != Role::Leader {
-                    return;
-                }
-                let last = self.log.last_index();
-                let Some(pr) = self.progress.get_mut(&from) else {
-                    return;
-                };
-                pr.recent_active = true;
-                if pr.state == ProgressState::Probe {
-                    pr.probe_sent = false;
-                }
-                if pr.match_index < last {
-                    self.replicate_to(from);
-                }
-                self.ack_reads(from, read_ctx);
-            }
-            Body::Snapshot {
-                last_index,
-                last_term,
-                offset,
-                data,
-                done,
-            } => {
-                if !self.accept_leader(from) {
-                    return;
-                }
-                self.handle_snapshot(from, last_index, last_term, offset, data, done)
-            }
-            Body::SnapshotResponse {
-                last_index,
-                next_offset,
-                done,
-            } => self.handle_snapshot_response(from, last_index, next_offset, done),
+            Body::SnapshotResponse(r) => self.handle_snapshot_response(from, r),
         }
+    }
+
+    /// Answers a request from an older term with our term, so its sender steps down;
+    /// stale responses are dropped.
+    fn reject_stale(&mut self, m: &Message) {
+        let body = match &m.body {
+            Body::Vote(v) => Body::VoteResponse(VoteResponse {
+                pre_vote: v.pre_vote,
+                granted: false,
+            }),
+            Body::Append(a) => Body::AppendResponse(AppendResponse {
+                prev_log_index: a.prev_log_index,
+                success: false,
+                match_index: 0,
+                conflict_term: None,
+                conflict_index: 0,
+                read_ctx: 0,
+            }),
+            Body::Heartbeat(_) => Body::HeartbeatResponse(HeartbeatResponse { read_ctx: 0 }),
+            Body::Snapshot(c) => Body::SnapshotResponse(SnapshotResponse {
+                last_index: c.last_index,
+                next_offset: 0,
+                done: false,
+            }),
+            _ => return,
+        };
+        self.send(m.from, self.term, body);
     }
 
     /// A message from the leader of our term: follow it. Returns false if it makes no
@@ -1044,12 +887,14 @@ impl Raft {
             || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index())
     }
 
-    fn handle_vote(&mut self, from: NodeId, term: Term, pre_vote: bool, lli: Index, llt: Term) {
-        let up_to_date = self.log_up_to_date(lli, llt);
+    fn handle_vote(&mut self, from: NodeId, term: Term, v: &Vote) {
+        let up_to_date = self.log_up_to_date(v.last_log_index, v.last_log_term);
+        let pre_vote = v.pre_vote;
         if pre_vote {
             let granted = term > self.term && up_to_date && !self.in_lease();
             let reply_term = if granted { term } else { self.term };
-            self.send(from, reply_term, Body::VoteResponse { pre_vote, granted });
+            let reply = VoteResponse { pre_vote, granted };
+            self.send(from, reply_term, Body::VoteResponse(reply));
             return;
         }
         let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
@@ -1061,23 +906,24 @@ impl Raft {
             }
             self.election_elapsed = 0;
         }
-        self.send(from, self.term, Body::VoteResponse { pre_vote, granted });
+        let reply = VoteResponse { pre_vote, granted };
+        self.send(from, self.term, Body::VoteResponse(reply));
     }
 
-    fn handle_vote_response(&mut self, from: NodeId, term: Term, pre_vote: bool, granted: bool) {
-        let counts = match (self.role, pre_vote) {
-            (Role::PreCandidate, true) => !granted || term == self.term + 1,
+    fn handle_vote_response(&mut self, from: NodeId, term: Term, r: &VoteResponse) {
+        let counts = match (self.role, r.pre_vote) {
+            (Role::PreCandidate, true) => !r.granted || term == self.term + 1,
             (Role::Candidate, false) => true,
             _ => false,
         };
         if !counts {
             return;
         }
-        self.votes.insert(from, granted);
+        self.votes.insert(from, r.granted);
         let yes = self.votes.values().filter(|&&g| g).count();
         let no = self.votes.len() - yes;
         if yes >= self.quorum() {
-            if pre_vote {
+            if r.pre_vote {
                 self.campaign_for_real();
             } else {
                 self.become_leader();
@@ -1087,35 +933,28 @@ impl Raft {
         }
     }
 
-    fn handle_append(
-        &mut self,
-        from: NodeId,
-        prev: Index,
-        prev_term: Term,
-        entries: Vec<Entry>,
-        leader_commit: Index,
-        read_ctx: u64,
-    ) {
+    fn handle_append(&mut self, from: NodeId, a: &Append) {
         let respond = |s: &mut Self, success, match_index, conflict_term, conflict_index| {
-            let body = Body::AppendResponse {
-                prev_log_index: prev,
+            let body = Body::AppendResponse(AppendResponse {
+                prev_log_index: a.prev_log_index,
                 success,
                 match_index,
                 conflict_term,
                 conflict_index,
-                read_ctx,
-            };
+                read_ctx: a.read_ctx,
+            });
             s.send(from, s.term, body);
         };
+        let prev = a.prev_log_index;
         if prev < self.commit {
             // Everything up to our commit index matches the leader already.
             respond(self, true, self.commit, None, 0);
             return;
         }
         match self.log.term(prev) {
-            Some(t) if t == prev_term => {
-                let last_covered = prev + entries.len() as u64;
-                for e in entries {
+            Some(t) if t == a.prev_log_term => {
+                let last_covered = prev + a.entries.len() as u64;
+                for e in &a.entries {
                     match self.log.term(e.index) {
                         Some(t) if t == e.term => continue,
                         Some(_) => {
@@ -1126,9 +965,9 @@ impl Raft {
                                 "leader conflicts with a committed entry"
                             );
                             self.log.truncate_from(e.index);
-                            self.log.append(e);
+                            self.log.append(e.clone());
                         }
-                        None => self.log.append(e),
+                        None => self.log.append(e.clone()),
                     }
                 }
                 // Commit no further than this RPC proved our log matches the leader's.
@@ -1137,7 +976,7 @@ impl Raft {
                 } else {
                     last_covered
                 };
-                let new_commit = leader_commit.min(covered);
+                let new_commit = a.leader_commit.min(covered);
                 if new_commit > self.commit {
                     self.commit = new_commit;
                 }
@@ -1154,17 +993,7 @@ impl Raft {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn handle_append_response(
-        &mut self,
-        from: NodeId,
-        prev: Index,
-        success: bool,
-        match_index: Index,
-        conflict_term: Option<Term>,
-        conflict_index: Index,
-        read_ctx: u64,
-    ) {
+    fn handle_append_response(&mut self, from: NodeId, r: &AppendResponse) {
         if self.role != Role::Leader {
             return;
         }
@@ -1172,8 +1001,9 @@ impl Raft {
             return;
         };
         pr.recent_active = true;
-        if success {
-            let grew = pr.ack(match_index);
+        let prev = r.prev_log_index;
+        if r.success {
+            let grew = pr.ack(r.match_index);
             match pr.state {
                 ProgressState::Probe => pr.become_replicate(),
                 ProgressState::Snapshot if pr.match_index >= pr.snapshot_index => {
@@ -1189,9 +1019,9 @@ impl Raft {
             && !(pr.state == ProgressState::Probe && prev + 1 != pr.next_index)
         {
             // A fresh rejection: jump back a whole term (or to the follower's log end).
-            let hint = match conflict_term.and_then(|t| self.log.last_index_of_term(t)) {
+            let hint = match r.conflict_term.and_then(|t| self.log.last_index_of_term(t)) {
                 Some(i) if i < prev => i + 1,
-                _ => conflict_index,
+                _ => r.conflict_index,
             };
             let pr = self.progress.get_mut(&from).expect("checked above");
             let next = hint.clamp(pr.match_index + 1, prev.max(pr.match_index + 1));
@@ -1199,24 +1029,45 @@ impl Raft {
             pr.next_index = next;
             self.replicate_to(from);
         }
-        self.ack_reads(from, read_ctx);
+        self.ack_reads(from, r.read_ctx);
     }
 
-    fn handle_snapshot(
-        &mut self,
-        from: NodeId,
-        index: Index,
-        term: Term,
-        offset: u64,
-        data: Vec<u8>,
-        done: bool,
-    ) {
+    fn handle_heartbeat(&mut self, from: NodeId, h: &Heartbeat) {
+        if h.commit > self.commit {
+            self.commit = h.commit.min(self.log.last_index());
+        }
+        let reply = HeartbeatResponse {
+            read_ctx: h.read_ctx,
+        };
+        self.send(from, self.term, Body::HeartbeatResponse(reply));
+    }
+
+    fn handle_heartbeat_response(&mut self, from: NodeId, r: &HeartbeatResponse) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        if pr.state == ProgressState::Probe {
+            pr.probe_sent = false;
+        }
+        if pr.match_index < last {
+            self.replicate_to(from);
+        }
+        self.ack_reads(from, r.read_ctx);
+    }
+
+    fn handle_snapshot(&mut self, from: NodeId, c: &SnapshotChunk) {
+        let (index, term) = (c.last_index, c.last_term);
         let reply = |s: &mut Self, next_offset, done| {
-            let body = Body::SnapshotResponse {
+            let body = Body::SnapshotResponse(SnapshotResponse {
                 last_index: index,
                 next_offset,
                 done,
-            };
+            });
             s.send(from, s.term, body);
         };
         if index <= self.commit {
@@ -1224,7 +1075,7 @@ impl Raft {
             reply(self, 0, true);
             return;
         }
-        if offset == 0 {
+        if c.offset == 0 {
             self.incoming = Some(IncomingSnapshot {
                 index,
                 term,
@@ -1239,13 +1090,13 @@ impl Raft {
             reply(self, 0, false);
             return;
         };
-        if inc.buf.len() as u64 != offset {
+        if inc.buf.len() as u64 != c.offset {
             let have = inc.buf.len() as u64;
             reply(self, have, false);
             return;
         }
-        inc.buf.extend_from_slice(&data);
-        if !done {
+        inc.buf.extend_from_slice(&c.data);
+        if !c.done {
             let have = inc.buf.len() as u64;
             reply(self, have, false);
             return;
@@ -1269,7 +1120,7 @@ impl Raft {
         reply(self, 0, true);
     }
 
-    fn handle_snapshot_response(&mut self, from: NodeId, index: Index, next: u64, done: bool) {
+    fn handle_snapshot_response(&mut self, from: NodeId, r: &SnapshotResponse) {
         if self.role != Role::Leader {
             return;
         }
@@ -1277,8 +1128,8 @@ impl Raft {
             return;
         };
         pr.recent_active = true;
-        if done {
-            let grew = pr.ack(index);
+        if r.done {
+            let grew = pr.ack(r.last_index);
             if pr.state == ProgressState::Snapshot && pr.match_index >= pr.snapshot_index {
                 pr.become_probe();
             }
@@ -1286,10 +1137,10 @@ impl Raft {
                 self.maybe_commit();
             }
             self.replicate_to(from);
-        } else if pr.state == ProgressState::Snapshot && pr.snapshot_index == index {
-            if next > pr.snapshot_offset {
+        } else if pr.state == ProgressState::Snapshot && pr.snapshot_index == r.last_index {
+            if r.next_offset > pr.snapshot_offset {
                 pr.ticks_since_ack = 0;
-                pr.snapshot_offset = next;
+                pr.snapshot_offset = r.next_offset;
                 pr.snapshot_rewind = None;
                 pr.probe_sent = false;
                 self.replicate_to(from);
@@ -1297,7 +1148,7 @@ impl Raft {
                 // A duplicate, or the follower lost its partial copy: never answer each such
                 // response with a chunk (duplicates would multiply); the stall timer resends
                 // from where the follower last said it is.
-                pr.snapshot_rewind = Some(next);
+                pr.snapshot_rewind = Some(r.next_offset);
             }
         }
     }

@@ -41,13 +41,13 @@ fn msg(from: NodeId, to: NodeId, term: Term, body: Body) -> Message {
 }
 
 fn append(prev: (Index, Term), entries: Vec<Entry>, commit: Index) -> Body {
-    Body::Append {
+    Body::Append(Append {
         prev_log_index: prev.0,
         prev_log_term: prev.1,
         entries,
         leader_commit: commit,
         read_ctx: 0,
-    }
+    })
 }
 
 /// Makes `l` campaign and win with node `voter`'s pre-vote and vote; returns its new term.
@@ -60,10 +60,10 @@ fn win_with(l: &mut Raft, voter: NodeId) -> Term {
         voter,
         l.id(),
         pre_term,
-        Body::VoteResponse {
+        Body::VoteResponse(VoteResponse {
             pre_vote: true,
             granted: true,
-        },
+        }),
     ));
     l.ready();
     let term = l.term();
@@ -71,10 +71,10 @@ fn win_with(l: &mut Raft, voter: NodeId) -> Term {
         voter,
         l.id(),
         term,
-        Body::VoteResponse {
+        Body::VoteResponse(VoteResponse {
             pre_vote: false,
             granted: true,
-        },
+        }),
     ));
     assert_eq!(l.role(), Role::Leader);
     term
@@ -82,17 +82,17 @@ fn win_with(l: &mut Raft, voter: NodeId) -> Term {
 
 /// A vote request from a candidate with an empty log.
 fn vote_request() -> Body {
-    Body::Vote {
+    Body::Vote(Vote {
         pre_vote: false,
         last_log_index: 0,
         last_log_term: 0,
-    }
+    })
 }
 
-const GRANTED: Body = Body::VoteResponse {
+const GRANTED: Body = Body::VoteResponse(VoteResponse {
     pre_vote: false,
     granted: true,
-};
+});
 
 /// A synchronous cluster: messages are delivered in order unless their link is cut.
 struct Net {
@@ -197,10 +197,10 @@ fn append_commit_is_bounded_by_what_the_rpc_covered() {
         1,
         2,
         2,
-        Body::Heartbeat {
+        Body::Heartbeat(Heartbeat {
             commit: 2,
             read_ctx: 0,
-        },
+        }),
     ));
     assert_eq!(f.commit_index(), 2);
 }
@@ -267,13 +267,15 @@ fn entries_of_older_terms_are_not_committed_by_counting() {
     let noop_index = l.log().last_index();
     l.ready();
     // Follower 2 acknowledges entry 2 only (it has the term-2 entry, not yet the no-op).
-    let resp = |m: Index| Body::AppendResponse {
-        prev_log_index: 2,
-        success: true,
-        match_index: m,
-        conflict_term: None,
-        conflict_index: 0,
-        read_ctx: 0,
+    let resp = |m: Index| {
+        Body::AppendResponse(AppendResponse {
+            prev_log_index: 2,
+            success: true,
+            match_index: m,
+            conflict_term: None,
+            conflict_index: 0,
+            read_ctx: 0,
+        })
     };
     l.step(msg(2, 1, term, resp(2)));
     assert_eq!(
@@ -288,12 +290,14 @@ fn entries_of_older_terms_are_not_committed_by_counting() {
 #[test]
 fn install_snapshot_keeps_only_an_agreeing_suffix() {
     // Pitfall 4.
-    let snap_msg = |index, term| Body::Snapshot {
-        last_index: index,
-        last_term: term,
-        offset: 0,
-        data: vec![1, 2, 3],
-        done: true,
+    let snap_msg = |index, term| {
+        Body::Snapshot(SnapshotChunk {
+            last_index: index,
+            last_term: term,
+            offset: 0,
+            data: vec![1, 2, 3],
+            done: true,
+        })
     };
     let mut f = node_with(
         2,
@@ -378,7 +382,12 @@ fn read_index_needs_a_current_term_commit_and_a_quorum() {
         let t = win_with(&mut l, 2);
         l.read_index(7).unwrap();
         l.ready();
-        l.step(msg(2, 1, t, Body::HeartbeatResponse { read_ctx: 1 }));
+        l.step(msg(
+            2,
+            1,
+            t,
+            Body::HeartbeatResponse(HeartbeatResponse { read_ctx: 1 }),
+        ));
         let rd = l.ready();
         assert!(
             rd.read_states.is_empty(),
@@ -412,10 +421,10 @@ fn read_index_needs_a_current_term_commit_and_a_quorum() {
         2,
         1,
         l.term() + 1,
-        Body::Heartbeat {
+        Body::Heartbeat(Heartbeat {
             commit: 0,
             read_ctx: 0,
-        },
+        }),
     ));
     assert_eq!(l.ready().failed_reads, vec![3]);
 }
@@ -454,14 +463,14 @@ fn each_seeded_core_bug_breaks_the_rule_its_test_guards() {
         2,
         1,
         term,
-        Body::AppendResponse {
+        Body::AppendResponse(AppendResponse {
             prev_log_index: 2,
             success: true,
             match_index: 2,
             conflict_term: None,
             conflict_index: 0,
             read_ctx: 0,
-        },
+        }),
     ));
     assert_eq!(l.commit_index(), 2);
 
@@ -471,7 +480,12 @@ fn each_seeded_core_bug_breaks_the_rule_its_test_guards() {
     let t = win_with(&mut l, 2);
     l.read_index(7).unwrap();
     l.ready();
-    l.step(msg(2, 1, t, Body::HeartbeatResponse { read_ctx: 1 }));
+    l.step(msg(
+        2,
+        1,
+        t,
+        Body::HeartbeatResponse(HeartbeatResponse { read_ctx: 1 }),
+    ));
     let rd = l.ready();
     assert_eq!(rd.read_states.len(), 1);
     assert!(rd.read_states[0].index < l.log().last_index());
