@@ -3,7 +3,6 @@
 //! chaos test exercises. It drives raft-node (default) or an etcd cluster started the same
 //! way, both over HTTP/JSON, for side-by-side figures.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,21 +10,22 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use checker::check::{check, CheckOptions};
 use checker::model::Register;
-use checker::Verdict;
+use checker::record::{quantile_of_sorted, MixRecord};
+use checker::{Outcome, Verdict};
 use clap::{Args, ValueEnum};
-use serde_json::json;
+use serde::Serialize;
 use tokio::time::Instant;
-use workloads::client::{Dialect, KvClient, NodeApi};
-use workloads::generator::{Generator, WorkloadKind};
-use workloads::recorder::{quantile_of_sorted, Kind, Recorder, Sample};
+use workloads::client::{Dialect, FailReason, KvClient, NodeApi};
+use workloads::generator::{Generator, Mix, WorkloadKind};
+use workloads::recorder::{Recorder, Sample};
 use workloads::runner::{run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
-    die_with_children_on_interrupt, find_leader_of, free_ports, raft_node_binary, wait_for_leader,
-    Cluster, NodeSpec,
+    die_with_children_on_interrupt, find_leader_of, raft_node_binary, start_cluster, ClusterPlan,
+    Running, ServerKind,
 };
 use crate::exit;
-use crate::proxy::Network;
+use crate::proxy::LinkMode;
 use crate::store::RunDir;
 use crate::test_cmd::{parse_mix, secs};
 
@@ -122,12 +122,14 @@ fn which(name: &PathBuf) -> Option<PathBuf> {
     })
 }
 
-/// Latency quantiles and counts of the completions inside the measured window.
+/// Counts and latencies of the completions inside the measured window.
 #[derive(Debug, Default, PartialEq)]
 struct Figures {
     ok: u64,
     fail: u64,
     info: u64,
+    /// Failed cas operations whose comparison did not hold: answers, not errors.
+    cas_mismatches: u64,
     /// Sorted latencies of the ok operations, in nanoseconds.
     latencies: Vec<u64>,
 }
@@ -136,17 +138,25 @@ impl Figures {
     fn from_samples(samples: &[Sample], from_ns: u64, to_ns: u64) -> Figures {
         let mut f = Figures::default();
         for s in samples.iter().filter(|s| s.at >= from_ns && s.at < to_ns) {
-            match s.kind {
-                Kind::Ok => {
+            match s.outcome {
+                Outcome::Ok => {
                     f.ok += 1;
                     f.latencies.push(s.latency);
                 }
-                Kind::Fail => f.fail += 1,
-                Kind::Info => f.info += 1,
+                Outcome::Fail => f.fail += 1,
+                Outcome::Info => f.info += 1,
+            }
+            if s.reason == Some(FailReason::CasMismatch) {
+                f.cas_mismatches += 1;
             }
         }
         f.latencies.sort_unstable();
         f
+    }
+
+    /// Operations that ended in an error or an unknown outcome.
+    fn errors(&self) -> u64 {
+        self.info + self.fail - self.cas_mismatches
     }
 
     /// Quantile `q` of the ok latencies, in milliseconds (as `test` computes them).
@@ -155,7 +165,60 @@ impl Figures {
     }
 }
 
-pub fn run(args: BenchArgs) -> Result<u8> {
+/// `bench.json`.
+#[derive(Debug, Serialize)]
+struct BenchResults {
+    target: &'static str,
+    nodes: u64,
+    concurrency: u64,
+    duration_s: f64,
+    warmup_s: f64,
+    mix: MixRecord,
+    value_size: usize,
+    keys: usize,
+    proxies: bool,
+    node_args: Vec<String>,
+    server: PathBuf,
+    ok: u64,
+    fail: u64,
+    info: u64,
+    cas_mismatches: u64,
+    errors: u64,
+    ok_per_s: f64,
+    completed_per_s: f64,
+    latency_ms: BenchLatency,
+    leader_changed: bool,
+    wall_s: f64,
+    history: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checker: Option<BenchCheck>,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchLatency {
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    p999: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchCheck {
+    verdict: Verdict,
+    summary: String,
+}
+
+/// The validated flags.
+struct Plan {
+    mix: Mix,
+    duration: Duration,
+    warmup: Duration,
+    op_timeout: Duration,
+    cluster: ClusterPlan,
+}
+
+fn resolve(args: &BenchArgs) -> Result<Plan> {
     let duration = secs(args.duration, "--duration")?;
     let warmup = if args.warmup == 0.0 {
         Duration::ZERO
@@ -170,209 +233,138 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     if mix.read + mix.write + mix.cas == 0 {
         bail!("--mix needs at least one non-zero weight");
     }
-    let bin = match args.target {
-        BenchTarget::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
-        BenchTarget::Etcd => which(&args.etcd).with_context(|| {
-            format!(
-                "no etcd binary {:?} on PATH: install Debian's etcd-server package \
-                 (apt-get install etcd-server) or pass --etcd PATH",
-                args.etcd
-            )
-        })?,
+    let (kind, bin) = match args.target {
+        BenchTarget::RaftNode => (
+            ServerKind::RaftNode,
+            raft_node_binary(args.raft_node.as_ref())?,
+        ),
+        BenchTarget::Etcd => (
+            ServerKind::Etcd,
+            which(&args.etcd).with_context(|| {
+                format!(
+                    "no etcd binary {:?} on PATH: install Debian's etcd-server package \
+                     (apt-get install etcd-server) or pass --etcd PATH",
+                    args.etcd
+                )
+            })?,
+        ),
     };
     if args.proxies && args.target == BenchTarget::Etcd {
         bail!("--proxies works with --target raft-node only");
     }
+    let cluster = ClusterPlan {
+        kind,
+        bin,
+        node_args: args.node_args.clone(),
+        nodes: args.nodes,
+        proxies: args.proxies.then_some(LinkMode::Up),
+        leader_within: Duration::from_secs(30),
+    };
+    Ok(Plan {
+        mix,
+        duration,
+        warmup,
+        op_timeout,
+        cluster,
+    })
+}
+
+pub fn run(args: BenchArgs) -> Result<u8> {
+    let plan = resolve(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         die_with_children_on_interrupt();
-        bench(&args, bin, mix, duration, warmup, op_timeout).await
+        bench(&args, &plan).await
     })
 }
 
-async fn bench(
-    args: &BenchArgs,
-    bin: PathBuf,
-    mix: workloads::generator::Mix,
-    duration: Duration,
-    warmup: Duration,
-    op_timeout: Duration,
-) -> Result<u8> {
-    let target = match args.target {
+fn target_name(t: BenchTarget) -> &'static str {
+    match t {
         BenchTarget::RaftNode => "raft-node",
         BenchTarget::Etcd => "etcd",
-    };
-    let run = RunDir::create(&args.store, target)?;
-    let n = args.nodes;
-    let ids: Vec<u64> = (1..=n).collect();
-    let (ports, reserved) = free_ports(2 * n as usize)?;
-    let transports: Vec<(u64, SocketAddr)> = ids
-        .iter()
-        .map(|&i| (i, SocketAddr::from(([127, 0, 0, 1], ports[i as usize - 1]))))
-        .collect();
-    let net = if args.proxies {
-        Some(Network::start(&transports).await?)
-    } else {
-        None
-    };
-    let specs: Vec<NodeSpec> = ids
-        .iter()
-        .map(|&i| NodeSpec {
-            id: i,
-            transport_port: ports[i as usize - 1],
-            api_port: ports[(n + i - 1) as usize],
-            data_dir: run.node_dir(i),
-            log: run.node_log(i),
-            peers: transports
-                .iter()
-                .filter(|(j, _)| *j != i)
-                .map(|&(j, addr)| match &net {
-                    Some(net) => (j, net.addr(i, j).to_string()),
-                    None => (j, addr.to_string()),
-                })
-                .collect(),
-        })
-        .collect();
-    let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
-    drop(reserved);
-    let mut cluster = match args.target {
-        BenchTarget::RaftNode => Cluster::new(bin.clone(), args.node_args.clone(), specs),
-        BenchTarget::Etcd => Cluster::etcd(bin.clone(), args.node_args.clone(), specs),
-    };
-    for &i in &ids {
-        cluster.start(i)?;
     }
-    let leader = wait_for_leader(&mut cluster, Duration::from_secs(30)).await?;
-    eprintln!(
-        "{target}: {n} nodes, leader node {leader}; {} clients, mix {}, {} B values, {} keys, {:.0} s (+{:.0} s warm-up)",
-        args.concurrency,
-        args.mix,
-        args.value_size,
-        args.keys,
-        duration.as_secs_f64(),
-        warmup.as_secs_f64()
-    );
+}
 
+/// Drives the cluster for warm-up plus duration, every operation to the leader.
+async fn drive(
+    args: &BenchArgs,
+    plan: &Plan,
+    running: &Running,
+    recorder: Arc<Recorder>,
+) -> Duration {
     let dialect = match args.target {
         BenchTarget::RaftNode => Dialect::RaftNode,
         BenchTarget::Etcd => Dialect::Etcd,
     };
-    let client = Arc::new(KvClient::with_dialect(
-        apis.iter()
-            .map(|(id, addr)| NodeApi {
-                id: *id,
-                addr: addr.clone(),
-            })
-            .collect(),
-        dialect,
-    ));
-    client.set_leader((leader - 1) as usize);
+    let nodes = running
+        .apis
+        .iter()
+        .map(|(id, addr)| NodeApi {
+            id: *id,
+            addr: addr.clone(),
+        })
+        .collect();
+    let client = Arc::new(KvClient::with_dialect(nodes, dialect));
+    client.set_leader((running.leader - 1) as usize);
+    let generator = Arc::new(
+        Generator::new(WorkloadKind::Register, args.keys, plan.mix)
+            .with_value_size(args.value_size),
+    );
+    let shared = Shared::new(client, generator, recorder);
+    let started = Instant::now();
+    let clients = ClientConfig {
+        concurrency: args.concurrency as usize,
+        rate: None,
+        time_limit: plan.warmup + plan.duration,
+        max_ops: None,
+        op_timeout: plan.op_timeout,
+        seed: args.seed,
+        // Every operation goes to the leader: this measures the cluster, not redirects.
+        reads_at_home: false,
+    };
+    run_clients(shared, clients).await;
+    started.elapsed()
+}
+
+async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
+    let target = target_name(args.target);
+    let run = RunDir::create(&args.store, target)?;
+    let mut running = start_cluster(&plan.cluster, &run).await?;
+    eprintln!(
+        "{target}: {} nodes, leader node {}; {} clients, mix {}, {} B values, {} keys, {:.0} s (+{:.0} s warm-up)",
+        args.nodes,
+        running.leader,
+        args.concurrency,
+        args.mix,
+        args.value_size,
+        args.keys,
+        plan.duration.as_secs_f64(),
+        plan.warmup.as_secs_f64()
+    );
     let recorder = Arc::new(
         Recorder::create(&run.history(), false)
             .with_context(|| format!("cannot create {}", run.history().display()))?,
     );
-    let generator = Arc::new(
-        Generator::new(WorkloadKind::Register, args.keys, mix).with_value_size(args.value_size),
-    );
-    let shared = Shared::new(client, generator, recorder.clone());
     let start_ns = recorder.now();
-    let started = Instant::now();
-    run_clients(
-        shared.clone(),
-        ClientConfig {
-            concurrency: args.concurrency as usize,
-            rate: None,
-            time_limit: warmup + duration,
-            max_ops: None,
-            op_timeout,
-            seed: args.seed,
-            // Every operation goes to the leader: this measures the cluster, not redirects.
-            reads_at_home: false,
-        },
-    )
-    .await;
-    let wall = started.elapsed();
+    let wall = drive(args, plan, &running, recorder.clone()).await;
     recorder.finish().context("writing the history")?;
-    let leader_after = find_leader_of(cluster.kind(), &apis).await;
-    tokio::task::block_in_place(|| cluster.stop_all());
+    let leader_after = find_leader_of(running.cluster.kind(), &running.apis).await;
+    tokio::task::block_in_place(|| running.cluster.stop_all());
 
-    let from = start_ns + warmup.as_nanos() as u64;
-    let to = from + duration.as_nanos() as u64;
+    let from = start_ns + plan.warmup.as_nanos() as u64;
+    let to = from + plan.duration.as_nanos() as u64;
     let f = Figures::from_samples(&recorder.samples(), from, to);
-    let secs = duration.as_secs_f64();
-    // Read once: for the cas mismatches, and for the check.
-    let history_text = std::fs::read_to_string(run.history())
-        .with_context(|| format!("cannot read {}", run.history().display()))?;
-    let mismatches = cas_mismatches(&history_text, from, to);
-    let errors = f.info + f.fail - mismatches.min(f.fail);
-    let mut out = json!({
-        "target": target,
-        "nodes": n,
-        "concurrency": args.concurrency,
-        "duration_s": secs,
-        "warmup_s": warmup.as_secs_f64(),
-        "mix": {"write": mix.write, "read": mix.read, "cas": mix.cas},
-        "value_size": args.value_size,
-        "keys": args.keys,
-        "proxies": args.proxies,
-        "node_args": args.node_args,
-        "server": bin,
-        "ok": f.ok,
-        "fail": f.fail,
-        "info": f.info,
-        "cas_mismatches": mismatches,
-        "errors": errors,
-        "ok_per_s": f.ok as f64 / secs,
-        "completed_per_s": (f.ok + f.fail) as f64 / secs,
-        "latency_ms": {
-            "p50": f.ms(0.5), "p90": f.ms(0.9), "p99": f.ms(0.99),
-            "p999": f.ms(0.999), "max": f.ms(1.0),
-        },
-        "leader_changed": leader_after != Some(leader),
-        "wall_s": wall.as_secs_f64(),
-        "history": run.history(),
-    });
-    let fmt = |q: f64| f.ms(q).map_or("-".into(), |v| format!("{v:.2}"));
-    println!(
-        "{target}: {:.0} ok ops/s ({} ok, {} fail, {} info in {:.1} s); latency ms p50 {} p90 {} p99 {} p999 {} max {}",
-        f.ok as f64 / secs,
-        f.ok,
-        f.fail,
-        f.info,
-        secs,
-        fmt(0.5),
-        fmt(0.9),
-        fmt(0.99),
-        fmt(0.999),
-        fmt(1.0)
-    );
-    if mismatches > 0 {
-        println!("{mismatches} of the fails are cas operations whose comparison did not hold");
-    }
-    if errors > 0 {
-        println!("warning: {errors} operations ended in an error or an unknown outcome (see the history)");
-    }
-    if leader_after != Some(leader) {
-        println!("warning: the leader changed during the run; the figures include an election");
-    }
+    let mut out = bench_results(args, plan, &run, &f, wall);
+    out.leader_changed = leader_after != Some(running.leader);
+    print_figures(target, &f, plan.duration.as_secs_f64(), out.leader_changed);
     let mut code = exit::VALID;
     if args.check {
-        let history = checker::history::read_jsonl(history_text.as_bytes())
-            .context("reading back the history")?;
-        let report = tokio::task::spawn_blocking(move || {
-            check(&Register::new(true), &history, &CheckOptions::default())
-        })
-        .await
-        .context("checker thread")??;
-        println!("checker: {}", report.summary());
-        out["checker"] = json!({"verdict": report.verdict.as_str(), "summary": report.summary()});
-        code = match report.verdict {
-            Verdict::Valid => exit::VALID,
-            Verdict::Invalid => exit::INVALID,
-            Verdict::Unknown => exit::UNKNOWN,
-        };
+        let check = check_history(&run).await?;
+        println!("checker: {}", check.summary);
+        code = exit::of(check.verdict);
+        out.checker = Some(check);
     }
     let text = serde_json::to_string_pretty(&out)? + "\n";
     let path = run.path.join("bench.json");
@@ -390,44 +382,133 @@ async fn bench(
     Ok(code)
 }
 
-/// Failed cas operations whose comparison did not hold (a normal answer, not an error)
-/// that completed in `[from, to)` ns, from the recorded history's text.
-fn cas_mismatches(history: &str, from: u64, to: u64) -> u64 {
-    history
-        .lines()
-        .filter(|l| l.contains("cas mismatch"))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| {
-            v["type"] == "fail"
-                && v["time"].as_u64().is_some_and(|t| t >= from && t < to)
-                && v["error"]
-                    .as_str()
-                    .is_some_and(|e| e.starts_with("cas mismatch"))
-        })
-        .count() as u64
+fn bench_results(
+    args: &BenchArgs,
+    plan: &Plan,
+    run: &RunDir,
+    f: &Figures,
+    wall: Duration,
+) -> BenchResults {
+    let secs = plan.duration.as_secs_f64();
+    BenchResults {
+        target: target_name(args.target),
+        nodes: args.nodes,
+        concurrency: args.concurrency,
+        duration_s: secs,
+        warmup_s: plan.warmup.as_secs_f64(),
+        mix: MixRecord {
+            read: plan.mix.read,
+            write: plan.mix.write,
+            cas: plan.mix.cas,
+            delete: 0,
+        },
+        value_size: args.value_size,
+        keys: args.keys,
+        proxies: args.proxies,
+        node_args: args.node_args.clone(),
+        server: plan.cluster.bin.clone(),
+        ok: f.ok,
+        fail: f.fail,
+        info: f.info,
+        cas_mismatches: f.cas_mismatches,
+        errors: f.errors(),
+        ok_per_s: f.ok as f64 / secs,
+        completed_per_s: (f.ok + f.fail) as f64 / secs,
+        latency_ms: BenchLatency {
+            p50: f.ms(0.5),
+            p90: f.ms(0.9),
+            p99: f.ms(0.99),
+            p999: f.ms(0.999),
+            max: f.ms(1.0),
+        },
+        leader_changed: false,
+        wall_s: wall.as_secs_f64(),
+        history: run.history(),
+        checker: None,
+    }
+}
+
+fn print_figures(target: &str, f: &Figures, secs: f64, leader_changed: bool) {
+    let fmt = |q: f64| f.ms(q).map_or("-".into(), |v| format!("{v:.2}"));
+    println!(
+        "{target}: {:.0} ok ops/s ({} ok, {} fail, {} info in {:.1} s); latency ms p50 {} p90 {} p99 {} p999 {} max {}",
+        f.ok as f64 / secs,
+        f.ok,
+        f.fail,
+        f.info,
+        secs,
+        fmt(0.5),
+        fmt(0.9),
+        fmt(0.99),
+        fmt(0.999),
+        fmt(1.0)
+    );
+    if f.cas_mismatches > 0 {
+        println!(
+            "{} of the fails are cas operations whose comparison did not hold",
+            f.cas_mismatches
+        );
+    }
+    if f.errors() > 0 {
+        println!(
+            "warning: {} operations ended in an error or an unknown outcome (see the history)",
+            f.errors()
+        );
+    }
+    if leader_changed {
+        println!("warning: the leader changed during the run; the figures include an election");
+    }
+}
+
+/// `--check`: the whole recorded history, warm-up included, against the cas register.
+async fn check_history(run: &RunDir) -> Result<BenchCheck> {
+    let text = std::fs::read_to_string(run.history())
+        .with_context(|| format!("cannot read {}", run.history().display()))?;
+    let history =
+        checker::history::read_jsonl(text.as_bytes()).context("reading back the history")?;
+    let report = tokio::task::spawn_blocking(move || {
+        check(&Register::new(true), &history, &CheckOptions::default())
+    })
+    .await
+    .context("checker thread")??;
+    Ok(BenchCheck {
+        verdict: report.verdict,
+        summary: report.summary(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample(at: u64, latency: u64, kind: Kind) -> Sample {
-        Sample { at, latency, kind }
+    fn sample(at: u64, latency: u64, outcome: Outcome) -> Sample {
+        Sample {
+            at,
+            latency,
+            outcome,
+            reason: None,
+        }
     }
 
     #[test]
     fn figures_count_only_the_measured_window() {
+        let mismatch = Sample {
+            reason: Some(FailReason::CasMismatch),
+            ..sample(15, 1_000_000, Outcome::Fail)
+        };
         let samples = vec![
-            sample(5, 1_000_000, Kind::Ok), // warm-up: left out
-            sample(10, 2_000_000, Kind::Ok),
-            sample(11, 4_000_000, Kind::Ok),
-            sample(12, 3_000_000, Kind::Fail),
-            sample(13, 1_000_000, Kind::Ok),
-            sample(14, 9_000_000, Kind::Info),
-            sample(20, 1_000_000, Kind::Ok), // after the end: left out
+            sample(5, 1_000_000, Outcome::Ok), // warm-up: left out
+            sample(10, 2_000_000, Outcome::Ok),
+            sample(11, 4_000_000, Outcome::Ok),
+            sample(12, 3_000_000, Outcome::Fail),
+            sample(13, 1_000_000, Outcome::Ok),
+            sample(14, 9_000_000, Outcome::Info),
+            mismatch,
+            sample(20, 1_000_000, Outcome::Ok), // after the end: left out
         ];
         let f = Figures::from_samples(&samples, 10, 20);
-        assert_eq!((f.ok, f.fail, f.info), (3, 1, 1));
+        assert_eq!((f.ok, f.fail, f.info, f.cas_mismatches), (3, 2, 1, 1));
+        assert_eq!(f.errors(), 2, "the mismatch is an answer, not an error");
         assert_eq!(f.ms(0.5), Some(2.0));
         assert_eq!(f.ms(1.0), Some(4.0));
         assert_eq!(f.ms(0.0), Some(1.0));

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use checker::check::{check, CheckOptions, CheckReport};
 use checker::import::{self, Format};
 use checker::model::{KeyValue, Model, NilRead, Register, Val};
-use checker::{History, Verdict};
+use checker::History;
 use clap::{Args, ValueEnum};
 
 use crate::exit;
@@ -110,7 +110,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     }
     let mut opts = CheckOptions {
         timeout: args.timeout.map(Duration::from_secs_f64),
-        max_configs: ((args.memory_limit.max(1) << 20) / 64) as usize,
+        max_configs: CheckOptions::max_configs_for_mib(args.memory_limit),
         ..CheckOptions::default()
     };
     if let Some(t) = args.threads {
@@ -153,9 +153,5 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     if out.as_os_str() != "-" {
         println!("results: {}", out.display());
     }
-    Ok(match report.verdict {
-        Verdict::Valid => exit::VALID,
-        Verdict::Invalid => exit::INVALID,
-        Verdict::Unknown => exit::UNKNOWN,
-    })
+    Ok(exit::of(report.verdict))
 }

@@ -21,6 +21,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::proxy::{LinkMode, Network};
+use crate::store::RunDir;
+
 /// Process groups of every child alive, for emergency cleanup.
 static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
@@ -196,13 +199,6 @@ impl Cluster {
         }
     }
 
-    /// A cluster of etcd members instead of raft-node processes.
-    pub fn etcd(bin: PathBuf, extra_args: Vec<String>, specs: Vec<NodeSpec>) -> Cluster {
-        let mut c = Cluster::new(bin, extra_args, specs);
-        c.kind = ServerKind::Etcd;
-        c
-    }
-
     pub fn kind(&self) -> ServerKind {
         self.kind
     }
@@ -251,46 +247,8 @@ impl Cluster {
             .with_context(|| format!("cannot open {}", spec.log.display()))?;
         let mut cmd = Command::new(&bin);
         match kind {
-            ServerKind::RaftNode => {
-                let peers: Vec<String> =
-                    spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
-                cmd.arg("--id")
-                    .arg(spec.id.to_string())
-                    .arg("--transport-port")
-                    .arg(spec.transport_port.to_string())
-                    .arg("--api-port")
-                    .arg(spec.api_port.to_string())
-                    .arg("--data-dir")
-                    .arg(&spec.data_dir)
-                    .arg("--peers")
-                    .arg(peers.join(","));
-            }
-            ServerKind::Etcd => {
-                let peer_url = format!("http://127.0.0.1:{}", spec.transport_port);
-                let client_url = format!("http://{}", spec.api_addr());
-                let mut members = vec![format!("n{}={peer_url}", spec.id)];
-                members.extend(spec.peers.iter().map(|(i, a)| format!("n{i}=http://{a}")));
-                members.sort();
-                cmd.arg("--name")
-                    .arg(format!("n{}", spec.id))
-                    .arg("--data-dir")
-                    .arg(&spec.data_dir)
-                    .arg("--listen-peer-urls")
-                    .arg(&peer_url)
-                    .arg("--initial-advertise-peer-urls")
-                    .arg(&peer_url)
-                    .arg("--listen-client-urls")
-                    .arg(&client_url)
-                    .arg("--advertise-client-urls")
-                    .arg(&client_url)
-                    .arg("--initial-cluster")
-                    .arg(members.join(","))
-                    .arg("--initial-cluster-state")
-                    .arg("new")
-                    .arg("--initial-cluster-token")
-                    .arg("chaos-runner")
-                    .args(["--logger", "zap", "--log-level", "warn"]);
-            }
+            ServerKind::RaftNode => raft_node_args(&mut cmd, spec),
+            ServerKind::Etcd => etcd_args(&mut cmd, spec),
         }
         cmd.args(&extra)
             .stdin(Stdio::null())
@@ -374,6 +332,134 @@ impl Cluster {
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
         tail(&self.node(id).spec.log, lines)
     }
+}
+
+/// raft-node's flags: `--id --transport-port --api-port --data-dir --peers`.
+fn raft_node_args(cmd: &mut Command, spec: &NodeSpec) {
+    let peers: Vec<String> = spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
+    cmd.arg("--id")
+        .arg(spec.id.to_string())
+        .arg("--transport-port")
+        .arg(spec.transport_port.to_string())
+        .arg("--api-port")
+        .arg(spec.api_port.to_string())
+        .arg("--data-dir")
+        .arg(&spec.data_dir)
+        .arg("--peers")
+        .arg(peers.join(","));
+}
+
+/// An etcd member: `--name n<id>`, peer and client URLs on loopback, and the whole
+/// cluster in `--initial-cluster`.
+fn etcd_args(cmd: &mut Command, spec: &NodeSpec) {
+    let peer_url = format!("http://127.0.0.1:{}", spec.transport_port);
+    let client_url = format!("http://{}", spec.api_addr());
+    let mut members = vec![format!("n{}={peer_url}", spec.id)];
+    members.extend(spec.peers.iter().map(|(i, a)| format!("n{i}=http://{a}")));
+    members.sort();
+    cmd.arg("--name")
+        .arg(format!("n{}", spec.id))
+        .arg("--data-dir")
+        .arg(&spec.data_dir)
+        .arg("--listen-peer-urls")
+        .arg(&peer_url)
+        .arg("--initial-advertise-peer-urls")
+        .arg(&peer_url)
+        .arg("--listen-client-urls")
+        .arg(&client_url)
+        .arg("--advertise-client-urls")
+        .arg(&client_url)
+        .arg("--initial-cluster")
+        .arg(members.join(","))
+        .arg("--initial-cluster-state")
+        .arg("new")
+        .arg("--initial-cluster-token")
+        .arg("chaos-runner")
+        .args(["--logger", "zap", "--log-level", "warn"]);
+}
+
+/// How to bring a cluster up: which server, how many nodes, whether the node-to-node
+/// links go through the harness's proxies, and how long a leader may take.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    pub kind: ServerKind,
+    pub bin: PathBuf,
+    pub node_args: Vec<String>,
+    pub nodes: u64,
+    /// `Some(baseline)`: one proxy per directed link, every link in this mode when healthy
+    /// (`test` always; `bench --proxies`). `None`: nodes talk directly.
+    pub proxies: Option<LinkMode>,
+    pub leader_within: Duration,
+}
+
+/// A cluster that is up and has a leader.
+pub struct Running {
+    pub cluster: Cluster,
+    pub net: Option<Network>,
+    /// Every node's id and client API address.
+    pub apis: Vec<(u64, String)>,
+    pub leader: u64,
+}
+
+/// Reserves ports, starts the proxies (if any) and every node with its data and log in
+/// `run`'s folder, and waits for a leader. The one way `test` and `bench` start clusters.
+pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> {
+    let n = plan.nodes;
+    let ids: Vec<u64> = (1..=n).collect();
+    let (ports, reserved) = free_ports(2 * n as usize)?;
+    let transport = |i: u64| ports[(i - 1) as usize];
+    let net = match plan.proxies {
+        Some(baseline) => {
+            let links: Vec<(u64, std::net::SocketAddr)> = ids
+                .iter()
+                .map(|&i| {
+                    (
+                        i,
+                        std::net::SocketAddr::from(([127, 0, 0, 1], transport(i))),
+                    )
+                })
+                .collect();
+            let mut net = Network::start(&links).await?;
+            if baseline != LinkMode::Up {
+                net.set_baseline(baseline);
+            }
+            Some(net)
+        }
+        None => None,
+    };
+    let specs: Vec<NodeSpec> = ids
+        .iter()
+        .map(|&i| NodeSpec {
+            id: i,
+            transport_port: transport(i),
+            api_port: ports[(n + i - 1) as usize],
+            data_dir: run.node_dir(i),
+            log: run.node_log(i),
+            peers: ids
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| match &net {
+                    Some(net) => (j, net.addr(i, j).to_string()),
+                    None => (j, format!("127.0.0.1:{}", transport(j))),
+                })
+                .collect(),
+        })
+        .collect();
+    let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
+    // Free the ports only now, so nothing this process bound meanwhile took one.
+    drop(reserved);
+    let mut cluster = Cluster::new(plan.bin.clone(), plan.node_args.clone(), specs);
+    cluster.kind = plan.kind;
+    for &i in &ids {
+        cluster.start(i)?;
+    }
+    let leader = wait_for_leader(&mut cluster, plan.leader_within).await?;
+    Ok(Running {
+        cluster,
+        net,
+        apis,
+        leader,
+    })
 }
 
 impl Drop for Cluster {

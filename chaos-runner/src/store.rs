@@ -58,7 +58,8 @@ impl RunDir {
         self.path.join("nodes").join(format!("n{id}.log"))
     }
 
-    pub fn write_json(&self, path: &Path, value: &serde_json::Value) -> Result<()> {
+    /// Writes one of the run's records, pretty-printed.
+    pub fn write_json(&self, path: &Path, value: &impl serde::Serialize) -> Result<()> {
         let text = serde_json::to_string_pretty(value)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     }

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::history::{History, Operation, Outcome};
 use crate::model::Model;
 use crate::search::{search, Budget, SearchOp, SearchResult};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Valid,
@@ -47,6 +47,17 @@ pub struct CheckOptions {
     pub report_prefix: usize,
 }
 
+/// What the search remembers per configuration, for turning a memory budget into a
+/// number of configurations.
+pub const BYTES_PER_CONFIG: u64 = 64;
+
+impl CheckOptions {
+    /// The most configurations that fit in `mib` MiB (at least one MiB's worth).
+    pub fn max_configs_for_mib(mib: u64) -> usize {
+        ((mib.max(1) << 20) / BYTES_PER_CONFIG) as usize
+    }
+}
+
 impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
@@ -71,7 +82,7 @@ pub enum CheckError {
 }
 
 /// An operation as reports show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpSummary {
     pub id: usize,
     pub process: i64,
@@ -90,14 +101,14 @@ pub struct OpSummary {
     pub state_after: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateExplanation {
     pub state: String,
     pub reason: String,
 }
 
 /// Why one key's history is not linearizable.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyFailure {
     pub key: Option<String>,
     /// The operation that could not be linearized.
@@ -115,14 +126,14 @@ pub struct KeyFailure {
     pub states_complete: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyUnknown {
     pub key: Option<String>,
     pub ops: usize,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     pub verdict: Verdict,
     pub model: String,

@@ -197,10 +197,8 @@ pub fn generate(cfg: &GenConfig) -> History {
 
 /// Writes a history as JSON Lines in the documented format.
 pub fn write_jsonl(h: &History, mut w: impl std::io::Write) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "{{\"type\":\"header\",\"schema\":\"chaos-history\",\"version\":1}}"
-    )?;
+    use crate::history::{HistoryLine, LineType};
+    w.write_all(&HistoryLine::header().to_json_line())?;
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(h.ops.len() * 2);
     for (i, op) in h.ops.iter().enumerate() {
         events.push((op.call, true, i));
@@ -212,22 +210,13 @@ pub fn write_jsonl(h: &History, mut w: impl std::io::Write) -> std::io::Result<(
     for (t, is_call, i) in events {
         let op = &h.ops[i];
         let (kind, value) = if is_call {
-            ("invoke", op.input.clone())
+            (LineType::Invoke, op.input.clone())
         } else {
-            let kind = if op.outcome == crate::history::Outcome::Ok {
-                "ok"
-            } else {
-                "fail"
-            };
-            (kind, op.output.clone().unwrap_or(Value::Null))
+            let value = op.output.clone().unwrap_or(Value::Null);
+            (LineType::from(op.outcome), value)
         };
-        let mut ev =
-            json!({"type": kind, "process": op.process, "f": op.f, "value": value, "time": t});
-        if let Some(k) = &op.key {
-            ev["key"] = json!(k);
-        }
-        serde_json::to_writer(&mut w, &ev)?;
-        w.write_all(b"\n")?;
+        let line = HistoryLine::op(kind, op.process, &op.f, op.key.as_deref(), value, t);
+        w.write_all(&line.to_json_line())?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The schema version this crate reads and writes.
@@ -16,8 +16,58 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// The `schema` name in a history header line.
 pub const SCHEMA_NAME: &str = "chaos-history";
 
+/// The functions the bundled models know, under every name histories give them. One
+/// enum for the whole workspace: the generator draws them, the recorder names them, the
+/// models compile them, the runner counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Func {
+    /// `read`, `get` or `r`.
+    Read,
+    /// `write`, `put` or `w`.
+    Write,
+    /// `cas`: `[expected, new]`.
+    Cas,
+    /// `delete` or `del`.
+    Delete,
+    /// `append`: the string appended.
+    Append,
+}
+
+impl Func {
+    /// Reads a function name, with the aliases Jepsen, Knossos and MIT 6.5840 use.
+    pub fn parse(name: &str) -> Option<Func> {
+        Some(match name {
+            "read" | "get" | "r" => Func::Read,
+            "write" | "put" | "w" => Func::Write,
+            "cas" => Func::Cas,
+            "delete" | "del" => Func::Delete,
+            "append" => Func::Append,
+            _ => return None,
+        })
+    }
+
+    /// The name written into a history: register histories say read/write, key-value
+    /// histories get/put (as the kv model's users expect).
+    pub fn name(self, kv: bool) -> &'static str {
+        match (self, kv) {
+            (Func::Read, false) => "read",
+            (Func::Read, true) => "get",
+            (Func::Write, false) => "write",
+            (Func::Write, true) => "put",
+            (Func::Cas, _) => "cas",
+            (Func::Delete, _) => "delete",
+            (Func::Append, _) => "append",
+        }
+    }
+
+    /// Whether the operation can change state (everything but a read).
+    pub fn is_write(self) -> bool {
+        self != Func::Read
+    }
+}
+
 /// How an operation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// It took effect and its output is known.
@@ -48,6 +98,13 @@ pub struct Operation {
     pub outcome: Outcome,
     /// 1-based line of the invocation in the source file (0 when built in memory).
     pub line: usize,
+}
+
+impl Operation {
+    /// The function, if it is one the bundled models know.
+    pub fn func(&self) -> Option<Func> {
+        Func::parse(&self.f)
+    }
 }
 
 /// A fault injected by the nemesis; the checker ignores these, reports draw them.
@@ -242,24 +299,130 @@ impl Pairing {
     }
 }
 
-#[derive(Deserialize)]
-struct JsonEvent {
+/// The `type` of a history line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineType {
+    Header,
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+    Nemesis,
+}
+
+impl From<Outcome> for LineType {
+    fn from(o: Outcome) -> LineType {
+        match o {
+            Outcome::Ok => LineType::Ok,
+            Outcome::Fail => LineType::Fail,
+            Outcome::Info => LineType::Info,
+        }
+    }
+}
+
+/// Who an event belongs to: a logical client process, or the nemesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProcessField {
+    Client(i64),
+    /// Only `"nemesis"` is meaningful; anything else is refused when read.
+    Named(String),
+}
+
+/// One line of `history.jsonl` (docs/history-format.md), exactly as the recorder writes it
+/// and this crate reads it: the one definition of the format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryLine {
     #[serde(rename = "type")]
-    kind: String,
+    pub kind: LineType,
+    /// Header only: [`SCHEMA_NAME`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Header only: [`SCHEMA_VERSION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f: Option<String>,
+    /// A string, or a number read as its decimal text.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub key: Value,
     #[serde(default)]
-    process: Value,
-    #[serde(default)]
-    f: Option<String>,
-    #[serde(default)]
-    key: Value,
-    #[serde(default)]
-    value: Value,
-    #[serde(default)]
-    time: Option<u64>,
-    #[serde(default)]
-    schema: Option<String>,
-    #[serde(default)]
-    version: Option<u64>,
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<u64>,
+    /// Why a `fail` or `info` operation ended so (for people; the checker ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The node that answered, when known (for people; the checker ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u64>,
+}
+
+impl HistoryLine {
+    fn new(kind: LineType) -> HistoryLine {
+        HistoryLine {
+            kind,
+            schema: None,
+            version: None,
+            process: None,
+            f: None,
+            key: Value::Null,
+            value: Value::Null,
+            time: None,
+            error: None,
+            node: None,
+        }
+    }
+
+    /// The first line of a history this crate writes.
+    pub fn header() -> HistoryLine {
+        HistoryLine {
+            schema: Some(SCHEMA_NAME.into()),
+            version: Some(SCHEMA_VERSION),
+            ..HistoryLine::new(LineType::Header)
+        }
+    }
+
+    /// An invocation (`Invoke`) or completion (`Ok`, `Fail`, `Info`) of a client
+    /// operation.
+    pub fn op(
+        kind: LineType,
+        process: i64,
+        f: &str,
+        key: Option<&str>,
+        value: Value,
+        time: u64,
+    ) -> HistoryLine {
+        HistoryLine {
+            process: Some(ProcessField::Client(process)),
+            f: Some(f.into()),
+            key: key.map_or(Value::Null, |k| Value::String(k.into())),
+            value,
+            time: Some(time),
+            ..HistoryLine::new(kind)
+        }
+    }
+
+    /// A fault's start or end; `value` is usually a [`crate::record::FaultDetails`].
+    pub fn nemesis(f: &str, value: Value, time: u64) -> HistoryLine {
+        HistoryLine {
+            process: Some(ProcessField::Named("nemesis".into())),
+            f: Some(f.into()),
+            value,
+            time: Some(time),
+            ..HistoryLine::new(LineType::Nemesis)
+        }
+    }
+
+    /// The line as JSON, newline included.
+    pub fn to_json_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("history lines always serialize");
+        line.push(b'\n');
+        line
+    }
 }
 
 /// Parses one JSONL line into an event; `Ok(None)` for the header and blank lines.
@@ -268,10 +431,10 @@ pub fn parse_jsonl_line(text: &str, line: usize) -> Result<Option<Event>, Histor
     if text.is_empty() {
         return Ok(None);
     }
-    let raw: JsonEvent = serde_json::from_str(text)
+    let raw: HistoryLine = serde_json::from_str(text)
         .map_err(|e| line_err(line, format!("not a history event: {e}")))?;
-    let kind = match raw.kind.as_str() {
-        "header" => {
+    let kind = match raw.kind {
+        LineType::Header => {
             if raw.schema.as_deref() != Some(SCHEMA_NAME) {
                 return Err(line_err(
                     line,
@@ -288,20 +451,15 @@ pub fn parse_jsonl_line(text: &str, line: usize) -> Result<Option<Event>, Histor
                 }
             }
         }
-        "invoke" => EventType::Invoke,
-        "ok" => EventType::Ok,
-        "fail" => EventType::Fail,
-        "info" => EventType::Info,
-        "nemesis" => EventType::Info,
-        other => return Err(line_err(line, format!("unknown event type {other:?}"))),
+        LineType::Invoke => EventType::Invoke,
+        LineType::Ok => EventType::Ok,
+        LineType::Fail => EventType::Fail,
+        LineType::Info | LineType::Nemesis => EventType::Info,
     };
-    let process = match (&raw.kind[..], &raw.process) {
-        ("nemesis", _) => None,
-        (_, Value::String(s)) if s == "nemesis" => None,
-        (_, Value::Number(n)) => Some(
-            n.as_i64()
-                .ok_or_else(|| line_err(line, "process must be an integer or \"nemesis\""))?,
-        ),
+    let process = match (raw.kind, &raw.process) {
+        (LineType::Nemesis, _) => None,
+        (_, Some(ProcessField::Named(s))) if s == "nemesis" => None,
+        (_, Some(ProcessField::Client(n))) => Some(*n),
         _ => return Err(line_err(line, "process must be an integer or \"nemesis\"")),
     };
     Ok(Some(Event {

@@ -7,14 +7,17 @@
 //! - [`search`]: the Wing–Gong–Lowe search for one sub-history.
 //! - [`check`]: splitting by key, parallel search within a budget, verdicts and reports.
 //! - [`reference`]: a brute-force checker, the oracle the tests compare against.
+//! - [`record`]: the run records every crate shares (test.json, results.json, fault
+//!   details) and the one quantile definition.
 
 pub mod check;
 pub mod generate;
 pub mod history;
 pub mod import;
 pub mod model;
+pub mod record;
 pub mod reference;
 pub mod search;
 
 pub use check::{check, CheckOptions, CheckReport, Verdict};
-pub use history::{History, HistoryBuilder, Operation, Outcome};
+pub use history::{Func, History, HistoryBuilder, Operation, Outcome};

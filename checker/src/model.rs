@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::history::{Operation, Outcome};
+use crate::history::{Func, Operation, Outcome};
 
 /// A sequential specification.
 pub trait Model: Sync {
@@ -152,20 +152,21 @@ impl Model for Register {
     }
 
     fn compile(&self, op: &Operation) -> Result<Option<RegisterOp>, String> {
-        match op.f.as_str() {
-            "read" | "get" | "r" => match read_value(op) {
+        match op.func() {
+            Some(Func::Read) => match read_value(op) {
                 None => Ok(None),
                 Some(Value::Null) if self.nil_read == NilRead::Any => Ok(None),
                 Some(v) => Ok(Some(RegisterOp::Read(Val::from_json(v)))),
             },
-            "write" | "put" | "w" => Ok(Some(RegisterOp::Write(Val::from_json(write_value(op))))),
-            "cas" if self.cas => {
+            Some(Func::Write) => Ok(Some(RegisterOp::Write(Val::from_json(write_value(op))))),
+            Some(Func::Cas) if self.cas => {
                 let (e, n) = pair(write_value(op), "cas")?;
                 Ok(Some(RegisterOp::Cas(e, n)))
             }
-            f => Err(format!(
-                "the {} model has no function {f:?} (it knows read, write{})",
+            _ => Err(format!(
+                "the {} model has no function {:?} (it knows read, write{})",
                 self.name(),
+                op.f,
                 if self.cas { ", cas" } else { "" }
             )),
         }
@@ -264,20 +265,21 @@ impl Model for KeyValue {
 
     fn compile(&self, op: &Operation) -> Result<Option<KvOp>, String> {
         let v = || Val::from_json(write_value(op));
-        match op.f.as_str() {
-            "get" | "read" => match read_value(op) {
+        match op.func() {
+            Some(Func::Read) => match read_value(op) {
                 None => Ok(None),
                 Some(out) => Ok(Some(KvOp::Get(self.norm(Val::from_json(out))))),
             },
-            "put" | "write" => Ok(Some(KvOp::Put(self.norm(v())))),
-            "delete" | "del" => Ok(Some(KvOp::Delete)),
-            "cas" => {
+            Some(Func::Write) => Ok(Some(KvOp::Put(self.norm(v())))),
+            Some(Func::Delete) => Ok(Some(KvOp::Delete)),
+            Some(Func::Cas) => {
                 let (e, n) = pair(write_value(op), "cas")?;
                 Ok(Some(KvOp::Cas(self.norm(e), self.norm(n))))
             }
-            "append" => Ok(Some(KvOp::Append(Arc::from(text_of(&v()).as_str())))),
-            f => Err(format!(
-                "the kv model has no function {f:?} (it knows get, put, delete, cas, append)"
+            Some(Func::Append) => Ok(Some(KvOp::Append(Arc::from(text_of(&v()).as_str())))),
+            None => Err(format!(
+                "the kv model has no function {:?} (it knows get, put, delete, cas, append)",
+                op.f
             )),
         }
     }

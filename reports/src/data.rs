@@ -1,10 +1,11 @@
-//! A run as the report sees it.
+//! A run as the report sees it: the typed records of its folder.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use checker::history::{read_jsonl, History, Operation, Outcome};
-use serde_json::Value;
+use checker::record::{FaultDetails, RunResults, TestRecord};
+use serde::de::DeserializeOwned;
 
 use crate::ReportError;
 
@@ -19,43 +20,50 @@ pub struct Fault {
 
 pub struct Run {
     pub dir: PathBuf,
-    pub test: Value,
-    pub results: Value,
+    /// `test.json`; `None` when the file is missing.
+    pub test: Option<TestRecord>,
+    /// `results.json`; `None` while the run has not finished.
+    pub results: Option<RunResults>,
     pub history: History,
     pub faults: Vec<Fault>,
     /// End of the history clock, seconds.
     pub end: f64,
 }
 
-fn read_json(path: &Path) -> Result<Value, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-        path: path.into(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| ReportError::Bad {
-        path: path.into(),
-        message: e.to_string(),
-    })
+/// Reads one of the run's records: `None` when the file does not exist, an error naming
+/// the file when it exists but is not that record.
+pub fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, ReportError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ReportError::Io {
+                path: path.into(),
+                source,
+            })
+        }
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| ReportError::Bad {
+            path: path.into(),
+            message: e.to_string(),
+        })
 }
 
-fn label(kind: &str, value: &Value) -> String {
-    let nodes = value["nodes"].as_array().map(|a| {
-        a.iter()
-            .map(|n| format!("n{n}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    });
+fn label(kind: &str, d: &FaultDetails) -> String {
+    let nodes: Vec<String> = d.nodes.iter().map(|n| format!("n{n}")).collect();
     match kind {
         "partition" => format!(
             "partition {}{}",
-            value["shape"].as_str().unwrap_or(""),
-            value["mode"]
-                .as_str()
+            d.shape.as_deref().unwrap_or(""),
+            d.mode
+                .as_deref()
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default()
         ),
         "latency" => "latency".to_string(),
-        k => format!("{k} {}", nodes.unwrap_or_default()),
+        k => format!("{k} {}", nodes.join(",")),
     }
 }
 
@@ -65,8 +73,9 @@ pub fn fault_intervals(history: &History, end: f64) -> Vec<Fault> {
     let mut out = Vec::new();
     for ev in &history.nemesis {
         let t = ev.time as f64 / 1e9;
+        let details = FaultDetails::from_value(&ev.value);
         if let Some(kind) = ev.f.strip_prefix("start-") {
-            open.insert(kind.to_string(), (t, label(kind, &ev.value)));
+            open.insert(kind.to_string(), (t, label(kind, &details)));
         } else if let Some(kind) = ev.f.strip_prefix("stop-") {
             if let Some((start, label)) = open.remove(kind) {
                 out.push(Fault {
@@ -81,7 +90,7 @@ pub fn fault_intervals(history: &History, end: f64) -> Vec<Fault> {
                 kind: "crash".into(),
                 start: t,
                 end: t,
-                label: label("crash", &ev.value),
+                label: label("crash", &details),
             });
         }
     }
@@ -108,8 +117,8 @@ impl Run {
             path: hpath.clone(),
             message: e.to_string(),
         })?;
-        let test = read_json(&dir.join("test.json")).unwrap_or(Value::Null);
-        let results = read_json(&dir.join("results.json")).unwrap_or(Value::Null);
+        let test = read_record(&dir.join("test.json"))?;
+        let results = read_record(&dir.join("results.json"))?;
         let end = history
             .ops
             .iter()
@@ -129,8 +138,16 @@ impl Run {
         })
     }
 
+    /// `valid`, `invalid`, `unknown`, or `unchecked` while there are no results.
     pub fn verdict(&self) -> &str {
-        self.results["verdict"].as_str().unwrap_or("unchecked")
+        self.results
+            .as_ref()
+            .map_or("unchecked", |r| r.verdict.as_str())
+    }
+
+    /// The test's name, or `run` when test.json is missing.
+    pub fn name(&self) -> &str {
+        self.test.as_ref().map_or("run", |t| t.name.as_str())
     }
 
     pub fn ops(&self) -> &[Operation] {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use checker::check::{KeyFailure, OpSummary};
 use checker::history::Outcome;
 use serde_json::{json, Value};
 
@@ -80,10 +81,7 @@ fn timeline_data(run: &Run) -> Value {
         .iter()
         .map(|f| json!([(f.start * 1e6) as u64, (f.end * 1e6) as u64, f.label]))
         .collect();
-    let failing: Vec<Value> = run.results["checker"]["failures"]
-        .as_array()
-        .map(|a| a.iter().map(|f| f["op"]["id"].clone()).collect())
-        .unwrap_or_default();
+    let failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
     json!({
         "ops": rows,
         "keys": keys,
@@ -95,9 +93,64 @@ fn timeline_data(run: &Run) -> Value {
     })
 }
 
+/// The checker's failures, if the run has results.
+fn failures(run: &Run) -> &[KeyFailure] {
+    run.results
+        .as_ref()
+        .map_or(&[], |r| r.checker.failures.as_slice())
+}
+
+fn ms_or_dash(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+/// The facts listed under the verdict.
+fn facts(run: &Run) -> Vec<(&'static str, String)> {
+    let mut facts = Vec::new();
+    if let Some(t) = &run.test {
+        facts.push(("started", t.started.clone()));
+        facts.push(("seed", t.seed.to_string()));
+        facts.push(("nodes", t.nodes.to_string()));
+        facts.push((
+            "workload",
+            format!(
+                "{} ({} keys, {} clients)",
+                t.workload, t.keys, t.concurrency
+            ),
+        ));
+        facts.push(("faults", t.nemesis.join(", ")));
+    }
+    facts.push((
+        "operations",
+        format!(
+            "{} ok, {} fail, {} info",
+            run.count(Outcome::Ok),
+            run.count(Outcome::Fail),
+            run.count(Outcome::Info)
+        ),
+    ));
+    if let Some(r) = &run.results {
+        facts.push((
+            "throughput",
+            format!("{:.0} ok ops/s", r.throughput_ok_per_s),
+        ));
+        let l = &r.latency_ms;
+        facts.push((
+            "latency",
+            format!(
+                "p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
+                ms_or_dash(l.p50),
+                ms_or_dash(l.p95),
+                ms_or_dash(l.p99),
+                ms_or_dash(l.max)
+            ),
+        ));
+        facts.push(("checker", r.checker_summary.clone()));
+    }
+    facts
+}
+
 fn header(run: &Run, out: &mut String) {
-    let t = &run.test;
-    let r = &run.results;
     let verdict = run.verdict();
     let class = match verdict {
         "valid" => "valid",
@@ -108,170 +161,116 @@ fn header(run: &Run, out: &mut String) {
         out,
         "<header><div class=\"verdict {class}\">{}</div><div class=\"meta\"><h1>{}</h1>",
         esc(&verdict.to_uppercase()),
-        esc(t["name"].as_str().unwrap_or("run"))
+        esc(run.name())
     );
-    if let Some(reason) = r["reason"].as_str() {
+    if let Some(reason) = run.results.as_ref().and_then(|r| r.reason.as_deref()) {
         let _ = write!(out, "<p class=\"reason\">{}</p>", esc(reason));
     }
-    let mut facts: Vec<(String, String)> = vec![
-        (
-            "started".into(),
-            t["started"].as_str().unwrap_or("-").into(),
-        ),
-        ("seed".into(), t["seed"].to_string()),
-        ("nodes".into(), t["nodes"].to_string()),
-        (
-            "workload".into(),
-            format!(
-                "{} ({} keys, {} clients)",
-                t["workload"].as_str().unwrap_or("-"),
-                t["keys"],
-                t["concurrency"]
-            ),
-        ),
-        (
-            "faults".into(),
-            t["nemesis"].as_array().map_or("-".into(), |a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }),
-        ),
-        (
-            "operations".into(),
-            format!(
-                "{} ok, {} fail, {} info",
-                run.count(Outcome::Ok),
-                run.count(Outcome::Fail),
-                run.count(Outcome::Info)
-            ),
-        ),
-    ];
-    if let Some(tp) = r["throughput_ok_per_s"].as_f64() {
-        facts.push(("throughput".into(), format!("{tp:.0} ok ops/s")));
-    }
-    let l = &r["latency_ms"];
-    if l.is_object() {
-        facts.push((
-            "latency".into(),
-            format!(
-                "p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
-                l["p50"], l["p95"], l["p99"], l["max"]
-            ),
-        ));
-    }
-    if let Some(s) = r["checker_summary"].as_str() {
-        facts.push(("checker".into(), s.into()));
-    }
     out.push_str("<dl>");
-    for (k, v) in facts {
-        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(&k), esc(&v));
+    for (k, v) in facts(run) {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(&v));
     }
     out.push_str("</dl>");
-    if let Some(cmd) = r["command"].as_str().or(t["command"].as_str()) {
+    let command = run
+        .results
+        .as_ref()
+        .map(|r| r.command.as_str())
+        .or(run.test.as_ref().map(|t| t.command.as_str()))
+        .filter(|c| !c.is_empty());
+    if let Some(cmd) = command {
         let _ = write!(out, "<p>reproduce: <code>{}</code></p>", esc(cmd));
     }
     out.push_str("</div></header>");
 }
 
 /// One operation as a row of the counterexample table; `state` is already escaped.
-fn op_row(out: &mut String, op: &Value, class: &str, state: &str) {
+fn op_row(out: &mut String, op: &OpSummary, class: &str, state: &str) {
+    let outcome = match op.outcome {
+        Outcome::Ok => "ok",
+        Outcome::Fail => "fail",
+        Outcome::Info => "info",
+    };
     let _ = write!(
         out,
-        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td></tr>",
-        op["id"],
-        op["process"],
-        esc(op["description"].as_str().unwrap_or("")),
-        esc(op["outcome"].as_str().unwrap_or("")),
-        op["call"].as_u64().map(secs).unwrap_or_default(),
-        op["ret"].as_u64().map(secs).unwrap_or_else(|| "-".into()),
+        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{outcome}</td><td>{}</td><td>{}</td><td>{state}</td></tr>",
+        op.id,
+        op.process,
+        esc(&op.description),
+        secs(op.call),
+        op.ret.map(secs).unwrap_or_else(|| "-".into()),
+    );
+}
+
+/// One key's counterexample: the longest linearizable prefix, the operation that cannot
+/// follow it, and every state that rejects it.
+fn counterexample(f: &KeyFailure, out: &mut String) {
+    let op = &f.op;
+    let key = f.key.as_deref().unwrap_or("-");
+    let _ = write!(
+        out,
+        "<div class=\"cx\"><h3>key {}: operation #{} ({} by process {}, {} to {}) cannot be placed</h3>",
+        esc(key),
+        op.id,
+        esc(&op.description),
+        op.process,
+        secs(op.call),
+        op.ret.map(secs).unwrap_or_else(|| "never".into()),
+    );
+    let _ = write!(
+        out,
+        "<p>The longest order of this key's operations that the model accepts has {} operations; \
+         its last {} are listed in that order, then the operation that cannot follow them.</p>",
+        f.prefix_len,
+        f.prefix.len()
+    );
+    out.push_str(
+        "<table><tr><th>#</th><th>process</th><th>operation</th><th>outcome</th><th>invoked</th>\
+         <th>completed</th><th>state after</th></tr>",
+    );
+    // For each state, the operation that last put the register in it, and when.
+    let mut last_change: BTreeMap<&str, (&str, String)> = BTreeMap::new();
+    let mut prev_state = "";
+    for p in &f.prefix {
+        let state = p.state_after.as_deref().unwrap_or("");
+        if state != prev_state {
+            let at = p.ret.map(secs).unwrap_or_else(|| "an unknown time".into());
+            last_change.insert(state, (&p.description, at));
+            prev_state = state;
+        }
+        op_row(out, p, "", &esc(state));
+    }
+    op_row(out, op, " class=\"bad\"", "—");
+    out.push_str("</table>");
+    out.push_str("<p>Every state the model could be in when it had to take effect, and why each rejects it:</p><ul>");
+    for s in &f.states {
+        let context = last_change
+            .get(s.state.as_str())
+            .map(|(d, t)| format!(" after {d} completed at {t}"))
+            .unwrap_or_default();
+        let _ = write!(out, "<li>{}{}</li>", esc(&s.reason), esc(&context));
+    }
+    out.push_str("</ul>");
+    if !f.states_complete {
+        out.push_str(
+            "<p class=\"note\">(The explanation ran out of budget; more states may exist.)</p>",
+        );
+    }
+    let _ = write!(
+        out,
+        "<button onclick=\"focusOp({}, {})\">show on the timeline</button></div>",
+        op.id,
+        json!(key)
     );
 }
 
 fn counterexamples(run: &Run, out: &mut String) {
-    let Some(failures) = run.results["checker"]["failures"]
-        .as_array()
-        .filter(|f| !f.is_empty())
-    else {
+    let failures = failures(run);
+    if failures.is_empty() {
         return;
-    };
+    }
     out.push_str("<section id=\"counterexample\"><h2>Why it is not linearizable</h2>");
     for f in failures {
-        let op = &f["op"];
-        let key = f["key"].as_str().unwrap_or("-");
-        let _ = write!(
-            out,
-            "<div class=\"cx\"><h3>key {}: operation #{} ({} by process {}, {} to {}) cannot be placed</h3>",
-            esc(key),
-            op["id"],
-            esc(op["description"].as_str().unwrap_or("")),
-            op["process"],
-            op["call"].as_u64().map(secs).unwrap_or_default(),
-            op["ret"].as_u64().map(secs).unwrap_or_else(|| "never".into()),
-        );
-        let shown = f["prefix"].as_array().map_or(0, Vec::len);
-        let _ = write!(
-            out,
-            "<p>The longest order of this key's operations that the model accepts has {} operations; \
-             its last {shown} are listed in that order, then the operation that cannot follow them.</p>",
-            f["prefix_len"]
-        );
-        out.push_str(
-            "<table><tr><th>#</th><th>process</th><th>operation</th><th>outcome</th><th>invoked</th>\
-             <th>completed</th><th>state after</th></tr>",
-        );
-        let mut last_change: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let mut prev_state = String::new();
-        if let Some(prefix) = f["prefix"].as_array() {
-            for p in prefix {
-                let state = p["state_after"].as_str().unwrap_or("").to_string();
-                if state != prev_state {
-                    last_change.insert(
-                        state.clone(),
-                        (
-                            p["description"].as_str().unwrap_or("").to_string(),
-                            p["ret"]
-                                .as_u64()
-                                .map(secs)
-                                .unwrap_or_else(|| "an unknown time".into()),
-                        ),
-                    );
-                    prev_state = state.clone();
-                }
-                op_row(out, p, "", &esc(&state));
-            }
-        }
-        op_row(out, op, " class=\"bad\"", "—");
-        out.push_str("</table>");
-        out.push_str("<p>Every state the model could be in when it had to take effect, and why each rejects it:</p><ul>");
-        if let Some(states) = f["states"].as_array() {
-            for s in states {
-                let state = s["state"].as_str().unwrap_or("");
-                let context = last_change
-                    .get(state)
-                    .map(|(d, t)| format!(" after {d} completed at {t}"))
-                    .unwrap_or_default();
-                let _ = write!(
-                    out,
-                    "<li>{}{}</li>",
-                    esc(s["reason"].as_str().unwrap_or("")),
-                    esc(&context)
-                );
-            }
-        }
-        out.push_str("</ul>");
-        if f["states_complete"] == false {
-            out.push_str(
-                "<p class=\"note\">(The explanation ran out of budget; more states may exist.)</p>",
-            );
-        }
-        let _ = write!(
-            out,
-            "<button onclick=\"focusOp({}, {})\">show on the timeline</button></div>",
-            op["id"],
-            json!(key)
-        );
+        counterexample(f, out);
     }
     out.push_str("</section>");
 }
@@ -387,7 +386,7 @@ if (D.failing.length) { const f = document.querySelector('#counterexample button
 /// Renders the page. `svgs` are the plots, embedded inline.
 pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
     let mut out = String::with_capacity(1 << 20);
-    let title = run.test["name"].as_str().unwrap_or("run");
+    let title = run.name();
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — {}</title><style>{CSS}</style></head><body>",

@@ -3,23 +3,17 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use checker::record::{RunResults, TestRecord};
 
+use crate::data::read_record;
 use crate::html::esc;
 use crate::ReportError;
 
 struct Row {
-    started: String,
     rel: PathBuf,
-    test: Value,
-    results: Value,
-}
-
-fn read(path: &Path) -> Value {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null)
+    test: TestRecord,
+    /// `None` while the run is unfinished (or its results cannot be read).
+    results: Option<RunResults>,
 }
 
 /// Rebuilds `root/index.html`.
@@ -38,19 +32,19 @@ pub fn build(root: &Path) -> Result<PathBuf, ReportError> {
         }
         for run in runs.flatten() {
             let dir = run.path();
-            let test = read(&dir.join("test.json"));
-            if test.is_null() {
+            // One unreadable run must not hide the others: it is left out, or listed as
+            // unfinished when only its results are unreadable.
+            let Ok(Some(test)) = read_record::<TestRecord>(&dir.join("test.json")) else {
                 continue;
-            }
+            };
             rows.push(Row {
-                started: test["started"].as_str().unwrap_or("").to_string(),
                 rel: dir.strip_prefix(root).unwrap_or(&dir).to_path_buf(),
-                results: read(&dir.join("results.json")),
+                results: read_record(&dir.join("results.json")).ok().flatten(),
                 test,
             });
         }
     }
-    rows.sort_by(|a, b| b.started.cmp(&a.started).then(b.rel.cmp(&a.rel)));
+    rows.sort_by(|a, b| (b.test.started.cmp(&a.test.started)).then(b.rel.cmp(&a.rel)));
     let mut out = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>chaos-runner runs</title><style>\
          body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}\
@@ -60,29 +54,27 @@ pub fn build(root: &Path) -> Result<PathBuf, ReportError> {
          <th>faults</th><th>ops ok/fail/info</th><th>verdict</th><th></th></tr>",
     );
     for r in &rows {
-        let verdict = r.results["verdict"].as_str().unwrap_or("unfinished");
+        let verdict = r
+            .results
+            .as_ref()
+            .map_or("unfinished", |r| r.verdict.as_str());
         let class = match verdict {
             "valid" | "invalid" => verdict,
             _ => "unknown",
         };
-        let c = &r.results["counts"];
-        let faults = r.test["nemesis"].as_array().map_or(String::new(), |a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+        let counts = r.results.as_ref().map_or("-".into(), |r| {
+            format!("{}/{}/{}", r.counts.ok, r.counts.fail, r.counts.info)
         });
+        let faults = r.test.nemesis.join(", ");
         let link = r.rel.join("report.html");
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}/{}</td><td class=\"{class}\">{}</td><td><a href=\"{}\">report</a></td></tr>",
-            esc(&r.started),
-            esc(r.test["name"].as_str().unwrap_or("")),
-            esc(r.test["workload"].as_str().unwrap_or("")),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td><a href=\"{}\">report</a></td></tr>",
+            esc(&r.test.started),
+            esc(&r.test.name),
+            esc(&r.test.workload),
             esc(if faults.is_empty() { "none" } else { &faults }),
-            c["ok"],
-            c["fail"],
-            c["info"],
+            counts,
             esc(verdict),
             esc(&link.to_string_lossy())
         );

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use checker::history::{Operation, Outcome};
+use checker::record::quantile_of_sorted;
 
 /// Maps a time interval onto a pixel interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,16 +46,6 @@ pub fn lanes(ops: &[Operation]) -> BTreeMap<i64, usize> {
         .collect()
 }
 
-/// Nearest-rank quantile of an unsorted sample (`q` in 0..=1).
-pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = (q.clamp(0.0, 1.0) * values.len() as f64).ceil() as usize;
-    Some(values[rank.saturating_sub(1).min(values.len() - 1)])
-}
-
 /// Latency quantiles per time window, of operations completed in it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
@@ -77,12 +68,16 @@ pub fn windows(samples: &[(f64, f64)], width: f64) -> Vec<Window> {
     }
     buckets
         .into_iter()
-        .map(|(b, mut v)| Window {
-            t: b as f64 * width,
-            p50: quantile(&mut v, 0.5).expect("non-empty"),
-            p95: quantile(&mut v, 0.95).expect("non-empty"),
-            p99: quantile(&mut v, 0.99).expect("non-empty"),
-            max: quantile(&mut v, 1.0).expect("non-empty"),
+        .map(|(b, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let q = |q| quantile_of_sorted(&v, q).expect("non-empty");
+            Window {
+                t: b as f64 * width,
+                p50: q(0.5),
+                p95: q(0.95),
+                p99: q(0.99),
+                max: q(1.0),
+            }
         })
         .collect()
 }
@@ -152,11 +147,6 @@ mod tests {
 
     #[test]
     fn quantiles_and_windows() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(&mut v, 0.5), Some(50.0));
-        assert_eq!(quantile(&mut v, 0.99), Some(99.0));
-        assert_eq!(quantile(&mut v, 1.0), Some(100.0));
-        assert_eq!(quantile(&mut [], 0.5), None);
         let samples = [(0.1, 1.0), (0.5, 3.0), (1.2, 10.0)];
         let w = windows(&samples, 1.0);
         assert_eq!(w.len(), 2);

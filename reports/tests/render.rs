@@ -6,6 +6,7 @@ use std::path::Path;
 use checker::check::{check, CheckOptions};
 use checker::generate::{generate, write_jsonl, GenConfig};
 use checker::model::Register;
+use checker::record::{Counts, RunResults, TestRecord};
 use checker::{History, HistoryBuilder};
 use serde_json::json;
 
@@ -13,12 +14,43 @@ fn make_run(dir: &Path, name: &str, started: &str, h: &History) {
     std::fs::create_dir_all(dir).unwrap();
     write_jsonl(h, std::fs::File::create(dir.join("history.jsonl")).unwrap()).unwrap();
     let report = check(&Register::new(true), h, &CheckOptions::default()).unwrap();
-    let test = json!({"name": name, "seed": 1, "nodes": 3, "workload": "register", "keys": 1,
-        "concurrency": 4, "nemesis": ["kill"], "started": started});
-    let results = json!({"verdict": report.verdict.as_str(), "counts": {"ok": 1, "fail": 0, "info": 0},
-        "checker_summary": report.summary(), "checker": report, "command": "chaos-runner test --seed 1"});
-    std::fs::write(dir.join("test.json"), test.to_string()).unwrap();
-    std::fs::write(dir.join("results.json"), results.to_string()).unwrap();
+    let test = TestRecord {
+        name: name.into(),
+        seed: 1,
+        nodes: 3,
+        workload: "register".into(),
+        keys: 1,
+        concurrency: 4,
+        nemesis: vec!["kill".into()],
+        started: started.into(),
+        ..TestRecord::default()
+    };
+    let results = RunResults {
+        verdict: report.verdict,
+        reason: None,
+        seed: 1,
+        command: "chaos-runner test --seed 1".into(),
+        counts: Counts {
+            ok: 1,
+            fail: 0,
+            info: 0,
+        },
+        duration_s: 0.0,
+        throughput_ok_per_s: 0.0,
+        latency_ms: Default::default(),
+        faults: Vec::new(),
+        final_reads: Default::default(),
+        warnings: Vec::new(),
+        after_time_limit_s: Vec::new(),
+        checker_summary: report.summary(),
+        checker: report,
+    };
+    write_json(&dir.join("test.json"), &test);
+    write_json(&dir.join("results.json"), &results);
+}
+
+fn write_json(path: &Path, record: &impl serde::Serialize) {
+    std::fs::write(path, serde_json::to_string(record).unwrap()).unwrap();
 }
 
 #[test]
@@ -85,4 +117,62 @@ fn valid_and_invalid_reports() {
     let b = index.find("run-b/report.html").expect("run b listed");
     assert!(b < a, "newest first");
     assert!(index.contains("class=\"invalid\">invalid") && index.contains("class=\"valid\">valid"));
+}
+
+/// Records written before the run records were typed (by the runner of that day, kept as
+/// fixtures) still render: a valid run with a kill, and an invalid one with its
+/// counterexample.
+#[test]
+fn records_from_before_the_typed_contract_still_render() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let store = tempfile::tempdir().unwrap();
+    for (name, dest) in [("v1-valid", "register/a"), ("v1-invalid", "register/b")] {
+        let dir = store.path().join(dest);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["history.jsonl", "test.json", "results.json"] {
+            std::fs::copy(fixtures.join(name).join(f), dir.join(f)).unwrap();
+        }
+    }
+    let valid = store.path().join("register/a");
+    let run = reports::data::Run::load(&valid).unwrap();
+    let results = run.results.as_ref().expect("results.json read");
+    assert_eq!(results.seed, 7);
+    assert_eq!(results.counts.ok, 71);
+    assert_eq!(results.latency_ms.p50, Some(2.4));
+    assert_eq!(results.faults[0].value.nodes, vec![1]);
+    assert_eq!(results.after_time_limit_s.len(), 5);
+    assert_eq!(run.test.as_ref().unwrap().schedule.len(), 2);
+    assert_eq!(run.faults[0].label, "kill n1", "the fault's nodes are read");
+    let html = std::fs::read_to_string(reports::build(&valid).unwrap().report).unwrap();
+    assert!(html.contains("<div class=\"verdict valid\">VALID</div>"));
+    assert!(html.contains("<dd>7</dd>"), "the seed is shown");
+    assert!(html.contains("p50 2.4 ms, p95 7.55 ms, p99 10.55 ms, max 11.09 ms"));
+    assert!(html.contains("chaos-runner test --time-limit 4"));
+
+    let invalid = store.path().join("register/b");
+    let html = std::fs::read_to_string(reports::build(&invalid).unwrap().report).unwrap();
+    assert!(html.contains("INVALID"));
+    assert!(html.contains("key r0: operation #10 (read nil by process 2"));
+    assert!(html.contains("read returned nil, but the register held &quot;3&quot;"));
+
+    let index = std::fs::read_to_string(reports::index::build(store.path()).unwrap()).unwrap();
+    assert!(index.contains("a/report.html") && index.contains("b/report.html"));
+    assert!(index.contains("71/11/0"));
+}
+
+/// A results.json that is not one is named in a clear error, not rendered as "unchecked".
+#[test]
+fn a_damaged_record_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = generate(&GenConfig {
+        ops: 20,
+        ..GenConfig::default()
+    });
+    make_run(dir.path(), "r", "2026-11-26T10:00:00Z", &h);
+    std::fs::write(dir.path().join("results.json"), "{\"verdict\": \"maybe\"}").unwrap();
+    let err = reports::build(dir.path()).expect_err("refused").to_string();
+    assert!(
+        err.contains("results.json") && err.contains("maybe"),
+        "{err}"
+    );
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use checker::Outcome;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -34,21 +35,58 @@ pub struct NodeApi {
     pub addr: String,
 }
 
+/// Why an operation certainly did not take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailReason {
+    /// A compare-and-set whose expected value did not hold: a normal answer, not an error.
+    CasMismatch,
+    /// The server said so: the write never entered the log, or a new leader replaced it.
+    NotApplied,
+    /// The server refused the request (a 4xx: bad input, too large).
+    Rejected,
+    /// No node took the request before the deadline (refused connections, redirects).
+    Unreachable,
+    /// A read that got no value. Reads change nothing, so any error fails them.
+    ReadFailed,
+}
+
 /// What became of an operation.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Answer {
     /// Took effect; the value is the result (for reads, the value read).
     Ok(Value),
     /// Certainly did not take effect.
-    Fail(String),
+    Fail(FailReason, String),
     /// May or may not have taken effect.
     Info(String),
+}
+
+impl Answer {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Answer::Ok(_) => Outcome::Ok,
+            Answer::Fail(..) => Outcome::Fail,
+            Answer::Info(_) => Outcome::Info,
+        }
+    }
+}
+
+/// What one server answer means, before the client decides where to go next.
+#[derive(Debug, Clone, PartialEq)]
+enum Meaning {
+    /// A definite answer.
+    Done(Answer),
+    /// Definitely not applied, because this node does not lead: try `leader` (an id) if
+    /// it named one, or the next node.
+    Redirect(Option<u64>, String),
+    /// The node answered, but whether a write took effect is open.
+    Open(String),
 }
 
 /// How one HTTP attempt ended.
 enum Attempt {
     /// Finished; `true` if the node itself answered.
-    Done(Outcome, bool),
+    Done(Answer, bool),
     /// Definitely not applied; try node `Some(index)` next, or the next one in turn.
     Redirect(Option<usize>, String),
 }
@@ -116,7 +154,7 @@ impl KvClient {
     /// Performs `op`, trying nodes until a definite answer or `deadline`. Reads start at
     /// node `home` when given (as Jepsen binds clients to nodes, so a node that answers
     /// reads it should not is asked); everything else starts at the presumed leader.
-    pub async fn invoke(&self, op: &OpSpec, deadline: Instant, home: Option<usize>) -> Outcome {
+    pub async fn invoke(&self, op: &OpSpec, deadline: Instant, home: Option<usize>) -> Answer {
         let homed = op.f == Func::Read && home.is_some();
         let mut target = match home {
             Some(h) if homed => h % self.nodes.len(),
@@ -127,7 +165,10 @@ impl KvClient {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Outcome::Fail(format!("not applied before the deadline: {last_error}"));
+                return Answer::Fail(
+                    FailReason::Unreachable,
+                    format!("not applied before the deadline: {last_error}"),
+                );
             }
             attempts += 1;
             match self.attempt(&self.nodes[target], op, deadline).await {
@@ -164,23 +205,18 @@ impl KvClient {
         }
     }
 
-    fn hint(&self, body: &Value) -> Option<usize> {
-        let id = match &body["leader"] {
-            Value::Object(o) => o.get("id").and_then(Value::as_u64),
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        }?;
+    fn index_of(&self, id: u64) -> Option<usize> {
         self.nodes.iter().position(|n| n.id == id)
     }
 
-    /// The method, path and JSON body of `op` in this client's dialect.
-    fn request_for(&self, op: &OpSpec) -> (Method, String, Option<Value>) {
+    /// The method, path and JSON body of `op` in this client's dialect; `None` for a
+    /// function the dialect has no request for.
+    fn request_for(&self, op: &OpSpec) -> Option<(Method, String, Option<Value>)> {
         if self.dialect == Dialect::Etcd {
             return etcd::request(op);
         }
         let key = percent_encode(&op.key);
-        match op.f {
+        Some(match op.f {
             Func::Read => (Method::GET, format!("/kv/{key}"), None),
             Func::Write => (
                 Method::POST,
@@ -193,12 +229,15 @@ impl KvClient {
                 Some(json!({"expected": op.value[0], "value": op.value[1]})),
             ),
             Func::Delete => (Method::DELETE, format!("/kv/{key}"), None),
-        }
+            Func::Append => return None,
+        })
     }
 
     async fn attempt(&self, node: &NodeApi, op: &OpSpec, deadline: Instant) -> Attempt {
-        let (method, path, body) = self.request_for(op);
-        let is_read = op.f == Func::Read;
+        let Some((method, path, body)) = self.request_for(op) else {
+            let why = format!("the {:?} API has no {:?} request", self.dialect, op.f);
+            return Attempt::Done(Answer::Fail(FailReason::Rejected, why), false);
+        };
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let req = Request::builder()
             .method(method)
@@ -213,13 +252,7 @@ impl KvClient {
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, bytes))
         })
         .await;
-        let unknown = |why: String, answered: bool| {
-            if is_read {
-                Attempt::Done(Outcome::Fail(why), answered)
-            } else {
-                Attempt::Done(Outcome::Info(why), answered)
-            }
-        };
+        let unknown = |why: String, answered: bool| Attempt::Done(open(op, why), answered);
         let (status, bytes) = match sent {
             Err(_) => return unknown(format!("no answer from node {} in time", node.id), false),
             Ok(Err(e)) => {
@@ -234,45 +267,78 @@ impl KvClient {
             Ok(Ok(r)) => r,
         };
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if self.dialect == Dialect::Etcd {
-            return match etcd::outcome(op, status, &body) {
-                Some(o) => Attempt::Done(o, true),
-                None => unknown(
-                    format!("node {}: {status} {}", node.id, body["error"]),
-                    true,
-                ),
-            };
-        }
-        let error = body["error"].as_str().unwrap_or("").to_string();
-        let done = |o: Outcome| Attempt::Done(o, true);
-        match status {
-            s if s.is_success() => done(Outcome::Ok(match op.f {
-                Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
-                Func::Delete => Value::Null,
-                _ => op.value.clone(),
-            })),
-            StatusCode::NOT_FOUND if is_read && (error != "not_found" || body.is_null()) => {
-                // An absent key, for servers that say so with a 404.
-                done(Outcome::Ok(Value::Null))
+        let meaning = match self.dialect {
+            Dialect::Etcd => match etcd::outcome(op, status, &body) {
+                Some(a) => Meaning::Done(a),
+                None => Meaning::Open(format!("node {}: {status} {}", node.id, body["error"])),
+            },
+            Dialect::RaftNode => raft_node_meaning(op, node.id, status, &body),
+        };
+        match meaning {
+            Meaning::Done(a) => Attempt::Done(a, true),
+            Meaning::Redirect(leader, why) => {
+                Attempt::Redirect(leader.and_then(|id| self.index_of(id)), why)
             }
-            StatusCode::CONFLICT => done(Outcome::Fail(format!(
-                "cas mismatch (current {})",
-                body["current"]
-            ))),
-            _ if error == "not_leader" => Attempt::Redirect(
-                self.hint(&body),
-                format!("node {} is not the leader", node.id),
-            ),
-            _ if body["outcome"] == "not_applied" => {
-                done(Outcome::Fail(format!("node {}: {error}", node.id)))
-            }
-            s if s.is_client_error() => done(Outcome::Fail(format!(
-                "node {} rejected it: {s} {error}",
-                node.id
-            ))),
-            // A 5xx without "not applied": the node answered but the outcome is open.
-            s => unknown(format!("node {}: {s} {error}", node.id), true),
+            Meaning::Open(why) => unknown(why, true),
         }
+    }
+}
+
+/// An answer that leaves the outcome open: a read certainly changed nothing (fail), a
+/// write may still take effect (info).
+fn open(op: &OpSpec, why: String) -> Answer {
+    if op.f == Func::Read {
+        Answer::Fail(FailReason::ReadFailed, why)
+    } else {
+        Answer::Info(why)
+    }
+}
+
+/// The leader a raft-node (or seed-style) error body names: `{"leader": {"id": 2}}`,
+/// `{"leader": 2}` or `{"leader": "2"}`.
+fn leader_hint(body: &Value) -> Option<u64> {
+    match &body["leader"] {
+        Value::Object(o) => o.get("id").and_then(Value::as_u64),
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What raft-node's answer to `op` from node `node` means (README's API tables): success;
+/// a 404 read is an absent key; 409 is a cas mismatch; `not_leader` redirects;
+/// `"outcome": "not_applied"` and other 4xx are definite failures; any other 5xx leaves a
+/// write's outcome open.
+fn raft_node_meaning(op: &OpSpec, node: u64, status: StatusCode, body: &Value) -> Meaning {
+    let error = body["error"].as_str().unwrap_or("");
+    let is_read = op.f == Func::Read;
+    match status {
+        s if s.is_success() => Meaning::Done(Answer::Ok(match op.f {
+            Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
+            Func::Delete => Value::Null,
+            _ => op.value.clone(),
+        })),
+        StatusCode::NOT_FOUND if is_read && (error != "not_found" || body.is_null()) => {
+            // An absent key, for servers that say so with a 404.
+            Meaning::Done(Answer::Ok(Value::Null))
+        }
+        StatusCode::CONFLICT => Meaning::Done(Answer::Fail(
+            FailReason::CasMismatch,
+            format!("cas mismatch (current {})", body["current"]),
+        )),
+        _ if error == "not_leader" => {
+            Meaning::Redirect(leader_hint(body), format!("node {node} is not the leader"))
+        }
+        _ if body["outcome"] == "not_applied" => Meaning::Done(Answer::Fail(
+            FailReason::NotApplied,
+            format!("node {node}: {error}"),
+        )),
+        s if s.is_client_error() => Meaning::Done(Answer::Fail(
+            FailReason::Rejected,
+            format!("node {node} rejected it: {s} {error}"),
+        )),
+        // A 5xx without "not applied": the node answered but the outcome is open.
+        s => Meaning::Open(format!("node {node}: {s} {error}")),
     }
 }
 
@@ -283,7 +349,7 @@ mod etcd {
     use hyper::{Method, StatusCode};
     use serde_json::{json, Value};
 
-    use super::Outcome;
+    use super::{Answer, FailReason};
     use crate::generator::{Func, OpSpec};
 
     fn text(v: &Value) -> String {
@@ -297,7 +363,7 @@ mod etcd {
         B64.encode(s.as_bytes())
     }
 
-    pub(super) fn request(op: &OpSpec) -> (Method, String, Option<Value>) {
+    pub(super) fn request(op: &OpSpec) -> Option<(Method, String, Option<Value>)> {
         let key = b64(&op.key);
         let (path, body) = match op.f {
             Func::Read => ("/v3/kv/range", json!({"key": key})),
@@ -314,22 +380,23 @@ mod etcd {
                 }),
             ),
             Func::Delete => ("/v3/kv/deleterange", json!({"key": key})),
+            Func::Append => return None,
         };
-        (Method::POST, path.to_string(), Some(body))
+        Some((Method::POST, path.to_string(), Some(body)))
     }
 
     /// A definite outcome, or `None` when the answer leaves it open. Proto3 JSON leaves
     /// out fields at their default, so a missing `kvs` is an absent key and a missing
     /// `succeeded` a failed comparison.
-    pub(super) fn outcome(op: &OpSpec, status: StatusCode, body: &Value) -> Option<Outcome> {
+    pub(super) fn outcome(op: &OpSpec, status: StatusCode, body: &Value) -> Option<Answer> {
         if !status.is_success() {
             // gRPC code 3 (invalid argument) and friends are rejections; anything else
             // (unavailable, deadline exceeded, leader changed) may still take effect.
             let code = body["code"].as_u64().unwrap_or(0);
             let why = format!("etcd: {}", body["error"].as_str().unwrap_or("error"));
             return match code {
-                3 | 5 | 7 | 9 | 11 => Some(Outcome::Fail(why)),
-                _ if op.f == Func::Read => Some(Outcome::Fail(why)),
+                3 | 5 | 7 | 9 | 11 => Some(Answer::Fail(FailReason::Rejected, why)),
+                _ if op.f == Func::Read => Some(Answer::Fail(FailReason::ReadFailed, why)),
                 _ => None,
             };
         }
@@ -337,73 +404,150 @@ mod etcd {
             Func::Read => {
                 let raw = body["kvs"][0]["value"].as_str();
                 match raw {
-                    None if body["kvs"].is_null() => Outcome::Ok(Value::Null),
-                    None => Outcome::Ok(json!("")),
+                    None if body["kvs"].is_null() => Answer::Ok(Value::Null),
+                    None => Answer::Ok(json!("")),
                     Some(v) => match B64.decode(v) {
-                        Ok(bytes) => Outcome::Ok(json!(String::from_utf8_lossy(&bytes))),
-                        Err(e) => Outcome::Fail(format!("etcd sent a bad base64 value: {e}")),
+                        Ok(bytes) => Answer::Ok(json!(String::from_utf8_lossy(&bytes))),
+                        Err(e) => Answer::Fail(
+                            FailReason::ReadFailed,
+                            format!("etcd sent a bad base64 value: {e}"),
+                        ),
                     },
                 }
             }
             Func::Cas if body["succeeded"] != Value::Bool(true) => {
-                Outcome::Fail("cas mismatch".into())
+                Answer::Fail(FailReason::CasMismatch, "cas mismatch".into())
             }
-            Func::Delete => Outcome::Ok(Value::Null),
-            _ => Outcome::Ok(op.value.clone()),
+            Func::Delete => Answer::Ok(Value::Null),
+            _ => Answer::Ok(op.value.clone()),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{percent_encode, Outcome};
+    use hyper::StatusCode;
+    use serde_json::json;
+
+    use super::*;
+
+    fn op(f: Func, value: Value) -> OpSpec {
+        OpSpec {
+            f,
+            key: "k1".into(),
+            value,
+        }
+    }
 
     #[test]
     fn etcd_requests_and_answers() {
-        use super::etcd;
-        use crate::generator::{Func, OpSpec};
-        use hyper::StatusCode;
-        use serde_json::json;
-        let cas = OpSpec {
-            f: Func::Cas,
-            key: "k1".into(),
-            value: json!(["1", "2"]),
-        };
-        let (_, path, body) = etcd::request(&cas);
+        let cas = op(Func::Cas, json!(["1", "2"]));
+        let (_, path, body) = etcd::request(&cas).unwrap();
         assert_eq!(path, "/v3/kv/txn");
         let body = body.unwrap();
         assert_eq!(body["compare"][0]["key"], "azE=");
         assert_eq!(body["compare"][0]["value"], "MQ==");
         assert_eq!(body["success"][0]["requestPut"]["value"], "Mg==");
         let ok = etcd::outcome(&cas, StatusCode::OK, &json!({"succeeded": true}));
-        assert_eq!(ok, Some(Outcome::Ok(json!(["1", "2"]))));
+        assert_eq!(ok, Some(Answer::Ok(json!(["1", "2"]))));
         // Proto3 JSON omits false: a missing `succeeded` is a failed comparison.
         let miss = etcd::outcome(&cas, StatusCode::OK, &json!({"header": {}}));
-        assert!(matches!(miss, Some(Outcome::Fail(_))));
-        let read = OpSpec {
-            f: Func::Read,
-            key: "k1".into(),
-            value: serde_json::Value::Null,
-        };
+        assert!(matches!(
+            miss,
+            Some(Answer::Fail(FailReason::CasMismatch, _))
+        ));
+        let read = op(Func::Read, Value::Null);
         let got = etcd::outcome(
             &read,
             StatusCode::OK,
             &json!({"kvs": [{"key": "azE=", "value": "Mg=="}]}),
         );
-        assert_eq!(got, Some(Outcome::Ok(json!("2"))));
+        assert_eq!(got, Some(Answer::Ok(json!("2"))));
         let absent = etcd::outcome(&read, StatusCode::OK, &json!({"header": {}}));
-        assert_eq!(absent, Some(Outcome::Ok(serde_json::Value::Null)));
+        assert_eq!(absent, Some(Answer::Ok(Value::Null)));
         // A write whose answer is an unavailable error may still take effect.
-        let put = OpSpec {
-            f: Func::Write,
-            key: "k1".into(),
-            value: json!("3"),
-        };
+        let put = op(Func::Write, json!("3"));
         let err = json!({"error": "etcdserver: request timed out", "code": 14});
         assert_eq!(
             etcd::outcome(&put, StatusCode::SERVICE_UNAVAILABLE, &err),
             None
         );
+        assert!(etcd::request(&op(Func::Append, json!("x"))).is_none());
+    }
+
+    /// Every row of the README's error table, and the answers around it.
+    #[test]
+    fn raft_node_answers_mean_what_the_api_says() {
+        let put = op(Func::Write, json!("3"));
+        let read = op(Func::Read, Value::Null);
+        let cas = op(Func::Cas, json!(["1", "2"]));
+        let del = op(Func::Delete, Value::Null);
+        let m = |o: &OpSpec, status: u16, body: Value| {
+            raft_node_meaning(o, 1, StatusCode::from_u16(status).unwrap(), &body)
+        };
+        assert_eq!(
+            m(&put, 200, json!({"key": "k1", "value": "3"})),
+            Meaning::Done(Answer::Ok(json!("3")))
+        );
+        assert_eq!(
+            m(&read, 200, json!({"key": "k1", "value": "7"})),
+            Meaning::Done(Answer::Ok(json!("7")))
+        );
+        assert_eq!(
+            m(&read, 200, json!({"key": "k1", "value": null})),
+            Meaning::Done(Answer::Ok(Value::Null))
+        );
+        assert_eq!(
+            m(&del, 200, json!({"key": "k1", "deleted": true})),
+            Meaning::Done(Answer::Ok(Value::Null))
+        );
+        assert!(matches!(
+            m(&cas, 409, json!({"error": "cas_mismatch", "current": "4"})),
+            Meaning::Done(Answer::Fail(FailReason::CasMismatch, _))
+        ));
+        // Followers redirect, with or without a known leader; the write was not applied.
+        let not_leader = json!({"error": "not_leader", "outcome": "not_applied",
+                                "leader": {"id": 3, "api": "127.0.0.1:9003"}});
+        assert!(matches!(
+            m(&put, 503, not_leader),
+            Meaning::Redirect(Some(3), _)
+        ));
+        let no_hint = json!({"error": "not_leader", "outcome": "not_applied", "leader": null});
+        assert!(matches!(m(&put, 503, no_hint), Meaning::Redirect(None, _)));
+        let dropped = json!({"error": "dropped", "outcome": "not_applied"});
+        assert!(matches!(
+            m(&put, 503, dropped),
+            Meaning::Done(Answer::Fail(FailReason::NotApplied, _))
+        ));
+        // In flight when leadership was lost or time ran out: it may still commit.
+        let unknown = json!({"error": "outcome_unknown", "outcome": "unknown"});
+        assert!(matches!(m(&put, 504, unknown.clone()), Meaning::Open(_)));
+        assert!(matches!(m(&put, 500, Value::Null), Meaning::Open(_)));
+        assert!(matches!(
+            m(&put, 400, json!({"error": "bad_json"})),
+            Meaning::Done(Answer::Fail(FailReason::Rejected, _))
+        ));
+        assert!(matches!(
+            m(&put, 413, json!({"error": "value_too_large"})),
+            Meaning::Done(Answer::Fail(FailReason::Rejected, _))
+        ));
+        // A read that timed out changed nothing: the caller turns Open into a failure.
+        assert!(matches!(
+            m(&read, 504, json!({"error": "timeout"})),
+            Meaning::Open(_)
+        ));
+        assert!(matches!(
+            open(&read, "timeout".into()),
+            Answer::Fail(FailReason::ReadFailed, _)
+        ));
+        assert!(matches!(open(&put, "timeout".into()), Answer::Info(_)));
+        // Servers that answer an absent key with a bare 404.
+        assert_eq!(
+            m(&read, 404, Value::Null),
+            Meaning::Done(Answer::Ok(Value::Null))
+        );
+        assert_eq!(leader_hint(&json!({"leader": "2"})), Some(2));
+        assert_eq!(leader_hint(&json!({"leader": 2})), Some(2));
     }
 
     #[test]

@@ -6,14 +6,9 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Value};
 
-/// The function of an operation, as the history names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Func {
-    Read,
-    Write,
-    Cas,
-    Delete,
-}
+/// The function of an operation: the checker's own enum, so what the generator draws is
+/// what the models compile.
+pub use checker::Func;
 
 /// One operation to perform.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,20 +17,6 @@ pub struct OpSpec {
     pub key: String,
     /// write: the value; cas: `[expected, new]`; read/delete: null.
     pub value: Value,
-}
-
-impl OpSpec {
-    /// The function's name in the history, per workload (the kv model says get/put).
-    pub fn f_name(&self, kv: bool) -> &'static str {
-        match (self.f, kv) {
-            (Func::Read, false) => "read",
-            (Func::Read, true) => "get",
-            (Func::Write, false) => "write",
-            (Func::Write, true) => "put",
-            (Func::Cas, _) => "cas",
-            (Func::Delete, _) => "delete",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +121,7 @@ impl Generator {
             Func::Delete
         };
         let value = match (f, self.kind) {
-            (Func::Read | Func::Delete, _) => Value::Null,
+            (Func::Read | Func::Delete | Func::Append, _) => Value::Null,
             // Values are strings: the key-value API stores strings.
             (Func::Write, WorkloadKind::Register) => {
                 self.padded(rng.gen_range(0..self.values).to_string())

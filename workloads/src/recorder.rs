@@ -1,6 +1,7 @@
 //! Streams the history to `history.jsonl` as it happens (one write per event, so a crash
 //! still leaves every event before it), and keeps the counts and latencies the summary
-//! and plots need.
+//! and plots need. Every line is a [`HistoryLine`], the checker's own type, so what is
+//! written is by construction what `checker` reads.
 
 use std::fs::File;
 use std::io::Write;
@@ -8,30 +9,47 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use checker::history::{HistoryLine, LineType};
+use checker::record::{quantile_of_sorted, Counts, FaultDetails};
+use checker::{Func, Outcome};
+use serde_json::Value;
 
-/// How an operation ended, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Ok,
-    Fail,
-    Info,
-}
+use crate::client::FailReason;
 
 /// One completed operation's timing, for latency statistics.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     /// Completion time, ns since the start.
     pub at: u64,
     pub latency: u64,
-    pub kind: Kind,
+    pub outcome: Outcome,
+    /// Why a `fail` failed (a cas mismatch is an answer, not an error).
+    pub reason: Option<FailReason>,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
+/// An invocation the recorder wrote; completing it needs it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub process: i64,
+    pub f: Func,
+    pub key: String,
+    pub value: Value,
+    /// Invocation time, ns on the history's clock.
+    pub time: u64,
+}
+
+/// How an operation ended, as the recorder writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub outcome: Outcome,
+    /// For `ok`, the result (for reads, the value read); otherwise the invocation's
+    /// arguments.
+    pub value: Value,
+    /// Why a `fail` or `info` ended so, in words.
+    pub error: Option<String>,
+    pub reason: Option<FailReason>,
+    /// The node that answered, when known.
+    pub node: Option<u64>,
 }
 
 struct Inner {
@@ -43,6 +61,7 @@ struct Inner {
 
 pub struct Recorder {
     start: Instant,
+    /// Names functions as the kv model does (get/put) instead of read/write.
     kv: bool,
     inner: Mutex<Inner>,
 }
@@ -51,7 +70,7 @@ impl Recorder {
     /// Creates the history file and writes its header.
     pub fn create(path: &Path, kv: bool) -> std::io::Result<Recorder> {
         let mut file = File::create(path)?;
-        file.write_all(b"{\"type\":\"header\",\"schema\":\"chaos-history\",\"version\":1}\n")?;
+        file.write_all(&HistoryLine::header().to_json_line())?;
         Ok(Recorder {
             start: Instant::now(),
             kv,
@@ -69,74 +88,71 @@ impl Recorder {
         self.start.elapsed().as_nanos() as u64
     }
 
-    pub fn is_kv(&self) -> bool {
-        self.kv
-    }
-
-    fn write(&self, inner: &mut Inner, event: &Value) {
-        let mut line = serde_json::to_vec(event).expect("json values serialize");
-        line.push(b'\n');
-        if let Err(e) = inner.file.write_all(&line) {
+    fn write(&self, inner: &mut Inner, line: &HistoryLine) {
+        if let Err(e) = inner.file.write_all(&line.to_json_line()) {
             inner.error.get_or_insert(e);
         }
     }
 
-    /// Records an invocation; returns its time.
-    pub fn invoke(&self, process: i64, f: &str, key: &str, value: &Value) -> u64 {
+    /// Records an invocation.
+    pub fn invoke(&self, process: i64, f: Func, key: &str, value: Value) -> Invocation {
         let mut inner = self.inner.lock().expect("recorder lock");
         let time = self.now();
-        let ev = json!({"type": "invoke", "process": process, "f": f, "key": key, "value": value, "time": time});
-        self.write(&mut inner, &ev);
-        time
+        let line = HistoryLine::op(
+            LineType::Invoke,
+            process,
+            f.name(self.kv),
+            Some(key),
+            value.clone(),
+            time,
+        );
+        self.write(&mut inner, &line);
+        Invocation {
+            process,
+            f,
+            key: key.to_string(),
+            value,
+            time,
+        }
     }
 
-    /// Records a completion. `error` explains fail/info outcomes.
-    #[allow(clippy::too_many_arguments)]
-    pub fn complete(
-        &self,
-        process: i64,
-        kind: Kind,
-        f: &str,
-        key: &str,
-        value: &Value,
-        invoked: u64,
-        node: Option<u64>,
-        error: Option<&str>,
-    ) {
+    /// Records the completion of `inv`.
+    pub fn complete(&self, inv: &Invocation, done: Completion) {
         let mut inner = self.inner.lock().expect("recorder lock");
         let time = self.now();
-        let type_ = match kind {
-            Kind::Ok => "ok",
-            Kind::Fail => "fail",
-            Kind::Info => "info",
-        };
-        let mut ev = json!({"type": type_, "process": process, "f": f, "key": key, "value": value, "time": time});
-        if let Some(e) = error {
-            ev["error"] = json!(e);
-        }
-        if let Some(n) = node {
-            ev["node"] = json!(n);
-        }
-        self.write(&mut inner, &ev);
-        match kind {
-            Kind::Ok => inner.counts.ok += 1,
-            Kind::Fail => inner.counts.fail += 1,
-            Kind::Info => inner.counts.info += 1,
+        let mut line = HistoryLine::op(
+            LineType::from(done.outcome),
+            inv.process,
+            inv.f.name(self.kv),
+            Some(&inv.key),
+            done.value,
+            time,
+        );
+        line.error = done.error;
+        line.node = done.node;
+        self.write(&mut inner, &line);
+        match done.outcome {
+            Outcome::Ok => inner.counts.ok += 1,
+            Outcome::Fail => inner.counts.fail += 1,
+            Outcome::Info => inner.counts.info += 1,
         }
         inner.samples.push(Sample {
             at: time,
-            latency: time.saturating_sub(invoked),
-            kind,
+            latency: time.saturating_sub(inv.time),
+            outcome: done.outcome,
+            reason: done.reason,
         });
     }
 
-    /// Records a fault's start or end.
-    pub fn nemesis(&self, f: &str, value: Value) -> u64 {
+    /// Records a fault's start or end (`f` is `start-KIND`, `stop-KIND`, `heal` or
+    /// `crash`); returns its time.
+    pub fn nemesis(&self, f: &str, details: &FaultDetails) -> u64 {
         let mut inner = self.inner.lock().expect("recorder lock");
         let time = self.now();
-        let ev =
-            json!({"type": "nemesis", "process": "nemesis", "f": f, "value": value, "time": time});
-        self.write(&mut inner, &ev);
+        self.write(
+            &mut inner,
+            &HistoryLine::nemesis(f, details.to_value(), time),
+        );
         time
     }
 
@@ -158,57 +174,102 @@ impl Recorder {
     }
 }
 
-/// Latency quantile (0.0..=1.0) of the `ok` operations, in nanoseconds.
-pub fn quantile(samples: &[Sample], q: f64) -> Option<u64> {
+/// Sorted latencies (ns) of the `ok` operations among `samples`.
+pub fn ok_latencies(samples: &[Sample]) -> Vec<u64> {
     let mut l: Vec<u64> = samples
         .iter()
-        .filter(|s| s.kind == Kind::Ok)
+        .filter(|s| s.outcome == Outcome::Ok)
         .map(|s| s.latency)
         .collect();
     l.sort_unstable();
-    quantile_of_sorted(&l, q)
+    l
 }
 
-/// Quantile (0.0..=1.0) of values already sorted ascending; `None` when empty. For
-/// callers that take several quantiles of one sample and sort it once.
-pub fn quantile_of_sorted(sorted: &[u64], q: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-    Some(sorted[i])
+/// Latency quantile (0.0..=1.0) of the `ok` operations, in nanoseconds.
+pub fn quantile(samples: &[Sample], q: f64) -> Option<u64> {
+    quantile_of_sorted(&ok_latencies(samples), q)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
+    fn ok(value: Value) -> Completion {
+        Completion {
+            outcome: Outcome::Ok,
+            value,
+            error: None,
+            reason: None,
+            node: Some(1),
+        }
+    }
+
     #[test]
-    fn records_a_readable_history() {
-        let dir = std::env::temp_dir().join(format!("rec-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("h.jsonl");
+    fn records_a_history_the_checker_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
         let r = Recorder::create(&path, false).unwrap();
-        let t = r.invoke(1, "write", "r0", &json!(3));
-        r.nemesis("start-kill", json!({"nodes": [2]}));
-        r.complete(1, Kind::Ok, "write", "r0", &json!(3), t, Some(1), None);
-        let t = r.invoke(2, "read", "r0", &Value::Null);
-        r.complete(2, Kind::Ok, "read", "r0", &json!(3), t, Some(1), None);
+        let w = r.invoke(1, Func::Write, "r0", json!("3"));
+        let kill = FaultDetails {
+            nodes: vec![2],
+            target: Some("random".into()),
+            ..FaultDetails::default()
+        };
+        r.nemesis("start-kill", &kill);
+        r.complete(&w, ok(json!("3")));
+        let rd = r.invoke(2, Func::Read, "r0", Value::Null);
+        r.complete(&rd, ok(json!("3")));
+        let c = r.invoke(3, Func::Cas, "r0", json!(["1", "2"]));
+        r.complete(
+            &c,
+            Completion {
+                outcome: Outcome::Fail,
+                value: json!(["1", "2"]),
+                error: Some("cas mismatch".into()),
+                reason: Some(FailReason::CasMismatch),
+                node: None,
+            },
+        );
         r.finish().unwrap();
         assert_eq!(
             r.counts(),
             Counts {
                 ok: 2,
-                fail: 0,
+                fail: 1,
                 info: 0
             }
         );
+        assert_eq!(
+            r.samples()[2].reason,
+            Some(FailReason::CasMismatch),
+            "a failure keeps its reason"
+        );
         assert!(quantile(&r.samples(), 0.5).is_some());
+
+        let file = std::fs::File::open(&path).unwrap();
+        let h = checker::history::read_jsonl(std::io::BufReader::new(file)).unwrap();
+        assert_eq!(h.ops.len(), 3);
+        assert_eq!(
+            (h.ops[0].func(), h.ops[0].key.as_deref(), h.ops[0].outcome),
+            (Some(Func::Write), Some("r0"), Outcome::Ok)
+        );
+        assert_eq!(h.ops[1].output, Some(json!("3")));
+        assert_eq!(h.ops[2].outcome, Outcome::Fail);
+        assert_eq!(h.nemesis.len(), 1);
+        assert_eq!(FaultDetails::from_value(&h.nemesis[0].value), kill);
+    }
+
+    #[test]
+    fn kv_histories_say_get_and_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let r = Recorder::create(&path, true).unwrap();
+        let w = r.invoke(0, Func::Write, "k1", json!("v1"));
+        r.complete(&w, ok(json!("v1")));
+        r.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 6);
-        assert!(text
-            .lines()
-            .all(|l| serde_json::from_str::<Value>(l).is_ok()));
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.contains(r#""f":"put""#), "{text}");
     }
 }

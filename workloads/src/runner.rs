@@ -9,9 +9,11 @@ use rand::SeedableRng;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::client::{KvClient, Outcome};
+use checker::Outcome;
+
+use crate::client::{Answer, KvClient};
 use crate::generator::{Func, Generator, OpSpec};
-use crate::recorder::{Kind, Recorder};
+use crate::recorder::{Completion, Recorder};
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -68,23 +70,41 @@ impl Shared {
         op: &OpSpec,
         timeout: Duration,
         home: Option<usize>,
-    ) -> Kind {
-        let kv = self.generator.is_kv();
-        let f = op.f_name(kv);
+    ) -> Outcome {
         let invoke_value = match op.f {
             Func::Read => Value::Null,
             _ => op.value.clone(),
         };
-        let t = self.recorder.invoke(process, f, &op.key, &invoke_value);
-        let outcome = self.client.invoke(op, Instant::now() + timeout, home).await;
-        let (kind, value, error) = match outcome {
-            Outcome::Ok(v) => (Kind::Ok, v, None),
-            Outcome::Fail(e) => (Kind::Fail, invoke_value, Some(e)),
-            Outcome::Info(e) => (Kind::Info, invoke_value, Some(e)),
+        let inv = self
+            .recorder
+            .invoke(process, op.f, &op.key, invoke_value.clone());
+        let answer = self.client.invoke(op, Instant::now() + timeout, home).await;
+        let outcome = answer.outcome();
+        let done = match answer {
+            Answer::Ok(value) => Completion {
+                outcome,
+                value,
+                error: None,
+                reason: None,
+                node: None,
+            },
+            Answer::Fail(reason, e) => Completion {
+                outcome,
+                value: invoke_value,
+                error: Some(e),
+                reason: Some(reason),
+                node: None,
+            },
+            Answer::Info(e) => Completion {
+                outcome,
+                value: invoke_value,
+                error: Some(e),
+                reason: None,
+                node: None,
+            },
         };
-        self.recorder
-            .complete(process, kind, f, &op.key, &value, t, None, error.as_deref());
-        kind
+        self.recorder.complete(&inv, done);
+        outcome
     }
 }
 
@@ -127,7 +147,7 @@ pub async fn run_clients(shared: Arc<Shared>, cfg: ClientConfig) {
                         cfg.reads_at_home.then_some(worker),
                     )
                     .await
-                    == Kind::Info
+                    == Outcome::Info
                 {
                     // Its operation may still be in flight: Jepsen retires the process.
                     process = shared.fresh_process();
@@ -160,7 +180,7 @@ pub async fn final_reads(shared: &Shared, keys: &[String], deadline: Instant) ->
             if shared
                 .perform(process, &op, left.min(Duration::from_secs(5)), None)
                 .await
-                == Kind::Ok
+                == Outcome::Ok
             {
                 done += 1;
                 break;

@@ -1,4 +1,4 @@
-//! Faults: what to break, when, and how to undo it.
+//! The fault schedule: what to break, and when.
 //!
 //! The schedule is planned up front from the seed ([`plan`]): which fault, which target
 //! kind, which partition shape, and a number that picks the nodes. Only the "leader"
@@ -12,7 +12,6 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
@@ -288,15 +287,6 @@ pub fn grudge(p: &Planned, nodes: &[u64], leader: Option<u64>) -> Grudge {
         }
     }
     g
-}
-
-/// A grudge as JSON for the history: `{"1": [2, 3], ...}`.
-pub fn grudge_json(g: &Grudge) -> Value {
-    let mut o = serde_json::Map::new();
-    for (a, deaf) in g {
-        o.insert(a.to_string(), json!(deaf));
-    }
-    Value::Object(o)
 }
 
 #[cfg(test)]

@@ -1,0 +1,161 @@
+//! Faults: what to break, when, and how to undo exactly what was broken.
+//!
+//! [`schedule`] plans the faults from the seed. Each kind of fault lives in its own file
+//! and implements [`Fault`]: `start` applies a planned fault and returns a typed record of
+//! what it did, `stop` undoes precisely that. [`run`] walks the schedule, records every
+//! start and stop in the history, and always stops what it started. A new kind of fault
+//! is one new file, one [`FaultKind`] and one arm in [`Started`].
+
+mod latency;
+mod partition;
+mod process;
+mod schedule;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use checker::record::{FaultDetails, FaultEntry};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use workloads::recorder::Recorder;
+
+use crate::cluster::{find_leader, Cluster};
+use crate::proxy::Network;
+pub use schedule::{plan, FaultKind, Planned, Shape, Target};
+
+/// What faults act on.
+pub struct Env {
+    pub cluster: Arc<tokio::sync::Mutex<Cluster>>,
+    pub net: Arc<Network>,
+    /// Every node's id and client API address.
+    pub apis: Vec<(u64, String)>,
+}
+
+impl Env {
+    fn ids(&self) -> Vec<u64> {
+        self.apis.iter().map(|(i, _)| *i).collect()
+    }
+
+    /// Who leads now, when the plan aims at the leader (asking costs a round trip).
+    async fn leader_for(&self, p: &Planned) -> Option<u64> {
+        if p.target == Target::Leader {
+            find_leader(&self.apis).await
+        } else {
+            None
+        }
+    }
+}
+
+/// One kind of fault.
+pub(crate) trait Fault: Sized {
+    /// Applies `p`; returns what was done, which is all `stop` needs.
+    async fn start(p: &Planned, env: &Env) -> Result<Self>;
+    /// Undoes what `start` did.
+    async fn stop(&self, env: &Env) -> Result<()>;
+    /// In words, for the console and results.json: "kill leader [2]".
+    fn describe(&self) -> String;
+    /// For the history and results.json.
+    fn details(&self) -> FaultDetails;
+}
+
+/// A started fault of any kind.
+pub enum Started {
+    Process(process::ProcessFault),
+    Partition(partition::PartitionFault),
+    Latency(latency::LatencyFault),
+}
+
+impl Started {
+    pub async fn start(p: &Planned, env: &Env) -> Result<Started> {
+        Ok(match p.kind {
+            FaultKind::Kill | FaultKind::Pause => {
+                Started::Process(process::ProcessFault::start(p, env).await?)
+            }
+            FaultKind::Partition => {
+                Started::Partition(partition::PartitionFault::start(p, env).await?)
+            }
+            FaultKind::Latency => Started::Latency(latency::LatencyFault::start(p, env).await?),
+        })
+    }
+
+    pub async fn stop(&self, env: &Env) -> Result<()> {
+        match self {
+            Started::Process(f) => f.stop(env).await,
+            Started::Partition(f) => f.stop(env).await,
+            Started::Latency(f) => f.stop(env).await,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Started::Process(f) => f.describe(),
+            Started::Partition(f) => f.describe(),
+            Started::Latency(f) => f.describe(),
+        }
+    }
+
+    pub fn details(&self) -> FaultDetails {
+        match self {
+            Started::Process(f) => f.details(),
+            Started::Partition(f) => f.details(),
+            Started::Latency(f) => f.details(),
+        }
+    }
+}
+
+/// What the run shows while it goes and reports when it ends.
+#[derive(Default)]
+pub struct Live {
+    /// The fault in force, in words ("" when healthy).
+    pub active: Mutex<String>,
+    /// Faults that started and stopped, in order.
+    pub faults: Mutex<Vec<FaultEntry>>,
+    /// Things that went wrong on the way (a node that crashed, a cluster that did not
+    /// recover).
+    pub warnings: Mutex<Vec<String>>,
+}
+
+impl Live {
+    pub fn warn(&self, w: String) {
+        self.warnings.lock().expect("lock").push(w);
+    }
+}
+
+/// Carries out `schedule` (offsets from `started`) until it ends or `finish` is notified;
+/// a fault in force then is stopped before returning.
+pub async fn run(
+    schedule: Vec<Planned>,
+    started: Instant,
+    env: Arc<Env>,
+    recorder: Arc<Recorder>,
+    live: Arc<Live>,
+    finish: Arc<Notify>,
+) -> Result<()> {
+    for p in schedule {
+        tokio::select! {
+            _ = tokio::time::sleep_until(started + p.start) => {}
+            _ = finish.notified() => return Ok(()),
+        }
+        let fault = Started::start(&p, &env).await?;
+        let details = fault.details();
+        let t0 = recorder.nemesis(&format!("start-{}", p.kind.name()), &details);
+        *live.active.lock().expect("lock") = fault.describe();
+        let finished = tokio::select! {
+            _ = tokio::time::sleep_until(started + p.end) => false,
+            _ = finish.notified() => true,
+        };
+        fault.stop(&env).await?;
+        let t1 = recorder.nemesis(&format!("stop-{}", p.kind.name()), &details);
+        live.active.lock().expect("lock").clear();
+        live.faults.lock().expect("lock").push(FaultEntry {
+            fault: fault.describe(),
+            start_s: t0 as f64 / 1e9,
+            end_s: t1 as f64 / 1e9,
+            value: details,
+        });
+        if finished {
+            return Ok(());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! `test`'s command line, and the configuration it resolves to: validated once, with
+//! durations as `Duration`s, so the phases never parse or check a flag again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use checker::check::CheckOptions;
+use checker::record::{MixRecord, TestRecord};
+use clap::{Args, ValueEnum};
+use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
+
+use crate::cluster::{raft_node_binary, ClusterPlan, ServerKind};
+use crate::nemesis::{FaultKind, Planned, Shape, Target};
+use crate::proxy::LinkMode;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// Few keys; read, write and compare-and-set on small values (Jepsen's register).
+    Register,
+    /// Many keys; get, put (unique values) and delete. Needs no cas endpoint.
+    Kv,
+}
+
+/// Run a chaos test against a local cluster and check it for linearizability.
+///
+/// With no flags: 3 raft-node processes, the register workload (5 clients, 5 keys), every
+/// fault kind (kill, pause, partition, latency) every 3 s, for 30 s; then heal, read every
+/// key, check. Results go to store/<name>/<timestamp>/ (store/latest points at the newest).
+///
+/// Exit codes: 0 valid, 1 invalid (an anomaly; the results name it), 2 unknown (too few
+/// operations succeeded, or the checker ran out of budget), 3 harness error.
+#[derive(Args, Debug, Clone)]
+pub struct TestArgs {
+    /// Test name: the folder under the store (default: the workload's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
+    pub nodes: u64,
+    /// The server binary (default: raft-node beside this executable). Any server taking
+    /// --id --transport-port --api-port --data-dir --peers and serving /kv/:key works.
+    #[arg(long, value_name = "PATH")]
+    pub raft_node: Option<PathBuf>,
+    /// An extra argument for every node (repeat for several), e.g. --node-arg=--heartbeat-ms=30
+    #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    #[arg(long, value_enum, default_value = "register")]
+    pub workload: WorkloadArg,
+    /// healthy (5 clients, 50% writes), high-concurrency (10 clients), write-heavy (80%
+    /// writes), read-heavy (80% reads).
+    #[arg(long, value_parser = ["healthy", "high-concurrency", "write-heavy", "read-heavy"])]
+    pub preset: Option<String>,
+    /// Keys the workload uses (default: 5 for register, 100 for kv).
+    #[arg(long)]
+    pub keys: Option<usize>,
+    /// Concurrent clients (default: the preset's).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Target operations per second over all clients (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of load and faults.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub time_limit: f64,
+    /// Stop the clients after this many operations.
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Weights of read, write, cas and delete, e.g. read=50,write=30,cas=20 (overrides the preset).
+    #[arg(long, value_name = "F=W,...")]
+    pub mix: Option<String>,
+    /// Seconds an operation may take before its outcome is recorded as unknown.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub op_timeout: f64,
+    /// Faults to inject: any of kill,pause,partition,latency, or all, or none.
+    #[arg(long, default_value = "all")]
+    pub nemesis: String,
+    /// Seconds of each fault, and of each healthy gap between faults.
+    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
+    pub nemesis_interval: f64,
+    /// Whom kills and pauses hit: any of random,leader,minority,majority,every (all nodes
+    /// at once), or all (the first four).
+    #[arg(long, default_value = "all")]
+    pub nemesis_targets: String,
+    /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
+    #[arg(long, default_value = "all")]
+    pub partitions: String,
+    /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
+    /// slower network: every window a race needs, such as the first round trip of a new
+    /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub link_latency: u64,
+    /// Seed of the fault schedule and the clients' choices (default: random; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Root folder of the results.
+    #[arg(long, default_value = "store", value_name = "DIR")]
+    pub store: PathBuf,
+    /// Fewer ok operations than this makes the verdict "unknown", never "valid".
+    #[arg(long, default_value_t = 50)]
+    pub min_ok: u64,
+    /// Repeat the test this many times (seeds seed, seed+1, ...); stop at the first invalid.
+    #[arg(long, default_value_t = 1)]
+    pub test_count: u32,
+    /// Seconds the checker may take.
+    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
+    pub check_timeout: f64,
+    /// Memory budget of the checker's search for one key, in MiB (keys are checked in
+    /// parallel, one per core).
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub check_memory: u64,
+    /// Also write a JUnit XML report here (one test case per run; an anomaly is a
+    /// failure, an unknown verdict is skipped, a harness error is an error).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+/// A validated `test` configuration.
+pub struct Config {
+    pub args: TestArgs,
+    pub name: String,
+    pub kind: WorkloadKind,
+    pub keys: usize,
+    pub concurrency: usize,
+    pub mix: Mix,
+    pub faults: Vec<FaultKind>,
+    pub targets: Vec<Target>,
+    pub shapes: Vec<Shape>,
+    /// The server binary.
+    pub bin: PathBuf,
+    pub time_limit: Duration,
+    pub op_timeout: Duration,
+    pub check_timeout: Duration,
+    /// Length of each fault and of each healthy gap (zero when no fault is planned).
+    pub nemesis_interval: Duration,
+    /// `--check-memory` as a number of search configurations.
+    pub check_max_configs: usize,
+}
+
+/// Parses a comma-separated list against `all`; `all` and `none` are words too.
+fn list<T: Copy>(
+    s: &str,
+    all: &[T],
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<Vec<T>> {
+    match s.trim() {
+        "all" => Ok(all.to_vec()),
+        "none" | "" => Ok(Vec::new()),
+        s => s
+            .split(',')
+            .map(|p| parse(p.trim()).with_context(|| format!("unknown {what} {p:?}")))
+            .collect(),
+    }
+}
+
+/// Parses `--mix read=50,write=30,...` (get and put are read and write).
+pub(crate) fn parse_mix(s: &str) -> Result<Mix> {
+    let mut mix = Mix {
+        read: 0,
+        write: 0,
+        cas: 0,
+        delete: 0,
+    };
+    for part in s.split(',') {
+        let (f, w) = part
+            .split_once('=')
+            .with_context(|| format!("--mix part {part:?} is not F=WEIGHT"))?;
+        let w: u32 = w
+            .trim()
+            .parse()
+            .with_context(|| format!("--mix weight {w:?} is not a whole number"))?;
+        match checker::Func::parse(f.trim()) {
+            Some(checker::Func::Read) => mix.read = w,
+            Some(checker::Func::Write) => mix.write = w,
+            Some(checker::Func::Cas) if f.trim() == "cas" => mix.cas = w,
+            Some(checker::Func::Delete) if f.trim() == "delete" => mix.delete = w,
+            _ => bail!("--mix knows read, write, cas, delete; not {:?}", f.trim()),
+        }
+    }
+    Ok(mix)
+}
+
+/// A flag's seconds as a `Duration`, refusing zero, negative and non-finite values.
+pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
+    if !(v.is_finite() && v > 0.0) {
+        bail!("{flag} must be a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Checks every flag and works out the defaults.
+pub fn resolve(args: TestArgs) -> Result<Config> {
+    let kind = match args.workload {
+        WorkloadArg::Register => WorkloadKind::Register,
+        WorkloadArg::Kv => WorkloadKind::Kv,
+    };
+    let p = args
+        .preset
+        .as_deref()
+        .map_or(PRESETS[0], |n| preset(n).expect("clap checked it"));
+    let mix = match &args.mix {
+        Some(m) => parse_mix(m)?,
+        None => mix_for(kind, p.write_pct),
+    };
+    let bin = raft_node_binary(args.raft_node.as_ref())?;
+    let faults = list(&args.nemesis, &FaultKind::ALL, FaultKind::parse, "fault")?;
+    let nemesis_interval = if faults.is_empty() {
+        Duration::ZERO
+    } else {
+        secs(args.nemesis_interval, "--nemesis-interval")?.max(Duration::from_millis(100))
+    };
+    let targets = list(&args.nemesis_targets, &Target::ALL, Target::parse, "target")?;
+    let shapes = list(
+        &args.partitions,
+        &Shape::ALL,
+        Shape::parse,
+        "partition shape",
+    )?;
+    if let Some(r) = args.rate {
+        if !(r.is_finite() && r > 0.0) {
+            bail!("--rate must be a positive number of operations per second");
+        }
+    }
+    let name = args.name.clone().unwrap_or_else(|| match kind {
+        WorkloadKind::Register => "register".into(),
+        WorkloadKind::Kv => "kv".into(),
+    });
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        bail!("--name must be a plain folder name");
+    }
+    Ok(Config {
+        keys: args
+            .keys
+            .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 })
+            .max(1),
+        concurrency: args.concurrency.unwrap_or(p.concurrency).clamp(1, 1024),
+        time_limit: secs(args.time_limit, "--time-limit")?,
+        op_timeout: secs(args.op_timeout, "--op-timeout")?,
+        check_timeout: secs(args.check_timeout, "--check-timeout")?,
+        check_max_configs: CheckOptions::max_configs_for_mib(args.check_memory),
+        nemesis_interval,
+        name,
+        kind,
+        mix,
+        faults,
+        targets: if targets.is_empty() {
+            vec![Target::Random]
+        } else {
+            targets
+        },
+        shapes: if shapes.is_empty() {
+            vec![Shape::Halves]
+        } else {
+            shapes
+        },
+        bin,
+        args,
+    })
+}
+
+impl Config {
+    /// The cluster `test` starts: every link through a proxy, at `--link-latency`.
+    pub fn cluster_plan(&self) -> ClusterPlan {
+        let baseline = match self.args.link_latency {
+            0 => LinkMode::Up,
+            ms => LinkMode::Delay { ms, jitter_ms: 0 },
+        };
+        ClusterPlan {
+            kind: ServerKind::RaftNode,
+            bin: self.bin.clone(),
+            node_args: self.args.node_args.clone(),
+            nodes: self.args.nodes,
+            proxies: Some(baseline),
+            leader_within: Duration::from_secs(20),
+        }
+    }
+
+    /// `test.json` for a run with this seed and schedule.
+    pub fn test_record(&self, seed: u64, command: &str, schedule: &[Planned]) -> TestRecord {
+        let a = &self.args;
+        TestRecord {
+            name: self.name.clone(),
+            seed,
+            command: command.to_string(),
+            nodes: a.nodes,
+            server: self.bin.clone(),
+            node_args: a.node_args.clone(),
+            workload: format!("{:?}", a.workload).to_lowercase(),
+            preset: a.preset.clone(),
+            keys: self.keys,
+            concurrency: self.concurrency,
+            rate: a.rate,
+            mix: MixRecord {
+                read: self.mix.read,
+                write: self.mix.write,
+                cas: self.mix.cas,
+                delete: self.mix.delete,
+            },
+            time_limit_s: a.time_limit,
+            ops: a.ops,
+            op_timeout_s: a.op_timeout,
+            nemesis: self.faults.iter().map(|f| f.name().to_string()).collect(),
+            nemesis_interval_s: a.nemesis_interval,
+            link_latency_ms: a.link_latency,
+            nemesis_targets: self.targets.iter().map(|t| t.name().to_string()).collect(),
+            partitions: self.shapes.iter().map(|s| s.name().to_string()).collect(),
+            schedule: schedule.iter().map(|p| p.to_string()).collect(),
+            min_ok: a.min_ok,
+            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+}
+
+/// The command that replays this run: the same arguments with this seed.
+pub fn replay_command(seed: u64) -> String {
+    let mut out = vec!["chaos-runner".to_string()];
+    let mut args = std::env::args().skip(1).peekable();
+    while let Some(a) = args.next() {
+        if a == "--seed" {
+            args.next();
+            continue;
+        }
+        if a.starts_with("--seed=") || a == "--test-count" || a.starts_with("--test-count=") {
+            if a == "--test-count" {
+                args.next();
+            }
+            continue;
+        }
+        out.push(if a.contains(' ') || a.is_empty() {
+            format!("'{a}'")
+        } else {
+            a
+        });
+    }
+    out.push(format!("--seed {seed}"));
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixes_parse_and_bad_ones_are_named() {
+        let m = parse_mix("read=50,write=30,cas=20").unwrap();
+        assert_eq!((m.read, m.write, m.cas, m.delete), (50, 30, 20, 0));
+        let m = parse_mix("get=1, put=2,delete=3").unwrap();
+        assert_eq!((m.read, m.write, m.delete), (1, 2, 3));
+        let err = parse_mix("append=1").unwrap_err().to_string();
+        assert!(err.contains("\"append\""), "{err}");
+        assert!(parse_mix("read").is_err());
+        assert!(parse_mix("read=x").is_err());
+    }
+
+    #[test]
+    fn seconds_must_be_positive_and_finite() {
+        assert_eq!(secs(1.5, "--x").unwrap(), Duration::from_millis(1500));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(secs(bad, "--x").is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What a person watching the run sees: a progress bar on a terminal, a line every five
+//! seconds otherwise; and a loud warning when a node dies on its own.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use checker::record::FaultDetails;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use workloads::recorder::Recorder;
+
+use crate::cluster::Cluster;
+use crate::nemesis::Live;
+
+/// A node that exits on its own (not by the nemesis) is a finding worth shouting: record
+/// it in the history and the warnings.
+async fn report_crashes(cluster: &tokio::sync::Mutex<Cluster>, recorder: &Recorder, live: &Live) {
+    let mut c = cluster.lock().await;
+    for id in c.ids() {
+        if let Some(status) = c.exited(id) {
+            let w = format!(
+                "node {id} exited on its own ({status}); the end of its log:\n{}",
+                c.log_tail(id, 10)
+            );
+            let details = FaultDetails {
+                nodes: vec![id],
+                status: Some(status),
+                ..FaultDetails::default()
+            };
+            recorder.nemesis("crash", &details);
+            eprintln!("WARNING: {w}");
+            live.warn(w);
+        }
+    }
+}
+
+fn bar(time_limit: Duration) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(time_limit.as_millis() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} [{bar:24}] {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        b
+    })
+}
+
+/// Runs until `done` is notified.
+pub async fn run(
+    recorder: Arc<Recorder>,
+    live: Arc<Live>,
+    cluster: Arc<tokio::sync::Mutex<Cluster>>,
+    time_limit: Duration,
+    done: Arc<Notify>,
+) {
+    let bar = bar(time_limit);
+    let start = Instant::now();
+    let mut last_line = Instant::now();
+    let (mut last_total, mut last_t, mut rate) = (0, Instant::now(), 0.0);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = done.notified() => break,
+        }
+        report_crashes(&cluster, &recorder, &live).await;
+        let counts = recorder.counts();
+        let dt = last_t.elapsed().as_secs_f64();
+        if dt >= 1.0 {
+            rate = (counts.total() - last_total) as f64 / dt;
+            (last_total, last_t) = (counts.total(), Instant::now());
+        }
+        let active = live.active.lock().expect("lock").clone();
+        let msg = format!(
+            "ok {} fail {} info {} | {:.0} ops/s | {}",
+            counts.ok,
+            counts.fail,
+            counts.info,
+            rate,
+            if active.is_empty() {
+                "no fault"
+            } else {
+                &active
+            }
+        );
+        match &bar {
+            Some(b) => {
+                b.set_position(start.elapsed().as_millis() as u64);
+                b.set_message(msg);
+            }
+            None if last_line.elapsed() >= Duration::from_secs(5) => {
+                eprintln!("[{:>5.1}s] {msg}", start.elapsed().as_secs_f64());
+                last_line = Instant::now();
+            }
+            None => {}
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}

@@ -1,0 +1,102 @@
+//! What a run leaves behind: `results.json` (a [`RunResults`]) and the lines printed at
+//! the end, both from the same record so they always agree.
+
+use std::path::Path;
+
+use checker::check::CheckReport;
+use checker::record::{Counts, FaultEntry, FinalReads, LatencyMs, PhaseTime, RunResults};
+use workloads::recorder::{ok_latencies, Sample};
+
+use super::verdict::Judgement;
+
+/// Everything `results.json` is made of.
+pub struct Facts {
+    pub seed: u64,
+    pub command: String,
+    pub counts: Counts,
+    /// Seconds the clients ran.
+    pub load_secs: f64,
+    pub samples: Vec<Sample>,
+    pub faults: Vec<FaultEntry>,
+    pub final_reads: FinalReads,
+    pub warnings: Vec<String>,
+    pub after_time_limit: Vec<PhaseTime>,
+}
+
+/// Nanoseconds as milliseconds with two decimals.
+fn ms(ns: Option<u64>) -> Option<f64> {
+    ns.map(|n| (n as f64 / 1e4).round() / 100.0)
+}
+
+pub fn results(facts: Facts, report: CheckReport, judged: Judgement) -> RunResults {
+    let sorted = ok_latencies(&facts.samples);
+    let q = |q: f64| ms(checker::record::quantile_of_sorted(&sorted, q));
+    RunResults {
+        verdict: judged.verdict,
+        reason: judged.reason,
+        seed: facts.seed,
+        command: facts.command,
+        counts: facts.counts,
+        duration_s: facts.load_secs,
+        throughput_ok_per_s: facts.counts.ok as f64 / facts.load_secs.max(1e-9),
+        latency_ms: LatencyMs {
+            p50: q(0.5),
+            p95: q(0.95),
+            p99: q(0.99),
+            max: q(1.0),
+        },
+        faults: facts.faults,
+        final_reads: facts.final_reads,
+        warnings: facts.warnings,
+        after_time_limit_s: facts.after_time_limit,
+        checker_summary: report.summary(),
+        checker: report,
+    }
+}
+
+/// The closing lines on standard output. `phases` is `after_time_limit_s` and what came
+/// after results.json was written (the report).
+pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&Path>) {
+    let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    println!(
+        "ops: {} ok, {} fail, {} info in {:.1} s ({:.0} ok/s); latency p50 {}, p99 {}",
+        r.counts.ok,
+        r.counts.fail,
+        r.counts.info,
+        r.duration_s,
+        r.throughput_ok_per_s,
+        fmt_ms(r.latency_ms.p50),
+        fmt_ms(r.latency_ms.p99)
+    );
+    let faults: Vec<String> = r
+        .faults
+        .iter()
+        .map(|f| format!("{:.1}s {}", f.start_s, f.fault))
+        .collect();
+    let list = if faults.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", faults.join(", "))
+    };
+    println!("faults: {}{list}", faults.len());
+    for w in &r.warnings {
+        println!("warning: {}", w.lines().next().unwrap_or(""));
+    }
+    println!("checker: {}", r.checker_summary);
+    let phases: Vec<String> = phases
+        .iter()
+        .map(|p| format!("{} {:.2}", p.phase, p.s))
+        .collect();
+    println!("seconds after the time limit: {}", phases.join(", "));
+    let reason = r
+        .reason
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    println!("verdict: {}{reason}", r.verdict.as_str().to_uppercase());
+    println!("results: {}", dir.display());
+    if let Some(p) = report {
+        println!("report:  {}", p.display());
+    }
+    println!("replay:  {}", r.command);
+}

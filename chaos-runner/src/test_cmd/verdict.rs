@@ -1,0 +1,122 @@
+//! The verdict rules: when a run's checker verdict stands, and when it is downgraded to
+//! unknown because a "valid" would prove nothing. Pure, so every rule has its own test.
+
+use checker::check::{CheckReport, Verdict};
+
+/// A run's verdict and, when it is unknown, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+}
+
+/// What the rules look at besides the checker's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    /// Operations that completed ok (reads and writes).
+    pub ok_ops: u64,
+    /// Writes (anything but a read) that completed ok.
+    pub ok_writes: u64,
+    /// `--min-ok`.
+    pub min_ok: u64,
+}
+
+/// Invalid always stands: one anomaly is proof whatever else happened. Unknown keeps the
+/// checker's reason. Valid stands only with at least `min_ok` ok operations and at least
+/// one ok write, since reads of a never-written register agree with any history.
+pub fn judge(report: &CheckReport, e: Evidence) -> Judgement {
+    let unknown = |reason: String| Judgement {
+        verdict: Verdict::Unknown,
+        reason: Some(reason),
+    };
+    match report.verdict {
+        Verdict::Invalid => Judgement {
+            verdict: Verdict::Invalid,
+            reason: None,
+        },
+        Verdict::Unknown => Judgement {
+            verdict: Verdict::Unknown,
+            reason: report.unknown.first().map(|u| u.reason.clone()),
+        },
+        Verdict::Valid if e.ok_ops < e.min_ok => unknown(format!(
+            "only {} operations succeeded (--min-ok {})",
+            e.ok_ops, e.min_ok
+        )),
+        Verdict::Valid if e.ok_writes == 0 => unknown(
+            "no write succeeded, so the reads prove nothing (see the errors in history.jsonl)"
+                .into(),
+        ),
+        Verdict::Valid => Judgement {
+            verdict: Verdict::Valid,
+            reason: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use checker::check::{check, CheckOptions};
+    use checker::model::Register;
+    use checker::HistoryBuilder;
+    use serde_json::json;
+
+    use super::*;
+
+    fn report(stale: bool) -> CheckReport {
+        let mut b = HistoryBuilder::new();
+        b.invoke(0, "write", None, json!("1"), 1)
+            .ok(0, "write", json!("1"), 2);
+        let read = if stale { json!("0") } else { json!("1") };
+        b.invoke(1, "read", None, json!(null), 3)
+            .ok(1, "read", read, 4);
+        check(&Register::new(true), &b.build(), &CheckOptions::default()).unwrap()
+    }
+
+    fn evidence(ok_ops: u64, ok_writes: u64, min_ok: u64) -> Evidence {
+        Evidence {
+            ok_ops,
+            ok_writes,
+            min_ok,
+        }
+    }
+
+    #[test]
+    fn a_valid_run_with_enough_evidence_is_valid() {
+        let j = judge(&report(false), evidence(100, 10, 50));
+        assert_eq!((j.verdict, j.reason), (Verdict::Valid, None));
+    }
+
+    #[test]
+    fn too_few_ok_operations_make_valid_unknown() {
+        let j = judge(&report(false), evidence(49, 10, 50));
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(j.reason.unwrap().contains("--min-ok 50"));
+    }
+
+    #[test]
+    fn no_ok_write_makes_valid_unknown() {
+        let j = judge(&report(false), evidence(100, 0, 50));
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(j.reason.unwrap().contains("no write succeeded"));
+    }
+
+    #[test]
+    fn invalid_is_never_downgraded() {
+        let j = judge(&report(true), evidence(0, 0, 50));
+        assert_eq!((j.verdict, j.reason), (Verdict::Invalid, None));
+    }
+
+    #[test]
+    fn unknown_keeps_the_checkers_reason() {
+        let mut r = report(false);
+        r.verdict = Verdict::Unknown;
+        r.unknown.push(checker::check::KeyUnknown {
+            key: None,
+            ops: 2,
+            reason: "the search ran out of time".into(),
+        });
+        let j = judge(&r, evidence(100, 10, 50));
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert_eq!(j.reason.as_deref(), Some("the search ran out of time"));
+    }
+}

@@ -1,0 +1,254 @@
+//! The records of a run, shared by every crate that writes or reads them: `test.json`
+//! ([`TestRecord`]), `results.json` ([`RunResults`]) and the details of a fault in the
+//! history and the results ([`FaultDetails`]). The history's own lines are
+//! [`crate::history::HistoryLine`].
+//!
+//! `chaos-runner` writes these types and `reports` reads them, so renaming a field is a
+//! compile error on both sides instead of a silently empty report. They live here, in the
+//! crate every other crate already depends on, as Porcupine's `Operation` is shared by its
+//! checker and its visualizer.
+//!
+//! Reading stays tolerant of files written by earlier versions: every field has a default,
+//! and fields whose shape changed read as their default when the old shape is found.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::check::{CheckReport, Verdict};
+
+/// Reads `T`, or its default when the value has another shape (an older file's).
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(T::deserialize(v).unwrap_or_default())
+}
+
+/// The one quantile definition of the workspace (nearest rank): the smallest value with at
+/// least a fraction `q` of the sample at or below it. `sorted` must be ascending; `None`
+/// when it is empty. The summary, results.json, the bench and the plots all use it, so
+/// they show the same p50 for the same operations.
+pub fn quantile_of_sorted<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.saturating_sub(1).min(sorted.len() - 1)])
+}
+
+/// Weights of each function in a workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MixRecord {
+    pub read: u32,
+    pub write: u32,
+    pub cas: u32,
+    pub delete: u32,
+}
+
+/// `test.json`: everything needed to understand and reproduce a run, written before it
+/// starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TestRecord {
+    pub name: String,
+    pub seed: u64,
+    /// The command line that replays this run.
+    pub command: String,
+    pub nodes: u64,
+    /// The server binary.
+    pub server: PathBuf,
+    pub node_args: Vec<String>,
+    /// `register` or `kv`.
+    pub workload: String,
+    pub preset: Option<String>,
+    pub keys: usize,
+    pub concurrency: usize,
+    pub rate: Option<f64>,
+    pub mix: MixRecord,
+    pub time_limit_s: f64,
+    pub ops: Option<u64>,
+    pub op_timeout_s: f64,
+    /// Fault kinds in play.
+    pub nemesis: Vec<String>,
+    pub nemesis_interval_s: f64,
+    pub link_latency_ms: u64,
+    pub nemesis_targets: Vec<String>,
+    pub partitions: Vec<String>,
+    /// The planned faults, one line each ("3.0s kill leader").
+    pub schedule: Vec<String>,
+    pub min_ok: u64,
+    /// RFC 3339, seconds: sorts the run index.
+    pub started: String,
+}
+
+/// Operations by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.ok + self.fail + self.info
+    }
+}
+
+/// Latency quantiles of the ok operations, in milliseconds (two decimals); `None` when no
+/// operation succeeded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatencyMs {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// What a fault did, as the nemesis records it in the history (the `value` of its start
+/// and stop events) and in the results. Fields a kind does not use are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultDetails {
+    /// The nodes it touched (killed, paused, cut off, slowed, healed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<u64>,
+    /// Kill and pause: whom they aimed at (random, leader, minority, majority, every).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Partition: its shape (isolate, halves, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
+    /// Partition: `cut` (connections refused) or `black-hole` (swallowed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Partition: node → the nodes it does not hear (keys are node ids as text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grudge: Option<BTreeMap<String, Vec<u64>>>,
+    /// Latency: the added one-way delay and its jitter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    /// Crash: how the process ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+impl FaultDetails {
+    /// Reads the details of any nemesis event; events from other tools, whose values have
+    /// other shapes, give empty details.
+    pub fn from_value(v: &serde_json::Value) -> FaultDetails {
+        FaultDetails::deserialize(v).unwrap_or_default()
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("fault details serialize")
+    }
+}
+
+/// One fault that happened, in `results.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultEntry {
+    /// In words: "kill leader [2]", "partition halves (cut)".
+    pub fault: String,
+    /// Seconds on the history's clock.
+    pub start_s: f64,
+    pub end_s: f64,
+    #[serde(deserialize_with = "lenient")]
+    pub value: FaultDetails,
+}
+
+/// Final reads after healing: keys read, and keys no read succeeded for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FinalReads {
+    pub ok: usize,
+    pub failed: usize,
+}
+
+/// When a phase after the time limit finished, in seconds after it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PhaseTime {
+    pub phase: String,
+    pub s: f64,
+}
+
+/// `results.json`: the verdict and what led to it, written when a run ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    pub verdict: Verdict,
+    /// Why the verdict is `unknown`, when it is.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub command: String,
+    #[serde(default)]
+    pub counts: Counts,
+    /// Seconds of load (clients running).
+    #[serde(default)]
+    pub duration_s: f64,
+    #[serde(default)]
+    pub throughput_ok_per_s: f64,
+    #[serde(default)]
+    pub latency_ms: LatencyMs,
+    #[serde(default)]
+    pub faults: Vec<FaultEntry>,
+    #[serde(default)]
+    pub final_reads: FinalReads,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The phases after the time limit, in order (older files kept a map: read as empty).
+    #[serde(default, deserialize_with = "lenient")]
+    pub after_time_limit_s: Vec<PhaseTime>,
+    #[serde(default)]
+    pub checker_summary: String,
+    pub checker: CheckReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile_of_sorted(&v, 0.5), Some(50));
+        assert_eq!(quantile_of_sorted(&v, 0.99), Some(99));
+        assert_eq!(quantile_of_sorted(&v, 1.0), Some(100));
+        assert_eq!(quantile_of_sorted(&v, 0.0), Some(1));
+        assert_eq!(quantile_of_sorted(&[7.5], 0.5), Some(7.5));
+        assert_eq!(quantile_of_sorted::<u64>(&[], 0.5), None);
+        // Two values: the median is the lower one (half the sample is at or below it).
+        assert_eq!(quantile_of_sorted(&[1, 2], 0.5), Some(1));
+    }
+
+    #[test]
+    fn fault_details_write_only_what_a_kind_uses_and_read_anything() {
+        let kill = FaultDetails {
+            nodes: vec![2],
+            target: Some("leader".into()),
+            ..FaultDetails::default()
+        };
+        assert_eq!(
+            kill.to_value().to_string(),
+            r#"{"nodes":[2],"target":"leader"}"#
+        );
+        assert_eq!(FaultDetails::from_value(&kill.to_value()), kill);
+        // Another tool's nemesis value (node names, not ids) reads as no details.
+        let other = serde_json::json!({"nodes": ["n1"], "grudge": {"n1": ["n2"]}});
+        assert_eq!(FaultDetails::from_value(&other), FaultDetails::default());
+    }
+}
