@@ -349,8 +349,10 @@ pub struct HistoryLine {
     /// A string, or a number read as its decimal text.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub key: Value,
-    #[serde(default)]
-    pub value: Value,
+    /// Arguments (invoke) or result (ok); absent and `null` both read as `null`. Always
+    /// written on operations, never on the header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<u64>,
     /// Why a `fail` or `info` operation ended so (for people; the checker ignores it).
@@ -370,7 +372,7 @@ impl HistoryLine {
             process: None,
             f: None,
             key: Value::Null,
-            value: Value::Null,
+            value: None,
             time: None,
             error: None,
             node: None,
@@ -400,7 +402,7 @@ impl HistoryLine {
             process: Some(ProcessField::Client(process)),
             f: Some(f.into()),
             key: key.map_or(Value::Null, |k| Value::String(k.into())),
-            value,
+            value: Some(value),
             time: Some(time),
             ..HistoryLine::new(kind)
         }
@@ -411,7 +413,7 @@ impl HistoryLine {
         HistoryLine {
             process: Some(ProcessField::Named("nemesis".into())),
             f: Some(f.into()),
-            value,
+            value: Some(value),
             time: Some(time),
             ..HistoryLine::new(LineType::Nemesis)
         }
@@ -467,7 +469,7 @@ pub fn parse_jsonl_line(text: &str, line: usize) -> Result<Option<Event>, Histor
         process,
         f: raw.f,
         key: key_text(&raw.key),
-        value: raw.value,
+        value: raw.value.unwrap_or(Value::Null),
         time: raw.time,
         line,
     }))
@@ -554,6 +556,42 @@ impl HistoryBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_lines_read_back_as_the_same_events() {
+        let header = HistoryLine::header().to_json_line();
+        assert_eq!(
+            header,
+            b"{\"type\":\"header\",\"schema\":\"chaos-history\",\"version\":1}\n"
+        );
+        assert_eq!(
+            parse_jsonl_line(std::str::from_utf8(&header).unwrap(), 1).unwrap(),
+            None
+        );
+        let read = HistoryLine::op(LineType::Invoke, 3, "read", Some("k"), Value::Null, 9);
+        let text = String::from_utf8(read.to_json_line()).unwrap();
+        assert!(text.contains("\"value\":null"), "{text}");
+        let ev = parse_jsonl_line(&text, 2).unwrap().unwrap();
+        assert_eq!(
+            (
+                ev.kind,
+                ev.process,
+                ev.f.as_deref(),
+                ev.key.as_deref(),
+                ev.time
+            ),
+            (EventType::Invoke, Some(3), Some("read"), Some("k"), Some(9))
+        );
+        let fault = HistoryLine::nemesis("start-kill", serde_json::json!({"nodes": [2]}), 10);
+        let text = String::from_utf8(fault.to_json_line()).unwrap();
+        let ev = parse_jsonl_line(&text, 3).unwrap().unwrap();
+        assert_eq!(
+            (ev.process, ev.value),
+            (None, serde_json::json!({"nodes": [2]}))
+        );
+        let bad = parse_jsonl_line(r#"{"type":"ok","process":"p1","time":1}"#, 4);
+        assert!(bad.unwrap_err().to_string().contains("process must be"));
+    }
 
     #[test]
     fn pairs_events_and_reports_bad_lines() {

@@ -479,10 +479,6 @@ impl Storage {
         }
         sync_dir(&self.dir)
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 #[cfg(test)]

@@ -142,10 +142,6 @@ impl KvClient {
         }
     }
 
-    pub fn nodes(&self) -> &[NodeApi] {
-        &self.nodes
-    }
-
     /// Points operations without a home node at `nodes[index]` (the known leader).
     pub fn set_leader(&self, index: usize) {
         self.leader.store(index, Ordering::Relaxed);

@@ -91,10 +91,6 @@ impl Generator {
         json!(v)
     }
 
-    pub fn is_kv(&self) -> bool {
-        self.kind == WorkloadKind::Kv
-    }
-
     /// The name of key number `i`.
     pub fn key(&self, i: usize) -> String {
         match self.kind {

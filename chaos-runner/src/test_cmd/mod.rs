@@ -246,7 +246,8 @@ fn evidence(cfg: &Config, history: &History) -> Evidence {
     let ok = history.ops.iter().filter(|o| o.outcome == Outcome::Ok);
     Evidence {
         ok_ops: ok.clone().count() as u64,
-        ok_writes: ok.filter(|o| o.func() != Some(Func::Read)).count() as u64,
+        // A function the models do not know counts as a write: never a reason to doubt.
+        ok_writes: ok.filter(|o| o.func().is_none_or(Func::is_write)).count() as u64,
         min_ok: cfg.args.min_ok,
     }
 }

@@ -138,21 +138,3 @@ pub struct SnapshotResponse {
     /// `last_index`.
     pub done: bool,
 }
-
-impl Body {
-    /// Short name for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Body::Vote(v) if v.pre_vote => "PreVote",
-            Body::Vote(_) => "Vote",
-            Body::VoteResponse(v) if v.pre_vote => "PreVoteResponse",
-            Body::VoteResponse(_) => "VoteResponse",
-            Body::Append(_) => "Append",
-            Body::AppendResponse(_) => "AppendResponse",
-            Body::Heartbeat(_) => "Heartbeat",
-            Body::HeartbeatResponse(_) => "HeartbeatResponse",
-            Body::Snapshot(_) => "Snapshot",
-            Body::SnapshotResponse(_) => "SnapshotResponse",
-        }
-    }
-}
