@@ -15,7 +15,7 @@ use checker::{Outcome, Verdict};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tokio::time::Instant;
-use workloads::client::{Dialect, FailReason, KvClient, NodeApi};
+use workloads::client::{Dialect, FailReason};
 use workloads::generator::{Generator, Mix, WorkloadKind};
 use workloads::recorder::{Recorder, Sample};
 use workloads::runner::{run_clients, ClientConfig, Shared};
@@ -298,15 +298,7 @@ async fn drive(
         BenchTarget::RaftNode => Dialect::RaftNode,
         BenchTarget::Etcd => Dialect::Etcd,
     };
-    let nodes = running
-        .apis
-        .iter()
-        .map(|(id, addr)| NodeApi {
-            id: *id,
-            addr: addr.clone(),
-        })
-        .collect();
-    let client = Arc::new(KvClient::with_dialect(nodes, dialect));
+    let client = Arc::new(running.client(dialect));
     client.set_leader((running.leader - 1) as usize);
     let generator = Arc::new(
         Generator::new(WorkloadKind::Register, args.keys, plan.mix)

@@ -21,6 +21,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use workloads::client::{Dialect, KvClient, NodeApi};
+
 use crate::proxy::{LinkMode, Network};
 use crate::store::RunDir;
 
@@ -399,6 +401,21 @@ pub struct Running {
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
     pub leader: u64,
+}
+
+impl Running {
+    /// A recording client for this cluster, speaking `dialect`.
+    pub fn client(&self, dialect: Dialect) -> KvClient {
+        let nodes = self
+            .apis
+            .iter()
+            .map(|(id, addr)| NodeApi {
+                id: *id,
+                addr: addr.clone(),
+            })
+            .collect();
+        KvClient::with_dialect(nodes, dialect)
+    }
 }
 
 /// Reserves ports, starts the proxies (if any) and every node with its data and log in

@@ -123,10 +123,8 @@ fn percent_encode(key: &str) -> String {
 }
 
 impl KvClient {
-    pub fn new(nodes: Vec<NodeApi>) -> Self {
-        Self::with_dialect(nodes, Dialect::RaftNode)
-    }
-
+    /// A client of `nodes`, all speaking `dialect`, with one connection pool for every
+    /// operation.
     pub fn with_dialect(nodes: Vec<NodeApi>, dialect: Dialect) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);

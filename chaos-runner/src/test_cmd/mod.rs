@@ -25,7 +25,7 @@ use checker::record::{FaultDetails, FinalReads, PhaseTime, RunResults};
 use checker::{Func, History, Outcome};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use workloads::client::{KvClient, NodeApi};
+use workloads::client::Dialect;
 use workloads::generator::{Generator, WorkloadKind};
 use workloads::recorder::Recorder;
 use workloads::runner::{final_reads, run_clients, ClientConfig, Shared};
@@ -79,17 +79,10 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         Recorder::create(&run.history(), cfg.kind == WorkloadKind::Kv)
             .with_context(|| format!("cannot create {}", run.history().display()))?,
     );
-    let nodes = running
-        .apis
-        .iter()
-        .map(|(id, addr)| NodeApi {
-            id: *id,
-            addr: addr.clone(),
-        })
-        .collect();
+    let client = Arc::new(running.client(Dialect::RaftNode));
     let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, cfg.mix));
     let keys = generator.all_keys();
-    let shared = Shared::new(Arc::new(KvClient::new(nodes)), generator, recorder.clone());
+    let shared = Shared::new(client, generator, recorder.clone());
     let env = Env {
         cluster: Arc::new(tokio::sync::Mutex::new(running.cluster)),
         net: Arc::new(running.net.context("test runs behind proxies")?),
