@@ -71,6 +71,12 @@ impl Network {
         self.links[&(from, to)].addr
     }
 
+    /// What the link from `from` to `to` does now (tests check faults with it).
+    #[cfg(test)]
+    pub fn mode(&self, from: u64, to: u64) -> Option<LinkMode> {
+        self.links.get(&(from, to)).map(|l| *l.mode.borrow())
+    }
+
     pub fn set(&self, from: u64, to: u64, mode: LinkMode) {
         if let Some(l) = self.links.get(&(from, to)) {
             l.mode.send_replace(mode);

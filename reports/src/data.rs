@@ -1,7 +1,7 @@
 //! A run as the report sees it: the typed records of its folder.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use checker::history::{read_jsonl, History, Operation, Outcome};
 use checker::record::{FaultDetails, RunResults, TestRecord};
@@ -19,7 +19,6 @@ pub struct Fault {
 }
 
 pub struct Run {
-    pub dir: PathBuf,
     /// `test.json`; `None` when the file is missing.
     pub test: Option<TestRecord>,
     /// `results.json`; `None` while the run has not finished.
@@ -129,7 +128,6 @@ impl Run {
             / 1e9;
         let faults = fault_intervals(&history, end);
         Ok(Run {
-            dir: dir.to_path_buf(),
             test,
             results,
             history,

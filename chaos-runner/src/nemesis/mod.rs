@@ -159,3 +159,106 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::proxy::LinkMode;
+
+    /// Three nodes' links (to an address never dialled) and no processes.
+    async fn env() -> Env {
+        let nowhere: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let net = Network::start(&[(1, nowhere), (2, nowhere), (3, nowhere)])
+            .await
+            .unwrap();
+        let cluster = Cluster::new("/nonexistent".into(), Vec::new(), Vec::new());
+        Env {
+            cluster: Arc::new(tokio::sync::Mutex::new(cluster)),
+            net: Arc::new(net),
+            apis: (1..=3).map(|i| (i, String::new())).collect(),
+        }
+    }
+
+    fn planned(kind: FaultKind, shape: Shape, pick: u64) -> Planned {
+        Planned {
+            start: Duration::ZERO,
+            end: Duration::ZERO,
+            kind,
+            target: Target::Random,
+            shape,
+            pick,
+        }
+    }
+
+    fn all_up(env: &Env) -> bool {
+        (1..=3).all(|a| {
+            (1..=3)
+                .filter(|&b| b != a)
+                .all(|b| env.net.mode(a, b) == Some(LinkMode::Up))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_partition_cuts_exactly_what_its_record_says_and_stop_heals_it() {
+        let env = env().await;
+        for shape in Shape::ALL {
+            for pick in 0..4 {
+                let f = Started::start(&planned(FaultKind::Partition, shape, pick), &env)
+                    .await
+                    .unwrap();
+                let d = f.details();
+                let grudge = d.grudge.clone().expect("a partition records its grudge");
+                let mode = if pick % 2 == 0 {
+                    LinkMode::Cut
+                } else {
+                    LinkMode::BlackHole
+                };
+                assert_eq!(
+                    d.mode.as_deref(),
+                    Some(if pick % 2 == 0 { "cut" } else { "black-hole" })
+                );
+                for a in 1..=3u64 {
+                    for b in (1..=3u64).filter(|&b| b != a) {
+                        // b does not hear a: the link a -> b fails.
+                        let deaf = grudge.get(&b.to_string()).is_some_and(|d| d.contains(&a));
+                        let want = if deaf { mode } else { LinkMode::Up };
+                        assert_eq!(env.net.mode(a, b), Some(want), "{shape:?} {a}->{b}");
+                    }
+                }
+                assert!(f
+                    .describe()
+                    .starts_with(&format!("partition {}", shape.name())));
+                f.stop(&env).await.unwrap();
+                assert!(all_up(&env), "stop heals every link");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn latency_adds_to_the_baseline_and_stop_returns_to_it() {
+        let mut env = env().await;
+        let base = LinkMode::Delay {
+            ms: 5,
+            jitter_ms: 0,
+        };
+        Arc::get_mut(&mut env.net).unwrap().set_baseline(base);
+        let f = Started::start(&planned(FaultKind::Latency, Shape::Halves, 0), &env)
+            .await
+            .unwrap();
+        let d = f.details();
+        assert_eq!((d.delay_ms, d.jitter_ms), (Some(55), Some(100)));
+        assert_eq!(d.nodes, vec![1, 2, 3]);
+        assert_eq!(
+            env.net.mode(1, 2),
+            Some(LinkMode::Delay {
+                ms: 55,
+                jitter_ms: 100
+            })
+        );
+        assert_eq!(f.describe(), "latency 55-155ms");
+        f.stop(&env).await.unwrap();
+        assert_eq!(env.net.mode(3, 1), Some(base));
+    }
+}
