@@ -517,6 +517,26 @@ async fn http_json(api: &str, method: &str, path: &str, body: &str) -> Option<Va
     res.ok().flatten()
 }
 
+/// Which `/kv` dialect the nodes at `apis` speak, from the first `/client/status` that
+/// answers in a known one; `Err` with what the nodes said when none does.
+pub async fn detect_dialect(apis: &[(u64, String)]) -> Result<Dialect> {
+    let mut said = Vec::new();
+    for (id, api) in apis {
+        match status(api).await {
+            Some(s) => match Dialect::from_status(&s) {
+                Some(d) => return Ok(d),
+                None => said.push(format!("node {id}: {s}")),
+            },
+            None => said.push(format!("node {id}: no JSON answer")),
+        }
+    }
+    bail!(
+        "cannot tell which API the server speaks: /client/status has neither \"role\" \
+         (raft-node) nor \"state\" (seed-style); pass --api. The nodes said:\n{}",
+        said.join("\n")
+    )
+}
+
 /// Asks a node for its status: role and leader, if it speaks `/client/status`.
 pub async fn status(api: &str) -> Option<Value> {
     http_json(api, "GET", "/client/status", "").await
@@ -539,7 +559,9 @@ pub async fn find_leader(apis: &[(u64, String)]) -> Option<u64> {
 pub async fn find_leader_of(kind: ServerKind, apis: &[(u64, String)]) -> Option<u64> {
     for (id, api) in apis {
         let leads = match kind {
-            ServerKind::RaftNode => status(api).await.is_some_and(|s| s["role"] == "leader"),
+            ServerKind::RaftNode => status(api)
+                .await
+                .is_some_and(|s| Dialect::status_says_leader(&s)),
             ServerKind::Etcd => etcd_leads(api).await,
         };
         if leads {

@@ -11,20 +11,42 @@ mod common;
 
 use common::{raft_node, BIN};
 
-fn command(store: &Path, args: &[&str]) -> Command {
+/// The server under test.
+#[derive(Clone, Copy)]
+enum Server {
+    RaftNode,
+    /// `tests/fixtures/seed-node`: raft-node behind a shim that speaks the seed-style API
+    /// (no compare-and-set, `"state": "Leader"`, `leader_hint`).
+    Seed,
+}
+
+fn command_for(server: Server, store: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.arg("test")
-        .arg("--store")
-        .arg(store)
-        .arg("--raft-node")
-        .arg(raft_node())
-        .args(["--concurrency", "4", "--rate", "300"])
-        .args(args);
+    c.arg("test").arg("--store").arg(store);
+    match server {
+        Server::RaftNode => c.arg("--raft-node").arg(raft_node()),
+        Server::Seed => c
+            .arg("--raft-node")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-node"))
+            .arg(format!(
+                "--node-arg=--raft-node-bin={}",
+                raft_node().display()
+            )),
+    };
+    c.args(["--concurrency", "4", "--rate", "300"]).args(args);
     c
 }
 
+fn command(store: &Path, args: &[&str]) -> Command {
+    command_for(Server::RaftNode, store, args)
+}
+
 fn run(store: &Path, args: &[&str]) -> Output {
-    let out = command(store, args).output().unwrap();
+    run_for(Server::RaftNode, store, args)
+}
+
+fn run_for(server: Server, store: &Path, args: &[&str]) -> Output {
+    let out = command_for(server, store, args).output().unwrap();
     eprintln!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -91,11 +113,12 @@ fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn three_nodes_under_kill_pause_and_partition_are_valid() {
-    let store = tempfile::tempdir().unwrap();
-    let out = run(
-        store.path(),
+/// Kills, pauses and partitions aimed at the leader, every 2 s for 15 s: valid, with every
+/// fault recorded; returns the run folder.
+fn valid_under_kill_pause_and_partition(server: Server, store: &Path) -> PathBuf {
+    let out = run_for(
+        server,
+        store,
         &[
             "--time-limit",
             "15",
@@ -118,7 +141,7 @@ fn three_nodes_under_kill_pause_and_partition_are_valid() {
         stdout.contains("replay:  chaos-runner test") && stdout.contains("--seed 7"),
         "{stdout}"
     );
-    let run_dir = latest(store.path());
+    let run_dir = latest(store);
     let results = json(&run_dir.join("results.json"));
     assert_eq!(results["verdict"], "valid");
     assert!(results["counts"]["ok"].as_u64().unwrap() >= 50);
@@ -141,10 +164,6 @@ fn three_nodes_under_kill_pause_and_partition_are_valid() {
     let at: Vec<f64> = phases.iter().map(|p| p["s"].as_f64().unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
     let h = history(&run_dir);
-    let kinds: Vec<&str> = h.iter().filter_map(|e| e["type"].as_str()).collect();
-    for k in ["invoke", "ok", "fail", "info", "nemesis"] {
-        assert!(kinds.contains(&k), "no {k} event in the history");
-    }
     let faults: Vec<&str> = h
         .iter()
         .filter(|e| e["type"] == "nemesis")
@@ -166,6 +185,49 @@ fn three_nodes_under_kill_pause_and_partition_are_valid() {
     let test = json(&run_dir.join("test.json"));
     assert_eq!(test["seed"], 7);
     assert!(run_dir.join("nodes/n1.log").is_file());
+    assert_no_nodes_left(store);
+    run_dir
+}
+
+#[test]
+fn three_nodes_under_kill_pause_and_partition_are_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let run_dir = valid_under_kill_pause_and_partition(Server::RaftNode, store.path());
+    let h = history(&run_dir);
+    let kinds: Vec<&str> = h.iter().filter_map(|e| e["type"].as_str()).collect();
+    for k in ["invoke", "ok", "fail", "info", "nemesis"] {
+        assert!(kinds.contains(&k), "no {k} event in the history");
+    }
+    assert_eq!(json(&run_dir.join("test.json"))["api"], "raft-node");
+}
+
+#[test]
+fn a_seed_style_server_under_kill_pause_and_partition_is_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let run_dir = valid_under_kill_pause_and_partition(Server::Seed, store.path());
+    let test = json(&run_dir.join("test.json"));
+    assert_eq!(test["api"], "seed", "the dialect is detected");
+    assert_eq!(test["mix"]["cas"], 0, "no cas against a server without it");
+    let h = history(&run_dir);
+    assert!(h.iter().all(|e| e["f"] != "cas"));
+    let writes = h
+        .iter()
+        .filter(|e| e["type"] == "ok" && e["f"] == "write")
+        .count();
+    assert!(writes > 10, "{writes} ok writes");
+}
+
+#[test]
+fn cas_against_a_seed_style_server_is_a_clear_error() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run_for(
+        Server::Seed,
+        store.path(),
+        &["--time-limit", "5", "--mix", "read=50,cas=50"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no compare-and-set"), "{stderr}");
     assert_no_nodes_left(store.path());
 }
 
@@ -200,11 +262,19 @@ fn five_nodes_under_majorities_ring_partitions_are_valid() {
 }
 
 fn start_long_run(store: &Path) -> Child {
-    command(store, &["--time-limit", "120", "--nemesis-interval", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    start_long_run_of(Server::RaftNode, store)
+}
+
+fn start_long_run_of(server: Server, store: &Path) -> Child {
+    command_for(
+        server,
+        store,
+        &["--time-limit", "120", "--nemesis-interval", "1"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap()
 }
 
 fn wait_until_running(store: &Path) {
@@ -245,12 +315,14 @@ fn ctrl_c_stops_every_node() {
 
 #[test]
 fn nodes_die_with_a_killed_runner() {
-    let store = tempfile::tempdir().unwrap();
-    let mut child = start_long_run(store.path());
-    wait_until_running(store.path());
-    child.kill().unwrap(); // SIGKILL: no cleanup code runs; the death signal must do it.
-    child.wait().unwrap();
-    assert_no_nodes_left(store.path());
+    for server in [Server::RaftNode, Server::Seed] {
+        let store = tempfile::tempdir().unwrap();
+        let mut child = start_long_run_of(server, store.path());
+        wait_until_running(store.path());
+        child.kill().unwrap(); // SIGKILL: no cleanup code runs; the death signal must do it.
+        child.wait().unwrap();
+        assert_no_nodes_left(store.path());
+    }
 }
 
 #[test]

@@ -70,6 +70,8 @@ pub struct TestRecord {
     pub keys: usize,
     pub concurrency: usize,
     pub rate: Option<f64>,
+    /// The client API the server spoke (`raft-node`, `seed`); `auto` until detected.
+    pub api: String,
     pub mix: MixRecord,
     pub time_limit_s: f64,
     pub ops: Option<u64>,

@@ -100,6 +100,44 @@ pub enum Dialect {
     /// etcd's v3 JSON gateway (`/v3/kv/range`, `/v3/kv/put`, `/v3/kv/txn`,
     /// `/v3/kv/deleterange`): base64 keys and values, any member serves any request.
     Etcd,
+    /// The seed-style API many educational Raft servers serve (run_cluster.sh's README):
+    /// `/kv/:key` with `{"value"}`, `{"success": true}` answers, followers answering
+    /// `503 {"error": "Not the leader", "leader_hint": id}`; status says
+    /// `"state": "Leader"`. No compare-and-set.
+    Seed,
+}
+
+impl Dialect {
+    /// The name `--api` and test.json use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::RaftNode => "raft-node",
+            Dialect::Etcd => "etcd",
+            Dialect::Seed => "seed",
+        }
+    }
+
+    /// Whether the dialect has a compare-and-set request.
+    pub fn has_cas(self) -> bool {
+        self != Dialect::Seed
+    }
+
+    /// Which `/kv` dialect a node's `/client/status` answer shows: raft-node says
+    /// `"role": "leader"`, seed-style servers `"state": "Leader"`.
+    pub fn from_status(status: &Value) -> Option<Dialect> {
+        if status["role"].is_string() {
+            Some(Dialect::RaftNode)
+        } else if status["state"].is_string() {
+            Some(Dialect::Seed)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a `/client/status` answer, in either `/kv` dialect, says its node leads.
+    pub fn status_says_leader(status: &Value) -> bool {
+        status["role"] == "leader" || status["state"] == "Leader"
+    }
 }
 
 pub struct KvClient {
@@ -217,13 +255,13 @@ impl KvClient {
                 format!("/kv/{key}"),
                 Some(json!({"value": op.value})),
             ),
-            Func::Cas => (
+            Func::Cas if self.dialect.has_cas() => (
                 Method::POST,
                 format!("/kv/{key}/cas"),
                 Some(json!({"expected": op.value[0], "value": op.value[1]})),
             ),
             Func::Delete => (Method::DELETE, format!("/kv/{key}"), None),
-            Func::Append => return None,
+            Func::Cas | Func::Append => return None,
         })
     }
 
@@ -267,6 +305,7 @@ impl KvClient {
                 None => Meaning::Open(format!("node {}: {status} {}", node.id, body["error"])),
             },
             Dialect::RaftNode => raft_node_meaning(op, node.id, status, &body),
+            Dialect::Seed => seed_meaning(op, node.id, status, &body),
         };
         match meaning {
             Meaning::Done(a) => Attempt::Done(a, true),
@@ -296,6 +335,35 @@ fn leader_hint(body: &Value) -> Option<u64> {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
+    }
+}
+
+/// What a seed-style server's answer to `op` from node `node` means: 2xx is success
+/// (a read's `value`, `null` when absent); a 503 naming `leader_hint` (or saying "Not the
+/// leader") was not applied: follow the hint; other 4xx (415 without the JSON content
+/// type, 422 for a value that is not a string) are rejections; anything else leaves a
+/// write's outcome open.
+fn seed_meaning(op: &OpSpec, node: u64, status: StatusCode, body: &Value) -> Meaning {
+    let error = body["error"].as_str().unwrap_or("");
+    match status {
+        s if s.is_success() => Meaning::Done(Answer::Ok(match op.f {
+            Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
+            Func::Delete => Value::Null,
+            _ => op.value.clone(),
+        })),
+        StatusCode::SERVICE_UNAVAILABLE
+            if body.get("leader_hint").is_some() || error == "Not the leader" =>
+        {
+            let hint = body["leader_hint"]
+                .as_u64()
+                .or_else(|| body["leader_hint"].as_str().and_then(|s| s.parse().ok()));
+            Meaning::Redirect(hint, format!("node {node} is not the leader"))
+        }
+        s if s.is_client_error() => Meaning::Done(Answer::Fail(
+            FailReason::Rejected,
+            format!("node {node} rejected it: {s} {error}"),
+        )),
+        s => Meaning::Open(format!("node {node}: {s} {error}")),
     }
 }
 
@@ -542,6 +610,73 @@ mod tests {
         );
         assert_eq!(leader_hint(&json!({"leader": "2"})), Some(2));
         assert_eq!(leader_hint(&json!({"leader": 2})), Some(2));
+    }
+
+    /// The seed-style API, answer by answer.
+    #[test]
+    fn seed_answers_mean_what_the_seed_api_says() {
+        let put = op(Func::Write, json!("3"));
+        let read = op(Func::Read, Value::Null);
+        let del = op(Func::Delete, Value::Null);
+        let m = |o: &OpSpec, status: u16, body: Value| {
+            seed_meaning(o, 1, StatusCode::from_u16(status).unwrap(), &body)
+        };
+        assert_eq!(
+            m(&put, 200, json!({"key": "k1", "success": true})),
+            Meaning::Done(Answer::Ok(json!("3")))
+        );
+        assert_eq!(
+            m(&read, 200, json!({"key": "k1", "value": "v"})),
+            Meaning::Done(Answer::Ok(json!("v")))
+        );
+        assert_eq!(
+            m(&read, 200, json!({"key": "k1", "value": null})),
+            Meaning::Done(Answer::Ok(Value::Null))
+        );
+        assert_eq!(
+            m(&del, 200, json!({"key": "k1", "success": true})),
+            Meaning::Done(Answer::Ok(Value::Null))
+        );
+        let follower = json!({"error": "Not the leader", "leader_hint": 2});
+        assert!(matches!(
+            m(&put, 503, follower.clone()),
+            Meaning::Redirect(Some(2), _)
+        ));
+        assert!(matches!(
+            m(&read, 503, follower),
+            Meaning::Redirect(Some(2), _)
+        ));
+        let no_leader = json!({"error": "Not the leader", "leader_hint": null});
+        assert!(matches!(
+            m(&del, 503, no_leader),
+            Meaning::Redirect(None, _)
+        ));
+        // Plain-text rejections: wrong content type, a value that is not a string.
+        for status in [415, 422] {
+            assert!(matches!(
+                m(&put, status, Value::Null),
+                Meaning::Done(Answer::Fail(FailReason::Rejected, _))
+            ));
+        }
+        // A 5xx without a hint, or a 503 that names no leader at all: open.
+        assert!(matches!(
+            m(&put, 500, json!({"error": "boom"})),
+            Meaning::Open(_)
+        ));
+        assert!(matches!(m(&put, 503, Value::Null), Meaning::Open(_)));
+    }
+
+    #[test]
+    fn status_answers_tell_the_dialect_and_the_leader() {
+        let raft = json!({"id": 1, "role": "leader", "term": 3});
+        let seed = json!({"node_id": 1, "state": "Follower", "leader_id": null});
+        assert_eq!(Dialect::from_status(&raft), Some(Dialect::RaftNode));
+        assert_eq!(Dialect::from_status(&seed), Some(Dialect::Seed));
+        assert_eq!(Dialect::from_status(&json!({"ok": true})), None);
+        assert!(Dialect::status_says_leader(&raft));
+        assert!(!Dialect::status_says_leader(&seed));
+        assert!(Dialect::status_says_leader(&json!({"state": "Leader"})));
+        assert!(!Dialect::Seed.has_cas() && Dialect::RaftNode.has_cas());
     }
 
     #[test]

@@ -8,11 +8,24 @@ use anyhow::{bail, Context, Result};
 use checker::check::CheckOptions;
 use checker::record::{MixRecord, TestRecord};
 use clap::{Args, ValueEnum};
+use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
 use crate::cluster::{raft_node_binary, ClusterPlan, ServerKind};
 use crate::nemesis::{FaultKind, Planned, Shape, Target};
 use crate::proxy::LinkMode;
+
+/// The client API of the server under test.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    /// Ask /client/status once a leader is up: "role" means raft-node, "state" seed.
+    Auto,
+    /// raft-node's API (README): /kv/:key, /kv/:key/cas, not_leader with a hint.
+    RaftNode,
+    /// The seed-style API: /kv/:key with {"success": true}, 503 with leader_hint, no
+    /// compare-and-set.
+    Seed,
+}
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum WorkloadArg {
@@ -42,6 +55,10 @@ pub struct TestArgs {
     /// --id --transport-port --api-port --data-dir --peers and serving /kv/:key works.
     #[arg(long, value_name = "PATH")]
     pub raft_node: Option<PathBuf>,
+    /// The server's client API. A server without compare-and-set (seed) runs the register
+    /// workload with reads and writes only; asking for cas in --mix is then an error.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub api: ApiArg,
     /// An extra argument for every node (repeat for several), e.g. --node-arg=--heartbeat-ms=30
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
@@ -229,7 +246,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         bail!("--name must be a plain folder name");
     }
-    Ok(Config {
+    let cfg = Config {
         keys: args
             .keys
             .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 })
@@ -256,10 +273,36 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         },
         bin,
         args,
-    })
+    };
+    if cfg.args.api == ApiArg::Seed {
+        // Refuse cas before starting anything.
+        cfg.mix_for(Dialect::Seed)?;
+    }
+    Ok(cfg)
 }
 
 impl Config {
+    /// The mix to run against a server speaking `dialect`: without compare-and-set, the
+    /// register workload's cas share goes to writes, unless `--mix` asked for cas, which
+    /// is then an error (a run full of rejected operations would prove nothing).
+    pub fn mix_for(&self, dialect: Dialect) -> Result<Mix> {
+        let issues_cas = self.kind == WorkloadKind::Register && self.mix.cas > 0;
+        if dialect.has_cas() || !issues_cas {
+            return Ok(self.mix);
+        }
+        if self.args.mix.is_some() {
+            bail!(
+                "the server speaks the {} API, which has no compare-and-set: leave cas out of --mix",
+                dialect.name()
+            );
+        }
+        Ok(Mix {
+            write: self.mix.write + self.mix.cas,
+            cas: 0,
+            ..self.mix
+        })
+    }
+
     /// The cluster `test` starts: every link through a proxy, at `--link-latency`.
     pub fn cluster_plan(&self) -> ClusterPlan {
         let baseline = match self.args.link_latency {
@@ -276,8 +319,16 @@ impl Config {
         }
     }
 
-    /// `test.json` for a run with this seed and schedule.
-    pub fn test_record(&self, seed: u64, command: &str, schedule: &[Planned]) -> TestRecord {
+    /// `test.json` for a run with this seed and schedule, against `dialect` (`None`: not
+    /// known yet) with `mix`.
+    pub fn test_record(
+        &self,
+        seed: u64,
+        command: &str,
+        schedule: &[Planned],
+        dialect: Option<Dialect>,
+        mix: Mix,
+    ) -> TestRecord {
         let a = &self.args;
         TestRecord {
             name: self.name.clone(),
@@ -291,11 +342,12 @@ impl Config {
             keys: self.keys,
             concurrency: self.concurrency,
             rate: a.rate,
+            api: dialect.map_or("auto", Dialect::name).to_string(),
             mix: MixRecord {
-                read: self.mix.read,
-                write: self.mix.write,
-                cas: self.mix.cas,
-                delete: self.mix.delete,
+                read: mix.read,
+                write: mix.write,
+                cas: mix.cas,
+                delete: mix.delete,
             },
             time_limit_s: a.time_limit,
             ops: a.ops,
@@ -351,6 +403,34 @@ mod tests {
         assert!(err.contains("\"append\""), "{err}");
         assert!(parse_mix("read").is_err());
         assert!(parse_mix("read=x").is_err());
+    }
+
+    fn config(args: &[&str]) -> Result<Config> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            test: TestArgs,
+        }
+        let mut argv = vec!["test", "--raft-node", "/bin/sh"];
+        argv.extend_from_slice(args);
+        resolve(<Cli as clap::Parser>::try_parse_from(argv)?.test)
+    }
+
+    #[test]
+    fn a_server_without_cas_gets_its_share_as_writes_unless_cas_was_asked_for() {
+        let cfg = config(&[]).unwrap();
+        assert_eq!(cfg.mix_for(Dialect::RaftNode).unwrap(), cfg.mix);
+        let seed = cfg.mix_for(Dialect::Seed).unwrap();
+        assert_eq!((seed.read, seed.write, seed.cas), (50, 50, 0));
+        let asked = config(&["--mix", "read=50,write=30,cas=20"]).unwrap();
+        let err = asked.mix_for(Dialect::Seed).unwrap_err().to_string();
+        assert!(err.contains("no compare-and-set"), "{err}");
+        // With --api seed the refusal comes before anything starts.
+        assert!(config(&["--api", "seed", "--mix", "cas=1"]).is_err());
+        assert!(config(&["--api", "seed"]).is_ok());
+        // The kv workload never issues cas.
+        let kv = config(&["--workload", "kv", "--mix", "read=1,cas=1"]).unwrap();
+        assert_eq!(kv.mix_for(Dialect::Seed).unwrap(), kv.mix);
     }
 
     #[test]

@@ -26,21 +26,26 @@ use checker::{Func, History, Outcome};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use workloads::client::Dialect;
-use workloads::generator::{Generator, WorkloadKind};
+use workloads::generator::{Generator, Mix, WorkloadKind};
 use workloads::recorder::Recorder;
 use workloads::runner::{final_reads, run_clients, ClientConfig, Shared};
 
-use crate::cluster::{die_with_children_on_interrupt, start_cluster, wait_for_leader, Cluster};
+use crate::cluster::{
+    detect_dialect, die_with_children_on_interrupt, start_cluster, wait_for_leader, Cluster,
+};
 use crate::exit;
 use crate::nemesis::{self, Env, Live, Planned};
 use crate::store::RunDir;
 pub(crate) use config::{parse_mix, secs, TestArgs};
-use config::{replay_command, Config};
+use config::{replay_command, ApiArg, Config};
 use junit::RunSummary;
 use verdict::{judge, Evidence, Judgement};
 
 /// A cluster under test, and what records what happens to it.
 struct Testbed {
+    /// The API the server speaks, and the mix that fits it.
+    dialect: Dialect,
+    mix: Mix,
     env: Arc<Env>,
     recorder: Arc<Recorder>,
     shared: Arc<Shared>,
@@ -69,6 +74,21 @@ impl Tail {
 /// Phase 1: the nodes are up behind their proxies and one leads; the recorder is open.
 async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     let running = start_cluster(&cfg.cluster_plan(), run).await?;
+    let dialect = match cfg.args.api {
+        ApiArg::RaftNode => Dialect::RaftNode,
+        ApiArg::Seed => Dialect::Seed,
+        ApiArg::Auto => detect_dialect(&running.apis).await?,
+    };
+    let mix = cfg.mix_for(dialect)?;
+    if dialect != Dialect::RaftNode {
+        eprintln!("api: {}", dialect.name());
+    }
+    if mix != cfg.mix {
+        eprintln!(
+            "the server has no compare-and-set ({} API): the register workload runs reads and writes only",
+            dialect.name()
+        );
+    }
     eprintln!(
         "leader: node {}; running {} clients for {:.0} s",
         running.leader,
@@ -79,8 +99,8 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         Recorder::create(&run.history(), cfg.kind == WorkloadKind::Kv)
             .with_context(|| format!("cannot create {}", run.history().display()))?,
     );
-    let client = Arc::new(running.client(Dialect::RaftNode));
-    let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, cfg.mix));
+    let client = Arc::new(running.client(dialect));
+    let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, mix));
     let keys = generator.all_keys();
     let shared = Shared::new(client, generator, recorder.clone());
     let env = Env {
@@ -89,6 +109,8 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         apis: running.apis,
     };
     Ok(Testbed {
+        dialect,
+        mix,
         env: Arc::new(env),
         recorder,
         shared,
@@ -277,7 +299,8 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         cfg.time_limit,
     );
     let replay = replay_command(seed);
-    run.write_json(&run.test_json(), &cfg.test_record(seed, &replay, &schedule))?;
+    let record = |dialect, mix| cfg.test_record(seed, &replay, &schedule, dialect, mix);
+    run.write_json(&run.test_json(), &record(None, cfg.mix))?;
     eprintln!(
         "run {} (seed {seed}, {} nodes, {} faults planned)",
         run.path.display(),
@@ -285,7 +308,9 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         schedule.len()
     );
     let bed = start(cfg, &run).await?;
-    let (load_secs, mut tail) = run_load(cfg, seed, &bed, schedule).await?;
+    // Now the API and the mix are known for certain.
+    run.write_json(&run.test_json(), &record(Some(bed.dialect), bed.mix))?;
+    let (load_secs, mut tail) = run_load(cfg, seed, &bed, schedule.clone()).await?;
     let final_reads = heal_and_read(&bed, &mut tail).await?;
     let (report, history) = check_history(cfg, &run, &mut tail).await?;
     let judged: Judgement = judge(&report, evidence(cfg, &history));
