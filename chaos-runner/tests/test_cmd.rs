@@ -37,10 +37,6 @@ fn command_for(server: Server, store: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn command(store: &Path, args: &[&str]) -> Command {
-    command_for(Server::RaftNode, store, args)
-}
-
 fn run(store: &Path, args: &[&str]) -> Output {
     run_for(Server::RaftNode, store, args)
 }
