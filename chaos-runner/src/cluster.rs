@@ -253,6 +253,8 @@ impl Cluster {
             ServerKind::Etcd => etcd_args(&mut cmd, spec),
         }
         cmd.args(&extra)
+            // Python servers buffer stdout into a file: unflushed lines die with a kill.
+            .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -330,9 +332,14 @@ impl Cluster {
         }
     }
 
-    /// The last `lines` lines of node `id`'s log.
+    /// The last `lines` lines of node `id`'s log, or a note that it is empty.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
-        tail(&self.node(id).spec.log, lines)
+        let t = tail(&self.node(id).spec.log, lines);
+        if t.trim().is_empty() {
+            "(the log is empty: the node printed nothing to stdout or stderr)".into()
+        } else {
+            t
+        }
     }
 }
 
