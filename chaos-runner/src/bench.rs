@@ -12,7 +12,7 @@ use checker::check::{check, CheckOptions};
 use checker::model::Register;
 use checker::record::{quantile_of_sorted, MixRecord};
 use checker::{Outcome, Verdict};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 use tokio::time::Instant;
 use workloads::client::{Dialect, FailReason};
@@ -21,21 +21,13 @@ use workloads::recorder::{Recorder, Sample};
 use workloads::runner::{run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
-    die_with_children_on_interrupt, find_leader_of, raft_node_binary, start_cluster, ClusterPlan,
-    Running, ServerKind,
+    die_with_children_on_interrupt, etcd_binary, find_leader_of, raft_node_binary, start_cluster,
+    ClusterPlan, Running, TargetArg,
 };
 use crate::exit;
 use crate::proxy::LinkMode;
 use crate::store::RunDir;
 use crate::test_cmd::{parse_mix, secs};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchTarget {
-    /// The embedded Raft key-value store (raft-node beside this executable).
-    RaftNode,
-    /// etcd members, from Debian's etcd-server package (apt-get install etcd-server).
-    Etcd,
-}
 
 /// Measure a fault-free cluster (raft-node or etcd) at full speed: ops/s and latency.
 ///
@@ -58,7 +50,7 @@ pub enum BenchTarget {
 pub struct BenchArgs {
     /// What to drive.
     #[arg(long, value_enum, default_value = "raft-node")]
-    pub target: BenchTarget,
+    pub target: TargetArg,
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     pub nodes: u64,
@@ -108,18 +100,6 @@ pub struct BenchArgs {
     /// Seed of the clients' choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-}
-
-/// Finds `name` on PATH (or takes it as a path).
-fn which(name: &PathBuf) -> Option<PathBuf> {
-    if name.components().count() > 1 {
-        return name.is_file().then(|| name.clone());
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 /// Counts and latencies of the completions inside the measured window.
@@ -233,27 +213,15 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
     if mix.read + mix.write + mix.cas == 0 {
         bail!("--mix needs at least one non-zero weight");
     }
-    let (kind, bin) = match args.target {
-        BenchTarget::RaftNode => (
-            ServerKind::RaftNode,
-            raft_node_binary(args.raft_node.as_ref())?,
-        ),
-        BenchTarget::Etcd => (
-            ServerKind::Etcd,
-            which(&args.etcd).with_context(|| {
-                format!(
-                    "no etcd binary {:?} on PATH: install Debian's etcd-server package \
-                     (apt-get install etcd-server) or pass --etcd PATH",
-                    args.etcd
-                )
-            })?,
-        ),
+    let bin = match args.target {
+        TargetArg::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
+        TargetArg::Etcd => etcd_binary(&args.etcd)?,
     };
-    if args.proxies && args.target == BenchTarget::Etcd {
+    if args.proxies && args.target == TargetArg::Etcd {
         bail!("--proxies works with --target raft-node only");
     }
     let cluster = ClusterPlan {
-        kind,
+        kind: args.target.kind(),
         bin,
         node_args: args.node_args.clone(),
         nodes: args.nodes,
@@ -280,13 +248,6 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     })
 }
 
-fn target_name(t: BenchTarget) -> &'static str {
-    match t {
-        BenchTarget::RaftNode => "raft-node",
-        BenchTarget::Etcd => "etcd",
-    }
-}
-
 /// Drives the cluster for warm-up plus duration, every operation to the leader.
 async fn drive(
     args: &BenchArgs,
@@ -295,8 +256,8 @@ async fn drive(
     recorder: Arc<Recorder>,
 ) -> Duration {
     let dialect = match args.target {
-        BenchTarget::RaftNode => Dialect::RaftNode,
-        BenchTarget::Etcd => Dialect::Etcd,
+        TargetArg::RaftNode => Dialect::RaftNode,
+        TargetArg::Etcd => Dialect::Etcd,
     };
     let client = Arc::new(running.client(dialect));
     client.set_leader((running.leader - 1) as usize);
@@ -321,7 +282,7 @@ async fn drive(
 }
 
 async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
-    let target = target_name(args.target);
+    let target = args.target.name();
     let run = RunDir::create(&args.store, target)?;
     let mut running = start_cluster(&plan.cluster, &run).await?;
     eprintln!(
@@ -383,7 +344,7 @@ fn bench_results(
 ) -> BenchResults {
     let secs = plan.duration.as_secs_f64();
     BenchResults {
-        target: target_name(args.target),
+        target: args.target.name(),
         nodes: args.nodes,
         concurrency: args.concurrency,
         duration_s: secs,

@@ -41,6 +41,55 @@ pub fn kill_all_children() {
     }
 }
 
+/// The server a command drives (`--target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    /// The embedded Raft key-value store (raft-node beside this executable), or any
+    /// server with its command line (--raft-node PATH).
+    RaftNode,
+    /// etcd members, from Debian's etcd-server package (apt-get install etcd-server).
+    Etcd,
+}
+
+impl TargetArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetArg::RaftNode => "raft-node",
+            TargetArg::Etcd => "etcd",
+        }
+    }
+
+    pub fn kind(self) -> ServerKind {
+        match self {
+            TargetArg::RaftNode => ServerKind::RaftNode,
+            TargetArg::Etcd => ServerKind::Etcd,
+        }
+    }
+}
+
+/// Finds `name` on PATH (or takes it as a path).
+fn which(name: &Path) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        return name.is_file().then(|| name.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `--etcd PATH`, or `etcd` on PATH.
+pub fn etcd_binary(given: &Path) -> Result<PathBuf> {
+    which(given).with_context(|| {
+        format!(
+            "no etcd binary {:?} on PATH: install Debian's etcd-server package \
+             (apt-get install etcd-server) or pass --etcd PATH",
+            given
+        )
+    })
+}
+
 /// `--raft-node PATH`, or raft-node beside this executable.
 pub fn raft_node_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
     let bin = match given {
@@ -558,11 +607,6 @@ async fn etcd_leads(api: &str) -> bool {
 }
 
 /// The id of the node that says it leads, among `apis` (id, address).
-pub async fn find_leader(apis: &[(u64, String)]) -> Option<u64> {
-    find_leader_of(ServerKind::RaftNode, apis).await
-}
-
-/// [`find_leader`] for either kind of server.
 pub async fn find_leader_of(kind: ServerKind, apis: &[(u64, String)]) -> Option<u64> {
     for (id, api) in apis {
         let leads = match kind {

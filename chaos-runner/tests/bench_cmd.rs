@@ -134,14 +134,7 @@ fn raft_node_bench_through_the_proxies() {
 
 #[test]
 fn etcd_bench_speaks_the_v3_gateway() {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
-    if !found {
-        assert!(
-            std::env::var_os("CHAOS_REQUIRE_ETCD").is_none(),
-            "CHAOS_REQUIRE_ETCD is set but etcd is not on PATH"
-        );
-        eprintln!("SKIPPED: no etcd on PATH (apt-get install etcd-server)");
+    if !common::etcd_available() {
         return;
     }
     let (_, history) = mixed_run("etcd");

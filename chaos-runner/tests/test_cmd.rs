@@ -33,7 +33,11 @@ fn command_for(server: Server, store: &Path, args: &[&str]) -> Command {
                 raft_node().display()
             )),
     };
-    c.args(["--concurrency", "4", "--rate", "300"]).args(args);
+    // A gentle default load, unless the test sets its own.
+    if !args.contains(&"--concurrency") {
+        c.args(["--concurrency", "4", "--rate", "300"]);
+    }
+    c.args(args);
     c
 }
 
@@ -67,7 +71,8 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Processes whose command line mentions `needle` (the run's store folder).
+/// Node processes (raft-node, the seed shim, etcd) whose command line mentions `needle`
+/// (the run's store folder).
 fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -78,7 +83,7 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) && cmd.contains("raft-node") && !cmd.contains("chaos-runner") {
+        if cmd.contains(needle) && !cmd.contains("chaos-runner") {
             out.push((pid, cmd));
         }
     }
@@ -95,7 +100,7 @@ fn assert_no_nodes_left(store: &Path) {
         }
         assert!(
             Instant::now() < deadline,
-            "raft-node processes outlived the runner: {left:?}"
+            "node processes outlived the runner: {left:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -374,4 +379,51 @@ fn bad_flags_and_missing_binaries_are_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("meteor"));
+}
+
+/// etcd started by the runner: valid under kills and pauses; its documented stale
+/// serializable reads are caught (a positive control on a system we did not write).
+#[test]
+fn etcd_is_valid_under_kill_and_pause_and_its_serializable_reads_are_caught() {
+    if !common::etcd_available() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let etcd = |extra: &[&str]| {
+        let mut args = vec![
+            "--target",
+            "etcd",
+            "--time-limit",
+            "10",
+            "--nemesis-interval",
+            "1.5",
+            "--seed",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        run_for(Server::RaftNode, store.path(), &args)
+    };
+    let out = etcd(&[]);
+    assert_eq!(out.status.code(), Some(0), "etcd should be valid");
+    let run_dir = latest(store.path());
+    let test = json(&run_dir.join("test.json"));
+    assert_eq!(test["api"], "etcd");
+    assert_eq!(test["nemesis"], serde_json::json!(["kill", "pause"]));
+    let h = history(&run_dir);
+    assert!(h.iter().any(|e| e["f"] == "start-kill"));
+    assert!(h.iter().any(|e| e["f"] == "cas" && e["type"] == "ok"));
+    assert_no_nodes_left(store.path());
+
+    // Full speed (10 / 10 caught in 10 s runs; at 300 ops/s, 3 / 10).
+    let out = etcd(&["--etcd-serializable-reads", "--concurrency", "8"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stale serializable reads must be caught"
+    );
+    assert_no_nodes_left(store.path());
+
+    let out = etcd(&["--nemesis", "partition"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("per-link proxies"));
 }

@@ -100,6 +100,10 @@ pub enum Dialect {
     /// etcd's v3 JSON gateway (`/v3/kv/range`, `/v3/kv/put`, `/v3/kv/txn`,
     /// `/v3/kv/deleterange`): base64 keys and values, any member serves any request.
     Etcd,
+    /// etcd with serializable reads (`"serializable": true`): a member answers from its
+    /// own state without asking the leader, which etcd documents as possibly stale. A
+    /// positive control: a correct harness must catch it.
+    EtcdSerializable,
     /// The seed-style API many educational Raft servers serve (run_cluster.sh's README):
     /// `/kv/:key` with `{"value"}`, `{"success": true}` answers, followers answering
     /// `503 {"error": "Not the leader", "leader_hint": id}`; status says
@@ -113,6 +117,7 @@ impl Dialect {
         match self {
             Dialect::RaftNode => "raft-node",
             Dialect::Etcd => "etcd",
+            Dialect::EtcdSerializable => "etcd-serializable",
             Dialect::Seed => "seed",
         }
     }
@@ -244,8 +249,10 @@ impl KvClient {
     /// The method, path and JSON body of `op` in this client's dialect; `None` for a
     /// function the dialect has no request for.
     fn request_for(&self, op: &OpSpec) -> Option<(Method, String, Option<Value>)> {
-        if self.dialect == Dialect::Etcd {
-            return etcd::request(op);
+        match self.dialect {
+            Dialect::Etcd => return etcd::request(op, false),
+            Dialect::EtcdSerializable => return etcd::request(op, true),
+            Dialect::RaftNode | Dialect::Seed => {}
         }
         let key = percent_encode(&op.key);
         Some(match op.f {
@@ -300,7 +307,7 @@ impl KvClient {
         };
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let meaning = match self.dialect {
-            Dialect::Etcd => match etcd::outcome(op, status, &body) {
+            Dialect::Etcd | Dialect::EtcdSerializable => match etcd::outcome(op, status, &body) {
                 Some(a) => Meaning::Done(a),
                 None => Meaning::Open(format!("node {}: {status} {}", node.id, body["error"])),
             },
@@ -425,9 +432,16 @@ mod etcd {
         B64.encode(s.as_bytes())
     }
 
-    pub(super) fn request(op: &OpSpec) -> Option<(Method, String, Option<Value>)> {
+    /// The request for `op`; `serializable` reads skip etcd's linearizable read path.
+    pub(super) fn request(
+        op: &OpSpec,
+        serializable: bool,
+    ) -> Option<(Method, String, Option<Value>)> {
         let key = b64(&op.key);
         let (path, body) = match op.f {
+            Func::Read if serializable => {
+                ("/v3/kv/range", json!({"key": key, "serializable": true}))
+            }
             Func::Read => ("/v3/kv/range", json!({"key": key})),
             Func::Write => (
                 "/v3/kv/put",
@@ -504,7 +518,7 @@ mod tests {
     #[test]
     fn etcd_requests_and_answers() {
         let cas = op(Func::Cas, json!(["1", "2"]));
-        let (_, path, body) = etcd::request(&cas).unwrap();
+        let (_, path, body) = etcd::request(&cas, false).unwrap();
         assert_eq!(path, "/v3/kv/txn");
         let body = body.unwrap();
         assert_eq!(body["compare"][0]["key"], "azE=");
@@ -534,7 +548,9 @@ mod tests {
             etcd::outcome(&put, StatusCode::SERVICE_UNAVAILABLE, &err),
             None
         );
-        assert!(etcd::request(&op(Func::Append, json!("x"))).is_none());
+        assert!(etcd::request(&op(Func::Append, json!("x")), false).is_none());
+        let (_, _, body) = etcd::request(&read, true).unwrap();
+        assert_eq!(body.unwrap()["serializable"], true);
     }
 
     /// Every row of the README's error table, and the answers around it.

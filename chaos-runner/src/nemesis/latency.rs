@@ -18,7 +18,8 @@ pub struct LatencyFault {
 
 impl Fault for LatencyFault {
     async fn start(_: &Planned, env: &Env) -> Result<Self> {
-        let base = match env.net.baseline() {
+        let net = env.net()?;
+        let base = match net.baseline() {
             LinkMode::Delay { ms, .. } => ms,
             _ => 0,
         };
@@ -27,7 +28,7 @@ impl Fault for LatencyFault {
             jitter_ms: JITTER_MS,
             nodes: env.ids(),
         };
-        env.net.set_all(LinkMode::Delay {
+        net.set_all(LinkMode::Delay {
             ms: f.delay_ms,
             jitter_ms: f.jitter_ms,
         });
@@ -35,7 +36,7 @@ impl Fault for LatencyFault {
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
-        env.net.heal();
+        env.net()?.heal();
         Ok(())
     }
 

@@ -13,25 +13,35 @@ mod schedule;
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use checker::record::{FaultDetails, FaultEntry};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use workloads::recorder::Recorder;
 
-use crate::cluster::{find_leader, Cluster};
+use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::proxy::Network;
 pub use schedule::{plan, FaultKind, Planned, Shape, Target};
 
 /// What faults act on.
 pub struct Env {
     pub cluster: Arc<tokio::sync::Mutex<Cluster>>,
-    pub net: Arc<Network>,
+    /// The per-link proxies; `None` for servers that cannot use them (etcd).
+    pub net: Option<Arc<Network>>,
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
+    /// How to ask who leads.
+    pub kind: ServerKind,
 }
 
 impl Env {
+    /// The proxies, for faults of the network.
+    fn net(&self) -> Result<&Network> {
+        self.net
+            .as_deref()
+            .context("this fault needs the per-link proxies, which this server does not use")
+    }
+
     fn ids(&self) -> Vec<u64> {
         self.apis.iter().map(|(i, _)| *i).collect()
     }
@@ -39,7 +49,7 @@ impl Env {
     /// Who leads now, when the plan aims at the leader (asking costs a round trip).
     async fn leader_for(&self, p: &Planned) -> Option<u64> {
         if p.target == Target::Leader {
-            find_leader(&self.apis).await
+            find_leader_of(self.kind, &self.apis).await
         } else {
             None
         }
@@ -176,8 +186,9 @@ mod tests {
         let cluster = Cluster::new("/nonexistent".into(), Vec::new(), Vec::new());
         Env {
             cluster: Arc::new(tokio::sync::Mutex::new(cluster)),
-            net: Arc::new(net),
+            net: Some(Arc::new(net)),
             apis: (1..=3).map(|i| (i, String::new())).collect(),
+            kind: ServerKind::RaftNode,
         }
     }
 
@@ -196,7 +207,7 @@ mod tests {
         (1..=3).all(|a| {
             (1..=3)
                 .filter(|&b| b != a)
-                .all(|b| env.net.mode(a, b) == Some(LinkMode::Up))
+                .all(|b| env.net().unwrap().mode(a, b) == Some(LinkMode::Up))
         })
     }
 
@@ -224,7 +235,11 @@ mod tests {
                         // b does not hear a: the link a -> b fails.
                         let deaf = grudge.get(&b.to_string()).is_some_and(|d| d.contains(&a));
                         let want = if deaf { mode } else { LinkMode::Up };
-                        assert_eq!(env.net.mode(a, b), Some(want), "{shape:?} {a}->{b}");
+                        assert_eq!(
+                            env.net().unwrap().mode(a, b),
+                            Some(want),
+                            "{shape:?} {a}->{b}"
+                        );
                     }
                 }
                 assert!(f
@@ -243,7 +258,9 @@ mod tests {
             ms: 5,
             jitter_ms: 0,
         };
-        Arc::get_mut(&mut env.net).unwrap().set_baseline(base);
+        Arc::get_mut(env.net.as_mut().unwrap())
+            .unwrap()
+            .set_baseline(base);
         let f = Started::start(&planned(FaultKind::Latency, Shape::Halves, 0), &env)
             .await
             .unwrap();
@@ -251,7 +268,7 @@ mod tests {
         assert_eq!((d.delay_ms, d.jitter_ms), (Some(55), Some(100)));
         assert_eq!(d.nodes, vec![1, 2, 3]);
         assert_eq!(
-            env.net.mode(1, 2),
+            env.net().unwrap().mode(1, 2),
             Some(LinkMode::Delay {
                 ms: 55,
                 jitter_ms: 100
@@ -259,6 +276,6 @@ mod tests {
         );
         assert_eq!(f.describe(), "latency 55-155ms");
         f.stop(&env).await.unwrap();
-        assert_eq!(env.net.mode(3, 1), Some(base));
+        assert_eq!(env.net().unwrap().mode(3, 1), Some(base));
     }
 }

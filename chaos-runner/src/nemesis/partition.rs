@@ -34,10 +34,11 @@ impl Fault for PartitionFault {
         } else {
             LinkMode::BlackHole
         };
+        let net = env.net()?;
         for (a, deaf) in &g {
             for b in deaf {
                 // a does not hear b: the link b -> a fails.
-                env.net.set(*b, *a, mode);
+                net.set(*b, *a, mode);
             }
         }
         Ok(PartitionFault {
@@ -49,7 +50,7 @@ impl Fault for PartitionFault {
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
-        env.net.heal();
+        env.net()?.heal();
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
-use crate::cluster::{raft_node_binary, ClusterPlan, ServerKind};
+use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, TargetArg};
 use crate::nemesis::{FaultKind, Planned, Shape, Target};
 use crate::proxy::LinkMode;
 
@@ -51,10 +51,23 @@ pub struct TestArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
     pub nodes: u64,
+    /// What to test: raft-node (or any server with its command line, see --raft-node), or
+    /// an etcd cluster started by the runner. etcd members advertise one peer URL to all,
+    /// so the per-link proxies cannot cut or slow its links: with etcd, `--nemesis all`
+    /// means kill and pause, and partition or latency is an error.
+    #[arg(long, value_enum, default_value = "raft-node")]
+    pub target: TargetArg,
     /// The server binary (default: raft-node beside this executable). Any server taking
     /// --id --transport-port --api-port --data-dir --peers and serving /kv/:key works.
     #[arg(long, value_name = "PATH")]
     pub raft_node: Option<PathBuf>,
+    /// The etcd binary, for --target etcd.
+    #[arg(long, default_value = "etcd", value_name = "PATH")]
+    pub etcd: PathBuf,
+    /// With --target etcd: read with etcd's serializable reads, which a member answers
+    /// from its own, possibly stale, state. A positive control: expect "invalid".
+    #[arg(long)]
+    pub etcd_serializable_reads: bool,
     /// The server's client API. A server without compare-and-set (seed) runs the register
     /// workload with reads and writes only; asking for cas in --mix is then an error.
     #[arg(long, value_enum, default_value = "auto")]
@@ -206,6 +219,36 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// The fault kinds `--nemesis` asks for that the target can have: without per-link
+/// proxies (etcd), `all` means kill and pause, and naming a network fault is an error.
+fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
+    let faults = list(&args.nemesis, &FaultKind::ALL, FaultKind::parse, "fault")?;
+    if args.target == TargetArg::RaftNode {
+        if args.etcd_serializable_reads {
+            bail!("--etcd-serializable-reads goes with --target etcd");
+        }
+        return Ok(faults);
+    }
+    if args.link_latency > 0 {
+        bail!("--link-latency needs the per-link proxies, which etcd cannot use");
+    }
+    if args.api != ApiArg::Auto {
+        bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
+    }
+    let network = |k: &FaultKind| matches!(k, FaultKind::Partition | FaultKind::Latency);
+    if args.nemesis.trim() == "all" {
+        return Ok(faults.into_iter().filter(|k| !network(k)).collect());
+    }
+    if let Some(k) = faults.iter().find(|k| network(k)) {
+        bail!(
+            "--nemesis {}: etcd members advertise one peer URL to every member, so the \
+             per-link proxies cannot cut or slow its links; use kill and pause",
+            k.name()
+        );
+    }
+    Ok(faults)
+}
+
 /// Checks every flag and works out the defaults.
 pub fn resolve(args: TestArgs) -> Result<Config> {
     let kind = match args.workload {
@@ -220,8 +263,11 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         Some(m) => parse_mix(m)?,
         None => mix_for(kind, p.write_pct),
     };
-    let bin = raft_node_binary(args.raft_node.as_ref())?;
-    let faults = list(&args.nemesis, &FaultKind::ALL, FaultKind::parse, "fault")?;
+    let bin = match args.target {
+        TargetArg::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
+        TargetArg::Etcd => etcd_binary(&args.etcd)?,
+    };
+    let faults = faults_for_target(&args)?;
     let nemesis_interval = if faults.is_empty() {
         Duration::ZERO
     } else {
@@ -239,9 +285,15 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             bail!("--rate must be a positive number of operations per second");
         }
     }
-    let name = args.name.clone().unwrap_or_else(|| match kind {
-        WorkloadKind::Register => "register".into(),
-        WorkloadKind::Kv => "kv".into(),
+    let name = args.name.clone().unwrap_or_else(|| {
+        let workload = match kind {
+            WorkloadKind::Register => "register",
+            WorkloadKind::Kv => "kv",
+        };
+        match args.target {
+            TargetArg::RaftNode => workload.to_string(),
+            TargetArg::Etcd => format!("etcd-{workload}"),
+        }
     });
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         bail!("--name must be a plain folder name");
@@ -303,18 +355,19 @@ impl Config {
         })
     }
 
-    /// The cluster `test` starts: every link through a proxy, at `--link-latency`.
+    /// The cluster `test` starts: every link through a proxy, at `--link-latency` (etcd:
+    /// direct links).
     pub fn cluster_plan(&self) -> ClusterPlan {
         let baseline = match self.args.link_latency {
             0 => LinkMode::Up,
             ms => LinkMode::Delay { ms, jitter_ms: 0 },
         };
         ClusterPlan {
-            kind: ServerKind::RaftNode,
+            kind: self.args.target.kind(),
             bin: self.bin.clone(),
             node_args: self.args.node_args.clone(),
             nodes: self.args.nodes,
-            proxies: Some(baseline),
+            proxies: (self.args.target == TargetArg::RaftNode).then_some(baseline),
             leader_within: Duration::from_secs(20),
         }
     }

@@ -32,6 +32,7 @@ use workloads::runner::{final_reads, run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
     detect_dialect, die_with_children_on_interrupt, start_cluster, wait_for_leader, Cluster,
+    TargetArg,
 };
 use crate::exit;
 use crate::nemesis::{self, Env, Live, Planned};
@@ -74,10 +75,12 @@ impl Tail {
 /// Phase 1: the nodes are up behind their proxies and one leads; the recorder is open.
 async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     let running = start_cluster(&cfg.cluster_plan(), run).await?;
-    let dialect = match cfg.args.api {
-        ApiArg::RaftNode => Dialect::RaftNode,
-        ApiArg::Seed => Dialect::Seed,
-        ApiArg::Auto => detect_dialect(&running.apis).await?,
+    let dialect = match (cfg.args.target, cfg.args.api) {
+        (TargetArg::Etcd, _) if cfg.args.etcd_serializable_reads => Dialect::EtcdSerializable,
+        (TargetArg::Etcd, _) => Dialect::Etcd,
+        (_, ApiArg::RaftNode) => Dialect::RaftNode,
+        (_, ApiArg::Seed) => Dialect::Seed,
+        (_, ApiArg::Auto) => detect_dialect(&running.apis).await?,
     };
     let mix = cfg.mix_for(dialect)?;
     if dialect != Dialect::RaftNode {
@@ -104,8 +107,9 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     let keys = generator.all_keys();
     let shared = Shared::new(client, generator, recorder.clone());
     let env = Env {
+        kind: running.cluster.kind(),
         cluster: Arc::new(tokio::sync::Mutex::new(running.cluster)),
-        net: Arc::new(running.net.context("test runs behind proxies")?),
+        net: running.net.map(Arc::new),
         apis: running.apis,
     };
     Ok(Testbed {
@@ -171,7 +175,9 @@ async fn run_load(
 /// Phase 3: heal every link, restart and resume every node, wait for a leader, read every
 /// key once more (so lost writes show), close the history and stop the nodes.
 async fn heal_and_read(bed: &Testbed, tail: &mut Tail) -> Result<FinalReads> {
-    bed.env.net.heal();
+    if let Some(net) = &bed.env.net {
+        net.heal();
+    }
     let ids: Vec<u64> = bed.env.apis.iter().map(|(i, _)| *i).collect();
     {
         let mut c = bed.env.cluster.lock().await;

@@ -5,6 +5,22 @@ use std::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
 
+/// Whether `etcd` is on PATH (Debian: apt-get install etcd-server). CI installs it and sets
+/// CHAOS_REQUIRE_ETCD=1, which turns a missing etcd into a failure instead of a skip.
+#[allow(dead_code)] // Not every test file that includes this module runs etcd.
+pub fn etcd_available() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("CHAOS_REQUIRE_ETCD").is_none(),
+            "CHAOS_REQUIRE_ETCD is set but etcd is not on PATH"
+        );
+        eprintln!("SKIPPED: no etcd on PATH (apt-get install etcd-server)");
+    }
+    found
+}
+
 /// The raft-node binary beside chaos-runner, built if this test runs alone.
 pub fn raft_node() -> PathBuf {
     let path = Path::new(BIN).with_file_name("raft-node");
