@@ -393,8 +393,6 @@ fn etcd_is_valid_under_kill_and_pause_and_its_serializable_reads_are_caught() {
         let mut args = vec![
             "--target",
             "etcd",
-            "--time-limit",
-            "10",
             "--nemesis-interval",
             "1.5",
             "--seed",
@@ -403,7 +401,7 @@ fn etcd_is_valid_under_kill_and_pause_and_its_serializable_reads_are_caught() {
         args.extend_from_slice(extra);
         run_for(Server::RaftNode, store.path(), &args)
     };
-    let out = etcd(&[]);
+    let out = etcd(&["--time-limit", "10"]);
     assert_eq!(out.status.code(), Some(0), "etcd should be valid");
     let run_dir = latest(store.path());
     let test = json(&run_dir.join("test.json"));
@@ -414,8 +412,14 @@ fn etcd_is_valid_under_kill_and_pause_and_its_serializable_reads_are_caught() {
     assert!(h.iter().any(|e| e["f"] == "cas" && e["type"] == "ok"));
     assert_no_nodes_left(store.path());
 
-    // Full speed (10 / 10 caught in 10 s runs; at 300 ops/s, 3 / 10).
-    let out = etcd(&["--etcd-serializable-reads", "--concurrency", "8"]);
+    // Full speed: 10 / 10 caught in 5 s runs (at 300 ops/s, 3 / 10 in 10 s).
+    let out = etcd(&[
+        "--etcd-serializable-reads",
+        "--concurrency",
+        "8",
+        "--time-limit",
+        "5",
+    ]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -423,7 +427,7 @@ fn etcd_is_valid_under_kill_and_pause_and_its_serializable_reads_are_caught() {
     );
     assert_no_nodes_left(store.path());
 
-    let out = etcd(&["--nemesis", "partition"]);
+    let out = etcd(&["--time-limit", "5", "--nemesis", "partition"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("per-link proxies"));
 }
