@@ -176,6 +176,8 @@ async fn run(args: Args) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
+    // Only a snapshot the key-value store can load may replace this node's state.
+    cfg.snapshot_check = |data| KvStore::restore(data).is_ok();
     cfg.validate()
         .map_err(anyhow::Error::msg)
         .context("invalid timing flags")?;

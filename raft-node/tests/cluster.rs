@@ -416,3 +416,96 @@ fn the_forget_vote_bug_leaves_no_vote_on_disk() {
         assert!(hs.vote.is_some(), "node {id} lost its vote: {hs:?}");
     }
 }
+
+/// postcard's unsigned varint.
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// POSTs raw bytes to a node's transport port, as anyone who reaches it can.
+fn forge(port: u16, body: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /raft HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    String::from_utf8_lossy(&raw)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap()
+}
+
+/// One forged message: `Vec<Message>` of one, `from`, `to`, `term`, then the body bytes.
+fn forged(from: u64, to: u64, term: u64, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![1];
+    m.extend(varint(from));
+    m.extend(varint(to));
+    m.extend(varint(term));
+    m.extend_from_slice(body);
+    m
+}
+
+/// Issue 12's repros on a real cluster: a heartbeat with the last possible term (the next
+/// election would wrap to term 0, for good) and a snapshot that is not a state at all
+/// (it used to be persisted, then panic the node at every start) change nothing.
+#[test]
+fn forged_peer_messages_change_nothing() {
+    let mut c = Cluster::new(3);
+    let l = c.leader();
+    put(&c, "a", "1");
+    let term = c.status(l).unwrap()["term"].as_u64().unwrap();
+    let f = l % 3 + 1;
+    // Body::Heartbeat { commit: 0, read_ctx: 0 } with term 2^64-1.
+    let hb = forged(f, l, u64::MAX, &[4, 0, 0]);
+    assert_eq!(forge(c.nodes[l as usize - 1].transport, &hb), 204);
+    // Body::Snapshot { last_index 1000, last_term: term, offset 0, data, done, checksum }
+    // from the leader's id to a follower: the checksum matches, the content is garbage.
+    let data = b"GARBAGE!";
+    let mut snap = vec![6];
+    snap.extend(varint(1000));
+    snap.extend(varint(term));
+    snap.extend(varint(0));
+    snap.extend(varint(data.len() as u64));
+    snap.extend_from_slice(data);
+    snap.push(1);
+    snap.extend(varint(u64::from(crc32fast::hash(data))));
+    assert_eq!(
+        forge(
+            c.nodes[f as usize - 1].transport,
+            &forged(l, f, term, &snap)
+        ),
+        204
+    );
+    put(&c, "a", "2");
+    let s = c.status(l).unwrap();
+    assert_eq!(
+        (s["role"].clone(), s["term"].as_u64()),
+        (json!("leader"), Some(term))
+    );
+    let fs = c.status(f).unwrap();
+    assert!(
+        fs["snapshot_index"].as_u64() != Some(1000) && fs["commit_index"].as_u64() < Some(1000),
+        "the garbage snapshot was installed: {fs}"
+    );
+    // The follower restarts from its own disk.
+    c.kill(f);
+    c.start(f);
+    wait_for("the follower back", Duration::from_secs(15), || c.status(f));
+    assert_eq!(get(&c, "a"), json!("2"));
+}

@@ -127,6 +127,9 @@ pub struct SnapshotChunk {
     pub offset: u64,
     pub data: Vec<u8>,
     pub done: bool,
+    /// CRC-32 of the whole snapshot: the follower installs it only if what it assembled
+    /// matches.
+    pub checksum: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

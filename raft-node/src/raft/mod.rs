@@ -53,6 +53,10 @@ pub struct Config {
     pub check_quorum: bool,
     /// Seeds the election-timeout randomisation, so simulations are reproducible.
     pub seed: u64,
+    /// Says whether a received snapshot's bytes are a state the state machine can load.
+    /// A snapshot that fails it (or its checksum) is discarded before anything is
+    /// persisted, so a bad or forged snapshot can never replace the node's state.
+    pub snapshot_check: fn(&[u8]) -> bool,
     /// Deliberate protocol violations, for proving that tests catch them. Never set in
     /// production; `raft-node --unsafe-bug` is the only way in.
     pub bugs: CoreBugs,
@@ -84,6 +88,7 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             seed: id,
+            snapshot_check: |_| true,
             bugs: CoreBugs::default(),
         }
     }
@@ -493,6 +498,11 @@ impl Raft {
     }
 
     fn campaign(&mut self) {
+        if self.term == Term::MAX {
+            // No term comes after this one: never wrap to 0.
+            self.reset_timers();
+            return;
+        }
         if self.cfg.pre_vote {
             self.start_election(Role::PreCandidate);
         } else {
@@ -501,7 +511,11 @@ impl Raft {
     }
 
     fn campaign_for_real(&mut self) {
-        self.term += 1;
+        let Some(next) = self.term.checked_add(1) else {
+            self.become_follower(self.term, None);
+            return;
+        };
+        self.term = next;
         self.vote = Some(self.cfg.id);
         self.hard_state_dirty = true;
         self.start_election(Role::Candidate);
@@ -527,7 +541,12 @@ impl Raft {
     }
 
     fn request_votes(&mut self, pre_vote: bool) {
-        let term = if pre_vote { self.term + 1 } else { self.term };
+        // `campaign` never runs at the last term, so the pre-vote term cannot wrap.
+        let term = if pre_vote {
+            self.term.saturating_add(1)
+        } else {
+            self.term
+        };
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for p in self.cfg.peers.clone() {
             let vote = Vote {
@@ -761,6 +780,7 @@ impl Raft {
             .clone()
             .expect("snapshot state holds its snapshot");
         let len = snap.data.len() as u64;
+        let checksum = pr.snapshot_checksum;
         let offset = pr.snapshot_offset.min(len);
         let end = (offset + self.cfg.snapshot_chunk_bytes as u64).min(len);
         pr.probe_sent = true;
@@ -770,6 +790,7 @@ impl Raft {
             offset,
             data: snap.data[offset as usize..end as usize].to_vec(),
             done: end == len,
+            checksum,
         });
         self.send(to, self.term, body);
     }
@@ -795,6 +816,11 @@ impl Raft {
     /// Handles one message from a peer. Unknown senders and stale messages are dropped.
     pub fn step(&mut self, m: Message) {
         if m.to != self.cfg.id || m.from == self.cfg.id || !self.cfg.peers.contains(&m.from) {
+            return;
+        }
+        // A term nothing can follow would end elections for good; a malformed message is
+        // not from a correct peer. Neither may change any state.
+        if m.term == Term::MAX || !well_formed(&m) {
             return;
         }
         if m.term > self.term {
@@ -912,7 +938,7 @@ impl Raft {
 
     fn handle_vote_response(&mut self, from: NodeId, term: Term, r: &VoteResponse) {
         let counts = match (self.role, r.pre_vote) {
-            (Role::PreCandidate, true) => !r.granted || term == self.term + 1,
+            (Role::PreCandidate, true) => !r.granted || Some(term) == self.term.checked_add(1),
             (Role::Candidate, false) => true,
             _ => false,
         };
@@ -1003,7 +1029,8 @@ impl Raft {
         pr.recent_active = true;
         let prev = r.prev_log_index;
         if r.success {
-            let grew = pr.ack(r.match_index);
+            // A follower cannot hold more than this leader sent.
+            let grew = pr.ack(r.match_index.min(self.log.last_index()));
             match pr.state {
                 ProgressState::Probe => pr.become_replicate(),
                 ProgressState::Snapshot if pr.match_index >= pr.snapshot_index => {
@@ -1016,7 +1043,7 @@ impl Raft {
             }
             self.replicate_to(from);
         } else if prev >= pr.match_index
-            && !(pr.state == ProgressState::Probe && prev + 1 != pr.next_index)
+            && !(pr.state == ProgressState::Probe && prev.checked_add(1) != Some(pr.next_index))
         {
             // A fresh rejection: jump back a whole term (or to the follower's log end).
             let hint = match r.conflict_term.and_then(|t| self.log.last_index_of_term(t)) {
@@ -1102,6 +1129,11 @@ impl Raft {
             return;
         }
         let inc = self.incoming.take().expect("checked above");
+        if crc32fast::hash(&inc.buf) != c.checksum || !(self.cfg.snapshot_check)(&inc.buf) {
+            // Damaged or not a state at all: keep ours, and let the leader start over.
+            reply(self, 0, false);
+            return;
+        }
         let snap = Snapshot {
             index,
             term,
@@ -1129,7 +1161,7 @@ impl Raft {
         };
         pr.recent_active = true;
         if r.done {
-            let grew = pr.ack(r.last_index);
+            let grew = pr.ack(r.last_index.min(self.log.last_index()));
             if pr.state == ProgressState::Snapshot && pr.match_index >= pr.snapshot_index {
                 pr.become_probe();
             }
@@ -1152,6 +1184,23 @@ impl Raft {
             }
         }
     }
+}
+
+/// Whether a message could have come from a correct peer: an AppendEntries carries
+/// consecutive entries right after `prev_log_index`, with terms that never go back and
+/// never exceed the sender's term.
+fn well_formed(m: &Message) -> bool {
+    let Body::Append(a) = &m.body else {
+        return true;
+    };
+    let mut prev = (a.prev_log_index, a.prev_log_term);
+    for e in &a.entries {
+        if Some(e.index) != prev.0.checked_add(1) || e.term < prev.1 || e.term > m.term {
+            return false;
+        }
+        prev = (e.index, e.term);
+    }
+    true
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct Progress {
     pub snapshot: Option<Snapshot>,
     /// In `Snapshot`: which snapshot and the byte offset to send next.
     pub snapshot_index: Index,
+    /// In `Snapshot`: the CRC-32 of the snapshot being sent, computed once.
+    pub snapshot_checksum: u32,
     pub snapshot_offset: u64,
     /// In `Snapshot`: an offset the follower asked for that is behind `snapshot_offset`.
     pub snapshot_rewind: Option<u64>,
@@ -52,6 +54,7 @@ impl Progress {
             recent_active: false,
             snapshot: None,
             snapshot_index: 0,
+            snapshot_checksum: 0,
             snapshot_offset: 0,
             snapshot_rewind: None,
         }
@@ -76,6 +79,7 @@ impl Progress {
     pub fn become_snapshot(&mut self, snapshot: Snapshot) {
         self.state = ProgressState::Snapshot;
         self.snapshot_index = snapshot.index;
+        self.snapshot_checksum = crc32fast::hash(&snapshot.data);
         self.snapshot = Some(snapshot);
         self.snapshot_offset = 0;
         self.snapshot_rewind = None;

@@ -297,6 +297,7 @@ fn install_snapshot_keeps_only_an_agreeing_suffix() {
             offset: 0,
             data: vec![1, 2, 3],
             done: true,
+            checksum: crc32fast::hash(&[1, 2, 3]),
         })
     };
     let mut f = node_with(
@@ -489,4 +490,147 @@ fn each_seeded_core_bug_breaks_the_rule_its_test_guards() {
     let rd = l.ready();
     assert_eq!(rd.read_states.len(), 1);
     assert!(rd.read_states[0].index < l.log().last_index());
+}
+
+// ----- hostile or broken peers: no message may panic a node or wrap a counter -----
+
+#[test]
+fn a_term_nothing_can_follow_is_rejected() {
+    let mut l = node_with(1, 3, 0, Vec::new());
+    let t = win_with(&mut l, 2);
+    l.ready();
+    let hb = Body::Heartbeat(Heartbeat {
+        commit: 0,
+        read_ctx: 0,
+    });
+    l.step(msg(2, 1, Term::MAX, hb));
+    assert_eq!(
+        (l.role(), l.term()),
+        (Role::Leader, t),
+        "the leader was deposed"
+    );
+    assert!(
+        l.ready().hard_state.is_none(),
+        "the forged term was persisted"
+    );
+}
+
+#[test]
+fn campaigning_at_the_last_term_never_wraps() {
+    let mut f = node_with(2, 3, Term::MAX - 1, Vec::new());
+    for _ in 0..200 {
+        f.tick();
+        let rd = f.ready();
+        for m in &rd.messages {
+            assert!(
+                m.term >= Term::MAX - 1,
+                "a message went out with term {}",
+                m.term
+            );
+        }
+        // Grant whatever it asks, pushing it to the last term.
+        for m in rd.messages.iter().filter(|m| m.to == 1) {
+            if let Body::Vote(v) = &m.body {
+                let r = VoteResponse {
+                    pre_vote: v.pre_vote,
+                    granted: true,
+                };
+                f.step(msg(1, 2, m.term, Body::VoteResponse(r)));
+            }
+        }
+        assert!(
+            f.term() >= Term::MAX - 1,
+            "the term wrapped to {}",
+            f.term()
+        );
+    }
+    // A node that starts at the last term (from disk) waits instead of wrapping.
+    let mut f = node_with(2, 3, Term::MAX, Vec::new());
+    for _ in 0..200 {
+        f.tick();
+        assert!(f.ready().messages.is_empty());
+    }
+    assert_eq!((f.term(), f.role()), (Term::MAX, Role::Follower));
+}
+
+#[test]
+fn a_malformed_append_changes_nothing() {
+    let mut f = node_with(2, 3, 1, vec![entry(1, 1)]);
+    // Entries that skip an index, go back in term, or outrun the sender's term.
+    for entries in [
+        vec![entry(2, 1), entry(4, 1)],
+        vec![entry(2, 1), entry(3, 0)],
+        vec![entry(2, 5)],
+        vec![entry(u64::MAX, 1)],
+    ] {
+        f.step(msg(1, 2, 2, append((1, 1), entries, 3)));
+        assert_eq!(f.log().last_index(), 1);
+        assert_eq!(f.commit_index(), 0);
+    }
+    // A forged answer claiming more than the leader has does not commit anything.
+    let mut l = node_with(1, 3, 0, Vec::new());
+    let t = win_with(&mut l, 2);
+    l.ready();
+    let ack = AppendResponse {
+        prev_log_index: u64::MAX,
+        success: true,
+        match_index: u64::MAX,
+        conflict_term: None,
+        conflict_index: 0,
+        read_ctx: 0,
+    };
+    l.step(msg(2, 1, t, Body::AppendResponse(ack.clone())));
+    assert!(l.commit_index() <= l.log().last_index());
+    let reject = AppendResponse {
+        success: false,
+        ..ack
+    };
+    l.step(msg(3, 1, t, Body::AppendResponse(reject)));
+}
+
+#[test]
+fn a_snapshot_is_installed_only_if_it_checks_out() {
+    let chunk = |data: &[u8], checksum| {
+        Body::Snapshot(SnapshotChunk {
+            last_index: 5,
+            last_term: 1,
+            offset: 0,
+            data: data.to_vec(),
+            done: true,
+            checksum,
+        })
+    };
+    let mut f = node_with(2, 3, 1, Vec::new());
+    f.step(msg(1, 2, 1, chunk(b"GARBAGE!", 12345)));
+    assert!(f.ready().snapshot.is_none(), "a bad checksum was installed");
+    assert_eq!(f.commit_index(), 0);
+    // A matching checksum is not enough: the state machine must be able to load it.
+    let mut cfg = cfg(2, 3);
+    cfg.snapshot_check = |data| data.starts_with(b"KV");
+    let rec = Recovered {
+        hard_state: HardState {
+            term: 1,
+            vote: None,
+        },
+        ..Recovered::default()
+    };
+    let mut f = Raft::new(cfg, rec).unwrap();
+    f.step(msg(
+        1,
+        2,
+        1,
+        chunk(b"GARBAGE!", crc32fast::hash(b"GARBAGE!")),
+    ));
+    assert!(
+        f.ready().snapshot.is_none(),
+        "an unloadable snapshot was installed"
+    );
+    f.step(msg(
+        1,
+        2,
+        1,
+        chunk(b"KV state", crc32fast::hash(b"KV state")),
+    ));
+    assert_eq!(f.ready().snapshot.map(|s| s.index), Some(5));
+    assert_eq!(f.commit_index(), 5);
 }
