@@ -99,6 +99,27 @@ fn run_model<M: Model>(model: &M, history: &History, opts: &CheckOptions) -> Res
     Ok(check(model, history, opts)?)
 }
 
+/// A history in which no operation completed ok is linearizable, but says nothing: a CI
+/// gate must not pass on it. Its verdict is unknown, with the reason.
+fn nothing_checked_is_unknown(mut report: CheckReport, history: &History) -> CheckReport {
+    let any_ok = history
+        .ops
+        .iter()
+        .any(|o| o.outcome == checker::Outcome::Ok);
+    if report.verdict == checker::Verdict::Valid && !any_ok {
+        report.verdict = checker::Verdict::Unknown;
+        report.unknown.push(checker::check::KeyUnknown {
+            key: None,
+            ops: history.ops.len(),
+            reason: format!(
+                "no operation completed ok ({} in the history): nothing was checked",
+                history.ops.len()
+            ),
+        });
+    }
+    report
+}
+
 pub fn run(args: CheckArgs) -> Result<u8> {
     let history = load(&args)?;
     let init: serde_json::Value = serde_json::from_str(&args.init)
@@ -137,6 +158,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
             &opts,
         )?,
     };
+    let report = nothing_checked_is_unknown(report, &history);
     let json = serde_json::to_string_pretty(&report)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = args.file.file_name().unwrap_or_default().to_os_string();

@@ -91,6 +91,23 @@ fn verdicts_and_exit_codes() {
     if code == 2 {
         assert!(out.contains("UNKNOWN") && out.contains("budget"), "{out}");
     }
+
+    // Nothing checked is never "valid": empty, header-only, fault-only, no ok operation.
+    let header = "{\"type\":\"header\",\"schema\":\"chaos-history\",\"version\":1}\n";
+    let fault = "{\"type\":\"nemesis\",\"f\":\"start-kill\",\"value\":null,\"time\":1}\n";
+    let failed = "{\"type\":\"invoke\",\"process\":0,\"f\":\"write\",\"value\":1,\"time\":1}\n\
+                  {\"type\":\"fail\",\"process\":0,\"f\":\"write\",\"value\":1,\"time\":2}\n";
+    for (name, text) in [
+        ("empty.jsonl", String::new()),
+        ("header.jsonl", header.to_string()),
+        ("fault.jsonl", format!("{header}{fault}")),
+        ("failed.jsonl", format!("{header}{failed}")),
+    ] {
+        let path = write(dir.path(), name, &text);
+        let (code, out, _) = run(&["check", &path, "--format", "jsonl"]);
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(out.contains("nothing was checked"), "{name}: {out}");
+    }
 }
 
 #[test]

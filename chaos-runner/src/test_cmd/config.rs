@@ -85,8 +85,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub keys: Option<usize>,
     /// Concurrent clients (default: the preset's).
-    #[arg(long)]
-    pub concurrency: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: Option<u64>,
     /// Target operations per second over all clients (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -303,7 +303,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             .keys
             .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 })
             .max(1),
-        concurrency: args.concurrency.unwrap_or(p.concurrency).clamp(1, 1024),
+        concurrency: args.concurrency.map_or(p.concurrency, |c| c as usize),
         time_limit: secs(args.time_limit, "--time-limit")?,
         op_timeout: secs(args.op_timeout, "--op-timeout")?,
         check_timeout: secs(args.check_timeout, "--check-timeout")?,
@@ -484,6 +484,18 @@ mod tests {
         // The kv workload never issues cas.
         let kv = config(&["--workload", "kv", "--mix", "read=1,cas=1"]).unwrap();
         assert_eq!(kv.mix_for(Dialect::Seed).unwrap(), kv.mix);
+    }
+
+    #[test]
+    fn out_of_range_concurrency_is_refused_not_clamped() {
+        for bad in ["0", "1025"] {
+            let err = config(&["--concurrency", bad]).err().unwrap().to_string();
+            assert!(err.contains("1..=1024"), "{err}");
+        }
+        assert_eq!(
+            config(&["--concurrency", "1024"]).unwrap().concurrency,
+            1024
+        );
     }
 
     #[test]
