@@ -349,12 +349,7 @@ fn bench_results(
         concurrency: args.concurrency,
         duration_s: secs,
         warmup_s: plan.warmup.as_secs_f64(),
-        mix: MixRecord {
-            read: plan.mix.read,
-            write: plan.mix.write,
-            cas: plan.mix.cas,
-            delete: 0,
-        },
+        mix: plan.mix.into(),
         value_size: args.value_size,
         keys: args.keys,
         proxies: args.proxies,

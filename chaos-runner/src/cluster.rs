@@ -233,7 +233,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(bin: PathBuf, extra_args: Vec<String>, specs: Vec<NodeSpec>) -> Cluster {
+    pub fn new(
+        kind: ServerKind,
+        bin: PathBuf,
+        extra_args: Vec<String>,
+        specs: Vec<NodeSpec>,
+    ) -> Cluster {
         let nodes = specs
             .into_iter()
             .map(|spec| Node {
@@ -243,7 +248,7 @@ impl Cluster {
             })
             .collect();
         Cluster {
-            kind: ServerKind::RaftNode,
+            kind,
             bin,
             extra_args,
             nodes,
@@ -521,8 +526,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
     let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
     // Free the ports only now, so nothing this process bound meanwhile took one.
     drop(reserved);
-    let mut cluster = Cluster::new(plan.bin.clone(), plan.node_args.clone(), specs);
-    cluster.kind = plan.kind;
+    let mut cluster = Cluster::new(plan.kind, plan.bin.clone(), plan.node_args.clone(), specs);
     for &i in &ids {
         cluster.start(i)?;
     }

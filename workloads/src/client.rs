@@ -345,6 +345,16 @@ fn leader_hint(body: &Value) -> Option<u64> {
     }
 }
 
+/// What a successful `/kv` answer (raft-node or seed-style) says `op` returned: a read's
+/// `value` (`null` when absent), nothing for a delete, the written value otherwise.
+fn success_value(op: &OpSpec, body: &Value) -> Value {
+    match op.f {
+        Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
+        Func::Delete => Value::Null,
+        _ => op.value.clone(),
+    }
+}
+
 /// What a seed-style server's answer to `op` from node `node` means: 2xx is success
 /// (a read's `value`, `null` when absent); a 503 naming `leader_hint` (or saying "Not the
 /// leader") was not applied: follow the hint; other 4xx (415 without the JSON content
@@ -353,11 +363,7 @@ fn leader_hint(body: &Value) -> Option<u64> {
 fn seed_meaning(op: &OpSpec, node: u64, status: StatusCode, body: &Value) -> Meaning {
     let error = body["error"].as_str().unwrap_or("");
     match status {
-        s if s.is_success() => Meaning::Done(Answer::Ok(match op.f {
-            Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
-            Func::Delete => Value::Null,
-            _ => op.value.clone(),
-        })),
+        s if s.is_success() => Meaning::Done(Answer::Ok(success_value(op, body))),
         StatusCode::SERVICE_UNAVAILABLE
             if body.get("leader_hint").is_some() || error == "Not the leader" =>
         {
@@ -382,11 +388,7 @@ fn raft_node_meaning(op: &OpSpec, node: u64, status: StatusCode, body: &Value) -
     let error = body["error"].as_str().unwrap_or("");
     let is_read = op.f == Func::Read;
     match status {
-        s if s.is_success() => Meaning::Done(Answer::Ok(match op.f {
-            Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
-            Func::Delete => Value::Null,
-            _ => op.value.clone(),
-        })),
+        s if s.is_success() => Meaning::Done(Answer::Ok(success_value(op, body))),
         StatusCode::NOT_FOUND if is_read && (error != "not_found" || body.is_null()) => {
             // An absent key, for servers that say so with a 404.
             Meaning::Done(Answer::Ok(Value::Null))

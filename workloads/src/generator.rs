@@ -37,6 +37,18 @@ pub struct Mix {
     pub delete: u32,
 }
 
+/// The mix as test.json and bench.json record it.
+impl From<Mix> for checker::record::MixRecord {
+    fn from(m: Mix) -> Self {
+        checker::record::MixRecord {
+            read: m.read,
+            write: m.write,
+            cas: m.cas,
+            delete: m.delete,
+        }
+    }
+}
+
 impl Mix {
     fn total(&self) -> u32 {
         self.read + self.write + self.cas + self.delete

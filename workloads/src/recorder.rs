@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use checker::history::{HistoryLine, LineType};
-use checker::record::{quantile_of_sorted, Counts, FaultDetails};
+use checker::record::{Counts, FaultDetails};
 use checker::{Func, Outcome};
 use serde_json::Value;
 
@@ -185,13 +185,9 @@ pub fn ok_latencies(samples: &[Sample]) -> Vec<u64> {
     l
 }
 
-/// Latency quantile (0.0..=1.0) of the `ok` operations, in nanoseconds.
-pub fn quantile(samples: &[Sample], q: f64) -> Option<u64> {
-    quantile_of_sorted(&ok_latencies(samples), q)
-}
-
 #[cfg(test)]
 mod tests {
+    use checker::record::quantile_of_sorted;
     use serde_json::json;
 
     use super::*;
@@ -246,7 +242,7 @@ mod tests {
             Some(FailReason::CasMismatch),
             "a failure keeps its reason"
         );
-        assert!(quantile(&r.samples(), 0.5).is_some());
+        assert!(quantile_of_sorted(&ok_latencies(&r.samples()), 0.5).is_some());
 
         let file = std::fs::File::open(&path).unwrap();
         let h = checker::history::read_jsonl(std::io::BufReader::new(file)).unwrap();

@@ -75,33 +75,21 @@ impl Shared {
             Func::Read => Value::Null,
             _ => op.value.clone(),
         };
-        let inv = self
-            .recorder
-            .invoke(process, op.f, &op.key, invoke_value.clone());
+        let inv = self.recorder.invoke(process, op.f, &op.key, invoke_value);
         let answer = self.client.invoke(op, Instant::now() + timeout, home).await;
         let outcome = answer.outcome();
-        let done = match answer {
-            Answer::Ok(value) => Completion {
-                outcome,
-                value,
-                error: None,
-                reason: None,
-                node: None,
-            },
-            Answer::Fail(reason, e) => Completion {
-                outcome,
-                value: invoke_value,
-                error: Some(e),
-                reason: Some(reason),
-                node: None,
-            },
-            Answer::Info(e) => Completion {
-                outcome,
-                value: invoke_value,
-                error: Some(e),
-                reason: None,
-                node: None,
-            },
+        // A failed or unknown operation keeps the arguments of its invocation.
+        let (value, error, reason) = match answer {
+            Answer::Ok(value) => (value, None, None),
+            Answer::Fail(reason, e) => (inv.value.clone(), Some(e), Some(reason)),
+            Answer::Info(e) => (inv.value.clone(), Some(e), None),
+        };
+        let done = Completion {
+            outcome,
+            value,
+            error,
+            reason,
+            node: None,
         };
         self.recorder.complete(&inv, done);
         outcome

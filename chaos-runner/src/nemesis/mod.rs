@@ -183,7 +183,12 @@ mod tests {
         let net = Network::start(&[(1, nowhere), (2, nowhere), (3, nowhere)])
             .await
             .unwrap();
-        let cluster = Cluster::new("/nonexistent".into(), Vec::new(), Vec::new());
+        let cluster = Cluster::new(
+            ServerKind::RaftNode,
+            "/nonexistent".into(),
+            Vec::new(),
+            Vec::new(),
+        );
         Env {
             cluster: Arc::new(tokio::sync::Mutex::new(cluster)),
             net: Some(Arc::new(net)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use checker::check::CheckOptions;
-use checker::record::{MixRecord, TestRecord};
+use checker::record::TestRecord;
 use clap::{Args, ValueEnum};
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
@@ -396,12 +396,7 @@ impl Config {
             concurrency: self.concurrency,
             rate: a.rate,
             api: dialect.map_or("auto", Dialect::name).to_string(),
-            mix: MixRecord {
-                read: mix.read,
-                write: mix.write,
-                cas: mix.cas,
-                delete: mix.delete,
-            },
+            mix: mix.into(),
             time_limit_s: a.time_limit,
             ops: a.ops,
             op_timeout_s: a.op_timeout,
