@@ -4,8 +4,8 @@
 //!
 //!     cargo bench -p chaos-runner --bench proxy [-- ROUND_TRIPS]
 
-#[path = "../src/proxy.rs"]
-#[allow(dead_code)]
+#[path = "../src/proxy/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod proxy;
 
 use std::net::SocketAddr;

@@ -25,7 +25,6 @@ use crate::cluster::{
     ClusterPlan, Running, TargetArg,
 };
 use crate::exit;
-use crate::proxy::LinkMode;
 use crate::store::RunDir;
 use crate::test_cmd::{parse_mix, secs};
 
@@ -225,7 +224,7 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         bin,
         node_args: args.node_args.clone(),
         nodes: args.nodes,
-        proxies: args.proxies.then_some(LinkMode::Up),
+        proxies: args.proxies.then_some(0),
         leader_within: Duration::from_secs(30),
     };
     Ok(Plan {

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use workloads::client::{Dialect, KvClient, NodeApi};
 
-use crate::proxy::{LinkMode, Network};
+use crate::proxy::Network;
 use crate::store::RunDir;
 
 /// Process groups of every child alive, for emergency cleanup.
@@ -449,9 +449,9 @@ pub struct ClusterPlan {
     pub bin: PathBuf,
     pub node_args: Vec<String>,
     pub nodes: u64,
-    /// `Some(baseline)`: one proxy per directed link, every link in this mode when healthy
+    /// `Some(ms)`: one proxy per directed link, each with this steady one-way delay
     /// (`test` always; `bench --proxies`). `None`: nodes talk directly.
-    pub proxies: Option<LinkMode>,
+    pub proxies: Option<u64>,
     pub leader_within: Duration,
 }
 
@@ -487,7 +487,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
     let (ports, reserved) = free_ports(2 * n as usize)?;
     let transport = |i: u64| ports[(i - 1) as usize];
     let net = match plan.proxies {
-        Some(baseline) => {
+        Some(base_latency_ms) => {
             let links: Vec<(u64, std::net::SocketAddr)> = ids
                 .iter()
                 .map(|&i| {
@@ -498,9 +498,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
                 })
                 .collect();
             let mut net = Network::start(&links).await?;
-            if baseline != LinkMode::Up {
-                net.set_baseline(baseline);
-            }
+            net.set_base_latency(base_latency_ms);
             Some(net)
         }
         None => None,

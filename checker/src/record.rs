@@ -79,6 +79,9 @@ pub struct TestRecord {
     /// Fault kinds in play.
     pub nemesis: Vec<String>,
     pub nemesis_interval_s: f64,
+    /// `search` (kinds, durations and gaps drawn from the seed) or `fixed` (a rota of
+    /// `nemesis_interval_s`); empty in records older than the search.
+    pub schedule_mode: String,
     pub link_latency_ms: u64,
     pub nemesis_targets: Vec<String>,
     pub partitions: Vec<String>,
@@ -143,6 +146,36 @@ pub struct FaultDetails {
     /// Crash: how the process ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Message faults: the directed links it acted on, as [from, to].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<[u64; 2]>,
+    /// Message faults (on the stop event): every request it dropped, held, released,
+    /// duplicated or replayed, in order of links then time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<MessageRecord>,
+    /// Message faults: how many more requests it acted on than `messages` lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_not_listed: Option<u64>,
+}
+
+/// One request a message fault acted on: enough to find it in a node's log and to see
+/// how stale a late copy was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageRecord {
+    /// `dropped`, `held`, `released` (a held request, delivered late), `duplicated` (a
+    /// second delivery) or `replayed` (a copy of an earlier request).
+    pub action: String,
+    pub from: u64,
+    pub to: u64,
+    pub method: String,
+    pub path: String,
+    /// Size of the whole request, head and body.
+    pub bytes: u64,
+    /// When the original request crossed the link (history clock, ns).
+    pub seen: u64,
+    /// When this happened to it (history clock, ns).
+    pub at: u64,
 }
 
 impl FaultDetails {

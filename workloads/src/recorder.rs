@@ -83,6 +83,11 @@ impl Recorder {
         })
     }
 
+    /// The instant the history's clock counts from.
+    pub fn epoch(&self) -> Instant {
+        self.start
+    }
+
     /// Nanoseconds since the recorder started: the history's clock.
     pub fn now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64

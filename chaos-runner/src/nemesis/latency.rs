@@ -1,11 +1,10 @@
 //! Latency: 50 to 150 ms more on every link (over the run's `--link-latency` baseline),
-//! order kept.
+//! order kept. And the search schedule's background spells of a steady 1 to 10 ms.
 
 use anyhow::Result;
 use checker::record::FaultDetails;
 
 use super::{Env, Fault, Planned};
-use crate::proxy::LinkMode;
 
 const ADDED_MS: u64 = 50;
 const JITTER_MS: u64 = 100;
@@ -19,24 +18,17 @@ pub struct LatencyFault {
 impl Fault for LatencyFault {
     async fn start(_: &Planned, env: &Env) -> Result<Self> {
         let net = env.net()?;
-        let base = match net.baseline() {
-            LinkMode::Delay { ms, .. } => ms,
-            _ => 0,
-        };
         let f = LatencyFault {
-            delay_ms: base + ADDED_MS,
+            delay_ms: net.base_latency() + ADDED_MS,
             jitter_ms: JITTER_MS,
             nodes: env.ids(),
         };
-        net.set_all(LinkMode::Delay {
-            ms: f.delay_ms,
-            jitter_ms: f.jitter_ms,
-        });
+        net.slow_all(Some((ADDED_MS, JITTER_MS)));
         Ok(f)
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
-        env.net()?.heal();
+        env.net()?.slow_all(None);
         Ok(())
     }
 
@@ -53,6 +45,40 @@ impl Fault for LatencyFault {
             nodes: self.nodes.clone(),
             delay_ms: Some(self.delay_ms),
             jitter_ms: Some(self.jitter_ms),
+            ..FaultDetails::default()
+        }
+    }
+}
+
+/// A spell of steady delay on every link (the search schedule's background).
+pub struct LinkLatencyFault {
+    ms: u64,
+    nodes: Vec<u64>,
+}
+
+impl Fault for LinkLatencyFault {
+    async fn start(p: &Planned, env: &Env) -> Result<Self> {
+        let ms = p.link_latency_ms();
+        env.net()?.set_weather(ms);
+        Ok(LinkLatencyFault {
+            ms,
+            nodes: env.ids(),
+        })
+    }
+
+    async fn stop(&self, env: &Env) -> Result<()> {
+        env.net()?.set_weather(0);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("link-latency {}ms", self.ms)
+    }
+
+    fn details(&self) -> FaultDetails {
+        FaultDetails {
+            nodes: self.nodes.clone(),
+            delay_ms: Some(self.ms),
             ..FaultDetails::default()
         }
     }

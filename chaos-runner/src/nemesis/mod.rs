@@ -7,10 +7,12 @@
 //! is one new file, one [`FaultKind`] and one arm in [`Started`].
 
 mod latency;
+mod message;
 mod partition;
 mod process;
 mod schedule;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -21,7 +23,7 @@ use workloads::recorder::Recorder;
 
 use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::proxy::Network;
-pub use schedule::{plan, FaultKind, Planned, Shape, Target};
+pub use schedule::{plan, plan_search, FaultKind, Layer, Planned, Shape, Target};
 
 /// What faults act on.
 pub struct Env {
@@ -32,6 +34,8 @@ pub struct Env {
     pub apis: Vec<(u64, String)>,
     /// How to ask who leads.
     pub kind: ServerKind,
+    /// The history's clock starts here (times in fault records count from it).
+    pub epoch: std::time::Instant,
 }
 
 impl Env {
@@ -73,6 +77,8 @@ pub enum Started {
     Process(process::ProcessFault),
     Partition(partition::PartitionFault),
     Latency(latency::LatencyFault),
+    LinkLatency(latency::LinkLatencyFault),
+    Message(message::MessageFaultRun),
 }
 
 impl Started {
@@ -85,6 +91,12 @@ impl Started {
                 Started::Partition(partition::PartitionFault::start(p, env).await?)
             }
             FaultKind::Latency => Started::Latency(latency::LatencyFault::start(p, env).await?),
+            FaultKind::LinkLatency => {
+                Started::LinkLatency(latency::LinkLatencyFault::start(p, env).await?)
+            }
+            FaultKind::Duplicate | FaultKind::Reorder | FaultKind::Replay | FaultKind::Drop => {
+                Started::Message(message::MessageFaultRun::start(p, env).await?)
+            }
         })
     }
 
@@ -93,6 +105,8 @@ impl Started {
             Started::Process(f) => f.stop(env).await,
             Started::Partition(f) => f.stop(env).await,
             Started::Latency(f) => f.stop(env).await,
+            Started::LinkLatency(f) => f.stop(env).await,
+            Started::Message(f) => f.stop(env).await,
         }
     }
 
@@ -101,6 +115,8 @@ impl Started {
             Started::Process(f) => f.describe(),
             Started::Partition(f) => f.describe(),
             Started::Latency(f) => f.describe(),
+            Started::LinkLatency(f) => f.describe(),
+            Started::Message(f) => f.describe(),
         }
     }
 
@@ -109,6 +125,8 @@ impl Started {
             Started::Process(f) => f.details(),
             Started::Partition(f) => f.details(),
             Started::Latency(f) => f.details(),
+            Started::LinkLatency(f) => f.details(),
+            Started::Message(f) => f.details(),
         }
     }
 }
@@ -116,8 +134,8 @@ impl Started {
 /// What the run shows while it goes and reports when it ends.
 #[derive(Default)]
 pub struct Live {
-    /// The fault in force, in words ("" when healthy).
-    pub active: Mutex<String>,
+    /// The faults in force, in words, by layer.
+    pub active: Mutex<BTreeMap<Layer, String>>,
     /// Faults that started and stopped, in order.
     pub faults: Mutex<Vec<FaultEntry>>,
     /// Things that went wrong on the way (a node that crashed, a cluster that did not
@@ -126,13 +144,20 @@ pub struct Live {
 }
 
 impl Live {
+    /// The faults in force now, in words ("" when healthy).
+    pub fn active_now(&self) -> String {
+        let active = self.active.lock().expect("lock");
+        active.values().cloned().collect::<Vec<_>>().join(" + ")
+    }
+
     pub fn warn(&self, w: String) {
         self.warnings.lock().expect("lock").push(w);
     }
 }
 
 /// Carries out `schedule` (offsets from `started`) until it ends or `finish` is notified;
-/// a fault in force then is stopped before returning.
+/// a fault in force then is stopped before returning. Each layer runs on its own, so
+/// background faults overlap foreground ones.
 pub async fn run(
     schedule: Vec<Planned>,
     started: Instant,
@@ -141,22 +166,60 @@ pub async fn run(
     live: Arc<Live>,
     finish: Arc<Notify>,
 ) -> Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (fg, bg): (Vec<Planned>, Vec<Planned>) = schedule
+        .into_iter()
+        .partition(|p| p.layer == Layer::Foreground);
+    let layer = |plans| {
+        run_layer(
+            plans,
+            started,
+            env.clone(),
+            recorder.clone(),
+            live.clone(),
+            stop_rx.clone(),
+        )
+    };
+    let layers = async { tokio::try_join!(layer(fg), layer(bg)) };
+    tokio::pin!(layers);
+    tokio::select! {
+        r = &mut layers => { r?; }
+        _ = finish.notified() => {
+            stop_tx.send_replace(true);
+            layers.await?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_layer(
+    schedule: Vec<Planned>,
+    started: Instant,
+    env: Arc<Env>,
+    recorder: Arc<Recorder>,
+    live: Arc<Live>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
     for p in schedule {
         tokio::select! {
             _ = tokio::time::sleep_until(started + p.start) => {}
-            _ = finish.notified() => return Ok(()),
+            _ = stop.wait_for(|s| *s) => return Ok(()),
         }
         let fault = Started::start(&p, &env).await?;
         let details = fault.details();
         let t0 = recorder.nemesis(&format!("start-{}", p.kind.name()), &details);
-        *live.active.lock().expect("lock") = fault.describe();
+        live.active
+            .lock()
+            .expect("lock")
+            .insert(p.layer, fault.describe());
         let finished = tokio::select! {
             _ = tokio::time::sleep_until(started + p.end) => false,
-            _ = finish.notified() => true,
+            _ = stop.wait_for(|s| *s) => true,
         };
         fault.stop(&env).await?;
+        let details = fault.details();
         let t1 = recorder.nemesis(&format!("stop-{}", p.kind.name()), &details);
-        live.active.lock().expect("lock").clear();
+        live.active.lock().expect("lock").remove(&p.layer);
         live.faults.lock().expect("lock").push(FaultEntry {
             fault: fault.describe(),
             start_s: t0 as f64 / 1e9,
@@ -194,6 +257,7 @@ mod tests {
             net: Some(Arc::new(net)),
             apis: (1..=3).map(|i| (i, String::new())).collect(),
             kind: ServerKind::RaftNode,
+            epoch: std::time::Instant::now(),
         }
     }
 
@@ -205,6 +269,7 @@ mod tests {
             target: Target::Random,
             shape,
             pick,
+            layer: Layer::Foreground,
         }
     }
 
@@ -265,7 +330,7 @@ mod tests {
         };
         Arc::get_mut(env.net.as_mut().unwrap())
             .unwrap()
-            .set_baseline(base);
+            .set_base_latency(5);
         let f = Started::start(&planned(FaultKind::Latency, Shape::Halves, 0), &env)
             .await
             .unwrap();
@@ -282,5 +347,73 @@ mod tests {
         assert_eq!(f.describe(), "latency 55-155ms");
         f.stop(&env).await.unwrap();
         assert_eq!(env.net().unwrap().mode(3, 1), Some(base));
+    }
+
+    #[tokio::test]
+    async fn overlapping_faults_never_undo_each_other() {
+        let env = env().await;
+        let net = env.net().unwrap();
+        let weather = Planned {
+            layer: Layer::Background,
+            ..planned(FaultKind::LinkLatency, Shape::Halves, 2)
+        };
+        let weather = Started::start(&weather, &env).await.unwrap();
+        let ms = 5; // pick 2
+        assert_eq!(net.mode(1, 2), Some(LinkMode::Delay { ms, jitter_ms: 0 }));
+        let part = Started::start(&planned(FaultKind::Partition, Shape::Isolate, 0), &env)
+            .await
+            .unwrap();
+        let slow = Started::start(&planned(FaultKind::Latency, Shape::Halves, 0), &env)
+            .await
+            .unwrap();
+        let cut = || {
+            (1..=3u64)
+                .flat_map(|a| (1..=3u64).map(move |b| (a, b)))
+                .filter(|(a, b)| a != b && net.mode(*a, *b) == Some(LinkMode::Cut))
+                .count()
+        };
+        assert_eq!(
+            cut(),
+            4,
+            "isolating one of three cuts four links, latency or not"
+        );
+        // The background ends first: the partition and the latency fault stay.
+        weather.stop(&env).await.unwrap();
+        assert_eq!(cut(), 4);
+        part.stop(&env).await.unwrap();
+        assert_eq!(
+            net.mode(1, 2),
+            Some(LinkMode::Delay {
+                ms: 50,
+                jitter_ms: 100
+            })
+        );
+        slow.stop(&env).await.unwrap();
+        assert!(all_up(&env));
+    }
+
+    #[tokio::test]
+    async fn a_message_fault_covers_its_nodes_links_and_records_what_it_did() {
+        let env = env().await;
+        let p = Planned {
+            target: Target::Random,
+            ..planned(FaultKind::Duplicate, Shape::Halves, 9)
+        };
+        let f = Started::start(&p, &env).await.unwrap();
+        let d = f.details();
+        assert_eq!(d.nodes.len(), 1);
+        let n = d.nodes[0];
+        assert_eq!(d.links.len(), 4, "in and out of one node of three");
+        assert!(d.links.iter().all(|[a, b]| *a == n || *b == n));
+        assert!(d.messages.is_empty(), "nothing happened yet");
+        f.stop(&env).await.unwrap();
+        assert!(f.describe().starts_with(&format!("duplicate [{n}]")));
+        let every = Planned {
+            target: Target::All,
+            ..planned(FaultKind::Drop, Shape::Halves, 9)
+        };
+        let f = Started::start(&every, &env).await.unwrap();
+        assert_eq!(f.details().links.len(), 6);
+        f.stop(&env).await.unwrap();
     }
 }

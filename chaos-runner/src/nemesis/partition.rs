@@ -38,7 +38,7 @@ impl Fault for PartitionFault {
         for (a, deaf) in &g {
             for b in deaf {
                 // a does not hear b: the link b -> a fails.
-                net.set(*b, *a, mode);
+                net.cut(*b, *a, mode);
             }
         }
         Ok(PartitionFault {
@@ -50,7 +50,7 @@ impl Fault for PartitionFault {
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
-        env.net()?.heal();
+        env.net()?.uncut_all();
         Ok(())
     }
 

@@ -23,14 +23,30 @@ pub enum FaultKind {
     Partition,
     /// Delay every link.
     Latency,
+    /// Deliver peer requests twice, the copy up to 0.5 s later on its own connection.
+    Duplicate,
+    /// Hold peer requests back and deliver them after later ones.
+    Reorder,
+    /// Deliver copies of peer requests seen up to 10 s earlier.
+    Replay,
+    /// Swallow peer requests; their senders time out.
+    Drop,
+    /// The search schedule's background: a steady 1 to 10 ms on every link for a while
+    /// (never asked for by name: `--link-latency` fixes it for a whole run).
+    LinkLatency,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
+    /// Every kind `--nemesis` can name.
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Latency,
+        FaultKind::Duplicate,
+        FaultKind::Reorder,
+        FaultKind::Replay,
+        FaultKind::Drop,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,12 +55,40 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
             FaultKind::Latency => "latency",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Reorder => "reorder",
+            FaultKind::Replay => "replay",
+            FaultKind::Drop => "drop",
+            FaultKind::LinkLatency => "link-latency",
         }
     }
 
     pub fn parse(s: &str) -> Option<FaultKind> {
         FaultKind::ALL.into_iter().find(|k| k.name() == s)
     }
+
+    /// Whether it acts on links, so it needs the per-link proxies.
+    pub fn is_network(self) -> bool {
+        !matches!(self, FaultKind::Kill | FaultKind::Pause)
+    }
+
+    /// Whether it acts on whole peer requests.
+    pub fn is_message(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Duplicate | FaultKind::Reorder | FaultKind::Replay | FaultKind::Drop
+        )
+    }
+}
+
+/// Faults of one layer never overlap each other; the two layers overlap freely (the
+/// links' layers in the proxy keep them from undoing each other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    /// Kills, pauses, partitions, latency: one at a time.
+    Foreground,
+    /// The search schedule's link weather and message faults, under the foreground.
+    Background,
 }
 
 /// Which nodes a kill or pause hits.
@@ -139,25 +183,32 @@ pub struct Planned {
     pub shape: Shape,
     /// Picks the nodes (shuffles, random choices), so the choice is reproducible.
     pub pick: u64,
+    pub layer: Layer,
+}
+
+impl Planned {
+    /// The steady delay of a `LinkLatency` fault, drawn from its pick.
+    pub fn link_latency_ms(&self) -> u64 {
+        [1, 2, 5, 10][(self.pick % 4) as usize]
+    }
 }
 
 impl fmt::Display for Planned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:.1}-{:.1}s ",
+            self.start.as_secs_f64(),
+            self.end.as_secs_f64()
+        )?;
+        if self.layer == Layer::Background {
+            f.write_str("(background) ")?;
+        }
         match self.kind {
-            FaultKind::Partition => write!(
-                f,
-                "{:.1}s partition {}",
-                self.start.as_secs_f64(),
-                self.shape.name()
-            ),
-            FaultKind::Latency => write!(f, "{:.1}s latency", self.start.as_secs_f64()),
-            k => write!(
-                f,
-                "{:.1}s {} {}",
-                self.start.as_secs_f64(),
-                k.name(),
-                self.target.name()
-            ),
+            FaultKind::Partition => write!(f, "partition {}", self.shape.name()),
+            FaultKind::Latency => f.write_str("latency"),
+            FaultKind::LinkLatency => write!(f, "link-latency {}ms", self.link_latency_ms()),
+            k => write!(f, "{} {}", k.name(), self.target.name()),
         }
     }
 }
@@ -193,8 +244,121 @@ pub fn plan(
             target: *targets.choose(&mut rng).unwrap_or(&Target::Random),
             shape: *shapes.choose(&mut rng).unwrap_or(&Shape::Halves),
             pick: rng.gen(),
+            layer: Layer::Foreground,
         });
         t = end + interval;
+    }
+    out
+}
+
+/// Seconds drawn log-uniformly in `lo..hi`: short faults as often as long ones.
+fn log_uniform(rng: &mut StdRng, lo: f64, hi: f64) -> Duration {
+    Duration::from_secs_f64((rng.gen_range(lo.ln()..hi.ln())).exp())
+}
+
+/// The default schedule: a search, not a rota. Every fault's kind, target, shape,
+/// duration and the gap after it come from the seed; now and then a burst of short
+/// faults hits whoever leads, again and again (elections in a row); and under it all, a
+/// background layer changes the links' steady delay and runs message faults, so kills
+/// and partitions also happen while requests are duplicated, held, replayed or lost.
+/// `kinds` are what the target can have; `every` joins the targets of kills and pauses.
+pub fn plan_search(
+    seed: u64,
+    kinds: &[FaultKind],
+    targets: &[Target],
+    shapes: &[Shape],
+    time_limit: Duration,
+) -> Vec<Planned> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5345_4152_4348_2121);
+    let fg: Vec<FaultKind> = kinds.iter().copied().filter(|k| !k.is_message()).collect();
+    let bg: Vec<FaultKind> = kinds.iter().copied().filter(|k| k.is_message()).collect();
+    let mut process_targets = targets.to_vec();
+    process_targets.push(Target::All);
+    let limit = time_limit.saturating_sub(Duration::from_millis(300));
+    let mut out = Vec::new();
+    let mut t = log_uniform(&mut rng, 0.5, 2.0);
+    while !fg.is_empty() && t < limit {
+        let burst = fg
+            .iter()
+            .any(|k| matches!(k, FaultKind::Kill | FaultKind::Partition))
+            && rng.gen_bool(0.2);
+        if burst {
+            // Elections in a row: the leader of the moment, again and again.
+            let kinds: Vec<FaultKind> = [FaultKind::Kill, FaultKind::Partition]
+                .into_iter()
+                .filter(|k| fg.contains(k))
+                .collect();
+            let kind = *kinds.choose(&mut rng).expect("checked above");
+            for _ in 0..rng.gen_range(3..=6) {
+                let end = (t + log_uniform(&mut rng, 0.2, 1.0)).min(time_limit);
+                out.push(Planned {
+                    start: t,
+                    end,
+                    kind,
+                    target: Target::Leader,
+                    shape: Shape::Isolate,
+                    pick: rng.gen(),
+                    layer: Layer::Foreground,
+                });
+                t = end + log_uniform(&mut rng, 0.2, 0.8);
+                if t >= limit {
+                    break;
+                }
+            }
+            continue;
+        }
+        let kind = *fg.choose(&mut rng).expect("not empty");
+        let pool = if matches!(kind, FaultKind::Kill | FaultKind::Pause) {
+            &process_targets
+        } else {
+            targets
+        };
+        let end = (t + log_uniform(&mut rng, 0.3, 5.0)).min(time_limit);
+        out.push(Planned {
+            start: t,
+            end,
+            kind,
+            target: *pool.choose(&mut rng).unwrap_or(&Target::Random),
+            shape: *shapes.choose(&mut rng).unwrap_or(&Shape::Halves),
+            pick: rng.gen(),
+            layer: Layer::Foreground,
+        });
+        t = end + log_uniform(&mut rng, 0.2, 3.0);
+    }
+    if kinds.iter().any(|k| k.is_network()) {
+        out.extend(plan_background(&mut rng, &bg, time_limit));
+    }
+    out
+}
+
+/// The background layer: spells of 2 to 10 s, each a steady link delay, a message
+/// fault on the links of some nodes, or calm.
+fn plan_background(rng: &mut StdRng, messages: &[FaultKind], time_limit: Duration) -> Vec<Planned> {
+    let mut kinds = messages.to_vec();
+    kinds.push(FaultKind::LinkLatency);
+    let mut out = Vec::new();
+    let mut t = Duration::ZERO;
+    while t + Duration::from_millis(500) < time_limit {
+        let end = (t + Duration::from_secs_f64(rng.gen_range(2.0..10.0))).min(time_limit);
+        if !rng.gen_bool(0.2) {
+            out.push(Planned {
+                start: t,
+                end,
+                kind: *kinds.choose(rng).expect("link latency at least"),
+                target: *[
+                    Target::Random,
+                    Target::Leader,
+                    Target::Minority,
+                    Target::All,
+                ]
+                .choose(rng)
+                .expect("not empty"),
+                shape: Shape::Halves,
+                pick: rng.gen(),
+                layer: Layer::Background,
+            });
+        }
+        t = end + Duration::from_secs_f64(rng.gen_range(0.0..2.0));
     }
     out
 }
@@ -301,6 +465,7 @@ mod tests {
             target: Target::Random,
             shape,
             pick,
+            layer: Layer::Foreground,
         }
     }
 
@@ -324,8 +489,8 @@ mod tests {
             p.windows(2).all(|w| w[0].end < w[1].start),
             "faults never overlap"
         );
-        let first_round: BTreeSet<FaultKind> = p[..4].iter().map(|f| f.kind).collect();
-        assert_eq!(first_round.len(), 4, "every kind comes once per round");
+        let first_round: BTreeSet<FaultKind> = p[..8].iter().map(|f| f.kind).collect();
+        assert_eq!(first_round.len(), 8, "every kind comes once per round");
         let nodes = [1, 2, 3, 4, 5];
         for f in &p {
             assert_eq!(choose_nodes(f, &nodes, None), choose_nodes(f, &nodes, None));
@@ -382,5 +547,82 @@ mod tests {
             ..p
         };
         assert_eq!(choose_nodes(&p, &nodes, Some(4)), vec![4]);
+    }
+
+    fn search(seed: u64, kinds: &[FaultKind]) -> Vec<Planned> {
+        plan_search(
+            seed,
+            kinds,
+            &Target::ALL,
+            &Shape::ALL,
+            Duration::from_secs(30),
+        )
+    }
+
+    #[test]
+    fn the_search_replays_by_seed_and_keeps_each_layer_in_sequence() {
+        assert_eq!(search(7, &FaultKind::ALL), search(7, &FaultKind::ALL));
+        assert_ne!(search(7, &FaultKind::ALL), search(8, &FaultKind::ALL));
+        for seed in 0..50 {
+            let p = search(seed, &FaultKind::ALL);
+            for layer in [Layer::Foreground, Layer::Background] {
+                let l: Vec<&Planned> = p.iter().filter(|f| f.layer == layer).collect();
+                assert!(!l.is_empty(), "seed {seed}: {layer:?} has faults");
+                assert!(l
+                    .iter()
+                    .all(|f| f.start < f.end && f.end <= Duration::from_secs(30)));
+                assert!(
+                    l.windows(2).all(|w| w[0].end < w[1].start),
+                    "no overlap in a layer"
+                );
+            }
+            assert!(p.iter().all(|f| (f.layer == Layer::Background)
+                == (f.kind.is_message() || f.kind == FaultKind::LinkLatency)));
+        }
+    }
+
+    #[test]
+    fn successive_seeds_cover_every_kind_target_and_pattern() {
+        let mut kinds = BTreeSet::new();
+        let mut targets = BTreeSet::new();
+        let mut bursts = 0;
+        let mut short = 0;
+        let mut long = 0;
+        for seed in 0..10 {
+            let p = search(seed, &FaultKind::ALL);
+            kinds.extend(p.iter().map(|f| f.kind));
+            targets.extend(p.iter().map(|f| f.target));
+            for f in &p {
+                let d = f.end - f.start;
+                short += usize::from(d < Duration::from_secs(1));
+                long += usize::from(d > Duration::from_secs(3));
+            }
+            // Three leader faults of one kind in a row, each under a second.
+            bursts += p
+                .windows(3)
+                .filter(|w| {
+                    w.iter().all(|f| {
+                        f.target == Target::Leader
+                            && f.kind == w[0].kind
+                            && f.end - f.start < Duration::from_secs(1)
+                    })
+                })
+                .count();
+        }
+        assert_eq!(
+            kinds.len(),
+            9,
+            "all eight kinds and link latency: {kinds:?}"
+        );
+        assert_eq!(targets.len(), 5, "every node at once included: {targets:?}");
+        assert!(
+            bursts > 0 && short > 10 && long > 5,
+            "{bursts} {short} {long}"
+        );
+        // What the target cannot have is never planned: etcd gets kills and pauses only.
+        let p = search(3, &[FaultKind::Kill, FaultKind::Pause]);
+        assert!(p
+            .iter()
+            .all(|f| matches!(f.kind, FaultKind::Kill | FaultKind::Pause)));
     }
 }

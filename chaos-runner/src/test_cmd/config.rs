@@ -13,7 +13,6 @@ use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, TargetArg};
 use crate::nemesis::{FaultKind, Planned, Shape, Target};
-use crate::proxy::LinkMode;
 
 /// The client API of the server under test.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -102,12 +101,17 @@ pub struct TestArgs {
     /// Seconds an operation may take before its outcome is recorded as unknown.
     #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub op_timeout: f64,
-    /// Faults to inject: any of kill,pause,partition,latency, or all, or none.
+    /// Faults to inject: any of kill,pause,partition,latency (processes and links) and
+    /// duplicate,reorder,replay,drop (whole peer requests), or all, or none. `all` without
+    /// --nemesis-interval is a search: kinds, targets, durations and gaps are drawn from
+    /// the seed, with bursts of leader faults and, underneath, spells of link latency and
+    /// message faults; successive seeds explore different schedules.
     #[arg(long, default_value = "all")]
     pub nemesis: String,
-    /// Seconds of each fault, and of each healthy gap between faults.
-    #[arg(long, default_value_t = 3.0, value_name = "SECS")]
-    pub nemesis_interval: f64,
+    /// A fixed rota instead of the search: seconds of each fault, and of each healthy gap
+    /// between faults, every named kind in turn (default 3 when --nemesis names kinds).
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_interval: Option<f64>,
     /// Whom kills and pauses hit: any of random,leader,minority,majority,every (all nodes
     /// at once), or all (the first four).
     #[arg(long, default_value = "all")]
@@ -161,8 +165,9 @@ pub struct Config {
     pub time_limit: Duration,
     pub op_timeout: Duration,
     pub check_timeout: Duration,
-    /// Length of each fault and of each healthy gap (zero when no fault is planned).
-    pub nemesis_interval: Duration,
+    /// Length of each fault and of each healthy gap; `None` for the search schedule (and
+    /// zero when no fault is planned).
+    pub nemesis_interval: Option<Duration>,
     /// `--check-memory` as a number of search configurations.
     pub check_max_configs: usize,
 }
@@ -235,7 +240,7 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     if args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
-    let network = |k: &FaultKind| matches!(k, FaultKind::Partition | FaultKind::Latency);
+    let network = |k: &FaultKind| k.is_network();
     if args.nemesis.trim() == "all" {
         return Ok(faults.into_iter().filter(|k| !network(k)).collect());
     }
@@ -268,10 +273,12 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         TargetArg::Etcd => etcd_binary(&args.etcd)?,
     };
     let faults = faults_for_target(&args)?;
-    let nemesis_interval = if faults.is_empty() {
-        Duration::ZERO
-    } else {
-        secs(args.nemesis_interval, "--nemesis-interval")?.max(Duration::from_millis(100))
+    let nemesis_interval = match args.nemesis_interval {
+        _ if faults.is_empty() => Some(Duration::ZERO),
+        None if args.nemesis.trim() == "all" => None,
+        interval => Some(
+            secs(interval.unwrap_or(3.0), "--nemesis-interval")?.max(Duration::from_millis(100)),
+        ),
     };
     let targets = list(&args.nemesis_targets, &Target::ALL, Target::parse, "target")?;
     let shapes = list(
@@ -358,16 +365,12 @@ impl Config {
     /// The cluster `test` starts: every link through a proxy, at `--link-latency` (etcd:
     /// direct links).
     pub fn cluster_plan(&self) -> ClusterPlan {
-        let baseline = match self.args.link_latency {
-            0 => LinkMode::Up,
-            ms => LinkMode::Delay { ms, jitter_ms: 0 },
-        };
         ClusterPlan {
             kind: self.args.target.kind(),
             bin: self.bin.clone(),
             node_args: self.args.node_args.clone(),
             nodes: self.args.nodes,
-            proxies: (self.args.target == TargetArg::RaftNode).then_some(baseline),
+            proxies: (self.args.target == TargetArg::RaftNode).then_some(self.args.link_latency),
             leader_within: Duration::from_secs(20),
         }
     }
@@ -401,7 +404,13 @@ impl Config {
             ops: a.ops,
             op_timeout_s: a.op_timeout,
             nemesis: self.faults.iter().map(|f| f.name().to_string()).collect(),
-            nemesis_interval_s: a.nemesis_interval,
+            nemesis_interval_s: self.nemesis_interval.map_or(0.0, |d| d.as_secs_f64()),
+            schedule_mode: if self.nemesis_interval.is_some() {
+                "fixed"
+            } else {
+                "search"
+            }
+            .to_string(),
             link_latency_ms: a.link_latency,
             nemesis_targets: self.targets.iter().map(|t| t.name().to_string()).collect(),
             partitions: self.shapes.iter().map(|s| s.name().to_string()).collect(),

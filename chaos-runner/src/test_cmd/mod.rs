@@ -111,6 +111,7 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         cluster: Arc::new(tokio::sync::Mutex::new(running.cluster)),
         net: running.net.map(Arc::new),
         apis: running.apis,
+        epoch: recorder.epoch(),
     };
     Ok(Testbed {
         dialect,
@@ -296,14 +297,17 @@ fn write_results(
 /// Runs one test; returns its exit code, a one-line message and its folder.
 async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let run = RunDir::create(&cfg.args.store, &cfg.name)?;
-    let schedule = nemesis::plan(
-        seed,
-        &cfg.faults,
-        &cfg.targets,
-        &cfg.shapes,
-        cfg.nemesis_interval,
-        cfg.time_limit,
-    );
+    let schedule = match cfg.nemesis_interval {
+        Some(interval) => nemesis::plan(
+            seed,
+            &cfg.faults,
+            &cfg.targets,
+            &cfg.shapes,
+            interval,
+            cfg.time_limit,
+        ),
+        None => nemesis::plan_search(seed, &cfg.faults, &cfg.targets, &cfg.shapes, cfg.time_limit),
+    };
     let replay = replay_command(seed);
     let record = |dialect, mix| cfg.test_record(seed, &replay, &schedule, dialect, mix);
     run.write_json(&run.test_json(), &record(None, cfg.mix))?;
@@ -326,7 +330,12 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         counts: bed.recorder.counts(),
         load_secs,
         samples: bed.recorder.samples(),
-        faults: bed.live.faults.lock().expect("lock").clone(),
+        faults: {
+            // The layers finish faults out of order; results list them as they began.
+            let mut f = bed.live.faults.lock().expect("lock").clone();
+            f.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+            f
+        },
         final_reads,
         warnings: bed.live.warnings.lock().expect("lock").clone(),
         after_time_limit: tail.phases.clone(),

@@ -71,7 +71,7 @@ pub async fn run(
             rate = (counts.total() - last_total) as f64 / dt;
             (last_total, last_t) = (counts.total(), Instant::now());
         }
-        let active = live.active.lock().expect("lock").clone();
+        let active = live.active_now();
         let msg = format!(
             "ok {} fail {} info {} | {:.0} ops/s | {}",
             counts.ok,
