@@ -4,6 +4,13 @@
 #
 #   scripts/matrix.sh [RUNS] [SECS] [SEED]
 #
+# The default schedule's column: what a user gets with no fault flags at all. For each
+# seeded bug, ATTEMPTS attempts of `chaos-runner test --time-limit 30 --test-count 4`
+# (2 minutes: seeds BASE+4a .. BASE+4a+3), counting attempts that caught it; then the
+# healthy node in HEALTHY default runs and in SOLO runs of each message fault alone.
+#
+#   scripts/matrix.sh default [ATTEMPTS] [BASE] [HEALTHY] [SOLO] [BUGS...]
+#
 # Prints a Markdown table for BENCHMARKS.md. Needs a release build (cargo build --release)
 # and python3. "Test time to the first anomaly" counts the full runs before the catching
 # one, plus the time into that run at which the first operation no order explains returned.
@@ -16,6 +23,57 @@ bin=./target/release/chaos-runner
 [[ -x $bin ]] || { echo "build first: cargo build --release" >&2; exit 3; }
 store=$(mktemp -d)
 trap 'rm -rf "$store"' EXIT
+
+all_bugs=(stale-read lease-read ack-before-commit no-noop-read lost-truncate forget-vote commit-old-term commit-overreach)
+
+if [[ ${1:-} == default ]]; then
+  attempts=${2:-10}
+  base=${3:-7000}
+  healthy_runs=${4:-50}
+  solo_runs=${5:-20}
+  shift $(($# < 5 ? $# : 5))
+  bugs=("$@")
+  ((${#bugs[@]})) || bugs=("${all_bugs[@]}")
+  echo "| bug | attempts that caught it (4 runs x 30 s each) | runs it took, per catching attempt |"
+  echo "|---|---|---|"
+  for bug in "${bugs[@]}"; do
+    caught=0
+    took=()
+    for ((a = 0; a < attempts; a++)); do
+      for ((r = 0; r < 4; r++)); do
+        $bin test --time-limit 30 --store "$store" --seed $((base + 4 * a + r)) \
+          --node-arg=--unsafe-bug="$bug" >/dev/null 2>&1
+        if (($? == 1)); then
+          caught=$((caught + 1))
+          took+=("$((r + 1))")
+          break
+        fi
+      done
+    done
+    echo "| \`$bug\` | $caught of $attempts | ${took[*]:--} |"
+  done
+  echo
+  echo "| healthy node | runs | valid | other verdicts |"
+  echo "|---|---|---|---|"
+  healthy_row() { # healthy_row LABEL RUNS SEED-OFFSET ARGS...
+    local label=$1 runs=$2 off=$3 valid=0 other=()
+    shift 3
+    for ((i = 0; i < runs; i++)); do
+      $bin test --store "$store" --seed $((base + off + i)) "$@" >/dev/null 2>&1
+      code=$?
+      if ((code == 0)); then valid=$((valid + 1)); else other+=("exit $code"); fi
+    done
+    echo "| $label | $runs | $valid | ${other[*]:--} |"
+  }
+  ((healthy_runs > 0)) && healthy_row "default schedule, 30 s" "$healthy_runs" 10000 --time-limit 30
+  if ((solo_runs > 0)); then
+    for kind in duplicate reorder replay drop; do
+      healthy_row "$kind alone, 1 s on / 1 s off, 10 s" "$solo_runs" 20000 \
+        --time-limit 10 --nemesis "$kind" --nemesis-interval 1
+    done
+  fi
+  exit 0
+fi
 
 # bug | faults (for the table) | flags. Each row carries its whole schedule.
 rows=(

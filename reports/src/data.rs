@@ -62,6 +62,7 @@ fn label(kind: &str, d: &FaultDetails) -> String {
                 .unwrap_or_default()
         ),
         "latency" => "latency".to_string(),
+        "link-latency" => format!("link latency {} ms", d.delay_ms.unwrap_or(0)),
         k => format!("{k} {}", nodes.join(",")),
     }
 }

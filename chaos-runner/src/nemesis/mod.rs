@@ -167,29 +167,44 @@ pub async fn run(
     finish: Arc<Notify>,
 ) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (fg, bg): (Vec<Planned>, Vec<Planned>) = schedule
-        .into_iter()
-        .partition(|p| p.layer == Layer::Foreground);
-    let layer = |plans| {
-        run_layer(
+    let layers = Layer::ALL.map(|layer| {
+        let plans: Vec<Planned> = schedule
+            .iter()
+            .filter(|p| p.layer == layer)
+            .cloned()
+            .collect();
+        tokio::spawn(run_layer(
             plans,
             started,
             env.clone(),
             recorder.clone(),
             live.clone(),
             stop_rx.clone(),
-        )
-    };
-    let layers = async { tokio::try_join!(layer(fg), layer(bg)) };
-    tokio::pin!(layers);
-    tokio::select! {
-        r = &mut layers => { r?; }
+        ))
+    });
+    let all = futures_join(layers);
+    tokio::pin!(all);
+    let results = tokio::select! {
+        r = &mut all => r,
         _ = finish.notified() => {
             stop_tx.send_replace(true);
-            layers.await?;
+            all.await
         }
+    };
+    results
+        .into_iter()
+        .try_for_each(|r| r.context("nemesis layer")?)
+}
+
+/// Waits for every layer; the first error wins, after all have stopped what they started.
+async fn futures_join<const N: usize>(
+    handles: [tokio::task::JoinHandle<Result<()>>; N],
+) -> Vec<std::result::Result<Result<()>, tokio::task::JoinError>> {
+    let mut out = Vec::with_capacity(N);
+    for h in handles {
+        out.push(h.await);
     }
-    Ok(())
+    out
 }
 
 async fn run_layer(
@@ -354,7 +369,7 @@ mod tests {
         let env = env().await;
         let net = env.net().unwrap();
         let weather = Planned {
-            layer: Layer::Background,
+            layer: Layer::Weather,
             ..planned(FaultKind::LinkLatency, Shape::Halves, 2)
         };
         let weather = Started::start(&weather, &env).await.unwrap();

@@ -31,7 +31,7 @@ pub enum FaultKind {
     Replay,
     /// Swallow peer requests; their senders time out.
     Drop,
-    /// The search schedule's background: a steady 1 to 10 ms on every link for a while
+    /// The search schedule's weather: a steady 1 to 10 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
 }
@@ -81,14 +81,20 @@ impl FaultKind {
     }
 }
 
-/// Faults of one layer never overlap each other; the two layers overlap freely (the
-/// links' layers in the proxy keep them from undoing each other).
+/// Faults of one layer never overlap each other; layers overlap freely (the links'
+/// layers in the proxy keep them from undoing each other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Layer {
-    /// Kills, pauses, partitions, latency: one at a time.
+    /// Kills, pauses, partitions, latency: one at a time (the only layer of a fixed rota).
     Foreground,
-    /// The search schedule's link weather and message faults, under the foreground.
-    Background,
+    /// The search schedule's changing steady delay of every link.
+    Weather,
+    /// The search schedule's spells of message faults.
+    Messages,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 3] = [Layer::Foreground, Layer::Weather, Layer::Messages];
 }
 
 /// Which nodes a kill or pause hits.
@@ -201,8 +207,10 @@ impl fmt::Display for Planned {
             self.start.as_secs_f64(),
             self.end.as_secs_f64()
         )?;
-        if self.layer == Layer::Background {
-            f.write_str("(background) ")?;
+        match self.layer {
+            Layer::Foreground => {}
+            Layer::Weather => f.write_str("(weather) ")?,
+            Layer::Messages => f.write_str("(messages) ")?,
         }
         match self.kind {
             FaultKind::Partition => write!(f, "partition {}", self.shape.name()),
@@ -256,12 +264,40 @@ fn log_uniform(rng: &mut StdRng, lo: f64, hi: f64) -> Duration {
     Duration::from_secs_f64((rng.gen_range(lo.ln()..hi.ln())).exp())
 }
 
-/// The default schedule: a search, not a rota. Every fault's kind, target, shape,
-/// duration and the gap after it come from the seed; now and then a burst of short
-/// faults hits whoever leads, again and again (elections in a row); and under it all, a
-/// background layer changes the links' steady delay and runs message faults, so kills
-/// and partitions also happen while requests are duplicated, held, replayed or lost.
-/// `kinds` are what the target can have; `every` joins the targets of kills and pauses.
+/// Patterns the search repeats in quick succession, because one of each rarely exposes
+/// anything: the bugs live in what a second and third election inherit from the first.
+#[derive(Clone, Copy)]
+enum Burst {
+    KillLeader,
+    PauseLeader,
+    IsolateLeader,
+    KillEvery,
+}
+
+impl Burst {
+    fn planned(self) -> (FaultKind, Target) {
+        match self {
+            Burst::KillLeader => (FaultKind::Kill, Target::Leader),
+            Burst::PauseLeader => (FaultKind::Pause, Target::Leader),
+            Burst::IsolateLeader => (FaultKind::Partition, Target::Leader),
+            Burst::KillEvery => (FaultKind::Kill, Target::All),
+        }
+    }
+}
+
+/// The default schedule: a search, not a rota. Three layers run at once, each drawn from
+/// the seed:
+/// - the foreground: kills, pauses, partitions and latency, one at a time, each with its
+///   own target (the leader most often: it is where the races are), shape, duration and
+///   gap; a third of the time or so, a burst of 3 to 6 short faults in a row at whoever leads
+///   then (or at every node at once), so elections follow elections;
+/// - the weather: the links' steady delay changes every few seconds (0 to 10 ms), which
+///   widens or narrows every window a race needs;
+/// - message faults: spells of duplicated, reordered, replayed or dropped peer requests on
+///   the links of some nodes, with calm between, overlapping whatever the foreground does.
+///
+/// `kinds` are what the target can have (etcd: kill and pause, no other layer); `every`
+/// joins the targets of kills and pauses.
 pub fn plan_search(
     seed: u64,
     kinds: &[FaultKind],
@@ -270,95 +306,138 @@ pub fn plan_search(
     time_limit: Duration,
 ) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5345_4152_4348_2121);
+    let mut out = plan_foreground(&mut rng, kinds, targets, shapes, time_limit);
+    if kinds.iter().any(|k| k.is_network()) {
+        out.extend(plan_weather(&mut rng, time_limit));
+    }
+    let messages: Vec<FaultKind> = kinds.iter().copied().filter(|k| k.is_message()).collect();
+    if !messages.is_empty() {
+        out.extend(plan_messages(&mut rng, &messages, time_limit));
+    }
+    out
+}
+
+fn plan_foreground(
+    rng: &mut StdRng,
+    kinds: &[FaultKind],
+    targets: &[Target],
+    shapes: &[Shape],
+    time_limit: Duration,
+) -> Vec<Planned> {
     let fg: Vec<FaultKind> = kinds.iter().copied().filter(|k| !k.is_message()).collect();
-    let bg: Vec<FaultKind> = kinds.iter().copied().filter(|k| k.is_message()).collect();
-    let mut process_targets = targets.to_vec();
-    process_targets.push(Target::All);
-    let limit = time_limit.saturating_sub(Duration::from_millis(300));
+    // Kills of every node at once come twice as often: what no node remembers is where
+    // durability bugs show, and each restart is also a fresh election.
+    let bursts: Vec<Burst> = [
+        Burst::KillLeader,
+        Burst::PauseLeader,
+        Burst::IsolateLeader,
+        Burst::KillEvery,
+        Burst::KillEvery,
+    ]
+    .into_iter()
+    .filter(|b| {
+        let (kind, target) = b.planned();
+        fg.contains(&kind) && (target == Target::All || targets.contains(&target))
+    })
+    .collect();
+    let leader_first = targets.contains(&Target::Leader);
     let mut out = Vec::new();
-    let mut t = log_uniform(&mut rng, 0.5, 2.0);
+    let limit = time_limit.saturating_sub(Duration::from_millis(300));
+    let mut t = log_uniform(rng, 0.5, 2.0);
+    let planned = |rng: &mut StdRng, t: Duration, kind, target, shape, dur: Duration| Planned {
+        start: t,
+        end: (t + dur).min(time_limit),
+        kind,
+        target,
+        shape,
+        pick: rng.gen(),
+        layer: Layer::Foreground,
+    };
     while !fg.is_empty() && t < limit {
-        let burst = fg
-            .iter()
-            .any(|k| matches!(k, FaultKind::Kill | FaultKind::Partition))
-            && rng.gen_bool(0.2);
-        if burst {
-            // Elections in a row: the leader of the moment, again and again.
-            let kinds: Vec<FaultKind> = [FaultKind::Kill, FaultKind::Partition]
-                .into_iter()
-                .filter(|k| fg.contains(k))
-                .collect();
-            let kind = *kinds.choose(&mut rng).expect("checked above");
+        if !bursts.is_empty() && rng.gen_bool(0.35) {
+            let (kind, target) = bursts.choose(rng).expect("not empty").planned();
             for _ in 0..rng.gen_range(3..=6) {
-                let end = (t + log_uniform(&mut rng, 0.2, 1.0)).min(time_limit);
-                out.push(Planned {
-                    start: t,
-                    end,
-                    kind,
-                    target: Target::Leader,
-                    shape: Shape::Isolate,
-                    pick: rng.gen(),
-                    layer: Layer::Foreground,
-                });
-                t = end + log_uniform(&mut rng, 0.2, 0.8);
+                let dur = log_uniform(rng, 0.2, 1.0);
+                let p = planned(rng, t, kind, target, Shape::Isolate, dur);
+                t = p.end + log_uniform(rng, 0.2, 0.8);
+                out.push(p);
                 if t >= limit {
                     break;
                 }
             }
             continue;
         }
-        let kind = *fg.choose(&mut rng).expect("not empty");
-        let pool = if matches!(kind, FaultKind::Kill | FaultKind::Pause) {
-            &process_targets
+        let kind = *fg.choose(rng).expect("not empty");
+        let mut pool = targets.to_vec();
+        if matches!(kind, FaultKind::Kill | FaultKind::Pause) {
+            pool.push(Target::All);
+        }
+        let target = if leader_first && rng.gen_bool(0.4) {
+            Target::Leader
         } else {
-            targets
+            *pool.choose(rng).unwrap_or(&Target::Random)
         };
-        let end = (t + log_uniform(&mut rng, 0.3, 5.0)).min(time_limit);
-        out.push(Planned {
-            start: t,
-            end,
-            kind,
-            target: *pool.choose(&mut rng).unwrap_or(&Target::Random),
-            shape: *shapes.choose(&mut rng).unwrap_or(&Shape::Halves),
-            pick: rng.gen(),
-            layer: Layer::Foreground,
-        });
-        t = end + log_uniform(&mut rng, 0.2, 3.0);
-    }
-    if kinds.iter().any(|k| k.is_network()) {
-        out.extend(plan_background(&mut rng, &bg, time_limit));
+        let shape = if shapes.contains(&Shape::Isolate) && rng.gen_bool(0.4) {
+            Shape::Isolate
+        } else {
+            *shapes.choose(rng).unwrap_or(&Shape::Halves)
+        };
+        let dur = log_uniform(rng, 0.3, 5.0);
+        let p = planned(rng, t, kind, target, shape, dur);
+        t = p.end + log_uniform(rng, 0.2, 3.0);
+        out.push(p);
     }
     out
 }
 
-/// The background layer: spells of 2 to 10 s, each a steady link delay, a message
-/// fault on the links of some nodes, or calm.
-fn plan_background(rng: &mut StdRng, messages: &[FaultKind], time_limit: Duration) -> Vec<Planned> {
-    let mut kinds = messages.to_vec();
-    kinds.push(FaultKind::LinkLatency);
+/// The weather: back-to-back spells of 2 to 10 s, each a steady delay on every link.
+fn plan_weather(rng: &mut StdRng, time_limit: Duration) -> Vec<Planned> {
     let mut out = Vec::new();
     let mut t = Duration::ZERO;
     while t + Duration::from_millis(500) < time_limit {
         let end = (t + Duration::from_secs_f64(rng.gen_range(2.0..10.0))).min(time_limit);
+        let pick: u64 = rng.gen();
+        // A fifth of the spells are calm: no delay at all.
         if !rng.gen_bool(0.2) {
             out.push(Planned {
                 start: t,
                 end,
-                kind: *kinds.choose(rng).expect("link latency at least"),
-                target: *[
-                    Target::Random,
-                    Target::Leader,
-                    Target::Minority,
-                    Target::All,
-                ]
-                .choose(rng)
-                .expect("not empty"),
+                kind: FaultKind::LinkLatency,
+                target: Target::All,
                 shape: Shape::Halves,
-                pick: rng.gen(),
-                layer: Layer::Background,
+                pick,
+                layer: Layer::Weather,
             });
         }
-        t = end + Duration::from_secs_f64(rng.gen_range(0.0..2.0));
+        t = end + Duration::from_millis(1);
+    }
+    out
+}
+
+/// Message faults: spells of 1 to 8 s on the links of some nodes, with 0 to 4 s of calm
+/// after each.
+fn plan_messages(rng: &mut StdRng, kinds: &[FaultKind], time_limit: Duration) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let mut t = log_uniform(rng, 0.2, 3.0);
+    while t + Duration::from_millis(500) < time_limit {
+        let end = (t + log_uniform(rng, 1.0, 8.0)).min(time_limit);
+        out.push(Planned {
+            start: t,
+            end,
+            kind: *kinds.choose(rng).expect("not empty"),
+            target: *[
+                Target::Random,
+                Target::Leader,
+                Target::Minority,
+                Target::All,
+            ]
+            .choose(rng)
+            .expect("not empty"),
+            shape: Shape::Halves,
+            pick: rng.gen(),
+            layer: Layer::Messages,
+        });
+        t = end + Duration::from_secs_f64(rng.gen_range(0.0..4.0));
     }
     out
 }
@@ -565,7 +644,7 @@ mod tests {
         assert_ne!(search(7, &FaultKind::ALL), search(8, &FaultKind::ALL));
         for seed in 0..50 {
             let p = search(seed, &FaultKind::ALL);
-            for layer in [Layer::Foreground, Layer::Background] {
+            for layer in Layer::ALL {
                 let l: Vec<&Planned> = p.iter().filter(|f| f.layer == layer).collect();
                 assert!(!l.is_empty(), "seed {seed}: {layer:?} has faults");
                 assert!(l
@@ -576,8 +655,14 @@ mod tests {
                     "no overlap in a layer"
                 );
             }
-            assert!(p.iter().all(|f| (f.layer == Layer::Background)
-                == (f.kind.is_message() || f.kind == FaultKind::LinkLatency)));
+            for f in &p {
+                let layer = match f.kind {
+                    FaultKind::LinkLatency => Layer::Weather,
+                    k if k.is_message() => Layer::Messages,
+                    _ => Layer::Foreground,
+                };
+                assert_eq!(f.layer, layer, "{f}");
+            }
         }
     }
 
