@@ -78,6 +78,10 @@ pub struct CheckArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Decide every key. By default the first key proven non-linearizable decides the
+    /// verdict: the other keys' searches stop and they are reported as not decided.
+    #[arg(long)]
+    pub all_keys: bool,
     /// Where to write the results JSON ("-" for standard output). Default: beside the
     /// history, named <file>.check.json.
     #[arg(long)]
@@ -132,6 +136,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     let mut opts = CheckOptions {
         timeout: args.timeout.map(Duration::from_secs_f64),
         max_configs: CheckOptions::max_configs_for_mib(args.memory_limit),
+        all_keys: args.all_keys,
         ..CheckOptions::default()
     };
     if let Some(t) = args.threads {

@@ -174,3 +174,38 @@ fn reads_jepsen_formats_by_sniffing() {
     assert_eq!(run(&["check", &nil]).0, 1);
     assert_eq!(run(&["check", &nil, "--nil-read", "any"]).0, 0);
 }
+
+/// The first refuted key decides by default; `--all-keys` decides every key.
+#[test]
+fn the_first_refuted_key_decides_unless_all_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    // Key "z" is the largest (searched first with one thread) and reads a value never
+    // written; keys "a" and "b" are fine.
+    let mut text =
+        String::from("{\"type\":\"header\",\"schema\":\"chaos-history\",\"version\":1}\n");
+    let mut t = 0;
+    let mut op = |text: &mut String, p: u32, f: &str, key: &str, v: &str, out: &str| {
+        t += 1;
+        text.push_str(&format!(
+            "{{\"type\":\"invoke\",\"process\":{p},\"f\":\"{f}\",\"key\":\"{key}\",\"value\":{v},\"time\":{t}}}\n"
+        ));
+        t += 1;
+        text.push_str(&format!(
+            "{{\"type\":\"ok\",\"process\":{p},\"f\":\"{f}\",\"value\":{out},\"time\":{t}}}\n"
+        ));
+    };
+    for _ in 0..3 {
+        op(&mut text, 0, "write", "z", "1", "1");
+    }
+    op(&mut text, 0, "read", "z", "null", "7");
+    op(&mut text, 1, "write", "a", "1", "1");
+    op(&mut text, 2, "write", "b", "1", "1");
+    let file = write(dir.path(), "three.jsonl", &text);
+    let (code, out, _) = run(&["check", &file, "--threads", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("2 more keys not decided"), "{out}");
+    let (code, out, _) = run(&["check", &file, "--threads", "1", "--all-keys"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("(2 valid, 1 invalid, 0 unknown)"), "{out}");
+    assert!(!out.contains("not decided"), "{out}");
+}

@@ -45,6 +45,10 @@ pub struct CheckOptions {
     pub explain_max_configs: usize,
     /// How many operations before the failure the report lists.
     pub report_prefix: usize,
+    /// Decide every key. Without it, the first key proven non-linearizable decides the
+    /// verdict: the other searches stop at once and their keys are reported as not
+    /// decided, which turns minutes of searching into milliseconds on an invalid history.
+    pub all_keys: bool,
 }
 
 /// What the search remembers per configuration, for turning a memory budget into a
@@ -67,6 +71,7 @@ impl Default for CheckOptions {
             explain_timeout: Duration::from_secs(10),
             explain_max_configs: 2_000_000,
             report_prefix: 30,
+            all_keys: false,
         }
     }
 }
@@ -149,6 +154,13 @@ pub struct CheckReport {
     pub elapsed_ms: f64,
     pub failures: Vec<KeyFailure>,
     pub unknown: Vec<KeyUnknown>,
+    /// Keys left undecided because another key had already proven the history invalid.
+    #[serde(default)]
+    pub not_decided_keys: usize,
+    /// Whether every key was to be decided (`--all-keys`), or the first refuted key
+    /// stopped the check.
+    #[serde(default)]
+    pub all_keys: bool,
 }
 
 impl CheckReport {
@@ -179,6 +191,12 @@ impl CheckReport {
         if let Some(u) = self.unknown.first() {
             s += &format!("; undecided: {}", u.reason);
         }
+        if self.not_decided_keys > 0 {
+            s += &format!(
+                "; {} more keys not decided: the history is already invalid (--all-keys decides them)",
+                self.not_decided_keys
+            );
+        }
         s
     }
 }
@@ -187,6 +205,8 @@ enum KeyOutcome {
     Valid(usize),
     Invalid(Box<KeyFailure>, usize),
     Unknown(KeyUnknown, usize),
+    /// Stopped because another key was refuted first.
+    NotDecided(usize),
 }
 
 struct Part<'h, O> {
@@ -248,17 +268,19 @@ fn verify<M: Model>(model: &M, ops: &[SearchOp<M::Op>], order: &[usize]) -> Resu
     Ok(())
 }
 
+/// Searches one key. `refuted` is set by whichever key is proven non-linearizable first
+/// (unless every key is to be decided), and stops the searches of the others.
 fn check_part<M: Model>(
     model: &M,
     part: &Part<'_, M::Op>,
     opts: &CheckOptions,
     deadline: Option<Instant>,
-    cancel: &AtomicBool,
+    refuted: &AtomicBool,
 ) -> KeyOutcome {
     let budget = Budget {
         deadline,
         max_configs: opts.max_configs,
-        cancel,
+        cancel: refuted,
     };
     let mut none = Vec::new();
     match search(model, &part.ops, &budget, None, &mut none, 0) {
@@ -273,6 +295,9 @@ fn check_part<M: Model>(
                 0,
             ),
         },
+        SearchResult::Unknown { configs, .. } if refuted.load(Ordering::Relaxed) => {
+            KeyOutcome::NotDecided(configs)
+        }
         SearchResult::Unknown { reason, configs } => KeyOutcome::Unknown(
             KeyUnknown {
                 key: part.key.clone(),
@@ -287,7 +312,12 @@ fn check_part<M: Model>(
             state,
             configs,
         } => {
-            let failure = explain(model, part, opts, cancel, &best_prefix, blocked, &state);
+            if !opts.all_keys {
+                refuted.store(true, Ordering::Relaxed);
+            }
+            // The explanation has a budget of its own, which no other key stops.
+            let own = AtomicBool::new(false);
+            let failure = explain(model, part, opts, &own, &best_prefix, blocked, &state);
             KeyOutcome::Invalid(Box::new(failure), configs)
         }
     }
@@ -397,7 +427,7 @@ pub fn check<M: Model>(
     parts.sort_by_key(|p| std::cmp::Reverse(p.ops.len()));
 
     let next = AtomicUsize::new(0);
-    let cancel = AtomicBool::new(false);
+    let refuted = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, KeyOutcome)>> = Mutex::new(Vec::new());
     let threads = opts.threads.clamp(1, parts.len().max(1));
     std::thread::scope(|scope| {
@@ -405,7 +435,11 @@ pub fn check<M: Model>(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(part) = parts.get(i) else { break };
-                let outcome = check_part(model, part, opts, deadline, &cancel);
+                let outcome = if refuted.load(Ordering::Relaxed) {
+                    KeyOutcome::NotDecided(0)
+                } else {
+                    check_part(model, part, opts, deadline, &refuted)
+                };
                 results
                     .lock()
                     .expect("no panics while holding it")
@@ -429,6 +463,8 @@ pub fn check<M: Model>(
         elapsed_ms: 0.0,
         failures: Vec::new(),
         unknown: Vec::new(),
+        not_decided_keys: 0,
+        all_keys: opts.all_keys,
     };
     for (_, outcome) in results {
         match outcome {
@@ -445,6 +481,10 @@ pub fn check<M: Model>(
                 report.unknown_keys += 1;
                 report.configurations += c;
                 report.unknown.push(u);
+            }
+            KeyOutcome::NotDecided(c) => {
+                report.not_decided_keys += 1;
+                report.configurations += c;
             }
         }
     }

@@ -184,17 +184,89 @@ fn keys_are_checked_independently() {
         .ok(0, "get", json!("x"), 30);
     b.invoke(1, "get", Some("b"), Value::Null, 21)
         .ok(1, "get", json!("x"), 31);
+    let all = CheckOptions {
+        all_keys: true,
+        ..CheckOptions::default()
+    };
     let r = check(
         &KeyValue {
             missing_is_empty: false,
         },
         &b.build(),
-        &CheckOptions::default(),
+        &all,
     )
     .unwrap();
     assert_eq!(r.verdict, Verdict::Invalid);
     assert_eq!((r.keys, r.valid_keys, r.invalid_keys), (2, 1, 1));
     assert_eq!(r.failures[0].key.as_deref(), Some("b"));
+}
+
+/// One key proven non-linearizable decides the verdict: the keys not yet searched are
+/// reported as not decided, unless every key is asked for.
+#[test]
+fn the_first_refuted_key_decides_unless_all_keys_are_asked_for() {
+    let mut b = HistoryBuilder::new();
+    // The largest key, so one thread searches it first: a stale read.
+    b.invoke(0, "put", Some("big"), json!("1"), 0)
+        .ok(0, "put", json!("1"), 10);
+    b.invoke(0, "put", Some("big"), json!("2"), 20)
+        .ok(0, "put", json!("2"), 30);
+    b.invoke(0, "get", Some("big"), Value::Null, 40)
+        .ok(0, "get", json!("1"), 50);
+    for (p, key) in [(1, "k1"), (2, "k2"), (3, "k3")] {
+        b.invoke(p, "put", Some(key), json!("v"), 60)
+            .ok(p, "put", json!("v"), 70);
+    }
+    let h = b.build();
+    let model = KeyValue {
+        missing_is_empty: false,
+    };
+    let fast = CheckOptions {
+        threads: 1,
+        ..CheckOptions::default()
+    };
+    let r = check(&model, &h, &fast).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert_eq!(
+        (r.keys, r.valid_keys, r.invalid_keys, r.unknown_keys),
+        (4, 0, 1, 0)
+    );
+    assert_eq!(r.not_decided_keys, 3);
+    assert!(!r.all_keys);
+    assert_eq!(r.failures[0].key.as_deref(), Some("big"));
+    assert!(
+        !r.failures[0].states.is_empty(),
+        "the refuted key is explained"
+    );
+    assert!(
+        r.summary().contains("3 more keys not decided"),
+        "{}",
+        r.summary()
+    );
+
+    let all = CheckOptions {
+        all_keys: true,
+        ..fast
+    };
+    let r = check(&model, &h, &all).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert_eq!(
+        (r.valid_keys, r.invalid_keys, r.not_decided_keys),
+        (3, 1, 0)
+    );
+    assert!(r.all_keys);
+
+    // A valid history decides every key either way.
+    let mut b = HistoryBuilder::new();
+    for (p, key) in [(1, "k1"), (2, "k2")] {
+        b.invoke(p, "put", Some(key), json!("v"), 60)
+            .ok(p, "put", json!("v"), 70);
+    }
+    let r = check(&model, &b.build(), &fast).unwrap();
+    assert_eq!(
+        (r.verdict, r.valid_keys, r.not_decided_keys),
+        (Verdict::Valid, 2, 0)
+    );
 }
 
 #[test]

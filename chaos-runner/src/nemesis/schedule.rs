@@ -275,6 +275,25 @@ enum Burst {
 }
 
 impl Burst {
+    /// The bursts that `kinds` and `targets` allow. Kills of every node at once come
+    /// twice as often: what no node remembers is where durability bugs show, and each
+    /// restart is also a fresh election.
+    fn available(kinds: &[FaultKind], targets: &[Target]) -> Vec<Burst> {
+        [
+            Burst::KillLeader,
+            Burst::PauseLeader,
+            Burst::IsolateLeader,
+            Burst::KillEvery,
+            Burst::KillEvery,
+        ]
+        .into_iter()
+        .filter(|b| {
+            let (kind, target) = b.planned();
+            kinds.contains(&kind) && (target == Target::All || targets.contains(&target))
+        })
+        .collect()
+    }
+
     fn planned(self) -> (FaultKind, Target) {
         match self {
             Burst::KillLeader => (FaultKind::Kill, Target::Leader),
@@ -325,21 +344,7 @@ fn plan_foreground(
     time_limit: Duration,
 ) -> Vec<Planned> {
     let fg: Vec<FaultKind> = kinds.iter().copied().filter(|k| !k.is_message()).collect();
-    // Kills of every node at once come twice as often: what no node remembers is where
-    // durability bugs show, and each restart is also a fresh election.
-    let bursts: Vec<Burst> = [
-        Burst::KillLeader,
-        Burst::PauseLeader,
-        Burst::IsolateLeader,
-        Burst::KillEvery,
-        Burst::KillEvery,
-    ]
-    .into_iter()
-    .filter(|b| {
-        let (kind, target) = b.planned();
-        fg.contains(&kind) && (target == Target::All || targets.contains(&target))
-    })
-    .collect();
+    let bursts = Burst::available(&fg, targets);
     let leader_first = targets.contains(&Target::Leader);
     let mut out = Vec::new();
     let limit = time_limit.saturating_sub(Duration::from_millis(300));

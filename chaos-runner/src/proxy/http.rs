@@ -6,7 +6,7 @@
 //! `Expect: 100-continue`, a head over 64 KiB, a body over 64 MiB) hands the connection
 //! back to plain byte copying, with nothing lost: the bytes buffered so far are returned.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::time::Instant;
 
 /// Largest request head the framer waits for.
@@ -39,12 +39,18 @@ impl RequestFramer {
         let mut out = Vec::new();
         loop {
             match next_request(&self.buf) {
-                Parse::Complete { len, method, path } => out.push(Frame {
-                    bytes: self.buf.split_to(len).freeze(),
-                    method,
-                    path,
-                    seen: Instant::now(),
-                }),
+                Parse::Complete { len, method, path } => {
+                    // A copy of exactly the request's size: a frame kept for a replay
+                    // must not pin the whole read buffer it came in.
+                    let bytes = Bytes::copy_from_slice(&self.buf[..len]);
+                    self.buf.advance(len);
+                    out.push(Frame {
+                        bytes,
+                        method,
+                        path,
+                        seen: Instant::now(),
+                    })
+                }
                 Parse::Partial => return Ok(out),
                 Parse::NotFramed => {
                     // Whatever was framed already goes first, then the rest as bytes.
@@ -70,13 +76,16 @@ enum Parse {
     NotFramed,
 }
 
-/// A method token and a space: what every HTTP/1.1 request starts with.
+/// A method token and a space: what every HTTP/1.1 request starts with. Up to 7 capital
+/// letters (OPTIONS, CONNECT) with nothing after them cannot be told yet; anything longer
+/// is not a method, so a protocol whose first message is one bare word is never held
+/// back waiting for a space.
 fn starts_like_a_request(buf: &[u8]) -> bool {
     let token = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
     if token == buf.len() {
-        return token <= 16; // too short to tell yet
+        return token <= 7;
     }
-    token > 0 && buf[token] == b' '
+    token > 0 && token <= 7 && buf[token] == b' '
 }
 
 fn next_request(buf: &[u8]) -> Parse {
@@ -284,6 +293,8 @@ mod tests {
         );
         let mut f = RequestFramer::default();
         assert!(f.push(b"POS").unwrap().is_empty(), "too short to tell");
+        let mut f = RequestFramer::default();
+        assert!(f.push(b"HANDSHAKE").is_err(), "no method is that long");
     }
 
     #[test]

@@ -49,7 +49,7 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(1500);
 /// How far back a replay reaches, and the memory it may use per link.
 pub const REPLAY_WINDOW: Duration = Duration::from_secs(10);
 const RECENT_MAX: usize = 512;
-const RECENT_MAX_BYTES: usize = 16 << 20;
+const RECENT_MAX_BYTES: usize = 4 << 20;
 /// Events kept per fault and link; beyond, they are only counted.
 const EVENTS_MAX: usize = 200;
 /// A copy's whole exchange (connect, send, read the answer).

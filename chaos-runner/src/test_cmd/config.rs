@@ -143,6 +143,10 @@ pub struct TestArgs {
     /// parallel, one per core).
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub check_memory: u64,
+    /// Decide every key. By default the first key proven non-linearizable decides the
+    /// verdict: the other keys' searches stop and they are reported as not decided.
+    #[arg(long)]
+    pub all_keys: bool,
     /// Also write a JUnit XML report here (one test case per run; an anomaly is a
     /// failure, an unknown verdict is skipped, a harness error is an error).
     #[arg(long, value_name = "FILE")]
@@ -254,6 +258,17 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     Ok(faults)
 }
 
+/// The fixed rota's interval, or `None` for the search (`--nemesis all` and no interval).
+fn nemesis_interval(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<Duration>> {
+    Ok(match args.nemesis_interval {
+        _ if faults.is_empty() => Some(Duration::ZERO),
+        None if args.nemesis.trim() == "all" => None,
+        interval => Some(
+            secs(interval.unwrap_or(3.0), "--nemesis-interval")?.max(Duration::from_millis(100)),
+        ),
+    })
+}
+
 /// Checks every flag and works out the defaults.
 pub fn resolve(args: TestArgs) -> Result<Config> {
     let kind = match args.workload {
@@ -273,13 +288,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         TargetArg::Etcd => etcd_binary(&args.etcd)?,
     };
     let faults = faults_for_target(&args)?;
-    let nemesis_interval = match args.nemesis_interval {
-        _ if faults.is_empty() => Some(Duration::ZERO),
-        None if args.nemesis.trim() == "all" => None,
-        interval => Some(
-            secs(interval.unwrap_or(3.0), "--nemesis-interval")?.max(Duration::from_millis(100)),
-        ),
-    };
+    let nemesis_interval = nemesis_interval(&args, &faults)?;
     let targets = list(&args.nemesis_targets, &Target::ALL, Target::parse, "target")?;
     let shapes = list(
         &args.partitions,

@@ -232,6 +232,7 @@ async fn check_history(
     let opts = CheckOptions {
         timeout: Some(cfg.check_timeout),
         max_configs: cfg.check_max_configs,
+        all_keys: cfg.args.all_keys,
         ..CheckOptions::default()
     };
     let spinner = std::io::stderr().is_terminal().then(|| {
