@@ -430,23 +430,30 @@ pub fn check<M: Model>(
     let refuted = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, KeyOutcome)>> = Mutex::new(Vec::new());
     let threads = opts.threads.clamp(1, parts.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(part) = parts.get(i) else { break };
-                let outcome = if refuted.load(Ordering::Relaxed) {
-                    KeyOutcome::NotDecided(0)
-                } else {
-                    check_part(model, part, opts, deadline, &refuted)
-                };
-                results
-                    .lock()
-                    .expect("no panics while holding it")
-                    .push((i, outcome));
-            });
-        }
-    });
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(part) = parts.get(i) else { break };
+        let outcome = if refuted.load(Ordering::Relaxed) {
+            KeyOutcome::NotDecided(0)
+        } else {
+            check_part(model, part, opts, deadline, &refuted)
+        };
+        results
+            .lock()
+            .expect("no panics while holding it")
+            .push((i, outcome));
+    };
+    if threads == 1 {
+        // One key, or one thread: no thread to start (small histories are checked in
+        // microseconds, and a spawn would be most of it).
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(work);
+            }
+        });
+    }
     let mut results = results.into_inner().expect("workers finished");
     results.sort_by_key(|(i, _)| *i);
 

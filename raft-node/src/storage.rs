@@ -13,10 +13,13 @@
 //! snapshot up to (index, term) was installed here" (keep the log after it only if it
 //! agrees). Every [`Storage::persist`] is one `write` and one `fdatasync` (group commit).
 //!
-//! A crash mid-write leaves a torn tail in the last segment: records that fail their
-//! checksum with nothing valid after them. That tail was never acknowledged, so it is cut
-//! off. A bad record *followed by valid ones* is corruption, and opening fails rather than
-//! silently dropping acknowledged data.
+//! A crash mid-write leaves a torn tail in the last segment: a record cut short (its
+//! header or body runs past the end of the file, or into the zeros a file system leaves
+//! where a write never landed), with nothing valid after it. That tail was never
+//! acknowledged, so it is cut off. Anything else that fails to decode is damage: a bad
+//! record followed by valid ones, or a complete record whose checksum fails (bit rot in
+//! an acknowledged entry looks exactly like that). Opening then fails rather than silently
+//! dropping acknowledged data.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -42,13 +45,15 @@ pub enum StorageError {
         source: io::Error,
     },
     #[error(
-        "corrupt write-ahead log {path} at byte {offset}: {reason}; valid records follow it, \
-         so this is damage, not a torn write. Refusing to start rather than lose data"
+        "corrupt write-ahead log {path} at byte {offset}: {reason}; {why}, so this is \
+         damage, not a torn write. Refusing to start rather than lose data"
     )]
     CorruptLog {
         path: PathBuf,
         offset: u64,
         reason: String,
+        /// What tells it from a write a crash cut short.
+        why: &'static str,
     },
     #[error("corrupt snapshot {path}: {reason}")]
     CorruptSnapshot { path: PathBuf, reason: String },
@@ -190,6 +195,23 @@ fn decode_record(data: &[u8]) -> std::result::Result<(Record, usize), String> {
     Ok((rec, 8 + len))
 }
 
+/// Whether the bad record at the start of `rest` is one a crash cut short: its header or
+/// body runs past the end of the file, or the file ends in zeros that begin inside it
+/// (the file system extended the file but the write never landed). A complete record
+/// with nothing after it that fails its checksum is not: that is bit rot.
+fn cut_short(rest: &[u8]) -> bool {
+    if rest.len() < HEADER {
+        return true;
+    }
+    let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+    let end = len.saturating_add(8);
+    if end > rest.len() {
+        return true;
+    }
+    let zeros_from = rest.len() - rest.iter().rev().take_while(|&&b| b == 0).count();
+    zeros_from < end && end < rest.len()
+}
+
 /// Whether any valid record starts somewhere in `data` (used to tell a torn tail from
 /// damage in the middle).
 fn any_valid_record(data: &[u8]) -> bool {
@@ -263,11 +285,21 @@ impl Storage {
                         off += used;
                     }
                     Err(reason) => {
-                        if !is_last || any_valid_record(&data[off + 1..]) {
+                        let why = if !is_last {
+                            Some("newer segments follow it")
+                        } else if any_valid_record(&data[off + 1..]) {
+                            Some("valid records follow it")
+                        } else if !cut_short(&data[off..]) {
+                            Some("the record is complete (a torn write runs past the end)")
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
                             return Err(StorageError::CorruptLog {
                                 path,
                                 offset: off as u64,
                                 reason,
+                                why,
                             });
                         }
                         report.truncated_bytes = (data.len() - off) as u64;
@@ -633,6 +665,37 @@ mod tests {
         }
         // Nothing was cut: the file is as we left it.
         assert_eq!(fs::read(&seg).unwrap(), data);
+    }
+
+    #[test]
+    fn bit_rot_in_the_last_record_is_an_error_not_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            s.persist(hs(1, Some(1)), None, &[entry(1, 1), entry(2, 1)])
+                .unwrap();
+        }
+        let seg = last_segment(dir.path());
+        let good = fs::read(&seg).unwrap();
+        for back in [1, 3, 6] {
+            let mut data = good.clone();
+            let at = data.len() - back;
+            data[at] ^= 0x10;
+            fs::write(&seg, &data).unwrap();
+            match Storage::open(dir.path()) {
+                Err(e @ StorageError::CorruptLog { .. }) => {
+                    assert!(e.to_string().contains("the record is complete"), "{e}")
+                }
+                Err(e) => panic!("wrong error: {e}"),
+                Ok(_) => panic!("a flipped bit in an acknowledged entry was cut off"),
+            }
+            assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
+        }
+        // The same file with its last byte missing is a torn write, and is cut.
+        fs::write(&seg, &good[..good.len() - 1]).unwrap();
+        let (_s, rec, report) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 1);
+        assert!(report.truncated_bytes > 0);
     }
 
     #[test]
