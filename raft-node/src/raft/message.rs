@@ -117,6 +117,9 @@ pub struct Heartbeat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
     pub read_ctx: u64,
+    /// Where the follower's log ends: a leader that believed it held more learns that the
+    /// follower lost its log (a wiped disk) and repairs it.
+    pub last_index: Index,
 }
 
 /// One chunk of a snapshot, for a follower whose next entry was compacted away.

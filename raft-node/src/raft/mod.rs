@@ -882,7 +882,10 @@ impl Raft {
                 conflict_index: 0,
                 read_ctx: 0,
             }),
-            Body::Heartbeat(_) => Body::HeartbeatResponse(HeartbeatResponse { read_ctx: 0 }),
+            Body::Heartbeat(_) => Body::HeartbeatResponse(HeartbeatResponse {
+                read_ctx: 0,
+                last_index: self.log.last_index(),
+            }),
             Body::Snapshot(c) => Body::SnapshotResponse(SnapshotResponse {
                 last_index: c.last_index,
                 next_offset: 0,
@@ -1042,6 +1045,10 @@ impl Raft {
                 self.maybe_commit();
             }
             self.replicate_to(from);
+        } else if prev > 0 && prev <= pr.match_index {
+            // The follower no longer has an entry it acknowledged.
+            pr.forget_match(r.conflict_index.min(prev));
+            self.replicate_to(from);
         } else if prev >= pr.match_index
             && !(pr.state == ProgressState::Probe && prev.checked_add(1) != Some(pr.next_index))
         {
@@ -1065,6 +1072,7 @@ impl Raft {
         }
         let reply = HeartbeatResponse {
             read_ctx: h.read_ctx,
+            last_index: self.log.last_index(),
         };
         self.send(from, self.term, Body::HeartbeatResponse(reply));
     }
@@ -1081,7 +1089,10 @@ impl Raft {
         if pr.state == ProgressState::Probe {
             pr.probe_sent = false;
         }
-        if pr.match_index < last {
+        if r.last_index < pr.match_index {
+            pr.forget_match(r.last_index + 1);
+            self.replicate_to(from);
+        } else if pr.match_index < last {
             self.replicate_to(from);
         }
         self.ack_reads(from, r.read_ctx);

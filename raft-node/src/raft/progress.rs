@@ -87,6 +87,17 @@ impl Progress {
         self.inflight.clear();
     }
 
+    /// The follower no longer has what it acknowledged (its disk was wiped or rolled
+    /// back): nothing it holds is known to match any more, so probe again from `next`
+    /// (where it says its log ends), or send the snapshot if that is compacted. A late
+    /// answer that only looks like a loss costs one probe: a lower `match_index` can delay
+    /// a commit, never make one.
+    pub fn forget_match(&mut self, next: Index) {
+        self.match_index = 0;
+        self.become_probe();
+        self.next_index = next.max(1);
+    }
+
     /// Records an acknowledgement up to `index`; returns whether `match_index` grew.
     pub fn ack(&mut self, index: Index) -> bool {
         self.ticks_since_ack = 0;

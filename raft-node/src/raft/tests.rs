@@ -387,7 +387,10 @@ fn read_index_needs_a_current_term_commit_and_a_quorum() {
             2,
             1,
             t,
-            Body::HeartbeatResponse(HeartbeatResponse { read_ctx: 1 }),
+            Body::HeartbeatResponse(HeartbeatResponse {
+                read_ctx: 1,
+                last_index: 0,
+            }),
         ));
         let rd = l.ready();
         assert!(
@@ -485,7 +488,10 @@ fn each_seeded_core_bug_breaks_the_rule_its_test_guards() {
         2,
         1,
         t,
-        Body::HeartbeatResponse(HeartbeatResponse { read_ctx: 1 }),
+        Body::HeartbeatResponse(HeartbeatResponse {
+            read_ctx: 1,
+            last_index: 0,
+        }),
     ));
     let rd = l.ready();
     assert_eq!(rd.read_states.len(), 1);
@@ -633,4 +639,45 @@ fn a_snapshot_is_installed_only_if_it_checks_out() {
     ));
     assert_eq!(f.ready().snapshot.map(|s| s.index), Some(5));
     assert_eq!(f.commit_index(), 5);
+}
+
+#[test]
+fn the_leader_repairs_a_follower_that_lost_its_log() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    for i in 0..5u8 {
+        net.nodes.get_mut(&1).unwrap().propose(vec![i]).unwrap();
+        net.settle();
+    }
+    let last = net.nodes[&1].log().last_index();
+    assert_eq!(net.nodes[&3].log().last_index(), last);
+    // Node 3's disk is wiped: it comes back with nothing (it will learn the term).
+    net.nodes.insert(3, node_with(3, 3, 0, vec![]));
+    net.tick_all(10);
+    assert_eq!(net.leader(), Some(1), "the repair needs no election");
+    assert_eq!(
+        net.nodes[&3].log().last_index(),
+        last,
+        "the leader sent the follower everything again"
+    );
+    // A late copy of that follower's old rejection only costs a probe.
+    let term = net.nodes[&1].term();
+    net.nodes.get_mut(&1).unwrap().step(msg(
+        3,
+        1,
+        term,
+        Body::AppendResponse(AppendResponse {
+            prev_log_index: 2,
+            success: false,
+            match_index: 0,
+            conflict_term: None,
+            conflict_index: 1,
+            read_ctx: 0,
+        }),
+    ));
+    net.settle();
+    net.nodes.get_mut(&1).unwrap().propose(vec![9]).unwrap();
+    net.settle();
+    assert_eq!(net.nodes[&3].log().last_index(), last + 1);
+    assert_eq!(net.nodes[&1].commit_index(), last + 1);
 }
