@@ -6,6 +6,11 @@
 //!   the hard state, so old segments can be deleted whole once a snapshot covers them.
 //! - `snapshot.bin`: the newest state-machine snapshot, replaced atomically
 //!   (temp file, fsync, rename, fsync of the directory).
+//! - `state.bin`: term, vote and the number of the newest segment, checksummed and
+//!   replaced atomically the same way whenever one of them changes (at elections and at
+//!   each new segment, so it costs nothing per write). Term and vote are also in the log,
+//!   but a log that lost its newest segment would take them back in time; this file never
+//!   goes backwards, and it says which segment must exist.
 //!
 //! A record is `len: u32 LE | crc32: u32 LE | kind: u8 | payload`, the CRC covering kind and
 //! payload. Replaying applies the records in order: a hard-state record replaces the hard
@@ -35,6 +40,9 @@ const HEADER: usize = 9;
 const MAX_RECORD: usize = 512 << 20;
 const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAP1";
 const SNAPSHOT_FILE: &str = "snapshot.bin";
+const STATE_MAGIC: &[u8; 8] = b"RKVSTAT1";
+const STATE_FILE: &str = "state.bin";
+const STATE_LEN: usize = 36;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -57,6 +65,11 @@ pub enum StorageError {
     },
     #[error("corrupt snapshot {path}: {reason}")]
     CorruptSnapshot { path: PathBuf, reason: String },
+    #[error(
+        "corrupt term/vote file {path}: {reason}. Refusing to start: a node that forgot \
+         its vote could vote twice in one term"
+    )]
+    CorruptState { path: PathBuf, reason: String },
     #[error("data directory {0} is in use by another process (its LOCK file is held)")]
     Locked(PathBuf),
     #[error("inconsistent data directory {path}: {reason}")]
@@ -104,6 +117,58 @@ pub struct Storage {
     current: File,
     buf: Vec<u8>,
     hard_state: HardState,
+}
+
+/// What `state.bin` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DurableState {
+    hard_state: HardState,
+    /// The newest log segment: it, and every one from the oldest to it, must exist.
+    newest_segment: u64,
+}
+
+impl DurableState {
+    fn encode(&self) -> [u8; STATE_LEN] {
+        let mut b = [0u8; STATE_LEN];
+        b[..8].copy_from_slice(STATE_MAGIC);
+        b[8..16].copy_from_slice(&self.hard_state.term.to_le_bytes());
+        b[16..24].copy_from_slice(&self.hard_state.vote.unwrap_or(0).to_le_bytes());
+        b[24..32].copy_from_slice(&self.newest_segment.to_le_bytes());
+        let crc = crc32fast::hash(&b[..32]);
+        b[32..].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> std::result::Result<DurableState, &'static str> {
+        if b.len() != STATE_LEN || &b[..8] != STATE_MAGIC {
+            return Err("bad header or length");
+        }
+        if crc32fast::hash(&b[..32]).to_le_bytes() != b[32..] {
+            return Err("checksum mismatch");
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let vote = u64_at(16);
+        Ok(DurableState {
+            hard_state: HardState {
+                term: u64_at(8),
+                vote: (vote != 0).then_some(vote),
+            },
+            newest_segment: u64_at(24),
+        })
+    }
+}
+
+/// The newer of two hard states: the higher term, and within one term a vote over none
+/// (a node votes at most once per term, so two votes in one term cannot both be real).
+fn newer(a: HardState, b: HardState) -> HardState {
+    match a.term.cmp(&b.term) {
+        std::cmp::Ordering::Greater => a,
+        std::cmp::Ordering::Less => b,
+        std::cmp::Ordering::Equal => HardState {
+            term: a.term,
+            vote: a.vote.or(b.vote),
+        },
+    }
 }
 
 fn segment_name(seq: u64) -> String {
@@ -234,8 +299,9 @@ impl Storage {
             Err(fs::TryLockError::WouldBlock) => return Err(StorageError::Locked(dir.into())),
             Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
         }
-        // Leftovers of an interrupted snapshot write are garbage by construction.
+        // Leftovers of an interrupted snapshot or state write are garbage by construction.
         let _ = fs::remove_file(dir.join(format!("{SNAPSHOT_FILE}.tmp")));
+        let _ = fs::remove_file(dir.join(format!("{STATE_FILE}.tmp")));
 
         let snapshot = Self::load_snapshot(dir)?;
         let mut seqs: Vec<u64> = fs::read_dir(dir)
@@ -325,6 +391,11 @@ impl Storage {
             path: dir.into(),
             reason,
         };
+        let durable = Self::load_state_file(dir)?;
+        Self::check_segments(&seqs, durable, &segments).map_err(inconsistent)?;
+        if let Some(d) = durable {
+            hard_state = newer(hard_state, d.hard_state);
+        }
         let (si, st) = snapshot.as_ref().map_or((0, 0), |s| (s.index, s.term));
         if max_mark > si {
             return Err(inconsistent(format!(
@@ -363,6 +434,15 @@ impl Storage {
                 (vec![seg], current)
             }
         };
+        let newest_segment = segments.last().map_or(1, |s| s.seq);
+        if durable
+            != Some(DurableState {
+                hard_state,
+                newest_segment,
+            })
+        {
+            Self::write_state_file(dir, hard_state, newest_segment)?;
+        }
         let mut storage = Storage {
             dir: dir.into(),
             _lock: lock,
@@ -373,6 +453,69 @@ impl Storage {
         };
         storage.buf.reserve(64 << 10);
         Ok((storage, recovered, report))
+    }
+
+    /// Segments must run without a gap up to the newest one `state.bin` names. The one
+    /// case without that file is a node that crashed during its very first start: one
+    /// segment holding nothing but the initial term 0.
+    fn check_segments(
+        seqs: &[u64],
+        durable: Option<DurableState>,
+        segments: &[Segment],
+    ) -> std::result::Result<(), String> {
+        if let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) {
+            if last - first + 1 != seqs.len() as u64 {
+                return Err(format!(
+                    "log segments {first}..={last} have gaps ({} files): a segment was lost",
+                    seqs.len()
+                ));
+            }
+        }
+        match durable {
+            Some(d) if seqs.last().is_none_or(|&last| last < d.newest_segment) => Err(format!(
+                "{STATE_FILE} says the log reaches segment {} but the newest present is {}: \
+                 the newest segment was lost",
+                d.newest_segment,
+                seqs.last().map_or("none".to_string(), |s| s.to_string())
+            )),
+            None if !seqs.is_empty() && (seqs != [1] || segments[0].max_index > 0) => Err(format!(
+                "{STATE_FILE} (term and vote) is missing but the log has entries: \
+                 starting without it could take the term back or forget a vote"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn load_state_file(dir: &Path) -> Result<Option<DurableState>> {
+        let path = dir.join(STATE_FILE);
+        match fs::read(&path) {
+            Ok(b) => {
+                DurableState::decode(&b)
+                    .map(Some)
+                    .map_err(|reason| StorageError::CorruptState {
+                        path,
+                        reason: reason.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    /// Replaces `state.bin` atomically: temp file, fsync, rename, fsync directory.
+    fn write_state_file(dir: &Path, hard_state: HardState, newest_segment: u64) -> Result<()> {
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        let bytes = DurableState {
+            hard_state,
+            newest_segment,
+        }
+        .encode();
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(io_err("write", &tmp))?;
+        fs::rename(&tmp, dir.join(STATE_FILE)).map_err(io_err("rename", &tmp))?;
+        sync_dir(dir)
     }
 
     fn create_segment(dir: &Path, seq: u64, hs: HardState) -> Result<(Segment, File)> {
@@ -468,6 +611,11 @@ impl Storage {
             encode_mark(&mut self.buf, snap.index, snap.term);
         }
         if let Some(hs) = hard_state {
+            if hs != self.hard_state {
+                // Before the log: the term and vote never go back, whatever the log loses.
+                let newest = self.segments.last().map_or(1, |s| s.seq);
+                Self::write_state_file(&self.dir, hs, newest)?;
+            }
             encode_hard_state(&mut self.buf, hs);
             self.hard_state = hs;
         }
@@ -499,6 +647,7 @@ impl Storage {
         self.write_snapshot_file(snap)?;
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
         let (seg, file) = Self::create_segment(&self.dir, seq, self.hard_state)?;
+        Self::write_state_file(&self.dir, self.hard_state, seq)?;
         self.current = file;
         self.segments.push(seg);
         let keep_from = self
@@ -696,6 +845,116 @@ mod tests {
         let (_s, rec, report) = Storage::open(dir.path()).unwrap();
         assert_eq!(rec.entries.len(), 1);
         assert!(report.truncated_bytes > 0);
+    }
+
+    /// A data directory with two segments: term 5 / vote 3 and entries 1..=3 in the first,
+    /// a snapshot at 2, then term 6 / vote 1 and entry 4 in the second.
+    fn two_segments(dir: &Path) -> (PathBuf, PathBuf) {
+        let (mut s, _, _) = Storage::open(dir).unwrap();
+        s.persist(
+            hs(5, Some(3)),
+            None,
+            &[entry(1, 5), entry(2, 5), entry(3, 5)],
+        )
+        .unwrap();
+        let first = last_segment(dir);
+        s.save_snapshot(&Snapshot {
+            index: 2,
+            term: 5,
+            data: Arc::new(b"kv".to_vec()),
+        })
+        .unwrap();
+        s.persist(hs(6, Some(1)), None, &[entry(4, 6)]).unwrap();
+        (first, last_segment(dir))
+    }
+
+    fn refused(dir: &Path, what: &str) -> String {
+        match Storage::open(dir) {
+            Err(e) => e.to_string(),
+            Ok((_, rec, _)) => panic!("{what}: started with {:?}", rec.hard_state),
+        }
+    }
+
+    #[test]
+    fn term_and_vote_never_go_back_and_lost_segments_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, newest) = two_segments(dir.path());
+        assert_ne!(first, newest);
+        let (_s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.hard_state, hs(6, Some(1)).unwrap());
+        drop(_s);
+
+        // The newest segment emptied: its entries are gone, but not the term and vote.
+        let saved = fs::read(&newest).unwrap();
+        fs::write(&newest, b"").unwrap();
+        let (_s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(
+            rec.hard_state,
+            hs(6, Some(1)).unwrap(),
+            "term/vote went back"
+        );
+        drop(_s);
+        fs::write(&newest, &saved).unwrap();
+
+        // The newest segment deleted: refused, naming what is missing.
+        fs::rename(&newest, dir.path().join("aside")).unwrap();
+        let e = refused(dir.path(), "newest segment deleted");
+        assert!(e.contains("the newest segment was lost"), "{e}");
+        fs::rename(dir.path().join("aside"), &newest).unwrap();
+
+        // The term/vote file deleted, or damaged: refused.
+        let state = dir.path().join(STATE_FILE);
+        let good = fs::read(&state).unwrap();
+        fs::remove_file(&state).unwrap();
+        let e = refused(dir.path(), "state file deleted");
+        assert!(e.contains("is missing"), "{e}");
+        let mut bad = good.clone();
+        bad[9] ^= 1;
+        fs::write(&state, &bad).unwrap();
+        let e = refused(dir.path(), "state file damaged");
+        assert!(e.contains("corrupt term/vote file"), "{e}");
+        fs::write(&state, &good).unwrap();
+        let (_s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.hard_state, hs(6, Some(1)).unwrap());
+    }
+
+    #[test]
+    fn a_gap_between_segments_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            for i in 1..=3u64 {
+                s.persist(hs(1, None), None, &[entry(i, 1)]).unwrap();
+                // A snapshot that covers nothing: a new segment, none deleted.
+                s.save_snapshot(&Snapshot {
+                    index: 0,
+                    term: 0,
+                    data: Arc::new(b"kv".to_vec()),
+                })
+                .unwrap();
+            }
+        }
+        let mut segs: Vec<PathBuf> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".log"))
+            .collect();
+        segs.sort();
+        assert!(segs.len() >= 3, "{segs:?}");
+        fs::remove_file(&segs[1]).unwrap();
+        let e = refused(dir.path(), "a middle segment deleted");
+        assert!(e.contains("have gaps"), "{e}");
+    }
+
+    #[test]
+    fn a_crash_during_the_first_start_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Storage::open(dir.path()).unwrap());
+        // As if the node died after creating its first segment, before state.bin.
+        fs::remove_file(dir.path().join(STATE_FILE)).unwrap();
+        let (_s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.hard_state, HardState::default());
+        assert!(dir.path().join(STATE_FILE).is_file());
     }
 
     #[test]
