@@ -170,6 +170,9 @@ pub fn key_text(v: &Value) -> Option<String> {
 /// Pairs events into operations. `nemesis` collects fault events with their times.
 pub struct Pairing {
     pending: HashMap<i64, usize>,
+    /// Processes whose last operation ended `info`: still in flight forever, so the id
+    /// may not invoke again (the line of that operation).
+    retired: HashMap<i64, usize>,
     ops: Vec<Operation>,
     nemesis: Vec<NemesisEvent>,
     index: u64,
@@ -186,6 +189,7 @@ impl Pairing {
     pub fn new() -> Self {
         Pairing {
             pending: HashMap::new(),
+            retired: HashMap::new(),
             ops: Vec::new(),
             nemesis: Vec::new(),
             index: 0,
@@ -221,6 +225,16 @@ impl Pairing {
                         format!(
                             "process {process} invokes again while its operation from line {} is still open",
                             self.ops[open].line
+                        ),
+                    ));
+                }
+                if let Some(&line) = self.retired.get(&process) {
+                    return Err(line_err(
+                        ev.line,
+                        format!(
+                            "process {process} invokes again after its operation from line {line} \
+                             ended info (it may still take effect at any time): continue with a \
+                             fresh process id"
                         ),
                     ));
                 }
@@ -283,6 +297,7 @@ impl Pairing {
                     EventType::Info | EventType::Invoke => {
                         // Unknown outcome: the arguments stay those of the invocation.
                         op.outcome = Outcome::Info;
+                        self.retired.insert(process, op.line);
                     }
                 }
             }
@@ -627,5 +642,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unsupported"));
+    }
+
+    #[test]
+    fn a_process_id_is_not_reused_after_info() {
+        let text = "{\"type\":\"invoke\",\"process\":0,\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time\":1}\n\
+                    {\"type\":\"info\",\"process\":0,\"f\":\"write\",\"value\":1,\"time\":2}\n\
+                    {\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time\":3}\n";
+        let e = read_jsonl(text.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("ended info") && e.contains("line 1"), "{e}");
+        // A fresh id is fine, and so is reuse after ok or fail.
+        let fine = text.replace(
+            "\"process\":0,\"f\":\"read\"",
+            "\"process\":1,\"f\":\"read\"",
+        );
+        assert_eq!(read_jsonl(fine.as_bytes()).unwrap().ops.len(), 2);
+        let after_ok = text.replace("\"type\":\"info\"", "\"type\":\"ok\"");
+        assert_eq!(read_jsonl(after_ok.as_bytes()).unwrap().ops.len(), 2);
     }
 }

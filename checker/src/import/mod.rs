@@ -22,8 +22,12 @@ impl Format {
         }
     }
 
-    /// Guesses the format from the content.
+    /// Guesses the format from the content: Jepsen log lines by their logger's name, EDN
+    /// by a first form that is a vector or a map with keyword keys (`{:type ...}`), and
+    /// everything else starting with `{` is JSON Lines, so a damaged first line gets a
+    /// JSON error naming it rather than an EDN one.
     pub fn sniff(text: &str) -> Format {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if text.contains("jepsen.util - ") {
             return Format::JepsenLog;
         }
@@ -34,7 +38,7 @@ impl Format {
             .unwrap_or("");
         let json_object = first
             .strip_prefix('{')
-            .is_some_and(|r| r.trim_start().starts_with('"'));
+            .is_some_and(|r| !r.trim_start().starts_with(':'));
         if json_object {
             Format::Jsonl
         } else {
@@ -45,9 +49,39 @@ impl Format {
 
 /// Reads a history in `format`, or the sniffed one.
 pub fn read(text: &str, format: Option<Format>) -> Result<History, HistoryError> {
+    // A byte-order mark (some Windows editors add one) is not part of the history.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format.unwrap_or_else(|| Format::sniff(text)) {
         Format::Jsonl => read_jsonl(text.as_bytes()),
         Format::Edn => edn::read_edn(text),
         Format::JepsenLog => jepsen_log::read_jepsen_log(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = "{\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time\":1}\n";
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_history() {
+        let with_bom = format!("\u{feff}{LINE}");
+        assert_eq!(Format::sniff(&with_bom), Format::Jsonl);
+        assert_eq!(read(&with_bom, None).unwrap().ops.len(), 1);
+        assert_eq!(read(&with_bom, Some(Format::Jsonl)).unwrap().ops.len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_first_line_is_a_json_error_not_an_edn_one() {
+        for bad in ["{oops\n", "{type: invoke}\n", "{ 'type': 1 }\n"] {
+            let text = format!("{bad}{LINE}");
+            assert_eq!(Format::sniff(&text), Format::Jsonl, "{bad}");
+            let e = read(&text, None).unwrap_err().to_string();
+            assert!(e.contains("line 1"), "{e}");
+            assert!(!e.to_lowercase().contains("edn"), "{e}");
+        }
+        assert_eq!(Format::sniff("{:type :invoke, :f :read}\n"), Format::Edn);
+        assert_eq!(Format::sniff("[{:type :invoke}]\n"), Format::Edn);
     }
 }
