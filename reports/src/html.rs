@@ -255,11 +255,13 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
             "<p class=\"note\">(The explanation ran out of budget; more states may exist.)</p>",
         );
     }
+    // Data attributes, read by a listener: a key can hold any character, and inside an
+    // inline handler a quote in it would end the attribute.
     let _ = write!(
         out,
-        "<button onclick=\"focusOp({}, {})\">show on the timeline</button></div>",
+        "<button class=\"focus-op\" data-op=\"{}\" data-key=\"{}\">show on the timeline</button></div>",
         op.id,
-        json!(key)
+        esc(key)
     );
 }
 
@@ -378,9 +380,12 @@ function focusOp(id, key) {
   document.getElementById('timeline').scrollIntoView({ behavior: 'smooth' });
   const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, TOP + o[0] * LH - 60);
 }
+document.querySelectorAll('button.focus-op').forEach(b =>
+  b.addEventListener('click', () => focusOp(+b.dataset.op, b.dataset.key)));
 window.addEventListener('resize', () => { size(); draw(); });
 size(); draw();
-if (D.failing.length) { const f = document.querySelector('#counterexample button'); if (f) f.focus(); }
+// Ready for the keyboard, but the page stays at the verdict.
+if (D.failing.length) { const f = document.querySelector('#counterexample button'); if (f) f.focus({ preventScroll: true }); }
 "#;
 
 /// Renders the page. `svgs` are the plots, embedded inline.

@@ -109,7 +109,20 @@ fn valid_and_invalid_reports() {
         html.contains("read returned &quot;1&quot;, but the register held &quot;2&quot; after write &quot;2&quot; completed at 0.004 s"),
         "the reason is in words"
     );
-    assert!(html.contains(&format!("focusOp({stale_id}")));
+    assert!(
+        html.contains(&format!(
+            "<button class=\"focus-op\" data-op=\"{stale_id}\" data-key=\"-\">"
+        )),
+        "the button names its operation and key in data attributes"
+    );
+    assert!(
+        !html.contains("onclick=\"focusOp("),
+        "no inline handler to break"
+    );
+    assert!(
+        html.contains("focus({ preventScroll: true })"),
+        "opens at the verdict"
+    );
 
     std::os::unix::fs::symlink("register/run-b", store.path().join("latest")).unwrap();
     let index = std::fs::read_to_string(reports::index::build(store.path()).unwrap()).unwrap();
@@ -175,4 +188,28 @@ fn a_damaged_record_is_a_clear_error() {
         err.contains("results.json") && err.contains("maybe"),
         "{err}"
     );
+}
+
+/// A key may hold any character: in the "show on the timeline" button it is escaped into
+/// a data attribute, never pasted into script.
+#[test]
+fn a_key_with_quotes_cannot_break_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Some("k\"1'<b>");
+    let mut b = HistoryBuilder::new();
+    b.invoke(0, "write", key, json!("1"), 1_000_000)
+        .ok(0, "write", json!("1"), 2_000_000);
+    b.invoke(1, "write", key, json!("2"), 3_000_000)
+        .ok(1, "write", json!("2"), 4_000_000);
+    b.invoke(0, "read", key, json!(null), 5_000_000)
+        .ok(0, "read", json!("1"), 6_000_000);
+    make_run(dir.path(), "quoted", "2026-11-26T10:00:00Z", &b.build());
+    let html = std::fs::read_to_string(reports::build(dir.path()).unwrap().report).unwrap();
+    assert!(html.contains("INVALID"));
+    assert!(
+        html.contains("data-key=\"k&quot;1&#39;&lt;b&gt;\"")
+            || html.contains("data-key=\"k&quot;1'&lt;b&gt;\""),
+        "escaped into the attribute"
+    );
+    assert!(!html.contains("k\"1'<b>"), "never raw in the page");
 }
