@@ -16,17 +16,24 @@ bin=./target/release/chaos-runner
 [[ -x $bin ]] || { echo "build first: cargo build --release" >&2; exit 3; }
 store=${GATE_STORE:-$(mktemp -d)}
 
+# A healthy check gets one run: a single false alarm fails the gate. A seeded bug gets up
+# to two runs of 10 s (each seed is a different schedule): detection is a probability,
+# measured in BENCHMARKS.md, and two runs turn a rare miss (ack-before-commit: 1 in about
+# 40 runs) into a gate that fails only when detection really broke.
 check() { # check NAME EXPECTED-EXIT ARGS...
-  local name=$1 want=$2
+  local name=$1 want=$2 got tries=1
   shift 2
-  "$bin" test --store "$store" --name "gate-$name" --time-limit 10 "$@" \
-    >"$store/gate-$name.out" 2>&1
-  local got=$?
-  if ((got == want)); then
-    echo "gate $name: ok (exit $got) $(grep '^verdict:' "$store/gate-$name.out")"
-    return 0
-  fi
-  echo "gate $name: FAILED, exit $got, wanted $want"
+  ((want == 1)) && tries=2
+  for ((t = 1; t <= tries; t++)); do
+    "$bin" test --store "$store" --name "gate-$name" --time-limit 10 "$@" \
+      >"$store/gate-$name.out" 2>&1
+    got=$?
+    if ((got == want)); then
+      echo "gate $name: ok (exit $got, run $t of $tries) $(grep '^verdict:' "$store/gate-$name.out")"
+      return 0
+    fi
+  done
+  echo "gate $name: FAILED, exit $got, wanted $want (in $tries runs)"
   tail -n 15 "$store/gate-$name.out"
   return 1
 }
