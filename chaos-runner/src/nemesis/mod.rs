@@ -182,29 +182,20 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
-    let all = futures_join(layers);
-    tokio::pin!(all);
-    let results = tokio::select! {
-        r = &mut all => r,
-        _ = finish.notified() => {
-            stop_tx.send_replace(true);
-            all.await
+    // `finish` ends every layer at once; each stops the fault it has in force.
+    let stopper = tokio::spawn(async move {
+        finish.notified().await;
+        stop_tx.send_replace(true);
+    });
+    let mut result = Ok(());
+    for layer in layers {
+        let r = layer.await.context("nemesis layer").and_then(|r| r);
+        if result.is_ok() {
+            result = r;
         }
-    };
-    results
-        .into_iter()
-        .try_for_each(|r| r.context("nemesis layer")?)
-}
-
-/// Waits for every layer; the first error wins, after all have stopped what they started.
-async fn futures_join<const N: usize>(
-    handles: [tokio::task::JoinHandle<Result<()>>; N],
-) -> Vec<std::result::Result<Result<()>, tokio::task::JoinError>> {
-    let mut out = Vec::with_capacity(N);
-    for h in handles {
-        out.push(h.await);
     }
-    out
+    stopper.abort();
+    result
 }
 
 async fn run_layer(

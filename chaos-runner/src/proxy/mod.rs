@@ -252,20 +252,23 @@ async fn connection(
     }
 }
 
-/// What one read lets through: whole requests the message fault passes, or raw bytes
-/// once the stream turns out not to be framed HTTP/1.1 (the framer is then dropped).
-fn pass(framing: &mut Option<(RequestFramer, Arc<LinkMessages>)>, read: &[u8]) -> Vec<Bytes> {
+/// Puts into `out` what one read lets through: whole requests the message fault passes,
+/// or raw bytes once the stream turns out not to be framed HTTP/1.1 (the framer is then
+/// dropped). `out` is the caller's, reused for every read of the connection.
+fn pass(
+    framing: &mut Option<(RequestFramer, Arc<LinkMessages>)>,
+    read: &[u8],
+    out: &mut Vec<Bytes>,
+) {
     let Some((framer, messages)) = framing else {
-        return vec![Bytes::copy_from_slice(read)];
+        out.push(Bytes::copy_from_slice(read));
+        return;
     };
     match framer.push(read) {
-        Ok(frames) => frames
-            .into_iter()
-            .filter_map(|f| messages.decide(f))
-            .collect(),
+        Ok(frames) => out.extend(frames.into_iter().filter_map(|f| messages.decide(f))),
         Err(rest) => {
             *framing = None;
-            vec![rest]
+            out.push(rest);
         }
     }
 }
@@ -305,6 +308,7 @@ async fn pump(
     let mut write_mode = mode.clone();
     let reader = async move {
         let mut buf = vec![0u8; 64 << 10];
+        let mut pieces = Vec::new();
         let mut last_due = Instant::now();
         loop {
             let current = *mode.borrow_and_update();
@@ -329,7 +333,8 @@ async fn pump(
                             continue;
                         }
                     };
-                    for piece in pass(&mut framing, &buf[..n]) {
+                    pass(&mut framing, &buf[..n], &mut pieces);
+                    for piece in pieces.drain(..) {
                         last_due = due_time(current, last_due);
                         if tx.send((last_due, piece)).await.is_err() {
                             return false;
