@@ -7,6 +7,9 @@
 //!
 //!     cargo bench -p chaos-runner --bench proxy [-- ROUND_TRIPS]
 
+#[path = "../src/netns/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod netns;
 #[path = "../src/proxy/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod proxy;
@@ -86,7 +89,7 @@ fn main() {
         let net = proxy::Network::start(&[(1, unused), (2, target)])
             .await
             .expect("proxies");
-        let via = net.addr(1, 2);
+        let via = net.addr(1, 2).unwrap();
         // Warm up every path, then alternate so all see the same machine load.
         round_trips(target, 1000, false).await;
         round_trips(via, 1000, false).await;

@@ -22,7 +22,7 @@ use workloads::runner::{run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
     die_with_children_on_interrupt, etcd_binary, find_leader_of, raft_node_binary, start_cluster,
-    ClusterPlan, Running, TargetArg,
+    ClusterPlan, LinkPlan, Running, TargetArg,
 };
 use crate::exit;
 use crate::store::RunDir;
@@ -224,7 +224,11 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         bin,
         node_args: args.node_args.clone(),
         nodes: args.nodes,
-        proxies: args.proxies.then_some(0),
+        links: if args.proxies {
+            LinkPlan::Proxies { latency_ms: 0 }
+        } else {
+            LinkPlan::Direct
+        },
         leader_within: Duration::from_secs(30),
     };
     Ok(Plan {

@@ -7,8 +7,10 @@
 //! process group is also in a global registry, which the Ctrl-C handler, the panic hook
 //! and normal shutdown all kill.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,14 +25,16 @@ use serde_json::Value;
 
 use workloads::client::{Dialect, KvClient, NodeApi};
 
+use crate::netns::{self, Hosts};
 use crate::proxy::Network;
 use crate::store::RunDir;
 
 /// Process groups of every child alive, for emergency cleanup.
 static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
-/// SIGKILLs every child process group still registered. Safe to call from anywhere,
-/// including a panic hook or a signal handler task.
+/// SIGKILLs every child process group still registered, and removes the network
+/// namespaces of netns mode. Safe to call from anywhere, including a panic hook or a
+/// signal handler task.
 pub fn kill_all_children() {
     let groups: Vec<i32> = match CHILDREN.lock() {
         Ok(mut c) => std::mem::take(&mut *c).into_iter().collect(),
@@ -39,6 +43,7 @@ pub fn kill_all_children() {
     for pg in groups {
         let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
     }
+    crate::netns::remove_live();
 }
 
 /// The server a command drives (`--target`).
@@ -159,10 +164,15 @@ impl Spawner {
         })
     }
 
-    fn spawn(&self, mut cmd: Command) -> std::io::Result<Child> {
+    /// Starts `cmd`; with `netns`, inside that network namespace.
+    fn spawn(&self, mut cmd: Command, netns: Option<&Path>) -> std::io::Result<Child> {
         let parent = std::process::id() as i32;
-        // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid) run between fork
-        // and exec.
+        // Opened here, entered in the child: the descriptor outlives the fork (and is
+        // closed on exec).
+        let ns = netns.map(File::open).transpose()?;
+        let ns_fd = ns.as_ref().map(|f| f.as_raw_fd());
+        // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid, setns) run
+        // between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
                 nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
@@ -170,6 +180,11 @@ impl Spawner {
                 // The runner may have died between fork and prctl.
                 if nix::unistd::getppid().as_raw() != parent {
                     return Err(std::io::Error::other("the runner exited"));
+                }
+                if let Some(fd) = ns_fd {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -181,6 +196,7 @@ impl Spawner {
         let child = rx
             .recv()
             .map_err(|_| std::io::Error::other("spawner thread gone"))??;
+        drop(ns);
         CHILDREN
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -199,11 +215,19 @@ pub struct NodeSpec {
     pub log: PathBuf,
     /// `ID=HOST:PORT` of every peer, as this node must reach it (through its proxies).
     pub peers: Vec<(u64, String)>,
+    /// The address it listens on: 127.0.0.1, or its own in netns mode.
+    pub host: IpAddr,
+    /// The network namespace it runs in (netns mode).
+    pub netns: Option<PathBuf>,
 }
 
 impl NodeSpec {
     pub fn api_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.api_port)
+        format!("{}:{}", self.host, self.api_port)
+    }
+
+    fn transport_addr(&self) -> String {
+        format!("{}:{}", self.host, self.transport_port)
     }
 }
 
@@ -313,7 +337,7 @@ impl Cluster {
             .stdout(log.try_clone()?)
             .stderr(log);
         let child = Spawner::global()
-            .spawn(cmd)
+            .spawn(cmd, spec.netns.as_deref())
             .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))?;
         node.child = Some(child);
         node.paused = false;
@@ -410,12 +434,17 @@ fn raft_node_args(cmd: &mut Command, spec: &NodeSpec) {
         .arg(&spec.data_dir)
         .arg("--peers")
         .arg(peers.join(","));
+    // Only when it is not the default, so servers without the flag still run in proxy
+    // mode.
+    if !spec.host.is_loopback() {
+        cmd.arg("--listen-addr").arg(spec.host.to_string());
+    }
 }
 
 /// An etcd member: `--name n<id>`, peer and client URLs on loopback, and the whole
 /// cluster in `--initial-cluster`.
 fn etcd_args(cmd: &mut Command, spec: &NodeSpec) {
-    let peer_url = format!("http://127.0.0.1:{}", spec.transport_port);
+    let peer_url = format!("http://{}", spec.transport_addr());
     let client_url = format!("http://{}", spec.api_addr());
     let mut members = vec![format!("n{}={peer_url}", spec.id)];
     members.extend(spec.peers.iter().map(|(i, a)| format!("n{i}=http://{a}")));
@@ -441,17 +470,29 @@ fn etcd_args(cmd: &mut Command, spec: &NodeSpec) {
         .args(["--logger", "zap", "--log-level", "warn"]);
 }
 
-/// How to bring a cluster up: which server, how many nodes, whether the node-to-node
-/// links go through the harness's proxies, and how long a leader may take.
+/// How node-to-node traffic travels, which decides how network faults are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPlan {
+    /// Straight over loopback: no network faults (`bench`, etcd in proxy mode).
+    Direct,
+    /// One TCP proxy per directed link, each with this steady one-way delay (ms).
+    Proxies { latency_ms: u64 },
+    /// A network namespace per node, joined by the runner's packet switch.
+    Switch {
+        latency_ms: u64,
+        range: Option<netns::Range>,
+    },
+}
+
+/// How to bring a cluster up: which server, how many nodes, how their links are made,
+/// and how long a leader may take.
 #[derive(Debug, Clone)]
 pub struct ClusterPlan {
     pub kind: ServerKind,
     pub bin: PathBuf,
     pub node_args: Vec<String>,
     pub nodes: u64,
-    /// `Some(ms)`: one proxy per directed link, each with this steady one-way delay
-    /// (`test` always; `bench --proxies`). `None`: nodes talk directly.
-    pub proxies: Option<u64>,
+    pub links: LinkPlan,
     pub leader_within: Duration,
 }
 
@@ -462,6 +503,9 @@ pub struct Running {
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
     pub leader: u64,
+    /// Namespaces and switch (netns mode). Declared after `cluster`, so the nodes are
+    /// gone before their namespaces are removed.
+    pub hosts: Option<Hosts>,
 }
 
 impl Running {
@@ -479,51 +523,104 @@ impl Running {
     }
 }
 
-/// Reserves ports, starts the proxies (if any) and every node with its data and log in
-/// `run`'s folder, and waits for a leader. The one way `test` and `bench` start clusters.
-pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> {
-    let n = plan.nodes;
-    let ids: Vec<u64> = (1..=n).collect();
-    let (ports, reserved) = free_ports(2 * n as usize)?;
-    let transport = |i: u64| ports[(i - 1) as usize];
-    let net = match plan.proxies {
-        Some(base_latency_ms) => {
-            let links: Vec<(u64, std::net::SocketAddr)> = ids
+/// Where each node listens and how it reaches its peers, under each [`LinkPlan`].
+struct Addressing {
+    net: Option<Network>,
+    hosts: Option<Hosts>,
+    /// Node id -> (listen address, transport port, API port).
+    nodes: BTreeMap<u64, (IpAddr, u16, u16)>,
+    /// Loopback ports held until the nodes start.
+    reserved: Vec<std::net::TcpListener>,
+}
+
+impl Addressing {
+    /// The ports every node uses in its own namespace (nothing else listens there).
+    const NETNS_PORTS: (u16, u16) = (7000, 8000);
+
+    async fn new(plan: &ClusterPlan, ids: &[u64]) -> Result<Addressing> {
+        if let LinkPlan::Switch { latency_ms, range } = plan.links {
+            let mut hosts = Hosts::create(ids, range)?;
+            let (mut net, links) = Network::switched(ids);
+            net.set_base_latency(latency_ms);
+            hosts.start_switch(links);
+            let (t, a) = Self::NETNS_PORTS;
+            let nodes = ids
                 .iter()
-                .map(|&i| {
-                    (
-                        i,
-                        std::net::SocketAddr::from(([127, 0, 0, 1], transport(i))),
-                    )
-                })
+                .map(|&i| (i, (IpAddr::V4(hosts.addr(i)), t, a)))
                 .collect();
-            let mut net = Network::start(&links).await?;
-            net.set_base_latency(base_latency_ms);
-            Some(net)
+            return Ok(Addressing {
+                net: Some(net),
+                hosts: Some(hosts),
+                nodes,
+                reserved: Vec::new(),
+            });
         }
-        None => None,
-    };
+        let n = ids.len();
+        let (ports, reserved) = free_ports(2 * n)?;
+        let nodes: BTreeMap<u64, (IpAddr, u16, u16)> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| (i, (IpAddr::from([127, 0, 0, 1]), ports[k], ports[n + k])))
+            .collect();
+        let net = match plan.links {
+            LinkPlan::Proxies { latency_ms } => {
+                let targets: Vec<(u64, std::net::SocketAddr)> = nodes
+                    .iter()
+                    .map(|(&i, &(host, t, _))| (i, std::net::SocketAddr::new(host, t)))
+                    .collect();
+                let mut net = Network::start(&targets).await?;
+                net.set_base_latency(latency_ms);
+                Some(net)
+            }
+            _ => None,
+        };
+        Ok(Addressing {
+            net,
+            hosts: None,
+            nodes,
+            reserved,
+        })
+    }
+
+    /// How node `from` reaches node `to`: its proxy, or `to`'s own address.
+    fn peer(&self, from: u64, to: u64) -> String {
+        if let Some(addr) = self.net.as_ref().and_then(|n| n.addr(from, to)) {
+            return addr.to_string();
+        }
+        let (host, t, _) = self.nodes[&to];
+        std::net::SocketAddr::new(host, t).to_string()
+    }
+}
+
+/// Makes the links (proxies, or namespaces and switch), starts every node with its data
+/// and log in `run`'s folder, and waits for a leader. The one way `test` and `bench`
+/// start clusters.
+pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> {
+    let ids: Vec<u64> = (1..=plan.nodes).collect();
+    let mut addressing = Addressing::new(plan, &ids).await?;
     let specs: Vec<NodeSpec> = ids
         .iter()
-        .map(|&i| NodeSpec {
-            id: i,
-            transport_port: transport(i),
-            api_port: ports[(n + i - 1) as usize],
-            data_dir: run.node_dir(i),
-            log: run.node_log(i),
-            peers: ids
-                .iter()
-                .filter(|&&j| j != i)
-                .map(|&j| match &net {
-                    Some(net) => (j, net.addr(i, j).to_string()),
-                    None => (j, format!("127.0.0.1:{}", transport(j))),
-                })
-                .collect(),
+        .map(|&i| {
+            let (host, transport_port, api_port) = addressing.nodes[&i];
+            NodeSpec {
+                id: i,
+                transport_port,
+                api_port,
+                data_dir: run.node_dir(i),
+                log: run.node_log(i),
+                peers: ids
+                    .iter()
+                    .filter(|&&j| j != i)
+                    .map(|&j| (j, addressing.peer(i, j)))
+                    .collect(),
+                host,
+                netns: addressing.hosts.as_ref().map(|h| h.netns_path(i)),
+            }
         })
         .collect();
     let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
     // Free the ports only now, so nothing this process bound meanwhile took one.
-    drop(reserved);
+    addressing.reserved.clear();
     let mut cluster = Cluster::new(plan.kind, plan.bin.clone(), plan.node_args.clone(), specs);
     for &i in &ids {
         cluster.start(i)?;
@@ -531,9 +628,10 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
     let leader = wait_for_leader(&mut cluster, plan.leader_within).await?;
     Ok(Running {
         cluster,
-        net,
+        net: addressing.net,
         apis,
         leader,
+        hosts: addressing.hosts,
     })
 }
 

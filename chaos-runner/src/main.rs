@@ -4,6 +4,7 @@ mod bench;
 mod check_cmd;
 mod cluster;
 mod nemesis;
+mod netns;
 mod proxy;
 mod store;
 mod test_cmd;
@@ -51,6 +52,10 @@ enum Command {
     Bench(Box<bench::BenchArgs>),
     /// Rebuild a run's report.html and plots from its history.jsonl and results.json.
     Report(ReportArgs),
+    /// Remove what runs killed mid-way (SIGKILL) left behind with --net netns: network
+    /// namespaces named chaos-<run>-n<N>, and any process still inside them. Namespaces of
+    /// live runs and of other tools are left alone. Runs do this themselves at start.
+    Clean,
 }
 
 /// Rebuild the report of a run folder (and the index of its store).
@@ -72,6 +77,17 @@ fn report(args: ReportArgs) -> anyhow::Result<u8> {
             let index = reports::index::build(root)?;
             println!("index:  {}", index.display());
         }
+    }
+    Ok(exit::VALID)
+}
+
+fn clean() -> anyhow::Result<u8> {
+    let removed = netns::clean_dead_runs()?;
+    if removed.is_empty() {
+        println!("nothing to clean: no namespace of a dead run");
+    }
+    for name in removed {
+        println!("removed namespace {name}");
     }
     Ok(exit::VALID)
 }
@@ -101,6 +117,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(args),
         Command::Bench(args) => bench::run(*args),
         Command::Report(args) => report(args),
+        Command::Clean => clean(),
     };
     cluster::kill_all_children();
     match result {

@@ -82,6 +82,12 @@ pub struct TestRecord {
     /// `search` (kinds, durations and gaps drawn from the seed) or `fixed` (a rota of
     /// `nemesis_interval_s`); empty in records older than the search.
     pub schedule_mode: String,
+    /// How node-to-node traffic travelled: `proxy` (per-link TCP proxies) or `netns`
+    /// (namespaces and the packet switch); empty in records from before the choice.
+    pub net: String,
+    /// netns mode: the test network's range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_range: Option<String>,
     pub link_latency_ms: u64,
     pub nemesis_targets: Vec<String>,
     pub partitions: Vec<String>,
@@ -156,6 +162,31 @@ pub struct FaultDetails {
     /// Message faults: how many more requests it acted on than `messages` lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages_not_listed: Option<u64>,
+    /// Packet faults (`--net netns`, on the stop event): per directed link, how many
+    /// packets the fault saw and acted on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packets: Vec<PacketRecord>,
+}
+
+/// What a packet fault did on one directed link, counted (packets are too many to list).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PacketRecord {
+    pub from: u64,
+    pub to: u64,
+    /// Packets that crossed the link while the fault was in force.
+    pub seen: u64,
+    /// Packets it lost, duplicated, reordered or queued behind the bandwidth limit.
+    pub acted: u64,
+    /// Their bytes.
+    pub bytes_acted: u64,
+    /// Packets dropped because the bandwidth queue was over a second long.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub overflowed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One request a message fault acted on: enough to find it in a node's log and to see

@@ -23,7 +23,7 @@ use workloads::recorder::Recorder;
 
 use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::proxy::Network;
-pub use schedule::{plan, plan_search, FaultKind, Layer, Planned, Shape, Target};
+pub use schedule::{plan, plan_search, Fabric, FaultKind, Layer, Planned, Shape, Target};
 
 /// What faults act on.
 pub struct Env {
@@ -36,6 +36,9 @@ pub struct Env {
     pub kind: ServerKind,
     /// The history's clock starts here (times in fault records count from it).
     pub epoch: std::time::Instant,
+    /// netns mode's namespaces and switch: they live as long as the cluster (and are
+    /// dropped after it).
+    pub _hosts: Option<crate::netns::Hosts>,
 }
 
 impl Env {
@@ -43,7 +46,7 @@ impl Env {
     fn net(&self) -> Result<&Network> {
         self.net
             .as_deref()
-            .context("this fault needs the per-link proxies, which this server does not use")
+            .context("this fault needs links the runner controls, which this server does not use")
     }
 
     fn ids(&self) -> Vec<u64> {
@@ -94,7 +97,12 @@ impl Started {
             FaultKind::LinkLatency => {
                 Started::LinkLatency(latency::LinkLatencyFault::start(p, env).await?)
             }
-            FaultKind::Duplicate | FaultKind::Reorder | FaultKind::Replay | FaultKind::Drop => {
+            FaultKind::Duplicate
+            | FaultKind::Reorder
+            | FaultKind::Replay
+            | FaultKind::Drop
+            | FaultKind::Loss
+            | FaultKind::Bandwidth => {
                 Started::Message(message::MessageFaultRun::start(p, env).await?)
             }
         })
@@ -264,6 +272,7 @@ mod tests {
             apis: (1..=3).map(|i| (i, String::new())).collect(),
             kind: ServerKind::RaftNode,
             epoch: std::time::Instant::now(),
+            _hosts: None,
         }
     }
 

@@ -31,6 +31,10 @@ pub enum FaultKind {
     Replay,
     /// Swallow peer requests; their senders time out.
     Drop,
+    /// Lose a fifth of the packets (netns mode).
+    Loss,
+    /// Limit links to 256 KiB/s, queueing packets behind the limit (netns mode).
+    Bandwidth,
     /// The search schedule's weather: a steady 1 to 10 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
@@ -38,7 +42,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind `--nemesis` can name.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
@@ -47,6 +51,8 @@ impl FaultKind {
         FaultKind::Reorder,
         FaultKind::Replay,
         FaultKind::Drop,
+        FaultKind::Loss,
+        FaultKind::Bandwidth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +65,8 @@ impl FaultKind {
             FaultKind::Reorder => "reorder",
             FaultKind::Replay => "replay",
             FaultKind::Drop => "drop",
+            FaultKind::Loss => "loss",
+            FaultKind::Bandwidth => "bandwidth",
             FaultKind::LinkLatency => "link-latency",
         }
     }
@@ -67,18 +75,48 @@ impl FaultKind {
         FaultKind::ALL.into_iter().find(|k| k.name() == s)
     }
 
-    /// Whether it acts on links, so it needs the per-link proxies.
-    pub fn is_network(self) -> bool {
-        !matches!(self, FaultKind::Kill | FaultKind::Pause)
+    /// Whether the links of `fabric` can carry it out.
+    pub fn works_on(self, fabric: Fabric) -> bool {
+        use FaultKind::*;
+        match self {
+            Kill | Pause => true,
+            Partition | Latency | LinkLatency | Duplicate | Reorder => fabric != Fabric::Direct,
+            Replay | Drop => fabric == Fabric::Proxies,
+            Loss | Bandwidth => fabric == Fabric::Switch,
+        }
     }
 
-    /// Whether it acts on whole peer requests.
-    pub fn is_message(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Duplicate | FaultKind::Reorder | FaultKind::Replay | FaultKind::Drop
-        )
+    /// Why `fabric` cannot carry it out (for the error when it is asked for anyway).
+    pub fn why_not_on(self, fabric: Fabric) -> &'static str {
+        match fabric {
+            Fabric::Direct => {
+                "etcd members advertise one peer URL to every member, so the per-link \
+                 proxies cannot cut or slow its links; use kill and pause, or --net netns"
+            }
+            Fabric::Proxies => "it acts on packets, which only --net netns's switch sees",
+            Fabric::Switch => {
+                "it acts on whole HTTP requests, which only the proxies of --net proxy see"
+            }
+        }
     }
+
+    /// Whether it acts on messages (whole requests under the proxies, packets under the
+    /// switch): the search's spells.
+    pub fn is_message(self) -> bool {
+        use FaultKind::*;
+        matches!(self, Duplicate | Reorder | Replay | Drop | Loss | Bandwidth)
+    }
+}
+
+/// What carries node-to-node traffic, which decides the faults a run can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fabric {
+    /// Straight over loopback (etcd in proxy mode): processes only.
+    Direct,
+    /// One TCP proxy per directed link: byte streams and whole HTTP requests.
+    Proxies,
+    /// The packet switch of `--net netns`: IP packets.
+    Switch,
 }
 
 /// Faults of one layer never overlap each other; layers overlap freely (the links'
@@ -326,7 +364,10 @@ pub fn plan_search(
 ) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5345_4152_4348_2121);
     let mut out = plan_foreground(&mut rng, kinds, targets, shapes, time_limit);
-    if kinds.iter().any(|k| k.is_network()) {
+    if kinds
+        .iter()
+        .any(|k| k.works_on(Fabric::Proxies) && !k.works_on(Fabric::Direct))
+    {
         out.extend(plan_weather(&mut rng, time_limit));
     }
     let messages: Vec<FaultKind> = kinds.iter().copied().filter(|k| k.is_message()).collect();
@@ -701,8 +742,8 @@ mod tests {
         }
         assert_eq!(
             kinds.len(),
-            9,
-            "all eight kinds and link latency: {kinds:?}"
+            FaultKind::ALL.len() + 1,
+            "every kind and link latency: {kinds:?}"
         );
         assert_eq!(targets.len(), 5, "every node at once included: {targets:?}");
         assert!(

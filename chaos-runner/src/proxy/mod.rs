@@ -29,6 +29,9 @@ use tokio::time::Instant;
 use http::RequestFramer;
 pub use messages::{LinkMessages, MessageEvent, MessageFault};
 
+use crate::netns::switch::{PacketFault, PacketLink, SwitchLink};
+use checker::record::PacketRecord;
+
 /// What a link does to traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkMode {
@@ -56,13 +59,19 @@ struct Layers {
 }
 
 struct Link {
-    addr: SocketAddr,
+    /// Where the sender connects: the proxy's port (`None` under the packet switch,
+    /// where senders use the receiver's own address).
+    addr: Option<SocketAddr>,
     mode: watch::Sender<LinkMode>,
     layers: Mutex<Layers>,
-    messages: Arc<LinkMessages>,
+    /// Message faults, done by the proxy (proxy mode).
+    messages: Option<Arc<LinkMessages>>,
+    /// Packet faults, done by the switch (netns mode).
+    packets: Option<Arc<PacketLink>>,
 }
 
-/// The proxies of a cluster.
+/// The links of a cluster and the faults on them, carried out either by one TCP proxy
+/// per directed link or by the packet switch of `--net netns`.
 pub struct Network {
     links: BTreeMap<(u64, u64), Link>,
     /// The steady one-way delay of every link (`--link-latency`).
@@ -88,10 +97,11 @@ impl Network {
                 links.insert(
                     (from, to),
                     Link {
-                        addr,
+                        addr: Some(addr),
                         mode: tx,
                         layers: Mutex::new(Layers::default()),
-                        messages,
+                        messages: Some(messages),
+                        packets: None,
                     },
                 );
             }
@@ -99,9 +109,48 @@ impl Network {
         Ok(Network { links, base_ms: 0 })
     }
 
-    /// Where node `from` must send to reach node `to`.
-    pub fn addr(&self, from: u64, to: u64) -> SocketAddr {
-        self.links[&(from, to)].addr
+    /// The links between `ids` for the packet switch: the network keeps the control
+    /// side, the switch gets what it reads per packet.
+    pub fn switched(ids: &[u64]) -> (Network, BTreeMap<(u64, u64), SwitchLink>) {
+        let mut links = BTreeMap::new();
+        let mut for_switch = BTreeMap::new();
+        for &from in ids {
+            for &to in ids {
+                if from == to {
+                    continue;
+                }
+                let (tx, rx) = watch::channel(LinkMode::Up);
+                let packets = Arc::new(PacketLink::default());
+                for_switch.insert(
+                    (from, to),
+                    SwitchLink {
+                        mode: rx,
+                        packets: packets.clone(),
+                    },
+                );
+                links.insert(
+                    (from, to),
+                    Link {
+                        addr: None,
+                        mode: tx,
+                        layers: Mutex::new(Layers::default()),
+                        messages: None,
+                        packets: Some(packets),
+                    },
+                );
+            }
+        }
+        (Network { links, base_ms: 0 }, for_switch)
+    }
+
+    /// Whether faults act on packets (the switch) rather than on requests (proxies).
+    pub fn is_switched(&self) -> bool {
+        self.links.values().any(|l| l.packets.is_some())
+    }
+
+    /// Where node `from` must send to reach node `to`: its proxy, in proxy mode.
+    pub fn addr(&self, from: u64, to: u64) -> Option<SocketAddr> {
+        self.links.get(&(from, to)).and_then(|l| l.addr)
     }
 
     /// Every directed link, as (from, to).
@@ -161,9 +210,26 @@ impl Network {
 
     /// Starts or ends a message fault on one link.
     pub fn set_message_fault(&self, from: u64, to: u64, fault: Option<MessageFault>, seed: u64) {
-        if let Some(l) = self.links.get(&(from, to)) {
-            l.messages.set(fault, seed);
+        if let Some(m) = self
+            .links
+            .get(&(from, to))
+            .and_then(|l| l.messages.as_ref())
+        {
+            m.set(fault, seed);
         }
+    }
+
+    /// Starts or ends a packet fault on one link (netns mode).
+    pub fn set_packet_fault(&self, from: u64, to: u64, fault: Option<PacketFault>, seed: u64) {
+        if let Some(p) = self.links.get(&(from, to)).and_then(|l| l.packets.as_ref()) {
+            p.set(fault, seed);
+        }
+    }
+
+    /// What the packet fault last started on the link did.
+    pub fn packet_record(&self, from: u64, to: u64) -> Option<PacketRecord> {
+        let p = self.links.get(&(from, to))?.packets.as_ref()?;
+        Some(p.record(from, to))
     }
 
     /// What message faults did on the link since the last call (events kept, events
@@ -171,7 +237,8 @@ impl Network {
     pub fn take_message_events(&self, from: u64, to: u64) -> (Vec<MessageEvent>, u64) {
         self.links
             .get(&(from, to))
-            .map_or((Vec::new(), 0), |l| l.messages.take_events())
+            .and_then(|l| l.messages.as_ref())
+            .map_or((Vec::new(), 0), |m| m.take_events())
     }
 
     /// Makes `ms` the steady delay of every link, now and after each heal.
@@ -190,6 +257,7 @@ impl Network {
         for (&(from, to), l) in &self.links {
             self.update(l, |s| *s = Layers::default());
             self.set_message_fault(from, to, None, 0);
+            self.set_packet_fault(from, to, None, 0);
         }
     }
 }
@@ -414,7 +482,7 @@ mod tests {
         let target = echo_server().await;
         let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let net = Network::start(&[(1, other), (2, target)]).await.unwrap();
-        let link = net.addr(1, 2);
+        let link = net.addr(1, 2).unwrap();
         assert!(round_trip(link, Duration::from_secs(2)).await.is_ok());
         net.cut(1, 2, LinkMode::Cut);
         let e = round_trip(link, Duration::from_secs(2)).await.unwrap_err();
@@ -538,7 +606,7 @@ mod tests {
         let (target, mut rx) = numbered_server().await;
         let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let net = Network::start(&[(1, other), (2, target)]).await.unwrap();
-        let link = net.addr(1, 2);
+        let link = net.addr(1, 2).unwrap();
         let in_order: Vec<u32> = (0..20).collect();
 
         let patient = Duration::from_secs(5);

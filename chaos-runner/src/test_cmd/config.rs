@@ -11,8 +11,29 @@ use clap::{Args, ValueEnum};
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
-use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, TargetArg};
-use crate::nemesis::{FaultKind, Planned, Shape, Target};
+use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, LinkPlan, TargetArg};
+use crate::nemesis::{Fabric, FaultKind, Planned, Shape, Target};
+use crate::netns::Range;
+
+/// How node-to-node traffic travels (`--net`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetArg {
+    /// One TCP proxy per directed link, on 127.0.0.1; the server must take a per-peer
+    /// address map (--peers). Needs nothing.
+    Proxy,
+    /// Each node in a network namespace of its own, with its own address and its real
+    /// peers' addresses, joined by the runner's packet switch. Needs root and iproute2.
+    Netns,
+}
+
+impl NetArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetArg::Proxy => "proxy",
+            NetArg::Netns => "netns",
+        }
+    }
+}
 
 /// The client API of the server under test.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -101,8 +122,10 @@ pub struct TestArgs {
     /// Seconds an operation may take before its outcome is recorded as unknown.
     #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub op_timeout: f64,
-    /// Faults to inject: any of kill,pause,partition,latency (processes and links) and
-    /// duplicate,reorder,replay,drop (whole peer requests), or all, or none. `all` without
+    /// Faults to inject: any of kill,pause,partition,latency (processes and links),
+    /// duplicate,reorder (whole peer requests, or packets with --net netns), replay,drop
+    /// (whole requests: --net proxy), loss,bandwidth (packets: --net netns), or all (every
+    /// kind the links can carry out), or none. `all` without
     /// --nemesis-interval is a search: kinds, targets, durations and gaps are drawn from
     /// the seed, with bursts of leader faults and, underneath, spells of link latency and
     /// message faults; successive seeds explore different schedules.
@@ -119,6 +142,22 @@ pub struct TestArgs {
     /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
     #[arg(long, default_value = "all")]
     pub partitions: String,
+    /// How node-to-node traffic travels, which decides how network faults are made.
+    /// proxy: one TCP proxy per directed link on 127.0.0.1 (faults on byte streams and
+    /// whole HTTP requests: duplicate, reorder, replay, drop). netns: each node in a
+    /// network namespace of its own, with its own address, joined by the runner's packet
+    /// switch (faults on IP packets: duplicate, reorder, loss, bandwidth); any server that
+    /// advertises one address per member can then be partitioned, etcd included. netns
+    /// needs root (CAP_NET_ADMIN), /dev/net/tun and iproute2; it leaves nothing behind
+    /// (`chaos-runner clean` removes what a killed run left).
+    #[arg(long, value_enum, default_value = "proxy")]
+    pub net: NetArg,
+    /// With --net netns: the IPv4 range of the test network, e.g. 198.18.7.0/24; node N
+    /// gets the Nth address, the runner the last usable one. Default: the first free /24
+    /// of 198.18.0.0/15 (set aside for benchmark networks by RFC 2544). Nothing is routed
+    /// beyond it.
+    #[arg(long, value_name = "CIDR")]
+    pub net_range: Option<String>,
     /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
     /// slower network: every window a race needs, such as the first round trip of a new
     /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
@@ -174,6 +213,8 @@ pub struct Config {
     pub nemesis_interval: Option<Duration>,
     /// `--check-memory` as a number of search configurations.
     pub check_max_configs: usize,
+    /// `--net-range`, parsed.
+    pub net_range: Option<Range>,
 }
 
 /// Parses a comma-separated list against `all`; `all` and `none` are words too.
@@ -228,32 +269,38 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// The fault kinds `--nemesis` asks for that the target can have: without per-link
-/// proxies (etcd), `all` means kill and pause, and naming a network fault is an error.
+/// What carries node-to-node traffic for these flags.
+fn fabric(args: &TestArgs) -> Fabric {
+    match (args.net, args.target) {
+        (NetArg::Netns, _) => Fabric::Switch,
+        (NetArg::Proxy, TargetArg::RaftNode) => Fabric::Proxies,
+        (NetArg::Proxy, TargetArg::Etcd) => Fabric::Direct,
+    }
+}
+
+/// The fault kinds `--nemesis` asks for that the links can carry out: `all` means every
+/// kind they can (etcd in proxy mode: kill and pause), and naming one they cannot is an
+/// error that says why.
 fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     let faults = list(&args.nemesis, &FaultKind::ALL, FaultKind::parse, "fault")?;
-    if args.target == TargetArg::RaftNode {
-        if args.etcd_serializable_reads {
-            bail!("--etcd-serializable-reads goes with --target etcd");
-        }
-        return Ok(faults);
+    let fabric = fabric(args);
+    if args.target == TargetArg::RaftNode && args.etcd_serializable_reads {
+        bail!("--etcd-serializable-reads goes with --target etcd");
     }
-    if args.link_latency > 0 {
-        bail!("--link-latency needs the per-link proxies, which etcd cannot use");
-    }
-    if args.api != ApiArg::Auto {
+    if args.target == TargetArg::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
-    let network = |k: &FaultKind| k.is_network();
-    if args.nemesis.trim() == "all" {
-        return Ok(faults.into_iter().filter(|k| !network(k)).collect());
+    if fabric == Fabric::Direct && args.link_latency > 0 {
+        bail!("--link-latency needs links the runner controls: etcd needs --net netns for it");
     }
-    if let Some(k) = faults.iter().find(|k| network(k)) {
-        bail!(
-            "--nemesis {}: etcd members advertise one peer URL to every member, so the \
-             per-link proxies cannot cut or slow its links; use kill and pause",
-            k.name()
-        );
+    if args.net_range.is_some() && args.net != NetArg::Netns {
+        bail!("--net-range goes with --net netns");
+    }
+    if args.nemesis.trim() == "all" {
+        return Ok(faults.into_iter().filter(|k| k.works_on(fabric)).collect());
+    }
+    if let Some(k) = faults.iter().find(|k| !k.works_on(fabric)) {
+        bail!("--nemesis {}: {}", k.name(), k.why_not_on(fabric));
     }
     Ok(faults)
 }
@@ -288,6 +335,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         TargetArg::Etcd => etcd_binary(&args.etcd)?,
     };
     let faults = faults_for_target(&args)?;
+    let net_range = args.net_range.as_deref().map(Range::parse).transpose()?;
     let nemesis_interval = nemesis_interval(&args, &faults)?;
     let targets = list(&args.nemesis_targets, &Target::ALL, Target::parse, "target")?;
     let shapes = list(
@@ -340,6 +388,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             shapes
         },
         bin,
+        net_range,
         args,
     };
     if cfg.args.api == ApiArg::Seed {
@@ -371,15 +420,24 @@ impl Config {
         })
     }
 
-    /// The cluster `test` starts: every link through a proxy, at `--link-latency` (etcd:
-    /// direct links).
+    /// The cluster `test` starts: every link through a proxy or the switch, at
+    /// `--link-latency` (etcd in proxy mode: direct links).
     pub fn cluster_plan(&self) -> ClusterPlan {
         ClusterPlan {
             kind: self.args.target.kind(),
             bin: self.bin.clone(),
             node_args: self.args.node_args.clone(),
             nodes: self.args.nodes,
-            proxies: (self.args.target == TargetArg::RaftNode).then_some(self.args.link_latency),
+            links: match fabric(&self.args) {
+                Fabric::Direct => LinkPlan::Direct,
+                Fabric::Proxies => LinkPlan::Proxies {
+                    latency_ms: self.args.link_latency,
+                },
+                Fabric::Switch => LinkPlan::Switch {
+                    latency_ms: self.args.link_latency,
+                    range: self.net_range,
+                },
+            },
             leader_within: Duration::from_secs(20),
         }
     }
@@ -420,6 +478,8 @@ impl Config {
                 "search"
             }
             .to_string(),
+            net: a.net.name().to_string(),
+            net_range: self.net_range.map(|r| r.to_string()),
             link_latency_ms: a.link_latency,
             nemesis_targets: self.targets.iter().map(|t| t.name().to_string()).collect(),
             partitions: self.shapes.iter().map(|s| s.name().to_string()).collect(),

@@ -92,6 +92,9 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
             dialect.name()
         );
     }
+    if let Some(h) = &running.hosts {
+        eprintln!("{}", h.describe());
+    }
     eprintln!(
         "leader: node {}; running {} clients for {:.0} s",
         running.leader,
@@ -112,6 +115,7 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         net: running.net.map(Arc::new),
         apis: running.apis,
         epoch: recorder.epoch(),
+        _hosts: running.hosts,
     };
     Ok(Testbed {
         dialect,

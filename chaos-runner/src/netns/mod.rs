@@ -1,0 +1,459 @@
+//! `--net netns`: each node in a Linux network namespace of its own, with its own address,
+//! its only link a TUN device whose other end is the runner's packet switch ([`switch`]).
+//!
+//! Nodes listen on their own address and reach their peers at the peers' real
+//! addresses: no proxies, no per-peer address maps, so any server that advertises one
+//! address per member (etcd, most production systems) can be partitioned. Clients reach
+//! the nodes through one more TUN in the runner's namespace, whose address brings the
+//! only route this adds to the machine (to the test range). Nothing is routed further:
+//! a namespace has no default route and there is no NAT.
+//!
+//! Names carry the run (`chaos-<run>-n1`, TUN `<run>n1`); a lock file in
+//! `/run/chaos-runner/` is held for the run's life. A run that dies without cleaning up
+//! (SIGKILL) leaves only its namespaces (its TUNs and route vanish with its descriptors,
+//! its nodes with their death signal); the next run, or `chaos-runner clean`, removes
+//! those whose lock is free, and no others.
+
+pub mod packet;
+pub mod switch;
+pub mod tun;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use rand::Rng;
+
+use switch::{Port, Switch, SwitchLink};
+use tun::Tun;
+
+const STATE_DIR: &str = "/run/chaos-runner";
+const NETNS_DIR: &str = "/run/netns";
+/// Large, so a TCP stream is not chopped into Ethernet-sized packets: the switch pays
+/// per packet, not per byte.
+const MTU: u32 = 65_520;
+
+/// Namespaces created by this process and not yet removed, for the emergency path
+/// (Ctrl-C, panic), which cannot run destructors.
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// An IPv4 range for the test network (`--net-range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Range {
+    /// The block RFC 2544 sets aside for benchmark networks, one /24 of it per run.
+    const AUTO_BLOCK: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
+
+    pub fn parse(s: &str) -> Result<Range> {
+        let (a, p) = s.split_once('/').with_context(|| {
+            format!("--net-range {s:?}: expected ADDRESS/PREFIX, e.g. 198.18.7.0/24")
+        })?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .with_context(|| format!("--net-range {s:?}: {a:?} is not an IPv4 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| (16..=29).contains(p))
+            .with_context(|| format!("--net-range {s:?}: the prefix must be 16 to 29"))?;
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Range {
+            base: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+
+    fn size(&self) -> u32 {
+        1 << (32 - self.prefix)
+    }
+
+    /// Node `id`'s address: the `id`th of the range (198.18.0.1 for node 1).
+    pub fn node(&self, id: u64) -> Option<Ipv4Addr> {
+        let i = u32::try_from(id).ok()?;
+        (i >= 1 && i + 2 < self.size()).then(|| Ipv4Addr::from(u32::from(self.base) + i))
+    }
+
+    /// The runner's (the clients') address: the last usable one.
+    pub fn runner(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + self.size() - 2)
+    }
+
+    fn contains(&self, a: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - self.prefix);
+        u32::from(a) & mask == u32::from(self.base)
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+/// Checks what netns mode needs, naming what is missing and where it comes from.
+pub fn preflight() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "--net netns creates network namespaces and TUN devices, which needs root \
+             (CAP_NET_ADMIN); run as root, or use --net proxy"
+        );
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        bail!("--net netns needs /dev/net/tun (the kernel's tun module: modprobe tun)");
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        bail!("--net netns needs the ip command: install Debian's iproute2 package (apt-get install iproute2)");
+    }
+    Ok(())
+}
+
+/// Runs `ip ARGS`, failing with what it said.
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("cannot run ip (install iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Holds an exclusive lock on `path` while the returned file is open; `None` if another
+/// process holds it.
+fn try_lock(path: &Path) -> Result<Option<File>> {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on an open descriptor.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    Ok((rc == 0).then_some(f))
+}
+
+/// Waits for an exclusive lock on `path` (set-up of concurrent runs takes turns).
+fn lock(path: &Path) -> Result<File> {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on an open descriptor.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("cannot lock the set-up of namespaces");
+    }
+    Ok(f)
+}
+
+/// Removes one named namespace, as `ip netns delete` does (detach its mount, remove
+/// the name); processes still inside keep it alive until they exit.
+fn remove_namespace(name: &str) {
+    let path = Path::new(NETNS_DIR).join(name);
+    let _ = nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(&path);
+    LIVE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|n| n != name);
+}
+
+/// Removes every namespace this process created and still has (the emergency path).
+pub fn remove_live() {
+    let names = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for n in names {
+        remove_namespace(&n);
+    }
+}
+
+/// The run a namespace name belongs to (`chaos-<run>-n<id>`).
+fn run_of(ns: &str) -> Option<&str> {
+    let rest = ns.strip_prefix("chaos-")?;
+    let (run, node) = rest.rsplit_once("-n")?;
+    node.parse::<u64>().ok()?;
+    Some(run)
+}
+
+/// Kills whatever still runs inside the namespace at `path` (a node whose death signal
+/// did not fire).
+fn kill_inside(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ns) = std::fs::metadata(path) else {
+        return;
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let same = std::fs::metadata(p.path().join("ns/net"))
+            .is_ok_and(|m| m.ino() == ns.ino() && m.dev() == ns.dev());
+        if same {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Removes what dead runs left: namespaces (and anything inside them) whose run's lock
+/// is free. Live runs, and namespaces not named by this tool, are left alone. Returns
+/// the names removed.
+pub fn clean_dead_runs() -> Result<Vec<String>> {
+    std::fs::create_dir_all(STATE_DIR).with_context(|| format!("cannot create {STATE_DIR}"))?;
+    let mut removed = Vec::new();
+    let mut dead: BTreeMap<String, bool> = BTreeMap::new();
+    let names: Vec<String> = match std::fs::read_dir(NETNS_DIR) {
+        Ok(d) => d
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    for name in names {
+        let Some(run) = run_of(&name) else { continue };
+        let lock_path = Path::new(STATE_DIR).join(format!("{run}.lock"));
+        let is_dead = match dead.get(run) {
+            Some(&d) => d,
+            None => {
+                let d = try_lock(&lock_path)?.is_some();
+                dead.insert(run.to_string(), d);
+                d
+            }
+        };
+        if is_dead {
+            let path = Path::new(NETNS_DIR).join(&name);
+            kill_inside(&path);
+            remove_namespace(&name);
+            removed.push(name);
+        }
+    }
+    for (run, d) in dead {
+        if d {
+            let _ = std::fs::remove_file(Path::new(STATE_DIR).join(format!("{run}.lock")));
+        }
+    }
+    Ok(removed)
+}
+
+/// IPv4 addresses on this namespace's interfaces.
+fn addresses_in_use() -> Result<Vec<Ipv4Addr>> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .context("cannot run ip (install iproute2)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|&t| t == "inet")?;
+            w.next()?.split('/').next()?.parse().ok()
+        })
+        .collect())
+}
+
+/// The range to use: `given`, checked to be free, or the first free /24 of 198.18.0.0/15.
+fn choose_range(given: Option<Range>) -> Result<Range> {
+    let used = addresses_in_use()?;
+    if let Some(r) = given {
+        if let Some(a) = used.iter().find(|a| r.contains(**a)) {
+            bail!("--net-range {r}: {a} is already an address of this machine; pick a free range");
+        }
+        return Ok(r);
+    }
+    let (block, prefix) = Range::AUTO_BLOCK;
+    (0..1u32 << (24 - prefix))
+        .map(|i| Range {
+            base: Ipv4Addr::from(u32::from(block) + (i << 8)),
+            prefix: 24,
+        })
+        .find(|r| !used.iter().any(|a| r.contains(*a)))
+        .context("every /24 of 198.18.0.0/15 is in use; pass --net-range")
+}
+
+/// The namespaces, TUN devices and switch of one run. Dropping it removes them (nodes
+/// must be stopped first: they are, since the cluster is dropped before this).
+pub struct Hosts {
+    run: String,
+    range: Range,
+    names: BTreeMap<u64, String>,
+    tuns: Vec<(Option<u64>, Arc<Tun>)>,
+    switch: Option<Switch>,
+    /// Held for the run's life: tells a later run this one is alive.
+    _lock: File,
+}
+
+impl Hosts {
+    /// Creates a namespace per node in `ids`, each with its TUN and address, and the
+    /// runner's own TUN. The switch starts with [`Hosts::start_switch`].
+    pub fn create(ids: &[u64], range: Option<Range>) -> Result<Hosts> {
+        preflight()?;
+        let cleaned = clean_dead_runs()?;
+        if !cleaned.is_empty() {
+            eprintln!("removed {} namespaces left by dead runs", cleaned.len());
+        }
+        let _setup = lock(&Path::new(STATE_DIR).join("setup.lock"))?;
+        let range = choose_range(range)?;
+        for &id in ids {
+            if range.node(id).is_none() {
+                bail!("--net-range {range} has no address for node {id}; use a larger range");
+            }
+        }
+        let (run, lock) = loop {
+            let run = format!("cr{:06x}", rand::thread_rng().gen_range(0..1u32 << 24));
+            if let Some(l) = try_lock(&Path::new(STATE_DIR).join(format!("{run}.lock")))? {
+                break (run, l);
+            }
+        };
+        let mut hosts = Hosts {
+            run,
+            range,
+            names: BTreeMap::new(),
+            tuns: Vec::new(),
+            switch: None,
+            _lock: lock,
+        };
+        for &id in ids {
+            hosts.add_node(id)?;
+        }
+        let name = format!("{}c", hosts.run);
+        let tun = Tun::create(&name).with_context(|| format!("cannot create TUN {name}"))?;
+        let cidr = format!("{}/{}", range.runner(), range.prefix);
+        ip(&["addr", "add", &cidr, "dev", &name])?;
+        ip(&["link", "set", "dev", &name, "mtu", &MTU.to_string(), "up"])?;
+        hosts.tuns.push((None, Arc::new(tun)));
+        Ok(hosts)
+    }
+
+    fn add_node(&mut self, id: u64) -> Result<()> {
+        let ns = format!("chaos-{}-n{id}", self.run);
+        ip(&["netns", "add", &ns])?;
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ns.clone());
+        self.names.insert(id, ns.clone());
+        let name = format!("{}n{id}", self.run);
+        let tun = Tun::create(&name).with_context(|| format!("cannot create TUN {name}"))?;
+        ip(&["link", "set", "dev", &name, "netns", &ns])?;
+        let addr = self.range.node(id).expect("checked");
+        let cidr = format!("{addr}/{}", self.range.prefix);
+        ip(&["-n", &ns, "link", "set", "dev", "lo", "up"])?;
+        ip(&["-n", &ns, "addr", "add", &cidr, "dev", &name])?;
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            "dev",
+            &name,
+            "mtu",
+            &MTU.to_string(),
+            "up",
+        ])?;
+        self.tuns.push((Some(id), Arc::new(tun)));
+        Ok(())
+    }
+
+    /// Starts forwarding, with `links` (from the [`crate::proxy::Network`] that owns
+    /// the faults).
+    pub fn start_switch(&mut self, links: BTreeMap<(u64, u64), SwitchLink>) {
+        let ports = self
+            .tuns
+            .iter()
+            .map(|(node, tun)| Port {
+                tun: tun.clone(),
+                addr: match node {
+                    Some(id) => self.range.node(*id).expect("checked"),
+                    None => self.range.runner(),
+                },
+                node: *node,
+            })
+            .collect();
+        self.switch = Some(Switch::start(ports, links));
+    }
+
+    /// One line for the console: where the nodes are.
+    pub fn describe(&self) -> String {
+        let names: Vec<&str> = self.names.values().map(String::as_str).collect();
+        format!(
+            "network: namespaces {} on {}, joined by the runner's switch (clients at {})",
+            names.join(", "),
+            self.range,
+            self.range.runner()
+        )
+    }
+
+    /// Node `id`'s address.
+    pub fn addr(&self, id: u64) -> Ipv4Addr {
+        self.range.node(id).expect("a node of this run")
+    }
+
+    /// The namespace node `id` runs in, as a path `setns` can open.
+    pub fn netns_path(&self, id: u64) -> PathBuf {
+        Path::new(NETNS_DIR).join(&self.names[&id])
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        self.switch = None;
+        for ns in self.names.values() {
+            remove_namespace(ns);
+        }
+        let _ = std::fs::remove_file(Path::new(STATE_DIR).join(format!("{}.lock", self.run)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_name_their_hosts() {
+        let r = Range::parse("198.18.7.99/24").unwrap();
+        assert_eq!(r.to_string(), "198.18.7.0/24");
+        assert_eq!(r.node(1), Some(Ipv4Addr::new(198, 18, 7, 1)));
+        assert_eq!(r.node(253), Some(Ipv4Addr::new(198, 18, 7, 253)));
+        assert_eq!(r.node(254), None, "the runner's");
+        assert_eq!(r.runner(), Ipv4Addr::new(198, 18, 7, 254));
+        let small = Range::parse("10.9.9.8/29").unwrap();
+        assert_eq!(small.node(5), Some(Ipv4Addr::new(10, 9, 9, 13)));
+        assert_eq!(small.node(6), None);
+        for bad in [
+            "198.18.0.0",
+            "198.18.0/24",
+            "198.18.0.0/8",
+            "198.18.0.0/30",
+            "x/24",
+        ] {
+            assert!(Range::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_this_tools_namespaces_have_a_run() {
+        assert_eq!(run_of("chaos-cr00ab12-n3"), Some("cr00ab12"));
+        assert_eq!(run_of("chaos-cr00ab12-nx"), None);
+        assert_eq!(run_of("my-namespace"), None);
+    }
+}
