@@ -1,0 +1,341 @@
+//! `chaos-runner test --net netns`: nodes in network namespaces joined by the runner's
+//! packet switch. Needs root (CI runs as root; elsewhere these tests say they are skipped,
+//! unless CHAOS_REQUIRE_NETNS is set, which turns that into a failure). Every test uses
+//! its own address range and finds its run's names from the console, so tests running
+//! side by side never touch each other's namespaces.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+
+use common::{raft_node, BIN};
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var_os("CHAOS_REQUIRE_NETNS").is_none(),
+            "CHAOS_REQUIRE_NETNS is set but these tests are not running as root"
+        );
+        eprintln!("SKIPPED: --net netns needs root");
+    }
+    root
+}
+
+fn test_command(store: &Path, range: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("test")
+        .arg("--store")
+        .arg(store)
+        .arg("--raft-node")
+        .arg(raft_node())
+        .args(["--net", "netns", "--net-range", range])
+        .args(["--concurrency", "4", "--rate", "300"])
+        .args(args);
+    c
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The run's name (`cr1a2b3c`) from the console line naming its namespaces.
+fn run_name(console: &str) -> String {
+    let line = console
+        .lines()
+        .find(|l| l.starts_with("network: namespaces chaos-"))
+        .unwrap_or_else(|| panic!("no network line in {console}"));
+    let first = line["network: namespaces chaos-".len()..]
+        .split("-n")
+        .next()
+        .unwrap();
+    first.to_string()
+}
+
+/// Whether anything of run `run` or range `range` is left: namespaces, TUN devices,
+/// routes, node processes.
+fn leftovers(run: &str, range: &str, store: &Path) -> Vec<String> {
+    let mut left = Vec::new();
+    let netns = sh("ip", &["netns", "list"]);
+    left.extend(
+        netns
+            .lines()
+            .filter(|l| l.contains(run))
+            .map(|l| format!("namespace {l}")),
+    );
+    let links = sh("ip", &["-o", "link"]);
+    left.extend(
+        links
+            .lines()
+            .filter(|l| l.contains(run))
+            .map(|l| format!("link {l}")),
+    );
+    let prefix = range.rsplit_once('.').unwrap().0;
+    let routes = sh("ip", &["-4", "route"]);
+    left.extend(
+        routes
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| format!("route {l}")),
+    );
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&*store.to_string_lossy()) && !cmd.contains("chaos-runner") {
+            left.push(format!("process {cmd}"));
+        }
+    }
+    left
+}
+
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn print(out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    text
+}
+
+#[test]
+fn every_fault_kind_runs_valid_on_namespaces_and_nothing_is_left() {
+    if !root() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let range = "198.19.240.0/24";
+    let kinds = "kill,pause,partition,latency,duplicate,reorder,loss,bandwidth";
+    let out = test_command(
+        store.path(),
+        range,
+        &[
+            "--time-limit",
+            "14",
+            "--nemesis",
+            kinds,
+            "--nemesis-interval",
+            "0.8",
+            "--seed",
+            "3",
+        ],
+    )
+    .output()
+    .unwrap();
+    let console = print(&out);
+    assert_eq!(out.status.code(), Some(0), "valid expected");
+    let run = run_name(&console);
+    let dir = std::fs::canonicalize(store.path().join("latest")).unwrap();
+    let test: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("test.json")).unwrap()).unwrap();
+    assert_eq!(test["net"], "netns");
+    assert_eq!(test["net_range"], range);
+    // Each node listened on its own address in the range, not on loopback.
+    let log = std::fs::read_to_string(dir.join("nodes/n2.log")).unwrap();
+    assert!(log.contains("198.19.240.2:"), "{log}");
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let events: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "nemesis")
+        .collect();
+    for kind in kinds.split(',') {
+        let stop = format!("stop-{kind}");
+        let e = events
+            .iter()
+            .find(|e| e["f"] == stop.as_str())
+            .unwrap_or_else(|| panic!("no {stop} in the history"));
+        if ["duplicate", "reorder", "loss", "bandwidth"].contains(&kind) {
+            let packets = e["value"]["packets"].as_array().unwrap();
+            assert!(!packets.is_empty(), "{kind}: {e}");
+            let seen: u64 = packets.iter().map(|p| p["seen"].as_u64().unwrap()).sum();
+            assert!(seen > 0, "{kind} saw no packet: {e}");
+        }
+    }
+    wait_for("nothing left", Duration::from_secs(10), || {
+        leftovers(&run, range, store.path()).is_empty()
+    });
+}
+
+/// A namespace named like a run's, held alive by a lock this test holds: a live run as
+/// far as `clean` can tell. Removed on drop.
+struct FakeLiveRun {
+    ns: String,
+    _lock: std::fs::File,
+}
+
+impl FakeLiveRun {
+    fn new(run: &str) -> FakeLiveRun {
+        std::fs::create_dir_all("/run/chaos-runner").unwrap();
+        let lock = std::fs::File::create(format!("/run/chaos-runner/{run}.lock")).unwrap();
+        // SAFETY: flock on an open descriptor.
+        assert_eq!(
+            unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+            0
+        );
+        let ns = format!("chaos-{run}-n1");
+        assert!(Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success());
+        FakeLiveRun { ns, _lock: lock }
+    }
+}
+
+impl Drop for FakeLiveRun {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn a_killed_run_leaves_only_namespaces_and_clean_removes_just_those() {
+    if !root() {
+        return;
+    }
+    let live = FakeLiveRun::new("crlive42");
+    let store = tempfile::tempdir().unwrap();
+    let range = "198.19.241.0/24";
+    let mut child = test_command(store.path(), range, &["--time-limit", "120"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("network: ") || line.starts_with("leader: ") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let network = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let run = run_name(&network);
+    rx.recv_timeout(Duration::from_secs(60)).expect("a leader");
+    assert!(sh("ip", &["netns", "list"]).contains(&format!("chaos-{run}-n3")));
+    child.kill().unwrap(); // SIGKILL: no clean-up code runs.
+    child.wait().unwrap();
+    // Nodes die by their death signal; TUNs and the route vanish with the runner's
+    // descriptors. Only the namespaces' names stay.
+    wait_for(
+        "nodes, links and routes gone",
+        Duration::from_secs(10),
+        || {
+            leftovers(&run, range, store.path())
+                .iter()
+                .all(|l| l.starts_with("namespace "))
+        },
+    );
+    assert_eq!(leftovers(&run, range, store.path()).len(), 3);
+    let out = Command::new(BIN).arg("clean").output().unwrap();
+    let said = print(&out);
+    assert_eq!(out.status.code(), Some(0));
+    for n in 1..=3 {
+        assert!(
+            said.contains(&format!("removed namespace chaos-{run}-n{n}")),
+            "{said}"
+        );
+    }
+    assert!(
+        !said.contains(&live.ns),
+        "a live run's namespace was removed"
+    );
+    assert!(sh("ip", &["netns", "list"]).contains(&live.ns));
+    assert!(leftovers(&run, range, store.path()).is_empty());
+}
+
+#[test]
+fn ctrl_c_removes_the_namespaces() {
+    if !root() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let range = "198.19.242.0/24";
+    let mut child = test_command(store.path(), range, &["--time-limit", "120"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let network = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("network: "))
+        .expect("a network line");
+    let run = run_name(&network);
+    lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("leader: "))
+        .expect("a leader");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    wait_for("nothing left after Ctrl-C", Duration::from_secs(10), || {
+        leftovers(&run, range, store.path()).is_empty()
+    });
+}
+
+#[test]
+fn flags_that_netns_cannot_honour_are_refused_before_anything_starts() {
+    let store = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["--net", "netns", "--nemesis", "replay"],
+            "only the proxies of --net proxy see",
+        ),
+        (vec!["--nemesis", "loss"], "only --net netns's switch sees"),
+        (
+            vec!["--net-range", "198.19.0.0/24"],
+            "goes with --net netns",
+        ),
+        (
+            vec!["--net", "netns", "--net-range", "198.19.0.0/31"],
+            "the prefix must be 16 to 29",
+        ),
+        (
+            vec!["--net", "netns", "--net-range", "nowhere/24"],
+            "is not an IPv4 address",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .arg("test")
+            .arg("--store")
+            .arg(store.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(
+        std::fs::read_dir(store.path()).unwrap().next().is_none(),
+        "a refused run wrote nothing"
+    );
+}
