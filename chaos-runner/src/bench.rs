@@ -91,8 +91,13 @@ pub struct BenchArgs {
     pub node_args: Vec<String>,
     /// Route node-to-node traffic through the harness's proxies, as `test` does
     /// (raft-node only): compare with a run without to see what the proxies cost.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "netns")]
     pub proxies: bool,
+    /// Run each node in a network namespace of its own, joined by the runner's packet
+    /// switch, as `test --net netns` does (needs root and iproute2): compare with a run
+    /// without to see what the switch costs.
+    #[arg(long)]
+    pub netns: bool,
     /// Seconds an operation may take before it counts as an error.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub op_timeout: f64,
@@ -156,6 +161,8 @@ struct BenchResults {
     value_size: usize,
     keys: usize,
     proxies: bool,
+    /// Nodes in namespaces joined by the packet switch.
+    netns: bool,
     node_args: Vec<String>,
     server: PathBuf,
     ok: u64,
@@ -226,6 +233,11 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         nodes: args.nodes,
         links: if args.proxies {
             LinkPlan::Proxies { latency_ms: 0 }
+        } else if args.netns {
+            LinkPlan::Switch {
+                latency_ms: 0,
+                range: None,
+            }
         } else {
             LinkPlan::Direct
         },
@@ -356,6 +368,7 @@ fn bench_results(
         value_size: args.value_size,
         keys: args.keys,
         proxies: args.proxies,
+        netns: args.netns,
         node_args: args.node_args.clone(),
         server: plan.cluster.bin.clone(),
         ok: f.ok,
