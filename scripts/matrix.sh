@@ -11,6 +11,8 @@
 #
 #   scripts/matrix.sh default [ATTEMPTS] [BASE] [HEALTHY] [SOLO] [BUGS...]
 #
+# CHAOS_NET=netns runs every test with --net netns (root; the matrix's netns column).
+#
 # Prints a Markdown table for BENCHMARKS.md. Needs a release build (cargo build --release)
 # and python3. "Test time to the first anomaly" counts the full runs before the catching
 # one, plus the time into that run at which the first operation no order explains returned.
@@ -20,6 +22,7 @@ runs=${1:-5}
 secs=${2:-30}
 seed=${3:-1000}
 bin=./target/release/chaos-runner
+net=(--net "${CHAOS_NET:-proxy}")
 [[ -x $bin ]] || { echo "build first: cargo build --release" >&2; exit 3; }
 store=$(mktemp -d)
 trap 'rm -rf "$store"' EXIT
@@ -41,7 +44,7 @@ if [[ ${1:-} == default ]]; then
     took=()
     for ((a = 0; a < attempts; a++)); do
       for ((r = 0; r < 4; r++)); do
-        $bin test --time-limit 30 --store "$store" --seed $((base + 4 * a + r)) \
+        $bin test "${net[@]}" --time-limit 30 --store "$store" --seed $((base + 4 * a + r)) \
           --node-arg=--unsafe-bug="$bug" >/dev/null 2>&1
         if (($? == 1)); then
           caught=$((caught + 1))
@@ -59,7 +62,7 @@ if [[ ${1:-} == default ]]; then
     local label=$1 runs=$2 off=$3 valid=0 other=()
     shift 3
     for ((i = 0; i < runs; i++)); do
-      $bin test --store "$store" --seed $((base + off + i)) "$@" >/dev/null 2>&1
+      $bin test "${net[@]}" --store "$store" --seed $((base + off + i)) "$@" >/dev/null 2>&1
       code=$?
       if ((code == 0)); then valid=$((valid + 1)); else other+=("exit $code"); fi
     done
@@ -67,7 +70,9 @@ if [[ ${1:-} == default ]]; then
   }
   ((healthy_runs > 0)) && healthy_row "default schedule, 30 s" "$healthy_runs" 10000 --time-limit 30
   if ((solo_runs > 0)); then
-    for kind in duplicate reorder replay drop; do
+    solo=(duplicate reorder replay drop)
+    [[ ${CHAOS_NET:-} == netns ]] && solo=(duplicate reorder loss bandwidth)
+    for kind in "${solo[@]}"; do
       healthy_row "$kind alone, 1 s on / 1 s off, 10 s" "$solo_runs" 20000 \
         --time-limit 10 --nemesis "$kind" --nemesis-interval 1
     done
@@ -105,7 +110,7 @@ for row in "${rows[@]}"; do
   what="-"
   for ((i = 1; i <= runs; i++)); do
     # shellcheck disable=SC2086
-    $bin test --time-limit "$secs" --store "$store" --seed $((seed + i)) \
+    $bin test "${net[@]}" --time-limit "$secs" --store "$store" --seed $((seed + i)) \
       --node-arg=--unsafe-bug="$bug" $flags >/dev/null 2>&1
     code=$?
     if ((code == 1)); then
@@ -137,7 +142,7 @@ for row in "${healthy[@]}"; do
   valid=0
   for ((i = 1; i <= 3; i++)); do
     # shellcheck disable=SC2086
-    $bin test --time-limit "$secs" --store "$store" --seed $((seed + 100 + i)) $flags >/dev/null 2>&1 && valid=$((valid + 1))
+    $bin test "${net[@]}" --time-limit "$secs" --store "$store" --seed $((seed + 100 + i)) $flags >/dev/null 2>&1 && valid=$((valid + 1))
   done
   echo "| $what | 3 | $valid |"
 done
