@@ -15,7 +15,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{raft_node, BIN};
+use common::{etcd_available, raft_node, BIN};
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -37,9 +37,12 @@ fn test_command(store: &Path, range: &str, args: &[&str]) -> Command {
         .arg(store)
         .arg("--raft-node")
         .arg(raft_node())
-        .args(["--net", "netns", "--net-range", range])
-        .args(["--concurrency", "4", "--rate", "300"])
-        .args(args);
+        .args(["--net", "netns", "--net-range", range]);
+    // A gentle default load, unless the test sets its own.
+    if !args.contains(&"--concurrency") {
+        c.args(["--concurrency", "4", "--rate", "300"]);
+    }
+    c.args(args);
     c
 }
 
@@ -173,6 +176,45 @@ fn every_fault_kind_runs_valid_on_namespaces_and_nothing_is_left() {
     }
     wait_for("nothing left", Duration::from_secs(10), || {
         leftovers(&run, range, store.path()).is_empty()
+    });
+}
+
+#[test]
+fn etcd_is_partitioned_on_namespaces_and_its_stale_reads_are_caught() {
+    if !root() || !etcd_available() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let range = "198.19.243.0/24";
+    let partitions = [
+        "--target",
+        "etcd",
+        "--nemesis",
+        "partition",
+        "--partitions",
+        "isolate",
+        "--nemesis-interval",
+        "1.5",
+        "--time-limit",
+        "12",
+        "--concurrency",
+        "5",
+    ];
+    let out = test_command(store.path(), range, &partitions)
+        .output()
+        .unwrap();
+    let console = print(&out);
+    assert_eq!(out.status.code(), Some(0), "linearizable reads: valid");
+    assert!(console.contains("partition isolate"), "{console}");
+    let run = run_name(&console);
+    let mut stale = partitions.to_vec();
+    stale.push("--etcd-serializable-reads");
+    let out = test_command(store.path(), range, &stale).output().unwrap();
+    let console = print(&out);
+    assert_eq!(out.status.code(), Some(1), "serializable reads: invalid");
+    wait_for("nothing left", Duration::from_secs(10), || {
+        leftovers(&run, range, store.path()).is_empty()
+            && leftovers(&run_name(&console), range, store.path()).is_empty()
     });
 }
 
