@@ -223,6 +223,9 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         TargetArg::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         TargetArg::Etcd => etcd_binary(&args.etcd)?,
     };
+    if args.netns {
+        crate::netns::preflight()?;
+    }
     if args.proxies && args.target == TargetArg::Etcd {
         bail!("--proxies works with --target raft-node only");
     }

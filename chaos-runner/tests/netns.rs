@@ -381,3 +381,29 @@ fn flags_that_netns_cannot_honour_are_refused_before_anything_starts() {
         "a refused run wrote nothing"
     );
 }
+
+#[test]
+fn without_root_netns_is_refused_with_what_it_needs() {
+    if !root() {
+        return;
+    }
+    // An unprivileged user must be able to run the binaries: copy them where it can.
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("chaos-runner");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::copy(raft_node(), dir.path().join("raft-node")).unwrap();
+    let store = dir.path().join("store");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["test", "--net", "netns", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("needs root (CAP_NET_ADMIN)"), "{err}");
+    assert!(!store.exists(), "nothing written before the refusal");
+}

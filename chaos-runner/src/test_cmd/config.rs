@@ -336,6 +336,10 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     };
     let faults = faults_for_target(&args)?;
     let net_range = args.net_range.as_deref().map(Range::parse).transpose()?;
+    if args.net == NetArg::Netns {
+        // Before anything is written: missing privilege or tools is a set-up error.
+        crate::netns::preflight()?;
+    }
     let nemesis_interval = nemesis_interval(&args, &faults)?;
     let targets = list(&args.nemesis_targets, &Target::ALL, Target::parse, "target")?;
     let shapes = list(
