@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -27,6 +27,7 @@ use workloads::client::{Dialect, KvClient, NodeApi};
 
 use crate::netns::{self, Hosts};
 use crate::proxy::Network;
+use crate::ssh::{Remote, RemoteNode, SshHosts, SshPlan};
 use crate::store::RunDir;
 
 /// Process groups of every child alive, for emergency cleanup.
@@ -142,6 +143,30 @@ pub fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
+/// Starts `cmd` as a child that dies with the runner (its own process group, the death
+/// signal, registered for the emergency path): for helpers such as ssh clients.
+pub fn spawn_child(cmd: Command) -> std::io::Result<Child> {
+    Spawner::global().spawn(cmd, None)
+}
+
+/// Unregisters a child that has been reaped.
+fn forget_child(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&(pid as i32));
+}
+
+/// Runs blocking work (an ssh round trip) without stalling the async runtime's worker.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The one long-lived thread that forks every child (see the module docs).
 struct Spawner {
     tx: mpsc::Sender<SpawnRequest>,
@@ -215,10 +240,15 @@ pub struct NodeSpec {
     pub log: PathBuf,
     /// `ID=HOST:PORT` of every peer, as this node must reach it (through its proxies).
     pub peers: Vec<(u64, String)>,
-    /// The address it listens on: 127.0.0.1, or its own in netns mode.
+    /// The address it listens on: 127.0.0.1, or its own in netns and ssh modes.
     pub host: IpAddr,
     /// The network namespace it runs in (netns mode).
     pub netns: Option<PathBuf>,
+    /// The host it runs on (ssh mode): `data_dir` is then a path there, and `log` and
+    /// `local_data` are where they are copied back to at the end.
+    pub remote: Option<Arc<Remote>>,
+    /// The node's data folder in the run's store.
+    pub local_data: PathBuf,
 }
 
 impl NodeSpec {
@@ -231,9 +261,15 @@ impl NodeSpec {
     }
 }
 
+/// A node's process: a child of the runner, or a node on a host over ssh.
+enum Proc {
+    Local(Child),
+    Remote(RemoteNode),
+}
+
 struct Node {
     spec: NodeSpec,
-    child: Option<Child>,
+    proc: Option<Proc>,
     paused: bool,
 }
 
@@ -267,7 +303,7 @@ impl Cluster {
             .into_iter()
             .map(|spec| Node {
                 spec,
-                child: None,
+                proc: None,
                 paused: false,
             })
             .collect();
@@ -306,7 +342,7 @@ impl Cluster {
     }
 
     pub fn is_running(&self, id: u64) -> bool {
-        self.node(id).child.is_some()
+        self.node(id).proc.is_some()
     }
 
     /// Starts node `id` (no-op if running) with exactly the standard flags plus the extra
@@ -316,37 +352,42 @@ impl Cluster {
         let extra = self.extra_args.clone();
         let kind = self.kind;
         let node = self.node_mut(id);
-        if node.child.is_some() {
+        if node.proc.is_some() {
             return Ok(());
         }
         let spec = &node.spec;
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&spec.log)
-            .with_context(|| format!("cannot open {}", spec.log.display()))?;
-        let mut cmd = Command::new(&bin);
-        match kind {
-            ServerKind::RaftNode => raft_node_args(&mut cmd, spec),
-            ServerKind::Etcd => etcd_args(&mut cmd, spec),
-        }
-        cmd.args(&extra)
-            // Python servers buffer stdout into a file: unflushed lines die with a kill.
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        let child = Spawner::global()
-            .spawn(cmd, spec.netns.as_deref())
-            .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))?;
-        node.child = Some(child);
+        let mut args = match kind {
+            ServerKind::RaftNode => raft_node_args(spec),
+            ServerKind::Etcd => etcd_args(spec),
+        };
+        args.extend(extra);
+        let proc = match &spec.remote {
+            Some(r) => {
+                // Python servers buffer stdout into a file: unflushed lines die with a kill.
+                let mut argv = vec!["env".into(), "PYTHONUNBUFFERED=1".into(), r.bin.clone()];
+                argv.extend(args);
+                let started = blocking(|| r.start_node(&argv, spawn_child));
+                Proc::Remote(started.with_context(|| format!("cannot start node {id}"))?)
+            }
+            None => Proc::Local(start_local(&bin, &args, spec)?),
+        };
+        node.proc = Some(proc);
         node.paused = false;
         Ok(())
     }
 
     fn signal(&self, id: u64, sig: Signal) {
-        if let Some(c) = &self.node(id).child {
-            let _ = killpg(Pid::from_raw(c.id() as i32), sig);
+        let node = self.node(id);
+        match &node.proc {
+            Some(Proc::Local(c)) => {
+                let _ = killpg(Pid::from_raw(c.id() as i32), sig);
+            }
+            Some(Proc::Remote(n)) => {
+                let r = node.spec.remote.as_ref().expect("a remote node's host");
+                let name = sig.as_str().trim_start_matches("SIG");
+                blocking(|| r.signal(n.pgid, name));
+            }
+            None => {}
         }
     }
 
@@ -354,12 +395,16 @@ impl Cluster {
     pub fn kill(&mut self, id: u64) {
         self.signal(id, Signal::SIGKILL);
         let node = self.node_mut(id);
-        if let Some(mut c) = node.child.take() {
-            let _ = c.wait();
-            CHILDREN
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&(c.id() as i32));
+        match node.proc.take() {
+            Some(Proc::Local(mut c)) => {
+                let _ = c.wait();
+                forget_child(c.id());
+            }
+            Some(Proc::Remote(n)) => {
+                blocking(|| n.wait(Duration::from_secs(5)));
+                forget_child(n.session_pid());
+            }
+            None => {}
         }
         node.paused = false;
     }
@@ -382,14 +427,15 @@ impl Cluster {
     /// Whether node `id`'s process exited on its own (a crash), with its status.
     pub fn exited(&mut self, id: u64) -> Option<String> {
         let node = self.node_mut(id);
-        let c = node.child.as_mut()?;
-        match c.try_wait() {
-            Ok(Some(status)) => {
-                node.child = None;
-                Some(status.to_string())
-            }
-            _ => None,
-        }
+        let status = match node.proc.as_mut()? {
+            Proc::Local(c) => match c.try_wait() {
+                Ok(Some(status)) => status.to_string(),
+                _ => return None,
+            },
+            Proc::Remote(n) => n.exited()?,
+        };
+        node.proc = None;
+        Some(status)
     }
 
     /// Stops every node: SIGTERM, then SIGKILL for those still alive after a grace period.
@@ -408,11 +454,27 @@ impl Cluster {
             }
             self.kill(id);
         }
+        self.fetch_remote();
+    }
+
+    /// Copies each remote node's log and data folder into the run's store.
+    fn fetch_remote(&self) {
+        for n in &self.nodes {
+            if let Some(r) = &n.spec.remote {
+                if let Err(e) = blocking(|| r.fetch(&n.spec.log, &n.spec.local_data)) {
+                    eprintln!("warning: node {}'s log and data not copied back: {e:#}", n.spec.id);
+                }
+            }
+        }
     }
 
     /// The last `lines` lines of node `id`'s log, or a note that it is empty.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
-        let t = tail(&self.node(id).spec.log, lines);
+        let spec = &self.node(id).spec;
+        let t = match &spec.remote {
+            Some(r) => blocking(|| r.log_tail(lines)),
+            None => tail(&spec.log, lines),
+        };
         if t.trim().is_empty() {
             "(the log is empty: the node printed nothing to stdout or stderr)".into()
         } else {
@@ -421,57 +483,87 @@ impl Cluster {
     }
 }
 
+/// Starts a node here: a child of the runner, in its namespace in netns mode.
+fn start_local(bin: &Path, args: &[String], spec: &NodeSpec) -> Result<Child> {
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+        .with_context(|| format!("cannot open {}", spec.log.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        // Python servers buffer stdout into a file: unflushed lines die with a kill.
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Spawner::global()
+        .spawn(cmd, spec.netns.as_deref())
+        .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))
+}
+
 /// raft-node's flags: `--id --transport-port --api-port --data-dir --peers`.
-fn raft_node_args(cmd: &mut Command, spec: &NodeSpec) {
+fn raft_node_args(spec: &NodeSpec) -> Vec<String> {
     let peers: Vec<String> = spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
-    cmd.arg("--id")
-        .arg(spec.id.to_string())
-        .arg("--transport-port")
-        .arg(spec.transport_port.to_string())
-        .arg("--api-port")
-        .arg(spec.api_port.to_string())
-        .arg("--data-dir")
-        .arg(&spec.data_dir)
-        .arg("--peers")
-        .arg(peers.join(","));
+    let mut args: Vec<String> = vec![
+        "--id".into(),
+        spec.id.to_string(),
+        "--transport-port".into(),
+        spec.transport_port.to_string(),
+        "--api-port".into(),
+        spec.api_port.to_string(),
+        "--data-dir".into(),
+        spec.data_dir.display().to_string(),
+        "--peers".into(),
+        peers.join(","),
+    ];
     // Only when it is not the default, so servers without the flag still run in proxy
     // mode.
     if !spec.host.is_loopback() {
-        cmd.arg("--listen-addr").arg(spec.host.to_string());
+        args.push("--listen-addr".into());
+        args.push(spec.host.to_string());
     }
+    args
 }
 
-/// An etcd member: `--name n<id>`, peer and client URLs on loopback, and the whole
+/// An etcd member: `--name n<id>`, peer and client URLs on its address, and the whole
 /// cluster in `--initial-cluster`.
-fn etcd_args(cmd: &mut Command, spec: &NodeSpec) {
+fn etcd_args(spec: &NodeSpec) -> Vec<String> {
     let peer_url = format!("http://{}", spec.transport_addr());
     let client_url = format!("http://{}", spec.api_addr());
     let mut members = vec![format!("n{}={peer_url}", spec.id)];
     members.extend(spec.peers.iter().map(|(i, a)| format!("n{i}=http://{a}")));
     members.sort();
-    cmd.arg("--name")
-        .arg(format!("n{}", spec.id))
-        .arg("--data-dir")
-        .arg(&spec.data_dir)
-        .arg("--listen-peer-urls")
-        .arg(&peer_url)
-        .arg("--initial-advertise-peer-urls")
-        .arg(&peer_url)
-        .arg("--listen-client-urls")
-        .arg(&client_url)
-        .arg("--advertise-client-urls")
-        .arg(&client_url)
-        .arg("--initial-cluster")
-        .arg(members.join(","))
-        .arg("--initial-cluster-state")
-        .arg("new")
-        .arg("--initial-cluster-token")
-        .arg("chaos-runner")
-        .args(["--logger", "zap", "--log-level", "warn"]);
+    [
+        "--name",
+        &format!("n{}", spec.id),
+        "--data-dir",
+        &spec.data_dir.display().to_string(),
+        "--listen-peer-urls",
+        &peer_url,
+        "--initial-advertise-peer-urls",
+        &peer_url,
+        "--listen-client-urls",
+        &client_url,
+        "--advertise-client-urls",
+        &client_url,
+        "--initial-cluster",
+        &members.join(","),
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        "chaos-runner",
+        "--logger",
+        "zap",
+        "--log-level",
+        "warn",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// How node-to-node traffic travels, which decides how network faults are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum LinkPlan {
     /// Straight over loopback: no network faults (`bench`, etcd in proxy mode).
     Direct,
@@ -482,6 +574,42 @@ pub enum LinkPlan {
         latency_ms: u64,
         range: Option<netns::Range>,
     },
+    /// A node per host over ssh; partitions by nftables on the hosts.
+    Ssh(Box<SshPlan>),
+}
+
+/// What must outlive the nodes and go after them: netns mode's namespaces and switch,
+/// ssh mode's connections and firewall followers. Dropped after the cluster.
+#[derive(Default)]
+pub struct Hosting {
+    netns: Option<Hosts>,
+    ssh: Option<(Arc<SshHosts>, Vec<tokio::task::JoinHandle<()>>)>,
+}
+
+impl Hosting {
+    /// One line for the console about where the nodes are, if not on loopback.
+    pub fn describe(&self) -> Option<String> {
+        if let Some(h) = &self.netns {
+            return Some(h.describe());
+        }
+        let (ssh, _) = self.ssh.as_ref()?;
+        let hosts: Vec<String> = ssh
+            .remotes
+            .values()
+            .map(|r| format!("n{}={}", r.id, r.target.host))
+            .collect();
+        Some(format!("hosts (ssh): {}", hosts.join(", ")))
+    }
+}
+
+impl Drop for Hosting {
+    fn drop(&mut self) {
+        if let Some((_, tasks)) = &self.ssh {
+            for t in tasks {
+                t.abort();
+            }
+        }
+    }
 }
 
 /// How to bring a cluster up: which server, how many nodes, how their links are made,
@@ -503,9 +631,9 @@ pub struct Running {
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
     pub leader: u64,
-    /// Namespaces and switch (netns mode). Declared after `cluster`, so the nodes are
-    /// gone before their namespaces are removed.
-    pub hosts: Option<Hosts>,
+    /// Namespaces and switch, or ssh hosts. Declared after `cluster`, so the nodes are
+    /// gone before their namespaces or hosts are cleared.
+    pub hosting: Hosting,
 }
 
 impl Running {
@@ -526,7 +654,7 @@ impl Running {
 /// Where each node listens and how it reaches its peers, under each [`LinkPlan`].
 struct Addressing {
     net: Option<Network>,
-    hosts: Option<Hosts>,
+    hosting: Hosting,
     /// Node id -> (listen address, transport port, API port).
     nodes: BTreeMap<u64, (IpAddr, u16, u16)>,
     /// Loopback ports held until the nodes start.
@@ -538,19 +666,41 @@ impl Addressing {
     const NETNS_PORTS: (u16, u16) = (7000, 8000);
 
     async fn new(plan: &ClusterPlan, ids: &[u64]) -> Result<Addressing> {
-        if let LinkPlan::Switch { latency_ms, range } = plan.links {
+        let (t, a) = Self::NETNS_PORTS;
+        if let LinkPlan::Switch { latency_ms, range } = plan.links.clone() {
             let mut hosts = Hosts::create(ids, range)?;
             let (mut net, links) = Network::switched(ids);
             net.set_base_latency(latency_ms);
             hosts.start_switch(links);
-            let (t, a) = Self::NETNS_PORTS;
             let nodes = ids
                 .iter()
                 .map(|&i| (i, (IpAddr::V4(hosts.addr(i)), t, a)))
                 .collect();
             return Ok(Addressing {
                 net: Some(net),
-                hosts: Some(hosts),
+                hosting: Hosting {
+                    netns: Some(hosts),
+                    ssh: None,
+                },
+                nodes,
+                reserved: Vec::new(),
+            });
+        }
+        if let LinkPlan::Ssh(ssh) = &plan.links {
+            let hosts = blocking(|| SshHosts::connect(ssh, &plan.bin, spawn_child))?;
+            let hosts = Arc::new(hosts);
+            let (net, links) = Network::switched(ids);
+            let follow = crate::ssh::firewall::follow(&hosts, links);
+            let nodes = ids
+                .iter()
+                .map(|&i| (i, (hosts.remotes[&i].target.addr, t, a)))
+                .collect();
+            return Ok(Addressing {
+                net: Some(net),
+                hosting: Hosting {
+                    netns: None,
+                    ssh: Some((hosts, follow)),
+                },
                 nodes,
                 reserved: Vec::new(),
             });
@@ -576,7 +726,7 @@ impl Addressing {
         };
         Ok(Addressing {
             net,
-            hosts: None,
+            hosting: Hosting::default(),
             nodes,
             reserved,
         })
@@ -602,11 +752,15 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         .iter()
         .map(|&i| {
             let (host, transport_port, api_port) = addressing.nodes[&i];
+            let remote = addressing
+                .hosting
+                .ssh
+                .as_ref()
+                .map(|(h, _)| h.remotes[&i].clone());
             NodeSpec {
                 id: i,
                 transport_port,
                 api_port,
-                data_dir: run.node_dir(i),
                 log: run.node_log(i),
                 peers: ids
                     .iter()
@@ -614,7 +768,13 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
                     .map(|&j| (j, addressing.peer(i, j)))
                     .collect(),
                 host,
-                netns: addressing.hosts.as_ref().map(|h| h.netns_path(i)),
+                netns: addressing.hosting.netns.as_ref().map(|h| h.netns_path(i)),
+                remote: remote.clone(),
+                local_data: run.node_dir(i),
+                data_dir: match &remote {
+                    Some(r) => PathBuf::from(r.data()),
+                    None => run.node_dir(i),
+                },
             }
         })
         .collect();
@@ -631,7 +791,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         net: addressing.net,
         apis,
         leader,
-        hosts: addressing.hosts,
+        hosting: addressing.hosting,
     })
 }
 

@@ -6,6 +6,7 @@ mod cluster;
 mod nemesis;
 mod netns;
 mod proxy;
+mod ssh;
 mod store;
 mod test_cmd;
 

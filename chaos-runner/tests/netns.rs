@@ -221,6 +221,7 @@ fn etcd_is_partitioned_on_namespaces_and_its_stale_reads_are_caught() {
 /// A namespace named like a run's, held alive by a lock this test holds: a live run as
 /// far as `clean` can tell. Removed on drop.
 struct FakeLiveRun {
+    run: String,
     ns: String,
     _lock: std::fs::File,
 }
@@ -240,13 +241,18 @@ impl FakeLiveRun {
             .status()
             .unwrap()
             .success());
-        FakeLiveRun { ns, _lock: lock }
+        FakeLiveRun {
+            run: run.to_string(),
+            ns,
+            _lock: lock,
+        }
     }
 }
 
 impl Drop for FakeLiveRun {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = std::fs::remove_file(format!("/run/chaos-runner/{}.lock", self.run));
     }
 }
 
@@ -255,7 +261,7 @@ fn a_killed_run_leaves_only_namespaces_and_clean_removes_just_those() {
     if !root() {
         return;
     }
-    let live = FakeLiveRun::new("crlive42");
+    let live = FakeLiveRun::new("cr11fe42");
     let store = tempfile::tempdir().unwrap();
     let range = "198.19.241.0/24";
     let mut child = test_command(store.path(), range, &["--time-limit", "120"])

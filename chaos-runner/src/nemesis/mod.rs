@@ -36,9 +36,9 @@ pub struct Env {
     pub kind: ServerKind,
     /// The history's clock starts here (times in fault records count from it).
     pub epoch: std::time::Instant,
-    /// netns mode's namespaces and switch: they live as long as the cluster (and are
-    /// dropped after it).
-    pub _hosts: Option<crate::netns::Hosts>,
+    /// netns mode's namespaces and switch, or ssh mode's hosts: they live as long as
+    /// the cluster (and are dropped after it).
+    pub _hosting: crate::cluster::Hosting,
 }
 
 impl Env {
@@ -272,7 +272,7 @@ mod tests {
             apis: (1..=3).map(|i| (i, String::new())).collect(),
             kind: ServerKind::RaftNode,
             epoch: std::time::Instant::now(),
-            _hosts: None,
+            _hosting: Default::default(),
         }
     }
 

@@ -80,7 +80,10 @@ impl FaultKind {
         use FaultKind::*;
         match self {
             Kill | Pause => true,
-            Partition | Latency | LinkLatency | Duplicate | Reorder => fabric != Fabric::Direct,
+            Partition => fabric != Fabric::Direct,
+            Latency | LinkLatency | Duplicate | Reorder => {
+                matches!(fabric, Fabric::Proxies | Fabric::Switch)
+            }
             Replay | Drop => fabric == Fabric::Proxies,
             Loss | Bandwidth => fabric == Fabric::Switch,
         }
@@ -96,6 +99,11 @@ impl FaultKind {
             Fabric::Proxies => "it acts on packets, which only --net netns's switch sees",
             Fabric::Switch => {
                 "it acts on whole HTTP requests, which only the proxies of --net proxy see"
+            }
+            Fabric::Hosts => {
+                "on hosts over ssh the runner partitions links with nftables, but does not \
+                 delay, duplicate or drop their packets (that needs tc netem, not used yet); \
+                 use kill, pause and partition, or --net netns on one machine"
             }
         }
     }
@@ -117,6 +125,8 @@ pub enum Fabric {
     Proxies,
     /// The packet switch of `--net netns`: IP packets.
     Switch,
+    /// Hosts over ssh (`--hosts`): nftables on each host.
+    Hosts,
 }
 
 /// Faults of one layer never overlap each other; layers overlap freely (the links'
@@ -364,10 +374,8 @@ pub fn plan_search(
 ) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5345_4152_4348_2121);
     let mut out = plan_foreground(&mut rng, kinds, targets, shapes, time_limit);
-    if kinds
-        .iter()
-        .any(|k| k.works_on(Fabric::Proxies) && !k.works_on(Fabric::Direct))
-    {
+    // The weather is link latency: only where the latency fault is possible.
+    if kinds.contains(&FaultKind::Latency) {
         out.extend(plan_weather(&mut rng, time_limit));
     }
     let messages: Vec<FaultKind> = kinds.iter().copied().filter(|k| k.is_message()).collect();

@@ -32,7 +32,18 @@ use rand::Rng;
 use switch::{Port, Switch, SwitchLink};
 use tun::Tun;
 
-const STATE_DIR: &str = "/run/chaos-runner";
+/// Where runs keep their locks (and ssh control sockets): /run/chaos-runner for root,
+/// a folder of the user's own under the temporary folder otherwise (`--hosts` needs no
+/// root here).
+pub fn state_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        PathBuf::from("/run/chaos-runner")
+    } else {
+        std::env::temp_dir().join(format!("chaos-runner-{uid}"))
+    }
+}
 const NETNS_DIR: &str = "/run/netns";
 /// Large, so a TCP stream is not chopped into Ethernet-sized packets: the switch pays
 /// per packet, not per byte.
@@ -163,6 +174,50 @@ fn lock(path: &Path) -> Result<File> {
     Ok(f)
 }
 
+/// A run's name (`cr1a2b3c`) and the lock that says it is alive: held while this value
+/// lives, free once the process is gone however it ended.
+pub struct RunLock {
+    run: String,
+    _file: File,
+}
+
+impl RunLock {
+    /// Picks a name no live run has and takes its lock.
+    pub fn new() -> Result<RunLock> {
+        let dir = state_dir();
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        loop {
+            let run = format!("cr{:06x}", rand::thread_rng().gen_range(0..1u32 << 24));
+            if let Some(f) = try_lock(&Self::path(&run))? {
+                return Ok(RunLock { run, _file: f });
+            }
+        }
+    }
+
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    fn path(run: &str) -> PathBuf {
+        state_dir().join(format!("{run}.lock"))
+    }
+
+    /// Whether run `run` is not alive on this machine (its lock is free or gone).
+    pub fn is_dead(run: &str) -> Result<bool> {
+        let path = Self::path(run);
+        if !path.exists() {
+            return Ok(true);
+        }
+        Ok(try_lock(&path)?.is_some())
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(Self::path(&self.run));
+    }
+}
+
 /// Removes one named namespace, as `ip netns delete` does (detach its mount, remove
 /// the name); processes still inside keep it alive until they exit.
 fn remove_namespace(name: &str) {
@@ -182,12 +237,17 @@ pub fn remove_live() {
     }
 }
 
+/// Whether `s` is a run name this tool makes (`cr` and six hex digits).
+pub fn is_run_name(s: &str) -> bool {
+    s.len() == 8 && s.starts_with("cr") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The run a namespace name belongs to (`chaos-<run>-n<id>`).
 fn run_of(ns: &str) -> Option<&str> {
     let rest = ns.strip_prefix("chaos-")?;
     let (run, node) = rest.rsplit_once("-n")?;
     node.parse::<u64>().ok()?;
-    Some(run)
+    is_run_name(run).then_some(run)
 }
 
 /// Kills whatever still runs inside the namespace at `path` (a node whose death signal
@@ -219,7 +279,8 @@ fn kill_inside(path: &Path) {
 /// is free. Live runs, and namespaces not named by this tool, are left alone. Returns
 /// the names removed.
 pub fn clean_dead_runs() -> Result<Vec<String>> {
-    std::fs::create_dir_all(STATE_DIR).with_context(|| format!("cannot create {STATE_DIR}"))?;
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut removed = Vec::new();
     let mut dead: BTreeMap<String, bool> = BTreeMap::new();
     let names: Vec<String> = match std::fs::read_dir(NETNS_DIR) {
@@ -231,11 +292,10 @@ pub fn clean_dead_runs() -> Result<Vec<String>> {
     };
     for name in names {
         let Some(run) = run_of(&name) else { continue };
-        let lock_path = Path::new(STATE_DIR).join(format!("{run}.lock"));
         let is_dead = match dead.get(run) {
             Some(&d) => d,
             None => {
-                let d = try_lock(&lock_path)?.is_some();
+                let d = RunLock::is_dead(run)?;
                 dead.insert(run.to_string(), d);
                 d
             }
@@ -247,9 +307,18 @@ pub fn clean_dead_runs() -> Result<Vec<String>> {
             removed.push(name);
         }
     }
-    for (run, d) in dead {
-        if d {
-            let _ = std::fs::remove_file(Path::new(STATE_DIR).join(format!("{run}.lock")));
+    // Locks and ssh control sockets of dead runs (a run stopped by Ctrl-C or SIGKILL
+    // cannot remove its own).
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(run) = name.get(..8).filter(|r| is_run_name(r)) else {
+                continue;
+            };
+            let rest = &name[8..];
+            if (rest == ".lock" || rest.starts_with("-ssh-")) && RunLock::is_dead(run)? {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
     Ok(removed)
@@ -300,7 +369,7 @@ pub struct Hosts {
     tuns: Vec<(Option<u64>, Arc<Tun>)>,
     switch: Option<Switch>,
     /// Held for the run's life: tells a later run this one is alive.
-    _lock: File,
+    _lock: RunLock,
 }
 
 impl Hosts {
@@ -312,21 +381,16 @@ impl Hosts {
         if !cleaned.is_empty() {
             eprintln!("removed {} namespaces left by dead runs", cleaned.len());
         }
-        let _setup = lock(&Path::new(STATE_DIR).join("setup.lock"))?;
+        let _setup = lock(&state_dir().join("setup.lock"))?;
         let range = choose_range(range)?;
         for &id in ids {
             if range.node(id).is_none() {
                 bail!("--net-range {range} has no address for node {id}; use a larger range");
             }
         }
-        let (run, lock) = loop {
-            let run = format!("cr{:06x}", rand::thread_rng().gen_range(0..1u32 << 24));
-            if let Some(l) = try_lock(&Path::new(STATE_DIR).join(format!("{run}.lock")))? {
-                break (run, l);
-            }
-        };
+        let lock = RunLock::new()?;
         let mut hosts = Hosts {
-            run,
+            run: lock.run().to_string(),
             range,
             names: BTreeMap::new(),
             tuns: Vec::new(),
@@ -420,7 +484,6 @@ impl Drop for Hosts {
         for ns in self.names.values() {
             remove_namespace(ns);
         }
-        let _ = std::fs::remove_file(Path::new(STATE_DIR).join(format!("{}.lock", self.run)));
     }
 }
 
@@ -453,6 +516,7 @@ mod tests {
     #[test]
     fn only_this_tools_namespaces_have_a_run() {
         assert_eq!(run_of("chaos-cr00ab12-n3"), Some("cr00ab12"));
+        assert_eq!(run_of("chaos-../etc-n3"), None);
         assert_eq!(run_of("chaos-cr00ab12-nx"), None);
         assert_eq!(run_of("my-namespace"), None);
     }

@@ -14,6 +14,7 @@ use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, LinkPlan, TargetArg};
 use crate::nemesis::{Fabric, FaultKind, Planned, Shape, Target};
 use crate::netns::Range;
+use crate::ssh::{SshPlan, SshTarget};
 
 /// How node-to-node traffic travels (`--net`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -158,6 +159,33 @@ pub struct TestArgs {
     /// beyond it.
     #[arg(long, value_name = "CIDR")]
     pub net_range: Option<String>,
+    /// Run the nodes on other machines over ssh, one node per host, instead of here:
+    /// [USER@]HOST[:PORT],... (at least 3). The runner uploads the server (or uses
+    /// --remote-bin), starts each node in a session of its own, kills and pauses it by
+    /// signal, partitions links with nftables on the hosts, and copies logs and data
+    /// back at the end. Each host needs sshd, setsid, tar and nftables, and root (or
+    /// passwordless sudo) for the firewall; nodes listen on the host's address, ports
+    /// 7000 (peers) and 8000 (clients). Faults: kill, pause, partition.
+    #[arg(long, value_name = "HOSTS", conflicts_with_all = ["net", "net_range"])]
+    pub hosts: Option<String>,
+    /// --hosts: the private key ssh logs in with (default: ssh's own choice).
+    #[arg(long, value_name = "FILE", requires = "hosts")]
+    pub ssh_key: Option<PathBuf>,
+    /// --hosts: an ssh option, repeatable, e.g. --ssh-option StrictHostKeyChecking=accept-new
+    #[arg(long = "ssh-option", value_name = "KEY=VALUE", requires = "hosts")]
+    pub ssh_options: Vec<String>,
+    /// --hosts: the server binary already on every host (nothing is uploaded).
+    #[arg(long, value_name = "PATH", requires = "hosts")]
+    pub remote_bin: Option<PathBuf>,
+    /// --hosts: where each run keeps its nodes' binary, data and logs on the hosts
+    /// (removed at the end, after they are copied back).
+    #[arg(
+        long,
+        default_value = "/tmp/chaos-runner",
+        value_name = "DIR",
+        requires = "hosts"
+    )]
+    pub remote_dir: PathBuf,
     /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
     /// slower network: every window a race needs, such as the first round trip of a new
     /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
@@ -215,6 +243,8 @@ pub struct Config {
     pub check_max_configs: usize,
     /// `--net-range`, parsed.
     pub net_range: Option<Range>,
+    /// `--hosts` and its options, parsed.
+    pub ssh: Option<SshPlan>,
 }
 
 /// Parses a comma-separated list against `all`; `all` and `none` are words too.
@@ -271,6 +301,9 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
 
 /// What carries node-to-node traffic for these flags.
 fn fabric(args: &TestArgs) -> Fabric {
+    if args.hosts.is_some() {
+        return Fabric::Hosts;
+    }
     match (args.net, args.target) {
         (NetArg::Netns, _) => Fabric::Switch,
         (NetArg::Proxy, TargetArg::RaftNode) => Fabric::Proxies,
@@ -290,8 +323,11 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     if args.target == TargetArg::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
-    if fabric == Fabric::Direct && args.link_latency > 0 {
-        bail!("--link-latency needs links the runner controls: etcd needs --net netns for it");
+    if args.link_latency > 0 && !FaultKind::Latency.works_on(fabric) {
+        bail!(
+            "--link-latency: {}",
+            FaultKind::Latency.why_not_on(fabric)
+        );
     }
     if args.net_range.is_some() && args.net != NetArg::Netns {
         bail!("--net-range goes with --net netns");
@@ -303,6 +339,36 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
         bail!("--nemesis {}: {}", k.name(), k.why_not_on(fabric));
     }
     Ok(faults)
+}
+
+/// `--hosts` and the ssh flags, checked: at least three hosts, each once.
+fn ssh_plan(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<SshPlan>> {
+    let Some(list) = &args.hosts else {
+        return Ok(None);
+    };
+    let hosts: Vec<SshTarget> = list
+        .split(',')
+        .map(|h| SshTarget::parse(h.trim()))
+        .collect::<Result<_>>()?;
+    if hosts.len() < 3 {
+        bail!("--hosts needs at least 3 hosts (one node each), got {}", hosts.len());
+    }
+    for (i, h) in hosts.iter().enumerate() {
+        if hosts[..i].iter().any(|o| o.addr == h.addr) {
+            bail!("--hosts names {} twice: one node per host", h.addr);
+        }
+    }
+    if args.remote_dir.is_relative() || args.remote_dir.as_os_str().is_empty() {
+        bail!("--remote-dir must be an absolute path");
+    }
+    Ok(Some(SshPlan {
+        hosts,
+        key: args.ssh_key.clone(),
+        options: args.ssh_options.clone(),
+        remote_bin: args.remote_bin.clone(),
+        remote_dir: args.remote_dir.clone(),
+        firewall: faults.contains(&FaultKind::Partition),
+    }))
 }
 
 /// The fixed rota's interval, or `None` for the search (`--nemesis all` and no interval).
@@ -336,6 +402,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     };
     let faults = faults_for_target(&args)?;
     let net_range = args.net_range.as_deref().map(Range::parse).transpose()?;
+    let ssh = ssh_plan(&args, &faults)?;
     if args.net == NetArg::Netns {
         // Before anything is written: missing privilege or tools is a set-up error.
         crate::netns::preflight()?;
@@ -393,6 +460,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         },
         bin,
         net_range,
+        ssh,
         args,
     };
     if cfg.args.api == ApiArg::Seed {
@@ -424,6 +492,13 @@ impl Config {
         })
     }
 
+    /// How many nodes: one per host with --hosts, else --nodes.
+    pub fn nodes(&self) -> u64 {
+        self.ssh
+            .as_ref()
+            .map_or(self.args.nodes, |s| s.hosts.len() as u64)
+    }
+
     /// The cluster `test` starts: every link through a proxy or the switch, at
     /// `--link-latency` (etcd in proxy mode: direct links).
     pub fn cluster_plan(&self) -> ClusterPlan {
@@ -431,7 +506,7 @@ impl Config {
             kind: self.args.target.kind(),
             bin: self.bin.clone(),
             node_args: self.args.node_args.clone(),
-            nodes: self.args.nodes,
+            nodes: self.nodes(),
             links: match fabric(&self.args) {
                 Fabric::Direct => LinkPlan::Direct,
                 Fabric::Proxies => LinkPlan::Proxies {
@@ -441,6 +516,7 @@ impl Config {
                     latency_ms: self.args.link_latency,
                     range: self.net_range,
                 },
+                Fabric::Hosts => LinkPlan::Ssh(Box::new(self.ssh.clone().expect("--hosts"))),
             },
             leader_within: Duration::from_secs(20),
         }
@@ -461,7 +537,7 @@ impl Config {
             name: self.name.clone(),
             seed,
             command: command.to_string(),
-            nodes: a.nodes,
+            nodes: self.nodes(),
             server: self.bin.clone(),
             node_args: a.node_args.clone(),
             workload: format!("{:?}", a.workload).to_lowercase(),
@@ -482,7 +558,11 @@ impl Config {
                 "search"
             }
             .to_string(),
-            net: a.net.name().to_string(),
+            net: if a.hosts.is_some() {
+                "ssh".to_string()
+            } else {
+                a.net.name().to_string()
+            },
             net_range: self.net_range.map(|r| r.to_string()),
             link_latency_ms: a.link_latency,
             nemesis_targets: self.targets.iter().map(|t| t.name().to_string()).collect(),

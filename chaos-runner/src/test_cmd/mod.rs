@@ -92,8 +92,8 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
             dialect.name()
         );
     }
-    if let Some(h) = &running.hosts {
-        eprintln!("{}", h.describe());
+    if let Some(line) = running.hosting.describe() {
+        eprintln!("{line}");
     }
     eprintln!(
         "leader: node {}; running {} clients for {:.0} s",
@@ -115,7 +115,7 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         net: running.net.map(Arc::new),
         apis: running.apis,
         epoch: recorder.epoch(),
-        _hosts: running.hosts,
+        _hosting: running.hosting,
     };
     Ok(Testbed {
         dialect,
@@ -319,7 +319,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     eprintln!(
         "run {} (seed {seed}, {} nodes, {} faults planned)",
         run.path.display(),
-        cfg.args.nodes,
+        cfg.nodes(),
         schedule.len()
     );
     let bed = start(cfg, &run).await?;
