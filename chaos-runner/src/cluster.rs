@@ -462,7 +462,10 @@ impl Cluster {
         for n in &self.nodes {
             if let Some(r) = &n.spec.remote {
                 if let Err(e) = blocking(|| r.fetch(&n.spec.log, &n.spec.local_data)) {
-                    eprintln!("warning: node {}'s log and data not copied back: {e:#}", n.spec.id);
+                    eprintln!(
+                        "warning: node {}'s log and data not copied back: {e:#}",
+                        n.spec.id
+                    );
                 }
             }
         }

@@ -185,7 +185,8 @@ impl RunLock {
     /// Picks a name no live run has and takes its lock.
     pub fn new() -> Result<RunLock> {
         let dir = state_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         loop {
             let run = format!("cr{:06x}", rand::thread_rng().gen_range(0..1u32 << 24));
             if let Some(f) = try_lock(&Self::path(&run))? {

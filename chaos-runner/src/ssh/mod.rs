@@ -99,8 +99,7 @@ pub struct SshPlan {
 /// Quotes `s` for a POSIX shell.
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
     {
         return s.to_string();
@@ -180,7 +179,10 @@ impl Remote {
 
     /// Copies the node's log and data folder into `log` and `data_dir` here.
     pub fn fetch(&self, log: &Path, data_dir: &Path) -> Result<()> {
-        let text = self.run(&format!("cat {} 2>/dev/null; true", quote(&self.log())), b"")?;
+        let text = self.run(
+            &format!("cat {} 2>/dev/null; true", quote(&self.log())),
+            b"",
+        )?;
         std::fs::write(log, text)?;
         std::fs::create_dir_all(data_dir)?;
         let out = self
@@ -202,8 +204,11 @@ impl Remote {
 
     /// The last `lines` lines of the node's log on the host.
     pub fn log_tail(&self, lines: usize) -> String {
-        self.run(&format!("tail -n {lines} {} 2>/dev/null; true", quote(&self.log())), b"")
-            .unwrap_or_else(|e| format!("(cannot read the log on {}: {e:#})", self.target.host))
+        self.run(
+            &format!("tail -n {lines} {} 2>/dev/null; true", quote(&self.log())),
+            b"",
+        )
+        .unwrap_or_else(|e| format!("(cannot read the log on {}: {e:#})", self.target.host))
     }
 
     /// Sends `sig` (KILL, STOP, CONT, TERM) to the process group `pgid` on the host.
@@ -392,7 +397,10 @@ impl SshHosts {
         if plan.firewall {
             if !r.sudo.is_empty() {
                 r.run("sudo -n true", b"").with_context(|| {
-                    format!("partitions need root on {} (or sudo without a password)", r.target.host)
+                    format!(
+                        "partitions need root on {} (or sudo without a password)",
+                        r.target.host
+                    )
                 })?;
             }
             self.clear_dead_tables(r)?;
@@ -437,7 +445,10 @@ impl SshHosts {
                 continue;
             }
             if name != self.run && RunLock::is_dead(name)? {
-                r.run(&format!("{}nft delete table inet chaos_{name}", r.sudo), b"")?;
+                r.run(
+                    &format!("{}nft delete table inet chaos_{name}", r.sudo),
+                    b"",
+                )?;
             }
         }
         Ok(())
@@ -517,7 +528,10 @@ fn open(
         }
         if Instant::now() >= deadline {
             let _ = master.kill();
-            bail!("ssh to {} did not connect within 15 s", target.destination());
+            bail!(
+                "ssh to {} did not connect within 15 s",
+                target.destination()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

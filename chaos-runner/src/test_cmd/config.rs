@@ -324,10 +324,7 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
     if args.link_latency > 0 && !FaultKind::Latency.works_on(fabric) {
-        bail!(
-            "--link-latency: {}",
-            FaultKind::Latency.why_not_on(fabric)
-        );
+        bail!("--link-latency: {}", FaultKind::Latency.why_not_on(fabric));
     }
     if args.net_range.is_some() && args.net != NetArg::Netns {
         bail!("--net-range goes with --net netns");
@@ -351,7 +348,10 @@ fn ssh_plan(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<SshPlan>> {
         .map(|h| SshTarget::parse(h.trim()))
         .collect::<Result<_>>()?;
     if hosts.len() < 3 {
-        bail!("--hosts needs at least 3 hosts (one node each), got {}", hosts.len());
+        bail!(
+            "--hosts needs at least 3 hosts (one node each), got {}",
+            hosts.len()
+        );
     }
     for (i, h) in hosts.iter().enumerate() {
         if hosts[..i].iter().any(|o| o.addr == h.addr) {
