@@ -91,13 +91,15 @@ pub struct BenchArgs {
     pub node_args: Vec<String>,
     /// Route node-to-node traffic through the harness's proxies, as `test` does
     /// (raft-node only): compare with a run without to see what the proxies cost.
-    #[arg(long, conflicts_with = "netns")]
+    #[arg(long, conflicts_with_all = ["netns", "hosts"])]
     pub proxies: bool,
     /// Run each node in a network namespace of its own, joined by the runner's packet
     /// switch, as `test --net netns` does (needs root and iproute2): compare with a run
     /// without to see what the switch costs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "hosts")]
     pub netns: bool,
+    #[command(flatten)]
+    pub ssh: crate::ssh::SshArgs,
     /// Seconds an operation may take before it counts as an error.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub op_timeout: f64,
@@ -163,6 +165,8 @@ struct BenchResults {
     proxies: bool,
     /// Nodes in namespaces joined by the packet switch.
     netns: bool,
+    /// Nodes on hosts over ssh (--hosts).
+    hosts: Option<String>,
     node_args: Vec<String>,
     server: PathBuf,
     ok: u64,
@@ -229,12 +233,15 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
     if args.proxies && args.target == TargetArg::Etcd {
         bail!("--proxies works with --target raft-node only");
     }
+    let ssh = args.ssh.plan(false)?;
     let cluster = ClusterPlan {
         kind: args.target.kind(),
         bin,
         node_args: args.node_args.clone(),
-        nodes: args.nodes,
-        links: if args.proxies {
+        nodes: ssh.as_ref().map_or(args.nodes, |s| s.hosts.len() as u64),
+        links: if let Some(ssh) = ssh {
+            LinkPlan::Ssh(Box::new(ssh))
+        } else if args.proxies {
             LinkPlan::Proxies { latency_ms: 0 }
         } else if args.netns {
             LinkPlan::Switch {
@@ -305,7 +312,7 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     let mut running = start_cluster(&plan.cluster, &run).await?;
     eprintln!(
         "{target}: {} nodes, leader node {}; {} clients, mix {}, {} B values, {} keys, {:.0} s (+{:.0} s warm-up)",
-        args.nodes,
+        plan.cluster.nodes,
         running.leader,
         args.concurrency,
         args.mix,
@@ -363,7 +370,7 @@ fn bench_results(
     let secs = plan.duration.as_secs_f64();
     BenchResults {
         target: args.target.name(),
-        nodes: args.nodes,
+        nodes: plan.cluster.nodes,
         concurrency: args.concurrency,
         duration_s: secs,
         warmup_s: plan.warmup.as_secs_f64(),
@@ -372,6 +379,7 @@ fn bench_results(
         keys: args.keys,
         proxies: args.proxies,
         netns: args.netns,
+        hosts: args.ssh.hosts.clone(),
         node_args: args.node_args.clone(),
         server: plan.cluster.bin.clone(),
         ok: f.ok,

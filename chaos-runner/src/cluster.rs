@@ -385,7 +385,9 @@ impl Cluster {
             Some(Proc::Remote(n)) => {
                 let r = node.spec.remote.as_ref().expect("a remote node's host");
                 let name = sig.as_str().trim_start_matches("SIG");
-                blocking(|| r.signal(n.pgid, name));
+                if let Err(e) = blocking(|| r.signal(n.pgid, name)) {
+                    eprintln!("warning: {e:#}");
+                }
             }
             None => {}
         }

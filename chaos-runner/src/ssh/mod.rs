@@ -82,6 +82,74 @@ impl SshTarget {
     }
 }
 
+/// The flags of ssh mode, shared by `test` and `bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SshArgs {
+    /// Run the nodes on other machines over ssh, one node per host, instead of here:
+    /// [USER@]HOST[:PORT],... (at least 3). The runner uploads the server (or uses
+    /// --remote-bin), starts each node in a session of its own, kills and pauses it by
+    /// signal, partitions links with nftables on the hosts, and copies logs and data
+    /// back at the end. Each host needs sshd, setsid, tar and nftables, and root (or
+    /// passwordless sudo) for the firewall; nodes listen on the host's address, ports
+    /// 7000 (peers) and 8000 (clients). Faults: kill, pause, partition.
+    #[arg(long, value_name = "HOSTS")]
+    pub hosts: Option<String>,
+    /// --hosts: the private key ssh logs in with (default: ssh's own choice).
+    #[arg(long, value_name = "FILE", requires = "hosts")]
+    pub ssh_key: Option<PathBuf>,
+    /// --hosts: an ssh option, repeatable, e.g. --ssh-option StrictHostKeyChecking=accept-new
+    #[arg(long = "ssh-option", value_name = "KEY=VALUE", requires = "hosts")]
+    pub ssh_options: Vec<String>,
+    /// --hosts: the server binary already on every host (nothing is uploaded).
+    #[arg(long, value_name = "PATH", requires = "hosts")]
+    pub remote_bin: Option<PathBuf>,
+    /// --hosts: where each run keeps its nodes' binary, data and logs on the hosts
+    /// (removed at the end, after they are copied back).
+    #[arg(
+        long,
+        default_value = "/tmp/chaos-runner",
+        value_name = "DIR",
+        requires = "hosts"
+    )]
+    pub remote_dir: PathBuf,
+}
+
+impl SshArgs {
+    /// The plan these flags make (`None` without `--hosts`): at least three hosts, each
+    /// once. `firewall`: whether the run partitions links (then hosts need nft).
+    pub fn plan(&self, firewall: bool) -> Result<Option<SshPlan>> {
+        let Some(list) = &self.hosts else {
+            return Ok(None);
+        };
+        let hosts: Vec<SshTarget> = list
+            .split(',')
+            .map(|h| SshTarget::parse(h.trim()))
+            .collect::<Result<_>>()?;
+        if hosts.len() < 3 {
+            bail!(
+                "--hosts needs at least 3 hosts (one node each), got {}",
+                hosts.len()
+            );
+        }
+        for (i, h) in hosts.iter().enumerate() {
+            if hosts[..i].iter().any(|o| o.addr == h.addr) {
+                bail!("--hosts names {} twice: one node per host", h.addr);
+            }
+        }
+        if self.remote_dir.is_relative() {
+            bail!("--remote-dir must be an absolute path");
+        }
+        Ok(Some(SshPlan {
+            hosts,
+            key: self.ssh_key.clone(),
+            options: self.ssh_options.clone(),
+            remote_bin: self.remote_bin.clone(),
+            remote_dir: self.remote_dir.clone(),
+            firewall,
+        }))
+    }
+}
+
 /// How to reach the hosts (`--hosts`, `--ssh-key`, `--ssh-option`, `--remote-bin`,
 /// `--remote-dir`).
 #[derive(Debug, Clone)]
@@ -211,9 +279,27 @@ impl Remote {
         .unwrap_or_else(|e| format!("(cannot read the log on {}: {e:#})", self.target.host))
     }
 
+    /// Runs an idempotent `script`, again after a short wait if ssh itself failed (a
+    /// dropped connection, a busy host): up to three tries.
+    pub fn run_retry(&self, script: &str, input: &[u8]) -> Result<String> {
+        let mut tries = 0;
+        loop {
+            match self.run(script, input) {
+                Ok(out) => return Ok(out),
+                Err(e) if tries == 2 => return Err(e),
+                Err(_) => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100 * tries));
+                }
+            }
+        }
+    }
+
     /// Sends `sig` (KILL, STOP, CONT, TERM) to the process group `pgid` on the host.
-    pub fn signal(&self, pgid: i32, sig: &str) {
-        let _ = self.run(&format!("kill -{sig} -- -{pgid} 2>/dev/null; true"), b"");
+    pub fn signal(&self, pgid: i32, sig: &str) -> Result<()> {
+        self.run_retry(&format!("kill -{sig} -- -{pgid} 2>/dev/null; true"), b"")
+            .map(drop)
+            .with_context(|| format!("cannot send SIG{sig} to node {}", self.id))
     }
 
     /// Starts `argv` (the binary first) as a node on the host, its output appended to its
@@ -459,7 +545,7 @@ impl SshHosts {
     pub fn apply_firewall(&self, id: u64, rules: &str) -> Result<()> {
         let r = &self.remotes[&id];
         let script = firewall::table(&self.run, rules);
-        r.run(&format!("{}nft -f -", r.sudo), script.as_bytes())?;
+        r.run_retry(&format!("{}nft -f -", r.sudo), script.as_bytes())?;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, LinkPlan, TargetArg};
 use crate::nemesis::{Fabric, FaultKind, Planned, Shape, Target};
 use crate::netns::Range;
-use crate::ssh::{SshPlan, SshTarget};
+use crate::ssh::{SshArgs, SshPlan};
 
 /// How node-to-node traffic travels (`--net`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -151,41 +151,16 @@ pub struct TestArgs {
     /// advertises one address per member can then be partitioned, etcd included. netns
     /// needs root (CAP_NET_ADMIN), /dev/net/tun and iproute2; it leaves nothing behind
     /// (`chaos-runner clean` removes what a killed run left).
-    #[arg(long, value_enum, default_value = "proxy")]
+    #[arg(long, value_enum, default_value = "proxy", conflicts_with = "hosts")]
     pub net: NetArg,
     /// With --net netns: the IPv4 range of the test network, e.g. 198.18.7.0/24; node N
     /// gets the Nth address, the runner the last usable one. Default: the first free /24
     /// of 198.18.0.0/15 (set aside for benchmark networks by RFC 2544). Nothing is routed
     /// beyond it.
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR", conflicts_with = "hosts")]
     pub net_range: Option<String>,
-    /// Run the nodes on other machines over ssh, one node per host, instead of here:
-    /// [USER@]HOST[:PORT],... (at least 3). The runner uploads the server (or uses
-    /// --remote-bin), starts each node in a session of its own, kills and pauses it by
-    /// signal, partitions links with nftables on the hosts, and copies logs and data
-    /// back at the end. Each host needs sshd, setsid, tar and nftables, and root (or
-    /// passwordless sudo) for the firewall; nodes listen on the host's address, ports
-    /// 7000 (peers) and 8000 (clients). Faults: kill, pause, partition.
-    #[arg(long, value_name = "HOSTS", conflicts_with_all = ["net", "net_range"])]
-    pub hosts: Option<String>,
-    /// --hosts: the private key ssh logs in with (default: ssh's own choice).
-    #[arg(long, value_name = "FILE", requires = "hosts")]
-    pub ssh_key: Option<PathBuf>,
-    /// --hosts: an ssh option, repeatable, e.g. --ssh-option StrictHostKeyChecking=accept-new
-    #[arg(long = "ssh-option", value_name = "KEY=VALUE", requires = "hosts")]
-    pub ssh_options: Vec<String>,
-    /// --hosts: the server binary already on every host (nothing is uploaded).
-    #[arg(long, value_name = "PATH", requires = "hosts")]
-    pub remote_bin: Option<PathBuf>,
-    /// --hosts: where each run keeps its nodes' binary, data and logs on the hosts
-    /// (removed at the end, after they are copied back).
-    #[arg(
-        long,
-        default_value = "/tmp/chaos-runner",
-        value_name = "DIR",
-        requires = "hosts"
-    )]
-    pub remote_dir: PathBuf,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
     /// slower network: every window a race needs, such as the first round trip of a new
     /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
@@ -301,7 +276,7 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
 
 /// What carries node-to-node traffic for these flags.
 fn fabric(args: &TestArgs) -> Fabric {
-    if args.hosts.is_some() {
+    if args.ssh.hosts.is_some() {
         return Fabric::Hosts;
     }
     match (args.net, args.target) {
@@ -338,39 +313,6 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     Ok(faults)
 }
 
-/// `--hosts` and the ssh flags, checked: at least three hosts, each once.
-fn ssh_plan(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<SshPlan>> {
-    let Some(list) = &args.hosts else {
-        return Ok(None);
-    };
-    let hosts: Vec<SshTarget> = list
-        .split(',')
-        .map(|h| SshTarget::parse(h.trim()))
-        .collect::<Result<_>>()?;
-    if hosts.len() < 3 {
-        bail!(
-            "--hosts needs at least 3 hosts (one node each), got {}",
-            hosts.len()
-        );
-    }
-    for (i, h) in hosts.iter().enumerate() {
-        if hosts[..i].iter().any(|o| o.addr == h.addr) {
-            bail!("--hosts names {} twice: one node per host", h.addr);
-        }
-    }
-    if args.remote_dir.is_relative() || args.remote_dir.as_os_str().is_empty() {
-        bail!("--remote-dir must be an absolute path");
-    }
-    Ok(Some(SshPlan {
-        hosts,
-        key: args.ssh_key.clone(),
-        options: args.ssh_options.clone(),
-        remote_bin: args.remote_bin.clone(),
-        remote_dir: args.remote_dir.clone(),
-        firewall: faults.contains(&FaultKind::Partition),
-    }))
-}
-
 /// The fixed rota's interval, or `None` for the search (`--nemesis all` and no interval).
 fn nemesis_interval(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<Duration>> {
     Ok(match args.nemesis_interval {
@@ -402,7 +344,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     };
     let faults = faults_for_target(&args)?;
     let net_range = args.net_range.as_deref().map(Range::parse).transpose()?;
-    let ssh = ssh_plan(&args, &faults)?;
+    let ssh = args.ssh.plan(faults.contains(&FaultKind::Partition))?;
     if args.net == NetArg::Netns {
         // Before anything is written: missing privilege or tools is a set-up error.
         crate::netns::preflight()?;
@@ -558,7 +500,7 @@ impl Config {
                 "search"
             }
             .to_string(),
-            net: if a.hosts.is_some() {
+            net: if a.ssh.hosts.is_some() {
                 "ssh".to_string()
             } else {
                 a.net.name().to_string()
