@@ -347,6 +347,18 @@ fn nodes_die_with_a_killed_runner_and_the_next_run_clears_its_folder() {
     wait_for("nothing left on the hosts", Duration::from_secs(10), || {
         lab.leftovers().is_empty()
     });
+    // Nor here: the dead run's lock and control sockets went with it.
+    let state = std::fs::read_dir("/run/chaos-runner").unwrap();
+    let dead_runs_files: Vec<String> = state
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-ssh-"))
+        .filter(|n| {
+            let lock = format!("/run/chaos-runner/{}.lock", &n[..8]);
+            std::fs::File::open(&lock).is_err()
+        })
+        .collect();
+    assert!(dead_runs_files.is_empty(), "{dead_runs_files:?}");
 }
 
 #[test]

@@ -420,6 +420,8 @@ impl SshHosts {
         if Command::new("ssh").arg("-V").output().is_err() {
             bail!("--hosts needs the OpenSSH client: apt-get install openssh-client");
         }
+        // Locks and control sockets that runs killed here left behind.
+        let _ = crate::netns::clean_dead_runs();
         let lock = RunLock::new()?;
         let run = lock.run().to_string();
         let mut base_args: Vec<String> = vec![
