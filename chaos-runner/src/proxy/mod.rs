@@ -109,8 +109,9 @@ impl Network {
         Ok(Network { links, base_ms: 0 })
     }
 
-    /// The links between `ids` for the packet switch: the network keeps the control
-    /// side, the switch gets what it reads per packet.
+    /// The links between `ids` when something other than the proxies carries out their
+    /// faults (the packet switch of netns mode, or the hosts' firewalls of ssh mode): the
+    /// network keeps the control side, that something gets what it reads.
     pub fn switched(ids: &[u64]) -> (Network, BTreeMap<(u64, u64), SwitchLink>) {
         let mut links = BTreeMap::new();
         let mut for_switch = BTreeMap::new();

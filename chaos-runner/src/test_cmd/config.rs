@@ -313,6 +313,20 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     Ok(faults)
 }
 
+/// `--net-range` and `--hosts`, parsed; in netns mode, what it needs is checked now,
+/// before anything is written (missing privilege or tools is a set-up error).
+fn where_nodes_run(
+    args: &TestArgs,
+    faults: &[FaultKind],
+) -> Result<(Option<Range>, Option<SshPlan>)> {
+    let net_range = args.net_range.as_deref().map(Range::parse).transpose()?;
+    let ssh = args.ssh.plan(faults.contains(&FaultKind::Partition))?;
+    if args.net == NetArg::Netns {
+        crate::netns::preflight()?;
+    }
+    Ok((net_range, ssh))
+}
+
 /// The fixed rota's interval, or `None` for the search (`--nemesis all` and no interval).
 fn nemesis_interval(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<Duration>> {
     Ok(match args.nemesis_interval {
@@ -343,12 +357,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         TargetArg::Etcd => etcd_binary(&args.etcd)?,
     };
     let faults = faults_for_target(&args)?;
-    let net_range = args.net_range.as_deref().map(Range::parse).transpose()?;
-    let ssh = args.ssh.plan(faults.contains(&FaultKind::Partition))?;
-    if args.net == NetArg::Netns {
-        // Before anything is written: missing privilege or tools is a set-up error.
-        crate::netns::preflight()?;
-    }
+    let (net_range, ssh) = where_nodes_run(&args, &faults)?;
     let nemesis_interval = nemesis_interval(&args, &faults)?;
     let targets = list(&args.nemesis_targets, &Target::ALL, Target::parse, "target")?;
     let shapes = list(
