@@ -370,7 +370,18 @@ fn flags_that_netns_cannot_honour_are_refused_before_anything_starts() {
             vec!["--net", "netns", "--net-range", "nowhere/24"],
             "is not an IPv4 address",
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        // Checked after the privilege, so only as root.
+        // SAFETY: geteuid has no preconditions.
+        (unsafe { libc::geteuid() } == 0).then(|| {
+            (
+                vec!["--net", "netns", "--net-range", "127.0.0.0/24"],
+                "which this machine already uses",
+            )
+        }),
+    ) {
         let out = Command::new(BIN)
             .arg("test")
             .arg("--store")

@@ -97,11 +97,6 @@ impl Range {
     pub fn runner(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.base) + self.size() - 2)
     }
-
-    fn contains(&self, a: Ipv4Addr) -> bool {
-        let mask = u32::MAX << (32 - self.prefix);
-        u32::from(a) & mask == u32::from(self.base)
-    }
 }
 
 impl std::fmt::Display for Range {
@@ -325,39 +320,93 @@ pub fn clean_dead_runs() -> Result<Vec<String>> {
     Ok(removed)
 }
 
-/// IPv4 addresses on this namespace's interfaces.
-fn addresses_in_use() -> Result<Vec<Ipv4Addr>> {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "addr", "show"])
-        .output()
-        .context("cannot run ip (install iproute2)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            w.find(|&t| t == "inet")?;
-            w.next()?.split('/').next()?.parse().ok()
+/// The IPv4 ranges this machine already uses: its interfaces' addresses (as /32) and
+/// every route but the default one. A test range must overlap none, or its route would
+/// take traffic meant for a real network.
+fn ranges_in_use() -> Result<Vec<Range>> {
+    let mut used = Vec::new();
+    for args in [
+        &["-4", "-o", "addr", "show"][..],
+        &["-4", "route", "show", "table", "all"][..],
+    ] {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .context("cannot run ip (install iproute2)")?;
+        used.extend(parse_ranges(&String::from_utf8_lossy(&out.stdout)));
+    }
+    Ok(used)
+}
+
+/// The ranges named in `ip -4 addr` (after `inet`) or `ip -4 route` (the first word,
+/// maybe after a route type) output; bare addresses are /32.
+fn parse_ranges(text: &str) -> Vec<Range> {
+    let cidr = |t: &str| -> Option<Range> {
+        let (a, p) = t.split_once('/').unwrap_or((t, "32"));
+        let base: Ipv4Addr = a.parse().ok()?;
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Some(Range {
+            base: Ipv4Addr::from(u32::from(base) & mask),
+            prefix,
         })
-        .collect())
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().peekable();
+            if l.contains(" inet ") {
+                w.find(|&t| t == "inet")?;
+                return w.next().and_then(|t| cidr(t.split('/').next()?));
+            }
+            let first = *w.peek()?;
+            let dest = if ["local", "broadcast", "unicast", "multicast"].contains(&first) {
+                w.nth(1)?
+            } else {
+                w.next()?
+            };
+            cidr(dest)
+        })
+        .filter(|r| r.prefix > 0)
+        .collect()
+}
+
+impl Range {
+    fn overlaps(&self, other: &Range) -> bool {
+        let p = self.prefix.min(other.prefix);
+        let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+        u32::from(self.base) & mask == u32::from(other.base) & mask
+    }
+}
+
+/// Refuses a `--net-range` that overlaps an address or route of this machine.
+pub fn check_free(r: Range) -> Result<()> {
+    if let Some(u) = ranges_in_use()?.iter().find(|u| r.overlaps(u)) {
+        bail!(
+            "--net-range {r} overlaps {u}, which this machine already uses (an address or a \
+             route); pick a free range"
+        );
+    }
+    Ok(())
 }
 
 /// The range to use: `given`, checked to be free, or the first free /24 of 198.18.0.0/15.
 fn choose_range(given: Option<Range>) -> Result<Range> {
-    let used = addresses_in_use()?;
     if let Some(r) = given {
-        if let Some(a) = used.iter().find(|a| r.contains(**a)) {
-            bail!("--net-range {r}: {a} is already an address of this machine; pick a free range");
-        }
+        check_free(r)?;
         return Ok(r);
     }
+    let used = ranges_in_use()?;
     let (block, prefix) = Range::AUTO_BLOCK;
     (0..1u32 << (24 - prefix))
         .map(|i| Range {
             base: Ipv4Addr::from(u32::from(block) + (i << 8)),
             prefix: 24,
         })
-        .find(|r| !used.iter().any(|a| r.contains(*a)))
+        .find(|r| !used.iter().any(|u| r.overlaps(u)))
         .context("every /24 of 198.18.0.0/15 is in use; pass --net-range")
 }
 
@@ -512,6 +561,22 @@ mod tests {
         ] {
             assert!(Range::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ranges_in_use_come_from_addresses_and_routes_but_not_the_default() {
+        let addrs = "2: eth0    inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\n";
+        let routes = "default via 192.0.2.1 dev eth0\n10.8.0.0/16 via 192.0.2.9 dev eth0\n\
+                      local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1\n";
+        let used: Vec<String> = parse_ranges(addrs)
+            .into_iter()
+            .chain(parse_ranges(routes))
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(used, ["192.0.2.2/32", "10.8.0.0/16", "127.0.0.1/32"]);
+        let r = Range::parse("10.8.3.0/24").unwrap();
+        assert!(r.overlaps(&Range::parse("10.8.0.0/16").unwrap()));
+        assert!(!r.overlaps(&Range::parse("10.9.0.0/16").unwrap()));
     }
 
     #[test]

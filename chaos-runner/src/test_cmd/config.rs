@@ -323,6 +323,9 @@ fn where_nodes_run(
     let ssh = args.ssh.plan(faults.contains(&FaultKind::Partition))?;
     if args.net == NetArg::Netns {
         crate::netns::preflight()?;
+        if let Some(r) = net_range {
+            crate::netns::check_free(r)?;
+        }
     }
     Ok((net_range, ssh))
 }
