@@ -15,7 +15,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{etcd_available, raft_node, BIN};
+use common::{assert_refused, etcd_available, raft_node, BIN};
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -352,47 +352,39 @@ fn ctrl_c_removes_the_namespaces() {
 #[test]
 fn flags_that_netns_cannot_honour_are_refused_before_anything_starts() {
     let store = tempfile::tempdir().unwrap();
-    for (args, says) in [
-        (
-            vec!["--net", "netns", "--nemesis", "replay"],
-            "only the proxies of --net proxy see",
-        ),
-        (vec!["--nemesis", "loss"], "only --net netns's switch sees"),
-        (
-            vec!["--net-range", "198.19.0.0/24"],
-            "goes with --net netns",
-        ),
-        (
-            vec!["--net", "netns", "--net-range", "198.19.0.0/31"],
-            "the prefix must be 16 to 29",
-        ),
-        (
-            vec!["--net", "netns", "--net-range", "nowhere/24"],
-            "is not an IPv4 address",
-        ),
-    ]
-    .into_iter()
-    .chain(
-        // Checked after the privilege, so only as root.
-        // SAFETY: geteuid has no preconditions.
-        (unsafe { libc::geteuid() } == 0).then(|| {
+    assert_refused(
+        store.path(),
+        [
             (
-                vec!["--net", "netns", "--net-range", "127.0.0.0/24"],
-                "which this machine already uses",
-            )
-        }),
-    ) {
-        let out = Command::new(BIN)
-            .arg("test")
-            .arg("--store")
-            .arg(store.path())
-            .args(&args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: {err}");
-    }
+                vec!["--net", "netns", "--nemesis", "replay"],
+                "only the proxies of --net proxy see",
+            ),
+            (vec!["--nemesis", "loss"], "only --net netns's switch sees"),
+            (
+                vec!["--net-range", "198.19.0.0/24"],
+                "goes with --net netns",
+            ),
+            (
+                vec!["--net", "netns", "--net-range", "198.19.0.0/31"],
+                "the prefix must be 16 to 29",
+            ),
+            (
+                vec!["--net", "netns", "--net-range", "nowhere/24"],
+                "is not an IPv4 address",
+            ),
+        ]
+        .into_iter()
+        .chain(
+            // Checked after the privilege, so only as root.
+            // SAFETY: geteuid has no preconditions.
+            (unsafe { libc::geteuid() } == 0).then(|| {
+                (
+                    vec!["--net", "netns", "--net-range", "127.0.0.0/24"],
+                    "which this machine already uses",
+                )
+            }),
+        ),
+    );
     assert!(
         std::fs::read_dir(store.path()).unwrap().next().is_none(),
         "a refused run wrote nothing"

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{raft_node, BIN};
+use common::{assert_refused, raft_node, BIN};
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -364,37 +364,29 @@ fn nodes_die_with_a_killed_runner_and_the_next_run_clears_its_folder() {
 #[test]
 fn unreachable_hosts_and_faults_ssh_cannot_make_are_clear_errors() {
     let store = tempfile::tempdir().unwrap();
-    for (args, says) in [
-        (vec!["--hosts", "127.0.0.1,127.0.0.2"], "at least 3 hosts"),
-        (
-            vec!["--hosts", "127.0.0.1,127.0.0.1,127.0.0.2"],
-            "names 127.0.0.1 twice",
-        ),
-        (
-            vec![
-                "--hosts",
-                "127.0.0.1,127.0.0.2,127.0.0.3",
-                "--nemesis",
-                "latency",
-            ],
-            "does not delay",
-        ),
-        (
-            vec!["--hosts", "127.0.0.1,127.0.0.2,127.0.0.3", "--net", "netns"],
-            "cannot be used with",
-        ),
-    ] {
-        let out = Command::new(BIN)
-            .arg("test")
-            .arg("--store")
-            .arg(store.path())
-            .args(&args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: {err}");
-    }
+    assert_refused(
+        store.path(),
+        [
+            (vec!["--hosts", "127.0.0.1,127.0.0.2"], "at least 3 hosts"),
+            (
+                vec!["--hosts", "127.0.0.1,127.0.0.1,127.0.0.2"],
+                "names 127.0.0.1 twice",
+            ),
+            (
+                vec![
+                    "--hosts",
+                    "127.0.0.1,127.0.0.2,127.0.0.3",
+                    "--nemesis",
+                    "latency",
+                ],
+                "does not delay",
+            ),
+            (
+                vec!["--hosts", "127.0.0.1,127.0.0.2,127.0.0.3", "--net", "netns"],
+                "cannot be used with",
+            ),
+        ],
+    );
     // A host nothing answers on: a clear error naming it, quickly, and nothing left.
     let out = Command::new(BIN)
         .arg("test")

@@ -139,34 +139,29 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Holds an exclusive lock on `path` while the returned file is open; `None` if another
-/// process holds it.
-fn try_lock(path: &Path) -> Result<Option<File>> {
+/// Takes an exclusive lock on `path`, held while the returned file is open: waiting for
+/// it (`wait`), or `None` at once if another process holds it.
+fn flock(path: &Path, wait: bool) -> Result<Option<File>> {
     let f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
+    let how = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
     // SAFETY: flock on an open descriptor.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    Ok((rc == 0).then_some(f))
-}
-
-/// Waits for an exclusive lock on `path` (set-up of concurrent runs takes turns).
-fn lock(path: &Path) -> Result<File> {
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: flock on an open descriptor.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .context("cannot lock the set-up of namespaces");
+    if unsafe { libc::flock(f.as_raw_fd(), how) } == 0 {
+        return Ok(Some(f));
     }
-    Ok(f)
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        return Ok(None);
+    }
+    Err(e).with_context(|| format!("cannot lock {}", path.display()))
 }
 
 /// A run's name (`cr1a2b3c`) and the lock that says it is alive: held while this value
@@ -184,7 +179,7 @@ impl RunLock {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         loop {
             let run = format!("cr{:06x}", rand::thread_rng().gen_range(0..1u32 << 24));
-            if let Some(f) = try_lock(&Self::path(&run))? {
+            if let Some(f) = flock(&Self::path(&run), false)? {
                 return Ok(RunLock { run, _file: f });
             }
         }
@@ -204,7 +199,7 @@ impl RunLock {
         if !path.exists() {
             return Ok(true);
         }
-        Ok(try_lock(&path)?.is_some())
+        Ok(flock(&path, false)?.is_some())
     }
 }
 
@@ -431,7 +426,8 @@ impl Hosts {
         if !cleaned.is_empty() {
             eprintln!("removed {} namespaces left by dead runs", cleaned.len());
         }
-        let _setup = lock(&state_dir().join("setup.lock"))?;
+        // Set-up of concurrent runs takes turns (each picks a free range).
+        let _setup = flock(&state_dir().join("setup.lock"), true)?;
         let range = choose_range(range)?;
         for &id in ids {
             if range.node(id).is_none() {

@@ -35,3 +35,21 @@ pub fn raft_node() -> PathBuf {
     assert!(path.is_file(), "no raft-node at {}", path.display());
     path
 }
+
+/// Runs `chaos-runner test --store STORE ARGS...` for each case and asserts it is refused
+/// (exit 3) with a message containing the case's words.
+#[allow(dead_code)] // Not every test file that includes this module checks refusals.
+pub fn assert_refused<'a>(store: &Path, cases: impl IntoIterator<Item = (Vec<&'a str>, &'a str)>) {
+    for (args, says) in cases {
+        let out = Command::new(BIN)
+            .arg("test")
+            .arg("--store")
+            .arg(store)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
