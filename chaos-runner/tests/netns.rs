@@ -9,25 +9,18 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
 
-use common::{assert_refused, etcd_available, raft_node, BIN};
+use common::{assert_refused, can_run, etcd_available, raft_node, wait_for, BIN};
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var_os("CHAOS_REQUIRE_NETNS").is_none(),
-            "CHAOS_REQUIRE_NETNS is set but these tests are not running as root"
-        );
-        eprintln!("SKIPPED: --net netns needs root");
-    }
-    root
+    can_run(root, "CHAOS_REQUIRE_NETNS", "root (for --net netns)")
 }
 
 fn test_command(store: &Path, range: &str, args: &[&str]) -> Command {
@@ -100,14 +93,6 @@ fn leftovers(run: &str, range: &str, store: &Path) -> Vec<String> {
         }
     }
     left
-}
-
-fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn print(out: &Output) -> String {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{assert_refused, raft_node, BIN};
+use common::{assert_refused, can_run, raft_node, wait_for, BIN};
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -27,14 +27,11 @@ fn lab_possible() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let ok = root && have("sshd") && have("ssh") && have("nft") && have("ssh-keygen");
-    if !ok {
-        assert!(
-            std::env::var_os("CHAOS_REQUIRE_SSH").is_none(),
-            "CHAOS_REQUIRE_SSH is set but root, sshd, ssh, ssh-keygen or nft is missing"
-        );
-        eprintln!("SKIPPED: the ssh lab needs root, openssh-server and nftables");
-    }
-    ok
+    can_run(
+        ok,
+        "CHAOS_REQUIRE_SSH",
+        "root, openssh-server and nftables (for the ssh lab)",
+    )
 }
 
 fn ip(args: &[&str]) {
@@ -227,14 +224,6 @@ impl Drop for Lab {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge()])
             .status();
-    }
-}
-
-fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{raft_node, BIN};
+use common::{raft_node, wait_for, BIN};
 
 /// The server under test.
 #[derive(Clone, Copy)]
@@ -102,14 +102,6 @@ fn assert_no_nodes_left(store: &Path) {
             Instant::now() < deadline,
             "node processes outlived the runner: {left:?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
 
@@ -11,14 +12,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
 pub fn etcd_available() -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
-    if !found {
-        assert!(
-            std::env::var_os("CHAOS_REQUIRE_ETCD").is_none(),
-            "CHAOS_REQUIRE_ETCD is set but etcd is not on PATH"
-        );
-        eprintln!("SKIPPED: no etcd on PATH (apt-get install etcd-server)");
-    }
-    found
+    can_run(
+        found,
+        "CHAOS_REQUIRE_ETCD",
+        "etcd on PATH (apt-get install etcd-server)",
+    )
 }
 
 /// The raft-node binary beside chaos-runner, built if this test runs alone.
@@ -52,4 +50,29 @@ pub fn assert_refused<'a>(store: &Path, cases: impl IntoIterator<Item = (Vec<&'a
         assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// Polls `f` every 50 ms until it holds, failing the test after `within`.
+#[allow(dead_code)]
+pub fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a test that needs `what` can run: `available`, or else a skip that says so,
+/// unless the environment variable `require` is set (CI sets it), which makes the
+/// missing `what` a failure.
+#[allow(dead_code)]
+pub fn can_run(available: bool, require: &str, what: &str) -> bool {
+    if !available {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set but {what} is missing"
+        );
+        eprintln!("SKIPPED: needs {what}");
+    }
+    available
 }
