@@ -227,6 +227,19 @@ impl Api {
     }
 
     async fn body<T: for<'de> Deserialize<'de>>(&self, req: Request<Incoming>) -> Result<T, Resp> {
+        // Refused from its declared length, before a byte of it is read.
+        if let Some(n) =
+            crate::transport::declared_length(&req).filter(|&n| n > self.limits.max_body)
+        {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "request body of {n} bytes exceeds {} bytes",
+                    self.limits.max_body
+                ),
+            ));
+        }
         let bytes = match Limited::new(req.into_body(), self.limits.max_body)
             .collect()
             .await

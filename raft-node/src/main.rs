@@ -12,7 +12,7 @@ use raft_node::kv::KvStore;
 use raft_node::node::{Driver, DriverConfig};
 use raft_node::raft::{Config, NodeId, Raft};
 use raft_node::storage::Storage;
-use raft_node::transport::{self, HttpOutbox};
+use raft_node::transport::{self, HttpOutbox, PortLimits};
 use tokio::net::TcpListener;
 
 /// One member of a Raft key-value cluster.
@@ -76,6 +76,15 @@ struct Args {
     /// Largest client request body accepted, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// Most connections each port (peers, clients) serves at once; more are closed as
+    /// they arrive. Lowered at start if the process's file limit could not hold both
+    /// ports' connections next to what storage and peers need.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// Milliseconds a connection may take to send a request's head, or stay idle
+    /// between requests, before it is closed (slow or stuck clients hold no slot).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Largest key accepted, in bytes.
     #[arg(long, default_value_t = 1024)]
     max_key_bytes: usize,
@@ -144,6 +153,55 @@ fn ticks(ms: u64, tick_ms: u64, what: &str) -> Result<u32> {
         bail!("{what} ({ms} ms) must be a positive multiple of --tick-ms ({tick_ms} ms)");
     }
     u32::try_from(t).with_context(|| format!("{what} is too long"))
+}
+
+/// Descriptors kept for everything but client and peer connections: log segments,
+/// snapshots, the outbox's connections to peers, the runtime.
+const FD_RESERVE: u64 = 256;
+
+/// How many connections each port may hold: `wanted`, or fewer if the file limit (raised
+/// to its hard maximum first) cannot hold two ports' worth plus [`FD_RESERVE`]. A node
+/// that runs out of descriptors fails at its next snapshot; refusing a connection is
+/// the cheaper failure.
+fn connection_budget(wanted: usize) -> Result<usize> {
+    if wanted == 0 {
+        bail!("--max-connections must be positive");
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Ok(wanted);
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    let fits = (lim.rlim_cur.saturating_sub(FD_RESERVE) / 2) as usize;
+    if fits == 0 {
+        bail!(
+            "the file limit ({}) leaves no room for connections; raise it (ulimit -n)",
+            lim.rlim_cur
+        );
+    }
+    if fits < wanted {
+        tracing::warn!(
+            wanted,
+            allowed = fits,
+            file_limit = lim.rlim_cur,
+            "fewer connections per port than asked: the file limit is too low"
+        );
+    }
+    Ok(wanted.min(fits))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
@@ -221,6 +279,12 @@ async fn run(args: Args) -> Result<()> {
         let keep = recovered.entries.len().saturating_sub(LOST_ENTRIES);
         recovered.entries.truncate(keep);
     }
+    // The largest message a peer with this configuration sends: an append of at most
+    // its byte limit plus one more entry (a client body at most) and each entry's
+    // framing, or a snapshot chunk.
+    let largest_message =
+        (cfg.max_append_bytes + args.max_body_bytes + cfg.max_append_entries * 64)
+            .max(cfg.snapshot_chunk_bytes + (64 << 10));
     let raft = Raft::new(cfg, recovered).context("cannot start the consensus core")?;
 
     let api_addr = SocketAddr::new(args.listen_addr, args.api_port);
@@ -258,8 +322,18 @@ async fn run(args: Args) -> Result<()> {
         node: handle.clone(),
         limits,
     };
-    tokio::spawn(transport::serve(transport_listener, handle.clone()));
-    tokio::spawn(transport::serve_http(api_listener, move |req| {
+    let ports = PortLimits {
+        max_connections: connection_budget(args.max_connections)?,
+        header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+    };
+    let raft_body = transport::raft_body_limit(largest_message);
+    tokio::spawn(transport::serve(
+        transport_listener,
+        handle.clone(),
+        ports,
+        raft_body,
+    ));
+    tokio::spawn(transport::serve_http(api_listener, ports, move |req| {
         api.clone().handle(req)
     }));
     tracing::info!(%transport_addr, %api_addr, peers = ?peers, "raft-node {} serving", args.id);

@@ -30,8 +30,28 @@ use crate::raft::{Message, NodeId};
 
 const QUEUE: usize = 4096;
 const MAX_BATCH: usize = 256;
-/// Largest request body a node accepts from a peer.
-pub const MAX_RAFT_BODY: usize = 256 << 20;
+/// A request to a peer stops taking more messages past this many bytes (it always takes
+/// one), so the largest legitimate body is this plus the largest single message.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// The largest `/raft` body a node accepts: one full batch plus the largest message the
+/// configuration allows (`largest_message`: an append of at most its byte limit plus one
+/// entry, or a snapshot chunk), with headroom for framing. Anything larger is refused
+/// (413) from its declared length, before a byte of it is read.
+pub fn raft_body_limit(largest_message: usize) -> usize {
+    BATCH_BYTES
+        .saturating_add(largest_message)
+        .saturating_add(64 << 10)
+}
+
+/// Limits of one listening port: how many connections it serves at once (the rest are
+/// closed as they arrive) and how long a client may take to send a request's head, or
+/// stay idle between requests, before its connection is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct PortLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
 const HEADER_FROM: &str = "x-raft-from";
 const HEADER_API: &str = "x-raft-api";
 
@@ -111,20 +131,82 @@ async fn peer_loop(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut failures = 0u64;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let body = match postcard::to_stdvec(&batch) {
+        for body in encode_batches(&batch) {
+            let ok = send(&client, &url, id, &api_addr, rpc_timeout, body).await;
+            failures = if ok { 0 } else { failures + 1 };
+            if !ok && (failures == 1 || failures.is_multiple_of(100)) {
+                tracing::debug!(%url, failures, "sends to the peer are failing");
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Encodes `msgs` as one or more `Vec<Message>` bodies of at most [`BATCH_BYTES`] each
+/// (a single larger message gets a body of its own). postcard encodes a sequence as its
+/// length then each element, so messages are encoded once and concatenated.
+fn encode_batches(msgs: &[Message]) -> Vec<Vec<u8>> {
+    let mut bodies = Vec::new();
+    let mut group: Vec<Vec<u8>> = Vec::new();
+    let mut size = 0;
+    let finish = |group: &mut Vec<Vec<u8>>, bodies: &mut Vec<Vec<u8>>| {
+        if group.is_empty() {
+            return;
+        }
+        let mut body = varint(group.len() as u64);
+        for m in group.drain(..) {
+            body.extend_from_slice(&m);
+        }
+        bodies.push(body);
+    };
+    for m in msgs {
+        let encoded = match postcard::to_stdvec(m) {
             Ok(b) => b,
             Err(e) => {
-                tracing::error!("cannot encode messages: {e}");
-                batch.clear();
+                tracing::error!("cannot encode a message: {e}");
                 continue;
             }
         };
-        batch.clear();
+        if !group.is_empty() && size + encoded.len() > BATCH_BYTES {
+            finish(&mut group, &mut bodies);
+            size = 0;
+        }
+        size += encoded.len();
+        group.push(encoded);
+    }
+    finish(&mut group, &mut bodies);
+    bodies
+}
+
+/// postcard's length prefix: LEB128.
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// One POST of `body` to the peer; whether it was accepted in time.
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    id: NodeId,
+    api_addr: &str,
+    rpc_timeout: Duration,
+    body: Vec<u8>,
+) -> bool {
+    {
         let req = Request::builder()
             .method(Method::POST)
-            .uri(&url)
+            .uri(url)
             .header(HEADER_FROM, id.to_string())
-            .header(HEADER_API, &api_addr)
+            .header(HEADER_API, api_addr)
             .header("content-type", "application/octet-stream")
             .body(Full::new(Bytes::from(body)))
             .expect("valid request");
@@ -143,16 +225,14 @@ async fn peer_loop(
         })
         .await;
         match result {
-            Ok(Ok(())) => failures = 0,
+            Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                failures += 1;
-                if failures == 1 || failures.is_multiple_of(100) {
-                    tracing::debug!(%url, failures, "send to peer failed: {e}");
-                }
+                tracing::trace!(%url, "send to peer failed: {e}");
+                false
             }
             Err(_) => {
-                failures += 1;
-                tracing::debug!(%url, failures, "send to peer timed out");
+                tracing::trace!(%url, "send to peer timed out");
+                false
             }
         }
     }
@@ -167,6 +247,7 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 async fn handle_raft(
     req: Request<Incoming>,
     sink: impl InboundSink,
+    max_body: usize,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST || req.uri().path() != "/raft" {
         return Ok(plain(
@@ -184,7 +265,13 @@ async fn handle_raft(
         .get(HEADER_API)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let body = match Limited::new(req.into_body(), MAX_RAFT_BODY).collect().await {
+    if let Some(n) = declared_length(&req).filter(|&n| n > max_body) {
+        return Ok(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body of {n} bytes; a peer message is at most {max_body}\n"),
+        ));
+    }
+    let body = match Limited::new(req.into_body(), max_body).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return Ok(plain(
@@ -212,17 +299,41 @@ async fn handle_raft(
     Ok(plain(StatusCode::NO_CONTENT, ""))
 }
 
-/// Serves `POST /raft` on `listener`, forwarding decoded messages to `sink`.
-pub async fn serve(listener: TcpListener, sink: impl InboundSink) {
-    serve_http(listener, move |req| handle_raft(req, sink.clone())).await
+/// The body length a request declares (`Content-Length`), if it does.
+pub fn declared_length<B>(req: &Request<B>) -> Option<usize> {
+    req.headers()
+        .get(hyper::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
-/// Accepts HTTP/1.1 connections forever, one task each.
-pub async fn serve_http<F, Fut>(listener: TcpListener, handler: F)
+/// Serves `POST /raft` on `listener`, forwarding decoded messages to `sink`; bodies over
+/// `max_body` are refused.
+pub async fn serve(
+    listener: TcpListener,
+    sink: impl InboundSink,
+    limits: PortLimits,
+    max_body: usize,
+) {
+    serve_http(listener, limits, move |req| {
+        handle_raft(req, sink.clone(), max_body)
+    })
+    .await
+}
+
+/// Accepts HTTP/1.1 connections forever, one task each, within `limits`: a connection
+/// over the cap is closed at once (its client sees a reset or an early close and
+/// retries), so idle or slow clients can never take the descriptors the node's storage
+/// and peers need.
+pub async fn serve_http<F, Fut>(listener: TcpListener, limits: PortLimits, handler: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(s) => s,
@@ -233,17 +344,74 @@ where
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection refused: {} already open", limits.max_connections);
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(handler);
+            // The header timeout also bounds idleness: hyper starts it whenever it waits
+            // for the next request's head on a kept-alive connection.
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
                 tracing::trace!(%peer, "connection ended: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Body, SnapshotChunk};
+
+    fn chunk(from: NodeId, bytes: usize) -> Message {
+        Message {
+            from,
+            to: 2,
+            term: 3,
+            body: Body::Snapshot(SnapshotChunk {
+                last_index: 10,
+                last_term: 3,
+                offset: 0,
+                data: vec![7; bytes],
+                done: false,
+                checksum: 1,
+            }),
+        }
+    }
+
+    #[test]
+    fn batches_split_by_bytes_and_decode_as_sent() {
+        // Five 1.5 MiB messages, one 6 MiB, and small ones: bodies stay under the batch
+        // size unless one message alone is larger, and nothing is lost or reordered.
+        let mut msgs: Vec<Message> = (1..=5).map(|i| chunk(i, 3 << 19)).collect();
+        msgs.push(chunk(6, 6 << 20));
+        msgs.extend((7..=20).map(|i| chunk(i, 10)));
+        let bodies = encode_batches(&msgs);
+        assert!(bodies.len() >= 3, "{} bodies", bodies.len());
+        let mut decoded = Vec::new();
+        for b in &bodies {
+            let part: Vec<Message> = postcard::from_bytes(b).unwrap();
+            assert!(
+                b.len() <= BATCH_BYTES || part.len() == 1,
+                "a {}-byte body of {} messages",
+                b.len(),
+                part.len()
+            );
+            assert!(b.len() <= raft_body_limit(6 << 20));
+            decoded.extend(part);
+        }
+        assert_eq!(decoded, msgs);
+        assert!(encode_batches(&[]).is_empty());
     }
 }

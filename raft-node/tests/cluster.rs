@@ -509,3 +509,84 @@ fn forged_peer_messages_change_nothing() {
     wait_for("the follower back", Duration::from_secs(15), || c.status(f));
     assert_eq!(get(&c, "a"), json!("2"));
 }
+
+/// Whether the server has closed `s` (a read sees the end, or a reset) within `within`.
+fn closed_by_server(s: &TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 1];
+    let mut reader = s;
+    match reader.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Issue 12, item 4: a flood of idle connections takes at most the cap of each port, and
+/// no connection is held longer than the header timeout without sending a request; the
+/// cluster keeps serving through it.
+#[test]
+fn connection_floods_are_capped_and_idle_clients_cut_off() {
+    let c = Cluster::with_args(3, |_| {
+        ["--max-connections", "16", "--header-timeout-ms", "600"]
+            .map(String::from)
+            .to_vec()
+    });
+    let l = c.leader();
+    for port in [c.api(l), c.nodes[l as usize - 1].transport] {
+        let flood: Vec<TcpStream> = (0..40)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        // Over the cap: closed at once. The cap counts every connection of the port
+        // (peers' too, on the transport port), so at most 16 of the 40 stay.
+        let open_now = flood
+            .iter()
+            .filter(|s| !closed_by_server(s, Duration::from_millis(150)))
+            .count();
+        assert!(open_now <= 16, "{open_now} of 40 idle connections kept");
+        // Idle past the header timeout: every one is closed.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for s in &flood {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                closed_by_server(s, left.max(Duration::from_millis(1))),
+                "an idle connection outlived the header timeout"
+            );
+        }
+    }
+    // Slots are free again: the cluster takes a write and reads it back.
+    put(&c, "after-flood", "ok");
+    assert_eq!(get(&c, "after-flood"), json!("ok"));
+}
+
+/// Bodies declared larger than a port accepts are refused from the header, before the
+/// client sends any of it: 413, with JSON on the client API.
+#[test]
+fn oversized_bodies_are_refused_before_they_are_read() {
+    let c = Cluster::new(3);
+    let l = c.leader();
+    let ask = |port: u16, path: &str| -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000000000\r\n\r\n"
+        )
+        .unwrap();
+        // Only the head was sent: the answer must come without the body.
+        let mut raw = vec![0u8; 4096];
+        let n = s.read(&mut raw).unwrap();
+        String::from_utf8_lossy(&raw[..n]).into_owned()
+    };
+    let peer = ask(c.nodes[l as usize - 1].transport, "/raft");
+    assert!(peer.starts_with("HTTP/1.1 413"), "{peer}");
+    let client = ask(c.api(l), "/kv/big");
+    assert!(client.starts_with("HTTP/1.1 413"), "{client}");
+    assert!(client.contains("\"body_too_large\""), "{client}");
+    // The node is unharmed.
+    put(&c, "after-big", "ok");
+}
