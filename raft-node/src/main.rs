@@ -12,7 +12,7 @@ use raft_node::kv::KvStore;
 use raft_node::node::{Driver, DriverConfig};
 use raft_node::raft::{Config, NodeId, Raft};
 use raft_node::storage::Storage;
-use raft_node::transport::{self, HttpOutbox, PortLimits};
+use raft_node::transport::{self, HttpOutbox, Membership, PortLimits};
 use tokio::net::TcpListener;
 
 /// One member of a Raft key-value cluster.
@@ -48,6 +48,11 @@ struct Args {
     /// Address both ports bind to.
     #[arg(long, default_value = "127.0.0.1")]
     listen_addr: IpAddr,
+    /// The cluster's name: every peer request carries it, and requests naming another
+    /// cluster are refused, so nodes of two clusters that can reach each other never mix.
+    /// Give each cluster its own; all its nodes must share it.
+    #[arg(long, default_value = "raft-node")]
+    cluster_id: String,
     /// Address other nodes' clients are told to use for this node's API (for leader hints).
     /// Defaults to LISTEN_ADDR:API_PORT.
     #[arg(long)]
@@ -217,6 +222,10 @@ async fn run(args: Args) -> Result<()> {
     if args.tick_ms == 0 {
         bail!("--tick-ms must be positive");
     }
+    let id_ok = |c: &str| (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic());
+    if !id_ok(&args.cluster_id) {
+        bail!("--cluster-id must be 1 to 64 visible ASCII characters (no spaces)");
+    }
     let peers = parse_peers(&args.peers, args.id)?;
     let mut cfg = Config::new(args.id, peers.keys().copied().collect());
     cfg.election_ticks_min = ticks(
@@ -297,7 +306,13 @@ async fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| api_addr.to_string());
 
     let rpc_timeout = Duration::from_millis(args.rpc_timeout_ms.max(1));
-    let outbox = HttpOutbox::start(args.id, advertise.clone(), &peers, rpc_timeout);
+    let outbox = HttpOutbox::start(
+        args.id,
+        advertise.clone(),
+        &peers,
+        rpc_timeout,
+        args.cluster_id.clone(),
+    );
     let driver_cfg = DriverConfig {
         tick: Duration::from_millis(args.tick_ms),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
@@ -327,11 +342,17 @@ async fn run(args: Args) -> Result<()> {
         header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
     };
     let raft_body = transport::raft_body_limit(largest_message);
+    let members = Membership {
+        id: args.id,
+        peers: peers.keys().copied().collect(),
+        cluster: args.cluster_id.clone(),
+    };
     tokio::spawn(transport::serve(
         transport_listener,
         handle.clone(),
         ports,
         raft_body,
+        members,
     ));
     tokio::spawn(transport::serve_http(api_listener, ports, move |req| {
         api.clone().handle(req)

@@ -54,6 +54,41 @@ pub struct PortLimits {
 }
 const HEADER_FROM: &str = "x-raft-from";
 const HEADER_API: &str = "x-raft-api";
+const HEADER_CLUSTER: &str = "x-raft-cluster";
+
+/// Who may send to this node: the members of its own cluster. Every request names its
+/// cluster and sender in headers, and every message in it must be from that sender to
+/// this node; anything else is refused (403) before it is decoded. This keeps a node of
+/// another cluster, or a stray client, from being heard as a peer. It is not
+/// authentication: anyone who can reach the port can still claim to be a member.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub id: NodeId,
+    pub peers: std::collections::BTreeSet<NodeId>,
+    pub cluster: String,
+}
+
+impl Membership {
+    /// Why a request with these headers and messages must be refused, if it must.
+    fn refuse<B>(&self, req: &Request<B>) -> Option<String> {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        match header(HEADER_CLUSTER) {
+            Some(c) if c == self.cluster => {}
+            Some(c) => return Some(format!("wrong cluster {c:?}")),
+            None => return Some("no cluster id".into()),
+        }
+        match header(HEADER_FROM).and_then(|f| f.parse::<NodeId>().ok()) {
+            Some(from) if self.peers.contains(&from) => None,
+            Some(from) => Some(format!("node {from} is not a member")),
+            None => Some("no sender id".into()),
+        }
+    }
+
+    /// Whether every message is from the request's sender and to this node.
+    fn addressed(&self, from: NodeId, msgs: &[Message]) -> bool {
+        msgs.iter().all(|m| m.from == from && m.to == self.id)
+    }
+}
 
 /// What one peer request carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +118,7 @@ impl HttpOutbox {
         api_addr: String,
         peers: &BTreeMap<NodeId, String>,
         rpc_timeout: Duration,
+        cluster: String,
     ) -> HttpOutbox {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -95,15 +131,14 @@ impl HttpOutbox {
         for (&peer, addr) in peers {
             let (tx, rx) = mpsc::channel(QUEUE);
             senders.insert(peer, tx);
-            let url = format!("http://{addr}/raft");
-            tokio::spawn(peer_loop(
-                client.clone(),
-                url,
+            let route = Route {
+                url: format!("http://{addr}/raft"),
                 id,
-                api_addr.clone(),
+                api_addr: api_addr.clone(),
+                cluster: cluster.clone(),
                 rpc_timeout,
-                rx,
-            ));
+            };
+            tokio::spawn(peer_loop(client.clone(), route, rx));
         }
         HttpOutbox { peers: senders }
     }
@@ -120,22 +155,28 @@ impl HttpOutbox {
     }
 }
 
-async fn peer_loop(
-    client: Client<HttpConnector, Full<Bytes>>,
+/// Where one peer is, and what every request to it says about the sender.
+struct Route {
     url: String,
     id: NodeId,
     api_addr: String,
+    cluster: String,
     rpc_timeout: Duration,
+}
+
+async fn peer_loop(
+    client: Client<HttpConnector, Full<Bytes>>,
+    route: Route,
     mut rx: mpsc::Receiver<Message>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut failures = 0u64;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         for body in encode_batches(&batch) {
-            let ok = send(&client, &url, id, &api_addr, rpc_timeout, body).await;
+            let ok = send(&client, &route, body).await;
             failures = if ok { 0 } else { failures + 1 };
             if !ok && (failures == 1 || failures.is_multiple_of(100)) {
-                tracing::debug!(%url, failures, "sends to the peer are failing");
+                tracing::debug!(url = %route.url, failures, "sends to the peer are failing");
             }
         }
         batch.clear();
@@ -193,24 +234,19 @@ fn varint(mut n: u64) -> Vec<u8> {
 }
 
 /// One POST of `body` to the peer; whether it was accepted in time.
-async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    url: &str,
-    id: NodeId,
-    api_addr: &str,
-    rpc_timeout: Duration,
-    body: Vec<u8>,
-) -> bool {
+async fn send(client: &Client<HttpConnector, Full<Bytes>>, route: &Route, body: Vec<u8>) -> bool {
+    let url = &route.url;
     {
         let req = Request::builder()
             .method(Method::POST)
             .uri(url)
-            .header(HEADER_FROM, id.to_string())
-            .header(HEADER_API, api_addr)
+            .header(HEADER_FROM, route.id.to_string())
+            .header(HEADER_API, &route.api_addr)
+            .header(HEADER_CLUSTER, &route.cluster)
             .header("content-type", "application/octet-stream")
             .body(Full::new(Bytes::from(body)))
             .expect("valid request");
-        let result = tokio::time::timeout(rpc_timeout, async {
+        let result = tokio::time::timeout(route.rpc_timeout, async {
             let resp = client.request(req).await.map_err(|e| e.to_string())?;
             let status = resp.status();
             resp.into_body()
@@ -248,11 +284,18 @@ async fn handle_raft(
     req: Request<Incoming>,
     sink: impl InboundSink,
     max_body: usize,
+    members: std::sync::Arc<Membership>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST || req.uri().path() != "/raft" {
         return Ok(plain(
             StatusCode::NOT_FOUND,
             "raft transport: POST /raft only\n",
+        ));
+    }
+    if let Some(why) = members.refuse(&req) {
+        return Ok(plain(
+            StatusCode::FORBIDDEN,
+            &format!("not a peer of this cluster: {why}\n"),
         ));
     }
     let from: Option<NodeId> = req
@@ -289,6 +332,12 @@ async fn handle_raft(
             ))
         }
     };
+    if !from.is_some_and(|f| members.addressed(f, &msgs)) {
+        return Ok(plain(
+            StatusCode::FORBIDDEN,
+            "a message is not from the sender or not to this node\n",
+        ));
+    }
     let from_api = from.zip(api);
     if !sink.deliver(Inbound { msgs, from_api }).await {
         return Ok(plain(
@@ -311,15 +360,17 @@ pub fn declared_length<B>(req: &Request<B>) -> Option<usize> {
 }
 
 /// Serves `POST /raft` on `listener`, forwarding decoded messages to `sink`; bodies over
-/// `max_body` are refused.
+/// `max_body`, and requests not from a member of `members`' cluster, are refused.
 pub async fn serve(
     listener: TcpListener,
     sink: impl InboundSink,
     limits: PortLimits,
     max_body: usize,
+    members: Membership,
 ) {
+    let members = std::sync::Arc::new(members);
     serve_http(listener, limits, move |req| {
-        handle_raft(req, sink.clone(), max_body)
+        handle_raft(req, sink.clone(), max_body, members.clone())
     })
     .await
 }

@@ -431,13 +431,23 @@ fn varint(mut n: u64) -> Vec<u8> {
     }
 }
 
-/// POSTs raw bytes to a node's transport port, as anyone who reaches it can.
-fn forge(port: u16, body: &[u8]) -> u16 {
+/// POSTs raw bytes to a node's transport port as member `from` of the default cluster
+/// would: anyone who reaches the port can claim that.
+fn forge(port: u16, from: u64, body: &[u8]) -> u16 {
+    forge_with(
+        port,
+        &format!("x-raft-from: {from}\r\nx-raft-cluster: raft-node\r\n"),
+        body,
+    )
+}
+
+/// POSTs raw bytes to a node's transport port with the given extra header lines.
+fn forge_with(port: u16, headers: &str, body: &[u8]) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         s,
-        "POST /raft HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "POST /raft HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -473,7 +483,7 @@ fn forged_peer_messages_change_nothing() {
     let f = l % 3 + 1;
     // Body::Heartbeat { commit: 0, read_ctx: 0 } with term 2^64-1.
     let hb = forged(f, l, u64::MAX, &[4, 0, 0]);
-    assert_eq!(forge(c.nodes[l as usize - 1].transport, &hb), 204);
+    assert_eq!(forge(c.nodes[l as usize - 1].transport, f, &hb), 204);
     // Body::Snapshot { last_index 1000, last_term: term, offset 0, data, done, checksum }
     // from the leader's id to a follower: the checksum matches, the content is garbage.
     let data = b"GARBAGE!";
@@ -488,6 +498,7 @@ fn forged_peer_messages_change_nothing() {
     assert_eq!(
         forge(
             c.nodes[f as usize - 1].transport,
+            l,
             &forged(l, f, term, &snap)
         ),
         204
@@ -508,6 +519,43 @@ fn forged_peer_messages_change_nothing() {
     c.start(f);
     wait_for("the follower back", Duration::from_secs(15), || c.status(f));
     assert_eq!(get(&c, "a"), json!("2"));
+}
+
+/// Issue 12, item 3 (the cluster id and sender): a request that does not name this
+/// cluster and a member, or whose messages are not from that member to this node, is
+/// refused before it is decoded; the cluster's own traffic flows on.
+#[test]
+fn requests_from_outside_the_cluster_are_refused() {
+    let c = Cluster::new(3);
+    let l = c.leader();
+    let f = l % 3 + 1;
+    let port = c.nodes[f as usize - 1].transport;
+    // A heartbeat from the leader at a huge term: were it accepted, the follower's term
+    // would jump.
+    let hb = forged(l, f, 1 << 40, &[4, 0, 0]);
+    let as_member =
+        |from: u64, cluster: &str| format!("x-raft-from: {from}\r\nx-raft-cluster: {cluster}\r\n");
+    for (headers, why) in [
+        (String::new(), "no headers"),
+        (format!("x-raft-from: {l}\r\n"), "no cluster"),
+        (as_member(l, "another-cluster"), "another cluster"),
+        (as_member(9, "raft-node"), "not a member"),
+        (
+            as_member(f % 3 + 1, "raft-node"),
+            "a member, but not the messages' sender",
+        ),
+    ] {
+        assert_eq!(forge_with(port, &headers, &hb), 403, "{why}");
+    }
+    // Addressed to another node: refused too.
+    let elsewhere = forged(l, l, 1 << 40, &[4, 0, 0]);
+    assert_eq!(forge(port, l, &elsewhere), 403);
+    let s = c.status(f).unwrap();
+    assert!(
+        s["term"].as_u64().unwrap() < 1 << 40,
+        "a refused message moved the term: {s}"
+    );
+    put(&c, "inside", "ok");
 }
 
 /// Whether the server has closed `s` (a read sees the end, or a reset) within `within`.
@@ -574,7 +622,9 @@ fn oversized_bodies_are_refused_before_they_are_read() {
         write!(
             s,
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: 1000000000\r\n\r\n"
+             x-raft-from: {member}\r\nx-raft-cluster: raft-node\r\n\
+             Content-Length: 1000000000\r\n\r\n",
+            member = l % 3 + 1
         )
         .unwrap();
         // Only the head was sent: the answer must come without the body.
