@@ -173,6 +173,47 @@ fn main() {
             infos as f64 / 200.0
         );
     }
+    if want("small-single-key") {
+        // Issue 14's target shape: 100 operations on one register, about 15 of them `info`;
+        // each history timed on its own (no batch amortises a fixed cost).
+        let histories: Vec<History> = (0..500)
+            .map(|seed| {
+                generate(&GenConfig {
+                    seed: 10_000 + seed,
+                    processes: 10,
+                    ops: 100,
+                    keys: 1,
+                    values: 5,
+                    read_pct: 40,
+                    write_pct: 30,
+                    info_pct: 15,
+                    kv: false,
+                })
+            })
+            .collect();
+        let infos: usize = histories
+            .iter()
+            .map(|h| h.ops.iter().filter(|o| o.ret.is_none()).count())
+            .sum();
+        let mut each = Vec::with_capacity(histories.len() * 3);
+        for _ in 0..3 {
+            for h in &histories {
+                let t = Instant::now();
+                let r = check(&cas, h, &opts).unwrap();
+                each.push(t.elapsed());
+                std::hint::black_box(r);
+            }
+        }
+        each.sort_unstable();
+        let at = |q: f64| each[((each.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        println!(
+            "{:<44} {:>10.1} us median, p90 {:.1} us  500 histories of 100 ops, {:.1} info each",
+            "small single-key (each)",
+            at(0.5),
+            at(0.9),
+            infos as f64 / 500.0
+        );
+    }
     if want("pathological") {
         let h = pathological(60, 3000);
         let budget = CheckOptions {
