@@ -7,6 +7,9 @@
 //!
 //!     cargo bench -p chaos-runner --bench proxy [-- ROUND_TRIPS]
 
+#[path = "../src/console.rs"]
+#[allow(dead_code, unused_imports, unused_macros)]
+mod console;
 #[path = "../src/netns/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod netns;

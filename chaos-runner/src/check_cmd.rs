@@ -176,7 +176,8 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         std::fs::write(&out, json + "\n")
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
-    println!("{}", report.summary());
+    let source = args.file.file_name().map(|n| n.to_string_lossy());
+    println!("{}", report.summary_of(source.as_deref()));
     if out.as_os_str() != "-" {
         println!("results: {}", out.display());
     }

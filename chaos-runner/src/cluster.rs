@@ -120,7 +120,7 @@ pub fn die_with_children_on_interrupt() {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("\ninterrupted: stopping every node");
+        crate::console::say!("\ninterrupted: stopping every node");
         kill_all_children();
         std::process::exit(crate::exit::ERROR as i32);
     });
@@ -386,7 +386,7 @@ impl Cluster {
                 let r = node.spec.remote.as_ref().expect("a remote node's host");
                 let name = sig.as_str().trim_start_matches("SIG");
                 if let Err(e) = blocking(|| r.signal(n.pgid, name)) {
-                    eprintln!("warning: {e:#}");
+                    crate::console::say!("warning: {e:#}");
                 }
             }
             None => {}
@@ -464,7 +464,7 @@ impl Cluster {
         for n in &self.nodes {
             if let Some(r) = &n.spec.remote {
                 if let Err(e) = blocking(|| r.fetch(&n.spec.log, &n.spec.local_data)) {
-                    eprintln!(
+                    crate::console::say!(
                         "warning: node {}'s log and data not copied back: {e:#}",
                         n.spec.id
                     );

@@ -3,6 +3,7 @@
 mod bench;
 mod check_cmd;
 mod cluster;
+mod console;
 mod nemesis;
 mod netns;
 mod proxy;

@@ -178,6 +178,16 @@ fn valid_under_kill_pause_and_partition(server: Server, store: &Path) -> PathBuf
     let test = json(&run_dir.join("test.json"));
     assert_eq!(test["seed"], 7);
     assert!(run_dir.join("nodes/n1.log").is_file());
+    // The runner's own log: the console's lines, stamped, and every fault.
+    let log = std::fs::read_to_string(run_dir.join("runner.log")).unwrap();
+    for said in [
+        "leader: node",
+        "fault started (Foreground",
+        "fault stopped",
+        "verdict: VALID",
+    ] {
+        assert!(log.contains(said), "no {said:?} in runner.log:\n{log}");
+    }
     assert_no_nodes_left(store);
     run_dir
 }

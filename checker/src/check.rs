@@ -166,6 +166,12 @@ pub struct CheckReport {
 impl CheckReport {
     /// One line for a terminal.
     pub fn summary(&self) -> String {
+        self.summary_of(None)
+    }
+
+    /// One line for a terminal, naming `source` (the history file) where it gives a line
+    /// number, so "line 28" says which file it counts in.
+    pub fn summary_of(&self, source: Option<&str>) -> String {
         let mut s = format!(
             "{}: {} ops, {} keys ({} valid, {} invalid, {} unknown), {} model, {:.0} ms",
             self.verdict.as_str().to_uppercase(),
@@ -178,8 +184,9 @@ impl CheckReport {
             self.elapsed_ms
         );
         if let Some(f) = self.failures.first() {
+            let file = source.map_or(String::new(), |f| format!("{f} "));
             s += &format!(
-                "; first anomaly: key {} op {} (line {}) {}",
+                "; first anomaly: key {} op {} ({file}line {}) {}",
                 f.key.as_deref().unwrap_or("-"),
                 f.op.id,
                 f.op.line,

@@ -222,6 +222,12 @@ async fn run_layer(
         let fault = Started::start(&p, &env).await?;
         let details = fault.details();
         let t0 = recorder.nemesis(&format!("start-{}", p.kind.name()), &details);
+        crate::console::record(&format!(
+            "fault started ({:?} layer, {:.3} s): {}",
+            p.layer,
+            t0 as f64 / 1e9,
+            fault.describe()
+        ));
         live.active
             .lock()
             .expect("lock")
@@ -233,6 +239,12 @@ async fn run_layer(
         fault.stop(&env).await?;
         let details = fault.details();
         let t1 = recorder.nemesis(&format!("stop-{}", p.kind.name()), &details);
+        crate::console::record(&format!(
+            "fault stopped ({:?} layer, {:.3} s): {}",
+            p.layer,
+            t1 as f64 / 1e9,
+            fault.describe()
+        ));
         live.active.lock().expect("lock").remove(&p.layer);
         live.faults.lock().expect("lock").push(FaultEntry {
             fault: fault.describe(),

@@ -424,7 +424,7 @@ impl Hosts {
         preflight()?;
         let cleaned = clean_dead_runs()?;
         if !cleaned.is_empty() {
-            eprintln!("removed {} namespaces left by dead runs", cleaned.len());
+            crate::console::say!("removed {} namespaces left by dead runs", cleaned.len());
         }
         // Set-up of concurrent runs takes turns (each picks a free range).
         let _setup = flock(&state_dir().join("setup.lock"), true)?;

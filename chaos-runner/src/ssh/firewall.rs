@@ -85,7 +85,9 @@ pub fn follow(
                 let r = rules.clone();
                 match tokio::task::spawn_blocking(move || h.apply_firewall(to, &r)).await {
                     Ok(Ok(())) => applied = rules,
-                    Ok(Err(e)) => eprintln!("warning: firewall of node {to} not changed: {e:#}"),
+                    Ok(Err(e)) => {
+                        crate::console::say!("warning: firewall of node {to} not changed: {e:#}")
+                    }
                     Err(_) => return,
                 }
             }

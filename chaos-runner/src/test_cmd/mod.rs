@@ -84,18 +84,18 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     };
     let mix = cfg.mix_for(dialect)?;
     if dialect != Dialect::RaftNode {
-        eprintln!("api: {}", dialect.name());
+        crate::console::say!("api: {}", dialect.name());
     }
     if mix != cfg.mix {
-        eprintln!(
+        crate::console::say!(
             "the server has no compare-and-set ({} API): the register workload runs reads and writes only",
             dialect.name()
         );
     }
     if let Some(line) = running.hosting.describe() {
-        eprintln!("{line}");
+        crate::console::say!("{line}");
     }
-    eprintln!(
+    crate::console::say!(
         "leader: node {}; running {} clients for {:.0} s",
         running.leader,
         cfg.concurrency,
@@ -232,7 +232,7 @@ async fn check_history(
     let text = std::fs::read_to_string(run.history())?;
     let history =
         checker::history::read_jsonl(text.as_bytes()).context("reading back the history")?;
-    eprintln!("checking {} operations...", history.ops.len());
+    crate::console::say!("checking {} operations...", history.ops.len());
     let opts = CheckOptions {
         timeout: Some(cfg.check_timeout),
         max_configs: cfg.check_max_configs,
@@ -289,19 +289,34 @@ fn write_results(
     let report = match reports::build(&run.path) {
         Ok(w) => Some(w.report),
         Err(e) => {
-            eprintln!("warning: could not write the report: {e}");
+            crate::console::say!("warning: could not write the report: {e}");
             None
         }
     };
     if let Err(e) = reports::index::build(store) {
-        eprintln!("warning: could not rebuild the run index: {e}");
+        crate::console::say!("warning: could not rebuild the run index: {e}");
     }
     Ok(report)
 }
 
-/// Runs one test; returns its exit code, a one-line message and its folder.
+/// Runs one test; returns its exit code, a one-line message and its folder. What it says
+/// also goes to the run's `runner.log`, an error included.
 async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let run = RunDir::create(&cfg.args.store, &cfg.name)?;
+    let log = run.path.join("runner.log");
+    if let Err(e) = crate::console::open(&log) {
+        crate::console::say!("warning: cannot write {}: {e}", log.display());
+    }
+    let result = run_in(cfg, seed, run).await;
+    if let Err(e) = &result {
+        crate::console::record(&format!("error: {e:#}"));
+    }
+    crate::console::close();
+    result
+}
+
+/// The phases of one run, in its folder `run`.
+async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, PathBuf)> {
     let schedule = match cfg.nemesis_interval {
         Some(interval) => nemesis::plan(
             seed,
@@ -316,7 +331,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let replay = replay_command(seed);
     let record = |dialect, mix| cfg.test_record(seed, &replay, &schedule, dialect, mix);
     run.write_json(&run.test_json(), &record(None, cfg.mix))?;
-    eprintln!(
+    crate::console::say!(
         "run {} (seed {seed}, {} nodes, {} faults planned)",
         run.path.display(),
         cfg.nodes(),
@@ -362,7 +377,9 @@ async fn run_with_retry(cfg: &Config, seed: u64) -> RunSummary {
     let mut result = run_once(cfg, seed).await;
     if let Err(e) = &result {
         if format!("{e:#}").contains("Address already in use") {
-            eprintln!("a port was taken before a node could bind it; starting the run again");
+            crate::console::say!(
+                "a port was taken before a node could bind it; starting the run again"
+            );
             crate::cluster::kill_all_children();
             result = run_once(cfg, seed).await;
         }
@@ -396,7 +413,7 @@ pub fn run(args: TestArgs) -> Result<u8> {
         let mut runs = Vec::new();
         for i in 0..count {
             if count > 1 {
-                eprintln!("=== test {} of {count}", i + 1);
+                crate::console::say!("=== test {} of {count}", i + 1);
             }
             let r = run_with_retry(&cfg, base.wrapping_add(u64::from(i))).await;
             let stop = r.code == exit::INVALID || r.code == exit::ERROR;

@@ -29,7 +29,7 @@ async fn report_crashes(cluster: &tokio::sync::Mutex<Cluster>, recorder: &Record
                 ..FaultDetails::default()
             };
             recorder.nemesis("crash", &details);
-            eprintln!("WARNING: {w}");
+            crate::console::say!("WARNING: {w}");
             live.warn(w);
         }
     }
@@ -90,7 +90,7 @@ pub async fn run(
                 b.set_message(msg);
             }
             None if last_line.elapsed() >= Duration::from_secs(5) => {
-                eprintln!("[{:>5.1}s] {msg}", start.elapsed().as_secs_f64());
+                crate::console::say!("[{:>5.1}s] {msg}", start.elapsed().as_secs_f64());
                 last_line = Instant::now();
             }
             None => {}

@@ -49,7 +49,7 @@ pub fn results(facts: Facts, report: CheckReport, judged: Judgement) -> RunResul
         final_reads: facts.final_reads,
         warnings: facts.warnings,
         after_time_limit_s: facts.after_time_limit,
-        checker_summary: report.summary(),
+        checker_summary: report.summary_of(Some("history.jsonl")),
         checker: report,
     }
 }
@@ -58,7 +58,7 @@ pub fn results(facts: Facts, report: CheckReport, judged: Judgement) -> RunResul
 /// after results.json was written (the report).
 pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&Path>) {
     let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
-    println!(
+    crate::console::tell!(
         "ops: {} ok, {} fail, {} info in {:.1} s ({:.0} ok/s); latency p50 {}, p99 {}",
         r.counts.ok,
         r.counts.fail,
@@ -78,25 +78,25 @@ pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&P
     } else {
         format!(" ({})", faults.join(", "))
     };
-    println!("faults: {}{list}", faults.len());
+    crate::console::tell!("faults: {}{list}", faults.len());
     for w in &r.warnings {
-        println!("warning: {}", w.lines().next().unwrap_or(""));
+        crate::console::tell!("warning: {}", w.lines().next().unwrap_or(""));
     }
-    println!("checker: {}", r.checker_summary);
+    crate::console::tell!("checker: {}", r.checker_summary);
     let phases: Vec<String> = phases
         .iter()
         .map(|p| format!("{} {:.2}", p.phase, p.s))
         .collect();
-    println!("seconds after the time limit: {}", phases.join(", "));
+    crate::console::tell!("seconds after the time limit: {}", phases.join(", "));
     let reason = r
         .reason
         .as_ref()
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
-    println!("verdict: {}{reason}", r.verdict.as_str().to_uppercase());
-    println!("results: {}", dir.display());
+    crate::console::tell!("verdict: {}{reason}", r.verdict.as_str().to_uppercase());
+    crate::console::tell!("results: {}", dir.display());
     if let Some(p) = report {
-        println!("report:  {}", p.display());
+        crate::console::tell!("report:  {}", p.display());
     }
-    println!("replay:  {}", r.command);
+    crate::console::tell!("replay:  {}", r.command);
 }
