@@ -263,6 +263,11 @@ pub struct RunResults {
     pub command: String,
     #[serde(default)]
     pub counts: Counts,
+    /// The `fail` count by reason ("cas mismatches": an answer, not an error;
+    /// "unreachable", "not applied", ...), so a healthy run's many cas mismatches do not
+    /// look like errors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fail_reasons: BTreeMap<String, u64>,
     /// Seconds of load (clients running).
     #[serde(default)]
     pub duration_s: f64,
@@ -316,5 +321,34 @@ mod tests {
         // Another tool's nemesis value (node names, not ids) reads as no details.
         let other = serde_json::json!({"nodes": ["n1"], "grudge": {"n1": ["n2"]}});
         assert_eq!(FaultDetails::from_value(&other), FaultDetails::default());
+    }
+}
+
+/// `fail` counts by reason as one phrase, the largest first: "10,042 cas mismatches, 3
+/// unreachable" ("" when there are none).
+pub fn fail_reasons_phrase(reasons: &BTreeMap<String, u64>) -> String {
+    let mut v: Vec<(&String, &u64)> = reasons.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod fail_reason_tests {
+    use super::*;
+
+    #[test]
+    fn fail_reasons_read_largest_first() {
+        let mut m = BTreeMap::new();
+        assert_eq!(fail_reasons_phrase(&m), "");
+        m.insert("unreachable".to_string(), 3);
+        m.insert("cas mismatches".to_string(), 10_042);
+        m.insert("not applied".to_string(), 3);
+        assert_eq!(
+            fail_reasons_phrase(&m),
+            "10042 cas mismatches, 3 not applied, 3 unreachable"
+        );
     }
 }

@@ -120,10 +120,18 @@ fn facts(run: &Run) -> Vec<(&'static str, String)> {
         ));
         facts.push(("faults", t.nemesis.join(", ")));
     }
+    let why = run.results.as_ref().map_or(String::new(), |r| {
+        let p = checker::record::fail_reasons_phrase(&r.fail_reasons);
+        if p.is_empty() {
+            p
+        } else {
+            format!(" ({p})")
+        }
+    });
     facts.push((
         "operations",
         format!(
-            "{} ok, {} fail, {} info",
+            "{} ok, {} fail{why}, {} info",
             run.count(Outcome::Ok),
             run.count(Outcome::Fail),
             run.count(Outcome::Info)

@@ -35,6 +35,7 @@ fn make_run(dir: &Path, name: &str, started: &str, h: &History) {
             fail: 0,
             info: 0,
         },
+        fail_reasons: [("cas mismatches".to_string(), 3)].into(),
         duration_s: 0.0,
         throughput_ok_per_s: 0.0,
         latency_ms: Default::default(),
@@ -66,6 +67,10 @@ fn valid_and_invalid_reports() {
     let html = std::fs::read_to_string(&written.report).unwrap();
     assert!(html.contains("VALID"));
     assert!(!html.contains("Why it is not linearizable"));
+    assert!(
+        html.contains("fail (3 cas mismatches)"),
+        "fails are told apart"
+    );
     // Nothing is fetched: no external scripts, styles, images or fonts (SVG's xmlns is a name).
     for fetch in ["src=\"http", "href=\"http", "url(http", "@import"] {
         assert!(

@@ -50,6 +50,19 @@ pub enum FailReason {
     ReadFailed,
 }
 
+impl FailReason {
+    /// How a count of them reads, for the console and results.json ("3 unreachable").
+    pub fn label(self) -> &'static str {
+        match self {
+            FailReason::CasMismatch => "cas mismatches",
+            FailReason::NotApplied => "not applied",
+            FailReason::Rejected => "rejected",
+            FailReason::Unreachable => "unreachable",
+            FailReason::ReadFailed => "failed reads",
+        }
+    }
+}
+
 /// What became of an operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {

@@ -1,6 +1,7 @@
 //! What a run leaves behind: `results.json` (a [`RunResults`]) and the lines printed at
 //! the end, both from the same record so they always agree.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use checker::check::CheckReport;
@@ -37,6 +38,13 @@ pub fn results(facts: Facts, report: CheckReport, judged: Judgement) -> RunResul
         seed: facts.seed,
         command: facts.command,
         counts: facts.counts,
+        fail_reasons: facts.samples.iter().filter_map(|s| s.reason).fold(
+            BTreeMap::new(),
+            |mut m, r| {
+                *m.entry(r.label().to_string()).or_insert(0) += 1;
+                m
+            },
+        ),
         duration_s: facts.load_secs,
         throughput_ok_per_s: facts.counts.ok as f64 / facts.load_secs.max(1e-9),
         latency_ms: LatencyMs {
@@ -58,8 +66,14 @@ pub fn results(facts: Facts, report: CheckReport, judged: Judgement) -> RunResul
 /// after results.json was written (the report).
 pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&Path>) {
     let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    let why = checker::record::fail_reasons_phrase(&r.fail_reasons);
+    let why = if why.is_empty() {
+        why
+    } else {
+        format!(" ({why})")
+    };
     crate::console::tell!(
-        "ops: {} ok, {} fail, {} info in {:.1} s ({:.0} ok/s); latency p50 {}, p99 {}",
+        "ops: {} ok, {} fail{why}, {} info in {:.1} s ({:.0} ok/s); latency p50 {}, p99 {}",
         r.counts.ok,
         r.counts.fail,
         r.counts.info,
