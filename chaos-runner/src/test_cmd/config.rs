@@ -98,8 +98,8 @@ pub struct TestArgs {
     pub node_args: Vec<String>,
     #[arg(long, value_enum, default_value = "register")]
     pub workload: WorkloadArg,
-    /// healthy (5 clients, 50% writes), high-concurrency (10 clients), write-heavy (80%
-    /// writes), read-heavy (80% reads).
+    /// healthy (5 clients, 50% writes, and no faults unless --nemesis names some),
+    /// high-concurrency (10 clients), write-heavy (80% writes), read-heavy (80% reads).
     #[arg(long, value_parser = ["healthy", "high-concurrency", "write-heavy", "read-heavy"])]
     pub preset: Option<String>,
     /// Keys the workload uses (default: 5 for register, 100 for kv).
@@ -129,9 +129,10 @@ pub struct TestArgs {
     /// kind the links can carry out), or none. `all` without
     /// --nemesis-interval is a search: kinds, targets, durations and gaps are drawn from
     /// the seed, with bursts of leader faults and, underneath, spells of link latency and
-    /// message faults; successive seeds explore different schedules.
-    #[arg(long, default_value = "all")]
-    pub nemesis: String,
+    /// message faults; successive seeds explore different schedules. Default: all, or
+    /// none with --preset healthy (a fault-free baseline).
+    #[arg(long, value_name = "KINDS")]
+    pub nemesis: Option<String>,
     /// A fixed rota instead of the search: seconds of each fault, and of each healthy gap
     /// between faults, every named kind in turn (default 3 when --nemesis names kinds).
     #[arg(long, value_name = "SECS")]
@@ -193,6 +194,17 @@ pub struct TestArgs {
     /// failure, an unknown verdict is skipped, a harness error is an error).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+}
+
+impl TestArgs {
+    /// `--nemesis` as given, or its default: none for `--preset healthy`, else all.
+    pub fn nemesis(&self) -> &str {
+        match (&self.nemesis, self.preset.as_deref()) {
+            (Some(n), _) => n,
+            (None, Some("healthy")) => "none",
+            (None, _) => "all",
+        }
+    }
 }
 
 /// A validated `test` configuration.
@@ -290,7 +302,7 @@ fn fabric(args: &TestArgs) -> Fabric {
 /// kind they can (etcd in proxy mode: kill and pause), and naming one they cannot is an
 /// error that says why.
 fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
-    let faults = list(&args.nemesis, &FaultKind::ALL, FaultKind::parse, "fault")?;
+    let faults = list(args.nemesis(), &FaultKind::ALL, FaultKind::parse, "fault")?;
     let fabric = fabric(args);
     if args.target == TargetArg::RaftNode && args.etcd_serializable_reads {
         bail!("--etcd-serializable-reads goes with --target etcd");
@@ -304,7 +316,7 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     if args.net_range.is_some() && args.net != NetArg::Netns {
         bail!("--net-range goes with --net netns");
     }
-    if args.nemesis.trim() == "all" {
+    if args.nemesis().trim() == "all" {
         return Ok(faults.into_iter().filter(|k| k.works_on(fabric)).collect());
     }
     if let Some(k) = faults.iter().find(|k| !k.works_on(fabric)) {
@@ -334,7 +346,7 @@ fn where_nodes_run(
 fn nemesis_interval(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<Duration>> {
     Ok(match args.nemesis_interval {
         _ if faults.is_empty() => Some(Duration::ZERO),
-        None if args.nemesis.trim() == "all" => None,
+        None if args.nemesis().trim() == "all" => None,
         interval => Some(
             secs(interval.unwrap_or(3.0), "--nemesis-interval")?.max(Duration::from_millis(100)),
         ),
@@ -578,6 +590,18 @@ mod tests {
         let mut argv = vec!["test", "--raft-node", "/bin/sh"];
         argv.extend_from_slice(args);
         resolve(<Cli as clap::Parser>::try_parse_from(argv)?.test)
+    }
+
+    #[test]
+    fn the_healthy_preset_is_fault_free_unless_faults_are_named() {
+        assert!(config(&["--preset", "healthy"]).unwrap().faults.is_empty());
+        let named = config(&["--preset", "healthy", "--nemesis", "kill"]).unwrap();
+        assert_eq!(named.faults, [FaultKind::Kill]);
+        assert!(!config(&["--preset", "write-heavy"])
+            .unwrap()
+            .faults
+            .is_empty());
+        assert!(!config(&[]).unwrap().faults.is_empty());
     }
 
     #[test]
