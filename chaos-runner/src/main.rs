@@ -40,7 +40,7 @@ pub mod exit {
 /// Exit codes: 0 valid, 1 invalid (an anomaly was found), 2 unknown (no verdict: budget
 /// ran out or too little happened), 3 error (bad input or a harness failure).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,18 +49,24 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Test(Box<test_cmd::TestArgs>),
-    /// Check a recorded history for linearizability.
     Check(check_cmd::CheckArgs),
     Bench(Box<bench::BenchArgs>),
-    /// Rebuild a run's report.html and plots from its history.jsonl and results.json.
     Report(ReportArgs),
-    /// Remove what runs killed mid-way (SIGKILL) left behind with --net netns: network
-    /// namespaces named chaos-<run>-n<N>, and any process still inside them. Namespaces of
-    /// live runs and of other tools are left alone. Runs do this themselves at start.
+    /// Remove what runs killed mid-way (SIGKILL) left behind on this machine.
+    ///
+    /// With --net netns: network namespaces named chaos-<run>-n<N>, and any process still
+    /// inside them; with --hosts: the run's lock and ssh control sockets (what it left on
+    /// the hosts is cleared by the next run that reaches them). Whatever belongs to live
+    /// runs, or to other tools, is left alone. Runs do this themselves at start.
+    ///
+    /// Exit codes: 0 done (also when there was nothing to remove), 3 error.
     Clean,
 }
 
-/// Rebuild the report of a run folder (and the index of its store).
+/// Rebuild a run's report.html and plots from its history.jsonl and results.json (and
+/// the index of its store).
+///
+/// Exit codes: 0 written, 3 error (no such run folder, or a damaged record, named).
 #[derive(clap::Args, Debug)]
 struct ReportArgs {
     /// The run folder, e.g. store/latest or store/register/20261126T142034.770Z.

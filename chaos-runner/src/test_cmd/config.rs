@@ -56,7 +56,7 @@ pub enum WorkloadArg {
     Kv,
 }
 
-/// Run a chaos test against a local cluster and check it for linearizability.
+/// Run a chaos test against a cluster and check it for linearizability.
 ///
 /// With no flags: 3 raft-node processes, the register workload (5 clients, 5 keys), every
 /// fault kind (kill, pause, partition, latency) every 3 s, for 30 s; then heal, read every
@@ -234,10 +234,36 @@ pub struct Config {
     pub ssh: Option<SshPlan>,
 }
 
-/// Parses a comma-separated list against `all`; `all` and `none` are words too.
+/// The name in `names` nearest to `word` (at most two edits away), for "did you mean".
+fn closest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    };
+    names
+        .iter()
+        .map(|n| (distance(word, n), *n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Parses a comma-separated list against `all` (named `names`); `all` and `none` are
+/// words too.
 fn list<T: Copy>(
     s: &str,
     all: &[T],
+    names: &[&str],
     parse: impl Fn(&str) -> Option<T>,
     what: &str,
 ) -> Result<Vec<T>> {
@@ -246,7 +272,15 @@ fn list<T: Copy>(
         "none" | "" => Ok(Vec::new()),
         s => s
             .split(',')
-            .map(|p| parse(p.trim()).with_context(|| format!("unknown {what} {p:?}")))
+            .map(|p| {
+                parse(p.trim()).with_context(|| {
+                    let names: Vec<&str> = names.to_vec();
+                    match closest(p.trim(), &names) {
+                        Some(n) => format!("unknown {what} {p:?}: did you mean {n:?}?"),
+                        None => format!("unknown {what} {p:?}; known: {}", names.join(", ")),
+                    }
+                })
+            })
             .collect(),
     }
 }
@@ -302,7 +336,13 @@ fn fabric(args: &TestArgs) -> Fabric {
 /// kind they can (etcd in proxy mode: kill and pause), and naming one they cannot is an
 /// error that says why.
 fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
-    let faults = list(args.nemesis(), &FaultKind::ALL, FaultKind::parse, "fault")?;
+    let faults = list(
+        args.nemesis(),
+        &FaultKind::ALL,
+        &FaultKind::ALL.map(FaultKind::name),
+        FaultKind::parse,
+        "fault",
+    )?;
     let fabric = fabric(args);
     if args.target == TargetArg::RaftNode && args.etcd_serializable_reads {
         bail!("--etcd-serializable-reads goes with --target etcd");
@@ -374,10 +414,17 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     let faults = faults_for_target(&args)?;
     let (net_range, ssh) = where_nodes_run(&args, &faults)?;
     let nemesis_interval = nemesis_interval(&args, &faults)?;
-    let targets = list(&args.nemesis_targets, &Target::ALL, Target::parse, "target")?;
+    let targets = list(
+        &args.nemesis_targets,
+        &Target::ALL,
+        &Target::ALL.map(Target::name),
+        Target::parse,
+        "target",
+    )?;
     let shapes = list(
         &args.partitions,
         &Shape::ALL,
+        &Shape::ALL.map(Shape::name),
         Shape::parse,
         "partition shape",
     )?;
@@ -590,6 +637,25 @@ mod tests {
         let mut argv = vec!["test", "--raft-node", "/bin/sh"];
         argv.extend_from_slice(args);
         resolve(<Cli as clap::Parser>::try_parse_from(argv)?.test)
+    }
+
+    #[test]
+    fn a_misspelt_kind_suggests_the_nearest_name() {
+        let e = config(&["--nemesis", "kil,pause"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("did you mean \"kill\"?"), "{e}");
+        let e = config(&["--partitions", "halfs"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("did you mean \"halves\"?"), "{e}");
+        let e = config(&["--nemesis-targets", "zzzzzzz"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("known: random, leader"), "{e}");
     }
 
     #[test]

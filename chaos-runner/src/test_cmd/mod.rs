@@ -332,10 +332,10 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
     let record = |dialect, mix| cfg.test_record(seed, &replay, &schedule, dialect, mix);
     run.write_json(&run.test_json(), &record(None, cfg.mix))?;
     crate::console::say!(
-        "run {} (seed {seed}, {} nodes, {} faults planned)",
+        "run {} (seed {seed}, {} nodes, {} planned)",
         run.path.display(),
         cfg.nodes(),
-        schedule.len()
+        summary::plural(schedule.len(), "fault", "faults")
     );
     let bed = start(cfg, &run).await?;
     // Now the API and the mix are known for certain.
@@ -421,6 +421,9 @@ pub fn run(args: TestArgs) -> Result<u8> {
             if stop {
                 break;
             }
+        }
+        if count > 1 {
+            summary::print_runs(&runs, count);
         }
         if let Some(path) = &cfg.args.junit {
             junit::write(path, &cfg.name, &runs)?;

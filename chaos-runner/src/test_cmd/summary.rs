@@ -114,3 +114,40 @@ pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&P
     }
     crate::console::tell!("replay:  {}", r.command);
 }
+
+/// "1 fault", "3 faults".
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// After `--test-count N`: one line per run and the tally, so the runs need no scrolling
+/// back.
+pub fn print_runs(runs: &[super::junit::RunSummary], count: u32) {
+    crate::console::tell!("=== {} of {count} runs done", runs.len());
+    for r in runs {
+        let verdict = match r.code {
+            crate::exit::VALID => "valid",
+            crate::exit::INVALID => "INVALID",
+            crate::exit::UNKNOWN => "unknown",
+            _ => "error",
+        };
+        let dir = r
+            .dir
+            .as_ref()
+            .map_or(String::new(), |d| format!("  {}", d.display()));
+        crate::console::tell!("seed {:<20} {verdict:<8} {:>6.1} s{dir}", r.seed, r.seconds);
+    }
+    let tally = |code: u8| runs.iter().filter(|r| r.code == code).count();
+    crate::console::tell!(
+        "{} valid, {} invalid, {} unknown, {} error{}",
+        tally(crate::exit::VALID),
+        tally(crate::exit::INVALID),
+        tally(crate::exit::UNKNOWN),
+        tally(crate::exit::ERROR),
+        if runs.len() < count as usize {
+            " (stopped at the first invalid run or error)"
+        } else {
+            ""
+        }
+    );
+}
