@@ -51,10 +51,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "raft-node")]
     pub target: TargetArg,
     /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9), value_name = "N")]
     pub nodes: u64,
     /// Concurrent clients, each with one operation in flight.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=512))]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=512), value_name = "N")]
     pub concurrency: u64,
     /// Seconds measured (after the warm-up).
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
@@ -66,10 +66,10 @@ pub struct BenchArgs {
     #[arg(long, default_value = "write=50,read=50", value_name = "F=W,...")]
     pub mix: String,
     /// Bytes of every written value.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_name = "BYTES")]
     pub value_size: usize,
     /// Keys, chosen uniformly.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_name = "N")]
     pub keys: usize,
     /// Also check the recorded history for linearizability (exit 1 if it is not).
     #[arg(long)]
@@ -77,8 +77,10 @@ pub struct BenchArgs {
     /// Also write the figures to this JSON file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Root folder of the bench runs (history, node logs and data, bench.json).
-    #[arg(long, default_value = "store/bench", value_name = "DIR")]
+    /// Root folder of the results, as for `test`: each bench run goes to
+    /// <DIR>/bench/<target>/<timestamp> (history, node logs and data, bench.json);
+    /// <DIR>/latest keeps pointing at the newest test run.
+    #[arg(long, default_value = "store", value_name = "DIR")]
     pub store: PathBuf,
     /// The raft-node binary (default: beside this executable).
     #[arg(long, value_name = "PATH")]
@@ -100,11 +102,14 @@ pub struct BenchArgs {
     pub netns: bool,
     #[command(flatten)]
     pub ssh: crate::ssh::SshArgs,
-    /// Seconds an operation may take before it counts as an error.
+    /// Seconds an operation may take before it counts as an error. Longer than `test`'s
+    /// 2 s: a cluster driven at full speed queues requests, and a bench measures that
+    /// queueing rather than cutting it off.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub op_timeout: f64,
-    /// Seed of the clients' choices.
-    #[arg(long, default_value_t = 1)]
+    /// Seed of the clients' choices. Fixed by default (unlike `test`, which explores a new
+    /// schedule each run), so two benches compare the same operations.
+    #[arg(long, default_value_t = 1, value_name = "N")]
     pub seed: u64,
 }
 
@@ -308,7 +313,7 @@ async fn drive(
 
 async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     let target = args.target.name();
-    let run = RunDir::create(&args.store, target)?;
+    let run = RunDir::create_in(&args.store, &format!("bench/{target}"), false)?;
     let mut running = start_cluster(&plan.cluster, &run).await?;
     eprintln!(
         "{target}: {} nodes, leader node {}; {} clients, mix {}, {} B values, {} keys, {:.0} s (+{:.0} s warm-up)",

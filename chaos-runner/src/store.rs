@@ -12,8 +12,15 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `root/<name>/<UTC timestamp>` (with a suffix if that exists) and its `nodes/`.
+    /// Creates `root/<name>/<UTC timestamp>` (with a suffix if that exists) and its `nodes/`,
+    /// and points `root/latest` at it.
     pub fn create(root: &Path, name: &str) -> Result<RunDir> {
+        Self::create_in(root, name, true)
+    }
+
+    /// As [`RunDir::create`]; `point_latest: false` leaves `root/latest` alone (bench runs
+    /// share the store but `latest` stays the newest test).
+    pub fn create_in(root: &Path, name: &str, point_latest: bool) -> Result<RunDir> {
         let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
             .to_string()
             .replace([':', '-'], "");
@@ -28,6 +35,9 @@ impl RunDir {
         }
         std::fs::create_dir_all(path.join("nodes"))
             .with_context(|| format!("cannot create {}", path.display()))?;
+        if !point_latest {
+            return Ok(RunDir { path });
+        }
         // store/latest -> <name>/<stamp>, replaced atomically.
         let rel = path.strip_prefix(root).expect("under root").to_path_buf();
         let tmp = root.join(format!(".latest-{}", std::process::id()));

@@ -92,7 +92,16 @@ fn mixed_run(target: &str) -> (Value, String) {
     let v = figures(&json);
     assert_eq!(v["target"], target);
     assert_eq!(v["mix"]["cas"], 20);
-    let history = std::fs::read_to_string(v["history"].as_str().unwrap()).unwrap();
+    let history_path = Path::new(v["history"].as_str().unwrap()).to_path_buf();
+    let history = std::fs::read_to_string(&history_path).unwrap();
+    // The run went under the store's bench/<target>/, and `latest` (the newest test) was
+    // left alone.
+    assert!(
+        history_path.starts_with(dir.path().join("bench").join(target)),
+        "{}",
+        history_path.display()
+    );
+    assert!(!dir.path().join("latest").exists());
     // Values are padded to the requested size.
     let write = history
         .lines()

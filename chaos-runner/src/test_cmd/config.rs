@@ -70,7 +70,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9), value_name = "N")]
     pub nodes: u64,
     /// What to test: raft-node (or any server with its command line, see --raft-node), or
     /// an etcd cluster started by the runner. etcd members advertise one peer URL to all,
@@ -100,22 +100,22 @@ pub struct TestArgs {
     pub workload: WorkloadArg,
     /// healthy (5 clients, 50% writes, and no faults unless --nemesis names some),
     /// high-concurrency (10 clients), write-heavy (80% writes), read-heavy (80% reads).
-    #[arg(long, value_parser = ["healthy", "high-concurrency", "write-heavy", "read-heavy"])]
+    #[arg(long, value_parser = ["healthy", "high-concurrency", "write-heavy", "read-heavy"], value_name = "NAME")]
     pub preset: Option<String>,
     /// Keys the workload uses (default: 5 for register, 100 for kv).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub keys: Option<usize>,
     /// Concurrent clients (default: the preset's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024), value_name = "N")]
     pub concurrency: Option<u64>,
     /// Target operations per second over all clients (default: as fast as possible).
-    #[arg(long)]
+    #[arg(long, value_name = "OPS_PER_S")]
     pub rate: Option<f64>,
     /// Seconds of load and faults.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub time_limit: f64,
     /// Stop the clients after this many operations.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub ops: Option<u64>,
     /// Weights of read, write, cas and delete, e.g. read=50,write=30,cas=20 (overrides the preset).
     #[arg(long, value_name = "F=W,...")]
@@ -139,10 +139,10 @@ pub struct TestArgs {
     pub nemesis_interval: Option<f64>,
     /// Whom kills and pauses hit: any of random,leader,minority,majority,every (all nodes
     /// at once), or all (the first four).
-    #[arg(long, default_value = "all")]
+    #[arg(long, default_value = "all", value_name = "TARGETS")]
     pub nemesis_targets: String,
     /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
-    #[arg(long, default_value = "all")]
+    #[arg(long, default_value = "all", value_name = "SHAPES")]
     pub partitions: String,
     /// How node-to-node traffic travels, which decides how network faults are made.
     /// proxy: one TCP proxy per directed link on 127.0.0.1 (faults on byte streams and
@@ -168,16 +168,16 @@ pub struct TestArgs {
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub link_latency: u64,
     /// Seed of the fault schedule and the clients' choices (default: random; printed).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Root folder of the results.
     #[arg(long, default_value = "store", value_name = "DIR")]
     pub store: PathBuf,
     /// Fewer ok operations than this makes the verdict "unknown", never "valid".
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_name = "N")]
     pub min_ok: u64,
     /// Repeat the test this many times (seeds seed, seed+1, ...); stop at the first invalid.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_name = "N")]
     pub test_count: u32,
     /// Seconds the checker may take.
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
