@@ -27,6 +27,9 @@ pub struct Run {
     pub faults: Vec<Fault>,
     /// End of the history clock, seconds.
     pub end: f64,
+    /// The run's files the report links to, relative to its folder, as found: records,
+    /// the runner's log, each node's log.
+    pub files: Vec<String>,
 }
 
 /// Reads one of the run's records: `None` when the file does not exist, an error naming
@@ -128,12 +131,29 @@ impl Run {
             .unwrap_or(0) as f64
             / 1e9;
         let faults = fault_intervals(&history, end);
+        let mut files: Vec<String> = ["history.jsonl", "results.json", "test.json", "runner.log"]
+            .into_iter()
+            .filter(|f| dir.join(f).is_file())
+            .map(String::from)
+            .collect();
+        let mut logs: Vec<String> = std::fs::read_dir(dir.join("nodes"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".log"))
+                    .map(|n| format!("nodes/{n}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        files.extend(logs);
         Ok(Run {
             test,
             results,
             history,
             faults,
             end,
+            files,
         })
     }
 

@@ -188,6 +188,13 @@ fn header(run: &Run, out: &mut String) {
     if let Some(cmd) = command {
         let _ = write!(out, "<p>reproduce: <code>{}</code></p>", esc(cmd));
     }
+    // The run's own files, and the way back to every run (store/<name>/<run>/: the index
+    // is two folders up).
+    out.push_str("<p class=\"files\">files:");
+    for f in &run.files {
+        let _ = write!(out, " <a href=\"{0}\">{0}</a>", esc(f));
+    }
+    out.push_str(" · <a href=\"../../index.html\">all runs</a></p>");
     out.push_str("</div></header>");
 }
 

@@ -50,8 +50,10 @@ pub fn build(root: &Path) -> Result<PathBuf, ReportError> {
          body{font:14px system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}\
          td,th{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}\
          .valid{color:#1d6b3a;font-weight:700}.invalid{color:#9b1c1c;font-weight:700}.unknown{color:#8a5300;font-weight:700}\
-         </style></head><body><h1>chaos-runner runs</h1><table><tr><th>started</th><th>test</th><th>workload</th>\
-         <th>faults</th><th>ops ok/fail/info</th><th>verdict</th><th></th></tr>",
+         td.anomaly{max-width:32em;font-size:12px}\
+         </style></head><body><h1>chaos-runner runs</h1><table><tr><th>started</th><th>test</th><th>seed</th>\
+         <th>workload</th><th>s</th><th>faults</th><th>node args</th><th>ops ok/fail/info</th><th>verdict</th>\
+         <th>first anomaly</th><th></th></tr>",
     );
     for r in &rows {
         let verdict = r
@@ -67,15 +69,31 @@ pub fn build(root: &Path) -> Result<PathBuf, ReportError> {
         });
         let faults = r.test.nemesis.join(", ");
         let link = r.rel.join("report.html");
+        let secs = r
+            .results
+            .as_ref()
+            .map_or("-".into(), |r| format!("{:.0}", r.duration_s));
+        // "...; first anomaly: key r0 op 28 (history.jsonl line 55) read returned ..."
+        let anomaly = r.results.as_ref().map_or(String::new(), |r| {
+            r.checker_summary
+                .split("; first anomaly: ")
+                .nth(1)
+                .map_or("", |a| a.split("; ").next().unwrap_or(a))
+                .to_string()
+        });
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td><a href=\"{}\">report</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{secs}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"{class}\">{}</td><td class=\"anomaly\">{}</td><td><a href=\"{}\">report</a></td></tr>",
             esc(&r.test.started),
             esc(&r.test.name),
+            r.test.seed,
             esc(&r.test.workload),
             esc(if faults.is_empty() { "none" } else { &faults }),
+            esc(&r.test.node_args.join(" ")),
             counts,
             esc(verdict),
+            esc(&anomaly),
             esc(&link.to_string_lossy())
         );
     }

@@ -71,6 +71,11 @@ fn valid_and_invalid_reports() {
         html.contains("fail (3 cas mismatches)"),
         "fails are told apart"
     );
+    // The run's files are linked, and the way back to every run.
+    for f in ["history.jsonl", "results.json", "test.json"] {
+        assert!(html.contains(&format!("<a href=\"{f}\">{f}</a>")), "{f}");
+    }
+    assert!(html.contains("<a href=\"../../index.html\">all runs</a>"));
     // Nothing is fetched: no external scripts, styles, images or fonts (SVG's xmlns is a name).
     for fetch in ["src=\"http", "href=\"http", "url(http", "@import"] {
         assert!(
@@ -135,6 +140,12 @@ fn valid_and_invalid_reports() {
     let b = index.find("run-b/report.html").expect("run b listed");
     assert!(b < a, "newest first");
     assert!(index.contains("class=\"invalid\">invalid") && index.contains("class=\"valid\">valid"));
+    // Seed and the first anomaly are listed for each run.
+    assert!(index.contains("<td>1</td>"), "the seed");
+    assert!(
+        index.contains("class=\"anomaly\">key"),
+        "the invalid run's first anomaly: {index}"
+    );
 }
 
 /// Records written before the run records were typed (by the runner of that day, kept as
