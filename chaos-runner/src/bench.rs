@@ -331,7 +331,16 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
             .with_context(|| format!("cannot create {}", run.history().display()))?,
     );
     let start_ns = recorder.now();
+    let done = Arc::new(tokio::sync::Notify::new());
+    let progress = tokio::spawn(crate::test_cmd::progress::bench(
+        recorder.clone(),
+        plan.warmup,
+        plan.warmup + plan.duration,
+        done.clone(),
+    ));
     let wall = drive(args, plan, &running, recorder.clone()).await;
+    done.notify_one();
+    let _ = progress.await;
     recorder.finish().context("writing the history")?;
     let leader_after = find_leader_of(running.cluster.kind(), &running.apis).await;
     tokio::task::block_in_place(|| running.cluster.stop_all());

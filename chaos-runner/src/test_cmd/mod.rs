@@ -8,7 +8,7 @@
 
 mod config;
 mod junit;
-mod progress;
+pub(crate) mod progress;
 mod summary;
 mod verdict;
 

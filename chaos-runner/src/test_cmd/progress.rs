@@ -100,3 +100,48 @@ pub async fn run(
         b.finish_and_clear();
     }
 }
+
+/// `bench`'s live view until `done` is notified: the bar on a terminal, a line every five
+/// seconds otherwise, with the operations so far and the current rate; the warm-up says
+/// so (its operations are not measured).
+pub async fn bench(recorder: Arc<Recorder>, warmup: Duration, total: Duration, done: Arc<Notify>) {
+    let bar = bar(total);
+    let start = Instant::now();
+    let mut last_line = Instant::now();
+    let (mut last_ok, mut last_t, mut rate) = (0, Instant::now(), 0.0);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = done.notified() => break,
+        }
+        let counts = recorder.counts();
+        let dt = last_t.elapsed().as_secs_f64();
+        if dt >= 1.0 {
+            rate = (counts.ok - last_ok) as f64 / dt;
+            (last_ok, last_t) = (counts.ok, Instant::now());
+        }
+        let phase = if start.elapsed() < warmup {
+            "warm-up"
+        } else {
+            "measuring"
+        };
+        let msg = format!(
+            "ok {} fail {} info {} | {rate:.0} ok/s | {phase}",
+            counts.ok, counts.fail, counts.info
+        );
+        match &bar {
+            Some(b) => {
+                b.set_position(start.elapsed().as_millis() as u64);
+                b.set_message(msg);
+            }
+            None if last_line.elapsed() >= Duration::from_secs(5) => {
+                crate::console::say!("[{:>5.1}s] {msg}", start.elapsed().as_secs_f64());
+                last_line = Instant::now();
+            }
+            None => {}
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}
