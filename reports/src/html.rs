@@ -34,8 +34,20 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// A time on the history clock, to the microsecond: the order of two events a few
+/// microseconds apart is often the whole proof.
 fn secs(ns: u64) -> String {
-    format!("{:.3} s", ns as f64 / 1e9)
+    format!("{:.6} s", ns as f64 / 1e9)
+}
+
+/// How far apart two history times are, in words ("228 µs", "4.1 ms", "2.37 s").
+fn gap(ns: u64) -> String {
+    match ns {
+        n if n < 10_000 => format!("{:.1} µs", n as f64 / 1e3),
+        n if n < 1_000_000 => format!("{} µs", n / 1_000),
+        n if n < 1_000_000_000 => format!("{:.1} ms", n as f64 / 1e6),
+        n => format!("{:.2} s", n as f64 / 1e9),
+    }
 }
 
 /// The timeline's data, compact: times in microseconds.
@@ -242,25 +254,29 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
         "<table><tr><th>#</th><th>process</th><th>operation</th><th>outcome</th><th>invoked</th>\
          <th>completed</th><th>state after</th></tr>",
     );
-    // For each state, the operation that last put the register in it, and when.
-    let mut last_change: BTreeMap<&str, (&str, String)> = BTreeMap::new();
+    // For each state, the operation that last put the register in it, and when it
+    // returned (None: never, it is pending).
+    let mut last_change: BTreeMap<&str, (&OpSummary, Option<u64>)> = BTreeMap::new();
     let mut prev_state = "";
     for p in &f.prefix {
         let state = p.state_after.as_deref().unwrap_or("");
         if state != prev_state {
-            let at = p.ret.map(secs).unwrap_or_else(|| "an unknown time".into());
-            last_change.insert(state, (&p.description, at));
+            last_change.insert(state, (p, p.ret));
             prev_state = state;
         }
         op_row(out, p, "", &esc(state));
     }
     op_row(out, op, " class=\"bad\"", "—");
     out.push_str("</table>");
+    decisive_order(f, last_change.get(f.state.as_str()).copied(), out);
     out.push_str("<p>Every state the model could be in when it had to take effect, and why each rejects it:</p><ul>");
     for s in &f.states {
         let context = last_change
             .get(s.state.as_str())
-            .map(|(d, t)| format!(" after {d} completed at {t}"))
+            .map(|(p, t)| {
+                let at = t.map(secs).unwrap_or_else(|| "an unknown time".into());
+                format!(" after {} completed at {at}", p.description)
+            })
             .unwrap_or_default();
         let _ = write!(out, "<li>{}{}</li>", esc(&s.reason), esc(&context));
     }
@@ -280,6 +296,35 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
     );
 }
 
+/// The real-time fact the anomaly rests on, in words: the operation that put the model in
+/// its final state returned before the failing one was invoked, so no order may put the
+/// failing one first.
+fn decisive_order(f: &KeyFailure, last: Option<(&OpSummary, Option<u64>)>, out: &mut String) {
+    let Some((p, Some(done))) = last else {
+        return;
+    };
+    let op = &f.op;
+    if done >= op.call {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<p class=\"decisive\">The decisive order: #{} ({}) completed at {}, {} before #{} ({}) \
+         was invoked at {}, so #{} takes effect after it, when the state is {} or what the \
+         operations between them make of it: none of which explains #{}.</p>",
+        p.id,
+        esc(&p.description),
+        secs(done),
+        gap(op.call - done),
+        op.id,
+        esc(&op.description),
+        secs(op.call),
+        op.id,
+        esc(&f.state),
+        op.id
+    );
+}
+
 fn counterexamples(run: &Run, out: &mut String) {
     let failures = failures(run);
     if failures.is_empty() {
@@ -294,6 +339,7 @@ fn counterexamples(run: &Run, out: &mut String) {
 
 const CSS: &str = r#"
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
+.decisive{background:#fff6e0;border-left:4px solid #e69614;padding:6px 10px}
 header{display:flex;gap:24px;padding:16px 24px;background:#fff;border-bottom:1px solid #ddd}
 .verdict{font-size:44px;font-weight:800;padding:8px 18px;border-radius:8px;align-self:flex-start}
 .valid{background:#d9f2e1;color:#1d6b3a}.invalid{background:#fbdcdc;color:#9b1c1c}.unknown{background:#fdeccd;color:#8a5300}

@@ -93,8 +93,9 @@ fn valid_and_invalid_reports() {
     b.invoke(0, "write", None, json!("1"), 1_000_000)
         .ok(0, "write", json!("1"), 2_000_000);
     b.invoke(1, "write", None, json!("2"), 3_000_000)
-        .ok(1, "write", json!("2"), 4_000_000);
-    b.invoke(0, "read", None, json!(null), 5_000_000)
+        .ok(1, "write", json!("2"), 4_932_000);
+    // Invoked 228 µs after the write returned: only microseconds tell the order.
+    b.invoke(0, "read", None, json!(null), 5_160_000)
         .ok(0, "read", json!("1"), 6_000_000);
     b.invoke(2, "read", None, json!(null), 7_000_000)
         .ok(2, "read", json!("2"), 8_000_000);
@@ -116,8 +117,14 @@ fn valid_and_invalid_reports() {
     );
     assert!(html.contains(&format!("<tr class=\"bad\"><td>{stale_id}</td>")));
     assert!(
-        html.contains("read returned &quot;1&quot;, but the register held &quot;2&quot; after write &quot;2&quot; completed at 0.004 s"),
-        "the reason is in words"
+        html.contains("read returned &quot;1&quot;, but the register held &quot;2&quot; after write &quot;2&quot; completed at 0.004932 s"),
+        "the reason is in words, to the microsecond"
+    );
+    assert!(
+        html.contains(&format!(
+            "completed at 0.004932 s, 228 µs before #{stale_id} (read &quot;1&quot;) was invoked at 0.005160 s"
+        )),
+        "the decisive real-time order is stated"
     );
     assert!(
         html.contains(&format!(
