@@ -88,10 +88,24 @@ fn timeline_data(run: &Run) -> Value {
             ])
         })
         .collect();
+    // Overlapping faults (the layers of a schedule run at once) get lanes of their own
+    // above the clients' lanes, so no label is drawn over another or over an operation.
+    let mut lane_ends: Vec<f64> = Vec::new();
     let faults: Vec<Value> = run
         .faults
         .iter()
-        .map(|f| json!([(f.start * 1e6) as u64, (f.end * 1e6) as u64, f.label]))
+        .map(|f| {
+            let lane = match lane_ends.iter().position(|&e| e <= f.start) {
+                Some(l) => l,
+                None => {
+                    lane_ends.push(0.0);
+                    lane_ends.len() - 1
+                }
+            };
+            // A point event (a crash) still takes a sliver of its lane.
+            lane_ends[lane] = f.end.max(f.start + 1e-3);
+            json!([(f.start * 1e6) as u64, (f.end * 1e6) as u64, f.label, lane])
+        })
         .collect();
     let failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
     json!({
@@ -101,6 +115,7 @@ fn timeline_data(run: &Run) -> Value {
         "procs": procs.iter().map(|p| p.1).collect::<Vec<_>>(),
         "end": (run.end * 1e6) as u64,
         "faults": faults,
+        "flanes": lane_ends.len(),
         "failing": failing,
     })
 }
@@ -268,7 +283,7 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
     }
     op_row(out, op, " class=\"bad\"", "—");
     out.push_str("</table>");
-    decisive_order(f, last_change.get(f.state.as_str()).copied(), out);
+    decisive_order(f, out);
     out.push_str("<p>Every state the model could be in when it had to take effect, and why each rejects it:</p><ul>");
     for s in &f.states {
         let context = last_change
@@ -296,22 +311,26 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
     );
 }
 
-/// The real-time fact the anomaly rests on, in words: the operation that put the model in
-/// its final state returned before the failing one was invoked, so no order may put the
-/// failing one first.
-fn decisive_order(f: &KeyFailure, last: Option<(&OpSummary, Option<u64>)>, out: &mut String) {
-    let Some((p, Some(done))) = last else {
+/// The real-time fact the anomaly rests on, in words: of the listed operations, the last
+/// to return before the failing one was invoked. Real time puts the failing one after it,
+/// so after its state (or what the operations after it make of that), none of which
+/// explains the failing one.
+fn decisive_order(f: &KeyFailure, out: &mut String) {
+    let op = &f.op;
+    let Some((p, done)) = f
+        .prefix
+        .iter()
+        .filter_map(|p| p.ret.filter(|&r| r < op.call).map(|r| (p, r)))
+        .max_by_key(|&(_, r)| r)
+    else {
         return;
     };
-    let op = &f.op;
-    if done >= op.call {
-        return;
-    }
+    let state = p.state_after.as_deref().unwrap_or("?");
     let _ = write!(
         out,
         "<p class=\"decisive\">The decisive order: #{} ({}) completed at {}, {} before #{} ({}) \
-         was invoked at {}, so #{} takes effect after it, when the state is {} or what the \
-         operations between them make of it: none of which explains #{}.</p>",
+         was invoked at {}, so #{} takes effect after it: in the state {} it left, or one the \
+         operations still open then make of it, none of which explains #{}.</p>",
         p.id,
         esc(&p.description),
         secs(done),
@@ -320,7 +339,7 @@ fn decisive_order(f: &KeyFailure, last: Option<(&OpSummary, Option<u64>)>, out: 
         esc(&op.description),
         secs(op.call),
         op.id,
-        esc(&f.state),
+        esc(state),
         op.id
     );
 }
@@ -359,7 +378,9 @@ tr.bad td{background:#fbdcdc;font-weight:700}.cx{background:#fff;border:1px soli
 const JS: &str = r#"
 const D = JSON.parse(document.getElementById('data').textContent);
 const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
-const LH = 14, TOP = 22, LEFT = 56;
+const LH = 14, FH = 13, LEFT = 56;
+// The axis, then one lane per overlapping fault, then one lane per client process.
+const TOP = 22, PT = TOP + D.flanes * FH + (D.flanes ? 4 : 0);
 const COLORS = ['#2e8b57', '#c83232', '#e69614'];
 const failing = new Set(D.failing);
 let t0 = 0, t1 = Math.max(D.end, 1), keyFilter = -1;
@@ -367,40 +388,63 @@ const byLane = D.procs.map(() => []);
 D.ops.forEach((o, i) => byLane[o[0]].push(i));
 const endOf = o => o[5] < 0 ? D.end : o[5];
 function size() {
-  const dpr = window.devicePixelRatio || 1, w = cv.clientWidth, h = TOP + D.procs.length * LH + 4;
+  const dpr = window.devicePixelRatio || 1, w = cv.clientWidth, h = PT + D.procs.length * LH + 4;
   cv.width = w * dpr; cv.height = h * dpr; cv.style.height = h + 'px'; ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
 }
 const X = t => LEFT + (t - t0) / (t1 - t0) * (cv.clientWidth - LEFT - 8);
 const T = x => t0 + (x - LEFT) / (cv.clientWidth - LEFT - 8) * (t1 - t0);
 function draw() {
-  const w = cv.clientWidth, h = TOP + D.procs.length * LH + 4;
+  const w = cv.clientWidth, h = PT + D.procs.length * LH + 4;
   ctx.clearRect(0, 0, w, h); ctx.font = '10px sans-serif';
+  if (D.flanes) { ctx.fillStyle = '#888'; ctx.fillText('faults', 4, TOP + 10); }
   for (const f of D.faults) {
     if (f[1] < t0 || f[0] > t1) continue;
-    const a = Math.max(LEFT, X(f[0])), b = Math.max(a + 2, Math.min(w, X(f[1])));
-    ctx.fillStyle = 'rgba(120,120,200,0.15)'; ctx.fillRect(a, TOP, b - a, h - TOP);
-    ctx.fillStyle = '#5a5aa8'; ctx.fillText(f[2], a + 2, TOP + 10);
+    const a = Math.max(LEFT, X(f[0])), b = Math.max(a + 2, Math.min(w, X(f[1]))), y = TOP + f[3] * FH;
+    ctx.fillStyle = 'rgba(120,120,200,0.10)'; ctx.fillRect(a, PT, b - a, h - PT);
+    ctx.fillStyle = 'rgba(90,90,168,0.85)'; ctx.fillRect(a, y, b - a, FH - 2);
+    if (b - a > 14) {
+      ctx.save(); ctx.beginPath(); ctx.rect(a, y, b - a, FH - 2); ctx.clip();
+      ctx.fillStyle = '#fff'; ctx.fillText(f[2], a + 2, y + 9); ctx.restore();
+    }
   }
   ctx.fillStyle = '#666'; ctx.strokeStyle = '#ddd';
   const span = (t1 - t0) / 1e6, step = Math.pow(10, Math.floor(Math.log10(span / 8)));
   const nice = [1, 2, 5, 10].map(m => m * step).find(s => span / s <= 10) || step * 10;
   for (let s = Math.ceil(t0 / 1e6 / nice) * nice; s * 1e6 <= t1; s += nice) {
     const x = X(s * 1e6); ctx.beginPath(); ctx.moveTo(x, TOP - 4); ctx.lineTo(x, h); ctx.stroke();
-    ctx.fillText((+s.toFixed(6)) + ' s', x + 2, 10);
+    // A label that would run off the right edge goes on the tick's left.
+    const label = (+s.toFixed(6)) + ' s', tw = ctx.measureText(label).width;
+    ctx.fillStyle = '#666'; ctx.fillText(label, x + 2 + tw > w ? x - tw - 2 : x + 2, 10);
   }
-  for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText('p' + D.procs[l], 4, TOP + l * LH + 10); }
+  for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText('p' + D.procs[l], 4, PT + l * LH + 10); }
   for (const o of D.ops) {
     if (keyFilter >= 0 && o[1] !== keyFilter) continue;
     const e = endOf(o); if (e < t0 || o[4] > t1) continue;
-    const a = Math.max(LEFT, X(o[4])), b = Math.max(a + 1.5, Math.min(w, X(e))), y = TOP + o[0] * LH + 1;
-    ctx.fillStyle = COLORS[o[3]]; ctx.globalAlpha = o[3] === 2 ? 0.45 : 0.85; ctx.fillRect(a, y, b - a, LH - 3);
-    ctx.globalAlpha = 1;
+    const a = Math.max(LEFT, X(o[4])), b = Math.max(a + 1.5, Math.min(w, X(e))), y = PT + o[0] * LH + 1;
+    if (o[5] < 0) {
+      // Never completed: its outcome is open, so it fades out rather than hide what
+      // happened after it.
+      const g = ctx.createLinearGradient(a, 0, b, 0);
+      g.addColorStop(0, 'rgba(230,150,20,0.75)'); g.addColorStop(Math.min(1, 60 / Math.max(b - a, 1)), 'rgba(230,150,20,0.25)'); g.addColorStop(1, 'rgba(230,150,20,0)');
+      ctx.fillStyle = g; ctx.fillRect(a, y, b - a, LH - 3);
+    } else {
+      ctx.fillStyle = COLORS[o[3]]; ctx.globalAlpha = o[3] === 2 ? 0.45 : 0.85; ctx.fillRect(a, y, b - a, LH - 3);
+      ctx.globalAlpha = 1;
+    }
     if (failing.has(o[8])) { ctx.strokeStyle = '#000'; ctx.lineWidth = 2; ctx.strokeRect(a - 1, y - 1, b - a + 2, LH - 1); ctx.lineWidth = 1; ctx.strokeStyle = '#ddd'; }
-    if (b - a > 44) { ctx.fillStyle = '#fff'; ctx.fillText((D.fns[o[2]] + ' ' + o[6] + (o[7] && o[7] !== o[6] ? '→' + o[7] : '')).slice(0, Math.floor((b - a) / 6)), a + 2, y + 9); }
+    if (b - a > 44) { ctx.fillStyle = o[5] < 0 ? '#7a4a00' : '#fff'; ctx.fillText((D.fns[o[2]] + ' ' + o[6] + (o[7] && o[7] !== o[6] ? '→' + o[7] : '')).slice(0, Math.floor((b - a) / 6)), a + 2, y + 9); }
+  }
+  // The anomaly stays visible at any zoom: a red line through its lane and a marker above.
+  for (const o of D.ops) {
+    if (!failing.has(o[8]) || o[4] > t1 || endOf(o) < t0) continue;
+    const x = Math.max(LEFT, X(o[4])), y = PT + o[0] * LH;
+    ctx.strokeStyle = '#c00'; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(x, PT - 2); ctx.lineTo(x, y + LH); ctx.stroke();
+    ctx.fillStyle = '#c00'; ctx.beginPath(); ctx.moveTo(x - 5, PT - 9); ctx.lineTo(x + 5, PT - 9); ctx.lineTo(x, PT - 2); ctx.fill();
+    ctx.lineWidth = 1; ctx.strokeStyle = '#ddd';
   }
 }
 function find(x, y) {
-  const l = Math.floor((y - TOP) / LH); if (l < 0 || l >= byLane.length) return null;
+  const l = Math.floor((y - PT) / LH); if (l < 0 || l >= byLane.length) return null;
   const t = T(x), list = byLane[l]; let lo = 0, hi = list.length - 1, best = -1;
   while (lo <= hi) { const m = (lo + hi) >> 1; if (D.ops[list[m]][4] <= t) { best = m; lo = m + 1; } else hi = m - 1; }
   for (let k = best; k >= 0 && k > best - 3; k--) {
@@ -439,7 +483,7 @@ function focusOp(id, key) {
   const e = endOf(o), pad = Math.max((e - o[4]) * 4, 2000);
   t0 = o[4] - pad * 2; t1 = e + pad; draw();
   document.getElementById('timeline').scrollIntoView({ behavior: 'smooth' });
-  const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, TOP + o[0] * LH - 60);
+  const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, PT + o[0] * LH - 60);
 }
 document.querySelectorAll('button.focus-op').forEach(b =>
   b.addEventListener('click', () => focusOp(+b.dataset.op, b.dataset.key)));
@@ -465,7 +509,7 @@ pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
         "<section id=\"timeline\"><h2>Timeline</h2><div id=\"controls\"><label>key <select id=\"key\">\
          <option value=\"-1\">all keys</option></select></label><button id=\"fit\">whole run</button>\
          <span class=\"legend\"><span style=\"background:#2e8b57\"></span>ok<span style=\"background:#c83232\"></span>fail\
-         <span style=\"background:#e69614;opacity:.5\"></span>info (unknown)<span style=\"background:rgba(120,120,200,.3)\"></span>fault</span>\
+         <span style=\"background:linear-gradient(90deg,#e69614,transparent)\"></span>never completed (unknown)<span style=\"background:rgba(90,90,168,.85)\"></span>fault (its own lane)<span style=\"background:#c00\"></span>anomaly</span>\
          <span class=\"note\">wheel: zoom · drag: pan · double-click: whole run · one lane per client process</span></div>\
          <div id=\"tlbox\"><canvas id=\"tl\"></canvas></div><div id=\"tip\"></div></section>",
     );
