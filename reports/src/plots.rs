@@ -30,6 +30,27 @@ fn outcome_color(o: Outcome) -> RGBColor {
     }
 }
 
+/// Rows of fault labels at the top of a plot: each label takes the first row where it
+/// does not run into the previous one (its width estimated from its length, over a plot
+/// about 880 px wide spanning `end` seconds); labels that fit in no row are left out (the
+/// shading stays, and the timeline lists every fault).
+pub(crate) const LABEL_ROWS: usize = 4;
+
+pub(crate) fn label_rows(faults: &[Fault], end: f64) -> Vec<Option<usize>> {
+    let secs_per_char = 6.0 / 880.0 * end.max(1e-9);
+    let mut row_end = [f64::NEG_INFINITY; LABEL_ROWS];
+    faults
+        .iter()
+        .map(|f| {
+            let row = (0..LABEL_ROWS).find(|&r| row_end[r] <= f.start)?;
+            row_end[row] = f.start + (f.label.chars().count() as f64 + 1.0) * secs_per_char;
+            Some(row)
+        })
+        .collect()
+}
+
+/// Shades each fault's interval and labels it, in rows; `row_y` is the y of a label row
+/// (the top row is 0) in the chart's coordinates.
 fn shade<DB: DrawingBackend>(
     chart: &mut ChartContext<
         '_,
@@ -38,6 +59,8 @@ fn shade<DB: DrawingBackend>(
     >,
     faults: &[Fault],
     y: (f64, f64),
+    end: f64,
+    row_y: impl Fn(usize) -> f64,
 ) -> Result<(), String> {
     chart
         .draw_series(
@@ -47,13 +70,14 @@ fn shade<DB: DrawingBackend>(
                 .map(|f| Rectangle::new([(f.start, y.0), (f.end, y.1)], FAULT.mix(0.15).filled())),
         )
         .map_err(|e| e.to_string())?;
+    let rows = label_rows(faults, end);
     chart
-        .draw_series(faults.iter().map(|f| {
-            Text::new(
+        .draw_series(faults.iter().zip(rows).filter_map(|(f, row)| {
+            Some(Text::new(
                 f.label.clone(),
-                (f.start, y.1),
+                (f.start, row_y(row?)),
                 ("sans-serif", 11).into_font().color(&FAULT),
-            )
+            ))
         }))
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -106,7 +130,11 @@ fn latency_chart<'a, 'b>(
         .light_line_style(WHITE)
         .draw()
         .map_err(|e| err(what)(e.to_string()))?;
-    shade(&mut chart, &run.faults, (0.01, ymax)).map_err(err(what))?;
+    // Log scale: each row of labels a constant factor lower.
+    shade(&mut chart, &run.faults, (0.01, ymax), run.end, |r| {
+        ymax / 1.9f64.powi(r as i32)
+    })
+    .map_err(err(what))?;
     Ok(chart)
 }
 
@@ -156,10 +184,12 @@ pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
             ymax,
             "latency-raw",
         )?;
+        // Failures first and ok last, so the many cas mismatches (failures by answer) never
+        // bury the ok points.
         for (outcome, name) in [
-            (Outcome::Ok, "ok"),
             (Outcome::Fail, "fail"),
             (Outcome::Info, "info"),
+            (Outcome::Ok, "ok"),
         ] {
             let c = outcome_color(outcome);
             chart
@@ -178,8 +208,26 @@ pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
                 )
                 .map_err(|e| err("latency-raw")(e.to_string()))?
                 .label(name)
-                .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
+                .legend(move |(x, y)| Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], c.filled()));
         }
+        // The shapes' own legend entries (no points): what each marker stands for.
+        let grey = RGBColor(90, 90, 90);
+        let none = std::iter::empty::<Circle<(f64, f64), i32>>();
+        chart
+            .draw_series(none.clone())
+            .map_err(|e| err("latency-raw")(e.to_string()))?
+            .label("read: circle")
+            .legend(move |(x, y)| Circle::new((x, y), 3, grey.filled()));
+        chart
+            .draw_series(none.clone())
+            .map_err(|e| err("latency-raw")(e.to_string()))?
+            .label("write: triangle")
+            .legend(move |(x, y)| TriangleMarker::new((x, y), 4, grey.filled()));
+        chart
+            .draw_series(none)
+            .map_err(|e| err("latency-raw")(e.to_string()))?
+            .label("cas, other: cross")
+            .legend(move |(x, y)| Cross::new((x, y), 4, grey));
         finish(chart, &root, "latency-raw")?;
     }
     Ok(s)
@@ -216,10 +264,22 @@ pub fn latency_quantiles(run: &Run) -> Result<String, ReportError> {
             ("p99", RGBColor(200, 90, 40), |w| w.p99),
             ("max", RGBColor(160, 30, 30), |w| w.max),
         ];
+        // Windows without an ok operation (a pause, a partition) break the lines: no
+        // straight line across a gap suggests latencies nobody measured.
+        let runs: Vec<&[Window]> = ws.chunk_by(|a, b| b.t - a.t < width * 1.5).collect();
         for (name, color, f) in series {
+            for run in runs.iter().skip(1) {
+                chart
+                    .draw_series(LineSeries::new(
+                        run.iter().map(|w| (w.t + width / 2.0, f(w))),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| err("latency-quantiles")(e.to_string()))?;
+            }
+            let first: &[Window] = runs.first().copied().unwrap_or(&[]);
             chart
                 .draw_series(LineSeries::new(
-                    ws.iter().map(|w| (w.t + width / 2.0, f(w))),
+                    first.iter().map(|w| (w.t + width / 2.0, f(w))),
                     color.stroke_width(2),
                 ))
                 .map_err(|e| err("latency-quantiles")(e.to_string()))?
@@ -260,7 +320,10 @@ pub fn rate(run: &Run) -> Result<String, ReportError> {
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| err("rate")(e.to_string()))?;
-        shade(&mut chart, &run.faults, (0.0, ymax)).map_err(err("rate"))?;
+        shade(&mut chart, &run.faults, (0.0, ymax), run.end, |r| {
+            ymax * (1.0 - 0.07 * r as f64)
+        })
+        .map_err(err("rate"))?;
         type Series = (&'static str, RGBColor, fn(&Rate) -> usize);
         let series: [Series; 3] = [
             ("ok", OK, |x| x.1),
@@ -291,4 +354,67 @@ pub fn all(run: &Run) -> Result<Vec<(&'static str, String)>, ReportError> {
         ("latency-quantiles.svg", latency_quantiles(run)?),
         ("rate.svg", rate(run)?),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::history::HistoryBuilder;
+    use serde_json::json;
+
+    fn fault(start: f64, end: f64, label: &str) -> Fault {
+        Fault {
+            kind: "kill".into(),
+            start,
+            end,
+            label: label.into(),
+        }
+    }
+
+    #[test]
+    fn overlapping_fault_labels_take_rows_and_the_overflow_is_left_out() {
+        // On a 10 s plot a 10-character label spans about 0.75 s.
+        let faults: Vec<Fault> = (0..6)
+            .map(|i| fault(i as f64 * 0.1, 5.0, "pause n1 n2"))
+            .collect();
+        let rows = label_rows(&faults, 10.0);
+        assert_eq!(rows[..4], [Some(0), Some(1), Some(2), Some(3)]);
+        assert_eq!(rows[4..], [None, None]);
+        // Far enough apart, one row does.
+        let apart = [fault(0.0, 0.1, "kill n1"), fault(5.0, 5.1, "kill n2")];
+        assert_eq!(label_rows(&apart, 10.0), [Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn quantile_lines_break_where_no_operation_completed() {
+        // ok operations in 0-2 s and 6-8 s, nothing in between (a pause).
+        let mut b = HistoryBuilder::new();
+        let mut t = 0u64;
+        for i in 0..400u64 {
+            let at = if i < 200 {
+                i * 10_000_000
+            } else {
+                6_000_000_000 + (i - 200) * 10_000_000
+            };
+            t = t.max(at);
+            b.invoke(0, "read", None, json!(null), at)
+                .ok(0, "read", json!(null), at + 1_000_000);
+        }
+        let history = b.build();
+        let run = Run {
+            test: None,
+            results: None,
+            faults: Vec::new(),
+            end: (t as f64 + 2e6) / 1e9,
+            history,
+            files: Vec::new(),
+        };
+        let svg = latency_quantiles(&run).unwrap();
+        // The p50 line is two pieces, plus its legend sample: three.
+        let p50 = svg
+            .lines()
+            .filter(|l| l.starts_with("<polyline") && l.contains("stroke=\"#2864C8\""))
+            .count();
+        assert_eq!(p50, 3, "{svg}");
+    }
 }
