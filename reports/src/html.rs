@@ -108,6 +108,12 @@ fn timeline_data(run: &Run) -> Value {
         })
         .collect();
     let failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
+    // The first anomaly's listed prefix, in the order the model accepted it: numbered on
+    // the timeline, so the order that almost works can be read off the bars.
+    let prefix: Vec<usize> = failures(run)
+        .first()
+        .map(|f| f.prefix.iter().map(|p| p.id).collect())
+        .unwrap_or_default();
     json!({
         "ops": rows,
         "keys": keys,
@@ -117,6 +123,7 @@ fn timeline_data(run: &Run) -> Value {
         "faults": faults,
         "flanes": lane_ends.len(),
         "failing": failing,
+        "prefix": prefix,
     })
 }
 
@@ -376,7 +383,10 @@ tr.bad td{background:#fbdcdc;font-weight:700}.cx{background:#fff;border:1px soli
 "#;
 
 const JS: &str = r#"
+const ERRS = [];
+window.addEventListener('error', e => ERRS.push(String(e.message)));
 const D = JSON.parse(document.getElementById('data').textContent);
+const ORDER = new Map(D.prefix.map((id, i) => [id, i + 1]));
 const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
 const LH = 14, FH = 13, LEFT = 56;
 // The axis, then one lane per overlapping fault, then one lane per client process.
@@ -434,6 +444,18 @@ function draw() {
     if (failing.has(o[8])) { ctx.strokeStyle = '#000'; ctx.lineWidth = 2; ctx.strokeRect(a - 1, y - 1, b - a + 2, LH - 1); ctx.lineWidth = 1; ctx.strokeStyle = '#ddd'; }
     if (b - a > 44) { ctx.fillStyle = o[5] < 0 ? '#7a4a00' : '#fff'; ctx.fillText((D.fns[o[2]] + ' ' + o[6] + (o[7] && o[7] !== o[6] ? '→' + o[7] : '')).slice(0, Math.floor((b - a) / 6)), a + 2, y + 9); }
   }
+  // The longest order the model accepted, numbered on its operations.
+  if (ORDER.size) {
+    ctx.font = 'bold 10px sans-serif';
+    for (const o of D.ops) {
+      const n = ORDER.get(o[8]); if (!n || o[4] > t1 || endOf(o) < t0) continue;
+      if (keyFilter >= 0 && o[1] !== keyFilter) continue;
+      const x = Math.max(LEFT, X(o[4])), y = PT + o[0] * LH;
+      ctx.fillStyle = '#fff'; ctx.fillRect(x - 1, y, ctx.measureText(String(n)).width + 4, 11);
+      ctx.fillStyle = '#123'; ctx.fillText(String(n), x + 1, y + 9);
+    }
+    ctx.font = '10px sans-serif';
+  }
   // The anomaly stays visible at any zoom: a red line through its lane and a marker above.
   for (const o of D.ops) {
     if (!failing.has(o[8]) || o[4] > t1 || endOf(o) < t0) continue;
@@ -477,20 +499,39 @@ document.getElementById('fit').onclick = fit;
 const sel = document.getElementById('key');
 D.keys.forEach((k, i) => { const o = document.createElement('option'); o.value = i; o.textContent = k; sel.appendChild(o); });
 sel.onchange = () => { keyFilter = +sel.value; draw(); };
-function focusOp(id, key) {
-  const o = D.ops.find(o => o[8] === id); if (!o) return;
+// Zooms to operation `id` (and its key), so that it and the numbered order before it fit.
+function zoomTo(id, key) {
+  const o = D.ops.find(o => o[8] === id); if (!o) return null;
   const ki = D.keys.indexOf(key); if (ki >= 0) { keyFilter = ki; sel.value = ki; }
-  const e = endOf(o), pad = Math.max((e - o[4]) * 4, 2000);
-  t0 = o[4] - pad * 2; t1 = e + pad; draw();
-  document.getElementById('timeline').scrollIntoView({ behavior: 'smooth' });
+  let from = o[4];
+  for (const p of D.ops) if (ORDER.has(p[8]) && (ki < 0 || p[1] === ki)) from = Math.min(from, p[4]);
+  const e = endOf(o), pad = Math.max((e - from) * 0.15, 2000);
+  t0 = from - pad; t1 = e + pad; draw();
   const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, PT + o[0] * LH - 60);
+  return o;
+}
+function focusOp(id, key) {
+  if (zoomTo(id, key)) document.getElementById('timeline').scrollIntoView({ behavior: 'smooth' });
 }
 document.querySelectorAll('button.focus-op').forEach(b =>
   b.addEventListener('click', () => focusOp(+b.dataset.op, b.dataset.key)));
 window.addEventListener('resize', () => { size(); draw(); });
 size(); draw();
-// Ready for the keyboard, but the page stays at the verdict.
-if (D.failing.length) { const f = document.querySelector('#counterexample button'); if (f) f.focus({ preventScroll: true }); }
+// An invalid run opens zoomed to its first anomaly, ready for the keyboard, but the page
+// stays at the verdict.
+const first = document.querySelector('#counterexample button.focus-op');
+if (first) { zoomTo(+first.dataset.op, first.dataset.key); first.focus({ preventScroll: true }); }
+// #selftest: what a browser test checks, written into the page (no test code outside).
+if (location.hash === '#selftest') {
+  const r = { errors: ERRS, scrollY: window.scrollY, end: D.end, opened: [t0, t1] };
+  if (first) {
+    t0 = 0; t1 = D.end; first.click();
+    const o = D.ops.find(o => o[8] === +first.dataset.op);
+    r.clicked = { t0, t1, call: o[4], ret: endOf(o), keyFilter, key: D.keys.indexOf(first.dataset.key) };
+  }
+  r.errors = ERRS;
+  document.body.setAttribute('data-selftest', JSON.stringify(r));
+}
 "#;
 
 /// Renders the page. `svgs` are the plots, embedded inline.

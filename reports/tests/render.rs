@@ -236,3 +236,122 @@ fn a_key_with_quotes_cannot_break_the_page() {
     );
     assert!(!html.contains("k\"1'<b>"), "never raw in the page");
 }
+
+/// Whether headless Chromium is here (Debian's chromium). CI installs it and sets
+/// CHAOS_REQUIRE_CHROMIUM, which turns a missing browser into a failure.
+fn chromium() -> Option<&'static str> {
+    let found = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CHAOS_REQUIRE_CHROMIUM").is_none(),
+            "CHAOS_REQUIRE_CHROMIUM is set but chromium is missing"
+        );
+        eprintln!("SKIPPED: no chromium (apt-get install chromium)");
+    }
+    found.then_some("chromium")
+}
+
+/// Loads `report.html#selftest` in headless Chromium and returns what the page wrote
+/// about itself (errors, scroll position, zoom before and after "show on the timeline").
+fn selftest(browser: &str, dir: &Path) -> serde_json::Value {
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!(
+        "file://{}#selftest",
+        std::fs::canonicalize(dir.join("report.html"))
+            .unwrap()
+            .display()
+    );
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let attr = dom
+        .split("data-selftest=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("the page did not finish its script: {dom:.2000}"));
+    let json = attr
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Issue 13: both kinds of report in a real browser: no script error, the page opens at
+/// the top (the verdict), an invalid one opens zoomed to its anomaly, and "show on the
+/// timeline" zooms to the operation and selects its key.
+#[test]
+fn reports_work_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let store = tempfile::tempdir().unwrap();
+    let valid = store.path().join("register/valid");
+    let h = generate(&GenConfig {
+        ops: 2000,
+        ..GenConfig::default()
+    });
+    make_run(&valid, "register", "2026-11-28T10:00:00Z", &h);
+    reports::build(&valid).unwrap();
+    let v = selftest(browser, &valid);
+    assert_eq!(v["errors"], json!([]), "{v}");
+    assert_eq!(v["scrollY"], 0, "{v}");
+    assert!(
+        v.get("clicked").is_none(),
+        "a valid report has nothing to show"
+    );
+
+    // 300 writes over 3 s, then a read of a value never written.
+    let mut b = HistoryBuilder::new();
+    for i in 0..300u64 {
+        b.invoke(0, "write", None, json!(i.to_string()), i * 10_000_000)
+            .ok(0, "write", json!(i.to_string()), i * 10_000_000 + 1_000_000);
+    }
+    b.invoke(1, "read", None, json!(null), 3_000_000_000).ok(
+        1,
+        "read",
+        json!("never"),
+        3_001_000_000,
+    );
+    let invalid = store.path().join("register/invalid");
+    make_run(&invalid, "register", "2026-11-28T10:01:00Z", &b.build());
+    reports::build(&invalid).unwrap();
+    let r = selftest(browser, &invalid);
+    assert_eq!(r["errors"], json!([]), "{r}");
+    assert_eq!(r["scrollY"], 0, "opens at the verdict: {r}");
+    let end = r["end"].as_f64().unwrap();
+    let opened = r["opened"].as_array().unwrap();
+    let span =
+        |a: &serde_json::Value, b: &serde_json::Value| b.as_f64().unwrap() - a.as_f64().unwrap();
+    assert!(
+        span(&opened[0], &opened[1]) < end / 2.0,
+        "opens zoomed: {r}"
+    );
+    let c = &r["clicked"];
+    let (t0, t1) = (c["t0"].as_f64().unwrap(), c["t1"].as_f64().unwrap());
+    assert!(
+        t0 <= c["call"].as_f64().unwrap() && c["ret"].as_f64().unwrap() <= t1,
+        "{r}"
+    );
+    assert!(t1 - t0 < end / 2.0, "zoomed in: {r}");
+    assert_eq!(c["keyFilter"], c["key"], "its key selected: {r}");
+}
