@@ -1,6 +1,6 @@
 //! `chaos-runner check`: the checker on a history file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -86,6 +86,11 @@ pub struct CheckArgs {
     /// history, named <file>.check.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write the report `test` writes for its runs (report.html with the timeline
+    /// and counterexample, plots, the history as JSON Lines, results.json) into DIR, a new
+    /// or empty folder: for a history made elsewhere (Jepsen EDN or logs, ours).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 fn load(args: &CheckArgs) -> Result<History> {
@@ -124,7 +129,95 @@ fn nothing_checked_is_unknown(mut report: CheckReport, history: &History) -> Che
     report
 }
 
+/// A report folder must be new or empty: nothing in it is overwritten.
+fn refuse_busy(dir: &Path) -> Result<()> {
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+        bail!(
+            "--report {}: the folder is not empty; give a new or empty one",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `history` as a run folder in `dir` and builds its report. The history is read
+/// back from the folder and checked again, so the report's operation numbers are those
+/// of the folder's own history.jsonl.
+fn write_report(
+    dir: &Path,
+    args: &CheckArgs,
+    history: &History,
+    check_again: impl Fn(&History) -> Result<CheckReport>,
+) -> Result<PathBuf> {
+    use checker::record::{Counts, RunResults, TestRecord};
+    refuse_busy(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let hpath = dir.join("history.jsonl");
+    let file = std::fs::File::create(&hpath)
+        .with_context(|| format!("cannot create {}", hpath.display()))?;
+    checker::generate::write_jsonl(history, std::io::BufWriter::new(file))
+        .with_context(|| format!("cannot write {}", hpath.display()))?;
+    let text = std::fs::read_to_string(&hpath)?;
+    let own = import::read(&text, Some(Format::Jsonl)).context("reading the written history")?;
+    let report = nothing_checked_is_unknown(check_again(&own)?, &own);
+    let count = |o| own.ops.iter().filter(|op| op.outcome == o).count() as u64;
+    let end_s = own
+        .ops
+        .iter()
+        .map(|o| o.ret.unwrap_or(o.call))
+        .max()
+        .unwrap_or(0) as f64
+        / 1e9;
+    let name = args
+        .file
+        .file_name()
+        .map_or("history".into(), |n| n.to_string_lossy().into_owned());
+    let command = std::iter::once("chaos-runner".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let test = TestRecord {
+        name: name.clone(),
+        command: command.clone(),
+        workload: format!("{:?}", args.model).to_lowercase(),
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ..TestRecord::default()
+    };
+    let results = RunResults {
+        verdict: report.verdict,
+        reason: report.unknown.first().map(|u| u.reason.clone()),
+        seed: 0,
+        command,
+        counts: Counts {
+            ok: count(checker::Outcome::Ok),
+            fail: count(checker::Outcome::Fail),
+            info: count(checker::Outcome::Info),
+        },
+        fail_reasons: Default::default(),
+        duration_s: end_s,
+        throughput_ok_per_s: count(checker::Outcome::Ok) as f64 / end_s.max(1e-9),
+        latency_ms: Default::default(),
+        faults: Vec::new(),
+        final_reads: Default::default(),
+        warnings: Vec::new(),
+        after_time_limit_s: Vec::new(),
+        checker_summary: report.summary_of(Some("history.jsonl")),
+        checker: report,
+    };
+    for (file, json) in [
+        ("test.json", serde_json::to_string_pretty(&test)?),
+        ("results.json", serde_json::to_string_pretty(&results)?),
+    ] {
+        std::fs::write(dir.join(file), json + "\n")
+            .with_context(|| format!("cannot write {}", dir.join(file).display()))?;
+    }
+    Ok(reports::build(dir)?.report)
+}
+
 pub fn run(args: CheckArgs) -> Result<u8> {
+    if let Some(dir) = &args.report {
+        refuse_busy(dir)?;
+    }
     let history = load(&args)?;
     let init: serde_json::Value = serde_json::from_str(&args.init)
         .with_context(|| format!("--init {:?} is not JSON", args.init))?;
@@ -146,24 +239,26 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         NilReadArg::Absent => NilRead::Absent,
         NilReadArg::Any => NilRead::Any,
     };
-    let report = match args.model {
-        ModelName::Register | ModelName::CasRegister => {
-            let model = Register {
-                cas: args.model == ModelName::CasRegister,
-                init: Val::from_json(&init),
-                nil_read,
-            };
-            run_model(&model, &history, &opts)?
+    let check_with = |h: &History| -> Result<CheckReport> {
+        match args.model {
+            ModelName::Register | ModelName::CasRegister => {
+                let model = Register {
+                    cas: args.model == ModelName::CasRegister,
+                    init: Val::from_json(&init),
+                    nil_read,
+                };
+                run_model(&model, h, &opts)
+            }
+            ModelName::Kv => run_model(
+                &KeyValue {
+                    missing_is_empty: args.missing_is_empty,
+                },
+                h,
+                &opts,
+            ),
         }
-        ModelName::Kv => run_model(
-            &KeyValue {
-                missing_is_empty: args.missing_is_empty,
-            },
-            &history,
-            &opts,
-        )?,
     };
-    let report = nothing_checked_is_unknown(report, &history);
+    let report = nothing_checked_is_unknown(check_with(&history)?, &history);
     let json = serde_json::to_string_pretty(&report)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = args.file.file_name().unwrap_or_default().to_os_string();
@@ -180,6 +275,10 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     println!("{}", report.summary_of(source.as_deref()));
     if out.as_os_str() != "-" {
         println!("results: {}", out.display());
+    }
+    if let Some(dir) = &args.report {
+        let page = write_report(dir, &args, &history, check_with)?;
+        println!("report:  {}", page.display());
     }
     Ok(exit::of(report.verdict))
 }

@@ -209,3 +209,36 @@ fn the_first_refuted_key_decides_unless_all_keys() {
     assert!(out.contains("(2 valid, 1 invalid, 0 unknown)"), "{out}");
     assert!(!out.contains("not decided"), "{out}");
 }
+
+/// `check --report DIR`: the report `test` writes, for a history made elsewhere (here a
+/// Jepsen log); a folder that is not empty is refused before anything is done.
+#[test]
+fn a_report_for_a_history_made_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write(
+        dir.path(),
+        "jepsen.log",
+        "INFO  jepsen.util - 0\t:invoke\t:write\t3\n\
+         INFO  jepsen.util - 0\t:ok\t:write\t3\n\
+         INFO  jepsen.util - 1\t:invoke\t:read\tnil\n\
+         INFO  jepsen.util - 1\t:ok\t:read\t4\n",
+    );
+    let report = dir.path().join("report");
+    let (code, out, err) = run(&["check", &log, "--report", report.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("report:  "), "{out}");
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("INVALID") && html.contains("Why it is not linearizable"));
+    assert!(html.contains("jepsen.log"), "named after its history");
+    for f in [
+        "history.jsonl",
+        "results.json",
+        "test.json",
+        "latency-raw.svg",
+    ] {
+        assert!(report.join(f).is_file(), "{f}");
+    }
+    let (code, _, err) = run(&["check", &log, "--report", report.to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert!(err.contains("not empty"), "{err}");
+}
