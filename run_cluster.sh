@@ -44,8 +44,8 @@ build() {
   [[ -x $BIN ]] || die "no raft-node binary at $BIN"
 }
 
-start_node() {
-  local i=$1
+start_node() { # start_node N [--bootstrap]: the flag only when founding the cluster
+  local i=$1 bootstrap=${2:-}
   if pid=$(pid_of "$i"); then
     echo "node $i already running (pid $pid)"
     return
@@ -57,7 +57,7 @@ start_node() {
   mkdir -p "$DATA"
   # shellcheck disable=SC2086
   nohup "$BIN" --id "$i" --transport-port "800$i" --api-port "900$i" \
-    --data-dir "$DATA/n$i" --peers "$(IFS=,; echo "${peers[*]}")" ${RAFT_NODE_ARGS:-} \
+    --data-dir "$DATA/n$i" --peers "$(IFS=,; echo "${peers[*]}")" $bootstrap ${RAFT_NODE_ARGS:-} \
     >>"$DATA/n$i.log" 2>&1 </dev/null &
   echo $! >"$DATA/n$i.pid"
   echo "node $i started (pid $!, api http://127.0.0.1:900$i, log $DATA/n$i.log)"
@@ -107,7 +107,12 @@ cmd=${1:-}
 case $cmd in
   start)
     build
-    for i in "${NODES[@]}"; do start_node "$i"; done
+    # A new cluster (no node has a data folder yet) is founded with --bootstrap; a
+    # restart of an existing one is not, so a member whose data was lost refuses to
+    # rejoin as itself.
+    found=--bootstrap
+    for i in "${NODES[@]}"; do [[ -d $DATA/n$i ]] && found=; done
+    for i in "${NODES[@]}"; do start_node "$i" "$found"; done
     wait_leader
     echo "try: curl -XPOST localhost:9001/kv/hello -d '{\"value\":\"world\"}'"
     ;;

@@ -364,7 +364,12 @@ impl Cluster {
         let proc = match &spec.remote {
             Some(r) => {
                 // Python servers buffer stdout into a file: unflushed lines die with a kill.
-                let mut argv = vec!["env".into(), "PYTHONUNBUFFERED=1".into(), r.bin.clone()];
+                let mut argv = vec![
+                    "env".into(),
+                    "PYTHONUNBUFFERED=1".into(),
+                    "RAFT_NODE_BOOTSTRAP=1".into(),
+                    r.bin.clone(),
+                ];
                 argv.extend(args);
                 let started = blocking(|| r.start_node(&argv, spawn_child));
                 Proc::Remote(started.with_context(|| format!("cannot start node {id}"))?)
@@ -499,6 +504,9 @@ fn start_local(bin: &Path, args: &[String], spec: &NodeSpec) -> Result<Child> {
     cmd.args(args)
         // Python servers buffer stdout into a file: unflushed lines die with a kill.
         .env("PYTHONUNBUFFERED", "1")
+        // The runner founds every cluster it starts and never wipes a node's data, so a
+        // node may create its state (raft-node refuses to start without any otherwise).
+        .env("RAFT_NODE_BOOTSTRAP", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -48,6 +48,13 @@ struct Args {
     /// Address both ports bind to.
     #[arg(long, default_value = "127.0.0.1")]
     listen_addr: IpAddr,
+    /// Allow starting with no Raft state in --data-dir: as a founding member of a new
+    /// cluster, on its first start. Without it, a node whose data is missing refuses to
+    /// start: with its term and vote forgotten it could vote twice in one term. Give it
+    /// (or set RAFT_NODE_BOOTSTRAP=1) only when creating a cluster; a member that lost
+    /// its data must not rejoin under its old id (membership changes are not supported).
+    #[arg(long, env = "RAFT_NODE_BOOTSTRAP", value_parser = clap::builder::BoolishValueParser::new())]
+    bootstrap: bool,
     /// The cluster's name: every peer request carries it, and requests naming another
     /// cluster are refused, so nodes of two clusters that can reach each other never mix.
     /// Give each cluster its own; all its nodes must share it.
@@ -259,6 +266,17 @@ async fn run(args: Args) -> Result<()> {
         bail!("--snapshot-threshold must be positive");
     }
 
+    if !Storage::holds_state(&args.data_dir) && !args.bootstrap {
+        bail!(
+            "{} holds no Raft state: started there, node {} would be a voter that forgot its \
+             term and vote, and could vote twice in one term. On the first start of a new \
+             cluster, pass --bootstrap (or RAFT_NODE_BOOTSTRAP=1) to every founding node. A \
+             member whose data was lost must not rejoin under its old id: start a new cluster \
+             (membership changes are not supported yet).",
+            args.data_dir.display(),
+            args.id
+        );
+    }
     let (storage, recovered, report) = Storage::open(&args.data_dir)
         .with_context(|| format!("cannot open data directory {}", args.data_dir.display()))?;
     let kv = match &recovered.snapshot {

@@ -455,6 +455,12 @@ impl Storage {
         Ok((storage, recovered, report))
     }
 
+    /// Whether `dir` holds a node's durable term and vote (its state file): false for a
+    /// new node, or one whose data was lost.
+    pub fn holds_state(dir: &Path) -> bool {
+        dir.join(STATE_FILE).is_file()
+    }
+
     /// Segments must run without a gap up to the newest one `state.bin` names. The one
     /// case without that file is a node that crashed during its very first start: one
     /// segment holding nothing but the initial term 0.

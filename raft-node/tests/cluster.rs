@@ -72,6 +72,9 @@ struct Cluster {
     nodes: Vec<Node>,
     /// Extra flags of each node, by id.
     extra: Vec<Vec<String>>,
+    /// While the cluster is being created: nodes start with RAFT_NODE_BOOTSTRAP=1. Later
+    /// (re)starts find the state they left, or refuse.
+    founding: bool,
     _tmp: tempfile::TempDir,
 }
 
@@ -94,11 +97,13 @@ impl Cluster {
         let mut c = Cluster {
             nodes,
             extra: (1..=n).map(extra).collect(),
+            founding: true,
             _tmp: tmp,
         };
         for id in 1..=n {
             c.start(id);
         }
+        c.founding = false;
         c
     }
 
@@ -116,6 +121,8 @@ impl Cluster {
             .open(node.dir.with_extension("log"))
             .unwrap();
         let child = Command::new(BIN)
+            // The harness founds its clusters; a restart finds the state it left.
+            .env("RAFT_NODE_BOOTSTRAP", if self.founding { "1" } else { "0" })
             .args(["--id", &id.to_string()])
             .args(["--transport-port", &node.transport.to_string()])
             .args(["--api-port", &node.api.to_string()])
@@ -329,9 +336,18 @@ fn bad_start_up_fails_clearly() {
             dir.to_string_lossy().into_owned(),
         ]
     };
-    // A single-node cluster elects itself and serves.
+    // No state and no --bootstrap: refused, with what to do (issue 12, item 8).
+    let out = Command::new(BIN).args(args(t, a)).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds no Raft state") && err.contains("--bootstrap"),
+        "{err}"
+    );
+    // A single-node cluster, bootstrapped, elects itself and serves.
     let mut first = Command::new(BIN)
         .args(args(t, a))
+        .arg("--bootstrap")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -739,4 +755,31 @@ fn random_malformed_requests_never_take_a_node_down() {
     }
     assert_eq!(get(&c, "kept"), json!("yes"));
     put(&c, "after-fuzz", "ok");
+}
+
+/// Issue 12, item 8: a member whose data was wiped does not come back as a voter that
+/// forgot its vote: restarted without --bootstrap it refuses, saying why, and the rest of
+/// the cluster goes on.
+#[test]
+fn a_wiped_member_refuses_to_rejoin_as_itself() {
+    let mut c = Cluster::new(3);
+    let l = c.leader();
+    put(&c, "k", "v");
+    let f = l % 3 + 1;
+    c.kill(f);
+    let dir = c.nodes[f as usize - 1].dir.clone();
+    std::fs::remove_dir_all(&dir).unwrap();
+    c.start(f);
+    let status = wait_for("the wiped node to refuse", Duration::from_secs(10), || {
+        c.nodes[f as usize - 1]
+            .child
+            .as_mut()
+            .and_then(|ch| ch.try_wait().unwrap())
+    });
+    assert_eq!(status.code(), Some(1));
+    let log = log_tail(&dir);
+    assert!(log.contains("holds no Raft state"), "{log}");
+    c.nodes[f as usize - 1].child = None;
+    put(&c, "k", "w");
+    assert_eq!(get(&c, "k"), json!("w"));
 }
