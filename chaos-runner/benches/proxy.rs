@@ -10,6 +10,9 @@
 #[path = "../src/console.rs"]
 #[allow(dead_code, unused_imports, unused_macros)]
 mod console;
+#[path = "../src/link_mode.rs"]
+#[allow(dead_code)]
+mod link_mode;
 #[path = "../src/netns/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod netns;

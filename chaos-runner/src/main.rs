@@ -4,6 +4,7 @@ mod bench;
 mod check_cmd;
 mod cluster;
 mod console;
+mod link_mode;
 mod nemesis;
 mod netns;
 mod proxy;

@@ -28,6 +28,12 @@ const VALID: &str = r#"{"type":"header","schema":"chaos-history","version":1}
 {"type":"nemesis","f":"kill","value":["n1"],"time":5}
 "#;
 
+/// A Jepsen log of a write of 3 and then a read of 4: not linearizable.
+const STALE_JEPSEN_LOG: &str = "INFO  jepsen.util - 0\t:invoke\t:write\t3\n\
+                                INFO  jepsen.util - 0\t:ok\t:write\t3\n\
+                                INFO  jepsen.util - 1\t:invoke\t:read\tnil\n\
+                                INFO  jepsen.util - 1\t:ok\t:read\t4\n";
+
 #[test]
 fn verdicts_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,14 +160,7 @@ fn reads_jepsen_formats_by_sniffing() {
     );
     let (code, out, err) = run(&["check", &edn]);
     assert_eq!(code, 0, "{out}{err}");
-    let log = write(
-        dir.path(),
-        "jepsen.log",
-        "INFO  jepsen.util - 0\t:invoke\t:write\t3\n\
-         INFO  jepsen.util - 0\t:ok\t:write\t3\n\
-         INFO  jepsen.util - 1\t:invoke\t:read\tnil\n\
-         INFO  jepsen.util - 1\t:ok\t:read\t4\n",
-    );
+    let log = write(dir.path(), "jepsen.log", STALE_JEPSEN_LOG);
     let (code, out, _) = run(&["check", &log]);
     assert_eq!(code, 1, "{out}");
     // Knossos reading: nil reads are "unknown".
@@ -215,14 +214,7 @@ fn the_first_refuted_key_decides_unless_all_keys() {
 #[test]
 fn a_report_for_a_history_made_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
-    let log = write(
-        dir.path(),
-        "jepsen.log",
-        "INFO  jepsen.util - 0\t:invoke\t:write\t3\n\
-         INFO  jepsen.util - 0\t:ok\t:write\t3\n\
-         INFO  jepsen.util - 1\t:invoke\t:read\tnil\n\
-         INFO  jepsen.util - 1\t:ok\t:read\t4\n",
-    );
+    let log = write(dir.path(), "jepsen.log", STALE_JEPSEN_LOG);
     let report = dir.path().join("report");
     let (code, out, err) = run(&["check", &log, "--report", report.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");

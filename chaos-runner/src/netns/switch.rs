@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::packet::{ipv4_ends, tcp_reset_for};
 use super::tun::Tun;
-use crate::proxy::LinkMode;
+use crate::link_mode::LinkMode;
 
 /// What a packet fault does to the packets of one directed link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,20 +32,7 @@ pub use messages::{LinkMessages, MessageEvent, MessageFault};
 use crate::netns::switch::{PacketFault, PacketLink, SwitchLink};
 use checker::record::PacketRecord;
 
-/// What a link does to traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkMode {
-    Up,
-    /// Live connections are reset, new ones refused (reset at once).
-    Cut,
-    /// Connections are accepted and then stall: nothing passes, so timeouts fire.
-    BlackHole,
-    /// Every chunk waits `ms` plus up to `jitter_ms` more.
-    Delay {
-        ms: u64,
-        jitter_ms: u64,
-    },
-}
+pub use crate::link_mode::LinkMode;
 
 /// The faults in force on one link, each set and cleared on its own.
 #[derive(Debug, Clone, Copy, Default)]

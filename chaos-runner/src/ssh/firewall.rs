@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::SshHosts;
+use crate::link_mode::LinkMode;
 use crate::netns::switch::SwitchLink;
-use crate::proxy::LinkMode;
 
 /// The rules for one host, given the mode of each link into it and the sender's address.
 pub fn render(into: &[(IpAddr, LinkMode)]) -> String {

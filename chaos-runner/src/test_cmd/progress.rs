@@ -35,6 +35,43 @@ async fn report_crashes(cluster: &tokio::sync::Mutex<Cluster>, recorder: &Record
     }
 }
 
+/// Where progress goes: the bar on a terminal, else a line every five seconds.
+struct Ticker {
+    bar: Option<indicatif::ProgressBar>,
+    start: Instant,
+    last_line: Instant,
+}
+
+impl Ticker {
+    fn new(total: Duration) -> Ticker {
+        Ticker {
+            bar: bar(total),
+            start: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, msg: String) {
+        match &self.bar {
+            Some(b) => {
+                b.set_position(self.start.elapsed().as_millis() as u64);
+                b.set_message(msg);
+            }
+            None if self.last_line.elapsed() >= Duration::from_secs(5) => {
+                crate::console::say!("[{:>5.1}s] {msg}", self.start.elapsed().as_secs_f64());
+                self.last_line = Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 fn bar(time_limit: Duration) -> Option<indicatif::ProgressBar> {
     std::io::stderr().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(time_limit.as_millis() as u64);
@@ -55,9 +92,7 @@ pub async fn run(
     time_limit: Duration,
     done: Arc<Notify>,
 ) {
-    let bar = bar(time_limit);
-    let start = Instant::now();
-    let mut last_line = Instant::now();
+    let mut ticker = Ticker::new(time_limit);
     let (mut last_total, mut last_t, mut rate) = (0, Instant::now(), 0.0);
     loop {
         tokio::select! {
@@ -84,30 +119,17 @@ pub async fn run(
                 &active
             }
         );
-        match &bar {
-            Some(b) => {
-                b.set_position(start.elapsed().as_millis() as u64);
-                b.set_message(msg);
-            }
-            None if last_line.elapsed() >= Duration::from_secs(5) => {
-                crate::console::say!("[{:>5.1}s] {msg}", start.elapsed().as_secs_f64());
-                last_line = Instant::now();
-            }
-            None => {}
-        }
+        ticker.show(msg);
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    ticker.finish();
 }
 
 /// `bench`'s live view until `done` is notified: the bar on a terminal, a line every five
 /// seconds otherwise, with the operations so far and the current rate; the warm-up says
 /// so (its operations are not measured).
 pub async fn bench(recorder: Arc<Recorder>, warmup: Duration, total: Duration, done: Arc<Notify>) {
-    let bar = bar(total);
+    let mut ticker = Ticker::new(total);
     let start = Instant::now();
-    let mut last_line = Instant::now();
     let (mut last_ok, mut last_t, mut rate) = (0, Instant::now(), 0.0);
     loop {
         tokio::select! {
@@ -129,19 +151,7 @@ pub async fn bench(recorder: Arc<Recorder>, warmup: Duration, total: Duration, d
             "ok {} fail {} info {} | {rate:.0} ok/s | {phase}",
             counts.ok, counts.fail, counts.info
         );
-        match &bar {
-            Some(b) => {
-                b.set_position(start.elapsed().as_millis() as u64);
-                b.set_message(msg);
-            }
-            None if last_line.elapsed() >= Duration::from_secs(5) => {
-                crate::console::say!("[{:>5.1}s] {msg}", start.elapsed().as_secs_f64());
-                last_line = Instant::now();
-            }
-            None => {}
-        }
+        ticker.show(msg);
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    ticker.finish();
 }
