@@ -91,7 +91,8 @@ pub struct SshArgs {
     /// signal, partitions links with nftables on the hosts, and copies logs and data
     /// back at the end. Each host needs sshd, setsid, tar and nftables, and root (or
     /// passwordless sudo) for the firewall; nodes listen on the host's address, ports
-    /// 7000 (peers) and 8000 (clients). Faults: kill, pause, partition.
+    /// 7000 (peers) and 8000 (clients). Faults: kill, pause, partition. The cluster has as
+    /// many nodes as hosts (--nodes is not used).
     #[arg(long, value_name = "HOSTS")]
     pub hosts: Option<String>,
     /// --hosts: the private key ssh logs in with (default: ssh's own choice).
