@@ -19,6 +19,9 @@ mod netns;
 #[path = "../src/proxy/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod proxy;
+#[path = "../src/run_lock.rs"]
+#[allow(dead_code)]
+mod run_lock;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -8,6 +8,7 @@ mod link_mode;
 mod nemesis;
 mod netns;
 mod proxy;
+mod run_lock;
 mod ssh;
 mod store;
 mod test_cmd;

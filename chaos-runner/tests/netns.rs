@@ -15,7 +15,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{assert_refused, can_run, etcd_available, raft_node, wait_for, BIN};
+use common::{assert_refused, can_run, chaos_test, etcd_available, raft_node, wait_for, BIN};
 
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -24,19 +24,11 @@ fn root() -> bool {
 }
 
 fn test_command(store: &Path, range: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("test")
-        .arg("--store")
-        .arg(store)
-        .arg("--raft-node")
-        .arg(raft_node())
-        .args(["--net", "netns", "--net-range", range]);
-    // A gentle default load, unless the test sets its own.
-    if !args.contains(&"--concurrency") {
-        c.args(["--concurrency", "4", "--rate", "300"]);
-    }
-    c.args(args);
-    c
+    let args: Vec<&str> = ["--net", "netns", "--net-range", range]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    chaos_test(store, &raft_node(), &args)
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {

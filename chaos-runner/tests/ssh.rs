@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{assert_refused, can_run, raft_node, wait_for, BIN};
+use common::{assert_refused, can_run, chaos_test, raft_node, wait_for, BIN};
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -158,21 +158,23 @@ impl Lab {
     }
 
     fn test_command(&self, store: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("test")
-            .arg("--store")
-            .arg(store)
-            .arg("--raft-node")
-            .arg(raft_node())
-            .args(["--hosts", &self.hosts()])
-            .arg("--ssh-key")
-            .arg(self.dir.path().join("client_key"))
-            .args(["--ssh-option", "StrictHostKeyChecking=no"])
-            .args(["--ssh-option", "UserKnownHostsFile=/dev/null"])
-            .args(["--remote-dir", &self.remote_dir()])
-            .args(["--concurrency", "4", "--rate", "300"])
-            .args(args);
-        c
+        let key = self.dir.path().join("client_key").display().to_string();
+        let remote = self.remote_dir();
+        let hosts = self.hosts();
+        let mut all = vec![
+            "--hosts",
+            &hosts,
+            "--ssh-key",
+            &key,
+            "--ssh-option",
+            "StrictHostKeyChecking=no",
+            "--ssh-option",
+            "UserKnownHostsFile=/dev/null",
+            "--remote-dir",
+            &remote,
+        ];
+        all.extend_from_slice(args);
+        chaos_test(store, &raft_node(), &all)
     }
 
     /// Where runs keep their folders "on the hosts" (one filesystem here).

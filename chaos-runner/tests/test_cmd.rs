@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{raft_node, wait_for, BIN};
+use common::{chaos_test, raft_node, wait_for, BIN};
 
 /// The server under test.
 #[derive(Clone, Copy)]
@@ -21,24 +21,17 @@ enum Server {
 }
 
 fn command_for(server: Server, store: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("test").arg("--store").arg(store);
     match server {
-        Server::RaftNode => c.arg("--raft-node").arg(raft_node()),
-        Server::Seed => c
-            .arg("--raft-node")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-node"))
-            .arg(format!(
-                "--node-arg=--raft-node-bin={}",
-                raft_node().display()
-            )),
-    };
-    // A gentle default load, unless the test sets its own.
-    if !args.contains(&"--concurrency") {
-        c.args(["--concurrency", "4", "--rate", "300"]);
+        Server::RaftNode => chaos_test(store, &raft_node(), args),
+        Server::Seed => {
+            let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-node");
+            let bin = format!("--node-arg=--raft-node-bin={}", raft_node().display());
+            let args: Vec<&str> = std::iter::once(bin.as_str())
+                .chain(args.iter().copied())
+                .collect();
+            chaos_test(store, &shim, &args)
+        }
     }
-    c.args(args);
-    c
 }
 
 fn run(store: &Path, args: &[&str]) -> Output {

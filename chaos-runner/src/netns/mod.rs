@@ -19,31 +19,17 @@ pub mod switch;
 pub mod tun;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
-use rand::Rng;
 
+use crate::run_lock::{self, is_run_name, RunLock};
 use switch::{Port, Switch, SwitchLink};
 use tun::Tun;
 
-/// Where runs keep their locks (and ssh control sockets): /run/chaos-runner for root,
-/// a folder of the user's own under the temporary folder otherwise (`--hosts` needs no
-/// root here).
-pub fn state_dir() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    if uid == 0 {
-        PathBuf::from("/run/chaos-runner")
-    } else {
-        std::env::temp_dir().join(format!("chaos-runner-{uid}"))
-    }
-}
 const NETNS_DIR: &str = "/run/netns";
 /// Large, so a TCP stream is not chopped into Ethernet-sized packets: the switch pays
 /// per packet, not per byte.
@@ -107,8 +93,7 @@ impl std::fmt::Display for Range {
 
 /// Checks what netns mode needs, naming what is missing and where it comes from.
 pub fn preflight() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !run_lock::is_root() {
         bail!(
             "--net netns creates network namespaces and TUN devices, which needs root \
              (CAP_NET_ADMIN); run as root, or use --net proxy"
@@ -139,76 +124,6 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Takes an exclusive lock on `path`, held while the returned file is open: waiting for
-/// it (`wait`), or `None` at once if another process holds it.
-fn flock(path: &Path, wait: bool) -> Result<Option<File>> {
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let how = if wait {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_EX | libc::LOCK_NB
-    };
-    // SAFETY: flock on an open descriptor.
-    if unsafe { libc::flock(f.as_raw_fd(), how) } == 0 {
-        return Ok(Some(f));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        return Ok(None);
-    }
-    Err(e).with_context(|| format!("cannot lock {}", path.display()))
-}
-
-/// A run's name (`cr1a2b3c`) and the lock that says it is alive: held while this value
-/// lives, free once the process is gone however it ended.
-pub struct RunLock {
-    run: String,
-    _file: File,
-}
-
-impl RunLock {
-    /// Picks a name no live run has and takes its lock.
-    pub fn new() -> Result<RunLock> {
-        let dir = state_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        loop {
-            let run = format!("cr{:06x}", rand::thread_rng().gen_range(0..1u32 << 24));
-            if let Some(f) = flock(&Self::path(&run), false)? {
-                return Ok(RunLock { run, _file: f });
-            }
-        }
-    }
-
-    pub fn run(&self) -> &str {
-        &self.run
-    }
-
-    fn path(run: &str) -> PathBuf {
-        state_dir().join(format!("{run}.lock"))
-    }
-
-    /// Whether run `run` is not alive on this machine (its lock is free or gone).
-    pub fn is_dead(run: &str) -> Result<bool> {
-        let path = Self::path(run);
-        if !path.exists() {
-            return Ok(true);
-        }
-        Ok(flock(&path, false)?.is_some())
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(Self::path(&self.run));
-    }
-}
-
 /// Removes one named namespace, as `ip netns delete` does (detach its mount, remove
 /// the name); processes still inside keep it alive until they exit.
 fn remove_namespace(name: &str) {
@@ -226,11 +141,6 @@ pub fn remove_live() {
     for n in names {
         remove_namespace(&n);
     }
-}
-
-/// Whether `s` is a run name this tool makes (`cr` and six hex digits).
-pub fn is_run_name(s: &str) -> bool {
-    s.len() == 8 && s.starts_with("cr") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The run a namespace name belongs to (`chaos-<run>-n<id>`).
@@ -270,10 +180,7 @@ fn kill_inside(path: &Path) {
 /// is free. Live runs, and namespaces not named by this tool, are left alone. Returns
 /// the names removed.
 pub fn clean_dead_runs() -> Result<Vec<String>> {
-    let dir = state_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut removed = Vec::new();
-    let mut dead: BTreeMap<String, bool> = BTreeMap::new();
     let names: Vec<String> = match std::fs::read_dir(NETNS_DIR) {
         Ok(d) => d
             .flatten()
@@ -283,35 +190,14 @@ pub fn clean_dead_runs() -> Result<Vec<String>> {
     };
     for name in names {
         let Some(run) = run_of(&name) else { continue };
-        let is_dead = match dead.get(run) {
-            Some(&d) => d,
-            None => {
-                let d = RunLock::is_dead(run)?;
-                dead.insert(run.to_string(), d);
-                d
-            }
-        };
-        if is_dead {
+        if RunLock::is_dead(run)? {
             let path = Path::new(NETNS_DIR).join(&name);
             kill_inside(&path);
             remove_namespace(&name);
             removed.push(name);
         }
     }
-    // Locks and ssh control sockets of dead runs (a run stopped by Ctrl-C or SIGKILL
-    // cannot remove its own).
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(run) = name.get(..8).filter(|r| is_run_name(r)) else {
-                continue;
-            };
-            let rest = &name[8..];
-            if (rest == ".lock" || rest.starts_with("-ssh-")) && RunLock::is_dead(run)? {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    run_lock::clean_dead_files()?;
     Ok(removed)
 }
 
@@ -427,7 +313,7 @@ impl Hosts {
             crate::console::say!("removed {} namespaces left by dead runs", cleaned.len());
         }
         // Set-up of concurrent runs takes turns (each picks a free range).
-        let _setup = flock(&state_dir().join("setup.lock"), true)?;
+        let _setup = run_lock::flock(&run_lock::state_dir().join("setup.lock"), true)?;
         let range = choose_range(range)?;
         for &id in ids {
             if range.node(id).is_none() {

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,12 +83,16 @@ struct FaultState {
 /// One directed link's packet fault, shared by the nemesis (which sets it) and the
 /// switch (which applies it).
 pub struct PacketLink {
+    /// Whether a fault is in force: read per packet without the lock, so a link with no
+    /// fault (nearly always) costs one atomic load.
+    active: AtomicBool,
     state: Mutex<FaultState>,
 }
 
 impl Default for PacketLink {
     fn default() -> Self {
         PacketLink {
+            active: AtomicBool::new(false),
             state: Mutex::new(FaultState {
                 fault: None,
                 rng: StdRng::seed_from_u64(0),
@@ -109,6 +114,7 @@ impl PacketLink {
             s.free_at = Instant::now();
         }
         s.fault = fault;
+        self.active.store(fault.is_some(), Ordering::Release);
     }
 
     /// What the fault did since it started, for the history.
@@ -127,6 +133,9 @@ impl PacketLink {
     /// Decides the fate of a packet of `len` bytes, arriving `now`, that the link delays
     /// by `delay`.
     fn decide(&self, len: usize, delay: Duration, now: Instant) -> Fate {
+        if !self.active.load(Ordering::Acquire) {
+            return Fate::After(delay);
+        }
         let mut s = self.state.lock().expect("packet link");
         let Some(fault) = s.fault else {
             return Fate::After(delay);

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::netns::RunLock;
+use crate::run_lock::{self, RunLock};
 
 /// One `[user@]host[:port]` of `--hosts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,7 +422,7 @@ impl SshHosts {
             bail!("--hosts needs the OpenSSH client: apt-get install openssh-client");
         }
         // Locks and control sockets that runs killed here left behind.
-        let _ = crate::netns::clean_dead_runs();
+        run_lock::clean_dead_files()?;
         let lock = RunLock::new()?;
         let run = lock.run().to_string();
         let mut base_args: Vec<String> = vec![
@@ -515,7 +515,7 @@ impl SshHosts {
         let root = quote(&plan.remote_dir.display().to_string());
         let listed = r.run(&format!("ls {root} 2>/dev/null; true"), b"")?;
         for name in listed.split_whitespace() {
-            if crate::netns::is_run_name(name) && name != self.run && RunLock::is_dead(name)? {
+            if run_lock::is_run_name(name) && name != self.run && RunLock::is_dead(name)? {
                 r.run(&format!("rm -rf {root}/{name}"), b"")?;
             }
         }
@@ -530,7 +530,7 @@ impl SshHosts {
                 continue;
             };
             // Only names this tool makes (a lock file's name is built from it).
-            if !crate::netns::is_run_name(name) {
+            if !run_lock::is_run_name(name) {
                 continue;
             }
             if name != self.run && RunLock::is_dead(name)? {
@@ -584,7 +584,7 @@ fn open(
     plan: &SshPlan,
     spawn: &impl Fn(Command) -> std::io::Result<Child>,
 ) -> Result<Remote> {
-    let socket = crate::netns::state_dir().join(format!("{run}-ssh-{id}"));
+    let socket = run_lock::state_dir().join(format!("{run}-ssh-{id}"));
     let mut base = base_args.to_vec();
     if let Some(p) = target.port {
         base.push("-p".into());
@@ -624,8 +624,8 @@ fn open(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let root_login = target.user.as_deref() == Some("root")
-        || (target.user.is_none() && unsafe { libc::geteuid() } == 0);
+    let root_login =
+        target.user.as_deref() == Some("root") || (target.user.is_none() && run_lock::is_root());
     let dir = format!("{}/{run}/n{id}", plan.remote_dir.display());
     let bin = match &plan.remote_bin {
         Some(b) => b.display().to_string(),

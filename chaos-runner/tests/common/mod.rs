@@ -1,5 +1,6 @@
 //! What the chaos-runner integration tests share.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -75,4 +76,21 @@ pub fn can_run(available: bool, require: &str, what: &str) -> bool {
         eprintln!("SKIPPED: needs {what}");
     }
     available
+}
+
+/// `chaos-runner test --store STORE --raft-node RAFT_NODE ARGS...`, with a gentle default
+/// load (4 clients at 300 ops/s) unless ARGS set `--concurrency`.
+#[allow(dead_code)]
+pub fn chaos_test<A: AsRef<OsStr>>(store: &Path, raft_node: &Path, args: &[A]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("test")
+        .arg("--store")
+        .arg(store)
+        .arg("--raft-node")
+        .arg(raft_node);
+    if !args.iter().any(|a| a.as_ref() == "--concurrency") {
+        c.args(["--concurrency", "4", "--rate", "300"]);
+    }
+    c.args(args);
+    c
 }
