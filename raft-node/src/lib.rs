@@ -6,10 +6,14 @@
 //! - [`node`]: the driver that runs the core against real storage, network and clients.
 //! - [`transport`]: node-to-node messages over HTTP.
 //! - [`api`]: the client HTTP API.
+//! - [`tls`]: optional mutual TLS for either port.
+//! - [`parse_errors`]: JSON bodies for hyper's own parse-error answers.
 
 pub mod api;
 pub mod kv;
 pub mod node;
+pub mod parse_errors;
 pub mod raft;
 pub mod storage;
+pub mod tls;
 pub mod transport;

@@ -12,6 +12,7 @@ use raft_node::kv::KvStore;
 use raft_node::node::{Driver, DriverConfig};
 use raft_node::raft::{Config, NodeId, Raft};
 use raft_node::storage::Storage;
+use raft_node::tls::{Tls, TlsFiles};
 use raft_node::transport::{self, HttpOutbox, Membership, PortLimits};
 use tokio::net::TcpListener;
 
@@ -60,6 +61,29 @@ struct Args {
     /// Give each cluster its own; all its nodes must share it.
     #[arg(long, default_value = "raft-node")]
     cluster_id: String,
+    /// Mutual TLS on the peer port: this node's certificate (PEM). With --peer-key and
+    /// --peer-ca, the port speaks only TLS, accepts only peers whose certificate the CA
+    /// signed, and this node dials its peers over TLS, checking theirs the same way. The
+    /// certificate must name every address peers dial for this node. Off by default.
+    #[arg(long, value_name = "PEM", requires_all = ["peer_key", "peer_ca"])]
+    peer_cert: Option<PathBuf>,
+    /// The private key of --peer-cert (PEM).
+    #[arg(long, value_name = "PEM", requires_all = ["peer_cert", "peer_ca"])]
+    peer_key: Option<PathBuf>,
+    /// The CA (PEM) that signs every member's peer certificate.
+    #[arg(long, value_name = "PEM", requires_all = ["peer_cert", "peer_key"])]
+    peer_ca: Option<PathBuf>,
+    /// Mutual TLS on the client API port: this node's certificate (PEM). With
+    /// --client-key and --client-ca, the port speaks only TLS and accepts only clients
+    /// whose certificate the CA signed. Off by default.
+    #[arg(long, value_name = "PEM", requires_all = ["client_key", "client_ca"])]
+    client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, value_name = "PEM", requires_all = ["client_cert", "client_ca"])]
+    client_key: Option<PathBuf>,
+    /// The CA (PEM) that signs every client's certificate.
+    #[arg(long, value_name = "PEM", requires_all = ["client_cert", "client_key"])]
+    client_ca: Option<PathBuf>,
     /// Address other nodes' clients are told to use for this node's API (for leader hints).
     /// Defaults to LISTEN_ADDR:API_PORT.
     #[arg(long)]
@@ -216,6 +240,26 @@ fn connection_budget(wanted: usize) -> Result<usize> {
     Ok(wanted.min(fits))
 }
 
+/// The TLS of one port, when its three files are given (clap makes it all or none).
+fn tls_of(
+    flags: &str,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    ca: &Option<PathBuf>,
+) -> Result<Option<Tls>> {
+    let (Some(cert), Some(key), Some(ca)) = (cert, key, ca) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        ca: ca.clone(),
+    };
+    Tls::load(&files)
+        .map(Some)
+        .with_context(|| format!("cannot set up TLS from {flags}"))
+}
+
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
@@ -314,6 +358,13 @@ async fn run(args: Args) -> Result<()> {
             .max(cfg.snapshot_chunk_bytes + (64 << 10));
     let raft = Raft::new(cfg, recovered).context("cannot start the consensus core")?;
 
+    let peer_tls = tls_of("--peer-*", &args.peer_cert, &args.peer_key, &args.peer_ca)?;
+    let client_tls = tls_of(
+        "--client-*",
+        &args.client_cert,
+        &args.client_key,
+        &args.client_ca,
+    )?;
     let api_addr = SocketAddr::new(args.listen_addr, args.api_port);
     let transport_addr = SocketAddr::new(args.listen_addr, args.transport_port);
     let transport_listener = bind(transport_addr, "raft transport").await?;
@@ -330,6 +381,7 @@ async fn run(args: Args) -> Result<()> {
         &peers,
         rpc_timeout,
         args.cluster_id.clone(),
+        peer_tls.as_ref().map(|t| t.client.clone()),
     );
     let driver_cfg = DriverConfig {
         tick: Duration::from_millis(args.tick_ms),
@@ -367,14 +419,18 @@ async fn run(args: Args) -> Result<()> {
     };
     tokio::spawn(transport::serve(
         transport_listener,
+        peer_tls.as_ref().map(Tls::acceptor),
         handle.clone(),
         ports,
         raft_body,
         members,
     ));
-    tokio::spawn(transport::serve_http(api_listener, ports, move |req| {
-        api.clone().handle(req)
-    }));
+    tokio::spawn(transport::serve_http(
+        api_listener,
+        client_tls.as_ref().map(Tls::acceptor),
+        ports,
+        move |req| api.clone().handle(req),
+    ));
     tracing::info!(%transport_addr, %api_addr, peers = ?peers, "raft-node {} serving", args.id);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -12,12 +12,14 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -25,7 +27,9 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
+use crate::parse_errors::JsonParseErrors;
 use crate::raft::{Message, NodeId};
 
 const QUEUE: usize = 4096;
@@ -112,18 +116,34 @@ pub struct HttpOutbox {
 }
 
 impl HttpOutbox {
-    /// Starts one sender task per peer. `peers` maps ids to `host:port` transport addresses.
+    /// Starts one sender task per peer. `peers` maps ids to `host:port` transport
+    /// addresses; with `tls`, peers are dialled over TLS and their certificates checked.
     pub fn start(
         id: NodeId,
         api_addr: String,
         peers: &BTreeMap<NodeId, String>,
         rpc_timeout: Duration,
         cluster: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> HttpOutbox {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(rpc_timeout));
-        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        connector.enforce_http(false);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let connector = match tls {
+            Some(config) => HttpsConnectorBuilder::new()
+                .with_tls_config(Arc::unwrap_or_clone(config))
+                .https_only()
+                .enable_http1()
+                .wrap_connector(connector),
+            None => HttpsConnectorBuilder::new()
+                .with_tls_config(crate::tls::unused_client_config())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector),
+        };
+        let client: PeerClient = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(1)
             .build(connector);
@@ -132,7 +152,7 @@ impl HttpOutbox {
             let (tx, rx) = mpsc::channel(QUEUE);
             senders.insert(peer, tx);
             let route = Route {
-                url: format!("http://{addr}/raft"),
+                url: format!("{scheme}://{addr}/raft"),
                 id,
                 api_addr: api_addr.clone(),
                 cluster: cluster.clone(),
@@ -164,11 +184,10 @@ struct Route {
     rpc_timeout: Duration,
 }
 
-async fn peer_loop(
-    client: Client<HttpConnector, Full<Bytes>>,
-    route: Route,
-    mut rx: mpsc::Receiver<Message>,
-) {
+/// The HTTP client of the peer transport: plain or TLS, as the node was started.
+type PeerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+async fn peer_loop(client: PeerClient, route: Route, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut failures = 0u64;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -234,7 +253,7 @@ fn varint(mut n: u64) -> Vec<u8> {
 }
 
 /// One POST of `body` to the peer; whether it was accepted in time.
-async fn send(client: &Client<HttpConnector, Full<Bytes>>, route: &Route, body: Vec<u8>) -> bool {
+async fn send(client: &PeerClient, route: &Route, body: Vec<u8>) -> bool {
     let url = &route.url;
     {
         let req = Request::builder()
@@ -284,7 +303,7 @@ async fn handle_raft(
     req: Request<Incoming>,
     sink: impl InboundSink,
     max_body: usize,
-    members: std::sync::Arc<Membership>,
+    members: Arc<Membership>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST || req.uri().path() != "/raft" {
         return Ok(plain(
@@ -359,32 +378,40 @@ pub fn declared_length<B>(req: &Request<B>) -> Option<usize> {
         .ok()
 }
 
-/// Serves `POST /raft` on `listener`, forwarding decoded messages to `sink`; bodies over
-/// `max_body`, and requests not from a member of `members`' cluster, are refused.
+/// Serves `POST /raft` on `listener` (with TLS when `tls` is given), forwarding decoded
+/// messages to `sink`; bodies over `max_body`, and requests not from a member of
+/// `members`' cluster, are refused.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     sink: impl InboundSink,
     limits: PortLimits,
     max_body: usize,
     members: Membership,
 ) {
-    let members = std::sync::Arc::new(members);
-    serve_http(listener, limits, move |req| {
+    let members = Arc::new(members);
+    serve_http(listener, tls, limits, move |req| {
         handle_raft(req, sink.clone(), max_body, members.clone())
     })
     .await
 }
 
-/// Accepts HTTP/1.1 connections forever, one task each, within `limits`: a connection
-/// over the cap is closed at once (its client sees a reset or an early close and
-/// retries), so idle or slow clients can never take the descriptors the node's storage
-/// and peers need.
-pub async fn serve_http<F, Fut>(listener: TcpListener, limits: PortLimits, handler: F)
-where
+/// Accepts HTTP/1.1 connections forever (over TLS when `tls` is given), one task each,
+/// within `limits`: a connection over the cap is closed at once (its client sees a reset
+/// or an early close and retries), so idle or slow clients can never take the
+/// descriptors the node's storage and peers need. The TLS handshake counts as part of
+/// the first request's head: it must finish within the header timeout too.
+pub async fn serve_http<F, Fut>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limits: PortLimits,
+    handler: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let failed_handshakes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
         let (stream, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(s) => s,
@@ -402,21 +429,50 @@ where
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let tls = tls.clone();
+        let failed_handshakes = failed_handshakes.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(handler);
-            // The header timeout also bounds idleness: hyper starts it whenever it waits
-            // for the next request's head on a kept-alive connection.
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::trace!(%peer, "connection ended: {e}");
+            let Some(tls) = tls else {
+                return serve_connection(stream, peer, limits, handler).await;
+            };
+            match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, peer, limits, handler).await,
+                outcome => {
+                    // A misconfigured peer fails every few milliseconds: say so on the
+                    // first failure and every hundredth, not each time.
+                    let n = failed_handshakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let why = match outcome {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "it took longer than the header timeout".to_string(),
+                    };
+                    if n.is_multiple_of(100) {
+                        tracing::warn!(%peer, failures = n + 1, "TLS handshake failed: {why}");
+                    }
+                }
             }
         });
+    }
+}
+
+/// Serves one accepted connection until it closes.
+async fn serve_connection<IO, F, Fut>(io: IO, peer: SocketAddr, limits: PortLimits, handler: F)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(handler);
+    // The header timeout also bounds idleness: hyper starts it whenever it waits for the
+    // next request's head on a kept-alive connection.
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(JsonParseErrors::new(io)), service)
+        .await
+    {
+        tracing::trace!(%peer, "connection ended: {e}");
     }
 }
 

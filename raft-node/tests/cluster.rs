@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -21,20 +22,43 @@ fn free_port() -> u16 {
 
 /// A minimal blocking HTTP/1.1 client, so the test does not depend on the code under test.
 fn http(method: &str, port: u16, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+    http_via(None, method, port, path, body)
+}
+
+/// [`http`], over TLS when `tls` is given (rustls's blocking stream).
+fn http_via(
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    port: u16,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
     let addr = format!("127.0.0.1:{port}");
-    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
+    let s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
         .map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .map_err(|e| e.to_string())?;
+    );
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    match tls {
+        None => {
+            let mut s = s;
+            s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+            s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        }
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let conn =
+                rustls::ClientConnection::new(config.clone(), name).map_err(|e| e.to_string())?;
+            let mut s = rustls::StreamOwned::new(conn, s);
+            s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+            s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        }
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
     let status = head
@@ -75,6 +99,8 @@ struct Cluster {
     /// While the cluster is being created: nodes start with RAFT_NODE_BOOTSTRAP=1. Later
     /// (re)starts find the state they left, or refuse.
     founding: bool,
+    /// How the harness reaches the client API: plain, or TLS with a client certificate.
+    client_tls: Option<Arc<rustls::ClientConfig>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -84,7 +110,16 @@ impl Cluster {
     }
 
     fn with_args(n: u64, extra: impl Fn(u64) -> Vec<String>) -> Cluster {
-        let tmp = tempfile::tempdir().unwrap();
+        Cluster::founded(n, tempfile::tempdir().unwrap(), None, extra)
+    }
+
+    /// Founds a cluster of `n` nodes in `tmp`, reached through `client_tls`.
+    fn founded(
+        n: u64,
+        tmp: tempfile::TempDir,
+        client_tls: Option<Arc<rustls::ClientConfig>>,
+        extra: impl Fn(u64) -> Vec<String>,
+    ) -> Cluster {
         let nodes = (1..=n)
             .map(|id| Node {
                 id,
@@ -98,6 +133,7 @@ impl Cluster {
             nodes,
             extra: (1..=n).map(extra).collect(),
             founding: true,
+            client_tls,
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -153,7 +189,8 @@ impl Cluster {
     }
 
     fn status(&self, id: u64) -> Option<Value> {
-        match http(
+        match http_via(
+            self.client_tls.as_ref(),
             "GET",
             self.nodes[id as usize - 1].api,
             "/client/status",
@@ -193,7 +230,13 @@ impl Cluster {
     fn request(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         wait_for(&format!("{method} {path}"), Duration::from_secs(20), || {
             let id = self.leader();
-            match http(method, self.api(id), path, body.clone()) {
+            match http_via(
+                self.client_tls.as_ref(),
+                method,
+                self.api(id),
+                path,
+                body.clone(),
+            ) {
                 Ok((503, v)) if v["error"] == "not_leader" => None,
                 Ok(r) => Some(r),
                 Err(_) => None,
@@ -782,4 +825,264 @@ fn a_wiped_member_refuses_to_rejoin_as_itself() {
     c.nodes[f as usize - 1].child = None;
     put(&c, "k", "w");
     assert_eq!(get(&c, "k"), json!("w"));
+}
+
+/// A certificate authority made by the test (rcgen), and what it signs.
+struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        TestCa {
+            cert: params.self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    /// A leaf certificate for 127.0.0.1 and its key, both PEM.
+    fn sign(&self, name: &str) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A rustls client that trusts this CA and presents `identity` (cert, key PEM).
+    fn client(&self, identity: Option<&(String, String)>) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.der().clone()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        Arc::new(match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    vec![
+                        rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap(),
+                    ],
+                    rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+        })
+    }
+}
+
+/// What a port answers to `request` sent in plain text: the first bytes, if any.
+fn plain_answer(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    raw
+}
+
+/// Issue 12, item 3: mutual TLS on both ports. A cluster with certificates made by the
+/// test elects, replicates and survives the loss of its leader over TLS; plain text, a
+/// client without a certificate and one from another CA get nothing from either port.
+#[test]
+fn mutual_tls_admits_only_what_the_ca_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peers = TestCa::new("peer CA");
+    let clients = TestCa::new("client CA");
+    let pem = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let peer_ca = pem("peer-ca.pem", &peers.cert.pem());
+    let client_ca = pem("client-ca.pem", &clients.cert.pem());
+    let mut flags = Vec::new();
+    for id in 1..=3u64 {
+        let (cert, key) = peers.sign(&format!("node {id}"));
+        let (api_cert, api_key) = clients.sign(&format!("node {id} API"));
+        flags.push(vec![
+            "--peer-cert".to_string(),
+            pem(&format!("n{id}-peer.pem"), &cert),
+            "--peer-key".to_string(),
+            pem(&format!("n{id}-peer-key.pem"), &key),
+            "--peer-ca".to_string(),
+            peer_ca.clone(),
+            "--client-cert".to_string(),
+            pem(&format!("n{id}-api.pem"), &api_cert),
+            "--client-key".to_string(),
+            pem(&format!("n{id}-api-key.pem"), &api_key),
+            "--client-ca".to_string(),
+            client_ca.clone(),
+        ]);
+    }
+    let me = clients.sign("harness");
+    let mut c = Cluster::founded(3, tmp, Some(clients.client(Some(&me))), |id| {
+        flags[id as usize - 1].clone()
+    });
+    put(&c, "over-tls", "1");
+    assert_eq!(get(&c, "over-tls"), json!("1"));
+    let first = c.leader();
+    c.kill(first);
+    put(&c, "after-leader-loss", "2");
+    assert_ne!(c.leader(), first);
+    c.start(first);
+    c.leader();
+    assert_eq!(get(&c, "over-tls"), json!("1"));
+
+    let l = c.leader();
+    let api = c.api(l);
+    let transport = c.nodes[l as usize - 1].transport;
+    // Plain text gets no HTTP answer from either port.
+    for (port, path) in [(api, "/client/status"), (transport, "/raft")] {
+        let raw = plain_answer(
+            port,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(!raw.starts_with(b"HTTP/"), "plain text answered on {path}");
+    }
+    // A client without a certificate, one whose certificate another CA signed, and a
+    // peer certificate used on the client port: all refused.
+    let rogue = TestCa::new("rogue CA");
+    let strangers = [
+        ("no certificate", clients.client(None)),
+        (
+            "another CA's certificate",
+            clients.client(Some(&rogue.sign("mallory"))),
+        ),
+        (
+            "a peer certificate on the client port",
+            clients.client(Some(&peers.sign("node 9"))),
+        ),
+    ];
+    for (who, config) in &strangers {
+        let answer = http_via(Some(config), "GET", api, "/client/status", None);
+        assert!(answer.is_err(), "{who}: {answer:?}");
+    }
+    // A would-be peer with a certificate from another CA is not heard on the peer port.
+    let stranger_peer = peers.client(Some(&rogue.sign("node 2")));
+    let forged = http_via(Some(&stranger_peer), "POST", transport, "/raft", None);
+    assert!(forged.is_err(), "{forged:?}");
+    // The cluster is unharmed and still serves its own client.
+    put(&c, "after-strangers", "3");
+    assert_eq!(get(&c, "after-leader-loss"), json!("2"));
+}
+
+/// Issue 12, item 3: bad TLS files stop the node at start with the file and the reason.
+#[test]
+fn bad_tls_files_fail_start_up_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("CA");
+    let (cert, _) = ca.sign("node");
+    let (_, other_key) = ca.sign("other");
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let cert = write("cert.pem", &cert);
+    let other_key = write("other-key.pem", &other_key);
+    let ca_pem = write("ca.pem", &ca.cert.pem());
+    let garbage = write("garbage.pem", "not a certificate\n");
+    let missing = tmp.path().join("missing.pem").display().to_string();
+    let start = |flags: &[&str]| {
+        let out = Command::new(BIN)
+            .env("RAFT_NODE_BOOTSTRAP", "1")
+            .args(["--id", "1", "--transport-port", "0", "--api-port", "0"])
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "started with {flags:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = start(&[
+        "--peer-cert",
+        &cert,
+        "--peer-key",
+        &other_key,
+        "--peer-ca",
+        &ca_pem,
+    ]);
+    assert!(err.contains("do not go together"), "{err}");
+    let err = start(&[
+        "--peer-cert",
+        &missing,
+        "--peer-key",
+        &other_key,
+        "--peer-ca",
+        &ca_pem,
+    ]);
+    assert!(
+        err.contains("cannot read the certificate") && err.contains("missing.pem"),
+        "{err}"
+    );
+    let err = start(&[
+        "--client-cert",
+        &cert,
+        "--client-key",
+        &other_key,
+        "--client-ca",
+        &garbage,
+    ]);
+    assert!(
+        err.contains("CA certificate") && err.contains("garbage.pem"),
+        "{err}"
+    );
+    // Half a set of flags is a usage error naming what is missing.
+    let err = start(&["--peer-cert", &cert]);
+    assert!(
+        err.contains("--peer-key") && err.contains("--peer-ca"),
+        "{err}"
+    );
+}
+
+/// Issue 12, item 4: the answers hyper writes by itself (a head it cannot parse, a URI
+/// or a head too large) carry a JSON body like every other error of the node.
+#[test]
+fn parse_errors_get_json_bodies() {
+    let c = Cluster::new(1);
+    c.leader();
+    let api = c.api(1);
+    let body_of = |raw: Vec<u8>| -> (String, Value) {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+        let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        (head.to_string(), json)
+    };
+    let long_uri = format!("GET /kv/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let (head, json) = body_of(plain_answer(api, long_uri.as_bytes()));
+    assert!(head.starts_with("HTTP/1.1 414"), "{head}");
+    assert_eq!(json["error"], "uri_too_long");
+    let many: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let (head, json) = body_of(plain_answer(
+        api,
+        format!("GET /client/status HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+    ));
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+    assert_eq!(json["error"], "headers_too_large");
+    let (head, json) = body_of(plain_answer(
+        api,
+        b"G\x01T /kv/a HTTP/1.1\r\nHost: x\r\n\r\n",
+    ));
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert_eq!(json["error"], "bad_request");
+    // The node's own errors are untouched, and it still serves.
+    let (status, json) = http("GET", api, "/nowhere", None).unwrap();
+    assert_eq!((status, json["error"].as_str()), (404, Some("not_found")));
 }

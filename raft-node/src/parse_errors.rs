@@ -1,0 +1,160 @@
+//! JSON bodies for the answers hyper writes by itself.
+//!
+//! When a request cannot even be parsed (a bad method or header, a URI over hyper's
+//! 65,534 bytes, a head over its buffer), hyper answers 400, 414 or 431 on its own, with
+//! an empty body, and closes the connection; the node's handlers never see the request.
+//! Every other error of the node is `{"error", "message"}` JSON, and a client should not
+//! need a second parser for these three. [`JsonParseErrors`] wraps a connection and
+//! replaces exactly those bodiless answers, as they are written, by the same answer with
+//! a JSON body. Answers the node's handlers write always have a body, so they are never
+//! touched.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A connection whose automatic parse-error answers get JSON bodies.
+pub struct JsonParseErrors<IO> {
+    inner: IO,
+    /// Our answer being written in place of hyper's: the bytes, how many are out, and
+    /// how long hyper's was (what it is told was written once ours is out).
+    replacing: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl<IO> JsonParseErrors<IO> {
+    pub fn new(inner: IO) -> Self {
+        JsonParseErrors {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+/// Our answer for `buf` when it is exactly one bodiless automatic answer of hyper's.
+fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
+    let head = std::str::from_utf8(buf).ok()?;
+    let rest = head.strip_prefix("HTTP/1.1 ")?;
+    if !head.ends_with("\r\n\r\n") || head.matches("\r\n\r\n").count() != 1 {
+        return None;
+    }
+    let lower = head.to_ascii_lowercase();
+    if !lower.contains("\r\ncontent-length: 0\r\n") {
+        return None;
+    }
+    let (status, code, message) = match rest.get(..4)? {
+        "400 " => (
+            "400 Bad Request",
+            "bad_request",
+            "the request is not valid HTTP/1.1 (method, URI, version or a header)",
+        ),
+        "414 " => (
+            "414 URI Too Long",
+            "uri_too_long",
+            "the request's URI is longer than the server accepts (65,534 bytes)",
+        ),
+        "431 " => (
+            "431 Request Header Fields Too Large",
+            "headers_too_large",
+            "the request's head (request line and headers) is larger than the server accepts",
+        ),
+        _ => return None,
+    };
+    let body = format!("{{\"error\":\"{code}\",\"message\":\"{message}\"}}\n");
+    let date = lower
+        .split("\r\n")
+        .position(|l| l.starts_with("date:"))
+        .and_then(|i| head.split("\r\n").nth(i))
+        .map(|l| format!("{l}\r\n"))
+        .unwrap_or_default();
+    Some(
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n{date}\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for JsonParseErrors<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.replacing.is_none() {
+            match replacement(buf) {
+                Some(ours) => this.replacing = Some((ours, 0, buf.len())),
+                None => return Pin::new(&mut this.inner).poll_write(cx, buf),
+            }
+        }
+        let (ours, done, theirs) = this.replacing.as_mut().expect("set above");
+        while *done < ours.len() {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &ours[*done..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *done += n;
+        }
+        let theirs = *theirs;
+        this.replacing = None;
+        Poll::Ready(Ok(theirs))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    // Not vectored: hyper then writes each answer's head as one flat buffer, which is
+    // what `replacement` recognises.
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bodiless_parse_error_answers_are_replaced() {
+        let hyper_431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Sat, 28 Nov 2026 07:00:00 GMT\r\n\r\n";
+        let ours = String::from_utf8(replacement(hyper_431).unwrap()).unwrap();
+        let (head, body) = ours.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 "));
+        assert!(head.contains("date: Sat, 28 Nov 2026 07:00:00 GMT"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"], "headers_too_large");
+
+        let hyper_414 = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n\r\n";
+        assert!(String::from_utf8(replacement(hyper_414).unwrap())
+            .unwrap()
+            .contains("\"uri_too_long\""));
+
+        // The node's own answers carry a body, and other statuses are never touched.
+        let own_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n{\"error\":1}\n";
+        assert!(replacement(own_400).is_none());
+        let own_head = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n";
+        assert!(replacement(own_head).is_none());
+        assert!(replacement(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").is_none());
+        assert!(replacement(b"{\"HTTP/1.1 431 \"}").is_none());
+    }
+}
