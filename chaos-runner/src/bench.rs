@@ -100,6 +100,10 @@ pub struct BenchArgs {
     /// without to see what the switch costs.
     #[arg(long, conflicts_with = "hosts")]
     pub netns: bool,
+    /// Mutual TLS on both ports of every node (raft-node only), with certificates the
+    /// run makes, as `test --tls` does: compare with a run without to see what TLS costs.
+    #[arg(long, conflicts_with = "hosts")]
+    pub tls: bool,
     #[command(flatten)]
     pub ssh: crate::ssh::SshArgs,
     /// Seconds an operation may take before it counts as an error. Longer than `test`'s
@@ -238,6 +242,9 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
     if args.proxies && args.target == TargetArg::Etcd {
         bail!("--proxies works with --target raft-node only");
     }
+    if args.tls && args.target == TargetArg::Etcd {
+        bail!("--tls works with --target raft-node only");
+    }
     let ssh = args.ssh.plan(false)?;
     let cluster = ClusterPlan {
         kind: args.target.kind(),
@@ -257,6 +264,7 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
             LinkPlan::Direct
         },
         leader_within: Duration::from_secs(30),
+        tls: args.tls,
     };
     Ok(Plan {
         mix,
@@ -342,7 +350,7 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     done.notify_one();
     let _ = progress.await;
     recorder.finish().context("writing the history")?;
-    let leader_after = find_leader_of(running.cluster.kind(), &running.apis).await;
+    let leader_after = find_leader_of(running.cluster.kind(), &running.access, &running.apis).await;
     tokio::task::block_in_place(|| running.cluster.stop_all());
 
     let from = start_ns + plan.warmup.as_nanos() as u64;

@@ -29,6 +29,7 @@ use crate::netns::{self, Hosts};
 use crate::proxy::Network;
 use crate::ssh::{Remote, RemoteNode, SshHosts, SshPlan};
 use crate::store::RunDir;
+use crate::tls::{ApiAccess, NodeTls};
 
 /// Process groups of every child alive, for emergency cleanup.
 static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
@@ -249,6 +250,8 @@ pub struct NodeSpec {
     pub remote: Option<Arc<Remote>>,
     /// The node's data folder in the run's store.
     pub local_data: PathBuf,
+    /// Its certificate, key and CA, when the run uses TLS (`--tls`).
+    pub tls: Option<NodeTls>,
 }
 
 impl NodeSpec {
@@ -290,6 +293,8 @@ pub struct Cluster {
     bin: PathBuf,
     extra_args: Vec<String>,
     nodes: Vec<Node>,
+    /// How the runner asks the nodes who leads (plain, or TLS).
+    access: ApiAccess,
 }
 
 impl Cluster {
@@ -298,6 +303,7 @@ impl Cluster {
         bin: PathBuf,
         extra_args: Vec<String>,
         specs: Vec<NodeSpec>,
+        access: ApiAccess,
     ) -> Cluster {
         let nodes = specs
             .into_iter()
@@ -312,11 +318,17 @@ impl Cluster {
             bin,
             extra_args,
             nodes,
+            access,
         }
     }
 
     pub fn kind(&self) -> ServerKind {
         self.kind
+    }
+
+    /// How the runner reaches the nodes' client APIs.
+    pub fn access(&self) -> &ApiAccess {
+        &self.access
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -536,6 +548,9 @@ fn raft_node_args(spec: &NodeSpec) -> Vec<String> {
         args.push("--listen-addr".into());
         args.push(spec.host.to_string());
     }
+    if let Some(tls) = &spec.tls {
+        args.extend(tls.args());
+    }
     args
 }
 
@@ -635,6 +650,8 @@ pub struct ClusterPlan {
     pub nodes: u64,
     pub links: LinkPlan,
     pub leader_within: Duration,
+    /// Mutual TLS on both ports of every node, with certificates the run makes.
+    pub tls: bool,
 }
 
 /// A cluster that is up and has a leader.
@@ -643,6 +660,8 @@ pub struct Running {
     pub net: Option<Network>,
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
+    /// How the runner reaches those APIs (plain, or TLS: `--tls`).
+    pub access: ApiAccess,
     pub leader: u64,
     /// Namespaces and switch, or ssh hosts. Declared after `cluster`, so the nodes are
     /// gone before their namespaces or hosts are cleared.
@@ -660,7 +679,7 @@ impl Running {
                 addr: addr.clone(),
             })
             .collect();
-        KvClient::with_dialect(nodes, dialect)
+        KvClient::with_tls(nodes, dialect, self.access.client_config())
     }
 }
 
@@ -784,6 +803,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
                 netns: addressing.hosting.netns.as_ref().map(|h| h.netns_path(i)),
                 remote: remote.clone(),
                 local_data: run.node_dir(i),
+                tls: None,
                 data_dir: match &remote {
                     Some(r) => PathBuf::from(r.data()),
                     None => run.node_dir(i),
@@ -791,10 +811,26 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
             }
         })
         .collect();
+    let mut specs = specs;
+    let mut access = ApiAccess::default();
+    if plan.tls {
+        let hosts: Vec<(u64, IpAddr)> = specs.iter().map(|s| (s.id, s.host)).collect();
+        let (files, run_access) = crate::tls::create(&run.path.join("tls"), &hosts)?;
+        for s in &mut specs {
+            s.tls = files.get(&s.id).cloned();
+        }
+        access = run_access;
+    }
     let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
     // Free the ports only now, so nothing this process bound meanwhile took one.
     addressing.reserved.clear();
-    let mut cluster = Cluster::new(plan.kind, plan.bin.clone(), plan.node_args.clone(), specs);
+    let mut cluster = Cluster::new(
+        plan.kind,
+        plan.bin.clone(),
+        plan.node_args.clone(),
+        specs,
+        access.clone(),
+    );
     for &i in &ids {
         cluster.start(i)?;
     }
@@ -803,6 +839,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         cluster,
         net: addressing.net,
         apis,
+        access,
         leader,
         hosting: addressing.hosting,
     })
@@ -823,35 +860,34 @@ pub fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// One HTTP/1.1 request with a JSON answer, on a fresh connection, within a second.
-async fn http_json(api: &str, method: &str, path: &str, body: &str) -> Option<Value> {
-    let addr = api.to_string();
+async fn http_json(
+    access: &ApiAccess,
+    api: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<Value> {
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let res = tokio::time::timeout(Duration::from_secs(1), async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        serde_json::from_str::<Value>(body.trim()).ok()
-    })
-    .await;
-    res.ok().flatten()
+    let answer = tokio::time::timeout(Duration::from_secs(1), access.exchange(api, req.as_bytes()))
+        .await
+        .ok()??;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str::<Value>(body.trim()).ok()
 }
 
 /// Which `/kv` dialect the nodes at `apis` speak, from the first `/client/status` that
 /// answers in a known one; `Err` with what the nodes said when none does.
-pub async fn detect_dialect(apis: &[(u64, String)]) -> Result<Dialect> {
+pub async fn detect_dialect(access: &ApiAccess, apis: &[(u64, String)]) -> Result<Dialect> {
     let mut said = Vec::new();
     for (id, api) in apis {
-        match status(api).await {
+        match status(access, api).await {
             Some(s) => match Dialect::from_status(&s) {
                 Some(d) => return Ok(d),
                 None => said.push(format!("node {id}: {s}")),
@@ -867,26 +903,30 @@ pub async fn detect_dialect(apis: &[(u64, String)]) -> Result<Dialect> {
 }
 
 /// Asks a node for its status: role and leader, if it speaks `/client/status`.
-pub async fn status(api: &str) -> Option<Value> {
-    http_json(api, "GET", "/client/status", "").await
+pub async fn status(access: &ApiAccess, api: &str) -> Option<Value> {
+    http_json(access, api, "GET", "/client/status", "").await
 }
 
 /// Whether the etcd member at `api` says it is the leader.
-async fn etcd_leads(api: &str) -> bool {
-    let Some(s) = http_json(api, "POST", "/v3/maintenance/status", "{}").await else {
+async fn etcd_leads(access: &ApiAccess, api: &str) -> bool {
+    let Some(s) = http_json(access, api, "POST", "/v3/maintenance/status", "{}").await else {
         return false;
     };
     s["leader"].is_string() && s["leader"] == s["header"]["member_id"]
 }
 
 /// The id of the node that says it leads, among `apis` (id, address).
-pub async fn find_leader_of(kind: ServerKind, apis: &[(u64, String)]) -> Option<u64> {
+pub async fn find_leader_of(
+    kind: ServerKind,
+    access: &ApiAccess,
+    apis: &[(u64, String)],
+) -> Option<u64> {
     for (id, api) in apis {
         let leads = match kind {
-            ServerKind::RaftNode => status(api)
+            ServerKind::RaftNode => status(access, api)
                 .await
                 .is_some_and(|s| Dialect::status_says_leader(&s)),
-            ServerKind::Etcd => etcd_leads(api).await,
+            ServerKind::Etcd => etcd_leads(access, api).await,
         };
         if leads {
             return Some(*id);
@@ -912,7 +952,7 @@ pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<
                 );
             }
         }
-        if let Some(l) = find_leader_of(cluster.kind(), &apis).await {
+        if let Some(l) = find_leader_of(cluster.kind(), cluster.access(), &apis).await {
             return Ok(l);
         }
         if tokio::time::Instant::now() >= deadline {

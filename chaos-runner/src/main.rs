@@ -12,6 +12,7 @@ mod run_lock;
 mod ssh;
 mod store;
 mod test_cmd;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -393,3 +393,46 @@ fn without_root_netns_is_refused_with_what_it_needs() {
     assert!(err.contains("needs root (CAP_NET_ADMIN)"), "{err}");
     assert!(!store.exists(), "nothing written before the refusal");
 }
+
+/// Issue 12: TLS on namespaces. Peers dial each other's own addresses, which the run's
+/// certificates name, and the switch's packet faults work under TLS as under plain TCP.
+#[test]
+fn tls_on_namespaces_is_valid_under_packet_faults() {
+    if !root() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let range = "198.19.246.0/24";
+    let out = test_command(
+        store.path(),
+        range,
+        &[
+            "--tls",
+            "--time-limit",
+            "8",
+            "--nemesis",
+            "partition,duplicate,reorder,loss",
+            "--nemesis-interval",
+            "0.8",
+            "--seed",
+            "4",
+        ],
+    )
+    .output()
+    .unwrap();
+    let console = print(&out);
+    assert_eq!(out.status.code(), Some(0), "valid expected");
+    let run = run_name(&console);
+    let dir = std::fs::canonicalize(store.path().join("latest")).unwrap();
+    let log = std::fs::read_to_string(dir.join("nodes/n2.log")).unwrap();
+    assert!(log.contains("198.19.246.2:"), "{log}");
+    assert!(log.contains("peer_tls=true client_tls=true"), "{log}");
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    for kind in ["duplicate", "reorder", "loss"] {
+        let stop = format!("\"stop-{kind}\"");
+        assert!(history.contains(&stop), "no {stop} in the history");
+    }
+    wait_for("nothing left", Duration::from_secs(10), || {
+        leftovers(&run, range, store.path()).is_empty()
+    });
+}

@@ -506,3 +506,61 @@ fn the_default_schedule_is_a_search_in_layers() {
     );
     assert_no_nodes_left(store.path());
 }
+
+/// Issue 12: `--tls` runs the cluster with mutual TLS on both ports, with certificates the
+/// run makes; the proxies' byte faults (partition, latency) and kills work through it,
+/// and the faults that need plain HTTP are refused with the reason.
+#[test]
+fn tls_runs_are_valid_under_byte_faults() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run(
+        store.path(),
+        &[
+            "--tls",
+            "--time-limit",
+            "10",
+            "--nemesis",
+            "partition,latency,kill",
+            "--nemesis-interval",
+            "1.5",
+            "--seed",
+            "5",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "verdict should be valid");
+    let run_dir = latest(store.path());
+    for f in [
+        "ca.pem",
+        "client.pem",
+        "client-key.pem",
+        "n1.pem",
+        "n3-key.pem",
+    ] {
+        assert!(run_dir.join("tls").join(f).is_file(), "no tls/{f}");
+    }
+    // Each node said both its ports speak TLS.
+    for id in 1..=3 {
+        let log = std::fs::read_to_string(run_dir.join(format!("nodes/n{id}.log"))).unwrap();
+        assert!(
+            log.contains("peer_tls=true client_tls=true"),
+            "node {id} did not serve TLS:\n{log}"
+        );
+    }
+    let results = json(&run_dir.join("results.json"));
+    assert!(results["counts"]["ok"].as_u64().unwrap() >= 50);
+    let h = history(&run_dir);
+    for f in ["start-partition", "start-latency", "start-kill"] {
+        assert!(
+            h.iter().any(|e| e["type"] == "nemesis" && e["f"] == f),
+            "no {f}"
+        );
+    }
+    assert_no_nodes_left(store.path());
+    common::assert_refused(
+        store.path(),
+        [
+            (vec!["--tls", "--nemesis", "duplicate"], "encrypted bytes"),
+            (vec!["--tls", "--target", "etcd"], "raft-node only"),
+        ],
+    );
+}

@@ -431,7 +431,15 @@ async fn run(args: Args) -> Result<()> {
         ports,
         move |req| api.clone().handle(req),
     ));
-    tracing::info!(%transport_addr, %api_addr, peers = ?peers, "raft-node {} serving", args.id);
+    tracing::info!(
+        %transport_addr,
+        %api_addr,
+        peers = ?peers,
+        peer_tls = peer_tls.is_some(),
+        client_tls = client_tls.is_some(),
+        "raft-node {} serving",
+        args.id
+    );
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut driver_task = tokio::spawn(driver.run(rx));

@@ -13,12 +13,14 @@
 //! ever applied twice by a retry.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use checker::Outcome;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -159,7 +161,9 @@ impl Dialect {
 }
 
 pub struct KvClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `http` or `https`: every node of a cluster speaks the same.
+    scheme: &'static str,
     dialect: Dialect,
     nodes: Vec<NodeApi>,
     /// Index of the node believed to lead; shared by every operation.
@@ -182,14 +186,46 @@ impl KvClient {
     /// A client of `nodes`, all speaking `dialect`, with one connection pool for every
     /// operation.
     pub fn with_dialect(nodes: Vec<NodeApi>, dialect: Dialect) -> Self {
+        KvClient::with_tls(nodes, dialect, None)
+    }
+
+    /// [`KvClient::with_dialect`], over TLS when `tls` is given: the nodes' certificates
+    /// are checked against its roots by the address dialled, and it presents its own.
+    /// A failed handshake is a failed connection: no request was sent.
+    pub fn with_tls(
+        nodes: Vec<NodeApi>,
+        dialect: Dialect,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_millis(500)));
+        connector.enforce_http(false);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let builder = match tls {
+            Some(config) => HttpsConnectorBuilder::new()
+                .with_tls_config(Arc::unwrap_or_clone(config))
+                .https_only(),
+            // Never used for a handshake: every URL is http://.
+            None => HttpsConnectorBuilder::new()
+                .with_tls_config(
+                    rustls::ClientConfig::builder_with_provider(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+                )
+                .https_or_http(),
+        };
+        let connector = builder.enable_http1().wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(10))
             .build(connector);
         KvClient {
             http,
+            scheme,
             dialect,
             nodes,
             leader: AtomicUsize::new(0),
@@ -293,7 +329,7 @@ impl KvClient {
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let req = Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", node.addr))
+            .uri(format!("{}://{}{path}", self.scheme, node.addr))
             .header("content-type", "application/json")
             .body(Full::new(body))
             .expect("valid request");

@@ -32,6 +32,8 @@ pub struct Env {
     pub net: Option<Arc<Network>>,
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
+    /// How to reach them (plain, or TLS).
+    pub access: crate::tls::ApiAccess,
     /// How to ask who leads.
     pub kind: ServerKind,
     /// The history's clock starts here (times in fault records count from it).
@@ -56,7 +58,7 @@ impl Env {
     /// Who leads now, when the plan aims at the leader (asking costs a round trip).
     async fn leader_for(&self, p: &Planned) -> Option<u64> {
         if p.target == Target::Leader {
-            find_leader_of(self.kind, &self.apis).await
+            find_leader_of(self.kind, &self.access, &self.apis).await
         } else {
             None
         }
@@ -277,11 +279,13 @@ mod tests {
             "/nonexistent".into(),
             Vec::new(),
             Vec::new(),
+            Default::default(),
         );
         Env {
             cluster: Arc::new(tokio::sync::Mutex::new(cluster)),
             net: Some(Arc::new(net)),
             apis: (1..=3).map(|i| (i, String::new())).collect(),
+            access: Default::default(),
             kind: ServerKind::RaftNode,
             epoch: std::time::Instant::now(),
             _hosting: Default::default(),

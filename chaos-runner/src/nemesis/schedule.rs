@@ -81,9 +81,13 @@ impl FaultKind {
         match self {
             Kill | Pause => true,
             Partition => fabric != Fabric::Direct,
-            Latency | LinkLatency | Duplicate | Reorder => {
-                matches!(fabric, Fabric::Proxies | Fabric::Switch)
+            Latency | LinkLatency => {
+                matches!(
+                    fabric,
+                    Fabric::Proxies | Fabric::TlsProxies | Fabric::Switch
+                )
             }
+            Duplicate | Reorder => matches!(fabric, Fabric::Proxies | Fabric::Switch),
             Replay | Drop => fabric == Fabric::Proxies,
             Loss | Bandwidth => fabric == Fabric::Switch,
         }
@@ -97,6 +101,14 @@ impl FaultKind {
                  proxies cannot cut or slow its links; use kill and pause, or --net netns"
             }
             Fabric::Proxies => "it acts on packets, which only --net netns's switch sees",
+            Fabric::TlsProxies
+                if self.is_message() && !matches!(self, FaultKind::Loss | FaultKind::Bandwidth) =>
+            {
+                "with --tls the proxies carry encrypted bytes and never see whole HTTP \
+                 requests; use --net netns (its switch duplicates and reorders packets \
+                 under TLS too), or leave out --tls"
+            }
+            Fabric::TlsProxies => "it acts on packets, which only --net netns's switch sees",
             Fabric::Switch => {
                 "it acts on whole HTTP requests, which only the proxies of --net proxy see"
             }
@@ -123,6 +135,8 @@ pub enum Fabric {
     Direct,
     /// One TCP proxy per directed link: byte streams and whole HTTP requests.
     Proxies,
+    /// The same proxies carrying TLS (`--tls`): byte streams only.
+    TlsProxies,
     /// The packet switch of `--net netns`: IP packets.
     Switch,
     /// Hosts over ssh (`--hosts`): nftables on each host.

@@ -162,6 +162,14 @@ pub struct TestArgs {
     pub net_range: Option<String>,
     #[command(flatten)]
     pub ssh: SshArgs,
+    /// Mutual TLS on both ports of every node (raft-node only). The run makes its own CA
+    /// and certificates (in the run's tls/ folder) and passes them as --peer-* and
+    /// --client-* flags; the runner's clients present one too. Faults on byte streams and
+    /// packets work through TLS; duplicate, reorder, replay and drop under --net proxy act
+    /// on whole HTTP requests, which TLS hides, so `all` leaves them out there (with
+    /// --net netns, duplicate and reorder act on packets and stay).
+    #[arg(long, conflicts_with = "hosts")]
+    pub tls: bool,
     /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
     /// slower network: every window a race needs, such as the first round trip of a new
     /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
@@ -327,6 +335,7 @@ fn fabric(args: &TestArgs) -> Fabric {
     }
     match (args.net, args.target) {
         (NetArg::Netns, _) => Fabric::Switch,
+        (NetArg::Proxy, TargetArg::RaftNode) if args.tls => Fabric::TlsProxies,
         (NetArg::Proxy, TargetArg::RaftNode) => Fabric::Proxies,
         (NetArg::Proxy, TargetArg::Etcd) => Fabric::Direct,
     }
@@ -346,6 +355,12 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     let fabric = fabric(args);
     if args.target == TargetArg::RaftNode && args.etcd_serializable_reads {
         bail!("--etcd-serializable-reads goes with --target etcd");
+    }
+    if args.target == TargetArg::Etcd && args.tls {
+        bail!(
+            "--tls works with --target raft-node only (the runner would have to speak \
+             etcd's TLS flags and its gateway over TLS, which it does not yet)"
+        );
     }
     if args.target == TargetArg::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
@@ -522,7 +537,7 @@ impl Config {
             nodes: self.nodes(),
             links: match fabric(&self.args) {
                 Fabric::Direct => LinkPlan::Direct,
-                Fabric::Proxies => LinkPlan::Proxies {
+                Fabric::Proxies | Fabric::TlsProxies => LinkPlan::Proxies {
                     latency_ms: self.args.link_latency,
                 },
                 Fabric::Switch => LinkPlan::Switch {
@@ -532,6 +547,7 @@ impl Config {
                 Fabric::Hosts => LinkPlan::Ssh(Box::new(self.ssh.clone().expect("--hosts"))),
             },
             leader_within: Duration::from_secs(20),
+            tls: self.args.tls,
         }
     }
 

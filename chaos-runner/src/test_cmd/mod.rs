@@ -80,7 +80,7 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         (TargetArg::Etcd, _) => Dialect::Etcd,
         (_, ApiArg::RaftNode) => Dialect::RaftNode,
         (_, ApiArg::Seed) => Dialect::Seed,
-        (_, ApiArg::Auto) => detect_dialect(&running.apis).await?,
+        (_, ApiArg::Auto) => detect_dialect(&running.access, &running.apis).await?,
     };
     let mix = cfg.mix_for(dialect)?;
     if dialect != Dialect::RaftNode {
@@ -114,6 +114,7 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         cluster: Arc::new(tokio::sync::Mutex::new(running.cluster)),
         net: running.net.map(Arc::new),
         apis: running.apis,
+        access: running.access,
         epoch: recorder.epoch(),
         _hosting: running.hosting,
     };
