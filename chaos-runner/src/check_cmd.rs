@@ -72,7 +72,9 @@ pub struct CheckArgs {
     /// Give up after this many seconds: undecided keys make the verdict "unknown".
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
-    /// Memory budget of each key's search, in MiB.
+    /// Memory budget of the whole check, in MiB: every key's search, on every thread,
+    /// draws from it (the explanation of a failure has 128 MiB of its own). Past it, a
+    /// key's search stops and the key is unknown.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub memory_limit: u64,
     /// Worker threads (default: all cores).
@@ -228,7 +230,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     }
     let mut opts = CheckOptions {
         timeout: args.timeout.map(Duration::from_secs_f64),
-        max_configs: CheckOptions::max_configs_for_mib(args.memory_limit),
+        memory_limit: CheckOptions::bytes_for_mib(args.memory_limit),
         all_keys: args.all_keys,
         ..CheckOptions::default()
     };

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use checker::check::{check, CheckOptions};
-use checker::generate::{generate, write_jsonl, GenConfig};
+use checker::generate::{corrupt_reads, generate, write_jsonl, GenConfig};
 use checker::history::{read_jsonl, History};
 use checker::model::{KeyValue, Model, Register};
 use checker::{HistoryBuilder, Verdict};
@@ -69,6 +69,7 @@ fn kv_case(ops: usize) -> History {
         write_pct: 40,
         info_pct: 1,
         kv: true,
+        append: false,
     })
 }
 
@@ -84,6 +85,7 @@ fn jepsen_shape(seed: u64) -> History {
         write_pct: 30,
         info_pct: 19,
         kv: false,
+        append: false,
     })
 }
 
@@ -125,9 +127,80 @@ fn child_jsonl(path: &str) {
     );
 }
 
+/// Issue 14's append shape: 50 clients, 10 keys of text, ~2,000 operations, mostly
+/// appends; `invalid` swaps two suffixes in three early gets (three keys refuted).
+fn append_shape(invalid: bool) -> History {
+    let mut h = generate(&GenConfig {
+        seed: 14,
+        processes: 50,
+        ops: 2_000,
+        keys: 10,
+        read_pct: 20,
+        info_pct: 2,
+        append: true,
+        ..GenConfig::default()
+    });
+    if invalid {
+        corrupt_reads(&mut h, 3);
+    }
+    h
+}
+
+/// The shapes measured in a child process each (peak RSS is per process): name, the
+/// history, the model. `--memory-limit` is the default 1 GiB unless the name says.
+fn shape(name: &str) -> Option<(History, Box<dyn Fn(&History, &CheckOptions) -> (Verdict, usize)>)> {
+    let kv = |empty: bool| {
+        Box::new(move |h: &History, o: &CheckOptions| {
+            let r = check(&KeyValue { missing_is_empty: empty }, h, o).unwrap();
+            (r.verdict, r.configurations)
+        }) as Box<dyn Fn(&History, &CheckOptions) -> (Verdict, usize)>
+    };
+    let cas = || {
+        Box::new(|h: &History, o: &CheckOptions| {
+            let r = check(&Register::new(true), h, o).unwrap();
+            (r.verdict, r.configurations)
+        }) as Box<dyn Fn(&History, &CheckOptions) -> (Verdict, usize)>
+    };
+    Some(match name {
+        "append-valid" => (append_shape(false), kv(true)),
+        "append-invalid" => (append_shape(true), kv(true)),
+        "jepsen-register" => (jepsen_shape(3), cas()),
+        "register-100k" => (register_case(100_000, 3), cas()),
+        "kv-1m" => (kv_case(1_000_000), kv(false)),
+        _ => return None,
+    })
+}
+
+/// In a child: checks one shape (fast, or `--all-keys` when `all` is set) with a budget
+/// of `mib` MiB, and prints "ms configs peak_rss_mib history_mib verdict".
+fn child_shape(name: &str, all: bool, mib: u64) {
+    let (h, run) = shape(name).expect("a known shape");
+    let history_mib = peak_rss_mib();
+    let opts = CheckOptions {
+        all_keys: all,
+        memory_limit: CheckOptions::bytes_for_mib(mib),
+        timeout: Some(Duration::from_secs(120)),
+        ..CheckOptions::default()
+    };
+    let t = Instant::now();
+    let (verdict, configs) = run(&h, &opts);
+    println!(
+        "{} {configs} {} {history_mib} {}",
+        t.elapsed().as_secs_f64() * 1e3,
+        peak_rss_mib(),
+        verdict.as_str()
+    );
+}
+
 fn main() {
     if let Ok(path) = std::env::var("CHECKER_BENCH_JSONL") {
         child_jsonl(&path);
+        return;
+    }
+    if let Ok(spec) = std::env::var("CHECKER_BENCH_SHAPE") {
+        let mut it = spec.split(' ');
+        let (name, mode, mib) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        child_shape(name, mode == "all-keys", mib.parse().unwrap());
         return;
     }
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -188,6 +261,7 @@ fn main() {
                     write_pct: 30,
                     info_pct: 15,
                     kv: false,
+                    append: false,
                 })
             })
             .collect();
@@ -239,6 +313,45 @@ fn main() {
             3,
             &opts,
         );
+    }
+    // Every shape, fast and --all-keys, each in a child process of its own: time of the
+    // check alone, configurations, peak RSS against the budget plus the history.
+    for name in [
+        "append-valid",
+        "append-invalid",
+        "jepsen-register",
+        "register-100k",
+        "kv-1m",
+    ] {
+        if !want(&format!("shape {name}")) {
+            continue;
+        }
+        for mode in ["fast", "all-keys"] {
+            for mib in [1024u64, 64] {
+                let mut rows = Vec::new();
+                for _ in 0..3 {
+                    let out = std::process::Command::new(std::env::current_exe().unwrap())
+                        .env("CHECKER_BENCH_SHAPE", format!("{name} {mode} {mib}"))
+                        .output()
+                        .unwrap();
+                    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                    let f: Vec<String> = line.split(' ').map(String::from).collect();
+                    let ms: f64 = f.first().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+                    rows.push((ms, f));
+                }
+                rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let (ms, f) = &rows[1];
+                let get = |i: usize| f.get(i).map_or("?", String::as_str);
+                let rss: f64 = get(2).parse().unwrap_or(f64::NAN);
+                let hist: f64 = get(3).parse().unwrap_or(f64::NAN);
+                println!(
+                    "shape {name:<16} {mode:<8} budget {mib:>4} MiB {ms:>10.1} ms  configs {:>10}  peak RSS {rss:>7.1} MiB (history {hist:.1} MiB, bound {:.0})  {}",
+                    get(1),
+                    1.25 * mib as f64 + hist,
+                    get(4)
+                );
+            }
+        }
     }
     if want("jsonl") {
         let h = kv_case(1_000_000);

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::history::{History, Operation, Outcome};
 use crate::model::Model;
-use crate::search::{search, Budget, SearchOp, SearchResult};
+use crate::search::{search, Budget, MemoryBudget, SearchOp, SearchResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,13 +36,16 @@ impl Verdict {
 pub struct CheckOptions {
     /// Wall-clock budget for the whole check; past it, undecided keys are `unknown`.
     pub timeout: Option<Duration>,
-    /// Most configurations one key's search may remember (bounds memory).
-    pub max_configs: usize,
+    /// Bytes the whole check's searches may hold at once, all threads together: their
+    /// caches of configurations, their stacks of states and their arrays.
+    pub memory_limit: usize,
     /// Worker threads (keys are checked in parallel).
     pub threads: usize,
     /// Separate budget for explaining each failure.
     pub explain_timeout: Duration,
-    pub explain_max_configs: usize,
+    /// Bytes each explanation's search may hold (on top of `memory_limit`: explanations
+    /// run after their key's search has given its memory back).
+    pub explain_memory: usize,
     /// How many operations before the failure the report lists.
     pub report_prefix: usize,
     /// Decide every key. Without it, the first key proven non-linearizable decides the
@@ -51,14 +54,12 @@ pub struct CheckOptions {
     pub all_keys: bool,
 }
 
-/// What the search remembers per configuration, for turning a memory budget into a
-/// number of configurations.
-pub const BYTES_PER_CONFIG: u64 = 64;
-
 impl CheckOptions {
-    /// The most configurations that fit in `mib` MiB (at least one MiB's worth).
-    pub fn max_configs_for_mib(mib: u64) -> usize {
-        ((mib.max(1) << 20) / BYTES_PER_CONFIG) as usize
+    /// `mib` MiB in bytes (at least one MiB), for `memory_limit`.
+    pub fn bytes_for_mib(mib: u64) -> usize {
+        usize::try_from(mib.max(1))
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20)
     }
 }
 
@@ -66,10 +67,10 @@ impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             timeout: None,
-            max_configs: 20_000_000,
+            memory_limit: 1 << 30,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             explain_timeout: Duration::from_secs(10),
-            explain_max_configs: 2_000_000,
+            explain_memory: 128 << 20,
             report_prefix: 30,
             all_keys: false,
         }
@@ -282,11 +283,12 @@ fn check_part<M: Model>(
     part: &Part<'_, M::Op>,
     opts: &CheckOptions,
     deadline: Option<Instant>,
+    memory: &MemoryBudget,
     refuted: &AtomicBool,
 ) -> KeyOutcome {
     let budget = Budget {
         deadline,
-        max_configs: opts.max_configs,
+        memory,
         cancel: refuted,
     };
     let mut none = Vec::new();
@@ -347,9 +349,10 @@ fn explain<M: Model>(
         .collect();
     let sub: Vec<SearchOp<M::Op>> = keep.iter().map(|&i| part.ops[i].clone()).collect();
     let watch = keep.iter().position(|&i| i == blocked);
+    let memory = MemoryBudget::new(opts.explain_memory);
     let budget = Budget {
         deadline: Some(Instant::now() + opts.explain_timeout),
-        max_configs: opts.explain_max_configs,
+        memory: &memory,
         cancel,
     };
     let mut rejected = Vec::new();
@@ -435,6 +438,7 @@ pub fn check<M: Model>(
 
     let next = AtomicUsize::new(0);
     let refuted = AtomicBool::new(false);
+    let memory = MemoryBudget::new(opts.memory_limit);
     let results: Mutex<Vec<(usize, KeyOutcome)>> = Mutex::new(Vec::new());
     let threads = opts.threads.clamp(1, parts.len().max(1));
     let work = || loop {
@@ -443,7 +447,7 @@ pub fn check<M: Model>(
         let outcome = if refuted.load(Ordering::Relaxed) {
             KeyOutcome::NotDecided(0)
         } else {
-            check_part(model, part, opts, deadline, &refuted)
+            check_part(model, part, opts, deadline, &memory, &refuted)
         };
         results
             .lock()

@@ -4,6 +4,11 @@
 //! invocation and completion, so the history is linearizable by construction. A share of
 //! operations ends `info` (they may take effect later, or never) and cas mismatches end
 //! `fail`, as a real client records them. Runs in time linear in the number of operations.
+//!
+//! With `append`, keys hold text: operations are `append` of a short unique suffix and
+//! `get` of the whole text (the kv model with a missing key read as `""`), the shape of
+//! list-append and MIT 6.5840 histories. [`corrupt_reads`] then makes such a history
+//! non-linearizable on purpose.
 
 use serde_json::{json, Value};
 
@@ -25,6 +30,8 @@ pub struct GenConfig {
     pub info_pct: u64,
     /// Use kv function names (get/put) instead of register ones (read/write).
     pub kv: bool,
+    /// Text keys: `read_pct` of the operations are gets, the rest appends.
+    pub append: bool,
 }
 
 impl Default for GenConfig {
@@ -39,6 +46,7 @@ impl Default for GenConfig {
             write_pct: 30,
             info_pct: 2,
             kv: false,
+            append: false,
         }
     }
 }
@@ -70,6 +78,8 @@ enum Kind {
     Read,
     Write(u64),
     Cas(u64, u64),
+    /// Appends `"<n>,"`: every append's suffix is its own.
+    Append(u64),
 }
 
 #[derive(Clone)]
@@ -78,24 +88,36 @@ struct Pending {
     key: usize,
     kind: Kind,
     /// Set once it took effect: (succeeded, value read).
-    effect: Option<(bool, Option<u64>)>,
+    effect: Option<(bool, Value)>,
 }
 
-fn apply(store: &mut [Option<u64>], p: &Pending) -> (bool, Option<u64>) {
-    let cur = &mut store[p.key];
+/// The simulated object: an integer register per key, or a text per key (append).
+struct Store {
+    ints: Vec<Option<u64>>,
+    texts: Vec<String>,
+    append: bool,
+}
+
+fn apply(store: &mut Store, p: &Pending) -> (bool, Value) {
+    let cur = &mut store.ints[p.key];
     match p.kind {
-        Kind::Read => (true, *cur),
+        Kind::Read if store.append => (true, json!(store.texts[p.key])),
+        Kind::Read => (true, cur.map_or(Value::Null, |v| json!(v))),
         Kind::Write(v) => {
             *cur = Some(v);
-            (true, None)
+            (true, Value::Null)
         }
         Kind::Cas(e, n) => {
             if *cur == Some(e) {
                 *cur = Some(n);
-                (true, None)
+                (true, Value::Null)
             } else {
-                (false, None)
+                (false, Value::Null)
             }
+        }
+        Kind::Append(n) => {
+            store.texts[p.key].push_str(&format!("{n},"));
+            (true, Value::Null)
         }
     }
 }
@@ -103,7 +125,12 @@ fn apply(store: &mut [Option<u64>], p: &Pending) -> (bool, Option<u64>) {
 /// Generates a linearizable history.
 pub fn generate(cfg: &GenConfig) -> History {
     let mut rng = Rng(cfg.seed);
-    let mut store = vec![None; cfg.keys.max(1)];
+    let keys = cfg.keys.max(1);
+    let mut store = Store {
+        ints: vec![None; keys],
+        texts: vec![String::new(); keys],
+        append: cfg.append,
+    };
     let mut slots: Vec<Option<Pending>> = vec![None; cfg.processes.max(1)];
     let mut zombies: Vec<Pending> = Vec::new();
     let mut next_process = 0i64;
@@ -111,7 +138,7 @@ pub fn generate(cfg: &GenConfig) -> History {
     let mut open = 0;
     let mut b = HistoryBuilder::new();
     let mut t: u64 = 0;
-    let names = if cfg.kv {
+    let names = if cfg.kv || cfg.append {
         ("get", "put")
     } else {
         ("read", "write")
@@ -134,6 +161,8 @@ pub fn generate(cfg: &GenConfig) -> History {
                 let roll = rng.below(100);
                 let kind = if roll < cfg.read_pct {
                     Kind::Read
+                } else if cfg.append {
+                    Kind::Append(invoked as u64)
                 } else if roll < cfg.read_pct + cfg.write_pct {
                     Kind::Write(rng.below(cfg.values))
                 } else {
@@ -143,8 +172,9 @@ pub fn generate(cfg: &GenConfig) -> History {
                     Kind::Read => (names.0, Value::Null),
                     Kind::Write(v) => (names.1, json!(v)),
                     Kind::Cas(e, n) => ("cas", json!([e, n])),
+                    Kind::Append(n) => ("append", json!(format!("{n},"))),
                 };
-                let key = rng.below(store.len() as u64) as usize;
+                let key = rng.below(keys as u64) as usize;
                 next_process += 1;
                 b.invoke(next_process, f, key_text(key).as_deref(), input, t);
                 slots[slot] = Some(Pending {
@@ -167,6 +197,7 @@ pub fn generate(cfg: &GenConfig) -> History {
                     Kind::Read => names.0,
                     Kind::Write(_) => names.1,
                     Kind::Cas(..) => "cas",
+                    Kind::Append(_) => "append",
                 };
                 if rng.below(100) < cfg.info_pct {
                     b.info(p.process, f, Value::Null, t);
@@ -180,9 +211,10 @@ pub fn generate(cfg: &GenConfig) -> History {
                     None => apply(&mut store, &p),
                 };
                 let out = match p.kind {
-                    Kind::Read => read.map_or(Value::Null, |v| json!(v)),
+                    Kind::Read => read,
                     Kind::Write(v) => json!(v),
                     Kind::Cas(e, n) => json!([e, n]),
+                    Kind::Append(n) => json!(format!("{n},")),
                 };
                 if ok {
                     b.ok(p.process, f, out, t);
@@ -193,6 +225,37 @@ pub fn generate(cfg: &GenConfig) -> History {
         }
     }
     b.build()
+}
+
+/// Makes an append history non-linearizable: in up to `count` `ok` gets of the first
+/// half of the history, each on a key of its own, the first two appended suffixes are
+/// swapped, an order no later get of that key agrees with. Returns the ids changed.
+pub fn corrupt_reads(h: &mut History, count: usize) -> Vec<usize> {
+    use crate::history::Outcome;
+    let half = h.ops.len() / 2;
+    let mut keys = std::collections::BTreeSet::new();
+    let mut changed = Vec::new();
+    for op in h.ops.iter_mut().take(half) {
+        if changed.len() >= count {
+            break;
+        }
+        if op.f != "get" || op.outcome != Outcome::Ok || keys.contains(&op.key) {
+            continue;
+        }
+        let Some(Value::String(text)) = &op.output else {
+            continue;
+        };
+        let parts: Vec<&str> = text.split_terminator(',').collect();
+        if parts.len() < 3 {
+            continue;
+        }
+        let mut swapped = vec![parts[1], parts[0]];
+        swapped.extend(&parts[2..]);
+        op.output = Some(json!(format!("{},", swapped.join(","))));
+        keys.insert(op.key.clone());
+        changed.push(op.id);
+    }
+    changed
 }
 
 /// Writes a history as JSON Lines in the documented format.

@@ -35,6 +35,31 @@ pub trait Model: Sync {
     fn blind(&self, _op: &Self::Op) -> bool {
         false
     }
+    /// A 128-bit key of the state: the search remembers configurations by it instead of
+    /// keeping the states themselves (an append register's state is a string that keeps
+    /// growing). Equal states must have equal keys; unequal ones collide with
+    /// probability about 2^-128 (a collision can only make the search skip a
+    /// configuration, which is why a "valid" is re-verified and the docs say what an
+    /// "invalid" risks). The default hashes the state twice with SipHash-1-3.
+    fn state_key(&self, state: &Self::State) -> u128 {
+        sip128(state)
+    }
+    /// Bytes the state holds beyond its own size (on the heap), for the memory budget.
+    fn state_heap_bytes(&self, _state: &Self::State) -> usize {
+        0
+    }
+}
+
+/// Two SipHash-1-3 hashes of `value`, each under its own tag, as one 128-bit key.
+pub fn sip128<T: Hash + ?Sized>(value: &T) -> u128 {
+    use std::hash::{DefaultHasher, Hasher};
+    let half = |tag: u8| {
+        let mut h = DefaultHasher::new();
+        h.write_u8(tag);
+        value.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
 /// A register value: JSON scalars kept cheap to clone and compare.
@@ -52,6 +77,26 @@ impl Val {
             Value::Number(n) if n.is_i64() => Val::Int(n.as_i64().expect("checked")),
             Value::String(s) => Val::Text(Arc::from(s.as_str())),
             other => Val::Text(Arc::from(other.to_string().as_str())),
+        }
+    }
+}
+
+impl Val {
+    /// The state key of a value: exact (no hashing) for nil and integers, the common
+    /// register states; a hash with the top bit set for text, so the two never meet.
+    pub fn key(&self) -> u128 {
+        match self {
+            Val::Nil => 0,
+            Val::Int(i) => (1 << 64) | u128::from(*i as u64),
+            Val::Text(t) => sip128(&**t) | (1 << 127),
+        }
+    }
+
+    /// Bytes of the value on the heap (a text's characters and its reference counts).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Val::Text(t) => t.len() + 16,
+            _ => 0,
         }
     }
 }
@@ -188,6 +233,14 @@ impl Model for Register {
         matches!(op, RegisterOp::Write(_))
     }
 
+    fn state_key(&self, s: &Val) -> u128 {
+        s.key()
+    }
+
+    fn state_heap_bytes(&self, s: &Val) -> usize {
+        s.heap_bytes()
+    }
+
     fn describe_op(&self, op: &RegisterOp) -> String {
         match op {
             RegisterOp::Read(v) => format!("read {v}"),
@@ -304,6 +357,14 @@ impl Model for KeyValue {
 
     fn blind(&self, op: &KvOp) -> bool {
         matches!(op, KvOp::Put(_) | KvOp::Delete)
+    }
+
+    fn state_key(&self, s: &Val) -> u128 {
+        s.key()
+    }
+
+    fn state_heap_bytes(&self, s: &Val) -> usize {
+        s.heap_bytes()
     }
 
     fn describe_op(&self, op: &KvOp) -> String {

@@ -17,11 +17,21 @@
 //! it is explored). These cuts keep the classic explosion of Jepsen register histories
 //! with many timed-out writes in check.
 //!
-//! A hash collision could only make the search skip a configuration, i.e. report
-//! "not linearizable" wrongly (probability ~2^-100); a "linearizable" answer always comes
-//! with the order found, which the caller re-verifies independently.
+//! The cache keeps no states: a configuration is remembered as one 128-bit key, the
+//! linearized set's Zobrist hash mixed with the model's 128-bit key of the state
+//! ([`Model::state_key`]), so each costs the same few bytes whatever the state holds. A
+//! collision could only make the search skip a configuration, i.e. report "not
+//! linearizable" wrongly (probability about n^2 / 2^128 for n configurations: for a
+//! billion, 10^-21); a "linearizable" answer always comes with the order found, which the
+//! caller re-verifies independently.
+//!
+//! Memory is accounted, not estimated per configuration: the cache's table as it is
+//! allocated (including the moment it grows, when old and new tables both exist), the
+//! stack of states (an append register's states are strings), and the search's arrays.
+//! Every search of a check draws from one [`MemoryBudget`], so the limit holds for all
+//! threads together.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -42,10 +52,107 @@ pub struct SearchOp<O> {
 /// Limits on one search.
 pub struct Budget<'a> {
     pub deadline: Option<Instant>,
-    /// Most configurations remembered (each costs ~40-60 bytes plus the state).
-    pub max_configs: usize,
+    /// The memory this search may draw from, shared with the check's other searches.
+    pub memory: &'a MemoryBudget,
     /// Set by others to stop every search early.
     pub cancel: &'a AtomicBool,
+}
+
+/// Bytes that every search of one check draws from (all threads together). A search
+/// takes them in chunks as it grows and gives them all back when it ends.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+    chunk: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(limit_bytes: usize) -> MemoryBudget {
+        MemoryBudget {
+            limit: limit_bytes,
+            used: AtomicUsize::new(0),
+            // Small enough that a few searches in parallel can share a small budget,
+            // large enough that the shared counter is rarely touched.
+            chunk: (limit_bytes / 32).clamp(4 << 10, 1 << 20),
+        }
+    }
+
+    /// The budget's size in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes currently taken by running searches.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(bytes).filter(|&t| t <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// What one search holds of a [`MemoryBudget`].
+struct Share<'a> {
+    pool: &'a MemoryBudget,
+    held: usize,
+}
+
+impl Share<'_> {
+    /// Whether `bytes` in all fit in what this search holds or can still take.
+    fn cover(&mut self, bytes: usize) -> bool {
+        if bytes <= self.held {
+            return true;
+        }
+        let want = (bytes - self.held).div_ceil(self.pool.chunk) * self.pool.chunk;
+        // Near the limit a whole chunk may not fit where the bytes still do.
+        let want = if self.pool.take(want) {
+            want
+        } else if self.pool.take(bytes - self.held) {
+            bytes - self.held
+        } else {
+            return false;
+        };
+        self.held += want;
+        true
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        self.pool.give_back(self.held);
+    }
+}
+
+/// Bytes of a hash set of 128-bit keys that can hold `capacity` of them, as hashbrown
+/// allocates it: a power of two of buckets, at most 7/8 full, each with its key and one
+/// control byte.
+fn table_bytes(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity.saturating_mul(8) / 7).next_power_of_two()
+    };
+    buckets.saturating_mul(std::mem::size_of::<u128>() + 1) + 16
+}
+
+/// Mixes a state key into a configuration key: multiplying by an odd constant is a
+/// bijection, so states of one linearized set never share a key, and it spreads the
+/// exact keys of small integers over all 128 bits before they meet the Zobrist hash.
+fn config_key(set: u128, state: u128) -> u128 {
+    set ^ state.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
 }
 
 #[derive(Debug)]
@@ -72,6 +179,10 @@ pub enum SearchResult<S> {
 }
 
 const NIL: u32 = u32::MAX;
+
+fn linearized_words(n: usize) -> usize {
+    n.div_ceil(64)
+}
 
 #[derive(Clone, Copy)]
 struct Node {
@@ -187,10 +298,22 @@ pub fn search<M: Model>(
     let keys: Vec<u128> = (0..n).map(zobrist).collect();
     let blind: Vec<bool> = ops.iter().map(|o| model.blind(&o.op)).collect();
 
-    let mut linearized = vec![0u64; n.div_ceil(64)];
+    let mut linearized = vec![0u64; linearized_words(n)];
     let is_set = |bits: &[u64], i: u32| bits[(i / 64) as usize] & (1 << (i % 64)) != 0;
     let mut remaining_ok = m / 2;
-    let mut cache: FxHashSet<(u128, M::State)> = FxHashSet::default();
+    let mut cache: FxHashSet<u128> = FxHashSet::default();
+    // What the search holds besides the cache: its arrays (fixed), and the states alive
+    // on the stack, in `state` and in `best_state` (their heap bytes).
+    let mut share = Share {
+        pool: budget.memory,
+        held: 0,
+    };
+    let fixed = (m + 1) * (std::mem::size_of::<Node>() + 8)
+        + n * (5 * 4 + 16 + 1)
+        + (k + 1) * 12
+        + linearized_words(n) * 8
+        + ops.len() * std::mem::size_of::<SearchOp<M::Op>>();
+    let frame = std::mem::size_of::<(u32, M::State, Cursor)>();
     // Each frame: the operation lifted, the state before it, and where its level's scan
     // was (to resume after undoing it).
     let mut stack: Vec<(u32, M::State, Cursor)> = Vec::new();
@@ -202,6 +325,8 @@ pub fn search<M: Model>(
     let mut common = 0usize;
     let mut best_blocked = None;
     let mut best_state = state.clone();
+    let mut live_heap = model.state_heap_bytes(&state);
+    let mut best_heap = live_heap;
     let mut watched: FxHashSet<M::State> = FxHashSet::default();
     let mut steps: u64 = 0;
 
@@ -246,12 +371,6 @@ pub fn search<M: Model>(
                     configs: cache.len(),
                 };
             }
-        }
-        if cache.len() > budget.max_configs {
-            return SearchResult::Unknown {
-                reason: format!("memory budget exhausted ({} configurations)", cache.len()),
-                configs: cache.len(),
-            };
         }
         // Pick the next candidate, or find that this level is exhausted.
         let (candidate, here) = match cursor {
@@ -318,7 +437,33 @@ pub fn search<M: Model>(
             match model.step(&state, &ops[o].op) {
                 Some(new_state) => {
                     let new_hash = hash ^ keys[o];
-                    if cache.insert((new_hash, new_state.clone())) {
+                    let key = config_key(new_hash, model.state_key(&new_state));
+                    let grows = cache.len() == cache.capacity() && !cache.contains(&key);
+                    let table = table_bytes(cache.capacity());
+                    let new_heap = model.state_heap_bytes(&new_state);
+                    let mut need = fixed
+                        + table
+                        + (stack.len() + 1).max(stack.capacity()) * frame
+                        + live_heap
+                        + new_heap
+                        + best_heap;
+                    if grows {
+                        // While the table grows, the old one and the new one both exist.
+                        need += table_bytes(cache.capacity() + 1);
+                    }
+                    if !share.cover(need) {
+                        return SearchResult::Unknown {
+                            reason: format!(
+                                "memory budget exhausted ({} configurations; the check's \
+                                 budget is {} MiB)",
+                                cache.len(),
+                                budget.memory.limit() >> 20
+                            ),
+                            configs: cache.len(),
+                        };
+                    }
+                    if cache.insert(key) {
+                        live_heap += new_heap;
                         stack.push((op, std::mem::replace(&mut state, new_state), here));
                         hash = new_hash;
                         linearized[o / 64] |= 1 << (o % 64);
@@ -352,6 +497,7 @@ pub fn search<M: Model>(
                 common = stack.len();
                 best_blocked = Some(blocked as usize);
                 best_state = state.clone();
+                best_heap = model.state_heap_bytes(&best_state);
             }
         }
         let Some((op, prev_state, at)) = stack.pop() else {
@@ -373,6 +519,7 @@ pub fn search<M: Model>(
         }
         linearized[o / 64] &= !(1 << (o % 64));
         hash ^= keys[o];
+        live_heap -= model.state_heap_bytes(&state);
         state = prev_state;
         // Resume the undone level's scan just after the operation undone.
         cursor = match at {

@@ -306,7 +306,7 @@ fn a_budget_that_runs_out_is_unknown_never_valid() {
         t += 2;
     }
     let opts = CheckOptions {
-        max_configs: 1000,
+        memory_limit: 64 << 10,
         ..CheckOptions::default()
     };
     let r = check(&Register::new(false), &b.build(), &opts).unwrap();

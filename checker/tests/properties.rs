@@ -3,7 +3,7 @@
 //! object (so they are linearizable by construction), and from mutations of those.
 
 use checker::check::{check, CheckOptions};
-use checker::generate::Rng;
+use checker::generate::{corrupt_reads, generate, GenConfig, Rng};
 use checker::history::{History, HistoryBuilder, Outcome};
 use checker::model::{KeyValue, Model, Register};
 use checker::reference::brute_force;
@@ -155,30 +155,54 @@ fn mutate(h: &mut History, seed: u64) {
     }
 }
 
+/// The checker's verdict equals the reference's in every mode: one thread, two threads
+/// whose searches the first refuted key cancels, and two threads deciding every key.
 fn agree<M: Model>(model: &M, h: &History) -> Result<Verdict, TestCaseError> {
-    let report = check(
-        model,
-        h,
-        &CheckOptions {
-            threads: 1,
-            ..CheckOptions::default()
-        },
-    )
-    .unwrap();
     let reference = brute_force(model, h, 14).expect("small histories compile");
     let expected = if reference {
         Verdict::Valid
     } else {
         Verdict::Invalid
     };
-    prop_assert_eq!(
-        report.verdict,
-        expected,
-        "history: {:#?}\nreport: {}",
-        h.ops,
-        report.summary()
-    );
-    Ok(report.verdict)
+    for (threads, all_keys) in [(1, false), (2, false), (2, true)] {
+        let opts = CheckOptions {
+            threads,
+            all_keys,
+            ..CheckOptions::default()
+        };
+        let report = check(model, h, &opts).unwrap();
+        prop_assert_eq!(
+            report.verdict,
+            expected,
+            "threads {} all_keys {}\nhistory: {:#?}\nreport: {}",
+            threads,
+            all_keys,
+            h.ops,
+            report.summary()
+        );
+        if all_keys {
+            prop_assert_eq!(report.not_decided_keys, 0);
+        }
+    }
+    Ok(expected)
+}
+
+/// A small append history from the generator (two keys of text), corrupted or not.
+fn append_history(seed: u64, corrupt: bool) -> History {
+    let mut h = generate(&GenConfig {
+        seed,
+        processes: 3,
+        ops: 12,
+        keys: 2,
+        read_pct: 40,
+        info_pct: 10,
+        append: true,
+        ..GenConfig::default()
+    });
+    if corrupt {
+        corrupt_reads(&mut h, 1);
+    }
+    h
 }
 
 proptest! {
@@ -206,6 +230,15 @@ proptest! {
     }
 
     #[test]
+    fn append_histories_agree_with_the_reference(seed in any::<u64>(), corrupt in any::<bool>()) {
+        let h = append_history(seed, corrupt);
+        let v = agree(&KeyValue { missing_is_empty: true }, &h)?;
+        if !corrupt {
+            prop_assert_eq!(v, Verdict::Valid);
+        }
+    }
+
+    #[test]
     fn mutated_maps_agree_with_the_reference(seed in any::<u64>()) {
         let mut h = simulate(seed, true);
         mutate(&mut h, seed);
@@ -230,4 +263,24 @@ fn mutations_produce_both_verdicts() {
         invalid > 50 && valid > 50,
         "valid {valid}, invalid {invalid}"
     );
+}
+
+#[test]
+fn corrupted_append_histories_are_often_invalid() {
+    // The append property means something only if corruption often bites.
+    let model = KeyValue {
+        missing_is_empty: true,
+    };
+    let (mut changed, mut invalid) = (0, 0);
+    for seed in 0..500 {
+        let clean = append_history(seed, false);
+        let h = append_history(seed, true);
+        if h.ops.iter().zip(&clean.ops).any(|(a, b)| a.output != b.output) {
+            changed += 1;
+        }
+        if brute_force(&model, &h, 14) == Some(false) {
+            invalid += 1;
+        }
+    }
+    assert!(invalid > 50, "{invalid} invalid of {changed} corrupted");
 }

@@ -190,8 +190,8 @@ pub struct TestArgs {
     /// Seconds the checker may take.
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
     pub check_timeout: f64,
-    /// Memory budget of the checker's search for one key, in MiB (keys are checked in
-    /// parallel, one per core).
+    /// Memory budget of the checker, in MiB: the searches of every key, on every core,
+    /// draw from it together.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub check_memory: u64,
     /// Decide every key. By default the first key proven non-linearizable decides the
@@ -234,8 +234,8 @@ pub struct Config {
     /// Length of each fault and of each healthy gap; `None` for the search schedule (and
     /// zero when no fault is planned).
     pub nemesis_interval: Option<Duration>,
-    /// `--check-memory` as a number of search configurations.
-    pub check_max_configs: usize,
+    /// `--check-memory` in bytes.
+    pub check_memory: usize,
     /// `--net-range`, parsed.
     pub net_range: Option<Range>,
     /// `--hosts` and its options, parsed.
@@ -470,7 +470,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         time_limit: secs(args.time_limit, "--time-limit")?,
         op_timeout: secs(args.op_timeout, "--op-timeout")?,
         check_timeout: secs(args.check_timeout, "--check-timeout")?,
-        check_max_configs: CheckOptions::max_configs_for_mib(args.check_memory),
+        check_memory: CheckOptions::bytes_for_mib(args.check_memory),
         nemesis_interval,
         name,
         kind,

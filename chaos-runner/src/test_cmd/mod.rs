@@ -236,7 +236,7 @@ async fn check_history(
     crate::console::say!("checking {} operations...", history.ops.len());
     let opts = CheckOptions {
         timeout: Some(cfg.check_timeout),
-        max_configs: cfg.check_max_configs,
+        memory_limit: cfg.check_memory,
         all_keys: cfg.args.all_keys,
         ..CheckOptions::default()
     };
