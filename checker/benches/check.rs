@@ -146,26 +146,67 @@ fn append_shape(invalid: bool) -> History {
     h
 }
 
+/// Checks a history with given options: the verdict and the configurations searched.
+type Checker = Box<dyn Fn(&History, &CheckOptions) -> (Verdict, usize)>;
+
 /// The shapes measured in a child process each (peak RSS is per process): name, the
 /// history, the model. `--memory-limit` is the default 1 GiB unless the name says.
-fn shape(name: &str) -> Option<(History, Box<dyn Fn(&History, &CheckOptions) -> (Verdict, usize)>)> {
+fn shape(name: &str) -> Option<(History, Checker)> {
     let kv = |empty: bool| {
         Box::new(move |h: &History, o: &CheckOptions| {
-            let r = check(&KeyValue { missing_is_empty: empty }, h, o).unwrap();
+            let r = check(
+                &KeyValue {
+                    missing_is_empty: empty,
+                },
+                h,
+                o,
+            )
+            .unwrap();
             (r.verdict, r.configurations)
-        }) as Box<dyn Fn(&History, &CheckOptions) -> (Verdict, usize)>
+        }) as Checker
     };
     let cas = || {
         Box::new(|h: &History, o: &CheckOptions| {
             let r = check(&Register::new(true), h, o).unwrap();
             (r.verdict, r.configurations)
-        }) as Box<dyn Fn(&History, &CheckOptions) -> (Verdict, usize)>
+        }) as Checker
     };
     Some(match name {
         "append-valid" => (append_shape(false), kv(true)),
         "append-invalid" => (append_shape(true), kv(true)),
         "jepsen-register" => (jepsen_shape(3), cas()),
         "register-100k" => (register_case(100_000, 3), cas()),
+        // Harder still: it fills any budget this machine has (to measure the bound).
+        "register-hard" => (
+            generate(&GenConfig {
+                seed: 6,
+                processes: 40,
+                ops: 20_000,
+                keys: 1,
+                values: 1_000_000,
+                read_pct: 20,
+                write_pct: 80,
+                info_pct: 50,
+                ..GenConfig::default()
+            }),
+            cas(),
+        ),
+        // A register whose writes often time out: the search's hard case, which runs
+        // into the budget (what its peak memory is measured for).
+        "register-info" => (
+            generate(&GenConfig {
+                seed: 5,
+                processes: 30,
+                ops: 5_000,
+                keys: 2,
+                values: 1000,
+                read_pct: 30,
+                write_pct: 60,
+                info_pct: 40,
+                ..GenConfig::default()
+            }),
+            cas(),
+        ),
         "kv-1m" => (kv_case(1_000_000), kv(false)),
         _ => return None,
     })
@@ -316,18 +357,21 @@ fn main() {
     }
     // Every shape, fast and --all-keys, each in a child process of its own: time of the
     // check alone, configurations, peak RSS against the budget plus the history.
-    for name in [
-        "append-valid",
-        "append-invalid",
-        "jepsen-register",
-        "register-100k",
-        "kv-1m",
+    // register-hard fills whatever budget it gets: 1 GiB would take minutes per run.
+    for (name, budgets) in [
+        ("append-valid", [1024u64, 64]),
+        ("append-invalid", [1024, 64]),
+        ("jepsen-register", [1024, 64]),
+        ("register-100k", [1024, 64]),
+        ("register-info", [1024, 64]),
+        ("register-hard", [256, 64]),
+        ("kv-1m", [1024, 64]),
     ] {
         if !want(&format!("shape {name}")) {
             continue;
         }
         for mode in ["fast", "all-keys"] {
-            for mib in [1024u64, 64] {
+            for mib in budgets {
                 let mut rows = Vec::new();
                 for _ in 0..3 {
                     let out = std::process::Command::new(std::env::current_exe().unwrap())

@@ -48,6 +48,24 @@ pub trait Model: Sync {
     fn state_heap_bytes(&self, _state: &Self::State) -> usize {
         0
     }
+    /// Whether, in a sub-history of only these operations, states only ever grow (an
+    /// append-only text: every state extends the ones before it). The search then knows
+    /// that every operation still to be placed happens in an extension of the current
+    /// state, and drops an order as soon as one of them could no longer happen
+    /// ([`Model::still_possible`]), instead of finding out many levels deeper.
+    fn grows_only(&self, _ops: &[&Self::Op]) -> bool {
+        false
+    }
+    /// With [`Model::grows_only`]: whether `later` can still take effect in some state
+    /// that extends `state`.
+    fn still_possible(&self, _state: &Self::State, _later: &Self::Op) -> bool {
+        true
+    }
+    /// Whether [`Model::still_possible`] can ever be false for `op` (a read can be, an
+    /// append cannot): the search watches only these.
+    fn can_become_impossible(&self, _op: &Self::Op) -> bool {
+        false
+    }
 }
 
 /// Two SipHash-1-3 hashes of `value`, each under its own tag, as one 128-bit key.
@@ -365,6 +383,23 @@ impl Model for KeyValue {
 
     fn state_heap_bytes(&self, s: &Val) -> usize {
         s.heap_bytes()
+    }
+
+    fn grows_only(&self, ops: &[&KvOp]) -> bool {
+        ops.iter()
+            .all(|op| matches!(op, KvOp::Get(Val::Text(_)) | KvOp::Append(_)))
+            && (self.missing_is_empty || ops.iter().all(|op| matches!(op, KvOp::Append(_))))
+    }
+
+    fn can_become_impossible(&self, op: &KvOp) -> bool {
+        matches!(op, KvOp::Get(_))
+    }
+
+    fn still_possible(&self, s: &Val, later: &KvOp) -> bool {
+        match (later, s) {
+            (KvOp::Get(Val::Text(v)), Val::Text(t)) => v.starts_with(&**t),
+            _ => true,
+        }
     }
 
     fn describe_op(&self, op: &KvOp) -> String {

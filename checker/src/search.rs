@@ -180,6 +180,9 @@ pub enum SearchResult<S> {
 
 const NIL: u32 = u32::MAX;
 
+/// The largest freed block the allocator may keep for reuse (see `retired`).
+const KEPT_BY_ALLOCATOR: usize = 32 << 20;
+
 fn linearized_words(n: usize) -> usize {
     n.div_ceil(64)
 }
@@ -215,6 +218,39 @@ enum Cursor {
         frontier: u64,
         blocked: u32,
     },
+}
+
+/// How many of the `ok` operations that return first (after the one just placed), among
+/// those that can become impossible, are checked against a grown state.
+const WITNESSES: usize = 16;
+
+/// With a model whose states only grow: whether the `ok` operations with the nearest
+/// returns (still in the list, other than `placed`) can all still happen after `state`.
+/// Each of them must be placed after everything placed so far, so one that cannot makes
+/// the order a dead end. Checking the nearest few catches a wrong order of concurrent
+/// operations at once: the next read that sees them is among them.
+fn nearest_still_possible<M: Model>(
+    model: &M,
+    state: &M::State,
+    placed: usize,
+    nodes: &[Node],
+    next: &[u32],
+    ops: &[SearchOp<M::Op>],
+    telling: &[bool],
+) -> bool {
+    let mut at = next[0];
+    let mut seen = 0;
+    while at != NIL && seen < WITNESSES {
+        let node = nodes[at as usize];
+        if !node.is_call && node.op as usize != placed && telling[node.op as usize] {
+            seen += 1;
+            if !model.still_possible(state, &ops[node.op as usize].op) {
+                return false;
+            }
+        }
+        at = next[at as usize];
+    }
+    true
 }
 
 /// Searches for a linearization of `ops`. If `watch` names an operation, every state in
@@ -296,6 +332,11 @@ pub fn search<M: Model>(
         }
     }
     let keys: Vec<u128> = (0..n).map(zobrist).collect();
+    let grows_only = model.grows_only(&ops.iter().map(|o| &o.op).collect::<Vec<_>>());
+    let telling: Vec<bool> = ops
+        .iter()
+        .map(|o| grows_only && model.can_become_impossible(&o.op))
+        .collect();
     let blind: Vec<bool> = ops.iter().map(|o| model.blind(&o.op)).collect();
 
     let mut linearized = vec![0u64; linearized_words(n)];
@@ -312,8 +353,14 @@ pub fn search<M: Model>(
         + n * (5 * 4 + 16 + 1)
         + (k + 1) * 12
         + linearized_words(n) * 8
-        + ops.len() * std::mem::size_of::<SearchOp<M::Op>>();
+        + std::mem::size_of_val(ops);
     let frame = std::mem::size_of::<(u32, M::State, Cursor)>();
+    // The tables the cache outgrew. They are freed, but the allocator may keep them (a
+    // freed block smaller than the next table cannot hold it), so they still count: the
+    // budget bounds what the process holds, not only what the search uses. Blocks over
+    // 32 MiB are exempt: glibc's malloc always maps those on their own and unmaps them
+    // when freed (its mmap threshold never rises above 32 MiB on 64-bit machines).
+    let mut retired = 0usize;
     // Each frame: the operation lifted, the state before it, and where its level's scan
     // was (to resume after undoing it).
     let mut stack: Vec<(u32, M::State, Cursor)> = Vec::new();
@@ -435,6 +482,15 @@ pub fn search<M: Model>(
                 continue;
             }
             match model.step(&state, &ops[o].op) {
+                Some(new_state)
+                    if grows_only
+                        && !nearest_still_possible(
+                            model, &new_state, o, &nodes, &next, ops, &telling,
+                        ) =>
+                {
+                    // An operation that must come later can no longer happen: this order
+                    // is dead, however it continues.
+                }
                 Some(new_state) => {
                     let new_hash = hash ^ keys[o];
                     let key = config_key(new_hash, model.state_key(&new_state));
@@ -442,6 +498,7 @@ pub fn search<M: Model>(
                     let table = table_bytes(cache.capacity());
                     let new_heap = model.state_heap_bytes(&new_state);
                     let mut need = fixed
+                        + retired
                         + table
                         + (stack.len() + 1).max(stack.capacity()) * frame
                         + live_heap
@@ -461,6 +518,9 @@ pub fn search<M: Model>(
                             ),
                             configs: cache.len(),
                         };
+                    }
+                    if grows && table <= KEPT_BY_ALLOCATOR {
+                        retired += table;
                     }
                     if cache.insert(key) {
                         live_heap += new_heap;
@@ -534,5 +594,95 @@ pub fn search<M: Model>(
                 blocked,
             },
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{generate, GenConfig};
+    use crate::model::Register;
+
+    fn hard_ops(seed: u64) -> Vec<SearchOp<crate::model::RegisterOp>> {
+        let model = Register::new(true);
+        let h = generate(&GenConfig {
+            seed,
+            processes: 40,
+            ops: 4_000,
+            values: 1_000_000,
+            read_pct: 20,
+            write_pct: 80,
+            info_pct: 50,
+            ..GenConfig::default()
+        });
+        h.ops
+            .iter()
+            .filter(|o| o.outcome != crate::Outcome::Fail)
+            .filter_map(|o| {
+                let op = model.compile(o).unwrap()?;
+                Some(SearchOp {
+                    id: o.id,
+                    op,
+                    call: o.call,
+                    ret: o.ret,
+                })
+            })
+            .collect()
+    }
+
+    /// Two searches drawing from one budget stop when together they reach it, never
+    /// take more than it, and give everything back when they end.
+    #[test]
+    fn searches_share_one_budget_and_give_it_back() {
+        let memory = MemoryBudget::new(2 << 20);
+        let cancel = AtomicBool::new(false);
+        let model = Register::new(true);
+        let (a, b) = (hard_ops(1), hard_ops(2));
+        let peak = AtomicUsize::new(0);
+        let done = AtomicBool::new(false);
+        let run = |ops: &Vec<SearchOp<crate::model::RegisterOp>>| {
+            let budget = Budget {
+                deadline: None,
+                memory: &memory,
+                cancel: &cancel,
+            };
+            match search(&model, ops, &budget, None, &mut Vec::new(), 0) {
+                SearchResult::Unknown { reason, .. } => reason,
+                _ => "decided".to_string(),
+            }
+        };
+        let outcomes: Vec<String> = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(memory.used(), Ordering::Relaxed);
+                    std::thread::yield_now();
+                }
+            });
+            let ha = s.spawn(|| run(&a));
+            let hb = s.spawn(|| run(&b));
+            let r = vec![ha.join().unwrap(), hb.join().unwrap()];
+            done.store(true, Ordering::Relaxed);
+            r
+        });
+        assert!(
+            outcomes
+                .iter()
+                .any(|r| r.contains("memory budget exhausted")),
+            "{outcomes:?}"
+        );
+        assert!(peak.load(Ordering::Relaxed) <= memory.limit());
+        assert_eq!(memory.used(), 0, "a search kept its share");
+    }
+
+    #[test]
+    fn table_bytes_follow_hashbrown_growth() {
+        let mut set: FxHashSet<u128> = FxHashSet::default();
+        for i in 0..100_000u128 {
+            set.insert(i);
+            // The estimate is of the table the set holds now: never less than its keys.
+            assert!(table_bytes(set.capacity()) >= set.capacity() * 16);
+        }
+        // A power of two of buckets at most 7/8 full: 131,072 buckets for 100,000 keys.
+        assert_eq!(table_bytes(set.capacity()), 131_072 * 17 + 16);
     }
 }

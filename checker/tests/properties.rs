@@ -275,7 +275,11 @@ fn corrupted_append_histories_are_often_invalid() {
     for seed in 0..500 {
         let clean = append_history(seed, false);
         let h = append_history(seed, true);
-        if h.ops.iter().zip(&clean.ops).any(|(a, b)| a.output != b.output) {
+        if h.ops
+            .iter()
+            .zip(&clean.ops)
+            .any(|(a, b)| a.output != b.output)
+        {
             changed += 1;
         }
         if brute_force(&model, &h, 14) == Some(false) {
