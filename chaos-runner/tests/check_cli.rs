@@ -234,3 +234,52 @@ fn a_report_for_a_history_made_elsewhere() {
     assert_eq!(code, 3);
     assert!(err.contains("not empty"), "{err}");
 }
+
+/// Issue 14: the append shape (50 clients, 10 keys of text, 2,000 operations) is decided
+/// both ways, every key with `--all-keys`; and a budget smaller than the history itself is
+/// an unknown that says so, not a crash or a verdict.
+#[test]
+fn append_histories_are_decided_and_the_budget_is_the_whole_checks() {
+    use checker::generate::{corrupt_reads, generate, write_jsonl, GenConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for invalid in [false, true] {
+        let mut h = generate(&GenConfig {
+            seed: 14,
+            processes: 50,
+            ops: 2_000,
+            keys: 10,
+            read_pct: 20,
+            info_pct: 2,
+            append: true,
+            ..GenConfig::default()
+        });
+        if invalid {
+            assert_eq!(corrupt_reads(&mut h, 3).len(), 3);
+        }
+        let path = dir.path().join(format!("append-{invalid}.jsonl"));
+        write_jsonl(&h, std::fs::File::create(&path).unwrap()).unwrap();
+        paths.push(path.display().to_string());
+    }
+    let kv = ["--model", "kv", "--missing-is-empty"];
+    let (code, out, _) = run(&[&["check", &paths[0]][..], &kv, &["--all-keys"]].concat());
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&[&["check", &paths[1]][..], &kv].concat());
+    assert_eq!(code, 1, "{out}");
+    let (code, out, _) = run(&[&["check", &paths[1]][..], &kv, &["--all-keys"]].concat());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("(7 valid, 3 invalid, 0 unknown)"), "{out}");
+    // A 2,000-operation history fits in 1 MiB; a 200,000-operation one does not.
+    let big = dir.path().join("big.jsonl");
+    let h = generate(&GenConfig {
+        ops: 200_000,
+        keys: 10,
+        kv: true,
+        ..GenConfig::default()
+    });
+    write_jsonl(&h, std::fs::File::create(&big).unwrap()).unwrap();
+    let big = big.display().to_string();
+    let (code, out, err) = run(&["check", &big, "--model", "kv", "--memory-limit", "1"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("memory budget exhausted"), "{out}");
+}

@@ -389,7 +389,7 @@ fn main() {
                 let rss: f64 = get(2).parse().unwrap_or(f64::NAN);
                 let hist: f64 = get(3).parse().unwrap_or(f64::NAN);
                 println!(
-                    "shape {name:<16} {mode:<8} budget {mib:>4} MiB {ms:>10.1} ms  configs {:>10}  peak RSS {rss:>7.1} MiB (history {hist:.1} MiB, bound {:.0})  {}",
+                    "shape {name:<16} {mode:<8} budget {mib:>4} MiB {ms:>10.3} ms  configs {:>10}  peak RSS {rss:>7.1} MiB (history {hist:.1} MiB, bound {:.0})  {}",
                     get(1),
                     1.25 * mib as f64 + hist,
                     get(4)

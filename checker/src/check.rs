@@ -396,6 +396,42 @@ fn explain<M: Model>(
     }
 }
 
+/// The report when the history alone, in the searches' form, exceeds the budget.
+fn over_budget<M: Model>(
+    model: &M,
+    history: &History,
+    opts: &CheckOptions,
+    keys: usize,
+    needed: usize,
+    started: Instant,
+) -> CheckReport {
+    CheckReport {
+        verdict: Verdict::Unknown,
+        model: model.name().to_string(),
+        ops: history.ops.len(),
+        checked_ops: 0,
+        keys,
+        valid_keys: 0,
+        invalid_keys: 0,
+        unknown_keys: keys,
+        configurations: 0,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        failures: Vec::new(),
+        unknown: vec![KeyUnknown {
+            key: None,
+            ops: history.ops.len(),
+            reason: format!(
+                "memory budget exhausted: the history in the search's form needs {} MiB, \
+                 more than the {} MiB budget (raise --memory-limit)",
+                needed.div_ceil(1 << 20),
+                opts.memory_limit >> 20
+            ),
+        }],
+        not_decided_keys: 0,
+        all_keys: opts.all_keys,
+    }
+}
+
 /// Checks `history` against `model`.
 pub fn check<M: Model>(
     model: &M,
@@ -404,6 +440,37 @@ pub fn check<M: Model>(
 ) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
     let deadline = opts.timeout.map(|t| started + t);
+    let memory = MemoryBudget::new(opts.memory_limit);
+    // The history in the searches' form is held for the whole check, so it counts
+    // first, before it is built: sized per key, exactly.
+    let mut counts: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    for op in history.ops.iter().filter(|o| o.outcome != Outcome::Fail) {
+        *counts.entry(op.key.as_deref()).or_default() += 1;
+    }
+    let per_op = std::mem::size_of::<SearchOp<M::Op>>() + std::mem::size_of::<&Operation>();
+    let compiled_bytes = counts.values().sum::<usize>().saturating_mul(per_op)
+        + counts.len() * (std::mem::size_of::<Part<'_, M::Op>>() + 64);
+    let Some(_held) = memory.hold(compiled_bytes) else {
+        // Still say which operation is malformed, if one is: that is an error, not
+        // a matter of budget.
+        for op in history.ops.iter().filter(|o| o.outcome != Outcome::Fail) {
+            model
+                .compile(op)
+                .map_err(|message| CheckError::BadOperation {
+                    id: op.id,
+                    line: op.line,
+                    message,
+                })?;
+        }
+        return Ok(over_budget(
+            model,
+            history,
+            opts,
+            counts.len(),
+            compiled_bytes,
+            started,
+        ));
+    };
     let mut parts: BTreeMap<Option<String>, Part<'_, M::Op>> = BTreeMap::new();
     let mut checked_ops = 0;
     for op in &history.ops {
@@ -417,10 +484,13 @@ pub fn check<M: Model>(
                 line: op.line,
                 message,
             })?;
-        let part = parts.entry(op.key.clone()).or_insert_with(|| Part {
-            key: op.key.clone(),
-            ops: Vec::new(),
-            source: Vec::new(),
+        let part = parts.entry(op.key.clone()).or_insert_with(|| {
+            let n = counts[&op.key.as_deref()];
+            Part {
+                key: op.key.clone(),
+                ops: Vec::with_capacity(n),
+                source: Vec::with_capacity(n),
+            }
         });
         if let Some(c) = compiled {
             checked_ops += 1;
@@ -438,7 +508,6 @@ pub fn check<M: Model>(
 
     let next = AtomicUsize::new(0);
     let refuted = AtomicBool::new(false);
-    let memory = MemoryBudget::new(opts.memory_limit);
     let results: Mutex<Vec<(usize, KeyOutcome)>> = Mutex::new(Vec::new());
     let threads = opts.threads.clamp(1, parts.len().max(1));
     let work = || loop {

@@ -8,7 +8,8 @@
 //! With `append`, keys hold text: operations are `append` of a short unique suffix and
 //! `get` of the whole text (the kv model with a missing key read as `""`), the shape of
 //! list-append and MIT 6.5840 histories. [`corrupt_reads`] then makes such a history
-//! non-linearizable on purpose.
+//! non-linearizable on purpose. Every get records the whole text, so keep such histories
+//! to thousands of operations per key.
 
 use serde_json::{json, Value};
 

@@ -88,6 +88,11 @@ impl MemoryBudget {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// Takes `bytes` until the returned guard is dropped; `None` if they do not fit.
+    pub fn hold(&self, bytes: usize) -> Option<Held<'_>> {
+        self.take(bytes).then_some(Held { pool: self, bytes })
+    }
+
     fn take(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
@@ -98,6 +103,19 @@ impl MemoryBudget {
 
     fn give_back(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// Bytes held of a [`MemoryBudget`] until dropped.
+#[derive(Debug)]
+pub struct Held<'a> {
+    pool: &'a MemoryBudget,
+    bytes: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.pool.give_back(self.bytes);
     }
 }
 
@@ -352,8 +370,7 @@ pub fn search<M: Model>(
     let fixed = (m + 1) * (std::mem::size_of::<Node>() + 8)
         + n * (5 * 4 + 16 + 1)
         + (k + 1) * 12
-        + linearized_words(n) * 8
-        + std::mem::size_of_val(ops);
+        + linearized_words(n) * 8;
     let frame = std::mem::size_of::<(u32, M::State, Cursor)>();
     // The tables the cache outgrew. They are freed, but the allocator may keep them (a
     // freed block smaller than the next table cannot hold it), so they still count: the
