@@ -242,12 +242,13 @@ enum Cursor {
 /// those that can become impossible, are checked against a grown state.
 const WITNESSES: usize = 16;
 
-/// With a model whose states only grow: whether the `ok` operations with the nearest
-/// returns (still in the list, other than `placed`) can all still happen after `state`.
-/// Each of them must be placed after everything placed so far, so one that cannot makes
-/// the order a dead end. Checking the nearest few catches a wrong order of concurrent
-/// operations at once: the next read that sees them is among them.
-fn nearest_still_possible<M: Model>(
+/// With a model whose states only grow: the first of the `ok` operations with the nearest
+/// returns (still in the list, other than `placed`) that can no longer happen after
+/// `state`, if one cannot. Each of them must be placed after everything placed so far,
+/// so one that cannot makes the order a dead end. Checking the nearest few catches a
+/// wrong order of concurrent operations at once: the next read that sees them is among
+/// them.
+fn nearest_impossible<M: Model>(
     model: &M,
     state: &M::State,
     placed: usize,
@@ -255,7 +256,7 @@ fn nearest_still_possible<M: Model>(
     next: &[u32],
     ops: &[SearchOp<M::Op>],
     telling: &[bool],
-) -> bool {
+) -> Option<u32> {
     let mut at = next[0];
     let mut seen = 0;
     while at != NIL && seen < WITNESSES {
@@ -263,12 +264,12 @@ fn nearest_still_possible<M: Model>(
         if !node.is_call && node.op as usize != placed && telling[node.op as usize] {
             seen += 1;
             if !model.still_possible(state, &ops[node.op as usize].op) {
-                return false;
+                return Some(node.op);
             }
         }
         at = next[at as usize];
     }
-    true
+    None
 }
 
 /// Searches for a linearization of `ops`. If `watch` names an operation, every state in
@@ -390,6 +391,9 @@ pub fn search<M: Model>(
     let mut best_blocked = None;
     let mut best_state = state.clone();
     let mut live_heap = model.state_heap_bytes(&state);
+    // The last order dropped because a later read could no longer happen: the depth it
+    // was tried at, that read, and the state that ruled it out.
+    let mut pruned: Option<(usize, u32, M::State)> = None;
     let mut best_heap = live_heap;
     let mut watched: FxHashSet<M::State> = FxHashSet::default();
     let mut steps: u64 = 0;
@@ -498,15 +502,24 @@ pub fn search<M: Model>(
             {
                 continue;
             }
-            match model.step(&state, &ops[o].op) {
-                Some(new_state)
-                    if grows_only
-                        && !nearest_still_possible(
-                            model, &new_state, o, &nodes, &next, ops, &telling,
-                        ) =>
-                {
+            let stepped = model.step(&state, &ops[o].op);
+            let dead = match &stepped {
+                Some(new_state) if grows_only => {
+                    nearest_impossible(model, new_state, o, &nodes, &next, ops, &telling)
+                }
+                _ => None,
+            };
+            match stepped {
+                Some(new_state) if dead.is_some() => {
                     // An operation that must come later can no longer happen: this order
-                    // is dead, however it continues.
+                    // is dead, however it continues. If this level ends blocked, that
+                    // operation is what to explain, in this state.
+                    if pruned
+                        .as_ref()
+                        .is_none_or(|(depth, _, _)| *depth != stack.len())
+                    {
+                        pruned = dead.map(|w| (stack.len(), w, new_state));
+                    }
                 }
                 Some(new_state) => {
                     let new_hash = hash ^ keys[o];
@@ -574,6 +587,15 @@ pub fn search<M: Model>(
                 common = stack.len();
                 best_blocked = Some(blocked as usize);
                 best_state = state.clone();
+                // Blocked on an operation that is always possible, because every way on
+                // made a later read impossible: that read is the anomaly, in the state
+                // that ruled it out.
+                if let Some((depth, witness, dead_state)) = &pruned {
+                    if *depth == stack.len() && !telling[blocked as usize] {
+                        best_blocked = Some(*witness as usize);
+                        best_state = dead_state.clone();
+                    }
+                }
                 best_heap = model.state_heap_bytes(&best_state);
             }
         }

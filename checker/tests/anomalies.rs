@@ -315,3 +315,46 @@ fn a_budget_that_runs_out_is_unknown_never_valid() {
         assert!(r.unknown[0].reason.contains("budget"), "{}", r.summary());
     }
 }
+
+/// An append history whose gets disagree on the order of two appends: the anomaly named
+/// is the get that can no longer happen (not an append, which always can), with the
+/// state that rules it out.
+#[test]
+fn a_disordered_append_is_explained_by_the_read_that_sees_it() {
+    use checker::generate::{corrupt_reads, generate, GenConfig};
+    let mut h = generate(&GenConfig {
+        seed: 14,
+        processes: 50,
+        ops: 2_000,
+        keys: 10,
+        read_pct: 20,
+        info_pct: 2,
+        append: true,
+        ..GenConfig::default()
+    });
+    let changed = corrupt_reads(&mut h, 3);
+    let model = KeyValue {
+        missing_is_empty: true,
+    };
+    let opts = CheckOptions {
+        all_keys: true,
+        ..CheckOptions::default()
+    };
+    let r = check(&model, &h, &opts).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid, "{}", r.summary());
+    assert_eq!(r.invalid_keys, 3, "{}", r.summary());
+    for f in &r.failures {
+        assert_eq!(f.op.f, "get", "{f:?}");
+        let reason = &f.states[0].reason;
+        assert!(reason.contains("but the key held"), "{reason}");
+    }
+    // Each corrupted get is on a key found invalid.
+    let keys: Vec<_> = r.failures.iter().map(|f| f.key.clone()).collect();
+    for id in changed {
+        assert!(
+            keys.contains(&h.ops[id].key),
+            "op {id} on {:?}",
+            h.ops[id].key
+        );
+    }
+}
