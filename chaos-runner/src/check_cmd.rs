@@ -186,6 +186,7 @@ fn write_report(
         ..TestRecord::default()
     };
     let results = RunResults {
+        fail_fast: None,
         verdict: report.verdict,
         reason: report.unknown.first().map(|u| u.reason.clone()),
         seed: 0,

@@ -564,3 +564,58 @@ fn tls_runs_are_valid_under_byte_faults() {
         ],
     );
 }
+
+/// Issue 14: `--fail-fast` checks the history while the run goes and stops the load at
+/// the first anomaly (a node serving stale reads); the run still heals, reads, checks
+/// and reports, and says in results.json what stopped it. A healthy run is never stopped.
+#[test]
+fn fail_fast_stops_the_load_at_the_first_anomaly_and_only_then() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run(
+        store.path(),
+        &[
+            "--fail-fast",
+            "--node-arg=--unsafe-bug=stale-read",
+            "--time-limit",
+            "30",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "invalid expected");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("fail-fast: the online checker found"),
+        "{stdout}"
+    );
+    let run_dir = latest(store.path());
+    let results = json(&run_dir.join("results.json"));
+    let ff = &results["fail_fast"];
+    assert!(
+        ff["what"]
+            .as_str()
+            .unwrap()
+            .contains("but the register held"),
+        "{ff}"
+    );
+    let (returned, detected) = (
+        ff["returned_s"].as_f64().unwrap(),
+        ff["detected_s"].as_f64().unwrap(),
+    );
+    assert!(returned <= detected, "{ff}");
+    // The load ended when the anomaly was found, not at the time limit.
+    assert!(results["duration_s"].as_f64().unwrap() < 30.0, "{results}");
+    assert!(run_dir.join("report.html").is_file());
+    assert_eq!(results["checker"]["verdict"], "invalid");
+    assert_no_nodes_left(store.path());
+
+    let healthy = tempfile::tempdir().unwrap();
+    let out = run(
+        healthy.path(),
+        &["--fail-fast", "--time-limit", "8", "--seed", "9"],
+    );
+    assert_eq!(out.status.code(), Some(0), "valid expected");
+    let results = json(&latest(healthy.path()).join("results.json"));
+    assert!(results.get("fail_fast").is_none(), "{results}");
+    assert!(results["duration_s"].as_f64().unwrap() >= 8.0, "{results}");
+}

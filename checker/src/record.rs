@@ -250,6 +250,19 @@ pub struct PhaseTime {
     pub s: f64,
 }
 
+/// What `--fail-fast` found while the run went: the first anomaly of the online checker,
+/// which stopped the load early.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailFast {
+    pub key: String,
+    /// The anomaly in words ("read returned 3, but the register held 4").
+    pub what: String,
+    /// When the operation that cannot be placed returned, seconds on the history's clock.
+    pub returned_s: f64,
+    /// When the online checker found it, on the same clock.
+    pub detected_s: f64,
+}
+
 /// `results.json`: the verdict and what led to it, written when a run ends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResults {
@@ -286,6 +299,10 @@ pub struct RunResults {
     pub after_time_limit_s: Vec<PhaseTime>,
     #[serde(default)]
     pub checker_summary: String,
+    /// With `--fail-fast`: the anomaly the online checker found, which ended the load
+    /// early; `None` when it found none (or was not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_fast: Option<FailFast>,
     pub checker: CheckReport,
 }
 

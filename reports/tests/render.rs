@@ -44,6 +44,7 @@ fn make_run(dir: &Path, name: &str, started: &str, h: &History) {
         warnings: Vec::new(),
         after_time_limit_s: Vec::new(),
         checker_summary: report.summary(),
+        fail_fast: None,
         checker: report,
     };
     write_json(&dir.join("test.json"), &test);

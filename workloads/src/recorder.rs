@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use checker::history::{HistoryLine, LineType};
+use std::collections::{BTreeMap, HashMap};
+
+use checker::history::{History, HistoryLine, LineType, Operation};
 use checker::record::{Counts, FaultDetails};
 use checker::{Func, Outcome};
 use serde_json::Value;
@@ -57,6 +59,22 @@ struct Inner {
     counts: Counts,
     samples: Vec<Sample>,
     error: Option<std::io::Error>,
+    /// The history so far in the checker's form, when someone checks it as it grows.
+    live: Option<LiveHistory>,
+}
+
+/// The history so far, in the checker's own form, per key: what an online checker needs.
+/// An operation still open is recorded as `info` (it may or may not take effect), which
+/// is how a prefix of a history is judged: if the prefix is not linearizable, neither is
+/// any history that extends it.
+#[derive(Default)]
+struct LiveHistory {
+    /// Every key's operations, in invocation order.
+    by_key: BTreeMap<String, Vec<Operation>>,
+    /// Where each process's open operation is: its key and index.
+    open: HashMap<i64, (String, usize)>,
+    /// How many events each key has seen, so a checker can skip keys that did not change.
+    changes: BTreeMap<String, u64>,
 }
 
 pub struct Recorder {
@@ -79,7 +97,34 @@ impl Recorder {
                 counts: Counts::default(),
                 samples: Vec::new(),
                 error: None,
+                live: None,
             }),
+        })
+    }
+
+    /// Also keeps the history in memory, per key, for [`Recorder::key_history`].
+    pub fn keep_history(self) -> Recorder {
+        self.inner.lock().expect("recorder lock").live = Some(LiveHistory::default());
+        self
+    }
+
+    /// The keys seen so far, each with its count of events (grows with every event).
+    pub fn key_changes(&self) -> BTreeMap<String, u64> {
+        let inner = self.inner.lock().expect("recorder lock");
+        inner
+            .live
+            .as_ref()
+            .map(|l| l.changes.clone())
+            .unwrap_or_default()
+    }
+
+    /// `key`'s history so far (open operations as `info`), when the recorder keeps it.
+    pub fn key_history(&self, key: &str) -> Option<History> {
+        let inner = self.inner.lock().expect("recorder lock");
+        let ops = inner.live.as_ref()?.by_key.get(key)?.clone();
+        Some(History {
+            ops,
+            nemesis: Vec::new(),
         })
     }
 
@@ -112,6 +157,23 @@ impl Recorder {
             time,
         );
         self.write(&mut inner, &line);
+        if let Some(live) = &mut inner.live {
+            let ops = live.by_key.entry(key.to_string()).or_default();
+            ops.push(Operation {
+                id: ops.len(),
+                process,
+                f: f.name(self.kv).to_string(),
+                key: Some(key.to_string()),
+                input: value.clone(),
+                output: None,
+                call: time,
+                ret: None,
+                outcome: Outcome::Info,
+                line: 0,
+            });
+            live.open.insert(process, (key.to_string(), ops.len() - 1));
+            *live.changes.entry(key.to_string()).or_default() += 1;
+        }
         Invocation {
             process,
             f,
@@ -136,6 +198,18 @@ impl Recorder {
         line.error = done.error;
         line.node = done.node;
         self.write(&mut inner, &line);
+        if let Some(live) = &mut inner.live {
+            if let Some((key, i)) = live.open.remove(&inv.process) {
+                if let Some(op) = live.by_key.get_mut(&key).and_then(|ops| ops.get_mut(i)) {
+                    op.outcome = done.outcome;
+                    if done.outcome != Outcome::Info {
+                        op.ret = Some(time);
+                        op.output = line.value.clone();
+                    }
+                }
+                *live.changes.entry(key).or_default() += 1;
+            }
+        }
         match done.outcome {
             Outcome::Ok => inner.counts.ok += 1,
             Outcome::Fail => inner.counts.fail += 1,

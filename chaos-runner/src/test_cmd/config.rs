@@ -198,6 +198,13 @@ pub struct TestArgs {
     /// verdict: the other keys' searches stop and they are reported as not decided.
     #[arg(long)]
     pub all_keys: bool,
+    /// Check the history while the run goes, and stop the load at the first anomaly
+    /// (then heal, read every key, stop the nodes and write the history, results and
+    /// report as usual; the verdict is "invalid", exit 1). results.json's fail_fast says
+    /// what was found, and when. The online checks take at most about a quarter of a
+    /// core. For CI gates that should fail quickly.
+    #[arg(long)]
+    pub fail_fast: bool,
     /// Also write a JUnit XML report here (one test case per run; an anomaly is a
     /// failure, an unknown verdict is skipped, a harness error is an error).
     #[arg(long, value_name = "FILE")]

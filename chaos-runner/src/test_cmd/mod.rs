@@ -8,6 +8,7 @@
 
 mod config;
 mod junit;
+mod online;
 pub(crate) mod progress;
 mod summary;
 mod verdict;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use checker::check::{check, CheckOptions, CheckReport};
 use checker::model::{KeyValue, Register};
-use checker::record::{FaultDetails, FinalReads, PhaseTime, RunResults};
+use checker::record::{FailFast, FaultDetails, FinalReads, PhaseTime, RunResults};
 use checker::{Func, History, Outcome};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -101,10 +102,14 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         cfg.concurrency,
         cfg.time_limit.as_secs_f64()
     );
-    let recorder = Arc::new(
-        Recorder::create(&run.history(), cfg.kind == WorkloadKind::Kv)
-            .with_context(|| format!("cannot create {}", run.history().display()))?,
-    );
+    let recorder = Recorder::create(&run.history(), cfg.kind == WorkloadKind::Kv)
+        .with_context(|| format!("cannot create {}", run.history().display()))?;
+    // --fail-fast checks the history as it grows: the recorder keeps it in memory.
+    let recorder = Arc::new(if cfg.args.fail_fast {
+        recorder.keep_history()
+    } else {
+        recorder
+    });
     let client = Arc::new(running.client(dialect));
     let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, mix));
     let keys = generator.all_keys();
@@ -129,15 +134,29 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     })
 }
 
-/// Phase 2: clients and nemesis for the time limit; returns the seconds of load and the
-/// clock of the phases after it.
+/// Phase 2: clients and nemesis for the time limit (with `--fail-fast`, until the online
+/// checker finds an anomaly, if sooner); returns the seconds of load, the clock of the
+/// phases after it, and the anomaly that stopped it.
 async fn run_load(
     cfg: &Config,
     seed: u64,
     bed: &Testbed,
     schedule: Vec<Planned>,
-) -> Result<(f64, Tail)> {
+) -> Result<(f64, Tail, Option<FailFast>)> {
     let started = Instant::now();
+    let online = cfg.args.fail_fast.then(|| {
+        let stop = bed.shared.stop.clone();
+        online::Online::start(bed.recorder.clone(), cfg.kind, move |a| {
+            crate::console::say!(
+                "online checker: anomaly on key {} at {:.2} s (found at {:.2} s): {}; stopping the load",
+                a.key,
+                a.returned_s,
+                a.detected_s,
+                a.what
+            );
+            stop.store(true, Ordering::Relaxed);
+        })
+    });
     let finish = Arc::new(Notify::new());
     let nemesis = tokio::spawn(nemesis::run(
         schedule,
@@ -153,6 +172,7 @@ async fn run_load(
         bed.live.clone(),
         bed.env.cluster.clone(),
         cfg.time_limit,
+        online.as_ref().map(|o| o.state.clone()),
         progress_done.clone(),
     ));
     let clients = ClientConfig {
@@ -171,11 +191,12 @@ async fn run_load(
         phases: Vec::new(),
     };
     tail.mark("clients done");
+    let found = online.and_then(online::Online::finish);
     finish.notify_one();
     nemesis.await.context("nemesis task")??;
     progress_done.notify_one();
     let _ = progress.await;
-    Ok((load_secs, tail))
+    Ok((load_secs, tail, found))
 }
 
 /// Phase 3: heal every link, restart and resume every node, wait for a leader, read every
@@ -341,7 +362,7 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
     let bed = start(cfg, &run).await?;
     // Now the API and the mix are known for certain.
     run.write_json(&run.test_json(), &record(Some(bed.dialect), bed.mix))?;
-    let (load_secs, mut tail) = run_load(cfg, seed, &bed, schedule.clone()).await?;
+    let (load_secs, mut tail, fail_fast) = run_load(cfg, seed, &bed, schedule.clone()).await?;
     let final_reads = heal_and_read(&bed, &mut tail).await?;
     let (report, history) = check_history(cfg, &run, &mut tail).await?;
     let judged: Judgement = judge(&report, evidence(cfg, &history));
@@ -360,6 +381,7 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
         final_reads,
         warnings: bed.live.warnings.lock().expect("lock").clone(),
         after_time_limit: tail.phases.clone(),
+        fail_fast,
     };
     let results = summary::results(facts, report, judged);
     let report_path = write_results(&run, &cfg.args.store, &results)?;

@@ -90,6 +90,7 @@ pub async fn run(
     live: Arc<Live>,
     cluster: Arc<tokio::sync::Mutex<Cluster>>,
     time_limit: Duration,
+    online: Option<Arc<std::sync::Mutex<super::online::OnlineState>>>,
     done: Arc<Notify>,
 ) {
     let mut ticker = Ticker::new(time_limit);
@@ -107,7 +108,7 @@ pub async fn run(
             (last_total, last_t) = (counts.total(), Instant::now());
         }
         let active = live.active_now();
-        let msg = format!(
+        let mut msg = format!(
             "ok {} fail {} info {} | {:.0} ops/s | {}",
             counts.ok,
             counts.fail,
@@ -119,6 +120,9 @@ pub async fn run(
                 &active
             }
         );
+        if let Some(o) = &online {
+            msg += &format!(" | {}", o.lock().expect("lock").describe());
+        }
         ticker.show(msg);
     }
     ticker.finish();

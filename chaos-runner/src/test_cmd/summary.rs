@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use checker::check::CheckReport;
-use checker::record::{Counts, FaultEntry, FinalReads, LatencyMs, PhaseTime, RunResults};
+use checker::record::{Counts, FailFast, FaultEntry, FinalReads, LatencyMs, PhaseTime, RunResults};
 use workloads::recorder::{ok_latencies, Sample};
 
 use super::verdict::Judgement;
@@ -22,6 +22,8 @@ pub struct Facts {
     pub final_reads: FinalReads,
     pub warnings: Vec<String>,
     pub after_time_limit: Vec<PhaseTime>,
+    /// What `--fail-fast`'s online checker found, if it stopped the load.
+    pub fail_fast: Option<FailFast>,
 }
 
 /// Nanoseconds as milliseconds with two decimals.
@@ -58,6 +60,7 @@ pub fn results(facts: Facts, report: CheckReport, judged: Judgement) -> RunResul
         warnings: facts.warnings,
         after_time_limit_s: facts.after_time_limit,
         checker_summary: report.summary_of(Some("history.jsonl")),
+        fail_fast: facts.fail_fast,
         checker: report,
     }
 }
@@ -72,6 +75,15 @@ pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&P
     } else {
         format!(" ({why})")
     };
+    if let Some(f) = &r.fail_fast {
+        crate::console::tell!(
+            "fail-fast: the online checker found an anomaly on key {} {:.2} s after the \
+             operation returned, and stopped the load at {:.1} s",
+            f.key,
+            (f.detected_s - f.returned_s).max(0.0),
+            r.duration_s
+        );
+    }
     crate::console::tell!(
         "ops: {} ok, {} fail{why}, {} info in {:.1} s ({:.0} ok/s); latency p50 {}, p99 {}",
         r.counts.ok,
