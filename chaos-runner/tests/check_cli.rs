@@ -244,16 +244,7 @@ fn append_histories_are_decided_and_the_budget_is_the_whole_checks() {
     let dir = tempfile::tempdir().unwrap();
     let mut paths = Vec::new();
     for invalid in [false, true] {
-        let mut h = generate(&GenConfig {
-            seed: 14,
-            processes: 50,
-            ops: 2_000,
-            keys: 10,
-            read_pct: 20,
-            info_pct: 2,
-            append: true,
-            ..GenConfig::default()
-        });
+        let mut h = generate(&GenConfig::append_shape(14));
         if invalid {
             assert_eq!(corrupt_reads(&mut h, 3).len(), 3);
         }

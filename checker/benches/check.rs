@@ -130,16 +130,7 @@ fn child_jsonl(path: &str) {
 /// Issue 14's append shape: 50 clients, 10 keys of text, ~2,000 operations, mostly
 /// appends; `invalid` swaps two suffixes in three early gets (three keys refuted).
 fn append_shape(invalid: bool) -> History {
-    let mut h = generate(&GenConfig {
-        seed: 14,
-        processes: 50,
-        ops: 2_000,
-        keys: 10,
-        read_pct: 20,
-        info_pct: 2,
-        append: true,
-        ..GenConfig::default()
-    });
+    let mut h = generate(&GenConfig::append_shape(14));
     if invalid {
         corrupt_reads(&mut h, 3);
     }

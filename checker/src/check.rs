@@ -396,6 +396,17 @@ fn explain<M: Model>(
     }
 }
 
+/// `op` in the model's form; a malformed one is an error naming its line.
+fn compile<M: Model>(model: &M, op: &Operation) -> Result<Option<M::Op>, CheckError> {
+    model
+        .compile(op)
+        .map_err(|message| CheckError::BadOperation {
+            id: op.id,
+            line: op.line,
+            message,
+        })
+}
+
 /// The report when the history alone, in the searches' form, exceeds the budget.
 fn over_budget<M: Model>(
     model: &M,
@@ -454,13 +465,7 @@ pub fn check<M: Model>(
         // Still say which operation is malformed, if one is: that is an error, not
         // a matter of budget.
         for op in history.ops.iter().filter(|o| o.outcome != Outcome::Fail) {
-            model
-                .compile(op)
-                .map_err(|message| CheckError::BadOperation {
-                    id: op.id,
-                    line: op.line,
-                    message,
-                })?;
+            compile(model, op)?;
         }
         return Ok(over_budget(
             model,
@@ -477,13 +482,7 @@ pub fn check<M: Model>(
         if op.outcome == Outcome::Fail {
             continue;
         }
-        let compiled = model
-            .compile(op)
-            .map_err(|message| CheckError::BadOperation {
-                id: op.id,
-                line: op.line,
-                message,
-            })?;
+        let compiled = compile(model, op)?;
         let part = parts.entry(op.key.clone()).or_insert_with(|| {
             let n = counts[&op.key.as_deref()];
             Part {

@@ -52,6 +52,24 @@ impl Default for GenConfig {
     }
 }
 
+impl GenConfig {
+    /// The append shape of issue 14: 50 clients on 10 keys of text, 2,000 operations, a
+    /// fifth of them gets and 2% of unknown outcome (the shape that once took a minute
+    /// and gigabytes to check).
+    pub fn append_shape(seed: u64) -> GenConfig {
+        GenConfig {
+            seed,
+            processes: 50,
+            ops: 2_000,
+            keys: 10,
+            read_pct: 20,
+            info_pct: 2,
+            append: true,
+            ..GenConfig::default()
+        }
+    }
+}
+
 /// SplitMix64: a tiny seedable generator, so generated histories are reproducible.
 pub struct Rng(pub u64);
 

@@ -322,16 +322,7 @@ fn a_budget_that_runs_out_is_unknown_never_valid() {
 #[test]
 fn a_disordered_append_is_explained_by_the_read_that_sees_it() {
     use checker::generate::{corrupt_reads, generate, GenConfig};
-    let mut h = generate(&GenConfig {
-        seed: 14,
-        processes: 50,
-        ops: 2_000,
-        keys: 10,
-        read_pct: 20,
-        info_pct: 2,
-        append: true,
-        ..GenConfig::default()
-    });
+    let mut h = generate(&GenConfig::append_shape(14));
     let changed = corrupt_reads(&mut h, 3);
     let model = KeyValue {
         missing_is_empty: true,
