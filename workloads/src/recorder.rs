@@ -59,22 +59,114 @@ struct Inner {
     counts: Counts,
     samples: Vec<Sample>,
     error: Option<std::io::Error>,
-    /// The history so far in the checker's form, when someone checks it as it grows.
-    live: Option<LiveHistory>,
+    /// Every event so far, when someone checks the history as it grows
+    /// ([`KeyHistories`] takes the new ones each time, so the lock is held only to copy
+    /// those).
+    live: Option<Vec<LiveEvent>>,
 }
 
-/// The history so far, in the checker's own form, per key: what an online checker needs.
-/// An operation still open is recorded as `info` (it may or may not take effect), which
-/// is how a prefix of a history is judged: if the prefix is not linearizable, neither is
-/// any history that extends it.
+/// One event of the history, as an online checker takes it.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    Invoke {
+        process: i64,
+        f: &'static str,
+        key: String,
+        value: Value,
+        time: u64,
+    },
+    Complete {
+        process: i64,
+        outcome: Outcome,
+        value: Value,
+        time: u64,
+    },
+}
+
+/// The history so far, in the checker's own form, per key: what an online checker needs,
+/// kept by the checker itself from the recorder's events. An operation still open is
+/// `info` (it may or may not take effect), which is how a prefix of a history is judged:
+/// if the prefix is not linearizable, neither is any history that extends it.
 #[derive(Default)]
-struct LiveHistory {
+pub struct KeyHistories {
     /// Every key's operations, in invocation order.
     by_key: BTreeMap<String, Vec<Operation>>,
     /// Where each process's open operation is: its key and index.
     open: HashMap<i64, (String, usize)>,
     /// How many events each key has seen, so a checker can skip keys that did not change.
     changes: BTreeMap<String, u64>,
+    /// How many of the recorder's events are applied.
+    cursor: usize,
+}
+
+impl KeyHistories {
+    /// Takes the events recorded since the last update.
+    pub fn update(&mut self, recorder: &Recorder) {
+        let events = recorder.live_events(self.cursor);
+        self.cursor += events.len();
+        for e in events {
+            self.apply(e);
+        }
+    }
+
+    fn apply(&mut self, event: LiveEvent) {
+        match event {
+            LiveEvent::Invoke {
+                process,
+                f,
+                key,
+                value,
+                time,
+            } => {
+                let ops = self.by_key.entry(key.clone()).or_default();
+                ops.push(Operation {
+                    id: ops.len(),
+                    process,
+                    f: f.to_string(),
+                    key: Some(key.clone()),
+                    input: value,
+                    output: None,
+                    call: time,
+                    ret: None,
+                    outcome: Outcome::Info,
+                    line: 0,
+                });
+                self.open.insert(process, (key.clone(), ops.len() - 1));
+                *self.changes.entry(key).or_default() += 1;
+            }
+            LiveEvent::Complete {
+                process,
+                outcome,
+                value,
+                time,
+            } => {
+                let Some((key, i)) = self.open.remove(&process) else {
+                    return;
+                };
+                if let Some(op) = self.by_key.get_mut(&key).and_then(|ops| ops.get_mut(i)) {
+                    op.outcome = outcome;
+                    if outcome != Outcome::Info {
+                        op.ret = Some(time);
+                        op.output = Some(value);
+                    }
+                }
+                *self.changes.entry(key).or_default() += 1;
+            }
+        }
+    }
+
+    /// The keys seen so far, each with its count of events (grows with every event).
+    pub fn changes(&self) -> &BTreeMap<String, u64> {
+        &self.changes
+    }
+
+    /// `key`'s history so far, open operations as `info`.
+    pub fn history(&self, key: &str) -> Option<History> {
+        Some(History {
+            ops: self.by_key.get(key)?.clone(),
+            nemesis: Vec::new(),
+        })
+    }
 }
 
 pub struct Recorder {
@@ -104,28 +196,19 @@ impl Recorder {
 
     /// Also keeps the history in memory, per key, for [`Recorder::key_history`].
     pub fn keep_history(self) -> Recorder {
-        self.inner.lock().expect("recorder lock").live = Some(LiveHistory::default());
+        self.inner.lock().expect("recorder lock").live = Some(Vec::new());
         self
     }
 
-    /// The keys seen so far, each with its count of events (grows with every event).
-    pub fn key_changes(&self) -> BTreeMap<String, u64> {
+    /// The events recorded from index `from` on (none unless it keeps the history).
+    pub fn live_events(&self, from: usize) -> Vec<LiveEvent> {
         let inner = self.inner.lock().expect("recorder lock");
         inner
             .live
             .as_ref()
-            .map(|l| l.changes.clone())
+            .and_then(|l| l.get(from..))
+            .map(<[LiveEvent]>::to_vec)
             .unwrap_or_default()
-    }
-
-    /// `key`'s history so far (open operations as `info`), when the recorder keeps it.
-    pub fn key_history(&self, key: &str) -> Option<History> {
-        let inner = self.inner.lock().expect("recorder lock");
-        let ops = inner.live.as_ref()?.by_key.get(key)?.clone();
-        Some(History {
-            ops,
-            nemesis: Vec::new(),
-        })
     }
 
     /// The instant the history's clock counts from.
@@ -158,21 +241,13 @@ impl Recorder {
         );
         self.write(&mut inner, &line);
         if let Some(live) = &mut inner.live {
-            let ops = live.by_key.entry(key.to_string()).or_default();
-            ops.push(Operation {
-                id: ops.len(),
+            live.push(LiveEvent::Invoke {
                 process,
-                f: f.name(self.kv).to_string(),
-                key: Some(key.to_string()),
-                input: value.clone(),
-                output: None,
-                call: time,
-                ret: None,
-                outcome: Outcome::Info,
-                line: 0,
+                f: f.name(self.kv),
+                key: key.to_string(),
+                value: value.clone(),
+                time,
             });
-            live.open.insert(process, (key.to_string(), ops.len() - 1));
-            *live.changes.entry(key.to_string()).or_default() += 1;
         }
         Invocation {
             process,
@@ -199,16 +274,12 @@ impl Recorder {
         line.node = done.node;
         self.write(&mut inner, &line);
         if let Some(live) = &mut inner.live {
-            if let Some((key, i)) = live.open.remove(&inv.process) {
-                if let Some(op) = live.by_key.get_mut(&key).and_then(|ops| ops.get_mut(i)) {
-                    op.outcome = done.outcome;
-                    if done.outcome != Outcome::Info {
-                        op.ret = Some(time);
-                        op.output = line.value.clone();
-                    }
-                }
-                *live.changes.entry(key).or_default() += 1;
-            }
+            live.push(LiveEvent::Complete {
+                process: inv.process,
+                outcome: done.outcome,
+                value: line.value.clone().unwrap_or_default(),
+                time,
+            });
         }
         match done.outcome {
             Outcome::Ok => inner.counts.ok += 1,
@@ -334,6 +405,41 @@ mod tests {
         assert_eq!(h.ops[2].outcome, Outcome::Fail);
         assert_eq!(h.nemesis.len(), 1);
         assert_eq!(FaultDetails::from_value(&h.nemesis[0].value), kill);
+    }
+
+    /// What an online checker sees equals what the file says, per key, except that an
+    /// operation still open is `info`; and an update takes only new events.
+    #[test]
+    fn key_histories_follow_the_recorder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let r = Recorder::create(&path, false).unwrap().keep_history();
+        let mut live = KeyHistories::default();
+        let w = r.invoke(1, Func::Write, "a", json!(1));
+        r.complete(&w, ok(json!(1)));
+        let rd = r.invoke(2, Func::Read, "b", Value::Null);
+        live.update(&r);
+        assert_eq!(live.changes().get("a"), Some(&2));
+        let b = live.history("b").unwrap();
+        assert_eq!((b.ops[0].outcome, b.ops[0].ret), (Outcome::Info, None));
+        r.complete(&rd, ok(json!(7)));
+        live.update(&r);
+        let b = live.history("b").unwrap();
+        assert_eq!(b.ops[0].outcome, Outcome::Ok);
+        assert_eq!(b.ops[0].output, Some(json!(7)));
+        r.finish().unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let h = checker::history::read_jsonl(std::io::BufReader::new(file)).unwrap();
+        let a = live.history("a").unwrap();
+        assert_eq!(
+            (a.ops[0].call, a.ops[0].ret, &a.ops[0].output, &a.ops[0].f),
+            (h.ops[0].call, h.ops[0].ret, &h.ops[0].output, &h.ops[0].f)
+        );
+        assert_eq!(live.changes().get("b"), Some(&2));
+        assert!(
+            r.live_events(4).is_empty(),
+            "an update takes only what is new"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use checker::model::{KeyValue, Register};
 use checker::record::FailFast;
 use checker::{History, Verdict};
 use workloads::generator::WorkloadKind;
-use workloads::recorder::Recorder;
+use workloads::recorder::{KeyHistories, Recorder};
 
 /// What the online checker knows, for the progress line and results.json.
 #[derive(Debug, Default)]
@@ -143,10 +143,12 @@ fn watch(
     found: impl FnOnce(&FailFast),
 ) {
     let mut keys: BTreeMap<String, KeyWatch> = BTreeMap::new();
+    let mut histories = KeyHistories::default();
     let epoch = recorder.epoch();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        for (key, seen) in recorder.key_changes() {
+        histories.update(recorder);
+        for (key, &seen) in histories.changes() {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -158,7 +160,7 @@ fn watch(
             if seen == w.seen || Instant::now() < w.next_at {
                 continue;
             }
-            let Some(history) = recorder.key_history(&key) else {
+            let Some(history) = histories.history(key) else {
                 continue;
             };
             let began = Instant::now();
@@ -173,7 +175,7 @@ fn watch(
             if verdict == Verdict::Invalid {
                 let (what, returned) = first.unwrap_or_default();
                 let anomaly = FailFast {
-                    key,
+                    key: key.clone(),
                     what,
                     returned_s: returned as f64 / 1e9,
                     detected_s: epoch.elapsed().as_secs_f64(),
