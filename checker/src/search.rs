@@ -26,10 +26,16 @@
 //! caller re-verifies independently.
 //!
 //! Memory is accounted, not estimated per configuration: the cache's table as it is
-//! allocated (including the moment it grows, when old and new tables both exist), the
-//! stack of states (an append register's states are strings), and the search's arrays.
-//! Every search of a check draws from one [`MemoryBudget`], so the limit holds for all
-//! threads together.
+//! allocated (including the moment it grows, when old and new tables both exist, and the
+//! smaller tables it outgrew, which the allocator may keep), the stack of states (an
+//! append register's states are strings), and the search's arrays. Every search of a
+//! check draws from one [`MemoryBudget`], so the limit holds for all threads together;
+//! the check itself charges it first with the history in the searches' form.
+//!
+//! For a model whose states only grow ([`Model::grows_only`]: appends and reads of text),
+//! each step also asks whether the nearest reads still to be placed can see an extension
+//! of the new state; if one cannot, the order is dropped at once, and a search that ends
+//! there explains that read.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
