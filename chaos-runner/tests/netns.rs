@@ -97,6 +97,16 @@ fn print(out: &Output) -> String {
     text
 }
 
+/// Runs `chaos-runner test` on namespaces in `range`, asserts it is valid, and returns
+/// its run name (what its namespaces carry) and folder.
+fn valid_run(store: &Path, range: &str, args: &[&str]) -> (String, std::path::PathBuf) {
+    let out = test_command(store, range, args).output().unwrap();
+    let console = print(&out);
+    assert_eq!(out.status.code(), Some(0), "valid expected");
+    let dir = std::fs::canonicalize(store.join("latest")).unwrap();
+    (run_name(&console), dir)
+}
+
 #[test]
 fn every_fault_kind_runs_valid_on_namespaces_and_nothing_is_left() {
     if !root() {
@@ -105,7 +115,7 @@ fn every_fault_kind_runs_valid_on_namespaces_and_nothing_is_left() {
     let store = tempfile::tempdir().unwrap();
     let range = "198.19.240.0/24";
     let kinds = "kill,pause,partition,latency,duplicate,reorder,loss,bandwidth";
-    let out = test_command(
+    let (run, dir) = valid_run(
         store.path(),
         range,
         &[
@@ -118,13 +128,7 @@ fn every_fault_kind_runs_valid_on_namespaces_and_nothing_is_left() {
             "--seed",
             "3",
         ],
-    )
-    .output()
-    .unwrap();
-    let console = print(&out);
-    assert_eq!(out.status.code(), Some(0), "valid expected");
-    let run = run_name(&console);
-    let dir = std::fs::canonicalize(store.path().join("latest")).unwrap();
+    );
     let test: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("test.json")).unwrap()).unwrap();
     assert_eq!(test["net"], "netns");
@@ -403,7 +407,7 @@ fn tls_on_namespaces_is_valid_under_packet_faults() {
     }
     let store = tempfile::tempdir().unwrap();
     let range = "198.19.246.0/24";
-    let out = test_command(
+    let (run, dir) = valid_run(
         store.path(),
         range,
         &[
@@ -417,13 +421,7 @@ fn tls_on_namespaces_is_valid_under_packet_faults() {
             "--seed",
             "4",
         ],
-    )
-    .output()
-    .unwrap();
-    let console = print(&out);
-    assert_eq!(out.status.code(), Some(0), "valid expected");
-    let run = run_name(&console);
-    let dir = std::fs::canonicalize(store.path().join("latest")).unwrap();
+    );
     let log = std::fs::read_to_string(dir.join("nodes/n2.log")).unwrap();
     assert!(log.contains("198.19.246.2:"), "{log}");
     assert!(log.contains("peer_tls=true client_tls=true"), "{log}");

@@ -62,10 +62,9 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
         _ => return None,
     };
     let body = format!("{{\"error\":\"{code}\",\"message\":\"{message}\"}}\n");
-    let date = lower
+    let date = head
         .split("\r\n")
-        .position(|l| l.starts_with("date:"))
-        .and_then(|i| head.split("\r\n").nth(i))
+        .find(|l| l.to_ascii_lowercase().starts_with("date:"))
         .map(|l| format!("{l}\r\n"))
         .unwrap_or_default();
     Some(

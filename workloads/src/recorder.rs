@@ -89,8 +89,8 @@ pub enum LiveEvent {
 /// if the prefix is not linearizable, neither is any history that extends it.
 #[derive(Default)]
 pub struct KeyHistories {
-    /// Every key's operations, in invocation order.
-    by_key: BTreeMap<String, Vec<Operation>>,
+    /// Every key's history, operations in invocation order (checked where it stands).
+    by_key: BTreeMap<String, History>,
     /// Where each process's open operation is: its key and index.
     open: HashMap<i64, (String, usize)>,
     /// How many events each key has seen, so a checker can skip keys that did not change.
@@ -118,7 +118,7 @@ impl KeyHistories {
                 value,
                 time,
             } => {
-                let ops = self.by_key.entry(key.clone()).or_default();
+                let ops = &mut self.by_key.entry(key.clone()).or_default().ops;
                 ops.push(Operation {
                     id: ops.len(),
                     process,
@@ -143,7 +143,7 @@ impl KeyHistories {
                 let Some((key, i)) = self.open.remove(&process) else {
                     return;
                 };
-                if let Some(op) = self.by_key.get_mut(&key).and_then(|ops| ops.get_mut(i)) {
+                if let Some(op) = self.by_key.get_mut(&key).and_then(|h| h.ops.get_mut(i)) {
                     op.outcome = outcome;
                     if outcome != Outcome::Info {
                         op.ret = Some(time);
@@ -161,11 +161,8 @@ impl KeyHistories {
     }
 
     /// `key`'s history so far, open operations as `info`.
-    pub fn history(&self, key: &str) -> Option<History> {
-        Some(History {
-            ops: self.by_key.get(key)?.clone(),
-            nemesis: Vec::new(),
-        })
+    pub fn history(&self, key: &str) -> Option<&History> {
+        self.by_key.get(key)
     }
 }
 

@@ -101,9 +101,8 @@ impl FaultKind {
                  proxies cannot cut or slow its links; use kill and pause, or --net netns"
             }
             Fabric::Proxies => "it acts on packets, which only --net netns's switch sees",
-            Fabric::TlsProxies
-                if self.is_message() && !matches!(self, FaultKind::Loss | FaultKind::Bandwidth) =>
-            {
+            // What plain proxies can do and these cannot needs to see the requests.
+            Fabric::TlsProxies if self.works_on(Fabric::Proxies) => {
                 "with --tls the proxies carry encrypted bytes and never see whole HTTP \
                  requests; use --net netns (its switch duplicates and reorders packets \
                  under TLS too), or leave out --tls"

@@ -268,26 +268,34 @@ async fn check_history(
         s
     });
     let kind = cfg.kind;
-    let checked = tokio::task::spawn_blocking(move || {
-        let report = match kind {
-            WorkloadKind::Register => check(&Register::new(true), &history, &opts),
-            WorkloadKind::Kv => check(
-                &KeyValue {
-                    missing_is_empty: false,
-                },
-                &history,
-                &opts,
-            ),
-        };
-        report.map(|r| (r, history))
-    })
-    .await
-    .context("checker thread")??;
+    let checked =
+        tokio::task::spawn_blocking(move || check_as(kind, &history, &opts).map(|r| (r, history)))
+            .await
+            .context("checker thread")??;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
     tail.mark("checked");
     Ok(checked)
+}
+
+/// Checks `history` with the model of the workload that made it: a cas register per key,
+/// or a map whose missing keys read as nil. The final check and the online one agree.
+fn check_as(
+    kind: WorkloadKind,
+    history: &History,
+    opts: &CheckOptions,
+) -> Result<CheckReport, checker::check::CheckError> {
+    match kind {
+        WorkloadKind::Register => check(&Register::new(true), history, opts),
+        WorkloadKind::Kv => check(
+            &KeyValue {
+                missing_is_empty: false,
+            },
+            history,
+            opts,
+        ),
+    }
 }
 
 /// The verdict rules' evidence, from the history.

@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use checker::check::{check, CheckOptions};
-use checker::model::{KeyValue, Register};
+use checker::check::CheckOptions;
 use checker::record::FailFast;
 use checker::{History, Verdict};
 use workloads::generator::WorkloadKind;
@@ -109,17 +108,7 @@ fn check_key(kind: WorkloadKind, history: &History) -> (Verdict, Option<(String,
         explain_timeout: Duration::from_millis(200),
         ..CheckOptions::default()
     };
-    let report = match kind {
-        WorkloadKind::Register => check(&Register::new(true), history, &opts),
-        WorkloadKind::Kv => check(
-            &KeyValue {
-                missing_is_empty: false,
-            },
-            history,
-            &opts,
-        ),
-    };
-    match report {
+    match super::check_as(kind, history, &opts) {
         Ok(r) => {
             let first = r.failures.first().map(|f| {
                 let why = f
@@ -164,7 +153,7 @@ fn watch(
                 continue;
             };
             let began = Instant::now();
-            let (verdict, first) = check_key(kind, &history);
+            let (verdict, first) = check_key(kind, history);
             let took = began.elapsed();
             w.seen = seen;
             w.next_at = Instant::now() + 3 * took;
