@@ -12,6 +12,8 @@
 #   scripts/matrix.sh default [ATTEMPTS] [BASE] [HEALTHY] [SOLO] [BUGS...]
 #
 # CHAOS_NET=netns runs every test with --net netns (root; the matrix's netns column).
+# CHAOS_BIN=PATH runs that chaos-runner (and the raft-node beside it): a copy, so a build
+# during a long matrix does not change the binary under test.
 #
 # Prints a Markdown table for BENCHMARKS.md. Needs a release build (cargo build --release)
 # and python3. "Test time to the first anomaly" counts the full runs before the catching
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-5}
 secs=${2:-30}
 seed=${3:-1000}
-bin=./target/release/chaos-runner
+bin=${CHAOS_BIN:-./target/release/chaos-runner}
 net=(--net "${CHAOS_NET:-proxy}")
 [[ -x $bin ]] || { echo "build first: cargo build --release" >&2; exit 3; }
 store=$(mktemp -d)

@@ -166,6 +166,22 @@ pub struct FaultDetails {
     /// packets the fault saw and acted on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub packets: Vec<PacketRecord>,
+    /// A staggered kill: the order in which the nodes went down, each with its offset
+    /// from the fault's start. The order decides whose log tail survives.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kill_order: Vec<NodeAt>,
+    /// A staggered kill: the order in which the nodes came back, each with its offset
+    /// from the moment the fault began to end. The first to return choose the next
+    /// leader among themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restart_order: Vec<NodeAt>,
+}
+
+/// One node's step in a staggered kill or restart, `at_ms` after the step sequence began.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAt {
+    pub node: u64,
+    pub at_ms: u64,
 }
 
 /// What a packet fault did on one directed link, counted (packets are too many to list).

@@ -1,5 +1,6 @@
 //! Latency: 50 to 150 ms more on every link (over the run's `--link-latency` baseline),
-//! order kept. And the search schedule's background spells of a steady 1 to 10 ms.
+//! order kept. And the search schedule's background spells of a steady 2 to 20 ms, half of
+//! them with jitter.
 
 use anyhow::Result;
 use checker::record::FaultDetails;
@@ -53,33 +54,45 @@ impl Fault for LatencyFault {
 /// A spell of steady delay on every link (the search schedule's background).
 pub struct LinkLatencyFault {
     ms: u64,
+    jitter_ms: u64,
     nodes: Vec<u64>,
 }
 
 impl Fault for LinkLatencyFault {
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let ms = p.link_latency_ms();
-        env.net()?.set_weather(ms);
+        let (ms, jitter_ms) = p.link_latency_ms();
+        env.net()?.set_weather(ms, jitter_ms);
         Ok(LinkLatencyFault {
             ms,
+            jitter_ms,
             nodes: env.ids(),
         })
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
-        env.net()?.set_weather(0);
+        env.net()?.set_weather(0, 0);
         Ok(())
     }
 
     fn describe(&self) -> String {
-        format!("link-latency {}ms", self.ms)
+        link_latency_words(self.ms, self.jitter_ms)
     }
 
     fn details(&self) -> FaultDetails {
         FaultDetails {
             nodes: self.nodes.clone(),
             delay_ms: Some(self.ms),
+            jitter_ms: (self.jitter_ms > 0).then_some(self.jitter_ms),
             ..FaultDetails::default()
         }
+    }
+}
+
+/// "link-latency 5ms", or with jitter "link-latency 5-15ms".
+pub fn link_latency_words(ms: u64, jitter_ms: u64) -> String {
+    if jitter_ms == 0 {
+        format!("link-latency {ms}ms")
+    } else {
+        format!("link-latency {ms}-{}ms", ms + jitter_ms)
     }
 }

@@ -216,9 +216,13 @@ async fn run_layer(
     live: Arc<Live>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
+    // How late the layer runs: a stop that takes time (a staggered restart) pushes what
+    // follows, so the gap after it is kept and the next fault meets a cluster that had
+    // its planned time to recover.
+    let mut slip = std::time::Duration::ZERO;
     for p in schedule {
         tokio::select! {
-            _ = tokio::time::sleep_until(started + p.start) => {}
+            _ = tokio::time::sleep_until(started + p.start + slip) => {}
             _ = stop.wait_for(|s| *s) => return Ok(()),
         }
         let fault = Started::start(&p, &env).await?;
@@ -235,10 +239,11 @@ async fn run_layer(
             .expect("lock")
             .insert(p.layer, fault.describe());
         let finished = tokio::select! {
-            _ = tokio::time::sleep_until(started + p.end) => false,
+            _ = tokio::time::sleep_until(started + p.end + slip) => false,
             _ = stop.wait_for(|s| *s) => true,
         };
         fault.stop(&env).await?;
+        slip = Instant::now().saturating_duration_since(started + p.end);
         let details = fault.details();
         let t1 = recorder.nemesis(&format!("stop-{}", p.kind.name()), &details);
         crate::console::record(&format!(
@@ -301,6 +306,7 @@ mod tests {
             shape,
             pick,
             layer: Layer::Foreground,
+            staggered: false,
         }
     }
 
@@ -389,7 +395,7 @@ mod tests {
             ..planned(FaultKind::LinkLatency, Shape::Halves, 2)
         };
         let weather = Started::start(&weather, &env).await.unwrap();
-        let ms = 5; // pick 2
+        let ms = 10; // pick 2: no jitter
         assert_eq!(net.mode(1, 2), Some(LinkMode::Delay { ms, jitter_ms: 0 }));
         let part = Started::start(&planned(FaultKind::Partition, Shape::Isolate, 0), &env)
             .await
@@ -420,6 +426,25 @@ mod tests {
             })
         );
         slow.stop(&env).await.unwrap();
+        assert!(all_up(&env));
+        // Pick 6: 10 ms with up to 20 more, on every link, and all gone when it stops.
+        let gusty = Planned {
+            layer: Layer::Weather,
+            ..planned(FaultKind::LinkLatency, Shape::Halves, 6)
+        };
+        let gusty = Started::start(&gusty, &env).await.unwrap();
+        assert_eq!(gusty.describe(), "link-latency 10-30ms");
+        assert_eq!(gusty.details().jitter_ms, Some(20));
+        for (a, b) in [(1, 2), (2, 3), (3, 1)] {
+            assert_eq!(
+                net.mode(a, b),
+                Some(LinkMode::Delay {
+                    ms: 10,
+                    jitter_ms: 20
+                })
+            );
+        }
+        gusty.stop(&env).await.unwrap();
         assert!(all_up(&env));
     }
 

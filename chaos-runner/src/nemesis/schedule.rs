@@ -35,7 +35,7 @@ pub enum FaultKind {
     Loss,
     /// Limit links to 256 KiB/s, queueing packets behind the limit (netns mode).
     Bandwidth,
-    /// The search schedule's weather: a steady 1 to 10 ms on every link for a while
+    /// The search schedule's weather: a steady 2 to 20 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
 }
@@ -251,12 +251,23 @@ pub struct Planned {
     /// Picks the nodes (shuffles, random choices), so the choice is reproducible.
     pub pick: u64,
     pub layer: Layer,
+    /// A kill of several nodes takes them down one by one and brings them back one by
+    /// one, in orders and at gaps drawn from `pick` ([`stagger`]), instead of all at once.
+    /// Which log dies last and which node returns first decide who can win the next
+    /// election and what it must repair: a leader killed last keeps a tail nobody else
+    /// has; a majority that returns without it elects among the survivors.
+    pub staggered: bool,
 }
 
 impl Planned {
-    /// The steady delay of a `LinkLatency` fault, drawn from its pick.
-    pub fn link_latency_ms(&self) -> u64 {
-        [1, 2, 5, 10][(self.pick % 4) as usize]
+    /// The delay and jitter of a `LinkLatency` fault, drawn from its pick: 2, 5, 10 or
+    /// 20 ms, half the time with up to twice as much again. Jitter lets a later request
+    /// overtake an earlier one on another connection (a heartbeat passing an append),
+    /// as on any real network; a steady delay only stretches every round trip alike.
+    pub fn link_latency_ms(&self) -> (u64, u64) {
+        let ms = [2, 5, 10, 20][(self.pick % 4) as usize];
+        let jitter = if (self.pick >> 2) % 2 == 1 { 2 * ms } else { 0 };
+        (ms, jitter)
     }
 }
 
@@ -276,7 +287,11 @@ impl fmt::Display for Planned {
         match self.kind {
             FaultKind::Partition => write!(f, "partition {}", self.shape.name()),
             FaultKind::Latency => f.write_str("latency"),
-            FaultKind::LinkLatency => write!(f, "link-latency {}ms", self.link_latency_ms()),
+            FaultKind::LinkLatency => {
+                let (ms, jitter) = self.link_latency_ms();
+                f.write_str(&super::latency::link_latency_words(ms, jitter))
+            }
+            k if self.staggered => write!(f, "{} {} (staggered)", k.name(), self.target.name()),
             k => write!(f, "{} {}", k.name(), self.target.name()),
         }
     }
@@ -314,6 +329,7 @@ pub fn plan(
             shape: *shapes.choose(&mut rng).unwrap_or(&Shape::Halves),
             pick: rng.gen(),
             layer: Layer::Foreground,
+            staggered: false,
         });
         t = end + interval;
     }
@@ -370,9 +386,10 @@ impl Burst {
 /// - the foreground: kills, pauses, partitions and latency, one at a time, each with its
 ///   own target (the leader most often: it is where the races are), shape, duration and
 ///   gap; a third of the time or so, a burst of 3 to 6 short faults in a row at whoever leads
-///   then (or at every node at once), so elections follow elections;
-/// - the weather: the links' steady delay changes every few seconds (0 to 10 ms), which
-///   widens or narrows every window a race needs;
+///   then (or at every node at once), so elections follow elections; most kills of several
+///   nodes are staggered ([`Planned::staggered`]);
+/// - the weather: the links' steady delay changes every few seconds (0 to 20 ms, half
+///   the time with jitter), which widens or narrows every window a race needs;
 /// - message faults: spells of duplicated, reordered, replayed or dropped peer requests on
 ///   the links of some nodes, with calm between, overlapping whatever the foreground does.
 ///
@@ -411,6 +428,9 @@ fn plan_foreground(
     let mut out = Vec::new();
     let limit = time_limit.saturating_sub(Duration::from_millis(300));
     let mut t = log_uniform(rng, 0.5, 2.0);
+    // Three kills of several nodes in four are staggered: the order of deaths and returns
+    // is part of what the search explores, and a staggered kill is where a new leader
+    // most often has to repair its followers' logs before its first commit.
     let planned = |rng: &mut StdRng, t: Duration, kind, target, shape, dur: Duration| Planned {
         start: t,
         end: (t + dur).min(time_limit),
@@ -419,6 +439,9 @@ fn plan_foreground(
         shape,
         pick: rng.gen(),
         layer: Layer::Foreground,
+        staggered: kind == FaultKind::Kill
+            && matches!(target, Target::All | Target::Majority | Target::Minority)
+            && rng.gen_bool(0.75),
     };
     while !fg.is_empty() && t < limit {
         if !bursts.is_empty() && rng.gen_bool(0.35) {
@@ -426,7 +449,14 @@ fn plan_foreground(
             for _ in 0..rng.gen_range(3..=6) {
                 let dur = log_uniform(rng, 0.2, 1.0);
                 let p = planned(rng, t, kind, target, Shape::Isolate, dur);
-                t = p.end + log_uniform(rng, 0.2, 0.8);
+                // After a kill of every node, leave time for an election and for clients
+                // to find the new leader: the next kill should land on what it inherited.
+                t = p.end
+                    + if target == Target::All {
+                        log_uniform(rng, 0.6, 2.0)
+                    } else {
+                        log_uniform(rng, 0.2, 0.8)
+                    };
                 out.push(p);
                 if t >= limit {
                     break;
@@ -474,6 +504,7 @@ fn plan_weather(rng: &mut StdRng, time_limit: Duration) -> Vec<Planned> {
                 shape: Shape::Halves,
                 pick,
                 layer: Layer::Weather,
+                staggered: false,
             });
         }
         t = end + Duration::from_millis(1);
@@ -503,6 +534,7 @@ fn plan_messages(rng: &mut StdRng, kinds: &[FaultKind], time_limit: Duration) ->
             shape: Shape::Halves,
             pick: rng.gen(),
             layer: Layer::Messages,
+            staggered: false,
         });
         t = end + Duration::from_secs_f64(rng.gen_range(0.0..4.0));
     }
@@ -527,6 +559,38 @@ pub fn choose_nodes(p: &Planned, nodes: &[u64], leader: Option<u64>) -> Vec<u64>
     let mut chosen: Vec<u64> = shuffled.into_iter().take(count.max(1)).collect();
     chosen.sort_unstable();
     chosen
+}
+
+/// When each node of a staggered kill goes down and comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stagger {
+    /// Kill order, each with its offset from the fault's start: a few to 80 ms apart, so
+    /// the last to die may take writes the others never see.
+    pub kills: Vec<(u64, Duration)>,
+    /// Restart order, each with its offset from the fault's end: 50 to 800 ms apart, about
+    /// an election timeout, so the first to return may elect before the last is back.
+    pub restarts: Vec<(u64, Duration)>,
+}
+
+/// The stagger of a kill of `nodes` (the chosen ones), drawn from the plan's pick.
+pub fn stagger(p: &Planned, nodes: &[u64]) -> Stagger {
+    let mut rng = StdRng::seed_from_u64(p.pick ^ 0x5354_4147_4745_5221);
+    let mut steps = |lo: f64, hi: f64| {
+        let mut order = nodes.to_vec();
+        order.shuffle(&mut rng);
+        let mut at = Duration::ZERO;
+        let mut out = Vec::with_capacity(order.len());
+        for (i, n) in order.into_iter().enumerate() {
+            if i > 0 {
+                at += log_uniform(&mut rng, lo, hi);
+            }
+            out.push((n, at));
+        }
+        out
+    };
+    let kills = steps(0.002, 0.08);
+    let restarts = steps(0.05, 0.8);
+    Stagger { kills, restarts }
 }
 
 /// Who cannot hear whom: `grudge[a]` is the set of nodes whose messages `a` does not get.
@@ -612,6 +676,7 @@ mod tests {
             shape,
             pick,
             layer: Layer::Foreground,
+            staggered: false,
         }
     }
 
@@ -695,6 +760,37 @@ mod tests {
         assert_eq!(choose_nodes(&p, &nodes, Some(4)), vec![4]);
     }
 
+    #[test]
+    fn a_stagger_takes_every_node_once_each_way_within_its_bounds() {
+        let nodes = [1, 2, 3, 4, 5];
+        let mut first_back = BTreeSet::new();
+        for pick in 0..200 {
+            let p = Planned {
+                kind: FaultKind::Kill,
+                target: Target::All,
+                staggered: true,
+                ..planned(Shape::Halves, pick)
+            };
+            let s = stagger(&p, &nodes);
+            assert_eq!(s, stagger(&p, &nodes), "replays from the pick");
+            for (steps, lo, hi) in [(&s.kills, 2, 80), (&s.restarts, 50, 800)] {
+                let mut order: Vec<u64> = steps.iter().map(|&(n, _)| n).collect();
+                order.sort_unstable();
+                assert_eq!(order, nodes, "each node exactly once");
+                assert_eq!(steps[0].1, Duration::ZERO, "the first goes at once");
+                for w in steps.windows(2) {
+                    let gap = w[1].1 - w[0].1;
+                    assert!(
+                        gap >= Duration::from_millis(lo) && gap <= Duration::from_millis(hi),
+                        "{gap:?} outside {lo}..{hi} ms"
+                    );
+                }
+            }
+            first_back.insert(s.restarts[0].0);
+        }
+        assert_eq!(first_back.len(), 5, "any node may come back first");
+    }
+
     fn search(seed: u64, kinds: &[FaultKind]) -> Vec<Planned> {
         plan_search(
             seed,
@@ -767,6 +863,25 @@ mod tests {
             "every kind and link latency: {kinds:?}"
         );
         assert_eq!(targets.len(), 5, "every node at once included: {targets:?}");
+        let all: Vec<Planned> = (0..10).flat_map(|s| search(s, &FaultKind::ALL)).collect();
+        let staggered: Vec<&Planned> = all.iter().filter(|f| f.staggered).collect();
+        assert!(
+            staggered.iter().all(|f| f.kind == FaultKind::Kill
+                && matches!(f.target, Target::All | Target::Majority | Target::Minority)),
+            "only kills of several nodes are staggered"
+        );
+        let every = |s: bool| {
+            all.iter()
+                .filter(|f| f.kind == FaultKind::Kill && f.target == Target::All)
+                .filter(|f| f.staggered == s)
+                .count()
+        };
+        assert!(
+            every(true) > 3 && every(false) > 3,
+            "kills of every node come both ways: {} staggered, {} at once",
+            every(true),
+            every(false)
+        );
         assert!(
             bursts > 0 && short > 10 && long > 5,
             "{bursts} {short} {long}"

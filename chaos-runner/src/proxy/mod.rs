@@ -41,8 +41,8 @@ struct Layers {
     cut: Option<LinkMode>,
     /// The latency fault: added delay and jitter.
     slow: Option<(u64, u64)>,
-    /// The schedule's changing background delay.
-    weather_ms: u64,
+    /// The schedule's changing background delay and its jitter.
+    weather: (u64, u64),
 }
 
 struct Link {
@@ -156,8 +156,9 @@ impl Network {
         let mut layers = link.layers.lock().expect("link layers");
         change(&mut layers);
         let mode = layers.cut.unwrap_or_else(|| {
-            let (extra, jitter_ms) = layers.slow.unwrap_or((0, 0));
-            let ms = self.base_ms + layers.weather_ms + extra;
+            let (extra, slow_jitter) = layers.slow.unwrap_or((0, 0));
+            let ms = self.base_ms + layers.weather.0 + extra;
+            let jitter_ms = slow_jitter + layers.weather.1;
             if ms == 0 && jitter_ms == 0 {
                 LinkMode::Up
             } else {
@@ -191,9 +192,11 @@ impl Network {
         self.update_all(|s| s.slow = slow);
     }
 
-    /// Sets the background delay of every link.
-    pub fn set_weather(&self, ms: u64) {
-        self.update_all(|s| s.weather_ms = ms);
+    /// Sets the background delay of every link: `ms`, plus up to `jitter_ms` drawn per
+    /// chunk. Jitter keeps each connection's bytes in order, but two requests on two
+    /// connections of one link may then arrive in either order.
+    pub fn set_weather(&self, ms: u64, jitter_ms: u64) {
+        self.update_all(|s| s.weather = (ms, jitter_ms));
     }
 
     /// Starts or ends a message fault on one link.

@@ -347,7 +347,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
 
 /// The phases of one run, in its folder `run`.
 async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, PathBuf)> {
-    let schedule = match cfg.nemesis_interval {
+    let mut schedule = match cfg.nemesis_interval {
         Some(interval) => nemesis::plan(
             seed,
             &cfg.faults,
@@ -358,6 +358,14 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
         ),
         None => nemesis::plan_search(seed, &cfg.faults, &cfg.targets, &cfg.shapes, cfg.time_limit),
     };
+    if cfg.args.staggered_kills {
+        for p in schedule
+            .iter_mut()
+            .filter(|p| p.kind == nemesis::FaultKind::Kill)
+        {
+            p.staggered = true;
+        }
+    }
     let replay = replay_command(seed);
     let record = |dialect, mix| cfg.test_record(seed, &replay, &schedule, dialect, mix);
     run.write_json(&run.test_json(), &record(None, cfg.mix))?;
