@@ -260,6 +260,15 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// Whether this fault may be staggered: a kill aimed at several nodes.
+    pub fn can_stagger(&self) -> bool {
+        self.kind == FaultKind::Kill
+            && matches!(
+                self.target,
+                Target::All | Target::Majority | Target::Minority
+            )
+    }
+
     /// The delay and jitter of a `LinkLatency` fault, drawn from its pick: 2, 5, 10 or
     /// 20 ms, half the time with up to twice as much again. Jitter lets a later request
     /// overtake an earlier one on another connection (a heartbeat passing an append),
@@ -431,17 +440,19 @@ fn plan_foreground(
     // Three kills of several nodes in four are staggered: the order of deaths and returns
     // is part of what the search explores, and a staggered kill is where a new leader
     // most often has to repair its followers' logs before its first commit.
-    let planned = |rng: &mut StdRng, t: Duration, kind, target, shape, dur: Duration| Planned {
-        start: t,
-        end: (t + dur).min(time_limit),
-        kind,
-        target,
-        shape,
-        pick: rng.gen(),
-        layer: Layer::Foreground,
-        staggered: kind == FaultKind::Kill
-            && matches!(target, Target::All | Target::Majority | Target::Minority)
-            && rng.gen_bool(0.75),
+    let planned = |rng: &mut StdRng, t: Duration, kind, target, shape, dur: Duration| {
+        let mut p = Planned {
+            start: t,
+            end: (t + dur).min(time_limit),
+            kind,
+            target,
+            shape,
+            pick: rng.gen(),
+            layer: Layer::Foreground,
+            staggered: false,
+        };
+        p.staggered = p.can_stagger() && rng.gen_bool(0.75);
+        p
     };
     while !fg.is_empty() && t < limit {
         if !bursts.is_empty() && rng.gen_bool(0.35) {

@@ -359,10 +359,7 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
         None => nemesis::plan_search(seed, &cfg.faults, &cfg.targets, &cfg.shapes, cfg.time_limit),
     };
     if cfg.args.staggered_kills {
-        for p in schedule
-            .iter_mut()
-            .filter(|p| p.kind == nemesis::FaultKind::Kill)
-        {
+        for p in schedule.iter_mut().filter(|p| p.can_stagger()) {
             p.staggered = true;
         }
     }
