@@ -347,6 +347,7 @@ impl Api {
                 "last_log_term": r.last_log_term,
                 "log_length": r.log_length,
                 "snapshot_index": r.snapshot_index,
+                "refused_term_jumps": r.refused_term_jumps,
                 "keys": s.keys,
             }),
         )

@@ -580,6 +580,71 @@ fn forged_peer_messages_change_nothing() {
     assert_eq!(get(&c, "a"), json!("2"));
 }
 
+/// Issue 24, item 1: the forged heartbeat with term 2^64-2 that used to end a cluster for
+/// good (every node stuck at the top of the term space, across restarts), its
+/// neighbours, and a jump past the term credit are dropped; a jump within the credit is
+/// adopted and the cluster elects past it. A leader takes writes within 5 s after each,
+/// and after a restart of every node.
+#[test]
+fn a_forged_term_at_the_top_never_ends_the_cluster() {
+    let mut c = Cluster::new(3);
+    let l = c.leader();
+    put(&c, "k", "0");
+    let term = c.status(l).unwrap()["term"].as_u64().unwrap();
+    // The issue's repro, byte for byte: a Vec of one message from node 3 to node 1,
+    // term 2^64-2, Heartbeat { commit: 0, read_ctx: 0 }.
+    let repro = b"\x01\x03\x01\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x01\x04\x00\x00";
+    assert_eq!(forge(c.nodes[0].transport, 3, repro), 204);
+    let t_limit: u64 = 1 << 62;
+    let t_jump: u64 = 1 << 32;
+    for to in 1..=3u64 {
+        let from = to % 3 + 1;
+        for t in [
+            u64::MAX - 3,
+            u64::MAX - 2,
+            u64::MAX - 1,
+            t_limit + 1,
+            term + t_jump + 100,
+        ] {
+            let hb = forged(from, to, t, &[4, 0, 0]);
+            assert_eq!(forge(c.nodes[to as usize - 1].transport, from, &hb), 204);
+        }
+    }
+    let writes_within_5s = |c: &Cluster, value: &str| {
+        wait_for("a write within 5 s", Duration::from_secs(5), || {
+            let id = (1..=3).find(|&i| c.status(i).is_some_and(|s| s["role"] == "leader"))?;
+            let body = Some(json!({ "value": value }));
+            matches!(http("POST", c.api(id), "/kv/k", body), Ok((200, _))).then_some(())
+        })
+    };
+    writes_within_5s(&c, "1");
+    for id in 1..=3 {
+        let s = c.status(id).unwrap();
+        assert!(s["term"].as_u64().unwrap() < term + 100, "{s}");
+        assert!(s["refused_term_jumps"].as_u64().unwrap() >= 5, "{s}");
+    }
+    // Within the credit: adopted, the others follow, and a leader is elected past it.
+    let f = c.leader() % 3 + 1;
+    let ahead = term + 1_000_000;
+    let hb = forged(f % 3 + 1, f, ahead, &[4, 0, 0]);
+    assert_eq!(
+        forge(c.nodes[f as usize - 1].transport, f % 3 + 1, &hb),
+        204
+    );
+    writes_within_5s(&c, "2");
+    let l = c.leader();
+    assert!(c.status(l).unwrap()["term"].as_u64().unwrap() > ahead);
+    // Every node restarted: elected again, nothing lost.
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    for id in 1..=3 {
+        c.start(id);
+    }
+    writes_within_5s(&c, "3");
+    assert_eq!(get(&c, "k"), json!("3"));
+}
+
 /// Issue 12, item 3 (the cluster id and sender): a request that does not name this
 /// cluster and a member, or whose messages are not from that member to this node, is
 /// refused before it is decoded; the cluster's own traffic flows on.

@@ -1,8 +1,9 @@
 //! Peer input as an attacker or a failing network would send it: real messages of a
 //! working cluster, then the same bytes mangled (bits flipped, varints blown up, cut
 //! short, stretched) and decoded again, and every message that decodes stepped into
-//! cores in each role. No input may panic the core, move its term backwards, persist
-//! the last possible term, or make it commit past what it holds.
+//! cores in each role, some with terms at the top of the space or past the jump bound.
+//! No input may panic the core, move its term backwards or past `TERM_LIMIT`, raise it
+//! by more than `TERM_JUMP` at once, or make it commit past what it holds.
 //!
 //! Seeded and bounded: `FUZZ_CASES=N` for more cases, `FUZZ_SEED=S` for another stream.
 
@@ -67,7 +68,7 @@ fn working_cluster(rng: &mut StdRng) -> (Vec<Message>, Vec<Raft>) {
 fn settle(n: &mut Raft, flight: &mut VecDeque<Message>) {
     let rd = n.ready();
     if let Some(hs) = rd.hard_state {
-        assert!(hs.term < Term::MAX, "the last term was persisted");
+        assert!(hs.term <= TERM_LIMIT, "term {} was persisted", hs.term);
     }
     flight.extend(rd.messages);
     let applied = n.applied;
@@ -163,7 +164,21 @@ fn mangled_and_forged_peer_messages_never_panic_wrap_or_overreach() {
     for case in 0..cases {
         let mut m = corpus[rng.gen_range(0..corpus.len())].clone();
         if rng.gen_bool(0.3) {
-            m.term = [0, 1, m.term, m.term + 1, Term::MAX - 1, Term::MAX][rng.gen_range(0..6)];
+            let near = [
+                0,
+                1,
+                m.term,
+                m.term + 1,
+                m.term + TERM_JUMP,
+                m.term + TERM_JUMP + 1,
+                TERM_LIMIT,
+                TERM_LIMIT + 1,
+                Term::MAX - 3,
+                Term::MAX - 2,
+                Term::MAX - 1,
+                Term::MAX,
+            ];
+            m.term = near[rng.gen_range(0..near.len())];
         }
         let mut bytes = postcard::to_stdvec(&vec![m]).unwrap();
         if rng.gen_bool(0.8) {
@@ -179,6 +194,11 @@ fn mangled_and_forged_peer_messages_never_panic_wrap_or_overreach() {
             let term = core.term();
             core.step(m);
             assert!(core.term() >= term, "the term went back");
+            assert!(
+                core.term() - term <= TERM_JUMP && core.term() <= TERM_LIMIT,
+                "one message moved the term from {term} to {}",
+                core.term()
+            );
             let mut flight = VecDeque::new();
             settle(core, &mut flight);
             assert!(

@@ -29,6 +29,23 @@ use progress::{Progress, ProgressState};
 use read_only::ReadOnly;
 pub use recovered::{Recovered, RecoveryError};
 
+/// The highest term a node will hold. A message with a higher term is dropped, and a node
+/// at this term no longer campaigns, so a term never wraps. Legitimate terms never come
+/// near it: one election takes at least one election timeout, and with the jump bound
+/// below a forged message cannot carry a node there either. Recovered state beyond it is
+/// refused at start (only a forgery accepted by an older version, or corruption that
+/// kept its checksum, could have written it).
+pub const TERM_LIMIT: Term = 1 << 62;
+
+/// How far messages may raise a node's term: a node holds this much *term credit* when
+/// it starts, spends what each adopted higher term moves it, and earns one back per tick,
+/// up to this cap. A legitimate gap is the number of elections a node missed, and terms
+/// cannot advance faster than about one per election timeout (at least a few ticks), so
+/// an honest cluster never runs short; a forged term far ahead is dropped instead of
+/// adopted, and a forger can move a node at most this much per start of the node, plus
+/// one per tick. `TERM_LIMIT / TERM_JUMP` = 2^30 starts would be needed to reach the limit.
+pub const TERM_JUMP: Term = 1 << 32;
+
 /// Tunables of the core, all in ticks (the driver decides how long a tick is).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -218,6 +235,8 @@ pub struct Status {
     pub last_log_term: Term,
     pub snapshot_index: Index,
     pub log_length: usize,
+    /// Messages dropped for claiming a term too far ahead ([`TERM_LIMIT`], [`TERM_JUMP`]).
+    pub refused_term_jumps: u64,
 }
 
 struct IncomingSnapshot {
@@ -269,6 +288,12 @@ pub struct Raft {
     reads: ReadOnly,
     broadcast_pending: bool,
     heartbeat_pending: bool,
+    /// How much messages may still raise the term (see [`TERM_JUMP`]); not persisted, so
+    /// a restarted node starts with the full allowance.
+    term_credit: Term,
+    /// Messages dropped because their term was past [`TERM_LIMIT`] or further ahead than
+    /// the credit allows: zero in an honest cluster, so anything else is worth a look.
+    refused_term_jumps: u64,
 }
 
 impl Raft {
@@ -307,6 +332,8 @@ impl Raft {
             reads: ReadOnly::default(),
             broadcast_pending: false,
             heartbeat_pending: false,
+            term_credit: TERM_JUMP,
+            refused_term_jumps: 0,
             cfg,
         })
     }
@@ -360,6 +387,7 @@ impl Raft {
             last_log_term: self.log.last_term(),
             snapshot_index: self.log.snapshot_index(),
             log_length: self.log.len(),
+            refused_term_jumps: self.refused_term_jumps,
         }
     }
 
@@ -403,6 +431,7 @@ impl Raft {
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) {
         self.election_elapsed += 1;
+        self.term_credit = (self.term_credit + 1).min(TERM_JUMP);
         if self.role == Role::Leader {
             self.heartbeat_elapsed += 1;
             for pr in self.progress.values_mut() {
@@ -498,8 +527,8 @@ impl Raft {
     }
 
     fn campaign(&mut self) {
-        if self.term == Term::MAX {
-            // No term comes after this one: never wrap to 0.
+        if self.term >= TERM_LIMIT {
+            // No term may come after this one: never climb towards a wrap.
             self.reset_timers();
             return;
         }
@@ -541,12 +570,8 @@ impl Raft {
     }
 
     fn request_votes(&mut self, pre_vote: bool) {
-        // `campaign` never runs at the last term, so the pre-vote term cannot wrap.
-        let term = if pre_vote {
-            self.term.saturating_add(1)
-        } else {
-            self.term
-        };
+        // `campaign` never runs at the limit, so the pre-vote term stays within it.
+        let term = if pre_vote { self.term + 1 } else { self.term };
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for p in self.cfg.peers.clone() {
             let vote = Vote {
@@ -818,9 +843,13 @@ impl Raft {
         if m.to != self.cfg.id || m.from == self.cfg.id || !self.cfg.peers.contains(&m.from) {
             return;
         }
-        // A term nothing can follow would end elections for good; a malformed message is
-        // not from a correct peer. Neither may change any state.
-        if m.term == Term::MAX || !well_formed(&m) {
+        // A term past the limit would end elections for good; a malformed message is not
+        // from a correct peer. Neither may change any state.
+        if m.term > TERM_LIMIT {
+            self.refused_term_jumps = self.refused_term_jumps.saturating_add(1);
+            return;
+        }
+        if !well_formed(&m) {
             return;
         }
         if m.term > self.term {
@@ -831,6 +860,8 @@ impl Raft {
                 Body::VoteResponse(r) if r.pre_vote && r.granted => {}
                 // §4.2.3: while a leader is heard from, vote requests are ignored outright.
                 Body::Vote(_) if self.in_lease() => return,
+                // Further ahead than any honest gap: a forgery, a bug or corruption.
+                _ if !self.spend_term_credit(m.term) => return,
                 Body::Append(_) | Body::Heartbeat(_) | Body::Snapshot(_) => {
                     self.become_follower(m.term, Some(m.from));
                 }
@@ -864,6 +895,18 @@ impl Raft {
             }
             Body::SnapshotResponse(r) => self.handle_snapshot_response(from, r),
         }
+    }
+
+    /// Whether a message may raise this node's term to `term`; if so, the jump is spent
+    /// from the term credit (see [`TERM_JUMP`]).
+    fn spend_term_credit(&mut self, term: Term) -> bool {
+        let jump = term - self.term;
+        if jump > self.term_credit {
+            self.refused_term_jumps = self.refused_term_jumps.saturating_add(1);
+            return false;
+        }
+        self.term_credit -= jump;
+        true
     }
 
     /// Answers a request from an older term with our term, so its sender steps down;

@@ -3,7 +3,7 @@
 //! Storage checks it when it reads a data directory and the core checks it again when it
 //! is handed one (a test or a tool may build it by hand); both call [`Recovered::validate`].
 
-use super::{Entry, HardState, Index, Snapshot, Term};
+use super::{Entry, HardState, Index, Snapshot, Term, TERM_LIMIT};
 
 /// Durable state a node restarts from.
 #[derive(Debug, Clone, Default)]
@@ -32,12 +32,23 @@ pub enum RecoveryError {
     },
     #[error("the log holds term {log} but the persisted current term is {persisted}")]
     TermAheadOfHardState { log: Term, persisted: Term },
+    #[error(
+        "the persisted term {term} is past the highest term a node holds ({TERM_LIMIT}): only \
+         a forged or corrupt message accepted by an older raft-node could have put it there, \
+         and no election can follow it; this member's data cannot be used, start a new cluster"
+    )]
+    TermPastLimit { term: Term },
 }
 
 impl Recovered {
     /// Checks that the log continues the snapshot without gaps, that terms never go back
     /// (starting from the snapshot's), and that the persisted term covers the log's.
     pub fn validate(&self) -> Result<(), RecoveryError> {
+        if self.hard_state.term > TERM_LIMIT {
+            return Err(RecoveryError::TermPastLimit {
+                term: self.hard_state.term,
+            });
+        }
         let (si, st) = self.snapshot.as_ref().map_or((0, 0), |s| (s.index, s.term));
         let (mut prev_index, mut prev_term) = (si, st);
         for (n, e) in self.entries.iter().enumerate() {

@@ -500,41 +500,183 @@ fn each_seeded_core_bug_breaks_the_rule_its_test_guards() {
 
 // ----- hostile or broken peers: no message may panic a node or wrap a counter -----
 
-#[test]
-fn a_term_nothing_can_follow_is_rejected() {
-    let mut l = node_with(1, 3, 0, Vec::new());
-    let t = win_with(&mut l, 2);
-    l.ready();
-    let hb = Body::Heartbeat(Heartbeat {
-        commit: 0,
-        read_ctx: 0,
-    });
-    l.step(msg(2, 1, Term::MAX, hb));
-    assert_eq!(
-        (l.role(), l.term()),
-        (Role::Leader, t),
-        "the leader was deposed"
-    );
-    assert!(
-        l.ready().hard_state.is_none(),
-        "the forged term was persisted"
-    );
+/// Every kind of message a peer sends, with no claim a core could act on beyond its term.
+fn every_body() -> Vec<Body> {
+    vec![
+        vote_request(),
+        Body::Vote(Vote {
+            pre_vote: true,
+            last_log_index: 100,
+            last_log_term: 100,
+        }),
+        GRANTED,
+        Body::VoteResponse(VoteResponse {
+            pre_vote: true,
+            granted: true,
+        }),
+        append((0, 0), vec![], 0),
+        Body::AppendResponse(AppendResponse {
+            prev_log_index: 0,
+            success: true,
+            match_index: 0,
+            conflict_term: None,
+            conflict_index: 0,
+            read_ctx: 0,
+        }),
+        Body::Heartbeat(Heartbeat {
+            commit: 0,
+            read_ctx: 0,
+        }),
+        Body::HeartbeatResponse(HeartbeatResponse {
+            read_ctx: 0,
+            last_index: 0,
+        }),
+        Body::Snapshot(SnapshotChunk {
+            last_index: 5,
+            last_term: 1,
+            offset: 0,
+            data: vec![],
+            done: false,
+            checksum: 0,
+        }),
+        Body::SnapshotResponse(SnapshotResponse {
+            last_index: 0,
+            next_offset: 0,
+            done: true,
+        }),
+    ]
 }
 
 #[test]
-fn campaigning_at_the_last_term_never_wraps() {
-    let mut f = node_with(2, 3, Term::MAX - 1, Vec::new());
+fn terms_at_the_top_of_the_space_change_nothing() {
+    // The forged heartbeat of issue 24 carried MAX-1: every term from MAX-3 to MAX, and
+    // just past the limit, is dropped by a leader and a follower alike, whatever it is on.
+    let near_max = [
+        Term::MAX - 3,
+        Term::MAX - 2,
+        Term::MAX - 1,
+        Term::MAX,
+        TERM_LIMIT + 1,
+    ];
+    for term in near_max {
+        for body in every_body() {
+            let mut l = node_with(1, 3, 0, Vec::new());
+            let t = win_with(&mut l, 2);
+            l.ready();
+            l.step(msg(2, 1, term, body.clone()));
+            assert_eq!((l.role(), l.term()), (Role::Leader, t), "{term} {body:?}");
+            let rd = l.ready();
+            assert!(rd.hard_state.is_none(), "{term} was persisted: {body:?}");
+            assert!(rd.messages.iter().all(|m| m.term == t), "{term} {body:?}");
+
+            let mut f = node_with(2, 3, 7, Vec::new());
+            f.step(msg(1, 2, term, body.clone()));
+            assert_eq!(f.term(), 7, "{term} {body:?}");
+            let rd = f.ready();
+            assert!(rd.hard_state.is_none(), "{term} was persisted: {body:?}");
+            assert!(rd.messages.iter().all(|m| m.term == 7), "{term} {body:?}");
+        }
+    }
+}
+
+#[test]
+fn a_term_jump_past_the_credit_is_dropped_and_one_within_it_is_survived() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let t = net.nodes[&1].term();
+    let hb = || {
+        Body::Heartbeat(Heartbeat {
+            commit: 0,
+            read_ctx: 0,
+        })
+    };
+    // Further ahead than any honest gap: dropped, counted, nothing persisted.
+    let f = net.nodes.get_mut(&2).unwrap();
+    f.step(msg(3, 2, t + TERM_JUMP + 1, hb()));
+    assert_eq!(f.term(), t);
+    assert_eq!(f.status().refused_term_jumps, 1);
+    assert!(f.ready().hard_state.is_none());
+    // The whole credit at once (the worst a forger gets): node 2 adopts it, and the
+    // cluster follows it there and elects a leader again.
+    assert!(f.term_credit > TERM_JUMP - 5);
+    let far = t + f.term_credit;
+    f.step(msg(3, 2, far, hb()));
+    assert_eq!(f.term(), far);
+    net.settle();
+    net.tick_all(100);
+    let l = net.leader().expect("a leader after the jump");
+    let lt = net.nodes[&l].term();
+    assert!(lt > far, "the leader is at {lt}");
+    let (index, term) = net.nodes.get_mut(&l).unwrap().propose(vec![1]).unwrap();
+    net.tick_all(5);
+    for r in net.nodes.values() {
+        assert_eq!(r.log().term(index), Some(term));
+        assert!(r.commit_index() >= index, "node {} did not commit", r.id());
+    }
+    // Node 2 spent its credit: a second forged jump moves it no further.
+    let f = net.nodes.get_mut(&2).unwrap();
+    let before = f.term();
+    f.step(msg(3, 2, before + (1 << 20), hb()));
+    assert_eq!(f.term(), before);
+    // Credit comes back one per tick: a small honest gap later is adopted.
+    for _ in 0..10 {
+        f.tick();
+    }
+    f.step(msg(3, 2, before + 5, hb()));
+    assert_eq!(f.term(), before + 5);
+}
+
+#[test]
+fn a_long_partition_never_comes_near_the_jump_bound() {
+    // Without pre-vote an isolated node raises its term at every election timeout, the
+    // fastest terms can honestly run away: the gap it brings back is the number of
+    // timeouts it spent alone, orders of magnitude under the credit, and nobody refuses
+    // anything when it rejoins.
+    for pre_vote in [false, true] {
+        let mut net = Net::new(3);
+        for r in net.nodes.values_mut() {
+            r.cfg.pre_vote = pre_vote;
+        }
+        net.elect(1);
+        let t = net.nodes[&1].term();
+        net.isolate(3);
+        let ticks = 5_000;
+        net.tick_all(ticks);
+        let gap = net.nodes[&3].term() - t;
+        let most = u64::from(ticks / net.nodes[&3].cfg.election_ticks_min) + 1;
+        if pre_vote {
+            assert_eq!(gap, 0, "an isolated pre-voting node raised its term");
+        } else {
+            assert!(gap > 10 && gap <= most, "gap {gap}, at most {most}");
+        }
+        assert!(gap < TERM_JUMP >> 20);
+        net.cut.clear();
+        net.tick_all(200);
+        let l = net.leader().expect("a leader after the partition heals");
+        for r in net.nodes.values() {
+            assert_eq!(r.term(), net.nodes[&l].term(), "node {} lags", r.id());
+            assert_eq!(r.status().refused_term_jumps, 0, "node {}", r.id());
+        }
+    }
+}
+
+#[test]
+fn campaigning_at_the_limit_never_climbs_past_it() {
+    let mut f = node_with(2, 3, TERM_LIMIT - 1, Vec::new());
     for _ in 0..200 {
         f.tick();
         let rd = f.ready();
+        if let Some(hs) = rd.hard_state {
+            assert!(hs.term <= TERM_LIMIT, "persisted {}", hs.term);
+        }
         for m in &rd.messages {
             assert!(
-                m.term >= Term::MAX - 1,
+                (TERM_LIMIT - 1..=TERM_LIMIT).contains(&m.term),
                 "a message went out with term {}",
                 m.term
             );
         }
-        // Grant whatever it asks, pushing it to the last term.
+        // Grant whatever it asks, pushing it to the limit.
         for m in rd.messages.iter().filter(|m| m.to == 1) {
             if let Body::Vote(v) = &m.body {
                 let r = VoteResponse {
@@ -544,19 +686,36 @@ fn campaigning_at_the_last_term_never_wraps() {
                 f.step(msg(1, 2, m.term, Body::VoteResponse(r)));
             }
         }
-        assert!(
-            f.term() >= Term::MAX - 1,
-            "the term wrapped to {}",
-            f.term()
-        );
+        assert!(f.term() >= TERM_LIMIT - 1 && f.term() <= TERM_LIMIT);
     }
-    // A node that starts at the last term (from disk) waits instead of wrapping.
-    let mut f = node_with(2, 3, Term::MAX, Vec::new());
+    // A node that starts at the limit waits instead of climbing.
+    let mut f = node_with(2, 3, TERM_LIMIT, Vec::new());
     for _ in 0..200 {
         f.tick();
         assert!(f.ready().messages.is_empty());
     }
-    assert_eq!((f.term(), f.role()), (Term::MAX, Role::Follower));
+    assert_eq!((f.term(), f.role()), (TERM_LIMIT, Role::Follower));
+}
+
+#[test]
+fn a_persisted_term_past_the_limit_refuses_to_start() {
+    for term in [
+        TERM_LIMIT + 1,
+        Term::MAX - 3,
+        Term::MAX - 2,
+        Term::MAX - 1,
+        Term::MAX,
+    ] {
+        let rec = Recovered {
+            hard_state: HardState { term, vote: None },
+            ..Default::default()
+        };
+        match Raft::new(cfg(1, 3), rec) {
+            Err(NewError::State(RecoveryError::TermPastLimit { term: t })) => assert_eq!(t, term),
+            Err(e) => panic!("{term}: {e}"),
+            Ok(_) => panic!("{term}: started"),
+        }
+    }
 }
 
 #[test]
