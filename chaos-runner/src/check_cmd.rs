@@ -69,12 +69,14 @@ pub struct CheckArgs {
     /// kv model: a missing key reads as "" and appends start from "" (MIT 6.5840 style).
     #[arg(long)]
     pub missing_is_empty: bool,
-    /// Give up after this many seconds: undecided keys make the verdict "unknown".
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
-    /// Memory budget of the whole check, in MiB: every key's search, on every thread,
-    /// draws from it (the explanation of a failure has 128 MiB of its own). Past it, a
-    /// key's search stops and the key is unknown.
+    /// Give up after this many seconds: undecided keys make the verdict "unknown" (exit
+    /// 2), so a gate never waits for ever on a history too hard to decide. 0: no limit.
+    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Memory budget of the searches, in MiB: every key's search, on every thread, draws
+    /// from it (the explanation of a failure has 128 MiB of its own). Past it, a key's
+    /// search stops and the key is unknown. Reading the file is not counted: the text and
+    /// the parsed operations take about twice the file's size on top of this.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub memory_limit: u64,
     /// Worker threads (default: all cores).
@@ -224,13 +226,12 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     let history = load(&args)?;
     let init: serde_json::Value = serde_json::from_str(&args.init)
         .with_context(|| format!("--init {:?} is not JSON", args.init))?;
-    if let Some(t) = args.timeout {
-        if !(t > 0.0 && t.is_finite()) {
-            bail!("--timeout must be a positive number of seconds");
-        }
+    let t = args.timeout;
+    if !(t >= 0.0 && t.is_finite()) {
+        bail!("--timeout must be a number of seconds, 0 or more (0: no limit)");
     }
     let mut opts = CheckOptions {
-        timeout: args.timeout.map(Duration::from_secs_f64),
+        timeout: (t > 0.0).then(|| Duration::from_secs_f64(t)),
         memory_limit: CheckOptions::bytes_for_mib(args.memory_limit),
         all_keys: args.all_keys,
         ..CheckOptions::default()

@@ -117,11 +117,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    // A panic must not leave nodes behind.
+    // A panic must not leave nodes behind, nor exit with Rust's 101, which is not in the
+    // exit table: a panic of the main thread (or one a scoped worker hands it) is an
+    // error, 3. Other threads' panics are theirs to report.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         cluster::kill_all_children();
         default_hook(info);
+        if std::thread::current().name() == Some("main") {
+            std::process::exit(i32::from(exit::ERROR));
+        }
     }));
     let result = match cli.command {
         Command::Test(args) => test_cmd::run(*args),

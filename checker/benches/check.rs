@@ -334,6 +334,30 @@ fn main() {
             &budget,
         );
     }
+    if want("open-writes") {
+        // Issue 24: a long partition's shape, at its extreme: every write of one key
+        // timed out, then one read of a value nobody wrote (invalid) or of one of them.
+        for (pending, read, runs) in [
+            (10_000i64, -5i64, 5),
+            (100_000, -5, 5),
+            (1_000_000, -5, 3),
+            (1_000_000, 777_777, 3),
+        ] {
+            let mut b = HistoryBuilder::new();
+            for p in 0..pending {
+                b.invoke(p, "write", Some("k"), json!(p), p as u64);
+            }
+            let t = pending as u64 + 10;
+            b.invoke(pending, "read", Some("k"), Value::Null, t).ok(
+                pending,
+                "read",
+                json!(read),
+                t + 1,
+            );
+            let name = format!("open-writes {pending} info, read {read}");
+            time_check(&name, &Register::new(false), &b.build(), runs, &opts);
+        }
+    }
     if want("kv") {
         let h = kv_case(1_000_000);
         time_check(

@@ -236,11 +236,13 @@ enum Cursor {
     /// At a slot of the list of `ok` calls and returns.
     Main(u32),
     /// Past the first return (at `frontier`, closing `blocked`): trying `info` operations,
-    /// at slot `at` of their own list.
+    /// at slot `at` of their own list (`reads_only`: of the list of those that are not
+    /// blind writes, right after an `info` operation).
     Info {
         at: u32,
         frontier: u64,
         blocked: u32,
+        reads_only: bool,
     },
 }
 
@@ -293,6 +295,29 @@ pub fn search<M: Model>(
     rejected: &mut Vec<M::State>,
     max_rejected: usize,
 ) -> SearchResult<M::State> {
+    let mut steps = 0;
+    search_counting(
+        model,
+        ops,
+        budget,
+        watch,
+        rejected,
+        max_rejected,
+        &mut steps,
+    )
+}
+
+/// [`search`], counting in `steps` the candidates it examined: the work it did, which
+/// tests hold to how it grows (time would depend on the machine).
+fn search_counting<M: Model>(
+    model: &M,
+    ops: &[SearchOp<M::Op>],
+    budget: &Budget,
+    watch: Option<usize>,
+    rejected: &mut Vec<M::State>,
+    max_rejected: usize,
+    steps: &mut u64,
+) -> SearchResult<M::State> {
     let n = ops.len();
     // Time-ordered list of the `ok` operations' calls and returns; at equal times calls
     // come first, so operations that touch are concurrent (the permissive reading).
@@ -329,20 +354,34 @@ pub fn search<M: Model>(
             ret_pos[op as usize] = slot as u32;
         }
     }
-    // The `info` operations, by call time, in a list of their own (slot 0: head).
+    let blind: Vec<bool> = ops.iter().map(|o| model.blind(&o.op)).collect();
+    // The `info` operations, by call time, in a list of their own (slot 0: head), and
+    // those of them that are not blind writes threaded through the same slots in a second
+    // list (`read_next`, `read_prev`). Right after an `info` operation a blind one is never
+    // tried (it would be wasted), so the scan then walks only the second list: walking
+    // every blind write at every level made many timed-out writes of one key, the shape
+    // of a long partition, cost time quadratic in their number.
     let mut infos: Vec<usize> = (0..n).filter(|&i| ops[i].ret.is_none()).collect();
     infos.sort_by_key(|&i| (ops[i].call, i));
     let k = infos.len();
     let mut info_op = vec![NIL; k + 1];
     let mut info_next = vec![NIL; k + 1];
     let mut info_prev = vec![NIL; k + 1];
+    let mut read_next = vec![NIL; k + 1];
+    let mut read_prev = vec![NIL; k + 1];
     let mut info_pos = vec![NIL; n];
+    let mut read_tail = 0u32;
     for (j, &i) in infos.iter().enumerate() {
         let slot = j + 1;
         info_op[slot] = i as u32;
         info_prev[slot] = j as u32;
         info_next[j] = slot as u32;
         info_pos[i] = slot as u32;
+        if !blind[i] {
+            read_prev[slot] = read_tail;
+            read_next[read_tail as usize] = slot as u32;
+            read_tail = slot as u32;
+        }
     }
 
     // Interchangeable pending operations: each `info` op points at the previous `info` op
@@ -362,7 +401,6 @@ pub fn search<M: Model>(
         .iter()
         .map(|o| grows_only && model.can_become_impossible(&o.op))
         .collect();
-    let blind: Vec<bool> = ops.iter().map(|o| model.blind(&o.op)).collect();
 
     let mut linearized = vec![0u64; linearized_words(n)];
     let is_set = |bits: &[u64], i: u32| bits[(i / 64) as usize] & (1 << (i % 64)) != 0;
@@ -376,7 +414,7 @@ pub fn search<M: Model>(
     };
     let fixed = (m + 1) * (std::mem::size_of::<Node>() + 8)
         + n * (5 * 4 + 16 + 1)
-        + (k + 1) * 12
+        + (k + 1) * 20
         + linearized_words(n) * 8;
     let frame = std::mem::size_of::<(u32, M::State, Cursor)>();
     // The tables the cache outgrew. They are freed, but the allocator may keep them (a
@@ -402,7 +440,6 @@ pub fn search<M: Model>(
     let mut pruned: Option<(usize, u32, M::State)> = None;
     let mut best_heap = live_heap;
     let mut watched: FxHashSet<M::State> = FxHashSet::default();
-    let mut steps: u64 = 0;
 
     macro_rules! unlink {
         ($next:ident, $prev:ident, $i:expr) => {{
@@ -431,8 +468,8 @@ pub fn search<M: Model>(
                 configs: cache.len(),
             };
         }
-        steps += 1;
-        if steps & 0xFFF == 0 {
+        *steps += 1;
+        if *steps & 0xFFF == 0 {
             if budget.cancel.load(Ordering::Relaxed) {
                 return SearchResult::Unknown {
                     reason: "cancelled".into(),
@@ -454,43 +491,42 @@ pub fn search<M: Model>(
                     cursor = Cursor::Main(next[e as usize]);
                     (Some(node.op), Cursor::Main(e))
                 } else {
-                    // The first return: only `info` operations are left to try here.
+                    // The first return: only `info` operations are left to try here. Right
+                    // after an `info` operation, not blind writes: that operation would be
+                    // wasted, and the same order without it is explored a level below.
+                    let reads_only = stack
+                        .last()
+                        .is_some_and(|&(top, _, _)| ops[top as usize].ret.is_none());
                     cursor = Cursor::Info {
-                        at: info_next[0],
+                        at: if reads_only {
+                            read_next[0]
+                        } else {
+                            info_next[0]
+                        },
                         frontier: node.time,
                         blocked: node.op,
+                        reads_only,
                     };
                     continue;
                 }
             }
-            Cursor::Info {
+            here @ Cursor::Info {
                 at,
                 frontier,
                 blocked,
+                reads_only,
             } => {
                 if at == NIL || ops[info_op[at as usize] as usize].call > frontier {
-                    (
-                        None,
-                        Cursor::Info {
-                            at,
-                            frontier,
-                            blocked,
-                        },
-                    )
+                    (None, here)
                 } else {
+                    let next = if reads_only { &read_next } else { &info_next };
                     cursor = Cursor::Info {
-                        at: info_next[at as usize],
+                        at: next[at as usize],
                         frontier,
                         blocked,
+                        reads_only,
                     };
-                    (
-                        Some(info_op[at as usize]),
-                        Cursor::Info {
-                            at,
-                            frontier,
-                            blocked,
-                        },
-                    )
+                    (Some(info_op[at as usize]), here)
                 }
             }
         };
@@ -501,6 +537,7 @@ pub fn search<M: Model>(
             }
             // An optional operation directly followed by a blind write was wasted: the same
             // order without it is at least as good, and is explored at the level below.
+            // (The `info` scan skips blind writes then already; this is for `ok` ones.)
             if blind[o]
                 && stack
                     .last()
@@ -569,6 +606,9 @@ pub fn search<M: Model>(
                             unlink!(next, prev, ret_pos[o]);
                         } else {
                             unlink!(info_next, info_prev, info_pos[o]);
+                            if !blind[o] {
+                                unlink!(read_next, read_prev, info_pos[o]);
+                            }
                         }
                         cursor = Cursor::Main(next[0]);
                     }
@@ -621,6 +661,9 @@ pub fn search<M: Model>(
             remaining_ok += 1;
         } else {
             relink!(info_next, info_prev, info_pos[o]);
+            if !blind[o] {
+                relink!(read_next, read_prev, info_pos[o]);
+            }
         }
         linearized[o / 64] &= !(1 << (o % 64));
         hash ^= keys[o];
@@ -633,10 +676,16 @@ pub fn search<M: Model>(
                 at,
                 frontier,
                 blocked,
+                reads_only,
             } => Cursor::Info {
-                at: info_next[at as usize],
+                at: if reads_only {
+                    read_next[at as usize]
+                } else {
+                    info_next[at as usize]
+                },
                 frontier,
                 blocked,
+                reads_only,
             },
         };
     }
@@ -717,6 +766,62 @@ mod tests {
         );
         assert!(peak.load(Ordering::Relaxed) <= memory.limit());
         assert_eq!(memory.used(), 0, "a search kept its share");
+    }
+
+    /// `k` writes of one register that never complete, then a read of `read`.
+    fn open_writes(k: u64, read: i64) -> Vec<SearchOp<crate::model::RegisterOp>> {
+        use crate::model::{RegisterOp, Val};
+        let mut ops: Vec<_> = (0..k)
+            .map(|i| SearchOp {
+                id: i as usize,
+                op: RegisterOp::Write(Val::Int(i as i64)),
+                call: i + 1,
+                ret: None,
+            })
+            .collect();
+        ops.push(SearchOp {
+            id: k as usize,
+            op: RegisterOp::Read(Val::Int(read)),
+            call: k + 10,
+            ret: Some(k + 20),
+        });
+        ops
+    }
+
+    /// Issue 24: many timed-out writes of one key (a long partition) and one read. The
+    /// search's work must grow linearly with their number; it used to grow with its
+    /// square (10k of them took 1.8 s, 1M more than 300 s).
+    #[test]
+    fn many_open_writes_cost_linear_work() {
+        let model = Register::new(false);
+        let memory = MemoryBudget::new(1 << 30);
+        let cancel = AtomicBool::new(false);
+        let budget = Budget {
+            deadline: None,
+            memory: &memory,
+            cancel: &cancel,
+        };
+        for (read, valid) in [(-5, false), (567, true)] {
+            let mut work = Vec::new();
+            for k in [1_000u64, 10_000] {
+                let mut steps = 0;
+                let ops = open_writes(k, read);
+                let r =
+                    search_counting(&model, &ops, &budget, None, &mut Vec::new(), 0, &mut steps);
+                match r {
+                    SearchResult::Linearizable { .. } => assert!(valid),
+                    SearchResult::NotLinearizable { blocked, .. } => {
+                        assert!(!valid);
+                        assert_eq!(blocked, k as usize);
+                    }
+                    SearchResult::Unknown { reason, .. } => panic!("{reason}"),
+                }
+                work.push(steps);
+            }
+            // Ten times the writes: about ten times the work (a hundred before).
+            assert!(work[1] <= 12 * work[0], "read {read}: steps {work:?}");
+            assert!(work[1] <= 5 * 10_000, "read {read}: steps {work:?}");
+        }
     }
 
     #[test]

@@ -56,11 +56,18 @@ impl Edn {
     }
 }
 
+/// How deeply forms may nest. Jepsen's operations nest a few levels (a transaction is a
+/// vector of vectors); the parser recurses once per level, so a hostile file nested
+/// tens of thousands deep would otherwise overflow the stack and abort the process.
+pub const MAX_DEPTH: usize = 256;
+
 /// A streaming EDN reader over a whole text, tracking line numbers for errors.
 pub struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
     line: usize,
+    /// Forms open around the one being read.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -69,6 +76,7 @@ impl<'a> Parser<'a> {
             s: text.as_bytes(),
             pos: 0,
             line: 1,
+            depth: 0,
         }
     }
 
@@ -111,6 +119,18 @@ impl<'a> Parser<'a> {
     }
 
     fn form(&mut self) -> Result<Edn, HistoryError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.err(format!(
+                "forms nested more than {MAX_DEPTH} deep: not an operation history"
+            )));
+        }
+        self.depth += 1;
+        let form = self.form_here();
+        self.depth -= 1;
+        form
+    }
+
+    fn form_here(&mut self) -> Result<Edn, HistoryError> {
         self.skip_ws();
         let Some(&c) = self.s.get(self.pos) else {
             return Err(self.err("unexpected end of input"));

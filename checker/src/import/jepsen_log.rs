@@ -37,8 +37,7 @@ fn parse_line(rest: &str, line: usize) -> Result<Event, HistoryError> {
     };
     let value = p
         .next_form()
-        .ok()
-        .flatten()
+        .map_err(|e| err(format!("value: {e}")))?
         .map_or(serde_json::Value::Null, |v| v.to_json());
     Ok(Event {
         kind,
