@@ -12,7 +12,9 @@
 //! Every error is JSON `{"error": CODE, "message": TEXT, ...}` with a stable `CODE`. Write
 //! errors also say `"outcome"`: `"not_applied"` (certain: it will never take effect, safe
 //! to retry) or `"unknown"` (it may still take effect). `503` means not applied, `504`
-//! means unknown (or, for reads, that leadership could not be confirmed in time).
+//! means unknown (or, for reads, that leadership could not be confirmed in time). A body
+//! is read within `body::BodyLimits` (413 too large, 408 too slow, 503 `busy`) and must be
+//! the documented JSON object; `/kv` takes no query string.
 //! `not_leader` errors carry `"leader": {"id", "api"}` when the leader is known.
 
 // Handlers return a ready-made error response as `Err`, so `?` ends a request early.
@@ -21,19 +23,20 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::body::{read_body, BodyLimits};
 use crate::kv::{ApplyResult, Command};
 use crate::node::{LeaderHint, NodeHandle, ReadResult, WriteResult};
 
-/// Bounds on client input.
+/// Bounds on what a client request may carry (the body's own limits are
+/// [`BodyLimits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    pub max_body: usize,
     pub max_key: usize,
     pub max_value: usize,
 }
@@ -41,7 +44,6 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body: 1 << 20,
             max_key: 1024,
             max_value: 256 << 10,
         }
@@ -52,6 +54,7 @@ impl Default for Limits {
 pub struct Api {
     pub node: NodeHandle,
     pub limits: Limits,
+    pub bodies: BodyLimits,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -151,6 +154,15 @@ impl Api {
                 format!("no route for {path}"),
             ));
         };
+        if req.uri().query().is_some() {
+            // `/kv/q?x=1` would otherwise write key `q`: the key silently shortened.
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_key",
+                "/kv takes no query string: a '?' in a key must be percent-encoded as %3F \
+                 (and '#' as %23)",
+            ));
+        }
         let (raw_key, cas) = match rest.strip_suffix("/cas") {
             Some(k) => (k, true),
             None => (rest, false),
@@ -227,38 +239,35 @@ impl Api {
     }
 
     async fn body<T: for<'de> Deserialize<'de>>(&self, req: Request<Incoming>) -> Result<T, Resp> {
-        // Refused from its declared length, before a byte of it is read.
-        if let Some(n) =
-            crate::transport::declared_length(&req).filter(|&n| n > self.limits.max_body)
-        {
+        let body = read_body(req, &self.bodies).await.map_err(|e| {
+            // Only writes have bodies, and this one never reached the log.
+            let body =
+                json!({"error": e.code(), "message": e.to_string(), "outcome": "not_applied"});
+            let mut r = json_response(e.status(), body);
+            // The rest of the body may still be coming: the connection cannot be reused.
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            r
+        })?;
+        // Only the documented object: serde would also take a struct from a JSON array
+        // (`["a"]` as `{"value": "a"}`).
+        let value: Value = serde_json::from_slice(&body.bytes).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("invalid request body: {e}"),
+            )
+        })?;
+        if !value.is_object() {
             return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "request body of {n} bytes exceeds {} bytes",
-                    self.limits.max_body
-                ),
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                "the request body must be a JSON object, such as {\"value\": \"v\"}",
             ));
         }
-        let bytes = match Limited::new(req.into_body(), self.limits.max_body)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    return Err(error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!("request body exceeds {} bytes", self.limits.max_body),
-                    ));
-                }
-                return Err(error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()));
-            }
-        };
-        serde_json::from_slice(&bytes).map_err(|e| {
+        serde_json::from_value(value).map_err(|e| {
             error(
                 StatusCode::BAD_REQUEST,
                 "bad_json",

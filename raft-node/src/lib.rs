@@ -6,10 +6,12 @@
 //! - [`node`]: the driver that runs the core against real storage, network and clients.
 //! - [`transport`]: node-to-node messages over HTTP.
 //! - [`api`]: the client HTTP API.
+//! - [`body`]: reading request bodies of either port: size, deadline, memory budget.
 //! - [`tls`]: optional mutual TLS for either port.
 //! - [`parse_errors`]: JSON bodies for hyper's own parse-error answers.
 
 pub mod api;
+pub mod body;
 pub mod kv;
 pub mod node;
 pub mod parse_errors;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use raft_node::api::{Api, Limits};
+use raft_node::body::BodyLimits;
 use raft_node::kv::KvStore;
 use raft_node::node::{Driver, DriverConfig};
 use raft_node::raft::{Config, NodeId, Raft};
@@ -118,9 +119,20 @@ struct Args {
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
     /// Milliseconds a connection may take to send a request's head, or stay idle
-    /// between requests, before it is closed (slow or stuck clients hold no slot).
+    /// between requests, before it is closed. With --body-timeout-ms, no slow or stuck
+    /// client holds a slot longer than the two together.
     #[arg(long, default_value_t = 10_000)]
     header_timeout_ms: u64,
+    /// Milliseconds a request's body may take to arrive once its head has, on either
+    /// port; then the answer is 408 and the connection is closed.
+    #[arg(long, default_value_t = 10_000)]
+    body_timeout_ms: u64,
+    /// Memory, in MiB, that each port's large bodies (over 64 KiB) may hold together
+    /// while they arrive; a large body that would go past it is refused with 503 before
+    /// it is read. Smaller bodies, what a healthy cluster sends, are never refused for
+    /// it. Raised to the port's largest body, or two per peer on the transport port.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    body_budget_mib: usize,
     /// Largest key accepted, in bytes.
     #[arg(long, default_value_t = 1024)]
     max_key_bytes: usize,
@@ -310,6 +322,17 @@ async fn run(args: Args) -> Result<()> {
         bail!("--snapshot-threshold must be positive");
     }
 
+    if !Storage::holds_state(&args.data_dir) && Storage::holds_log(&args.data_dir) {
+        // --bootstrap would not help: the log is there, its term and vote are not.
+        bail!(
+            "{} holds a log but its term/vote file (state.bin) is missing: the node's term \
+             and vote are lost, and started without them it could take its term back or vote \
+             twice in one term. Restore state.bin from where it went (a backup), or give node \
+             {} up: start a new cluster (membership changes are not supported yet).",
+            args.data_dir.display(),
+            args.id
+        );
+    }
     if !Storage::holds_state(&args.data_dir) && !args.bootstrap {
         bail!(
             "{} holds no Raft state: started there, node {} would be a voter that forgot its \
@@ -399,19 +422,27 @@ async fn run(args: Args) -> Result<()> {
     let (handle, rx) = raft_node::node::channel();
     let driver = Driver::new(driver_cfg, raft, storage, kv, snapshot_index, outbox);
     let limits = Limits {
-        max_body: args.max_body_bytes,
         max_key: args.max_key_bytes,
         max_value: args.max_value_bytes,
     };
+    let body_timeout = Duration::from_millis(args.body_timeout_ms.max(1));
+    let budget = args.body_budget_mib.saturating_mul(1 << 20);
     let api = Api {
         node: handle.clone(),
         limits,
+        bodies: BodyLimits::new(args.max_body_bytes, body_timeout, budget),
     };
     let ports = PortLimits {
         max_connections: connection_budget(args.max_connections)?,
         header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
     };
     let raft_body = transport::raft_body_limit(largest_message);
+    // Each peer sends one request at a time: two per peer always fit.
+    let raft_bodies = BodyLimits::new(
+        raft_body,
+        body_timeout,
+        budget.max(raft_body.saturating_mul(2 * peers.len())),
+    );
     let members = Membership {
         id: args.id,
         peers: peers.keys().copied().collect(),
@@ -422,7 +453,7 @@ async fn run(args: Args) -> Result<()> {
         peer_tls.as_ref().map(Tls::acceptor),
         handle.clone(),
         ports,
-        raft_body,
+        raft_bodies,
         members,
     ));
     tokio::spawn(transport::serve_http(

@@ -8,6 +8,10 @@
 //! replaces exactly those bodiless answers, as they are written, by the same answer with
 //! a JSON body. Answers the node's handlers write always have a body, so they are never
 //! touched.
+//!
+//! A client that opens with HTTP/2's preface (`PRI * HTTP/2.0`) gets nothing at all from
+//! hyper, which only closes the connection; here it gets `505` with a JSON body saying
+//! the port speaks HTTP/1.1, and hyper never sees the preface.
 
 use std::io;
 use std::pin::Pin;
@@ -21,15 +25,44 @@ pub struct JsonParseErrors<IO> {
     /// Our answer being written in place of hyper's: the bytes, how many are out, and
     /// how long hyper's was (what it is told was written once ours is out).
     replacing: Option<(Vec<u8>, usize, usize)>,
+    /// Where the connection's first bytes stand: not read yet, read (an HTTP/1.1
+    /// client), or an HTTP/2 preface being answered (our answer, how much is out).
+    opening: Opening,
 }
+
+enum Opening {
+    Unread,
+    Http1,
+    Http2(Vec<u8>, usize),
+}
+
+/// HTTP/2's connection preface starts with this.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 impl<IO> JsonParseErrors<IO> {
     pub fn new(inner: IO) -> Self {
         JsonParseErrors {
             inner,
             replacing: None,
+            opening: Opening::Unread,
         }
     }
+}
+
+/// Whether a connection's first bytes are (the start of) HTTP/2's preface.
+fn is_h2_preface(first: &[u8]) -> bool {
+    first.len() >= 3 && H2_PREFACE.starts_with(&first[..first.len().min(H2_PREFACE.len())])
+}
+
+fn h2_answer() -> Vec<u8> {
+    let body = "{\"error\":\"http_version_not_supported\",\"message\":\"this port speaks \
+                HTTP/1.1 only (HTTP/2 was asked for)\"}\n";
+    format!(
+        "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Our answer for `buf` when it is exactly one bodiless automatic answer of hyper's.
@@ -77,13 +110,37 @@ fn replacement(buf: &[u8]) -> Option<Vec<u8>> {
     )
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for JsonParseErrors<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for JsonParseErrors<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        if let Opening::Unread = this.opening {
+            let start = buf.filled().len();
+            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            if !is_h2_preface(&buf.filled()[start..]) {
+                this.opening = Opening::Http1;
+                return Poll::Ready(Ok(()));
+            }
+            // Hyper must not see the preface: it would close without a word.
+            buf.set_filled(start);
+            this.opening = Opening::Http2(h2_answer(), 0);
+        }
+        let Opening::Http2(answer, done) = &mut this.opening else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        while *done < answer.len() {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &answer[*done..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *done += n;
+        }
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        // The end of the stream, as far as hyper knows: it closes the connection.
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -131,6 +188,21 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_http2_preface_is_recognised_from_its_first_bytes() {
+        assert!(is_h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+        assert!(is_h2_preface(b"PRI * HT"));
+        assert!(!is_h2_preface(b"PR"));
+        assert!(!is_h2_preface(b"POST /kv/a HTTP/1.1\r\n"));
+        assert!(!is_h2_preface(b"PRI /x HTTP/1.1\r\n"));
+        let a = String::from_utf8(h2_answer()).unwrap();
+        let (head, body) = a.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 505 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"], "http_version_not_supported");
+    }
 
     #[test]
     fn only_bodiless_parse_error_answers_are_replaced() {

@@ -189,6 +189,20 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err("fsync directory", dir))
 }
 
+/// Creates `dir` and any missing parents, and fsyncs the parent of each one created: a
+/// new directory's entry is durable only once its parent is synced, and without it a
+/// power cut could lose the whole data directory after the node answered.
+fn create_dir_durably(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 fn encode_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&[kind]);
@@ -286,7 +300,7 @@ fn any_valid_record(data: &[u8]) -> bool {
 impl Storage {
     /// Opens (creating if needed) a data directory and recovers the node's durable state.
     pub fn open(dir: &Path) -> Result<(Storage, Recovered, RecoveryReport)> {
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        create_dir_durably(dir)?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
             .create(true)
@@ -459,6 +473,17 @@ impl Storage {
     /// new node, or one whose data was lost.
     pub fn holds_state(dir: &Path) -> bool {
         dir.join(STATE_FILE).is_file()
+    }
+
+    /// Whether `dir` holds any of a node's files besides the term/vote file: log segments
+    /// or a snapshot. Without the term/vote file beside them, the data is damaged, not new.
+    pub fn holds_log(dir: &Path) -> bool {
+        dir.join(SNAPSHOT_FILE).is_file()
+            || fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .any(|e| parse_segment_name(&e.file_name().to_string_lossy()).is_some())
+            })
     }
 
     /// Segments must run without a gap up to the newest one `state.bin` names. The one
@@ -950,6 +975,19 @@ mod tests {
         fs::remove_file(&segs[1]).unwrap();
         let e = refused(dir.path(), "a middle segment deleted");
         assert!(e.contains("have gaps"), "{e}");
+    }
+
+    #[test]
+    fn a_new_data_directory_is_created_with_its_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a").join("b").join("node");
+        assert!(!Storage::holds_log(&deep));
+        let (mut s, _, _) = Storage::open(&deep).unwrap();
+        s.persist(hs(1, None), None, &[entry(1, 1)]).unwrap();
+        assert!(Storage::holds_state(&deep) && Storage::holds_log(&deep));
+        drop(s);
+        fs::remove_file(deep.join(STATE_FILE)).unwrap();
+        assert!(!Storage::holds_state(&deep) && Storage::holds_log(&deep));
     }
 
     #[test]

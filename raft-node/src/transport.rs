@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::{read_body, BodyLimits};
 use crate::parse_errors::JsonParseErrors;
 use crate::raft::{Message, NodeId};
 
@@ -302,7 +303,7 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 async fn handle_raft(
     req: Request<Incoming>,
     sink: impl InboundSink,
-    max_body: usize,
+    bodies: BodyLimits,
     members: Arc<Membership>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST || req.uri().path() != "/raft" {
@@ -327,22 +328,21 @@ async fn handle_raft(
         .get(HEADER_API)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    if let Some(n) = declared_length(&req).filter(|&n| n > max_body) {
-        return Ok(plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("body of {n} bytes; a peer message is at most {max_body}\n"),
-        ));
-    }
-    let body = match Limited::new(req.into_body(), max_body).collect().await {
-        Ok(b) => b.to_bytes(),
+    // The body is held (and its share of the port's budget with it) until the messages
+    // are delivered: decoded, they take about as much memory.
+    let body = match read_body(req, &bodies).await {
+        Ok(b) => b,
         Err(e) => {
-            return Ok(plain(
-                StatusCode::BAD_REQUEST,
-                &format!("cannot read body: {e}\n"),
-            ))
+            // The rest of the body may still be coming: the connection cannot be reused.
+            let mut r = plain(e.status(), &format!("{e}\n"));
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return Ok(r);
         }
     };
-    let msgs: Vec<Message> = match postcard::from_bytes(&body) {
+    let msgs: Vec<Message> = match postcard::from_bytes(&body.bytes) {
         Ok(m) => m,
         Err(e) => {
             return Ok(plain(
@@ -358,7 +358,9 @@ async fn handle_raft(
         ));
     }
     let from_api = from.zip(api);
-    if !sink.deliver(Inbound { msgs, from_api }).await {
+    let delivered = sink.deliver(Inbound { msgs, from_api }).await;
+    drop(body);
+    if !delivered {
         return Ok(plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "node is shutting down\n",
@@ -367,31 +369,20 @@ async fn handle_raft(
     Ok(plain(StatusCode::NO_CONTENT, ""))
 }
 
-/// The body length a request declares (`Content-Length`), if it does.
-pub fn declared_length<B>(req: &Request<B>) -> Option<usize> {
-    req.headers()
-        .get(hyper::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Serves `POST /raft` on `listener` (with TLS when `tls` is given), forwarding decoded
-/// messages to `sink`; bodies over `max_body`, and requests not from a member of
+/// messages to `sink`; bodies beyond `bodies`' limits, and requests not from a member of
 /// `members`' cluster, are refused.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     sink: impl InboundSink,
     limits: PortLimits,
-    max_body: usize,
+    bodies: BodyLimits,
     members: Membership,
 ) {
     let members = Arc::new(members);
     serve_http(listener, tls, limits, move |req| {
-        handle_raft(req, sink.clone(), max_body, members.clone())
+        handle_raft(req, sink.clone(), bodies.clone(), members.clone())
     })
     .await
 }
