@@ -812,6 +812,74 @@ mod tests {
         )
     }
 
+    /// A schedule as text, with what each fault would hit in a 3-node cluster led by
+    /// node 1: the plan and every draw made from it.
+    fn pinned_text(plan: &[Planned]) -> String {
+        let nodes = [1, 2, 3];
+        let mut out = String::new();
+        for p in plan {
+            let hit = choose_nodes(p, &nodes, Some(1));
+            out += &format!("{p} | nodes {hit:?}");
+            if p.kind == FaultKind::Partition {
+                out += &format!(" | grudge {:?}", grudge(p, &nodes, Some(1)));
+            }
+            if p.staggered {
+                // In µs: the last bits of a float's logarithm are the platform's.
+                let s = stagger(p, &hit);
+                let steps = |v: &[(u64, Duration)]| -> Vec<String> {
+                    v.iter()
+                        .map(|(n, at)| format!("{n}@{}us", at.as_micros()))
+                        .collect()
+                };
+                out += &format!(
+                    " | stagger down {:?} up {:?}",
+                    steps(&s.kills),
+                    steps(&s.restarts)
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Refactors must not change a schedule: the default search and a fixed rota for a
+    /// few seeds, byte for byte as pinned in tests/fixtures/schedules. After a deliberate
+    /// change of the schedule, `PIN_SCHEDULES=write cargo test -p chaos-runner pinned`
+    /// writes them anew (and the diff shows what changed).
+    #[test]
+    fn pinned_schedules_do_not_change() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schedules");
+        let write = std::env::var("PIN_SCHEDULES").is_ok_and(|v| v == "write");
+        for seed in [1u64, 7, 42, 12345] {
+            let cases = [
+                (format!("search-{seed}.txt"), search(seed, &FaultKind::ALL)),
+                (
+                    format!("rota-{seed}.txt"),
+                    plan(
+                        seed,
+                        &FaultKind::ALL,
+                        &Target::ALL,
+                        &Shape::ALL,
+                        Duration::from_secs(3),
+                        Duration::from_secs(60),
+                    ),
+                ),
+            ];
+            for (name, plan) in cases {
+                let text = pinned_text(&plan);
+                let path = dir.join(&name);
+                if write {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(&path, &text).unwrap();
+                    continue;
+                }
+                let pinned = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(text == pinned, "{name} changed:\n{text}");
+            }
+        }
+    }
+
     #[test]
     fn the_search_replays_by_seed_and_keeps_each_layer_in_sequence() {
         assert_eq!(search(7, &FaultKind::ALL), search(7, &FaultKind::ALL));
