@@ -4,6 +4,7 @@ mod bench;
 mod check_cmd;
 mod cluster;
 mod console;
+mod exit;
 mod link_mode;
 mod nemesis;
 mod netns;
@@ -17,26 +18,6 @@ mod tls;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit codes, stable for CI gates.
-pub mod exit {
-    use checker::Verdict;
-
-    pub const VALID: u8 = 0;
-    pub const INVALID: u8 = 1;
-    pub const UNKNOWN: u8 = 2;
-    pub const ERROR: u8 = 3;
-
-    /// The exit code that says `verdict` (the one mapping `test`, `check` and `bench`
-    /// share).
-    pub fn of(verdict: Verdict) -> u8 {
-        match verdict {
-            Verdict::Valid => VALID,
-            Verdict::Invalid => INVALID,
-            Verdict::Unknown => UNKNOWN,
-        }
-    }
-}
 
 /// Finds consistency bugs in distributed systems.
 ///
