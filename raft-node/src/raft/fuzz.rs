@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use std::sync::Arc;
+
 use super::*;
 
 fn cfg(id: NodeId) -> Config {

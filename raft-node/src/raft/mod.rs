@@ -11,233 +11,40 @@
 //! `Ready::snapshot` and `Ready::entries` durably *before* sending `Ready::messages` or
 //! applying `Ready::committed`.
 
+//!
+//! Where things are: this file holds the node's state, the clock, client work, the
+//! leader's replication and the dispatch of messages; `election` campaigns and votes,
+//! `install` sends and installs snapshots, `quorum` does the majority arithmetic,
+//! `untrusted` checks peers' input (the term bounds), `config` and `ready` are the types
+//! at the edges.
+
+mod config;
+mod election;
+mod install;
 mod log;
 mod message;
 mod progress;
+mod quorum;
 mod read_only;
+mod ready;
 mod recovered;
+mod untrusted;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
+pub use config::{Config, CoreBugs};
 pub use log::RaftLog;
 pub use message::{
     Append, AppendResponse, Body, Entry, Heartbeat, HeartbeatResponse, Index, Message, NodeId,
     Payload, SnapshotChunk, SnapshotResponse, Term, Vote, VoteResponse,
 };
 use progress::{Progress, ProgressState};
+use quorum::Tally;
 use read_only::ReadOnly;
+pub use ready::{HardState, NewError, NotLeader, ReadState, Ready, Role, Snapshot, Status};
 pub use recovered::{Recovered, RecoveryError};
-
-/// The highest term a node will hold. A message with a higher term is dropped, and a node
-/// at this term no longer campaigns, so a term never wraps. Legitimate terms never come
-/// near it: one election takes at least one election timeout, and with the jump bound
-/// below a forged message cannot carry a node there either. Recovered state beyond it is
-/// refused at start (only a forgery accepted by an older version, or corruption that
-/// kept its checksum, could have written it).
-pub const TERM_LIMIT: Term = 1 << 62;
-
-/// How far messages may raise a node's term: a node holds this much *term credit* when
-/// it starts, spends what each adopted higher term moves it, and earns one back per tick,
-/// up to this cap. A legitimate gap is the number of elections a node missed, and terms
-/// cannot advance faster than about one per election timeout (at least a few ticks), so
-/// an honest cluster never runs short; a forged term far ahead is dropped instead of
-/// adopted, and a forger can move a node at most this much per start of the node, plus
-/// one per tick. `TERM_LIMIT / TERM_JUMP` = 2^30 starts would be needed to reach the limit.
-pub const TERM_JUMP: Term = 1 << 32;
-
-/// Tunables of the core, all in ticks (the driver decides how long a tick is).
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub id: NodeId,
-    /// The other voting members.
-    pub peers: Vec<NodeId>,
-    /// Election timeouts are drawn from `election_ticks_min..election_ticks_max`.
-    pub election_ticks_min: u32,
-    pub election_ticks_max: u32,
-    pub heartbeat_ticks: u32,
-    /// Bounds on one AppendEntries.
-    pub max_append_entries: usize,
-    pub max_append_bytes: usize,
-    /// AppendEntries a leader streams to a follower before waiting for answers.
-    pub max_inflight: usize,
-    pub snapshot_chunk_bytes: usize,
-    /// Pre-vote (§9.6): a node campaigns only if a majority would vote for it, so a node
-    /// rejoining after a partition does not depose a healthy leader.
-    pub pre_vote: bool,
-    /// Check-quorum (§6.2): a leader that has not heard from a majority for an election
-    /// timeout steps down; followers that hear from a leader ignore vote requests.
-    pub check_quorum: bool,
-    /// Seeds the election-timeout randomisation, so simulations are reproducible.
-    pub seed: u64,
-    /// Says whether a received snapshot's bytes are a state the state machine can load.
-    /// A snapshot that fails it (or its checksum) is discarded before anything is
-    /// persisted, so a bad or forged snapshot can never replace the node's state.
-    pub snapshot_check: fn(&[u8]) -> bool,
-    /// Deliberate protocol violations, for proving that tests catch them. Never set in
-    /// production; `raft-node --unsafe-bug` is the only way in.
-    pub bugs: CoreBugs,
-}
-
-/// Seeded bugs that live in the consensus core (see `docs/seeded-bugs.md`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CoreBugs {
-    /// Serve ReadIndex before the new leader committed an entry of its term.
-    pub no_noop_read: bool,
-    /// Commit entries of earlier terms by counting replicas (the paper's figure 8).
-    pub commit_old_term: bool,
-    /// A follower takes the leader's commit index even beyond what this RPC proved.
-    pub commit_overreach: bool,
-}
-
-impl Config {
-    pub fn new(id: NodeId, peers: Vec<NodeId>) -> Self {
-        Config {
-            id,
-            peers,
-            election_ticks_min: 30,
-            election_ticks_max: 60,
-            heartbeat_ticks: 5,
-            max_append_entries: 1024,
-            max_append_bytes: 4 << 20,
-            max_inflight: 64,
-            snapshot_chunk_bytes: 1 << 20,
-            pre_vote: true,
-            check_quorum: true,
-            seed: id,
-            snapshot_check: |_| true,
-            bugs: CoreBugs::default(),
-        }
-    }
-
-    /// Rejects settings under which the protocol cannot work.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.id == 0 {
-            return Err("node id 0 is reserved".into());
-        }
-        if self.peers.contains(&self.id) {
-            return Err(format!("node {} lists itself as a peer", self.id));
-        }
-        let unique: BTreeSet<_> = self.peers.iter().collect();
-        if unique.len() != self.peers.len() || self.peers.contains(&0) {
-            return Err("peer ids must be unique and non-zero".into());
-        }
-        if self.heartbeat_ticks == 0 || self.election_ticks_min <= self.heartbeat_ticks {
-            return Err("the election timeout must be longer than the heartbeat interval".into());
-        }
-        if self.election_ticks_max <= self.election_ticks_min {
-            return Err("the election timeout range is empty".into());
-        }
-        if self.max_append_entries == 0 || self.max_inflight == 0 || self.snapshot_chunk_bytes == 0
-        {
-            return Err("message size limits must be positive".into());
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Follower,
-    PreCandidate,
-    Candidate,
-    Leader,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Follower => "follower",
-            Role::PreCandidate => "pre-candidate",
-            Role::Candidate => "candidate",
-            Role::Leader => "leader",
-        }
-    }
-}
-
-/// What must be durable before the node answers anyone (figure 3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct HardState {
-    pub term: Term,
-    pub vote: Option<NodeId>,
-}
-
-/// A state-machine snapshot covering the log up to `index`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    pub index: Index,
-    pub term: Term,
-    pub data: Arc<Vec<u8>>,
-}
-
-/// A read confirmed by ReadIndex: answer it once the applied index reaches `index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadState {
-    pub id: u64,
-    pub index: Index,
-}
-
-/// Work the driver must do, in this order: persist (`hard_state`, `snapshot`, `entries`),
-/// then send `messages`, then apply `snapshot` and `committed` and answer reads.
-#[derive(Debug, Default)]
-pub struct Ready {
-    pub hard_state: Option<HardState>,
-    /// A snapshot received from the leader: persist it, then restore the state machine.
-    pub snapshot: Option<Snapshot>,
-    /// New log entries. The first one's index replaces whatever storage holds from there on.
-    pub entries: Vec<Entry>,
-    pub messages: Vec<Message>,
-    /// Entries now committed, in log order, to apply to the state machine.
-    pub committed: Vec<Entry>,
-    pub read_states: Vec<ReadState>,
-    /// Reads that will never be confirmed here (this node is not, or no longer, leader).
-    pub failed_reads: Vec<u64>,
-}
-
-impl Ready {
-    pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
-            && self.snapshot.is_none()
-            && self.entries.is_empty()
-            && self.messages.is_empty()
-            && self.committed.is_empty()
-            && self.read_states.is_empty()
-            && self.failed_reads.is_empty()
-    }
-}
-
-/// Why a core could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NewError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("inconsistent durable state: {0}")]
-    State(#[from] RecoveryError),
-}
-
-/// Why a proposal or a read was refused. Refused work never entered the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotLeader {
-    pub leader: Option<NodeId>,
-}
-
-/// A summary of a node, for status pages and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub id: NodeId,
-    pub role: Role,
-    pub term: Term,
-    pub vote: Option<NodeId>,
-    pub leader: Option<NodeId>,
-    pub commit_index: Index,
-    pub applied_index: Index,
-    pub last_log_index: Index,
-    pub last_log_term: Term,
-    pub snapshot_index: Index,
-    pub log_length: usize,
-    /// Messages dropped for claiming a term too far ahead ([`TERM_LIMIT`], [`TERM_JUMP`]).
-    pub refused_term_jumps: u64,
-}
+use untrusted::well_formed;
+pub use untrusted::{TERM_JUMP, TERM_LIMIT};
 
 struct IncomingSnapshot {
     index: Index,
@@ -272,7 +79,7 @@ pub struct Raft {
     election_elapsed: u32,
     randomized_timeout: u32,
     heartbeat_elapsed: u32,
-    votes: BTreeMap<NodeId, bool>,
+    votes: Tally,
     progress: BTreeMap<NodeId, Progress>,
     rng: Rng,
     /// The newest local snapshot, kept to send to lagging followers.
@@ -319,7 +126,7 @@ impl Raft {
             election_elapsed: 0,
             randomized_timeout,
             heartbeat_elapsed: 0,
-            votes: BTreeMap::new(),
+            votes: Tally::default(),
             progress: BTreeMap::new(),
             rng,
             snapshot: recovered.snapshot,
@@ -412,9 +219,9 @@ impl Raft {
             .collect()
     }
 
-    fn quorum(&self) -> usize {
-        let size = self.cfg.peers.len() + 1;
-        size / 2 + 1
+    /// How many nodes vote: the peers and this one.
+    fn voters(&self) -> usize {
+        self.cfg.peers.len() + 1
     }
 
     fn send(&mut self, to: NodeId, term: Term, body: Body) {
@@ -443,11 +250,11 @@ impl Raft {
             }
             if self.cfg.check_quorum && self.election_elapsed >= self.cfg.election_ticks_min {
                 self.election_elapsed = 0;
-                let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
+                let active = self.progress.values().filter(|p| p.recent_active).count();
                 for pr in self.progress.values_mut() {
                     pr.recent_active = false;
                 }
-                if active < self.quorum() {
+                if !quorum::hears_majority(active, self.voters()) {
                     self.become_follower(self.term, None);
                 }
             }
@@ -490,12 +297,6 @@ impl Raft {
         }
     }
 
-    fn in_lease(&self) -> bool {
-        self.cfg.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.cfg.election_ticks_min
-    }
-
     // ----- role changes -----
 
     fn reset_timers(&mut self) {
@@ -524,90 +325,6 @@ impl Raft {
         self.leader = leader;
         self.votes.clear();
         self.reset_timers();
-    }
-
-    fn campaign(&mut self) {
-        if self.term >= TERM_LIMIT {
-            // No term may come after this one: never climb towards a wrap.
-            self.reset_timers();
-            return;
-        }
-        if self.cfg.pre_vote {
-            self.start_election(Role::PreCandidate);
-        } else {
-            self.campaign_for_real();
-        }
-    }
-
-    fn campaign_for_real(&mut self) {
-        let Some(next) = self.term.checked_add(1) else {
-            self.become_follower(self.term, None);
-            return;
-        };
-        self.term = next;
-        self.vote = Some(self.cfg.id);
-        self.hard_state_dirty = true;
-        self.start_election(Role::Candidate);
-    }
-
-    /// Votes for itself and asks the others (a pre-vote for `PreCandidate`).
-    fn start_election(&mut self, role: Role) {
-        self.role = role;
-        self.leader = None;
-        self.votes.clear();
-        self.votes.insert(self.cfg.id, true);
-        self.reset_timers();
-        let pre_vote = role == Role::PreCandidate;
-        if self.quorum() == 1 {
-            if pre_vote {
-                self.campaign_for_real();
-            } else {
-                self.become_leader();
-            }
-            return;
-        }
-        self.request_votes(pre_vote);
-    }
-
-    fn request_votes(&mut self, pre_vote: bool) {
-        // `campaign` never runs at the limit, so the pre-vote term stays within it.
-        let term = if pre_vote { self.term + 1 } else { self.term };
-        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        for p in self.cfg.peers.clone() {
-            let vote = Vote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            };
-            self.send(p, term, Body::Vote(vote));
-        }
-    }
-
-    fn become_leader(&mut self) {
-        self.role = Role::Leader;
-        self.leader = Some(self.cfg.id);
-        self.votes.clear();
-        self.reset_timers();
-        let next = self.log.last_index() + 1;
-        self.progress = self
-            .cfg
-            .peers
-            .iter()
-            .map(|&p| {
-                let mut pr = Progress::new(next);
-                pr.recent_active = true;
-                (p, pr)
-            })
-            .collect();
-        // The no-op lets this leader commit its term's first entry, and with it every entry
-        // of earlier terms (§3.6.2), and enables ReadIndex (§6.4).
-        self.log.append(Entry {
-            term: self.term,
-            index: next,
-            payload: Payload::Noop,
-        });
-        self.broadcast_pending = true;
-        self.maybe_commit();
     }
 
     // ----- client work -----
@@ -653,12 +370,14 @@ impl Raft {
         if self.reads.join(id, self.commit) {
             self.heartbeat_pending = true;
         }
-        self.reads.confirmed(self.quorum(), &mut self.read_states);
+        self.reads
+            .confirmed(quorum::majority(self.voters()), &mut self.read_states);
     }
 
     fn ack_reads(&mut self, from: NodeId, ctx: u64) {
         self.reads.ack(from, ctx);
-        self.reads.confirmed(self.quorum(), &mut self.read_states);
+        self.reads
+            .confirmed(quorum::majority(self.voters()), &mut self.read_states);
     }
 
     /// Discards the log up to `snapshot.index`, which the state machine has captured.
@@ -798,33 +517,10 @@ impl Raft {
         self.send(to, self.term, body);
     }
 
-    fn send_snapshot_chunk(&mut self, to: NodeId) {
-        let pr = self.progress.get_mut(&to).expect("progress for peer");
-        let snap = pr
-            .snapshot
-            .clone()
-            .expect("snapshot state holds its snapshot");
-        let len = snap.data.len() as u64;
-        let checksum = pr.snapshot_checksum;
-        let offset = pr.snapshot_offset.min(len);
-        let end = (offset + self.cfg.snapshot_chunk_bytes as u64).min(len);
-        pr.probe_sent = true;
-        let body = Body::Snapshot(SnapshotChunk {
-            last_index: snap.index,
-            last_term: snap.term,
-            offset,
-            data: snap.data[offset as usize..end as usize].to_vec(),
-            done: end == len,
-            checksum,
-        });
-        self.send(to, self.term, body);
-    }
-
     fn maybe_commit(&mut self) {
         let mut matched: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
         matched.push(self.log.last_index());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[self.quorum() - 1];
+        let candidate = quorum::majority_index(matched);
         // Only entries of the current term are committed by counting replicas (§3.6.2).
         let current_term =
             self.log.term(candidate) == Some(self.term) || self.cfg.bugs.commit_old_term;
@@ -897,18 +593,6 @@ impl Raft {
         }
     }
 
-    /// Whether a message may raise this node's term to `term`; if so, the jump is spent
-    /// from the term credit (see [`TERM_JUMP`]).
-    fn spend_term_credit(&mut self, term: Term) -> bool {
-        let jump = term - self.term;
-        if jump > self.term_credit {
-            self.refused_term_jumps = self.refused_term_jumps.saturating_add(1);
-            return false;
-        }
-        self.term_credit -= jump;
-        true
-    }
-
     /// Answers a request from an older term with our term, so its sender steps down;
     /// stale responses are dropped.
     fn reject_stale(&mut self, m: &Message) {
@@ -953,57 +637,6 @@ impl Raft {
         self.leader = Some(from);
         self.election_elapsed = 0;
         true
-    }
-
-    fn log_up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
-        last_log_term > self.log.last_term()
-            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index())
-    }
-
-    fn handle_vote(&mut self, from: NodeId, term: Term, v: &Vote) {
-        let up_to_date = self.log_up_to_date(v.last_log_index, v.last_log_term);
-        let pre_vote = v.pre_vote;
-        if pre_vote {
-            let granted = term > self.term && up_to_date && !self.in_lease();
-            let reply_term = if granted { term } else { self.term };
-            let reply = VoteResponse { pre_vote, granted };
-            self.send(from, reply_term, Body::VoteResponse(reply));
-            return;
-        }
-        let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
-        let granted = can_vote && up_to_date;
-        if granted {
-            if self.vote != Some(from) {
-                self.vote = Some(from);
-                self.hard_state_dirty = true;
-            }
-            self.election_elapsed = 0;
-        }
-        let reply = VoteResponse { pre_vote, granted };
-        self.send(from, self.term, Body::VoteResponse(reply));
-    }
-
-    fn handle_vote_response(&mut self, from: NodeId, term: Term, r: &VoteResponse) {
-        let counts = match (self.role, r.pre_vote) {
-            (Role::PreCandidate, true) => !r.granted || Some(term) == self.term.checked_add(1),
-            (Role::Candidate, false) => true,
-            _ => false,
-        };
-        if !counts {
-            return;
-        }
-        self.votes.insert(from, r.granted);
-        let yes = self.votes.values().filter(|&&g| g).count();
-        let no = self.votes.len() - yes;
-        if yes >= self.quorum() {
-            if r.pre_vote {
-                self.campaign_for_real();
-            } else {
-                self.become_leader();
-            }
-        } else if no >= self.quorum() {
-            self.become_follower(self.term, None);
-        }
     }
 
     fn handle_append(&mut self, from: NodeId, a: &Append) {
@@ -1141,121 +774,6 @@ impl Raft {
         }
         self.ack_reads(from, r.read_ctx);
     }
-
-    fn handle_snapshot(&mut self, from: NodeId, c: &SnapshotChunk) {
-        let (index, term) = (c.last_index, c.last_term);
-        let reply = |s: &mut Self, next_offset, done| {
-            let body = Body::SnapshotResponse(SnapshotResponse {
-                last_index: index,
-                next_offset,
-                done,
-            });
-            s.send(from, s.term, body);
-        };
-        if index <= self.commit {
-            self.incoming = None;
-            reply(self, 0, true);
-            return;
-        }
-        if c.offset == 0 {
-            self.incoming = Some(IncomingSnapshot {
-                index,
-                term,
-                buf: Vec::new(),
-            });
-        }
-        let Some(inc) = self
-            .incoming
-            .as_mut()
-            .filter(|i| i.index == index && i.term == term)
-        else {
-            reply(self, 0, false);
-            return;
-        };
-        if inc.buf.len() as u64 != c.offset {
-            let have = inc.buf.len() as u64;
-            reply(self, have, false);
-            return;
-        }
-        inc.buf.extend_from_slice(&c.data);
-        if !c.done {
-            let have = inc.buf.len() as u64;
-            reply(self, have, false);
-            return;
-        }
-        let inc = self.incoming.take().expect("checked above");
-        if crc32fast::hash(&inc.buf) != c.checksum || !(self.cfg.snapshot_check)(&inc.buf) {
-            // Damaged or not a state at all: keep ours, and let the leader start over.
-            reply(self, 0, false);
-            return;
-        }
-        let snap = Snapshot {
-            index,
-            term,
-            data: Arc::new(inc.buf),
-        };
-        // Keep the log after the snapshot only if it agrees with the snapshot (§5.3).
-        if self.log.term(index) == Some(term) {
-            self.log.compact(index);
-        } else {
-            self.log.reset(index, term);
-        }
-        self.commit = index;
-        self.applied = index;
-        self.snapshot_to_install = Some(snap.clone());
-        self.snapshot = Some(snap);
-        reply(self, 0, true);
-    }
-
-    fn handle_snapshot_response(&mut self, from: NodeId, r: &SnapshotResponse) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let Some(pr) = self.progress.get_mut(&from) else {
-            return;
-        };
-        pr.recent_active = true;
-        if r.done {
-            let grew = pr.ack(r.last_index.min(self.log.last_index()));
-            if pr.state == ProgressState::Snapshot && pr.match_index >= pr.snapshot_index {
-                pr.become_probe();
-            }
-            if grew {
-                self.maybe_commit();
-            }
-            self.replicate_to(from);
-        } else if pr.state == ProgressState::Snapshot && pr.snapshot_index == r.last_index {
-            if r.next_offset > pr.snapshot_offset {
-                pr.ticks_since_ack = 0;
-                pr.snapshot_offset = r.next_offset;
-                pr.snapshot_rewind = None;
-                pr.probe_sent = false;
-                self.replicate_to(from);
-            } else {
-                // A duplicate, or the follower lost its partial copy: never answer each such
-                // response with a chunk (duplicates would multiply); the stall timer resends
-                // from where the follower last said it is.
-                pr.snapshot_rewind = Some(r.next_offset);
-            }
-        }
-    }
-}
-
-/// Whether a message could have come from a correct peer: an AppendEntries carries
-/// consecutive entries right after `prev_log_index`, with terms that never go back and
-/// never exceed the sender's term.
-fn well_formed(m: &Message) -> bool {
-    let Body::Append(a) = &m.body else {
-        return true;
-    };
-    let mut prev = (a.prev_log_index, a.prev_log_term);
-    for e in &a.entries {
-        if Some(e.index) != prev.0.checked_add(1) || e.term < prev.1 || e.term > m.term {
-            return false;
-        }
-        prev = (e.index, e.term);
-    }
-    true
 }
 
 #[cfg(test)]

@@ -1,0 +1,95 @@
+//! The core's tunables and the seeded bugs it can be built with.
+
+use std::collections::BTreeSet;
+
+use super::NodeId;
+
+/// Tunables of the core, all in ticks (the driver decides how long a tick is).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: NodeId,
+    /// The other voting members.
+    pub peers: Vec<NodeId>,
+    /// Election timeouts are drawn from `election_ticks_min..election_ticks_max`.
+    pub election_ticks_min: u32,
+    pub election_ticks_max: u32,
+    pub heartbeat_ticks: u32,
+    /// Bounds on one AppendEntries.
+    pub max_append_entries: usize,
+    pub max_append_bytes: usize,
+    /// AppendEntries a leader streams to a follower before waiting for answers.
+    pub max_inflight: usize,
+    pub snapshot_chunk_bytes: usize,
+    /// Pre-vote (§9.6): a node campaigns only if a majority would vote for it, so a node
+    /// rejoining after a partition does not depose a healthy leader.
+    pub pre_vote: bool,
+    /// Check-quorum (§6.2): a leader that has not heard from a majority for an election
+    /// timeout steps down; followers that hear from a leader ignore vote requests.
+    pub check_quorum: bool,
+    /// Seeds the election-timeout randomisation, so simulations are reproducible.
+    pub seed: u64,
+    /// Says whether a received snapshot's bytes are a state the state machine can load.
+    /// A snapshot that fails it (or its checksum) is discarded before anything is
+    /// persisted, so a bad or forged snapshot can never replace the node's state.
+    pub snapshot_check: fn(&[u8]) -> bool,
+    /// Deliberate protocol violations, for proving that tests catch them. Never set in
+    /// production; `raft-node --unsafe-bug` is the only way in.
+    pub bugs: CoreBugs,
+}
+
+/// Seeded bugs that live in the consensus core (see `docs/seeded-bugs.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoreBugs {
+    /// Serve ReadIndex before the new leader committed an entry of its term.
+    pub no_noop_read: bool,
+    /// Commit entries of earlier terms by counting replicas (the paper's figure 8).
+    pub commit_old_term: bool,
+    /// A follower takes the leader's commit index even beyond what this RPC proved.
+    pub commit_overreach: bool,
+}
+
+impl Config {
+    pub fn new(id: NodeId, peers: Vec<NodeId>) -> Self {
+        Config {
+            id,
+            peers,
+            election_ticks_min: 30,
+            election_ticks_max: 60,
+            heartbeat_ticks: 5,
+            max_append_entries: 1024,
+            max_append_bytes: 4 << 20,
+            max_inflight: 64,
+            snapshot_chunk_bytes: 1 << 20,
+            pre_vote: true,
+            check_quorum: true,
+            seed: id,
+            snapshot_check: |_| true,
+            bugs: CoreBugs::default(),
+        }
+    }
+
+    /// Rejects settings under which the protocol cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id == 0 {
+            return Err("node id 0 is reserved".into());
+        }
+        if self.peers.contains(&self.id) {
+            return Err(format!("node {} lists itself as a peer", self.id));
+        }
+        let unique: BTreeSet<_> = self.peers.iter().collect();
+        if unique.len() != self.peers.len() || self.peers.contains(&0) {
+            return Err("peer ids must be unique and non-zero".into());
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks_min <= self.heartbeat_ticks {
+            return Err("the election timeout must be longer than the heartbeat interval".into());
+        }
+        if self.election_ticks_max <= self.election_ticks_min {
+            return Err("the election timeout range is empty".into());
+        }
+        if self.max_append_entries == 0 || self.max_inflight == 0 || self.snapshot_chunk_bytes == 0
+        {
+            return Err("message size limits must be positive".into());
+        }
+        Ok(())
+    }
+}

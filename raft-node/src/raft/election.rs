@@ -1,0 +1,145 @@
+//! Elections (§3.4, with pre-vote §9.6 and the lease of §4.2.3): campaigning, asking for
+//! votes, answering them and counting them, and becoming leader.
+
+use super::progress::Progress;
+use super::quorum::Outcome;
+use super::{
+    Body, Entry, Index, NodeId, Payload, Raft, Role, Term, Vote, VoteResponse, TERM_LIMIT,
+};
+
+impl Raft {
+    pub(super) fn in_lease(&self) -> bool {
+        self.cfg.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed < self.cfg.election_ticks_min
+    }
+
+    pub(super) fn campaign(&mut self) {
+        if self.term >= TERM_LIMIT {
+            // No term may come after this one: never climb towards a wrap.
+            self.reset_timers();
+            return;
+        }
+        if self.cfg.pre_vote {
+            self.start_election(Role::PreCandidate);
+        } else {
+            self.campaign_for_real();
+        }
+    }
+
+    pub(super) fn campaign_for_real(&mut self) {
+        let Some(next) = self.term.checked_add(1) else {
+            self.become_follower(self.term, None);
+            return;
+        };
+        self.term = next;
+        self.vote = Some(self.cfg.id);
+        self.hard_state_dirty = true;
+        self.start_election(Role::Candidate);
+    }
+
+    /// Votes for itself and asks the others (a pre-vote for `PreCandidate`).
+    pub(super) fn start_election(&mut self, role: Role) {
+        self.role = role;
+        self.leader = None;
+        self.votes.clear();
+        let alone = self.votes.record(self.cfg.id, true, self.voters()) == Outcome::Won;
+        self.reset_timers();
+        let pre_vote = role == Role::PreCandidate;
+        if alone {
+            if pre_vote {
+                self.campaign_for_real();
+            } else {
+                self.become_leader();
+            }
+            return;
+        }
+        self.request_votes(pre_vote);
+    }
+
+    pub(super) fn request_votes(&mut self, pre_vote: bool) {
+        // `campaign` never runs at the limit, so the pre-vote term stays within it.
+        let term = if pre_vote { self.term + 1 } else { self.term };
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        for p in self.cfg.peers.clone() {
+            let vote = Vote {
+                pre_vote,
+                last_log_index,
+                last_log_term,
+            };
+            self.send(p, term, Body::Vote(vote));
+        }
+    }
+
+    pub(super) fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id);
+        self.votes.clear();
+        self.reset_timers();
+        let next = self.log.last_index() + 1;
+        self.progress = self
+            .cfg
+            .peers
+            .iter()
+            .map(|&p| {
+                let mut pr = Progress::new(next);
+                pr.recent_active = true;
+                (p, pr)
+            })
+            .collect();
+        // The no-op lets this leader commit its term's first entry, and with it every entry
+        // of earlier terms (§3.6.2), and enables ReadIndex (§6.4).
+        self.log.append(Entry {
+            term: self.term,
+            index: next,
+            payload: Payload::Noop,
+        });
+        self.broadcast_pending = true;
+        self.maybe_commit();
+    }
+
+    pub(super) fn log_up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
+        last_log_term > self.log.last_term()
+            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index())
+    }
+
+    pub(super) fn handle_vote(&mut self, from: NodeId, term: Term, v: &Vote) {
+        let up_to_date = self.log_up_to_date(v.last_log_index, v.last_log_term);
+        let pre_vote = v.pre_vote;
+        if pre_vote {
+            let granted = term > self.term && up_to_date && !self.in_lease();
+            let reply_term = if granted { term } else { self.term };
+            let reply = VoteResponse { pre_vote, granted };
+            self.send(from, reply_term, Body::VoteResponse(reply));
+            return;
+        }
+        let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+        let granted = can_vote && up_to_date;
+        if granted {
+            if self.vote != Some(from) {
+                self.vote = Some(from);
+                self.hard_state_dirty = true;
+            }
+            self.election_elapsed = 0;
+        }
+        let reply = VoteResponse { pre_vote, granted };
+        self.send(from, self.term, Body::VoteResponse(reply));
+    }
+
+    pub(super) fn handle_vote_response(&mut self, from: NodeId, term: Term, r: &VoteResponse) {
+        let counts = match (self.role, r.pre_vote) {
+            (Role::PreCandidate, true) => !r.granted || Some(term) == self.term.checked_add(1),
+            (Role::Candidate, false) => true,
+            _ => false,
+        };
+        if !counts {
+            return;
+        }
+        match self.votes.record(from, r.granted, self.voters()) {
+            Outcome::Won if r.pre_vote => self.campaign_for_real(),
+            Outcome::Won => self.become_leader(),
+            Outcome::Lost => self.become_follower(self.term, None),
+            Outcome::Pending => {}
+        }
+    }
+}
