@@ -112,6 +112,9 @@ impl Operation {
 pub struct NemesisEvent {
     pub time: u64,
     pub f: String,
+    /// `f` typed, when it is one of ours (start-/stop- a fault kind, crash, heal); other
+    /// tools' events keep only `f`.
+    pub fault: Option<crate::fault::FaultEdge>,
     pub value: Value,
 }
 
@@ -210,9 +213,11 @@ impl Pairing {
         }
         let time = ev.time.unwrap_or(self.index);
         let Some(process) = ev.process else {
+            let f = ev.f.unwrap_or_default();
             self.nemesis.push(NemesisEvent {
                 time,
-                f: ev.f.unwrap_or_default(),
+                fault: crate::fault::FaultEdge::parse(&f),
+                f,
                 value: ev.value,
             });
             return Ok(());

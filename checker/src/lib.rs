@@ -7,10 +7,12 @@
 //! - [`search`]: the Wing–Gong–Lowe search for one sub-history.
 //! - [`check`]: splitting by key, parallel search within a budget, verdicts and reports.
 //! - [`reference`]: a brute-force checker, the oracle the tests compare against.
+//! - [`fault`]: the fault vocabulary (kinds, targets, shapes, a nemesis event's edge).
 //! - [`record`]: the run records every crate shares (test.json, results.json, fault
 //!   details) and the one quantile definition.
 
 pub mod check;
+pub mod fault;
 pub mod generate;
 pub mod history;
 pub mod import;

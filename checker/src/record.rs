@@ -124,6 +124,8 @@ pub struct LatencyMs {
     pub max: Option<f64>,
 }
 
+pub use crate::fault::{CutMode, FaultEdge, FaultKind, Shape, Target};
+
 /// What a fault did, as the nemesis records it in the history (the `value` of its start
 /// and stop events) and in the results. Fields a kind does not use are left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,13 +136,13 @@ pub struct FaultDetails {
     pub nodes: Vec<u64>,
     /// Kill and pause: whom they aimed at (random, leader, minority, majority, every).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    pub target: Option<Target>,
     /// Partition: its shape (isolate, halves, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub shape: Option<String>,
+    pub shape: Option<Shape>,
     /// Partition: `cut` (connections refused) or `black-hole` (swallowed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<CutMode>,
     /// Partition: node → the nodes it does not hear (keys are node ids as text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grudge: Option<BTreeMap<String, Vec<u64>>>,
@@ -343,7 +345,7 @@ mod tests {
     fn fault_details_write_only_what_a_kind_uses_and_read_anything() {
         let kill = FaultDetails {
             nodes: vec![2],
-            target: Some("leader".into()),
+            target: Some(Target::Leader),
             ..FaultDetails::default()
         };
         assert_eq!(

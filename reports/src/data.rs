@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use checker::history::{read_jsonl, History, Operation, Outcome};
-use checker::record::{FaultDetails, RunResults, TestRecord};
+use checker::record::{FaultDetails, FaultEdge, FaultKind, RunResults, Shape, TestRecord};
 use serde::de::DeserializeOwned;
 
 use crate::ReportError;
@@ -12,10 +12,17 @@ use crate::ReportError;
 /// A fault with its interval (seconds from the start of the history clock).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
-    pub kind: String,
+    pub kind: Happened,
     pub start: f64,
     pub end: f64,
     pub label: String,
+}
+
+/// What a drawn interval was: a fault the nemesis injected, or a crash nobody asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Happened {
+    Fault(FaultKind),
+    Crash,
 }
 
 pub struct Run {
@@ -53,53 +60,60 @@ pub fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Report
         })
 }
 
-fn label(kind: &str, d: &FaultDetails) -> String {
+/// A fault's label in words.
+fn label(what: Happened, d: &FaultDetails) -> String {
     let nodes: Vec<String> = d.nodes.iter().map(|n| format!("n{n}")).collect();
-    match kind {
-        "partition" => format!(
+    match what {
+        Happened::Fault(FaultKind::Partition) => format!(
             "partition {}{}",
-            d.shape.as_deref().unwrap_or(""),
+            d.shape.map_or("", Shape::name),
             d.mode
-                .as_deref()
-                .map(|m| format!(" ({m})"))
+                .map(|m| format!(" ({})", m.name()))
                 .unwrap_or_default()
         ),
-        "latency" => "latency".to_string(),
-        "link-latency" => format!("link latency {} ms", d.delay_ms.unwrap_or(0)),
-        k => format!("{k} {}", nodes.join(",")),
+        Happened::Fault(FaultKind::Latency) => "latency".to_string(),
+        Happened::Fault(FaultKind::LinkLatency) => {
+            format!("link latency {} ms", d.delay_ms.unwrap_or(0))
+        }
+        Happened::Fault(k) => format!("{k} {}", nodes.join(",")),
+        Happened::Crash => format!("crash {}", nodes.join(",")),
     }
 }
 
-/// Pairs `start-X` / `stop-X` nemesis events into intervals; an unclosed one runs to `end`.
+/// Pairs each fault's start and stop events into an interval (an unclosed one runs to
+/// `end`); a crash is a point. Other tools' nemesis events are not drawn.
 pub fn fault_intervals(history: &History, end: f64) -> Vec<Fault> {
-    let mut open: BTreeMap<String, (f64, String)> = BTreeMap::new();
+    let mut open: BTreeMap<FaultKind, (f64, String)> = BTreeMap::new();
     let mut out = Vec::new();
     for ev in &history.nemesis {
         let t = ev.time as f64 / 1e9;
         let details = FaultDetails::from_value(&ev.value);
-        if let Some(kind) = ev.f.strip_prefix("start-") {
-            open.insert(kind.to_string(), (t, label(kind, &details)));
-        } else if let Some(kind) = ev.f.strip_prefix("stop-") {
-            if let Some((start, label)) = open.remove(kind) {
-                out.push(Fault {
-                    kind: kind.to_string(),
-                    start,
-                    end: t,
-                    label,
-                });
+        match ev.fault {
+            Some(FaultEdge::Start(kind)) => {
+                open.insert(kind, (t, label(Happened::Fault(kind), &details)));
             }
-        } else if ev.f == "crash" {
-            out.push(Fault {
-                kind: "crash".into(),
+            Some(FaultEdge::Stop(kind)) => {
+                if let Some((start, label)) = open.remove(&kind) {
+                    out.push(Fault {
+                        kind: Happened::Fault(kind),
+                        start,
+                        end: t,
+                        label,
+                    });
+                }
+            }
+            Some(FaultEdge::Crash) => out.push(Fault {
+                kind: Happened::Crash,
                 start: t,
                 end: t,
-                label: label("crash", &details),
-            });
+                label: label(Happened::Crash, &details),
+            }),
+            Some(FaultEdge::Heal) | None => {}
         }
     }
     for (kind, (start, label)) in open {
         out.push(Fault {
-            kind,
+            kind: Happened::Fault(kind),
             start,
             end,
             label,

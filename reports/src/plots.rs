@@ -146,9 +146,9 @@ pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
         .iter()
         .filter_map(|o| {
             let ret = o.ret?;
-            let shape = match o.f.as_str() {
-                "read" | "get" => 0,
-                "write" | "put" => 1,
+            let shape = match o.func() {
+                Some(checker::Func::Read) => 0,
+                Some(checker::Func::Write) => 1,
                 _ => 2,
             };
             Some((
@@ -364,7 +364,7 @@ mod tests {
 
     fn fault(start: f64, end: f64, label: &str) -> Fault {
         Fault {
-            kind: "kill".into(),
+            kind: crate::data::Happened::Fault(checker::record::FaultKind::Kill),
             start,
             end,
             label: label.into(),

@@ -12,7 +12,7 @@ use std::time::Instant;
 use std::collections::{BTreeMap, HashMap};
 
 use checker::history::{History, HistoryLine, LineType, Operation};
-use checker::record::{Counts, FaultDetails};
+use checker::record::{Counts, FaultDetails, FaultEdge};
 use checker::{Func, Outcome};
 use serde_json::Value;
 
@@ -293,12 +293,13 @@ impl Recorder {
 
     /// Records a fault's start or end (`f` is `start-KIND`, `stop-KIND`, `heal` or
     /// `crash`); returns its time.
-    pub fn nemesis(&self, f: &str, details: &FaultDetails) -> u64 {
+    /// Records a nemesis event: what happened, typed, and what it did; returns its time.
+    pub fn nemesis(&self, edge: FaultEdge, details: &FaultDetails) -> u64 {
         let mut inner = self.inner.lock().expect("recorder lock");
         let time = self.now();
         self.write(
             &mut inner,
-            &HistoryLine::nemesis(f, details.to_value(), time),
+            &HistoryLine::nemesis(&edge.to_string(), details.to_value(), time),
         );
         time
     }
@@ -357,10 +358,10 @@ mod tests {
         let w = r.invoke(1, Func::Write, "r0", json!("3"));
         let kill = FaultDetails {
             nodes: vec![2],
-            target: Some("random".into()),
+            target: Some(checker::record::Target::Random),
             ..FaultDetails::default()
         };
-        r.nemesis("start-kill", &kill);
+        r.nemesis(FaultEdge::Start(checker::record::FaultKind::Kill), &kill);
         r.complete(&w, ok(json!("3")));
         let rd = r.invoke(2, Func::Read, "r0", Value::Null);
         r.complete(&rd, ok(json!("3")));

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use checker::record::{FaultDetails, FaultEntry};
+use checker::record::{FaultDetails, FaultEdge, FaultEntry};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use workloads::recorder::Recorder;
@@ -227,7 +227,7 @@ async fn run_layer(
         }
         let fault = Started::start(&p, &env).await?;
         let details = fault.details();
-        let t0 = recorder.nemesis(&format!("start-{}", p.kind.name()), &details);
+        let t0 = recorder.nemesis(FaultEdge::Start(p.kind), &details);
         crate::console::record(&format!(
             "fault started ({:?} layer, {:.3} s): {}",
             p.layer,
@@ -245,7 +245,7 @@ async fn run_layer(
         fault.stop(&env).await?;
         slip = Instant::now().saturating_duration_since(started + p.end);
         let details = fault.details();
-        let t1 = recorder.nemesis(&format!("stop-{}", p.kind.name()), &details);
+        let t1 = recorder.nemesis(FaultEdge::Stop(p.kind), &details);
         crate::console::record(&format!(
             "fault stopped ({:?} layer, {:.3} s): {}",
             p.layer,
@@ -334,8 +334,12 @@ mod tests {
                     LinkMode::BlackHole
                 };
                 assert_eq!(
-                    d.mode.as_deref(),
-                    Some(if pick % 2 == 0 { "cut" } else { "black-hole" })
+                    d.mode,
+                    Some(if pick % 2 == 0 {
+                        checker::record::CutMode::Cut
+                    } else {
+                        checker::record::CutMode::BlackHole
+                    })
                 );
                 for a in 1..=3u64 {
                     for b in (1..=3u64).filter(|&b| b != a) {

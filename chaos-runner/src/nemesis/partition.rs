@@ -2,7 +2,7 @@
 //! failure), half the time swallowing them (timeouts fire).
 
 use anyhow::Result;
-use checker::record::FaultDetails;
+use checker::record::{CutMode, FaultDetails};
 
 use super::schedule::{grudge, Grudge};
 use super::{Env, Fault, Planned, Shape};
@@ -16,11 +16,11 @@ pub struct PartitionFault {
 }
 
 impl PartitionFault {
-    fn mode_name(&self) -> &'static str {
+    fn cut_mode(&self) -> CutMode {
         if self.mode == LinkMode::Cut {
-            "cut"
+            CutMode::Cut
         } else {
-            "black-hole"
+            CutMode::BlackHole
         }
     }
 }
@@ -55,7 +55,11 @@ impl Fault for PartitionFault {
     }
 
     fn describe(&self) -> String {
-        format!("partition {} ({})", self.shape.name(), self.mode_name())
+        format!(
+            "partition {} ({})",
+            self.shape.name(),
+            self.cut_mode().name()
+        )
     }
 
     fn details(&self) -> FaultDetails {
@@ -66,8 +70,8 @@ impl Fault for PartitionFault {
             .collect();
         FaultDetails {
             nodes: self.nodes.clone(),
-            shape: Some(self.shape.name().into()),
-            mode: Some(self.mode_name().into()),
+            shape: Some(self.shape),
+            mode: Some(self.cut_mode()),
             grudge: Some(grudge),
             ..FaultDetails::default()
         }

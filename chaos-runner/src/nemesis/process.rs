@@ -104,7 +104,7 @@ impl Fault for ProcessFault {
         };
         FaultDetails {
             nodes: self.nodes.clone(),
-            target: Some(self.target.name().into()),
+            target: Some(self.target),
             kill_order: steps(&self.kills),
             restart_order: steps(&self.restarts),
             ..FaultDetails::default()

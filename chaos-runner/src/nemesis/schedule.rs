@@ -13,119 +13,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FaultKind {
-    /// SIGKILL, restarted from the same data directory when the fault ends.
-    Kill,
-    /// SIGSTOP, then SIGCONT.
-    Pause,
-    /// Cut links following a grudge.
-    Partition,
-    /// Delay every link.
-    Latency,
-    /// Deliver peer requests twice, the copy up to 0.5 s later on its own connection.
-    Duplicate,
-    /// Hold peer requests back and deliver them after later ones.
-    Reorder,
-    /// Deliver copies of peer requests seen up to 10 s earlier.
-    Replay,
-    /// Swallow peer requests; their senders time out.
-    Drop,
-    /// Lose a fifth of the packets (netns mode).
-    Loss,
-    /// Limit links to 256 KiB/s, queueing packets behind the limit (netns mode).
-    Bandwidth,
-    /// The search schedule's weather: a steady 2 to 20 ms on every link for a while
-    /// (never asked for by name: `--link-latency` fixes it for a whole run).
-    LinkLatency,
-}
-
-impl FaultKind {
-    /// Every kind `--nemesis` can name.
-    pub const ALL: [FaultKind; 10] = [
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Partition,
-        FaultKind::Latency,
-        FaultKind::Duplicate,
-        FaultKind::Reorder,
-        FaultKind::Replay,
-        FaultKind::Drop,
-        FaultKind::Loss,
-        FaultKind::Bandwidth,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Partition => "partition",
-            FaultKind::Latency => "latency",
-            FaultKind::Duplicate => "duplicate",
-            FaultKind::Reorder => "reorder",
-            FaultKind::Replay => "replay",
-            FaultKind::Drop => "drop",
-            FaultKind::Loss => "loss",
-            FaultKind::Bandwidth => "bandwidth",
-            FaultKind::LinkLatency => "link-latency",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<FaultKind> {
-        FaultKind::ALL.into_iter().find(|k| k.name() == s)
-    }
-
-    /// Whether the links of `fabric` can carry it out.
-    pub fn works_on(self, fabric: Fabric) -> bool {
-        use FaultKind::*;
-        match self {
-            Kill | Pause => true,
-            Partition => fabric != Fabric::Direct,
-            Latency | LinkLatency => {
-                matches!(
-                    fabric,
-                    Fabric::Proxies | Fabric::TlsProxies | Fabric::Switch
-                )
-            }
-            Duplicate | Reorder => matches!(fabric, Fabric::Proxies | Fabric::Switch),
-            Replay | Drop => fabric == Fabric::Proxies,
-            Loss | Bandwidth => fabric == Fabric::Switch,
-        }
-    }
-
-    /// Why `fabric` cannot carry it out (for the error when it is asked for anyway).
-    pub fn why_not_on(self, fabric: Fabric) -> &'static str {
-        match fabric {
-            Fabric::Direct => {
-                "etcd members advertise one peer URL to every member, so the per-link \
-                 proxies cannot cut or slow its links; use kill and pause, or --net netns"
-            }
-            Fabric::Proxies => "it acts on packets, which only --net netns's switch sees",
-            // What plain proxies can do and these cannot needs to see the requests.
-            Fabric::TlsProxies if self.works_on(Fabric::Proxies) => {
-                "with --tls the proxies carry encrypted bytes and never see whole HTTP \
-                 requests; use --net netns (its switch duplicates and reorders packets \
-                 under TLS too), or leave out --tls"
-            }
-            Fabric::TlsProxies => "it acts on packets, which only --net netns's switch sees",
-            Fabric::Switch => {
-                "it acts on whole HTTP requests, which only the proxies of --net proxy see"
-            }
-            Fabric::Hosts => {
-                "on hosts over ssh the runner partitions links with nftables, but does not \
-                 delay, duplicate or drop their packets (that needs tc netem, not used yet); \
-                 use kill, pause and partition, or --net netns on one machine"
-            }
-        }
-    }
-
-    /// Whether it acts on messages (whole requests under the proxies, packets under the
-    /// switch): the search's spells.
-    pub fn is_message(self) -> bool {
-        use FaultKind::*;
-        matches!(self, Duplicate | Reorder | Replay | Drop | Loss | Bandwidth)
-    }
-}
+pub use checker::record::{FaultKind, Shape, Target};
 
 /// What carries node-to-node traffic, which decides the faults a run can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +30,49 @@ pub enum Fabric {
     Hosts,
 }
 
+impl Fabric {
+    /// Whether these links can carry out `kind`.
+    pub fn carries(self, kind: FaultKind) -> bool {
+        use FaultKind::*;
+        match kind {
+            Kill | Pause => true,
+            Partition => self != Fabric::Direct,
+            Latency | LinkLatency => {
+                matches!(self, Fabric::Proxies | Fabric::TlsProxies | Fabric::Switch)
+            }
+            Duplicate | Reorder => matches!(self, Fabric::Proxies | Fabric::Switch),
+            Replay | Drop => self == Fabric::Proxies,
+            Loss | Bandwidth => self == Fabric::Switch,
+        }
+    }
+
+    /// Why these links cannot carry out `kind` (for the error when it is asked for).
+    pub fn why_not(self, kind: FaultKind) -> &'static str {
+        match self {
+            Fabric::Direct => {
+                "etcd members advertise one peer URL to every member, so the per-link \
+                 proxies cannot cut or slow its links; use kill and pause, or --net netns"
+            }
+            Fabric::Proxies => "it acts on packets, which only --net netns's switch sees",
+            // What plain proxies can do and these cannot needs to see the requests.
+            Fabric::TlsProxies if Fabric::Proxies.carries(kind) => {
+                "with --tls the proxies carry encrypted bytes and never see whole HTTP \
+                 requests; use --net netns (its switch duplicates and reorders packets \
+                 under TLS too), or leave out --tls"
+            }
+            Fabric::TlsProxies => "it acts on packets, which only --net netns's switch sees",
+            Fabric::Switch => {
+                "it acts on whole HTTP requests, which only the proxies of --net proxy see"
+            }
+            Fabric::Hosts => {
+                "on hosts over ssh the runner partitions links with nftables, but does not \
+                 delay, duplicate or drop their packets (that needs tc netem, not used yet); \
+                 use kill, pause and partition, or --net netns on one machine"
+            }
+        }
+    }
+}
+
 /// Faults of one layer never overlap each other; layers overlap freely (the links'
 /// layers in the proxy keep them from undoing each other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,87 +87,6 @@ pub enum Layer {
 
 impl Layer {
     pub const ALL: [Layer; 3] = [Layer::Foreground, Layer::Weather, Layer::Messages];
-}
-
-/// Which nodes a kill or pause hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Target {
-    Random,
-    Leader,
-    Minority,
-    Majority,
-    /// Every node at once (Jepsen's `:all`): what no majority remembers is lost.
-    All,
-}
-
-impl Target {
-    /// The targets `all` selects on the command line; every-node is opt-in by name.
-    pub const ALL: [Target; 4] = [
-        Target::Random,
-        Target::Leader,
-        Target::Minority,
-        Target::Majority,
-    ];
-    const NAMED: [Target; 5] = [
-        Target::Random,
-        Target::Leader,
-        Target::Minority,
-        Target::Majority,
-        Target::All,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::Random => "random",
-            Target::Leader => "leader",
-            Target::Minority => "minority",
-            Target::Majority => "majority",
-            Target::All => "every",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Target> {
-        Target::NAMED.into_iter().find(|k| k.name() == s)
-    }
-}
-
-/// Partition shapes, as in Jepsen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// One node (a random one, or the leader) hears nobody and nobody hears it.
-    Isolate,
-    /// Two halves.
-    Halves,
-    /// Every node hears a majority, but each a different one.
-    MajoritiesRing,
-    /// Two halves that both hear one node in the middle.
-    Bridge,
-    /// Every directed link cut with probability 1/2.
-    Random,
-}
-
-impl Shape {
-    pub const ALL: [Shape; 5] = [
-        Shape::Isolate,
-        Shape::Halves,
-        Shape::MajoritiesRing,
-        Shape::Bridge,
-        Shape::Random,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Shape::Isolate => "isolate",
-            Shape::Halves => "halves",
-            Shape::MajoritiesRing => "majorities-ring",
-            Shape::Bridge => "bridge",
-            Shape::Random => "random",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Shape> {
-        Shape::ALL.into_iter().find(|k| k.name() == s)
-    }
 }
 
 /// One planned fault.

@@ -379,17 +379,17 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     if args.target == TargetArg::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
-    if args.link_latency > 0 && !FaultKind::Latency.works_on(fabric) {
-        bail!("--link-latency: {}", FaultKind::Latency.why_not_on(fabric));
+    if args.link_latency > 0 && !fabric.carries(FaultKind::Latency) {
+        bail!("--link-latency: {}", fabric.why_not(FaultKind::Latency));
     }
     if args.net_range.is_some() && args.net != NetArg::Netns {
         bail!("--net-range goes with --net netns");
     }
     if args.nemesis().trim() == "all" {
-        return Ok(faults.into_iter().filter(|k| k.works_on(fabric)).collect());
+        return Ok(faults.into_iter().filter(|&k| fabric.carries(k)).collect());
     }
-    if let Some(k) = faults.iter().find(|k| !k.works_on(fabric)) {
-        bail!("--nemesis {}: {}", k.name(), k.why_not_on(fabric));
+    if let Some(k) = faults.iter().find(|&&k| !fabric.carries(k)) {
+        bail!("--nemesis {}: {}", k.name(), fabric.why_not(*k));
     }
     Ok(faults)
 }

@@ -219,7 +219,8 @@ async fn heal_and_read(bed: &Testbed, tail: &mut Tail) -> Result<FinalReads> {
         nodes: ids,
         ..FaultDetails::default()
     };
-    bed.recorder.nemesis("heal", &healed);
+    bed.recorder
+        .nemesis(checker::record::FaultEdge::Heal, &healed);
     let recovered = {
         let mut c = bed.env.cluster.lock().await;
         wait_for_leader(&mut c, Duration::from_secs(30)).await

@@ -28,7 +28,7 @@ async fn report_crashes(cluster: &tokio::sync::Mutex<Cluster>, recorder: &Record
                 status: Some(status),
                 ..FaultDetails::default()
             };
-            recorder.nemesis("crash", &details);
+            recorder.nemesis(checker::record::FaultEdge::Crash, &details);
             crate::console::say!("WARNING: {w}");
             live.warn(w);
         }
