@@ -4,7 +4,7 @@
 //! and implements [`Fault`]: `start` applies a planned fault and returns a typed record of
 //! what it did, `stop` undoes precisely that. [`run`] walks the schedule, records every
 //! start and stop in the history, and always stops what it started. A new kind of fault
-//! is one new file, one [`FaultKind`] and one arm in [`Started`].
+//! is one new file, its [`FaultKind`] and its line in [`registry`].
 
 mod latency;
 mod message;
@@ -13,6 +13,8 @@ mod process;
 mod schedule;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -65,79 +67,80 @@ impl Env {
     }
 }
 
-/// One kind of fault.
-pub(crate) trait Fault: Sized {
+/// One kind of fault, as its file implements it.
+pub(crate) trait Fault: Sized + Send + Sync + 'static {
     /// Applies `p`; returns what was done, which is all `stop` needs.
-    async fn start(p: &Planned, env: &Env) -> Result<Self>;
+    fn start(p: &Planned, env: &Env) -> impl Future<Output = Result<Self>> + Send;
     /// Undoes what `start` did.
-    async fn stop(&self, env: &Env) -> Result<()>;
+    fn stop(&self, env: &Env) -> impl Future<Output = Result<()>> + Send;
     /// In words, for the console and results.json: "kill leader [2]".
     fn describe(&self) -> String;
     /// For the history and results.json.
     fn details(&self) -> FaultDetails;
 }
 
-/// A started fault of any kind.
-pub enum Started {
-    Process(process::ProcessFault),
-    Partition(partition::PartitionFault),
-    Latency(latency::LatencyFault),
-    LinkLatency(latency::LinkLatencyFault),
-    Message(message::MessageFaultRun),
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A fault in force, whatever its kind: [`Fault`] with its type forgotten.
+trait Active: Send + Sync {
+    fn stop<'a>(&'a self, env: &'a Env) -> BoxFuture<'a, Result<()>>;
+    fn describe(&self) -> String;
+    fn details(&self) -> FaultDetails;
 }
+
+impl<F: Fault> Active for F {
+    fn stop<'a>(&'a self, env: &'a Env) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Fault::stop(self, env))
+    }
+    fn describe(&self) -> String {
+        Fault::describe(self)
+    }
+    fn details(&self) -> FaultDetails {
+        Fault::details(self)
+    }
+}
+
+/// Starts a fault of type `F` and forgets its type.
+fn start_as<'a, F: Fault>(p: &'a Planned, env: &'a Env) -> BoxFuture<'a, Result<Started>> {
+    Box::pin(async move { Ok(Started(Box::new(F::start(p, env).await?))) })
+}
+
+/// How a kind of fault is started.
+type Starter = for<'a> fn(&'a Planned, &'a Env) -> BoxFuture<'a, Result<Started>>;
+
+/// The registry: which file carries out each kind of fault. Adding a kind is its file
+/// and its line here.
+fn registry(kind: FaultKind) -> Starter {
+    use FaultKind::*;
+    match kind {
+        Kill | Pause => start_as::<process::ProcessFault>,
+        Partition => start_as::<partition::PartitionFault>,
+        Latency => start_as::<latency::LatencyFault>,
+        LinkLatency => start_as::<latency::LinkLatencyFault>,
+        Duplicate | Reorder | Replay | Drop | Loss | Bandwidth => {
+            start_as::<message::MessageFaultRun>
+        }
+    }
+}
+
+/// A started fault of any kind.
+pub struct Started(Box<dyn Active>);
 
 impl Started {
     pub async fn start(p: &Planned, env: &Env) -> Result<Started> {
-        Ok(match p.kind {
-            FaultKind::Kill | FaultKind::Pause => {
-                Started::Process(process::ProcessFault::start(p, env).await?)
-            }
-            FaultKind::Partition => {
-                Started::Partition(partition::PartitionFault::start(p, env).await?)
-            }
-            FaultKind::Latency => Started::Latency(latency::LatencyFault::start(p, env).await?),
-            FaultKind::LinkLatency => {
-                Started::LinkLatency(latency::LinkLatencyFault::start(p, env).await?)
-            }
-            FaultKind::Duplicate
-            | FaultKind::Reorder
-            | FaultKind::Replay
-            | FaultKind::Drop
-            | FaultKind::Loss
-            | FaultKind::Bandwidth => {
-                Started::Message(message::MessageFaultRun::start(p, env).await?)
-            }
-        })
+        registry(p.kind)(p, env).await
     }
 
     pub async fn stop(&self, env: &Env) -> Result<()> {
-        match self {
-            Started::Process(f) => f.stop(env).await,
-            Started::Partition(f) => f.stop(env).await,
-            Started::Latency(f) => f.stop(env).await,
-            Started::LinkLatency(f) => f.stop(env).await,
-            Started::Message(f) => f.stop(env).await,
-        }
+        self.0.stop(env).await
     }
 
     pub fn describe(&self) -> String {
-        match self {
-            Started::Process(f) => f.describe(),
-            Started::Partition(f) => f.describe(),
-            Started::Latency(f) => f.describe(),
-            Started::LinkLatency(f) => f.describe(),
-            Started::Message(f) => f.describe(),
-        }
+        self.0.describe()
     }
 
     pub fn details(&self) -> FaultDetails {
-        match self {
-            Started::Process(f) => f.details(),
-            Started::Partition(f) => f.details(),
-            Started::Latency(f) => f.details(),
-            Started::LinkLatency(f) => f.details(),
-            Started::Message(f) => f.details(),
-        }
+        self.0.details()
     }
 }
 
