@@ -1,0 +1,260 @@
+//! The running cluster: each node's process, and killing, pausing, resuming and
+//! restarting it.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::process::{blocking, forget_child, spawn_child, start_local};
+use super::servers::{etcd_args, raft_node_args, ServerKind};
+use super::spec::NodeSpec;
+use crate::ssh::RemoteNode;
+use crate::tls::ApiAccess;
+
+/// A node's process: a child of the runner, or a node on a host over ssh.
+enum Proc {
+    Local(Child),
+    Remote(RemoteNode),
+}
+
+struct Node {
+    spec: NodeSpec,
+    proc: Option<Proc>,
+    paused: bool,
+}
+
+/// The running cluster.
+pub struct Cluster {
+    kind: ServerKind,
+    bin: PathBuf,
+    extra_args: Vec<String>,
+    nodes: Vec<Node>,
+    /// How the runner asks the nodes who leads (plain, or TLS).
+    access: ApiAccess,
+}
+
+impl Cluster {
+    pub fn new(
+        kind: ServerKind,
+        bin: PathBuf,
+        extra_args: Vec<String>,
+        specs: Vec<NodeSpec>,
+        access: ApiAccess,
+    ) -> Cluster {
+        let nodes = specs
+            .into_iter()
+            .map(|spec| Node {
+                spec,
+                proc: None,
+                paused: false,
+            })
+            .collect();
+        Cluster {
+            kind,
+            bin,
+            extra_args,
+            nodes,
+            access,
+        }
+    }
+
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// How the runner reaches the nodes' client APIs.
+    pub fn access(&self) -> &ApiAccess {
+        &self.access
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.spec.id).collect()
+    }
+
+    pub fn spec(&self, id: u64) -> &NodeSpec {
+        &self.node(id).spec
+    }
+
+    fn node(&self, id: u64) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.spec.id == id)
+            .expect("known node id")
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.spec.id == id)
+            .expect("known node id")
+    }
+
+    pub fn is_running(&self, id: u64) -> bool {
+        self.node(id).proc.is_some()
+    }
+
+    /// Starts node `id` (no-op if running) with exactly the standard flags plus the extra
+    /// ones, stdout and stderr appended to its log.
+    pub fn start(&mut self, id: u64) -> Result<()> {
+        let bin = self.bin.clone();
+        let extra = self.extra_args.clone();
+        let kind = self.kind;
+        let node = self.node_mut(id);
+        if node.proc.is_some() {
+            return Ok(());
+        }
+        let spec = &node.spec;
+        let mut args = match kind {
+            ServerKind::RaftNode => raft_node_args(spec),
+            ServerKind::Etcd => etcd_args(spec),
+        };
+        args.extend(extra);
+        let proc = match &spec.remote {
+            Some(r) => {
+                // Python servers buffer stdout into a file: unflushed lines die with a kill.
+                let mut argv = vec![
+                    "env".into(),
+                    "PYTHONUNBUFFERED=1".into(),
+                    "RAFT_NODE_BOOTSTRAP=1".into(),
+                    r.bin.clone(),
+                ];
+                argv.extend(args);
+                let started = blocking(|| r.start_node(&argv, spawn_child));
+                Proc::Remote(started.with_context(|| format!("cannot start node {id}"))?)
+            }
+            None => Proc::Local(start_local(&bin, &args, spec)?),
+        };
+        node.proc = Some(proc);
+        node.paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, id: u64, sig: Signal) {
+        let node = self.node(id);
+        match &node.proc {
+            Some(Proc::Local(c)) => {
+                let _ = killpg(Pid::from_raw(c.id() as i32), sig);
+            }
+            Some(Proc::Remote(n)) => {
+                let r = node.spec.remote.as_ref().expect("a remote node's host");
+                let name = sig.as_str().trim_start_matches("SIG");
+                if let Err(e) = blocking(|| r.signal(n.pgid, name)) {
+                    crate::console::say!("warning: {e:#}");
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// SIGKILL: the node loses everything not on disk.
+    pub fn kill(&mut self, id: u64) {
+        self.signal(id, Signal::SIGKILL);
+        let node = self.node_mut(id);
+        match node.proc.take() {
+            Some(Proc::Local(mut c)) => {
+                let _ = c.wait();
+                forget_child(c.id());
+            }
+            Some(Proc::Remote(n)) => {
+                blocking(|| n.wait(Duration::from_secs(5)));
+                forget_child(n.session_pid());
+            }
+            None => {}
+        }
+        node.paused = false;
+    }
+
+    /// SIGSTOP: the node freezes mid-flight.
+    pub fn pause(&mut self, id: u64) {
+        if self.is_running(id) {
+            self.signal(id, Signal::SIGSTOP);
+            self.node_mut(id).paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, id: u64) {
+        if self.node(id).paused {
+            self.signal(id, Signal::SIGCONT);
+            self.node_mut(id).paused = false;
+        }
+    }
+
+    /// Whether node `id`'s process exited on its own (a crash), with its status.
+    pub fn exited(&mut self, id: u64) -> Option<String> {
+        let node = self.node_mut(id);
+        let status = match node.proc.as_mut()? {
+            Proc::Local(c) => match c.try_wait() {
+                Ok(Some(status)) => status.to_string(),
+                _ => return None,
+            },
+            Proc::Remote(n) => n.exited()?,
+        };
+        node.proc = None;
+        Some(status)
+    }
+
+    /// Stops every node: SIGTERM, then SIGKILL for those still alive after a grace period.
+    pub fn stop_all(&mut self) {
+        for id in self.ids() {
+            self.resume(id);
+            self.signal(id, Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        for id in self.ids() {
+            while std::time::Instant::now() < deadline {
+                if self.exited(id).is_some() || !self.is_running(id) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.kill(id);
+        }
+        self.fetch_remote();
+    }
+
+    /// Copies each remote node's log and data folder into the run's store.
+    fn fetch_remote(&self) {
+        for n in &self.nodes {
+            if let Some(r) = &n.spec.remote {
+                if let Err(e) = blocking(|| r.fetch(&n.spec.log, &n.spec.local_data)) {
+                    crate::console::say!(
+                        "warning: node {}'s log and data not copied back: {e:#}",
+                        n.spec.id
+                    );
+                }
+            }
+        }
+    }
+
+    /// The last `lines` lines of node `id`'s log, or a note that it is empty.
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        let spec = &self.node(id).spec;
+        let t = match &spec.remote {
+            Some(r) => blocking(|| r.log_tail(lines)),
+            None => tail(&spec.log, lines),
+        };
+        if t.trim().is_empty() {
+            "(the log is empty: the node printed nothing to stdout or stderr)".into()
+        } else {
+            t
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            self.kill(id);
+        }
+    }
+}
+
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

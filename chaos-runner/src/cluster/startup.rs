@@ -1,0 +1,319 @@
+//! Starting a whole cluster: ports and addresses, how its links are carried (directly,
+//! through proxies, the packet switch, or hosts over ssh), what must outlive the nodes,
+//! and waiting for a leader. `test` and `bench` share it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use workloads::client::{Dialect, KvClient, NodeApi};
+
+use super::nodes::Cluster;
+use super::process::{blocking, free_ports, spawn_child};
+use super::servers::{find_leader_of, ServerKind};
+use super::spec::NodeSpec;
+use crate::netns::{self, Hosts};
+use crate::proxy::Network;
+use crate::ssh::{SshHosts, SshPlan};
+use crate::store::RunDir;
+use crate::tls::ApiAccess;
+
+/// How node-to-node traffic travels, which decides how network faults are made.
+#[derive(Debug, Clone)]
+pub enum LinkPlan {
+    /// Straight over loopback: no network faults (`bench`, etcd in proxy mode).
+    Direct,
+    /// One TCP proxy per directed link, each with this steady one-way delay (ms).
+    Proxies { latency_ms: u64 },
+    /// A network namespace per node, joined by the runner's packet switch.
+    Switch {
+        latency_ms: u64,
+        range: Option<netns::Range>,
+    },
+    /// A node per host over ssh; partitions by nftables on the hosts.
+    Ssh(Box<SshPlan>),
+}
+
+/// What must outlive the nodes and go after them: netns mode's namespaces and switch,
+/// ssh mode's connections and firewall followers. Dropped after the cluster.
+#[derive(Default)]
+pub struct Hosting {
+    netns: Option<Hosts>,
+    ssh: Option<(Arc<SshHosts>, Vec<tokio::task::JoinHandle<()>>)>,
+}
+
+impl Hosting {
+    /// One line for the console about where the nodes are, if not on loopback.
+    pub fn describe(&self) -> Option<String> {
+        if let Some(h) = &self.netns {
+            return Some(h.describe());
+        }
+        let (ssh, _) = self.ssh.as_ref()?;
+        let hosts: Vec<String> = ssh
+            .remotes
+            .values()
+            .map(|r| format!("n{}={}", r.id, r.target.host))
+            .collect();
+        Some(format!("hosts (ssh): {}", hosts.join(", ")))
+    }
+}
+
+impl Drop for Hosting {
+    fn drop(&mut self) {
+        if let Some((_, tasks)) = &self.ssh {
+            for t in tasks {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// How to bring a cluster up: which server, how many nodes, how their links are made,
+/// and how long a leader may take.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    pub kind: ServerKind,
+    pub bin: PathBuf,
+    pub node_args: Vec<String>,
+    pub nodes: u64,
+    pub links: LinkPlan,
+    pub leader_within: Duration,
+    /// Mutual TLS on both ports of every node, with certificates the run makes.
+    pub tls: bool,
+}
+
+/// A cluster that is up and has a leader.
+pub struct Running {
+    pub cluster: Cluster,
+    pub net: Option<Network>,
+    /// Every node's id and client API address.
+    pub apis: Vec<(u64, String)>,
+    /// How the runner reaches those APIs (plain, or TLS: `--tls`).
+    pub access: ApiAccess,
+    pub leader: u64,
+    /// Namespaces and switch, or ssh hosts. Declared after `cluster`, so the nodes are
+    /// gone before their namespaces or hosts are cleared.
+    pub hosting: Hosting,
+}
+
+impl Running {
+    /// A recording client for this cluster, speaking `dialect`.
+    pub fn client(&self, dialect: Dialect) -> KvClient {
+        let nodes = self
+            .apis
+            .iter()
+            .map(|(id, addr)| NodeApi {
+                id: *id,
+                addr: addr.clone(),
+            })
+            .collect();
+        KvClient::with_tls(nodes, dialect, self.access.client_config())
+    }
+}
+
+/// Where each node listens and how it reaches its peers, under each [`LinkPlan`].
+pub(super) struct Addressing {
+    net: Option<Network>,
+    hosting: Hosting,
+    /// Node id -> (listen address, transport port, API port).
+    nodes: BTreeMap<u64, (IpAddr, u16, u16)>,
+    /// Loopback ports held until the nodes start.
+    reserved: Vec<std::net::TcpListener>,
+}
+
+impl Addressing {
+    /// The ports every node uses in its own namespace (nothing else listens there).
+    const NETNS_PORTS: (u16, u16) = (7000, 8000);
+
+    async fn new(plan: &ClusterPlan, ids: &[u64]) -> Result<Addressing> {
+        let (t, a) = Self::NETNS_PORTS;
+        if let LinkPlan::Switch { latency_ms, range } = plan.links.clone() {
+            let mut hosts = Hosts::create(ids, range)?;
+            let (mut net, links) = Network::switched(ids);
+            net.set_base_latency(latency_ms);
+            hosts.start_switch(links);
+            let nodes = ids
+                .iter()
+                .map(|&i| (i, (IpAddr::V4(hosts.addr(i)), t, a)))
+                .collect();
+            return Ok(Addressing {
+                net: Some(net),
+                hosting: Hosting {
+                    netns: Some(hosts),
+                    ssh: None,
+                },
+                nodes,
+                reserved: Vec::new(),
+            });
+        }
+        if let LinkPlan::Ssh(ssh) = &plan.links {
+            let hosts = blocking(|| SshHosts::connect(ssh, &plan.bin, spawn_child))?;
+            let hosts = Arc::new(hosts);
+            let (net, links) = Network::switched(ids);
+            let follow = crate::ssh::firewall::follow(&hosts, links);
+            let nodes = ids
+                .iter()
+                .map(|&i| (i, (hosts.remotes[&i].target.addr, t, a)))
+                .collect();
+            return Ok(Addressing {
+                net: Some(net),
+                hosting: Hosting {
+                    netns: None,
+                    ssh: Some((hosts, follow)),
+                },
+                nodes,
+                reserved: Vec::new(),
+            });
+        }
+        let n = ids.len();
+        let (ports, reserved) = free_ports(2 * n)?;
+        let nodes: BTreeMap<u64, (IpAddr, u16, u16)> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| (i, (IpAddr::from([127, 0, 0, 1]), ports[k], ports[n + k])))
+            .collect();
+        let net = match plan.links {
+            LinkPlan::Proxies { latency_ms } => {
+                let targets: Vec<(u64, std::net::SocketAddr)> = nodes
+                    .iter()
+                    .map(|(&i, &(host, t, _))| (i, std::net::SocketAddr::new(host, t)))
+                    .collect();
+                let mut net = Network::start(&targets).await?;
+                net.set_base_latency(latency_ms);
+                Some(net)
+            }
+            _ => None,
+        };
+        Ok(Addressing {
+            net,
+            hosting: Hosting::default(),
+            nodes,
+            reserved,
+        })
+    }
+
+    /// How node `from` reaches node `to`: its proxy, or `to`'s own address.
+    fn peer(&self, from: u64, to: u64) -> String {
+        if let Some(addr) = self.net.as_ref().and_then(|n| n.addr(from, to)) {
+            return addr.to_string();
+        }
+        let (host, t, _) = self.nodes[&to];
+        std::net::SocketAddr::new(host, t).to_string()
+    }
+}
+
+/// Makes the links (proxies, or namespaces and switch), starts every node with its data
+/// and log in `run`'s folder, and waits for a leader. The one way `test` and `bench`
+/// start clusters.
+pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> {
+    let ids: Vec<u64> = (1..=plan.nodes).collect();
+    let mut addressing = Addressing::new(plan, &ids).await?;
+    let specs: Vec<NodeSpec> = ids
+        .iter()
+        .map(|&i| {
+            let (host, transport_port, api_port) = addressing.nodes[&i];
+            let remote = addressing
+                .hosting
+                .ssh
+                .as_ref()
+                .map(|(h, _)| h.remotes[&i].clone());
+            NodeSpec {
+                id: i,
+                transport_port,
+                api_port,
+                log: run.node_log(i),
+                peers: ids
+                    .iter()
+                    .filter(|&&j| j != i)
+                    .map(|&j| (j, addressing.peer(i, j)))
+                    .collect(),
+                host,
+                netns: addressing.hosting.netns.as_ref().map(|h| h.netns_path(i)),
+                remote: remote.clone(),
+                local_data: run.node_dir(i),
+                tls: None,
+                data_dir: match &remote {
+                    Some(r) => PathBuf::from(r.data()),
+                    None => run.node_dir(i),
+                },
+            }
+        })
+        .collect();
+    let mut specs = specs;
+    let mut access = ApiAccess::default();
+    if plan.tls {
+        let hosts: Vec<(u64, IpAddr)> = specs.iter().map(|s| (s.id, s.host)).collect();
+        let (files, run_access) = crate::tls::create(&run.path.join("tls"), &hosts)?;
+        for s in &mut specs {
+            s.tls = files.get(&s.id).cloned();
+        }
+        access = run_access;
+    }
+    let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
+    // Free the ports only now, so nothing this process bound meanwhile took one.
+    addressing.reserved.clear();
+    let mut cluster = Cluster::new(
+        plan.kind,
+        plan.bin.clone(),
+        plan.node_args.clone(),
+        specs,
+        access.clone(),
+    );
+    for &i in &ids {
+        cluster.start(i)?;
+    }
+    let leader = wait_for_leader(&mut cluster, plan.leader_within).await?;
+    Ok(Running {
+        cluster,
+        net: addressing.net,
+        apis,
+        access,
+        leader,
+        hosting: addressing.hosting,
+    })
+}
+
+/// Waits until some node leads, or fails with every node's log tail.
+pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<u64> {
+    let deadline = tokio::time::Instant::now() + within;
+    let apis: Vec<(u64, String)> = cluster
+        .ids()
+        .iter()
+        .map(|&i| (i, cluster.spec(i).api_addr()))
+        .collect();
+    loop {
+        for id in cluster.ids() {
+            if let Some(status) = cluster.exited(id) {
+                bail!(
+                    "node {id} exited ({status}) while the cluster was starting; the end of its log:\n{}",
+                    cluster.log_tail(id, 15)
+                );
+            }
+        }
+        if let Some(l) = find_leader_of(cluster.kind(), cluster.access(), &apis).await {
+            return Ok(l);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let tails: Vec<String> = cluster
+                .ids()
+                .iter()
+                .map(|&i| {
+                    format!(
+                        "--- node {i} ({}):\n{}",
+                        cluster.spec(i).log.display(),
+                        cluster.log_tail(i, 8)
+                    )
+                })
+                .collect();
+            bail!(
+                "no leader after {within:?}; the end of each node's log:\n{}",
+                tails.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
