@@ -22,7 +22,7 @@ use workloads::runner::{run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
     die_with_children_on_interrupt, etcd_binary, find_leader_of, raft_node_binary, start_cluster,
-    ClusterPlan, LinkPlan, Running, TargetArg,
+    ClusterPlan, LinkPlan, Running, ServerKind,
 };
 use crate::exit;
 use crate::store::RunDir;
@@ -49,7 +49,7 @@ use crate::test_cmd::{parse_mix, secs};
 pub struct BenchArgs {
     /// What to drive.
     #[arg(long, value_enum, default_value = "raft-node")]
-    pub target: TargetArg,
+    pub target: ServerKind,
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9), value_name = "N")]
     pub nodes: u64,
@@ -233,21 +233,29 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         bail!("--mix needs at least one non-zero weight");
     }
     let bin = match args.target {
-        TargetArg::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
-        TargetArg::Etcd => etcd_binary(&args.etcd)?,
+        ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
+        ServerKind::Etcd => etcd_binary(&args.etcd)?,
     };
     if args.netns {
         crate::netns::preflight()?;
     }
-    if args.proxies && args.target == TargetArg::Etcd {
-        bail!("--proxies works with --target raft-node only");
+    let server = args.target.server();
+    if args.proxies && !server.per_peer_addresses() {
+        bail!(
+            "--proxies: --target {} cannot be given an address per peer, so its links \
+             cannot have proxies of their own",
+            args.target.name()
+        );
     }
-    if args.tls && args.target == TargetArg::Etcd {
-        bail!("--tls works with --target raft-node only");
+    if args.tls && !server.tls() {
+        bail!(
+            "--tls: the runner cannot start --target {} with TLS yet",
+            args.target.name()
+        );
     }
     let ssh = args.ssh.plan(false)?;
     let cluster = ClusterPlan {
-        kind: args.target.kind(),
+        kind: args.target,
         bin,
         node_args: args.node_args.clone(),
         nodes: ssh.as_ref().map_or(args.nodes, |s| s.hosts.len() as u64),
@@ -293,10 +301,8 @@ async fn drive(
     running: &Running,
     recorder: Arc<Recorder>,
 ) -> Duration {
-    let dialect = match args.target {
-        TargetArg::RaftNode => Dialect::RaftNode,
-        TargetArg::Etcd => Dialect::Etcd,
-    };
+    // The bench speaks raft-node's own API to servers of its command line.
+    let dialect = args.target.server().dialect().unwrap_or(Dialect::RaftNode);
     let client = Arc::new(running.client(dialect));
     client.set_leader((running.leader - 1) as usize);
     let generator = Arc::new(

@@ -10,7 +10,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::process::{blocking, forget_child, spawn_child, start_local};
-use super::servers::{etcd_args, raft_node_args, ServerKind};
+use super::servers::ServerKind;
 use super::spec::NodeSpec;
 use crate::ssh::RemoteNode;
 use crate::tls::ApiAccess;
@@ -108,10 +108,7 @@ impl Cluster {
             return Ok(());
         }
         let spec = &node.spec;
-        let mut args = match kind {
-            ServerKind::RaftNode => raft_node_args(spec),
-            ServerKind::Etcd => etcd_args(spec),
-        };
+        let mut args = kind.server().args(spec);
         args.extend(extra);
         let proc = match &spec.remote {
             Some(r) => {

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
-use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, LinkPlan, TargetArg};
+use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, LinkPlan, ServerKind};
 use crate::nemesis::{Fabric, FaultKind, Planned, Shape, Target};
 use crate::netns::Range;
 use crate::ssh::{SshArgs, SshPlan};
@@ -77,7 +77,7 @@ pub struct TestArgs {
     /// so the per-link proxies cannot cut or slow its links: with etcd, `--nemesis all`
     /// means kill and pause, and partition or latency is an error.
     #[arg(long, value_enum, default_value = "raft-node")]
-    pub target: TargetArg,
+    pub target: ServerKind,
     /// The server binary (default: raft-node beside this executable). Any server taking
     /// --id --transport-port --api-port --data-dir --peers and serving /kv/:key works.
     #[arg(long, value_name = "PATH")]
@@ -347,11 +347,11 @@ fn fabric(args: &TestArgs) -> Fabric {
     if args.ssh.hosts.is_some() {
         return Fabric::Hosts;
     }
-    match (args.net, args.target) {
-        (NetArg::Netns, _) => Fabric::Switch,
-        (NetArg::Proxy, TargetArg::RaftNode) if args.tls => Fabric::TlsProxies,
-        (NetArg::Proxy, TargetArg::RaftNode) => Fabric::Proxies,
-        (NetArg::Proxy, TargetArg::Etcd) => Fabric::Direct,
+    match args.net {
+        NetArg::Netns => Fabric::Switch,
+        NetArg::Proxy if !args.target.server().per_peer_addresses() => Fabric::Direct,
+        NetArg::Proxy if args.tls => Fabric::TlsProxies,
+        NetArg::Proxy => Fabric::Proxies,
     }
 }
 
@@ -367,16 +367,16 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
         "fault",
     )?;
     let fabric = fabric(args);
-    if args.target == TargetArg::RaftNode && args.etcd_serializable_reads {
+    if args.target == ServerKind::RaftNode && args.etcd_serializable_reads {
         bail!("--etcd-serializable-reads goes with --target etcd");
     }
-    if args.target == TargetArg::Etcd && args.tls {
+    if args.tls && !args.target.server().tls() {
         bail!(
             "--tls works with --target raft-node only (the runner would have to speak \
              etcd's TLS flags and its gateway over TLS, which it does not yet)"
         );
     }
-    if args.target == TargetArg::Etcd && args.api != ApiArg::Auto {
+    if args.target == ServerKind::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
     if args.link_latency > 0 && !fabric.carries(FaultKind::Latency) {
@@ -437,8 +437,8 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         None => mix_for(kind, p.write_pct),
     };
     let bin = match args.target {
-        TargetArg::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
-        TargetArg::Etcd => etcd_binary(&args.etcd)?,
+        ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
+        ServerKind::Etcd => etcd_binary(&args.etcd)?,
     };
     let faults = faults_for_target(&args)?;
     let (net_range, ssh) = where_nodes_run(&args, &faults)?;
@@ -468,8 +468,8 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             WorkloadKind::Kv => "kv",
         };
         match args.target {
-            TargetArg::RaftNode => workload.to_string(),
-            TargetArg::Etcd => format!("etcd-{workload}"),
+            ServerKind::RaftNode => workload.to_string(),
+            ServerKind::Etcd => format!("etcd-{workload}"),
         }
     });
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
@@ -545,7 +545,7 @@ impl Config {
     /// `--link-latency` (etcd in proxy mode: direct links).
     pub fn cluster_plan(&self) -> ClusterPlan {
         ClusterPlan {
-            kind: self.args.target.kind(),
+            kind: self.args.target,
             bin: self.bin.clone(),
             node_args: self.args.node_args.clone(),
             nodes: self.nodes(),

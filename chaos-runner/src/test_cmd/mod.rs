@@ -33,7 +33,6 @@ use workloads::runner::{final_reads, run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
     detect_dialect, die_with_children_on_interrupt, start_cluster, wait_for_leader, Cluster,
-    TargetArg,
 };
 use crate::exit;
 use crate::nemesis::{self, Env, Live, Planned};
@@ -76,12 +75,12 @@ impl Tail {
 /// Phase 1: the nodes are up behind their proxies and one leads; the recorder is open.
 async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     let running = start_cluster(&cfg.cluster_plan(), run).await?;
-    let dialect = match (cfg.args.target, cfg.args.api) {
-        (TargetArg::Etcd, _) if cfg.args.etcd_serializable_reads => Dialect::EtcdSerializable,
-        (TargetArg::Etcd, _) => Dialect::Etcd,
-        (_, ApiArg::RaftNode) => Dialect::RaftNode,
-        (_, ApiArg::Seed) => Dialect::Seed,
-        (_, ApiArg::Auto) => detect_dialect(&running.access, &running.apis).await?,
+    let dialect = match (cfg.args.target.server().dialect(), cfg.args.api) {
+        (Some(Dialect::Etcd), _) if cfg.args.etcd_serializable_reads => Dialect::EtcdSerializable,
+        (Some(d), _) => d,
+        (None, ApiArg::RaftNode) => Dialect::RaftNode,
+        (None, ApiArg::Seed) => Dialect::Seed,
+        (None, ApiArg::Auto) => detect_dialect(&running.access, &running.apis).await?,
     };
     let mix = cfg.mix_for(dialect)?;
     if dialect != Dialect::RaftNode {

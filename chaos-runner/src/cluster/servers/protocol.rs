@@ -1,0 +1,56 @@
+//! The protocol every server implements, and the HTTP helpers servers share.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::Value;
+use workloads::client::Dialect;
+
+use crate::cluster::spec::NodeSpec;
+use crate::tls::ApiAccess;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything the runner needs from one kind of server.
+pub trait Server: Sync {
+    /// Its command line for one node (the user's extra flags are added after).
+    fn args(&self, spec: &NodeSpec) -> Vec<String>;
+    /// Whether the node whose client API is at `api` says it leads.
+    fn leads<'a>(&'a self, access: &'a ApiAccess, api: &'a str) -> BoxFuture<'a, bool>;
+    /// Whether each node can be told its own address for each peer, so that the
+    /// runner's per-link proxies can carry (and cut, and slow) each link.
+    fn per_peer_addresses(&self) -> bool;
+    /// Whether the runner can start it with mutual TLS (`--tls`).
+    fn tls(&self) -> bool;
+    /// The client dialect, when the server has one; `None`: asked of the nodes.
+    fn dialect(&self) -> Option<Dialect>;
+}
+
+/// One HTTP/1.1 request with a JSON answer, on a fresh connection, within a second.
+pub async fn http_json(
+    access: &ApiAccess,
+    api: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<Value> {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(1), access.exchange(api, req.as_bytes()))
+        .await
+        .ok()??;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str::<Value>(body.trim()).ok()
+}
+
+/// Asks a node for its status: role and leader, if it speaks `/client/status`.
+pub async fn status(access: &ApiAccess, api: &str) -> Option<Value> {
+    http_json(access, api, "GET", "/client/status", "").await
+}

@@ -1,0 +1,78 @@
+//! raft-node, and any server that takes its command line: the embedded target, and the
+//! seed-style servers of docs/testing-your-server.md (their dialect is detected).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use workloads::client::Dialect;
+
+use super::protocol::{status, BoxFuture, Server};
+use crate::cluster::spec::NodeSpec;
+use crate::tls::ApiAccess;
+
+/// `--id --transport-port --api-port --data-dir --peers`.
+#[derive(Debug)]
+pub struct RaftNode;
+
+/// `--raft-node PATH`, or raft-node beside this executable.
+pub fn raft_node_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
+    let bin = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("raft-node"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "no server binary at {}; build it (cargo build --release) or pass --raft-node PATH",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+impl Server for RaftNode {
+    fn args(&self, spec: &NodeSpec) -> Vec<String> {
+        let peers: Vec<String> = spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
+        let mut args: Vec<String> = vec![
+            "--id".into(),
+            spec.id.to_string(),
+            "--transport-port".into(),
+            spec.transport_port.to_string(),
+            "--api-port".into(),
+            spec.api_port.to_string(),
+            "--data-dir".into(),
+            spec.data_dir.display().to_string(),
+            "--peers".into(),
+            peers.join(","),
+        ];
+        // Only when it is not the default, so servers without the flag still run in proxy
+        // mode.
+        if !spec.host.is_loopback() {
+            args.push("--listen-addr".into());
+            args.push(spec.host.to_string());
+        }
+        if let Some(tls) = &spec.tls {
+            args.extend(tls.args());
+        }
+        args
+    }
+
+    fn leads<'a>(&'a self, access: &'a ApiAccess, api: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            status(access, api)
+                .await
+                .is_some_and(|s| Dialect::status_says_leader(&s))
+        })
+    }
+
+    fn per_peer_addresses(&self) -> bool {
+        true
+    }
+
+    fn tls(&self) -> bool {
+        true
+    }
+
+    fn dialect(&self) -> Option<Dialect> {
+        None
+    }
+}
