@@ -6,6 +6,7 @@
 //! nodes), [`check_history`] (read the history back and judge it), then write
 //! `results.json` and the report, and print the summary.
 
+mod args;
 mod config;
 mod junit;
 mod online;
@@ -37,8 +38,9 @@ use crate::cluster::{
 use crate::exit;
 use crate::nemesis::{self, Env, Live, Planned};
 use crate::store::RunDir;
-pub(crate) use config::{parse_mix, secs, TestArgs};
-use config::{replay_command, ApiArg, Config};
+pub(crate) use args::TestArgs;
+pub(crate) use config::{parse_mix, secs};
+use config::{replay_command, Config};
 use junit::RunSummary;
 use verdict::{judge, Evidence, Judgement};
 
@@ -75,12 +77,9 @@ impl Tail {
 /// Phase 1: the nodes are up behind their proxies and one leads; the recorder is open.
 async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     let running = start_cluster(&cfg.cluster_plan(), run).await?;
-    let dialect = match (cfg.args.target.server().dialect(), cfg.args.api) {
-        (Some(Dialect::Etcd), _) if cfg.args.etcd_serializable_reads => Dialect::EtcdSerializable,
-        (Some(d), _) => d,
-        (None, ApiArg::RaftNode) => Dialect::RaftNode,
-        (None, ApiArg::Seed) => Dialect::Seed,
-        (None, ApiArg::Auto) => detect_dialect(&running.access, &running.apis).await?,
+    let dialect = match cfg.dialect {
+        Some(d) => d,
+        None => detect_dialect(&running.access, &running.apis).await?,
     };
     let mix = cfg.mix_for(dialect)?;
     if dialect != Dialect::RaftNode {
@@ -104,7 +103,7 @@ async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     let recorder = Recorder::create(&run.history(), cfg.kind == WorkloadKind::Kv)
         .with_context(|| format!("cannot create {}", run.history().display()))?;
     // --fail-fast checks the history as it grows: the recorder keeps it in memory.
-    let recorder = Arc::new(if cfg.args.fail_fast {
+    let recorder = Arc::new(if cfg.fail_fast {
         recorder.keep_history()
     } else {
         recorder
@@ -143,7 +142,7 @@ async fn run_load(
     schedule: Vec<Planned>,
 ) -> Result<(f64, Tail, Option<FailFast>)> {
     let started = Instant::now();
-    let online = cfg.args.fail_fast.then(|| {
+    let online = cfg.fail_fast.then(|| {
         let stop = bed.shared.stop.clone();
         online::Online::start(bed.recorder.clone(), cfg.kind, move |a| {
             crate::console::say!(
@@ -176,9 +175,9 @@ async fn run_load(
     ));
     let clients = ClientConfig {
         concurrency: cfg.concurrency,
-        rate: cfg.args.rate,
+        rate: cfg.rate,
         time_limit: cfg.time_limit,
-        max_ops: cfg.args.ops,
+        max_ops: cfg.max_ops,
         op_timeout: cfg.op_timeout,
         seed,
         reads_at_home: true,
@@ -258,7 +257,7 @@ async fn check_history(
     let opts = CheckOptions {
         timeout: Some(cfg.check_timeout),
         memory_limit: cfg.check_memory,
-        all_keys: cfg.args.all_keys,
+        all_keys: cfg.all_keys,
         ..CheckOptions::default()
     };
     let spinner = std::io::stderr().is_terminal().then(|| {
@@ -305,7 +304,7 @@ fn evidence(cfg: &Config, history: &History) -> Evidence {
         ok_ops: ok.clone().count() as u64,
         // A function the models do not know counts as a write: never a reason to doubt.
         ok_writes: ok.filter(|o| o.func().is_none_or(Func::is_write)).count() as u64,
-        min_ok: cfg.args.min_ok,
+        min_ok: cfg.min_ok,
     }
 }
 
@@ -332,7 +331,7 @@ fn write_results(
 /// Runs one test; returns its exit code, a one-line message and its folder. What it says
 /// also goes to the run's `runner.log`, an error included.
 async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
-    let run = RunDir::create(&cfg.args.store, &cfg.name)?;
+    let run = RunDir::create(&cfg.store, &cfg.name)?;
     let log = run.path.join("runner.log");
     if let Err(e) = crate::console::open(&log) {
         crate::console::say!("warning: cannot write {}: {e}", log.display());
@@ -358,7 +357,7 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
         ),
         None => nemesis::plan_search(seed, &cfg.faults, &cfg.targets, &cfg.shapes, cfg.time_limit),
     };
-    if cfg.args.staggered_kills {
+    if cfg.staggered_kills {
         for p in schedule.iter_mut().filter(|p| p.can_stagger()) {
             p.staggered = true;
         }
@@ -369,7 +368,7 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
     crate::console::say!(
         "run {} (seed {seed}, {} nodes, {} planned)",
         run.path.display(),
-        cfg.nodes(),
+        cfg.nodes,
         summary::plural(schedule.len(), "fault", "faults")
     );
     let bed = start(cfg, &run).await?;
@@ -397,7 +396,7 @@ async fn run_in(cfg: &Config, seed: u64, run: RunDir) -> Result<(u8, String, Pat
         fail_fast,
     };
     let results = summary::results(facts, report, judged);
-    let report_path = write_results(&run, &cfg.args.store, &results)?;
+    let report_path = write_results(&run, &cfg.store, &results)?;
     tail.mark("report written");
     summary::print(&results, &tail.phases, &run.path, report_path.as_deref());
     let message = match (&results.verdict, &results.reason) {
@@ -444,8 +443,8 @@ pub fn run(args: TestArgs) -> Result<u8> {
     runtime.block_on(async {
         // Ctrl-C or SIGTERM: take every node down with us.
         die_with_children_on_interrupt();
-        let base = cfg.args.seed.unwrap_or_else(rand::random);
-        let count = cfg.args.test_count.max(1);
+        let base = cfg.seed.unwrap_or_else(rand::random);
+        let count = cfg.test_count;
         let mut runs = Vec::new();
         for i in 0..count {
             if count > 1 {
@@ -461,7 +460,7 @@ pub fn run(args: TestArgs) -> Result<u8> {
         if count > 1 {
             summary::print_runs(&runs, count);
         }
-        if let Some(path) = &cfg.args.junit {
+        if let Some(path) = &cfg.junit {
             junit::write(path, &cfg.name, &runs)?;
         }
         if let Some(failed) = runs.iter().find(|r| r.code == exit::ERROR) {

@@ -1,0 +1,222 @@
+//! `test`'s command line, as clap reads it. [`super::config`] resolves it once into a
+//! typed configuration; nothing after that sees these flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::cluster::ServerKind;
+use crate::ssh::SshArgs;
+
+/// How node-to-node traffic travels (`--net`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetArg {
+    /// One TCP proxy per directed link, on 127.0.0.1; the server must take a per-peer
+    /// address map (--peers). Needs nothing.
+    Proxy,
+    /// Each node in a network namespace of its own, with its own address and its real
+    /// peers' addresses, joined by the runner's packet switch. Needs root and iproute2.
+    Netns,
+}
+
+impl NetArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetArg::Proxy => "proxy",
+            NetArg::Netns => "netns",
+        }
+    }
+}
+
+/// The client API of the server under test.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    /// Ask /client/status once a leader is up: "role" means raft-node, "state" seed.
+    Auto,
+    /// raft-node's API (README): /kv/:key, /kv/:key/cas, not_leader with a hint.
+    RaftNode,
+    /// The seed-style API: /kv/:key with {"success": true}, 503 with leader_hint, no
+    /// compare-and-set.
+    Seed,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// Few keys; read, write and compare-and-set on small values (Jepsen's register).
+    Register,
+    /// Many keys; get, put (unique values) and delete. Needs no cas endpoint.
+    Kv,
+}
+
+/// Run a chaos test against a cluster and check it for linearizability.
+///
+/// With no flags: 3 raft-node processes, the register workload (5 clients, 5 keys), every
+/// fault kind (kill, pause, partition, latency) every 3 s, for 30 s; then heal, read every
+/// key, check. Results go to store/<name>/<timestamp>/ (store/latest points at the newest).
+///
+/// Exit codes: 0 valid, 1 invalid (an anomaly; the results name it), 2 unknown (too few
+/// operations succeeded, or the checker ran out of budget), 3 harness error.
+#[derive(Args, Debug, Clone)]
+pub struct TestArgs {
+    /// Test name: the folder under the store (default: the workload's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9), value_name = "N")]
+    pub nodes: u64,
+    /// What to test: raft-node (or any server with its command line, see --raft-node), or
+    /// an etcd cluster started by the runner. etcd members advertise one peer URL to all,
+    /// so the per-link proxies cannot cut or slow its links: with etcd, `--nemesis all`
+    /// means kill and pause, and partition or latency is an error.
+    #[arg(long, value_enum, default_value = "raft-node")]
+    pub target: ServerKind,
+    /// The server binary (default: raft-node beside this executable). Any server taking
+    /// --id --transport-port --api-port --data-dir --peers and serving /kv/:key works.
+    #[arg(long, value_name = "PATH")]
+    pub raft_node: Option<PathBuf>,
+    /// The etcd binary, for --target etcd.
+    #[arg(long, default_value = "etcd", value_name = "PATH")]
+    pub etcd: PathBuf,
+    /// With --target etcd: read with etcd's serializable reads, which a member answers
+    /// from its own, possibly stale, state. A positive control: expect "invalid".
+    #[arg(long)]
+    pub etcd_serializable_reads: bool,
+    /// The server's client API. A server without compare-and-set (seed) runs the register
+    /// workload with reads and writes only; asking for cas in --mix is then an error.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub api: ApiArg,
+    /// An extra argument for every node (repeat for several), e.g. --node-arg=--heartbeat-ms=30
+    #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    #[arg(long, value_enum, default_value = "register")]
+    pub workload: WorkloadArg,
+    /// healthy (5 clients, 50% writes, and no faults unless --nemesis names some),
+    /// high-concurrency (10 clients), write-heavy (80% writes), read-heavy (80% reads).
+    #[arg(long, value_parser = ["healthy", "high-concurrency", "write-heavy", "read-heavy"], value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Keys the workload uses (default: 5 for register, 100 for kv).
+    #[arg(long, value_name = "N")]
+    pub keys: Option<usize>,
+    /// Concurrent clients (default: the preset's).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024), value_name = "N")]
+    pub concurrency: Option<u64>,
+    /// Target operations per second over all clients (default: as fast as possible).
+    #[arg(long, value_name = "OPS_PER_S")]
+    pub rate: Option<f64>,
+    /// Seconds of load and faults.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub time_limit: f64,
+    /// Stop the clients after this many operations.
+    #[arg(long, value_name = "N")]
+    pub ops: Option<u64>,
+    /// Weights of read, write, cas and delete, e.g. read=50,write=30,cas=20 (overrides the preset).
+    #[arg(long, value_name = "F=W,...")]
+    pub mix: Option<String>,
+    /// Seconds an operation may take before its outcome is recorded as unknown.
+    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    pub op_timeout: f64,
+    /// Faults to inject: any of kill,pause,partition,latency (processes and links),
+    /// duplicate,reorder (whole peer requests, or packets with --net netns), replay,drop
+    /// (whole requests: --net proxy), loss,bandwidth (packets: --net netns), or all (every
+    /// kind the links can carry out), or none. `all` without
+    /// --nemesis-interval is a search: kinds, targets, durations and gaps are drawn from
+    /// the seed, with bursts of leader faults and, underneath, spells of link latency and
+    /// message faults; successive seeds explore different schedules. Default: all, or
+    /// none with --preset healthy (a fault-free baseline).
+    #[arg(long, value_name = "KINDS")]
+    pub nemesis: Option<String>,
+    /// A fixed rota instead of the search: seconds of each fault, and of each healthy gap
+    /// between faults, every named kind in turn (default 3 when --nemesis names kinds).
+    #[arg(long, value_name = "SECS")]
+    pub nemesis_interval: Option<f64>,
+    /// Whom kills and pauses hit: any of random,leader,minority,majority,every (all nodes
+    /// at once), or all (the first four).
+    #[arg(long, default_value = "all", value_name = "TARGETS")]
+    pub nemesis_targets: String,
+    /// Kills of several nodes (every, majority, minority) take them down one by one, a
+    /// few milliseconds apart, and bring them back one by one, up to 0.8 s apart, each in
+    /// an order drawn from the seed: the last to die may hold writes nobody else has, and
+    /// the first back elect a leader before the rest return. The search does this to three
+    /// in four of those kills; with this flag, to all of them.
+    #[arg(long)]
+    pub staggered_kills: bool,
+    /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
+    #[arg(long, default_value = "all", value_name = "SHAPES")]
+    pub partitions: String,
+    /// How node-to-node traffic travels, which decides how network faults are made.
+    /// proxy: one TCP proxy per directed link on 127.0.0.1 (faults on byte streams and
+    /// whole HTTP requests: duplicate, reorder, replay, drop). netns: each node in a
+    /// network namespace of its own, with its own address, joined by the runner's packet
+    /// switch (faults on IP packets: duplicate, reorder, loss, bandwidth); any server that
+    /// advertises one address per member can then be partitioned, etcd included. netns
+    /// needs root (CAP_NET_ADMIN), /dev/net/tun and iproute2; it leaves nothing behind
+    /// (`chaos-runner clean` removes what a killed run left).
+    #[arg(long, value_enum, default_value = "proxy", conflicts_with = "hosts")]
+    pub net: NetArg,
+    /// With --net netns: the IPv4 range of the test network, e.g. 198.18.7.0/24; node N
+    /// gets the Nth address, the runner the last usable one. Default: the first free /24
+    /// of 198.18.0.0/15 (set aside for benchmark networks by RFC 2544). Nothing is routed
+    /// beyond it.
+    #[arg(long, value_name = "CIDR", conflicts_with = "hosts")]
+    pub net_range: Option<String>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+    /// Mutual TLS on both ports of every node (raft-node only). The run makes its own CA
+    /// and certificates (in the run's tls/ folder) and passes them as --peer-* and
+    /// --client-* flags; the runner's clients present one too. Faults on byte streams and
+    /// packets work through TLS; duplicate, reorder, replay and drop under --net proxy act
+    /// on whole HTTP requests, which TLS hides, so `all` leaves them out there (with
+    /// --net netns, duplicate and reorder act on packets and stay).
+    #[arg(long, conflicts_with = "hosts")]
+    pub tls: bool,
+    /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
+    /// slower network: every window a race needs, such as the first round trip of a new
+    /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub link_latency: u64,
+    /// Seed of the fault schedule and the clients' choices (default: random; printed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Root folder of the results.
+    #[arg(long, default_value = "store", value_name = "DIR")]
+    pub store: PathBuf,
+    /// Fewer ok operations than this makes the verdict "unknown", never "valid".
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub min_ok: u64,
+    /// Repeat the test this many times (seeds seed, seed+1, ...); stop at the first invalid.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub test_count: u32,
+    /// Seconds the checker may take.
+    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
+    pub check_timeout: f64,
+    /// Memory budget of the checker, in MiB: the searches of every key, on every core,
+    /// draw from it together.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    pub check_memory: u64,
+    /// Decide every key. By default the first key proven non-linearizable decides the
+    /// verdict: the other keys' searches stop and they are reported as not decided.
+    #[arg(long)]
+    pub all_keys: bool,
+    /// Check the history while the run goes, and stop the load at the first anomaly
+    /// (then heal, read every key, stop the nodes and write the history, results and
+    /// report as usual; the verdict is "invalid", exit 1). results.json's fail_fast says
+    /// what was found, and when. The online checks take at most about a quarter of a
+    /// core. For CI gates that should fail quickly.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Also write a JUnit XML report here (one test case per run; an anomaly is a
+    /// failure, an unknown verdict is skipped, a harness error is an error).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+impl TestArgs {
+    /// `--nemesis` as given, or its default: none for `--preset healthy`, else all.
+    pub fn nemesis(&self) -> &str {
+        match (&self.nemesis, self.preset.as_deref()) {
+            (Some(n), _) => n,
+            (None, Some("healthy")) => "none",
+            (None, _) => "all",
+        }
+    }
+}
