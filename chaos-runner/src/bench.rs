@@ -22,9 +22,10 @@ use workloads::runner::{run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
     die_with_children_on_interrupt, etcd_binary, find_leader_of, raft_node_binary, start_cluster,
-    ClusterPlan, LinkPlan, Running, ServerKind,
+    ClusterPlan, Running, ServerKind,
 };
 use crate::exit;
+use crate::fabric::{Fabric, NetArg};
 use crate::store::RunDir;
 use crate::test_cmd::{parse_mix, secs};
 
@@ -91,14 +92,17 @@ pub struct BenchArgs {
     /// An extra argument for every node (repeat for several).
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
-    /// Route node-to-node traffic through the harness's proxies, as `test` does
-    /// (raft-node only): compare with a run without to see what the proxies cost.
-    #[arg(long, conflicts_with_all = ["netns", "hosts"])]
+    /// How node-to-node traffic travels, as for `test`: direct (nothing in the way),
+    /// proxy (through the harness's proxies, as `test` does by default; raft-node only),
+    /// netns (each node in a namespace of its own behind the runner's packet switch;
+    /// needs root and iproute2). Compare runs to see what the proxies or the switch cost.
+    #[arg(long, value_enum, default_value = "direct", conflicts_with = "hosts")]
+    pub net: NetArg,
+    /// The same as --net proxy (kept for scripts that use it).
+    #[arg(long, hide = true, conflicts_with_all = ["net", "netns", "hosts"])]
     pub proxies: bool,
-    /// Run each node in a network namespace of its own, joined by the runner's packet
-    /// switch, as `test --net netns` does (needs root and iproute2): compare with a run
-    /// without to see what the switch costs.
-    #[arg(long, conflicts_with = "hosts")]
+    /// The same as --net netns (kept for scripts that use it).
+    #[arg(long, hide = true, conflicts_with_all = ["net", "hosts"])]
     pub netns: bool,
     /// Mutual TLS on both ports of every node (raft-node only), with certificates the
     /// run makes, as `test --tls` does: compare with a run without to see what TLS costs.
@@ -236,13 +240,18 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
     };
-    if args.netns {
+    let net = match (args.proxies, args.netns) {
+        (true, _) => NetArg::Proxy,
+        (_, true) => NetArg::Netns,
+        _ => args.net,
+    };
+    if net == NetArg::Netns {
         crate::netns::preflight()?;
     }
     let server = args.target.server();
-    if args.proxies && !server.per_peer_addresses() {
+    if net == NetArg::Proxy && !server.per_peer_addresses() {
         bail!(
-            "--proxies: --target {} cannot be given an address per peer, so its links \
+            "--net proxy: --target {} cannot be given an address per peer, so its links \
              cannot have proxies of their own",
             args.target.name()
         );
@@ -254,23 +263,16 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         );
     }
     let ssh = args.ssh.plan(false)?;
+    let links = Fabric::resolve(net, args.target, args.tls, 0, None, ssh);
     let cluster = ClusterPlan {
         kind: args.target,
         bin,
         node_args: args.node_args.clone(),
-        nodes: ssh.as_ref().map_or(args.nodes, |s| s.hosts.len() as u64),
-        links: if let Some(ssh) = ssh {
-            LinkPlan::Ssh(Box::new(ssh))
-        } else if args.proxies {
-            LinkPlan::Proxies { latency_ms: 0 }
-        } else if args.netns {
-            LinkPlan::Switch {
-                latency_ms: 0,
-                range: None,
-            }
-        } else {
-            LinkPlan::Direct
+        nodes: match &links {
+            Fabric::Hosts(ssh) => ssh.hosts.len() as u64,
+            _ => args.nodes,
         },
+        links,
         leader_within: Duration::from_secs(30),
         tls: args.tls,
     };
@@ -405,8 +407,8 @@ fn bench_results(
         mix: plan.mix.into(),
         value_size: args.value_size,
         keys: args.keys,
-        proxies: args.proxies,
-        netns: args.netns,
+        proxies: matches!(plan.cluster.links, Fabric::Proxies { .. }),
+        netns: matches!(plan.cluster.links, Fabric::Switch { .. }),
         hosts: args.ssh.hosts.clone(),
         node_args: args.node_args.clone(),
         server: plan.cluster.bin.clone(),

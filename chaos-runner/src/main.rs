@@ -5,6 +5,7 @@ mod check_cmd;
 mod cluster;
 mod console;
 mod exit;
+mod fabric;
 mod link_mode;
 mod nemesis;
 mod netns;

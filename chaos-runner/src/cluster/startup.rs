@@ -16,27 +16,12 @@ use super::nodes::Cluster;
 use super::process::{blocking, free_ports, spawn_child};
 use super::servers::{find_leader_of, ServerKind};
 use super::spec::NodeSpec;
-use crate::netns::{self, Hosts};
+use crate::fabric::Fabric;
+use crate::netns::Hosts;
 use crate::proxy::Network;
-use crate::ssh::{SshHosts, SshPlan};
+use crate::ssh::SshHosts;
 use crate::store::RunDir;
 use crate::tls::ApiAccess;
-
-/// How node-to-node traffic travels, which decides how network faults are made.
-#[derive(Debug, Clone)]
-pub enum LinkPlan {
-    /// Straight over loopback: no network faults (`bench`, etcd in proxy mode).
-    Direct,
-    /// One TCP proxy per directed link, each with this steady one-way delay (ms).
-    Proxies { latency_ms: u64 },
-    /// A network namespace per node, joined by the runner's packet switch.
-    Switch {
-        latency_ms: u64,
-        range: Option<netns::Range>,
-    },
-    /// A node per host over ssh; partitions by nftables on the hosts.
-    Ssh(Box<SshPlan>),
-}
 
 /// What must outlive the nodes and go after them: netns mode's namespaces and switch,
 /// ssh mode's connections and firewall followers. Dropped after the cluster.
@@ -80,7 +65,7 @@ pub struct ClusterPlan {
     pub bin: PathBuf,
     pub node_args: Vec<String>,
     pub nodes: u64,
-    pub links: LinkPlan,
+    pub links: Fabric,
     pub leader_within: Duration,
     /// Mutual TLS on both ports of every node, with certificates the run makes.
     pub tls: bool,
@@ -115,7 +100,7 @@ impl Running {
     }
 }
 
-/// Where each node listens and how it reaches its peers, under each [`LinkPlan`].
+/// Where each node listens and how it reaches its peers, under each [`Fabric`].
 pub(super) struct Addressing {
     net: Option<Network>,
     hosting: Hosting,
@@ -131,7 +116,7 @@ impl Addressing {
 
     async fn new(plan: &ClusterPlan, ids: &[u64]) -> Result<Addressing> {
         let (t, a) = Self::NETNS_PORTS;
-        if let LinkPlan::Switch { latency_ms, range } = plan.links.clone() {
+        if let Fabric::Switch { latency_ms, range } = plan.links.clone() {
             let mut hosts = Hosts::create(ids, range)?;
             let (mut net, links) = Network::switched(ids);
             net.set_base_latency(latency_ms);
@@ -150,7 +135,7 @@ impl Addressing {
                 reserved: Vec::new(),
             });
         }
-        if let LinkPlan::Ssh(ssh) = &plan.links {
+        if let Fabric::Hosts(ssh) = &plan.links {
             let hosts = blocking(|| SshHosts::connect(ssh, &plan.bin, spawn_child))?;
             let hosts = Arc::new(hosts);
             let (net, links) = Network::switched(ids);
@@ -177,7 +162,7 @@ impl Addressing {
             .map(|(k, &i)| (i, (IpAddr::from([127, 0, 0, 1]), ports[k], ports[n + k])))
             .collect();
         let net = match plan.links {
-            LinkPlan::Proxies { latency_ms } => {
+            Fabric::Proxies { latency_ms, .. } => {
                 let targets: Vec<(u64, std::net::SocketAddr)> = nodes
                     .iter()
                     .map(|(&i, &(host, t, _))| (i, std::net::SocketAddr::new(host, t)))

@@ -25,7 +25,7 @@ use workloads::recorder::Recorder;
 
 use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::proxy::Network;
-pub use schedule::{plan, plan_search, Fabric, FaultKind, Layer, Planned, Shape, Target};
+pub use schedule::{plan, plan_search, FaultKind, Layer, Planned, Shape, Target};
 
 /// What faults act on.
 pub struct Env {

@@ -15,64 +15,6 @@ use rand::{Rng, SeedableRng};
 
 pub use checker::record::{FaultKind, Shape, Target};
 
-/// What carries node-to-node traffic, which decides the faults a run can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fabric {
-    /// Straight over loopback (etcd in proxy mode): processes only.
-    Direct,
-    /// One TCP proxy per directed link: byte streams and whole HTTP requests.
-    Proxies,
-    /// The same proxies carrying TLS (`--tls`): byte streams only.
-    TlsProxies,
-    /// The packet switch of `--net netns`: IP packets.
-    Switch,
-    /// Hosts over ssh (`--hosts`): nftables on each host.
-    Hosts,
-}
-
-impl Fabric {
-    /// Whether these links can carry out `kind`.
-    pub fn carries(self, kind: FaultKind) -> bool {
-        use FaultKind::*;
-        match kind {
-            Kill | Pause => true,
-            Partition => self != Fabric::Direct,
-            Latency | LinkLatency => {
-                matches!(self, Fabric::Proxies | Fabric::TlsProxies | Fabric::Switch)
-            }
-            Duplicate | Reorder => matches!(self, Fabric::Proxies | Fabric::Switch),
-            Replay | Drop => self == Fabric::Proxies,
-            Loss | Bandwidth => self == Fabric::Switch,
-        }
-    }
-
-    /// Why these links cannot carry out `kind` (for the error when it is asked for).
-    pub fn why_not(self, kind: FaultKind) -> &'static str {
-        match self {
-            Fabric::Direct => {
-                "etcd members advertise one peer URL to every member, so the per-link \
-                 proxies cannot cut or slow its links; use kill and pause, or --net netns"
-            }
-            Fabric::Proxies => "it acts on packets, which only --net netns's switch sees",
-            // What plain proxies can do and these cannot needs to see the requests.
-            Fabric::TlsProxies if Fabric::Proxies.carries(kind) => {
-                "with --tls the proxies carry encrypted bytes and never see whole HTTP \
-                 requests; use --net netns (its switch duplicates and reorders packets \
-                 under TLS too), or leave out --tls"
-            }
-            Fabric::TlsProxies => "it acts on packets, which only --net netns's switch sees",
-            Fabric::Switch => {
-                "it acts on whole HTTP requests, which only the proxies of --net proxy see"
-            }
-            Fabric::Hosts => {
-                "on hosts over ssh the runner partitions links with nftables, but does not \
-                 delay, duplicate or drop their packets (that needs tc netem, not used yet); \
-                 use kill, pause and partition, or --net netns on one machine"
-            }
-        }
-    }
-}
-
 /// Faults of one layer never overlap each other; layers overlap freely (the links'
 /// layers in the proxy keep them from undoing each other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -6,27 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::cluster::ServerKind;
+pub use crate::fabric::NetArg;
 use crate::ssh::SshArgs;
-
-/// How node-to-node traffic travels (`--net`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum NetArg {
-    /// One TCP proxy per directed link, on 127.0.0.1; the server must take a per-peer
-    /// address map (--peers). Needs nothing.
-    Proxy,
-    /// Each node in a network namespace of its own, with its own address and its real
-    /// peers' addresses, joined by the runner's packet switch. Needs root and iproute2.
-    Netns,
-}
-
-impl NetArg {
-    pub fn name(self) -> &'static str {
-        match self {
-            NetArg::Proxy => "proxy",
-            NetArg::Netns => "netns",
-        }
-    }
-}
 
 /// The client API of the server under test.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -150,7 +131,8 @@ pub struct TestArgs {
     /// switch (faults on IP packets: duplicate, reorder, loss, bandwidth); any server that
     /// advertises one address per member can then be partitioned, etcd included. netns
     /// needs root (CAP_NET_ADMIN), /dev/net/tun and iproute2; it leaves nothing behind
-    /// (`chaos-runner clean` removes what a killed run left).
+    /// (`chaos-runner clean` removes what a killed run left). direct: nothing in the way
+    /// (kill and pause only).
     #[arg(long, value_enum, default_value = "proxy", conflicts_with = "hosts")]
     pub net: NetArg,
     /// With --net netns: the IPv4 range of the test network, e.g. 198.18.7.0/24; node N

@@ -11,10 +11,10 @@ use checker::record::TestRecord;
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
-use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, LinkPlan, ServerKind};
-use crate::nemesis::{Fabric, FaultKind, Planned, Shape, Target};
+use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, ServerKind};
+use crate::fabric::Fabric;
+use crate::nemesis::{FaultKind, Planned, Shape, Target};
 use crate::netns::Range;
-use crate::ssh::SshPlan;
 
 use super::args::{ApiArg, NetArg, TestArgs, WorkloadArg};
 
@@ -49,13 +49,13 @@ pub struct Config {
     /// The nodes: how many, their extra flags, how their links are carried.
     pub nodes: u64,
     pub node_args: Vec<String>,
+    /// How node-to-node traffic travels, with what that needs.
     pub fabric: Fabric,
     pub link_latency_ms: u64,
     pub tls: bool,
-    /// As test.json records them: the workload and preset named, `--net` in words.
+    /// As test.json records them: the workload and preset named.
     pub workload_name: String,
     pub preset: Option<String>,
-    pub net_name: String,
     pub kind: WorkloadKind,
     pub keys: usize,
     pub concurrency: usize,
@@ -73,10 +73,6 @@ pub struct Config {
     pub nemesis_interval: Option<Duration>,
     /// `--check-memory` in bytes.
     pub check_memory: usize,
-    /// `--net-range`, parsed.
-    pub net_range: Option<Range>,
-    /// `--hosts` and its options, parsed.
-    pub ssh: Option<SshPlan>,
 }
 
 /// The name in `names` nearest to `word` (at most two edits away), for "did you mean".
@@ -165,31 +161,51 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// What carries node-to-node traffic for these flags.
-fn fabric(args: &TestArgs) -> Fabric {
-    if args.ssh.hosts.is_some() {
-        return Fabric::Hosts;
+/// The links the flags ask for (`--hosts`, `--net`, `--net-range`, `--link-latency`,
+/// `--tls`); in netns mode, what it needs is checked now, before anything is written
+/// (missing privilege or tools is a set-up error). `requested`: the faults asked for
+/// (a partition over ssh needs the hosts' firewalls).
+fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<Fabric> {
+    if args.net_range.is_some() && args.net != NetArg::Netns {
+        bail!("--net-range goes with --net netns");
     }
-    match args.net {
-        NetArg::Netns => Fabric::Switch,
-        NetArg::Proxy if !args.target.server().per_peer_addresses() => Fabric::Direct,
-        NetArg::Proxy if args.tls => Fabric::TlsProxies,
-        NetArg::Proxy => Fabric::Proxies,
+    let range = args.net_range.as_deref().map(Range::parse).transpose()?;
+    let ssh = args.ssh.plan(requested.contains(&FaultKind::Partition))?;
+    if args.net == NetArg::Netns {
+        crate::netns::preflight()?;
+        if let Some(r) = range {
+            crate::netns::check_free(r)?;
+        }
     }
+    Ok(Fabric::resolve(
+        args.net,
+        args.target,
+        args.tls,
+        args.link_latency,
+        range,
+        ssh,
+    ))
 }
 
-/// The fault kinds `--nemesis` asks for that the links can carry out: `all` means every
-/// kind they can (etcd in proxy mode: kill and pause), and naming one they cannot is an
-/// error that says why.
-fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
-    let faults = list(
+/// The faults `--nemesis` asks for, by name (`all`: every kind).
+fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
+    list(
         args.nemesis(),
         &FaultKind::ALL,
         &FaultKind::ALL.map(FaultKind::name),
         FaultKind::parse,
         "fault",
-    )?;
-    let fabric = fabric(args);
+    )
+}
+
+/// The requested fault kinds that the links can carry out: `all` means every kind they
+/// can (etcd in proxy mode: kill and pause), and naming one they cannot is an error
+/// that says why.
+fn faults_for(
+    args: &TestArgs,
+    requested: Vec<FaultKind>,
+    fabric: &Fabric,
+) -> Result<Vec<FaultKind>> {
     if args.target == ServerKind::RaftNode && args.etcd_serializable_reads {
         bail!("--etcd-serializable-reads goes with --target etcd");
     }
@@ -205,33 +221,16 @@ fn faults_for_target(args: &TestArgs) -> Result<Vec<FaultKind>> {
     if args.link_latency > 0 && !fabric.carries(FaultKind::Latency) {
         bail!("--link-latency: {}", fabric.why_not(FaultKind::Latency));
     }
-    if args.net_range.is_some() && args.net != NetArg::Netns {
-        bail!("--net-range goes with --net netns");
-    }
     if args.nemesis().trim() == "all" {
-        return Ok(faults.into_iter().filter(|&k| fabric.carries(k)).collect());
+        return Ok(requested
+            .into_iter()
+            .filter(|&k| fabric.carries(k))
+            .collect());
     }
-    if let Some(k) = faults.iter().find(|&&k| !fabric.carries(k)) {
+    if let Some(k) = requested.iter().find(|&&k| !fabric.carries(k)) {
         bail!("--nemesis {}: {}", k.name(), fabric.why_not(*k));
     }
-    Ok(faults)
-}
-
-/// `--net-range` and `--hosts`, parsed; in netns mode, what it needs is checked now,
-/// before anything is written (missing privilege or tools is a set-up error).
-fn where_nodes_run(
-    args: &TestArgs,
-    faults: &[FaultKind],
-) -> Result<(Option<Range>, Option<SshPlan>)> {
-    let net_range = args.net_range.as_deref().map(Range::parse).transpose()?;
-    let ssh = args.ssh.plan(faults.contains(&FaultKind::Partition))?;
-    if args.net == NetArg::Netns {
-        crate::netns::preflight()?;
-        if let Some(r) = net_range {
-            crate::netns::check_free(r)?;
-        }
-    }
-    Ok((net_range, ssh))
+    Ok(requested)
 }
 
 /// The fixed rota's interval, or `None` for the search (`--nemesis all` and no interval).
@@ -263,8 +262,9 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
     };
-    let faults = faults_for_target(&args)?;
-    let (net_range, ssh) = where_nodes_run(&args, &faults)?;
+    let requested = requested_faults(&args)?;
+    let fabric = links(&args, &requested)?;
+    let faults = faults_for(&args, requested, &fabric)?;
     let nemesis_interval = nemesis_interval(&args, &faults)?;
     let targets = list(
         &args.nemesis_targets,
@@ -324,7 +324,6 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             shapes
         },
         bin,
-        net_range,
         server: args.target,
         dialect: match (args.target.server().dialect(), args.api) {
             (Some(Dialect::Etcd), _) if args.etcd_serializable_reads => {
@@ -346,19 +345,16 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         seed: args.seed,
         test_count: args.test_count.max(1),
         junit: args.junit.clone(),
-        nodes: ssh.as_ref().map_or(args.nodes, |s| s.hosts.len() as u64),
+        nodes: match &fabric {
+            Fabric::Hosts(ssh) => ssh.hosts.len() as u64,
+            _ => args.nodes,
+        },
         node_args: args.node_args.clone(),
-        fabric: fabric(&args),
+        fabric,
         link_latency_ms: args.link_latency,
         tls: args.tls,
         workload_name: format!("{:?}", args.workload).to_lowercase(),
         preset: args.preset.clone(),
-        net_name: if args.ssh.hosts.is_some() {
-            "ssh".to_string()
-        } else {
-            args.net.name().to_string()
-        },
-        ssh,
     };
     if cfg.dialect == Some(Dialect::Seed) {
         // Refuse cas before starting anything.
@@ -397,17 +393,7 @@ impl Config {
             bin: self.bin.clone(),
             node_args: self.node_args.clone(),
             nodes: self.nodes,
-            links: match self.fabric {
-                Fabric::Direct => LinkPlan::Direct,
-                Fabric::Proxies | Fabric::TlsProxies => LinkPlan::Proxies {
-                    latency_ms: self.link_latency_ms,
-                },
-                Fabric::Switch => LinkPlan::Switch {
-                    latency_ms: self.link_latency_ms,
-                    range: self.net_range,
-                },
-                Fabric::Hosts => LinkPlan::Ssh(Box::new(self.ssh.clone().expect("--hosts"))),
-            },
+            links: self.fabric.clone(),
             leader_within: Duration::from_secs(20),
             tls: self.tls,
         }
@@ -448,8 +434,11 @@ impl Config {
                 "search"
             }
             .to_string(),
-            net: self.net_name.clone(),
-            net_range: self.net_range.map(|r| r.to_string()),
+            net: self.fabric.net_name().to_string(),
+            net_range: match &self.fabric {
+                Fabric::Switch { range, .. } => range.map(|r| r.to_string()),
+                _ => None,
+            },
             link_latency_ms: self.link_latency_ms,
             nemesis_targets: self.targets.iter().map(|t| t.name().to_string()).collect(),
             partitions: self.shapes.iter().map(|s| s.name().to_string()).collect(),
