@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use anyhow::Result;
 use checker::record::{FaultDetails, MessageRecord, PacketRecord};
 
-use super::schedule::{choose_nodes, FaultKind, Target};
+use super::picks::choose_nodes;
+use super::schedule::{FaultKind, Target};
 use super::{Env, Fault, Planned};
 use crate::netns::switch::PacketFault;
 use crate::proxy::{MessageFault, Network};

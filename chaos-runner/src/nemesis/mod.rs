@@ -9,6 +9,7 @@
 mod latency;
 mod message;
 mod partition;
+mod picks;
 mod process;
 mod schedule;
 

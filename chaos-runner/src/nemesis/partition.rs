@@ -4,7 +4,7 @@
 use anyhow::Result;
 use checker::record::{CutMode, FaultDetails};
 
-use super::schedule::{grudge, Grudge};
+use super::picks::{grudge, Grudge};
 use super::{Env, Fault, Planned, Shape};
 use crate::proxy::LinkMode;
 

@@ -8,7 +8,7 @@ use anyhow::Result;
 use checker::record::{FaultDetails, NodeAt};
 use tokio::time::Instant;
 
-use super::schedule::{choose_nodes, stagger};
+use super::picks::{choose_nodes, stagger};
 use super::{Env, Fault, FaultKind, Planned, Target};
 
 /// Nodes killed or paused.
