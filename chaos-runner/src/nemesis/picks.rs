@@ -137,7 +137,7 @@ pub fn grudge(p: &Planned, nodes: &[u64], leader: Option<u64>) -> Grudge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::schedule::{plan, plan_search, FaultKind, Layer};
+    use crate::nemesis::schedule::{rota, search, FaultKind, Layer};
 
     fn planned(shape: Shape, pick: u64) -> Planned {
         Planned {
@@ -236,16 +236,7 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        let args = |seed| {
-            plan(
-                seed,
-                &FaultKind::ALL,
-                &Target::ALL,
-                &Shape::ALL,
-                Duration::from_secs(3),
-                Duration::from_secs(60),
-            )
-        };
+        let args = rota;
         assert_eq!(args(42), args(42));
         assert_ne!(args(42), args(43));
         let p = args(42);
@@ -261,16 +252,6 @@ mod tests {
             assert_eq!(choose_nodes(f, &nodes, None), choose_nodes(f, &nodes, None));
             assert_eq!(grudge(f, &nodes, None), grudge(f, &nodes, None));
         }
-    }
-
-    fn search(seed: u64, kinds: &[FaultKind]) -> Vec<Planned> {
-        plan_search(
-            seed,
-            kinds,
-            &Target::ALL,
-            &Shape::ALL,
-            Duration::from_secs(30),
-        )
     }
 
     /// A schedule as text, with what each fault would hit in a 3-node cluster led by
@@ -314,17 +295,7 @@ mod tests {
         for seed in [1u64, 7, 42, 12345] {
             let cases = [
                 (format!("search-{seed}.txt"), search(seed, &FaultKind::ALL)),
-                (
-                    format!("rota-{seed}.txt"),
-                    plan(
-                        seed,
-                        &FaultKind::ALL,
-                        &Target::ALL,
-                        &Shape::ALL,
-                        Duration::from_secs(3),
-                        Duration::from_secs(60),
-                    ),
-                ),
+                (format!("rota-{seed}.txt"), rota(seed)),
             ];
             for (name, plan) in cases {
                 let text = pinned_text(&plan);

@@ -343,21 +343,36 @@ fn plan_messages(rng: &mut StdRng, kinds: &[FaultKind], time_limit: Duration) ->
     out
 }
 
+/// Tests' schedules: the default search for 30 s with every target and shape.
+#[cfg(test)]
+pub(crate) fn search(seed: u64, kinds: &[FaultKind]) -> Vec<Planned> {
+    plan_search(
+        seed,
+        kinds,
+        &Target::ALL,
+        &Shape::ALL,
+        Duration::from_secs(30),
+    )
+}
+
+/// Tests' schedules: a fixed rota of every kind, target and shape, 3 s each, for 60 s.
+#[cfg(test)]
+pub(crate) fn rota(seed: u64) -> Vec<Planned> {
+    plan(
+        seed,
+        &FaultKind::ALL,
+        &Target::ALL,
+        &Shape::ALL,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-
-    fn search(seed: u64, kinds: &[FaultKind]) -> Vec<Planned> {
-        plan_search(
-            seed,
-            kinds,
-            &Target::ALL,
-            &Shape::ALL,
-            Duration::from_secs(30),
-        )
-    }
 
     #[test]
     fn the_search_replays_by_seed_and_keeps_each_layer_in_sequence() {
