@@ -67,27 +67,26 @@ fn timeline_data(run: &Run) -> Value {
     fns.dedup();
     let mut procs: Vec<(usize, i64)> = lane_of.iter().map(|(&p, &l)| (l, p)).collect();
     procs.sort();
-    let rows: Vec<Value> = ops
-        .iter()
-        .map(|o| {
-            let outcome = match o.outcome {
-                Outcome::Ok => 0,
-                Outcome::Fail => 1,
-                Outcome::Info => 2,
-            };
-            json!([
-                lane_of[&o.process],
-                o.key.as_deref().map_or(-1, |k| key_index[k] as i64),
-                fns.iter().position(|f| *f == o.f).unwrap_or(0),
-                outcome,
-                o.call / 1000,
-                o.ret.map_or(-1, |r| (r / 1000) as i64),
-                short(&o.input),
-                o.output.as_ref().map(short).unwrap_or_default(),
-                o.id
-            ])
-        })
-        .collect();
+    // Named columns, one array per field: as compact as rows of positional arrays,
+    // and the page reads each field by its name.
+    let outcome = |o: &checker::Operation| match o.outcome {
+        Outcome::Ok => 0,
+        Outcome::Fail => 1,
+        Outcome::Info => 2,
+    };
+    let column =
+        |f: &dyn Fn(&checker::Operation) -> Value| -> Vec<Value> { ops.iter().map(f).collect() };
+    let rows = json!({
+        "lane": column(&|o| json!(lane_of[&o.process])),
+        "key": column(&|o| json!(o.key.as_deref().map_or(-1, |k| key_index[k] as i64))),
+        "fn": column(&|o| json!(fns.iter().position(|f| *f == o.f).unwrap_or(0))),
+        "outcome": column(&|o| json!(outcome(o))),
+        "call": column(&|o| json!(o.call / 1000)),
+        "ret": column(&|o| json!(o.ret.map_or(-1, |r| (r / 1000) as i64))),
+        "input": column(&|o| json!(short(&o.input))),
+        "output": column(&|o| json!(o.output.as_ref().map(short).unwrap_or_default())),
+        "id": column(&|o| json!(o.id)),
+    });
     // Overlapping faults (the layers of a schedule run at once) get lanes of their own
     // above the clients' lanes, so no label is drawn over another or over an operation.
     let mut lane_ends: Vec<f64> = Vec::new();
@@ -104,7 +103,12 @@ fn timeline_data(run: &Run) -> Value {
             };
             // A point event (a crash) still takes a sliver of its lane.
             lane_ends[lane] = f.end.max(f.start + 1e-3);
-            json!([(f.start * 1e6) as u64, (f.end * 1e6) as u64, f.label, lane])
+            json!({
+                "start": (f.start * 1e6) as u64,
+                "end": (f.end * 1e6) as u64,
+                "label": f.label,
+                "lane": lane,
+            })
         })
         .collect();
     let failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
@@ -386,6 +390,11 @@ const JS: &str = r#"
 const ERRS = [];
 window.addEventListener('error', e => ERRS.push(String(e.message)));
 const D = JSON.parse(document.getElementById('data').textContent);
+// Each operation as an object with named fields, from the named columns of the data.
+const OPS = D.ops.id.map((id, i) => ({
+  lane: D.ops.lane[i], key: D.ops.key[i], fn: D.ops.fn[i], outcome: D.ops.outcome[i],
+  call: D.ops.call[i], ret: D.ops.ret[i], input: D.ops.input[i], output: D.ops.output[i], id,
+}));
 const ORDER = new Map(D.prefix.map((id, i) => [id, i + 1]));
 const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
 const LH = 14, FH = 13, LEFT = 56;
@@ -395,8 +404,8 @@ const COLORS = ['#2e8b57', '#c83232', '#e69614'];
 const failing = new Set(D.failing);
 let t0 = 0, t1 = Math.max(D.end, 1), keyFilter = -1;
 const byLane = D.procs.map(() => []);
-D.ops.forEach((o, i) => byLane[o[0]].push(i));
-const endOf = o => o[5] < 0 ? D.end : o[5];
+OPS.forEach((o, i) => byLane[o.lane].push(i));
+const endOf = o => o.ret < 0 ? D.end : o.ret;
 function size() {
   const dpr = window.devicePixelRatio || 1, w = cv.clientWidth, h = PT + D.procs.length * LH + 4;
   cv.width = w * dpr; cv.height = h * dpr; cv.style.height = h + 'px'; ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -408,13 +417,13 @@ function draw() {
   ctx.clearRect(0, 0, w, h); ctx.font = '10px sans-serif';
   if (D.flanes) { ctx.fillStyle = '#888'; ctx.fillText('faults', 4, TOP + 10); }
   for (const f of D.faults) {
-    if (f[1] < t0 || f[0] > t1) continue;
-    const a = Math.max(LEFT, X(f[0])), b = Math.max(a + 2, Math.min(w, X(f[1]))), y = TOP + f[3] * FH;
+    if (f.end < t0 || f.start > t1) continue;
+    const a = Math.max(LEFT, X(f.start)), b = Math.max(a + 2, Math.min(w, X(f.end))), y = TOP + f.lane * FH;
     ctx.fillStyle = 'rgba(120,120,200,0.10)'; ctx.fillRect(a, PT, b - a, h - PT);
     ctx.fillStyle = 'rgba(90,90,168,0.85)'; ctx.fillRect(a, y, b - a, FH - 2);
     if (b - a > 14) {
       ctx.save(); ctx.beginPath(); ctx.rect(a, y, b - a, FH - 2); ctx.clip();
-      ctx.fillStyle = '#fff'; ctx.fillText(f[2], a + 2, y + 9); ctx.restore();
+      ctx.fillStyle = '#fff'; ctx.fillText(f.label, a + 2, y + 9); ctx.restore();
     }
   }
   ctx.fillStyle = '#666'; ctx.strokeStyle = '#ddd';
@@ -427,39 +436,39 @@ function draw() {
     ctx.fillStyle = '#666'; ctx.fillText(label, x + 2 + tw > w ? x - tw - 2 : x + 2, 10);
   }
   for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText('p' + D.procs[l], 4, PT + l * LH + 10); }
-  for (const o of D.ops) {
-    if (keyFilter >= 0 && o[1] !== keyFilter) continue;
-    const e = endOf(o); if (e < t0 || o[4] > t1) continue;
-    const a = Math.max(LEFT, X(o[4])), b = Math.max(a + 1.5, Math.min(w, X(e))), y = PT + o[0] * LH + 1;
-    if (o[5] < 0) {
+  for (const o of OPS) {
+    if (keyFilter >= 0 && o.key !== keyFilter) continue;
+    const e = endOf(o); if (e < t0 || o.call > t1) continue;
+    const a = Math.max(LEFT, X(o.call)), b = Math.max(a + 1.5, Math.min(w, X(e))), y = PT + o.lane * LH + 1;
+    if (o.ret < 0) {
       // Never completed: its outcome is open, so it fades out rather than hide what
       // happened after it.
       const g = ctx.createLinearGradient(a, 0, b, 0);
       g.addColorStop(0, 'rgba(230,150,20,0.75)'); g.addColorStop(Math.min(1, 60 / Math.max(b - a, 1)), 'rgba(230,150,20,0.25)'); g.addColorStop(1, 'rgba(230,150,20,0)');
       ctx.fillStyle = g; ctx.fillRect(a, y, b - a, LH - 3);
     } else {
-      ctx.fillStyle = COLORS[o[3]]; ctx.globalAlpha = o[3] === 2 ? 0.45 : 0.85; ctx.fillRect(a, y, b - a, LH - 3);
+      ctx.fillStyle = COLORS[o.outcome]; ctx.globalAlpha = o.outcome === 2 ? 0.45 : 0.85; ctx.fillRect(a, y, b - a, LH - 3);
       ctx.globalAlpha = 1;
     }
-    if (failing.has(o[8])) { ctx.strokeStyle = '#000'; ctx.lineWidth = 2; ctx.strokeRect(a - 1, y - 1, b - a + 2, LH - 1); ctx.lineWidth = 1; ctx.strokeStyle = '#ddd'; }
-    if (b - a > 44) { ctx.fillStyle = o[5] < 0 ? '#7a4a00' : '#fff'; ctx.fillText((D.fns[o[2]] + ' ' + o[6] + (o[7] && o[7] !== o[6] ? '→' + o[7] : '')).slice(0, Math.floor((b - a) / 6)), a + 2, y + 9); }
+    if (failing.has(o.id)) { ctx.strokeStyle = '#000'; ctx.lineWidth = 2; ctx.strokeRect(a - 1, y - 1, b - a + 2, LH - 1); ctx.lineWidth = 1; ctx.strokeStyle = '#ddd'; }
+    if (b - a > 44) { ctx.fillStyle = o.ret < 0 ? '#7a4a00' : '#fff'; ctx.fillText((D.fns[o.fn] + ' ' + o.input + (o.output && o.output !== o.input ? '→' + o.output : '')).slice(0, Math.floor((b - a) / 6)), a + 2, y + 9); }
   }
   // The longest order the model accepted, numbered on its operations.
   if (ORDER.size) {
     ctx.font = 'bold 10px sans-serif';
-    for (const o of D.ops) {
-      const n = ORDER.get(o[8]); if (!n || o[4] > t1 || endOf(o) < t0) continue;
-      if (keyFilter >= 0 && o[1] !== keyFilter) continue;
-      const x = Math.max(LEFT, X(o[4])), y = PT + o[0] * LH;
+    for (const o of OPS) {
+      const n = ORDER.get(o.id); if (!n || o.call > t1 || endOf(o) < t0) continue;
+      if (keyFilter >= 0 && o.key !== keyFilter) continue;
+      const x = Math.max(LEFT, X(o.call)), y = PT + o.lane * LH;
       ctx.fillStyle = '#fff'; ctx.fillRect(x - 1, y, ctx.measureText(String(n)).width + 4, 11);
       ctx.fillStyle = '#123'; ctx.fillText(String(n), x + 1, y + 9);
     }
     ctx.font = '10px sans-serif';
   }
   // The anomaly stays visible at any zoom: a red line through its lane and a marker above.
-  for (const o of D.ops) {
-    if (!failing.has(o[8]) || o[4] > t1 || endOf(o) < t0) continue;
-    const x = Math.max(LEFT, X(o[4])), y = PT + o[0] * LH;
+  for (const o of OPS) {
+    if (!failing.has(o.id) || o.call > t1 || endOf(o) < t0) continue;
+    const x = Math.max(LEFT, X(o.call)), y = PT + o.lane * LH;
     ctx.strokeStyle = '#c00'; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(x, PT - 2); ctx.lineTo(x, y + LH); ctx.stroke();
     ctx.fillStyle = '#c00'; ctx.beginPath(); ctx.moveTo(x - 5, PT - 9); ctx.lineTo(x + 5, PT - 9); ctx.lineTo(x, PT - 2); ctx.fill();
     ctx.lineWidth = 1; ctx.strokeStyle = '#ddd';
@@ -468,11 +477,11 @@ function draw() {
 function find(x, y) {
   const l = Math.floor((y - PT) / LH); if (l < 0 || l >= byLane.length) return null;
   const t = T(x), list = byLane[l]; let lo = 0, hi = list.length - 1, best = -1;
-  while (lo <= hi) { const m = (lo + hi) >> 1; if (D.ops[list[m]][4] <= t) { best = m; lo = m + 1; } else hi = m - 1; }
+  while (lo <= hi) { const m = (lo + hi) >> 1; if (OPS[list[m]].call <= t) { best = m; lo = m + 1; } else hi = m - 1; }
   for (let k = best; k >= 0 && k > best - 3; k--) {
-    const o = D.ops[list[k]]; if (keyFilter >= 0 && o[1] !== keyFilter) continue;
+    const o = OPS[list[k]]; if (keyFilter >= 0 && o.key !== keyFilter) continue;
     const px = (t1 - t0) / cv.clientWidth * 2;
-    if (o[4] - px <= t && t <= endOf(o) + px) return o;
+    if (o.call - px <= t && t <= endOf(o) + px) return o;
   }
   return null;
 }
@@ -482,7 +491,7 @@ cv.addEventListener('mousemove', ev => {
   if (drag) { const dt = (ev.clientX - drag.x) / (cv.clientWidth - LEFT - 8) * (drag.t1 - drag.t0); t0 = drag.t0 - dt; t1 = drag.t1 - dt; draw(); return; }
   const o = find(ev.clientX - r.left, ev.clientY - r.top);
   if (!o) { tip.style.display = 'none'; return; }
-  tip.textContent = `#${o[8]}  process ${D.procs[o[0]]}  ${OUT[o[3]]}\n${D.fns[o[2]]} ${o[1] >= 0 ? 'key ' + D.keys[o[1]] : ''}\nvalue ${o[6]}${o[7] ? '  result ' + o[7] : ''}\ninvoked ${(o[4] / 1e6).toFixed(6)} s\n` + (o[5] < 0 ? 'never completed (outcome unknown)' : `completed ${(o[5] / 1e6).toFixed(6)} s (${((o[5] - o[4]) / 1e3).toFixed(3)} ms)`);
+  tip.textContent = `#${o.id}  process ${D.procs[o.lane]}  ${OUT[o.outcome]}\n${D.fns[o.fn]} ${o.key >= 0 ? 'key ' + D.keys[o.key] : ''}\nvalue ${o.input}${o.output ? '  result ' + o.output : ''}\ninvoked ${(o.call / 1e6).toFixed(6)} s\n` + (o.ret < 0 ? 'never completed (outcome unknown)' : `completed ${(o.ret / 1e6).toFixed(6)} s (${((o.ret - o.call) / 1e3).toFixed(3)} ms)`);
   tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
 });
 cv.addEventListener('mouseleave', () => tip.style.display = 'none');
@@ -501,13 +510,13 @@ D.keys.forEach((k, i) => { const o = document.createElement('option'); o.value =
 sel.onchange = () => { keyFilter = +sel.value; draw(); };
 // Zooms to operation `id` (and its key), so that it and the numbered order before it fit.
 function zoomTo(id, key) {
-  const o = D.ops.find(o => o[8] === id); if (!o) return null;
+  const o = OPS.find(o => o.id === id); if (!o) return null;
   const ki = D.keys.indexOf(key); if (ki >= 0) { keyFilter = ki; sel.value = ki; }
-  let from = o[4];
-  for (const p of D.ops) if (ORDER.has(p[8]) && (ki < 0 || p[1] === ki)) from = Math.min(from, p[4]);
+  let from = o.call;
+  for (const p of OPS) if (ORDER.has(p.id) && (ki < 0 || p.key === ki)) from = Math.min(from, p.call);
   const e = endOf(o), pad = Math.max((e - from) * 0.15, 2000);
   t0 = from - pad; t1 = e + pad; draw();
-  const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, PT + o[0] * LH - 60);
+  const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, PT + o.lane * LH - 60);
   return o;
 }
 function focusOp(id, key) {
@@ -526,8 +535,8 @@ if (location.hash === '#selftest') {
   const r = { errors: ERRS, scrollY: window.scrollY, end: D.end, opened: [t0, t1] };
   if (first) {
     t0 = 0; t1 = D.end; first.click();
-    const o = D.ops.find(o => o[8] === +first.dataset.op);
-    r.clicked = { t0, t1, call: o[4], ret: endOf(o), keyFilter, key: D.keys.indexOf(first.dataset.key) };
+    const o = OPS.find(o => o.id === +first.dataset.op);
+    r.clicked = { t0, t1, call: o.call, ret: endOf(o), keyFilter, key: D.keys.indexOf(first.dataset.key) };
   }
   r.errors = ERRS;
   document.body.setAttribute('data-selftest', JSON.stringify(r));
