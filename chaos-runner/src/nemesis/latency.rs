@@ -5,7 +5,8 @@
 use anyhow::Result;
 use checker::record::FaultDetails;
 
-use super::{Env, Fault, Planned};
+use super::{Env, Fault, FaultKind, Planned};
+use crate::fabric::Fabric;
 
 const ADDED_MS: u64 = 50;
 const JITTER_MS: u64 = 100;
@@ -17,6 +18,11 @@ pub struct LatencyFault {
 }
 
 impl Fault for LatencyFault {
+    /// Delay lines: in the proxies or the switch.
+    fn carried_by(_: FaultKind, fabric: &Fabric) -> bool {
+        matches!(fabric, Fabric::Proxies { .. } | Fabric::Switch { .. })
+    }
+
     async fn start(_: &Planned, env: &Env) -> Result<Self> {
         let net = env.net()?;
         let f = LatencyFault {
@@ -59,6 +65,10 @@ pub struct LinkLatencyFault {
 }
 
 impl Fault for LinkLatencyFault {
+    fn carried_by(kind: FaultKind, fabric: &Fabric) -> bool {
+        LatencyFault::carried_by(kind, fabric)
+    }
+
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
         let (ms, jitter_ms) = p.link_latency_ms();
         env.net()?.set_weather(ms, jitter_ms);

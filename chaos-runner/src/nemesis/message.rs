@@ -11,6 +11,7 @@ use checker::record::{FaultDetails, MessageRecord, PacketRecord};
 use super::picks::choose_nodes;
 use super::schedule::{FaultKind, Target};
 use super::{Env, Fault, Planned};
+use crate::fabric::Fabric;
 use crate::netns::switch::PacketFault;
 use crate::proxy::{MessageFault, Network};
 
@@ -67,6 +68,20 @@ fn set(net: &Network, kind: FaultKind, (a, b): (u64, u64), on: bool, seed: u64) 
 }
 
 impl Fault for MessageFaultRun {
+    /// Whole requests need proxies that see them (not through TLS); packets need the
+    /// switch; duplicate and reorder work on either.
+    fn carried_by(kind: FaultKind, fabric: &Fabric) -> bool {
+        use FaultKind::*;
+        let requests = matches!(fabric, Fabric::Proxies { tls: false, .. });
+        let packets = matches!(fabric, Fabric::Switch { .. });
+        match kind {
+            Duplicate | Reorder => requests || packets,
+            Replay | Drop => requests,
+            Loss | Bandwidth => packets,
+            _ => false,
+        }
+    }
+
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
         let net = env.net()?;
         let ids = env.ids();

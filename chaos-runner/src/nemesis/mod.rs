@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use workloads::recorder::Recorder;
 
 use crate::cluster::{find_leader_of, Cluster, ServerKind};
+use crate::fabric::Fabric;
 use crate::proxy::Network;
 pub use schedule::{plan, plan_search, FaultKind, Layer, Planned, Shape, Target};
 
@@ -78,6 +79,8 @@ pub(crate) trait Fault: Sized + Send + Sync + 'static {
     fn describe(&self) -> String;
     /// For the history and results.json.
     fn details(&self) -> FaultDetails;
+    /// Whether links of `fabric` can carry out `kind` (one of the kinds this type serves).
+    fn carried_by(kind: FaultKind, fabric: &Fabric) -> bool;
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -106,20 +109,70 @@ fn start_as<'a, F: Fault>(p: &'a Planned, env: &'a Env) -> BoxFuture<'a, Result<
     Box::pin(async move { Ok(Started(Box::new(F::start(p, env).await?))) })
 }
 
-/// How a kind of fault is started.
-type Starter = for<'a> fn(&'a Planned, &'a Env) -> BoxFuture<'a, Result<Started>>;
+/// A kind of fault's implementation, as the registry hands it out.
+struct Entry {
+    start: for<'a> fn(&'a Planned, &'a Env) -> BoxFuture<'a, Result<Started>>,
+    carried_by: fn(FaultKind, &Fabric) -> bool,
+}
+
+fn entry<F: Fault>() -> Entry {
+    Entry {
+        start: start_as::<F>,
+        carried_by: F::carried_by,
+    }
+}
 
 /// The registry: which file carries out each kind of fault. Adding a kind is its file
 /// and its line here.
-fn registry(kind: FaultKind) -> Starter {
+fn registry(kind: FaultKind) -> Entry {
     use FaultKind::*;
     match kind {
-        Kill | Pause => start_as::<process::ProcessFault>,
-        Partition => start_as::<partition::PartitionFault>,
-        Latency => start_as::<latency::LatencyFault>,
-        LinkLatency => start_as::<latency::LinkLatencyFault>,
+        Kill | Pause => entry::<process::ProcessFault>(),
+        Partition => entry::<partition::PartitionFault>(),
+        Latency => entry::<latency::LatencyFault>(),
+        LinkLatency => entry::<latency::LinkLatencyFault>(),
         Duplicate | Reorder | Replay | Drop | Loss | Bandwidth => {
-            start_as::<message::MessageFaultRun>
+            entry::<message::MessageFaultRun>()
+        }
+    }
+}
+
+/// Whether links of `fabric` can carry out `kind`: its implementation says.
+pub fn carries(fabric: &Fabric, kind: FaultKind) -> bool {
+    (registry(kind).carried_by)(kind, fabric)
+}
+
+/// Why links of `fabric` cannot carry out `kind` (for the error when it is asked for).
+pub fn why_not(fabric: &Fabric, kind: FaultKind) -> &'static str {
+    let plain_proxies = Fabric::Proxies {
+        latency_ms: 0,
+        tls: false,
+    };
+    match fabric {
+        Fabric::Direct => {
+            "the nodes are linked directly (--net direct, or a server such as etcd that \
+             advertises one peer URL to every member, so the per-link proxies cannot cut \
+             or slow its links); use kill and pause, or --net netns"
+        }
+        Fabric::Proxies { tls: false, .. } => {
+            "it acts on packets, which only --net netns's switch sees"
+        }
+        // What plain proxies can do and these cannot needs to see the requests.
+        Fabric::Proxies { tls: true, .. } if carries(&plain_proxies, kind) => {
+            "with --tls the proxies carry encrypted bytes and never see whole HTTP \
+             requests; use --net netns (its switch duplicates and reorders packets \
+             under TLS too), or leave out --tls"
+        }
+        Fabric::Proxies { tls: true, .. } => {
+            "it acts on packets, which only --net netns's switch sees"
+        }
+        Fabric::Switch { .. } => {
+            "it acts on whole HTTP requests, which only the proxies of --net proxy see"
+        }
+        Fabric::Hosts(_) => {
+            "on hosts over ssh the runner partitions links with nftables, but does not \
+             delay, duplicate or drop their packets (that needs tc netem, not used yet); \
+             use kill, pause and partition, or --net netns on one machine"
         }
     }
 }
@@ -129,7 +182,7 @@ pub struct Started(Box<dyn Active>);
 
 impl Started {
     pub async fn start(p: &Planned, env: &Env) -> Result<Started> {
-        registry(p.kind)(p, env).await
+        (registry(p.kind).start)(p, env).await
     }
 
     pub async fn stop(&self, env: &Env) -> Result<()> {
@@ -275,6 +328,63 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn what_each_fabric_carries() {
+        let proxies = Fabric::Proxies {
+            latency_ms: 0,
+            tls: false,
+        };
+        let tls = Fabric::Proxies {
+            latency_ms: 0,
+            tls: true,
+        };
+        let switch = Fabric::Switch {
+            latency_ms: 0,
+            range: None,
+        };
+        let carried = |f: &Fabric| -> Vec<&str> {
+            FaultKind::ALL
+                .into_iter()
+                .filter(|&k| carries(f, k))
+                .map(FaultKind::name)
+                .collect()
+        };
+        assert_eq!(carried(&Fabric::Direct), ["kill", "pause"]);
+        assert_eq!(
+            carried(&proxies),
+            [
+                "kill",
+                "pause",
+                "partition",
+                "latency",
+                "duplicate",
+                "reorder",
+                "replay",
+                "drop"
+            ]
+        );
+        assert_eq!(carried(&tls), ["kill", "pause", "partition", "latency"]);
+        assert_eq!(
+            carried(&switch),
+            [
+                "kill",
+                "pause",
+                "partition",
+                "latency",
+                "duplicate",
+                "reorder",
+                "loss",
+                "bandwidth"
+            ]
+        );
+        assert!(why_not(&tls, FaultKind::Replay).contains("--tls"));
+        assert!(why_not(&tls, FaultKind::Loss).contains("packets"));
+        assert!(
+            carries(&proxies, FaultKind::LinkLatency)
+                && !carries(&Fabric::Direct, FaultKind::LinkLatency)
+        );
+    }
     use crate::proxy::LinkMode;
 
     /// Three nodes' links (to an address never dialled) and no processes.

@@ -5,7 +5,8 @@ use anyhow::Result;
 use checker::record::{CutMode, FaultDetails};
 
 use super::picks::{grudge, Grudge};
-use super::{Env, Fault, Planned, Shape};
+use super::{Env, Fault, FaultKind, Planned, Shape};
+use crate::fabric::Fabric;
 use crate::proxy::LinkMode;
 
 pub struct PartitionFault {
@@ -26,6 +27,11 @@ impl PartitionFault {
 }
 
 impl Fault for PartitionFault {
+    /// Any links the runner stands in: proxies, the switch, the hosts' firewalls.
+    fn carried_by(_: FaultKind, fabric: &Fabric) -> bool {
+        !matches!(fabric, Fabric::Direct)
+    }
+
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
         let nodes = env.ids();
         let g = grudge(p, &nodes, env.leader_for(p).await);

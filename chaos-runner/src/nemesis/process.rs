@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::picks::{choose_nodes, stagger};
 use super::{Env, Fault, FaultKind, Planned, Target};
+use crate::fabric::Fabric;
 
 /// Nodes killed or paused.
 pub struct ProcessFault {
@@ -23,6 +24,11 @@ pub struct ProcessFault {
 }
 
 impl Fault for ProcessFault {
+    /// Signals to processes: any links.
+    fn carried_by(_: FaultKind, _: &Fabric) -> bool {
+        true
+    }
+
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
         let leader = env.leader_for(p).await;
         let nodes = choose_nodes(p, &env.ids(), leader);

@@ -13,7 +13,7 @@ use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, ServerKind};
 use crate::fabric::Fabric;
-use crate::nemesis::{FaultKind, Planned, Shape, Target};
+use crate::nemesis::{self, FaultKind, Planned, Shape, Target};
 use crate::netns::Range;
 
 use super::args::{ApiArg, NetArg, TestArgs, WorkloadArg};
@@ -218,17 +218,20 @@ fn faults_for(
     if args.target == ServerKind::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
-    if args.link_latency > 0 && !fabric.carries(FaultKind::Latency) {
-        bail!("--link-latency: {}", fabric.why_not(FaultKind::Latency));
+    if args.link_latency > 0 && !nemesis::carries(fabric, FaultKind::Latency) {
+        bail!(
+            "--link-latency: {}",
+            nemesis::why_not(fabric, FaultKind::Latency)
+        );
     }
     if args.nemesis().trim() == "all" {
         return Ok(requested
             .into_iter()
-            .filter(|&k| fabric.carries(k))
+            .filter(|&k| nemesis::carries(fabric, k))
             .collect());
     }
-    if let Some(k) = requested.iter().find(|&&k| !fabric.carries(k)) {
-        bail!("--nemesis {}: {}", k.name(), fabric.why_not(*k));
+    if let Some(k) = requested.iter().find(|&&k| !nemesis::carries(fabric, k)) {
+        bail!("--nemesis {}: {}", k.name(), nemesis::why_not(fabric, *k));
     }
     Ok(requested)
 }
