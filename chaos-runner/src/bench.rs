@@ -268,10 +268,7 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         kind: args.target,
         bin,
         node_args: args.node_args.clone(),
-        nodes: match &links {
-            Fabric::Hosts(ssh) => ssh.hosts.len() as u64,
-            _ => args.nodes,
-        },
+        nodes: links.node_count(args.nodes),
         links,
         leader_within: Duration::from_secs(30),
         tls: args.tls,

@@ -63,6 +63,23 @@ impl Fabric {
         }
     }
 
+    /// How many nodes the cluster has: one per host over ssh, else `asked` (`--nodes`).
+    pub fn node_count(&self, asked: u64) -> u64 {
+        match self {
+            Fabric::Hosts(ssh) => ssh.hosts.len() as u64,
+            _ => asked,
+        }
+    }
+
+    /// The steady one-way delay of every link (`--link-latency`); 0 where the runner
+    /// does not stand in the links.
+    pub fn latency_ms(&self) -> u64 {
+        match self {
+            Fabric::Proxies { latency_ms, .. } | Fabric::Switch { latency_ms, .. } => *latency_ms,
+            Fabric::Direct | Fabric::Hosts(_) => 0,
+        }
+    }
+
     /// In test.json's words.
     pub fn net_name(&self) -> &'static str {
         match self {

@@ -29,7 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::body::{read_body, BodyLimits};
+use crate::body::{closing, read_body, BodyLimits};
 use crate::kv::{ApplyResult, Command};
 use crate::node::{LeaderHint, NodeHandle, ReadResult, WriteResult};
 
@@ -243,13 +243,7 @@ impl Api {
             // Only writes have bodies, and this one never reached the log.
             let body =
                 json!({"error": e.code(), "message": e.to_string(), "outcome": "not_applied"});
-            let mut r = json_response(e.status(), body);
-            // The rest of the body may still be coming: the connection cannot be reused.
-            r.headers_mut().insert(
-                hyper::header::CONNECTION,
-                hyper::header::HeaderValue::from_static("close"),
-            );
-            r
+            closing(json_response(e.status(), body))
         })?;
         // Only the documented object: serde would also take a struct from a JSON array
         // (`["a"]` as `{"value": "a"}`).

@@ -54,8 +54,9 @@ impl BodyLimits {
         }
     }
 
-    /// Bytes of the budget in use now (for tests and status).
-    pub fn in_use(&self) -> usize {
+    /// Bytes of the budget in use now.
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
         (units(self.budget_bytes).min(Semaphore::MAX_PERMITS) - self.budget.available_permits())
             * UNIT
     }
@@ -85,6 +86,16 @@ pub enum BodyError {
 pub struct Body {
     pub bytes: Bytes,
     _held: Option<OwnedSemaphorePermit>,
+}
+
+/// `r` with `connection: close`: after a body error the rest of the body may still be
+/// coming, so the connection cannot carry another request.
+pub fn closing<B>(mut r: hyper::Response<B>) -> hyper::Response<B> {
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 /// The body length a request declares (`Content-Length`), if it does.

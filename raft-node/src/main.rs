@@ -322,28 +322,31 @@ async fn run(args: Args) -> Result<()> {
         bail!("--snapshot-threshold must be positive");
     }
 
-    if !Storage::holds_state(&args.data_dir) && Storage::holds_log(&args.data_dir) {
-        // --bootstrap would not help: the log is there, its term and vote are not.
-        bail!(
-            "{} holds a log but its term/vote file (state.bin) is missing: the node's term \
-             and vote are lost, and started without them it could take its term back or vote \
-             twice in one term. Restore state.bin from where it went (a backup), or give node \
-             {} up: start a new cluster (membership changes are not supported yet).",
-            args.data_dir.display(),
-            args.id
-        );
+    if !Storage::holds_state(&args.data_dir) {
+        if Storage::holds_log(&args.data_dir) {
+            // --bootstrap would not help: the log is there, its term and vote are not.
+            bail!(
+                "{} holds a log but its term/vote file (state.bin) is missing: the node's term \
+                 and vote are lost, and started without them it could take its term back or vote \
+                 twice in one term. Restore state.bin from where it went (a backup), or give node \
+                 {} up: start a new cluster (membership changes are not supported yet).",
+                args.data_dir.display(),
+                args.id
+            );
+        }
+        if !args.bootstrap {
+            bail!(
+                "{} holds no Raft state: started there, node {} would be a voter that forgot its \
+                 term and vote, and could vote twice in one term. On the first start of a new \
+                 cluster, pass --bootstrap (or RAFT_NODE_BOOTSTRAP=1) to every founding node. A \
+                 member whose data was lost must not rejoin under its old id: start a new cluster \
+                 (membership changes are not supported yet).",
+                args.data_dir.display(),
+                args.id
+            );
+        }
     }
-    if !Storage::holds_state(&args.data_dir) && !args.bootstrap {
-        bail!(
-            "{} holds no Raft state: started there, node {} would be a voter that forgot its \
-             term and vote, and could vote twice in one term. On the first start of a new \
-             cluster, pass --bootstrap (or RAFT_NODE_BOOTSTRAP=1) to every founding node. A \
-             member whose data was lost must not rejoin under its old id: start a new cluster \
-             (membership changes are not supported yet).",
-            args.data_dir.display(),
-            args.id
-        );
-    }
+
     let (storage, recovered, report) = Storage::open(&args.data_dir)
         .with_context(|| format!("cannot open data directory {}", args.data_dir.display()))?;
     let kv = match &recovered.snapshot {

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::{read_body, BodyLimits};
+use crate::body::{closing, read_body, BodyLimits};
 use crate::parse_errors::JsonParseErrors;
 use crate::raft::{Message, NodeId};
 
@@ -332,15 +332,7 @@ async fn handle_raft(
     // are delivered: decoded, they take about as much memory.
     let body = match read_body(req, &bodies).await {
         Ok(b) => b,
-        Err(e) => {
-            // The rest of the body may still be coming: the connection cannot be reused.
-            let mut r = plain(e.status(), &format!("{e}\n"));
-            r.headers_mut().insert(
-                hyper::header::CONNECTION,
-                hyper::header::HeaderValue::from_static("close"),
-            );
-            return Ok(r);
-        }
+        Err(e) => return Ok(closing(plain(e.status(), &format!("{e}\n")))),
     };
     let msgs: Vec<Message> = match postcard::from_bytes(&body.bytes) {
         Ok(m) => m,

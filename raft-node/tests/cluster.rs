@@ -180,6 +180,18 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// Waits for node `id` to exit by itself (a refused start); its exit status.
+    fn wait_exit(&mut self, id: u64, what: &str) -> std::process::ExitStatus {
+        let status = wait_for(what, Duration::from_secs(10), || {
+            self.nodes[id as usize - 1]
+                .child
+                .as_mut()
+                .and_then(|ch| ch.try_wait().unwrap())
+        });
+        self.nodes[id as usize - 1].child = None;
+        status
+    }
+
     fn kill(&mut self, id: u64) {
         let node = &mut self.nodes[id as usize - 1];
         if let Some(mut c) = node.child.take() {
@@ -1096,16 +1108,10 @@ fn a_wiped_member_refuses_to_rejoin_as_itself() {
     let dir = c.nodes[f as usize - 1].dir.clone();
     std::fs::remove_dir_all(&dir).unwrap();
     c.start(f);
-    let status = wait_for("the wiped node to refuse", Duration::from_secs(10), || {
-        c.nodes[f as usize - 1]
-            .child
-            .as_mut()
-            .and_then(|ch| ch.try_wait().unwrap())
-    });
+    let status = c.wait_exit(f, "the wiped node to refuse");
     assert_eq!(status.code(), Some(1));
     let log = log_tail(&dir);
     assert!(log.contains("holds no Raft state"), "{log}");
-    c.nodes[f as usize - 1].child = None;
     put(&c, "k", "w");
     assert_eq!(get(&c, "k"), json!("w"));
     // Issue 24: a member that lost only its term/vote file is refused even with
@@ -1117,23 +1123,13 @@ fn a_wiped_member_refuses_to_rejoin_as_itself() {
     c.founding = true;
     c.start(g);
     c.founding = false;
-    let status = wait_for(
-        "the damaged node to refuse",
-        Duration::from_secs(10),
-        || {
-            c.nodes[g as usize - 1]
-                .child
-                .as_mut()
-                .and_then(|ch| ch.try_wait().unwrap())
-        },
-    );
+    let status = c.wait_exit(g, "the damaged node to refuse");
     assert_eq!(status.code(), Some(1));
     let log = log_tail(&dir);
     assert!(
         log.contains("term/vote file (state.bin) is missing") && !log.contains("pass --bootstrap"),
         "{log}"
     );
-    c.nodes[g as usize - 1].child = None;
 }
 
 /// A certificate authority made by the test (rcgen), and what it signs.

@@ -116,10 +116,10 @@ impl Addressing {
 
     async fn new(plan: &ClusterPlan, ids: &[u64]) -> Result<Addressing> {
         let (t, a) = Self::NETNS_PORTS;
-        if let Fabric::Switch { latency_ms, range } = plan.links.clone() {
-            let mut hosts = Hosts::create(ids, range)?;
+        if let Fabric::Switch { latency_ms, range } = &plan.links {
+            let mut hosts = Hosts::create(ids, *range)?;
             let (mut net, links) = Network::switched(ids);
-            net.set_base_latency(latency_ms);
+            net.set_base_latency(*latency_ms);
             hosts.start_switch(links);
             let nodes = ids
                 .iter()

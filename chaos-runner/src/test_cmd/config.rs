@@ -51,7 +51,6 @@ pub struct Config {
     pub node_args: Vec<String>,
     /// How node-to-node traffic travels, with what that needs.
     pub fabric: Fabric,
-    pub link_latency_ms: u64,
     pub tls: bool,
     /// As test.json records them: the workload and preset named.
     pub workload_name: String,
@@ -348,13 +347,9 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         seed: args.seed,
         test_count: args.test_count.max(1),
         junit: args.junit.clone(),
-        nodes: match &fabric {
-            Fabric::Hosts(ssh) => ssh.hosts.len() as u64,
-            _ => args.nodes,
-        },
+        nodes: fabric.node_count(args.nodes),
         node_args: args.node_args.clone(),
         fabric,
-        link_latency_ms: args.link_latency,
         tls: args.tls,
         workload_name: format!("{:?}", args.workload).to_lowercase(),
         preset: args.preset.clone(),
@@ -442,7 +437,7 @@ impl Config {
                 Fabric::Switch { range, .. } => range.map(|r| r.to_string()),
                 _ => None,
             },
-            link_latency_ms: self.link_latency_ms,
+            link_latency_ms: self.fabric.latency_ms(),
             nemesis_targets: self.targets.iter().map(|t| t.name().to_string()).collect(),
             partitions: self.shapes.iter().map(|s| s.name().to_string()).collect(),
             schedule: schedule.iter().map(|p| p.to_string()).collect(),
