@@ -10,9 +10,9 @@
 #[path = "../src/console.rs"]
 #[allow(dead_code, unused_imports, unused_macros)]
 mod console;
-#[path = "../src/link_mode.rs"]
+#[path = "../src/links.rs"]
 #[allow(dead_code)]
-mod link_mode;
+mod links;
 #[path = "../src/netns/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod netns;
@@ -102,9 +102,10 @@ fn main() {
     rt.block_on(async {
         let target = echo_server().await;
         let unused: SocketAddr = "127.0.0.1:9".parse().expect("addr");
-        let net = proxy::Network::start(&[(1, unused), (2, target)])
+        let proxies = proxy::Proxies::start(&[(1, unused), (2, target)])
             .await
             .expect("proxies");
+        let net = links::Network::new(proxies, 0);
         let via = net.addr(1, 2).unwrap();
         // Warm up every path, then alternate so all see the same machine load.
         round_trips(target, 1000, false).await;
@@ -174,7 +175,7 @@ async fn switched(n: usize, direct_p50: f64) {
         return;
     }
     let mut hosts = netns::Hosts::create(&[1, 2], None).expect("namespaces");
-    let (_net, links) = proxy::Network::switched(&[1, 2]);
+    let (_carrier, links) = netns::carrier::SwitchCarrier::between(&[1, 2]);
     hosts.start_switch(links);
     let server = std::net::SocketAddr::new(hosts.addr(2).into(), 9000);
     let listener = in_netns(&hosts.netns_path(2), || {

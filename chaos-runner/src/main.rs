@@ -6,7 +6,7 @@ mod cluster;
 mod console;
 mod exit;
 mod fabric;
-mod link_mode;
+mod links;
 mod nemesis;
 mod netns;
 mod proxy;

@@ -17,8 +17,11 @@ use super::process::{blocking, free_ports, spawn_child};
 use super::servers::{find_leader_of, ServerKind};
 use super::spec::NodeSpec;
 use crate::fabric::Fabric;
+use crate::links::Network;
+use crate::netns::carrier::SwitchCarrier;
 use crate::netns::Hosts;
-use crate::proxy::Network;
+use crate::proxy::Proxies;
+use crate::ssh::firewall::FirewallCarrier;
 use crate::ssh::SshHosts;
 use crate::store::RunDir;
 use crate::tls::ApiAccess;
@@ -118,8 +121,8 @@ impl Addressing {
         let (t, a) = Self::NETNS_PORTS;
         if let Fabric::Switch { latency_ms, range } = &plan.links {
             let mut hosts = Hosts::create(ids, *range)?;
-            let (mut net, links) = Network::switched(ids);
-            net.set_base_latency(*latency_ms);
+            let (carrier, links) = SwitchCarrier::between(ids);
+            let net = Network::new(carrier, *latency_ms);
             hosts.start_switch(links);
             let nodes = ids
                 .iter()
@@ -138,7 +141,8 @@ impl Addressing {
         if let Fabric::Hosts(ssh) = &plan.links {
             let hosts = blocking(|| SshHosts::connect(ssh, &plan.bin, spawn_child))?;
             let hosts = Arc::new(hosts);
-            let (net, links) = Network::switched(ids);
+            let (carrier, links) = FirewallCarrier::between(ids);
+            let net = Network::new(carrier, 0);
             let follow = crate::ssh::firewall::follow(&hosts, links);
             let nodes = ids
                 .iter()
@@ -167,9 +171,7 @@ impl Addressing {
                     .iter()
                     .map(|(&i, &(host, t, _))| (i, std::net::SocketAddr::new(host, t)))
                     .collect();
-                let mut net = Network::start(&targets).await?;
-                net.set_base_latency(latency_ms);
-                Some(net)
+                Some(Network::new(Proxies::start(&targets).await?, latency_ms))
             }
             _ => None,
         };

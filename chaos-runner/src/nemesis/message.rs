@@ -12,8 +12,6 @@ use super::picks::choose_nodes;
 use super::schedule::{FaultKind, Target};
 use super::{Env, Fault, Planned};
 use crate::fabric::Fabric;
-use crate::netns::switch::PacketFault;
-use crate::proxy::{MessageFault, Network};
 
 pub struct MessageFaultRun {
     kind: FaultKind,
@@ -22,49 +20,6 @@ pub struct MessageFaultRun {
     /// Filled by `stop`: what the fault did to requests (those listed, those only
     /// counted), or to packets.
     done: Mutex<(Vec<MessageRecord>, u64, Vec<PacketRecord>)>,
-}
-
-/// The proxy's fault for a nemesis kind.
-pub fn proxy_fault(kind: FaultKind) -> Option<MessageFault> {
-    match kind {
-        FaultKind::Duplicate => Some(MessageFault::Duplicate),
-        FaultKind::Reorder => Some(MessageFault::Reorder),
-        FaultKind::Replay => Some(MessageFault::Replay),
-        FaultKind::Drop => Some(MessageFault::Drop),
-        _ => None,
-    }
-}
-
-/// The switch's fault for a nemesis kind.
-pub fn packet_fault(kind: FaultKind) -> Option<PacketFault> {
-    match kind {
-        FaultKind::Duplicate => Some(PacketFault::Duplicate),
-        FaultKind::Reorder => Some(PacketFault::Reorder),
-        FaultKind::Loss => Some(PacketFault::Loss),
-        FaultKind::Bandwidth => Some(PacketFault::Bandwidth),
-        _ => None,
-    }
-}
-
-/// Starts (`on`) or ends the fault of `kind` on link `a -> b`, at the level the network
-/// works at.
-fn set(net: &Network, kind: FaultKind, (a, b): (u64, u64), on: bool, seed: u64) -> Result<()> {
-    let refused = || {
-        let level = if net.is_switched() {
-            "packets"
-        } else {
-            "requests"
-        };
-        anyhow::anyhow!("{} cannot act on {level}", kind.name())
-    };
-    if net.is_switched() {
-        let fault = packet_fault(kind).ok_or_else(refused)?;
-        net.set_packet_fault(a, b, on.then_some(fault), seed);
-    } else {
-        let fault = proxy_fault(kind).ok_or_else(refused)?;
-        net.set_message_fault(a, b, on.then_some(fault), seed);
-    }
-    Ok(())
 }
 
 impl Fault for MessageFaultRun {
@@ -96,7 +51,8 @@ impl Fault for MessageFaultRun {
             .filter(|(a, b)| nodes.contains(a) || nodes.contains(b))
             .collect();
         for (i, &link) in links.iter().enumerate() {
-            set(net, p.kind, link, true, p.pick.wrapping_add(i as u64))?;
+            net.set_fault(link, Some((p.kind, p.pick.wrapping_add(i as u64))))
+                .map_err(anyhow::Error::msg)?;
         }
         Ok(MessageFaultRun {
             kind: p.kind,
@@ -108,32 +64,16 @@ impl Fault for MessageFaultRun {
 
     async fn stop(&self, env: &Env) -> Result<()> {
         let net = env.net()?;
-        let at = |t: tokio::time::Instant| {
-            t.into_std().saturating_duration_since(env.epoch).as_nanos() as u64
-        };
         let mut records = Vec::new();
         let mut unlisted = 0;
+        let mut packets = Vec::new();
         for &link in &self.links {
-            set(net, self.kind, link, false, 0)?;
-        }
-        let packets = self
-            .links
-            .iter()
-            .filter_map(|&(a, b)| net.packet_record(a, b))
-            .collect();
-        for &(a, b) in &self.links {
-            let (events, more) = net.take_message_events(a, b);
-            unlisted += more;
-            records.extend(events.into_iter().map(|e| MessageRecord {
-                action: e.action.name().to_string(),
-                from: a,
-                to: b,
-                method: e.frame.method.clone(),
-                path: e.frame.path.clone(),
-                bytes: e.frame.bytes.len() as u64,
-                seen: at(e.frame.seen),
-                at: at(e.at),
-            }));
+            // Ending a fault is never refused.
+            let _ = net.set_fault(link, None);
+            let done = net.take_record(link, env.epoch);
+            records.extend(done.messages);
+            unlisted += done.not_listed;
+            packets.extend(done.packet);
         }
         *self.done.lock().expect("message fault record") = (records, unlisted, packets);
         Ok(())

@@ -26,7 +26,7 @@ use workloads::recorder::Recorder;
 
 use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::fabric::Fabric;
-use crate::proxy::Network;
+use crate::links::Network;
 pub use schedule::{plan, plan_search, FaultKind, Layer, Planned, Shape, Target};
 
 /// What faults act on.
@@ -385,14 +385,15 @@ mod tests {
                 && !carries(&Fabric::Direct, FaultKind::LinkLatency)
         );
     }
-    use crate::proxy::LinkMode;
+    use crate::links::LinkMode;
 
     /// Three nodes' links (to an address never dialled) and no processes.
     async fn env() -> Env {
         let nowhere: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let net = Network::start(&[(1, nowhere), (2, nowhere), (3, nowhere)])
+        let proxies = crate::proxy::Proxies::start(&[(1, nowhere), (2, nowhere), (3, nowhere)])
             .await
             .unwrap();
+        let net = Network::new(proxies, 0);
         let cluster = Cluster::new(
             ServerKind::RaftNode,
             "/nonexistent".into(),

@@ -7,7 +7,7 @@ use checker::record::{CutMode, FaultDetails};
 use super::picks::{grudge, Grudge};
 use super::{Env, Fault, FaultKind, Planned, Shape};
 use crate::fabric::Fabric;
-use crate::proxy::LinkMode;
+use crate::links::LinkMode;
 
 pub struct PartitionFault {
     shape: Shape,

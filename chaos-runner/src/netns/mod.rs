@@ -14,6 +14,7 @@
 //! its nodes with their death signal); the next run, or `chaos-runner clean`, removes
 //! those whose lock is free, and no others.
 
+pub mod carrier;
 pub mod packet;
 pub mod switch;
 pub mod tun;
@@ -370,7 +371,7 @@ impl Hosts {
         Ok(())
     }
 
-    /// Starts forwarding, with `links` (from the [`crate::proxy::Network`] that owns
+    /// Starts forwarding, with `links` (from the [`carrier::SwitchCarrier`] that owns
     /// the faults).
     pub fn start_switch(&mut self, links: BTreeMap<(u64, u64), SwitchLink>) {
         let ports = self

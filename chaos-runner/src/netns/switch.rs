@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::packet::{ipv4_ends, tcp_reset_for};
 use super::tun::Tun;
-use crate::link_mode::LinkMode;
+use crate::links::LinkMode;
 
 /// What a packet fault does to the packets of one directed link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,11 +4,11 @@
 //! Raft responses travel as messages of their own on the reverse link, so cutting
 //! `i -> j` means exactly "j no longer hears i".
 //!
-//! A link's state is the sum of independent layers, so faults that overlap (a partition
-//! during a spell of slow links, a kill while requests are being duplicated) never undo
-//! each other: a cut (partition), an added delay (the latency fault), the weather (a
-//! delay the schedule changes during the run), the run's steady `--link-latency`, and a
-//! message fault ([`messages`]) on whole HTTP/1.1 requests ([`http`] frames them).
+//! Raft responses travel as messages of their own on the reverse link, so cutting
+//! `i -> j` means exactly "j no longer hears i".
+//!
+//! The proxies carry out link modes on byte streams and message faults on whole
+//! HTTP/1.1 requests ([`messages`]; [`http`] frames them).
 
 pub mod http;
 pub mod messages;
@@ -16,235 +16,113 @@ mod pump;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use checker::fault::FaultKind;
+use checker::record::MessageRecord;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-pub use messages::{LinkMessages, MessageEvent, MessageFault};
+pub use messages::{LinkMessages, MessageFault};
 use pump::serve;
 
-use crate::netns::switch::{PacketFault, PacketLink, SwitchLink};
-use checker::record::PacketRecord;
+pub use crate::links::LinkMode;
+use crate::links::{Carrier, LinkRecord, ModeWatches};
 
-pub use crate::link_mode::LinkMode;
-
-/// The faults in force on one link, each set and cleared on its own.
-#[derive(Debug, Clone, Copy, Default)]
-struct Layers {
-    /// A partition: `Cut` or `BlackHole`.
-    cut: Option<LinkMode>,
-    /// The latency fault: added delay and jitter.
-    slow: Option<(u64, u64)>,
-    /// The schedule's changing background delay and its jitter.
-    weather: (u64, u64),
+/// One TCP proxy per directed link, each with its message faults.
+pub struct Proxies {
+    modes: ModeWatches,
+    /// Per link: where the sender connects, and the link's message faults.
+    links: BTreeMap<(u64, u64), (SocketAddr, Arc<LinkMessages>)>,
 }
 
-struct Link {
-    /// Where the sender connects: the proxy's port (`None` under the packet switch,
-    /// where senders use the receiver's own address).
-    addr: Option<SocketAddr>,
-    mode: watch::Sender<LinkMode>,
-    layers: Mutex<Layers>,
-    /// Message faults, done by the proxy (proxy mode).
-    messages: Option<Arc<LinkMessages>>,
-    /// Packet faults, done by the switch (netns mode).
-    packets: Option<Arc<PacketLink>>,
-}
-
-/// The links of a cluster and the faults on them, carried out either by one TCP proxy
-/// per directed link or by the packet switch of `--net netns`.
-pub struct Network {
-    links: BTreeMap<(u64, u64), Link>,
-    /// The steady one-way delay of every link (`--link-latency`).
-    base_ms: u64,
-}
-
-impl Network {
+impl Proxies {
     /// Starts a proxy for every ordered pair of `nodes` (id, transport address).
-    pub async fn start(nodes: &[(u64, SocketAddr)]) -> Result<Network> {
+    pub async fn start(nodes: &[(u64, SocketAddr)]) -> Result<Proxies> {
+        let ids: Vec<u64> = nodes.iter().map(|(i, _)| *i).collect();
+        let (modes, mut watches) = ModeWatches::between(&ids);
         let mut links = BTreeMap::new();
         for &(from, _) in nodes {
             for &(to, target) in nodes {
-                if from == to {
+                let Some(rx) = watches.remove(&(from, to)) else {
                     continue;
-                }
+                };
                 let listener = TcpListener::bind("127.0.0.1:0")
                     .await
                     .context("cannot bind a proxy port")?;
                 let addr = listener.local_addr()?;
-                let (tx, rx) = watch::channel(LinkMode::Up);
                 let messages = LinkMessages::new(target, rx.clone());
                 tokio::spawn(serve(listener, target, rx, messages.clone()));
-                links.insert(
-                    (from, to),
-                    Link {
-                        addr: Some(addr),
-                        mode: tx,
-                        layers: Mutex::new(Layers::default()),
-                        messages: Some(messages),
-                        packets: None,
-                    },
-                );
+                links.insert((from, to), (addr, messages));
             }
         }
-        Ok(Network { links, base_ms: 0 })
+        Ok(Proxies { modes, links })
+    }
+}
+
+/// The proxy's fault for a nemesis kind: whole requests, as HTTP/1.1 frames them.
+fn message_fault(kind: FaultKind) -> Option<MessageFault> {
+    match kind {
+        FaultKind::Duplicate => Some(MessageFault::Duplicate),
+        FaultKind::Reorder => Some(MessageFault::Reorder),
+        FaultKind::Replay => Some(MessageFault::Replay),
+        FaultKind::Drop => Some(MessageFault::Drop),
+        _ => None,
+    }
+}
+
+impl Carrier for Proxies {
+    fn links(&self) -> Vec<(u64, u64)> {
+        self.modes.links()
     }
 
-    /// The links between `ids` when something other than the proxies carries out their
-    /// faults (the packet switch of netns mode, or the hosts' firewalls of ssh mode): the
-    /// network keeps the control side, that something gets what it reads.
-    pub fn switched(ids: &[u64]) -> (Network, BTreeMap<(u64, u64), SwitchLink>) {
-        let mut links = BTreeMap::new();
-        let mut for_switch = BTreeMap::new();
-        for &from in ids {
-            for &to in ids {
-                if from == to {
-                    continue;
-                }
-                let (tx, rx) = watch::channel(LinkMode::Up);
-                let packets = Arc::new(PacketLink::default());
-                for_switch.insert(
-                    (from, to),
-                    SwitchLink {
-                        mode: rx,
-                        packets: packets.clone(),
-                    },
-                );
-                links.insert(
-                    (from, to),
-                    Link {
-                        addr: None,
-                        mode: tx,
-                        layers: Mutex::new(Layers::default()),
-                        messages: None,
-                        packets: Some(packets),
-                    },
-                );
+    fn addr(&self, from: u64, to: u64) -> Option<SocketAddr> {
+        self.links.get(&(from, to)).map(|(a, _)| *a)
+    }
+
+    fn set_mode(&self, link: (u64, u64), mode: LinkMode) {
+        self.modes.set(link, mode);
+    }
+
+    fn set_fault(&self, link: (u64, u64), fault: Option<(FaultKind, u64)>) -> Result<(), String> {
+        let Some((_, m)) = self.links.get(&link) else {
+            return Ok(());
+        };
+        match fault {
+            None => m.set(None, 0),
+            Some((kind, seed)) => {
+                let f = message_fault(kind)
+                    .ok_or_else(|| format!("{} cannot act on requests", kind.name()))?;
+                m.set(Some(f), seed);
             }
         }
-        (Network { links, base_ms: 0 }, for_switch)
+        Ok(())
     }
 
-    /// Whether faults act on packets (the switch) rather than on requests (proxies).
-    pub fn is_switched(&self) -> bool {
-        self.links.values().any(|l| l.packets.is_some())
-    }
-
-    /// Where node `from` must send to reach node `to`: its proxy, in proxy mode.
-    pub fn addr(&self, from: u64, to: u64) -> Option<SocketAddr> {
-        self.links.get(&(from, to)).and_then(|l| l.addr)
-    }
-
-    /// Every directed link, as (from, to).
-    pub fn links(&self) -> Vec<(u64, u64)> {
-        self.links.keys().copied().collect()
-    }
-
-    /// What the link from `from` to `to` does now (tests check faults with it).
-    #[cfg(test)]
-    pub fn mode(&self, from: u64, to: u64) -> Option<LinkMode> {
-        self.links.get(&(from, to)).map(|l| *l.mode.borrow())
-    }
-
-    fn update(&self, link: &Link, change: impl FnOnce(&mut Layers)) {
-        let mut layers = link.layers.lock().expect("link layers");
-        change(&mut layers);
-        let mode = layers.cut.unwrap_or_else(|| {
-            let (extra, slow_jitter) = layers.slow.unwrap_or((0, 0));
-            let ms = self.base_ms + layers.weather.0 + extra;
-            let jitter_ms = slow_jitter + layers.weather.1;
-            if ms == 0 && jitter_ms == 0 {
-                LinkMode::Up
-            } else {
-                LinkMode::Delay { ms, jitter_ms }
-            }
-        });
-        link.mode
-            .send_if_modified(|m| std::mem::replace(m, mode) != mode);
-    }
-
-    fn update_all(&self, change: impl Fn(&mut Layers)) {
-        for l in self.links.values() {
-            self.update(l, &change);
-        }
-    }
-
-    /// Partitions the link: `Cut` or `BlackHole`.
-    pub fn cut(&self, from: u64, to: u64, mode: LinkMode) {
-        if let Some(l) = self.links.get(&(from, to)) {
-            self.update(l, |s| s.cut = Some(mode));
-        }
-    }
-
-    /// Ends every partition.
-    pub fn uncut_all(&self) {
-        self.update_all(|s| s.cut = None);
-    }
-
-    /// Adds `ms` (plus up to `jitter_ms`) to every link, or removes it (`None`).
-    pub fn slow_all(&self, slow: Option<(u64, u64)>) {
-        self.update_all(|s| s.slow = slow);
-    }
-
-    /// Sets the background delay of every link: `ms`, plus up to `jitter_ms` drawn per
-    /// chunk. Jitter keeps each connection's bytes in order, but two requests on two
-    /// connections of one link may then arrive in either order.
-    pub fn set_weather(&self, ms: u64, jitter_ms: u64) {
-        self.update_all(|s| s.weather = (ms, jitter_ms));
-    }
-
-    /// Starts or ends a message fault on one link.
-    pub fn set_message_fault(&self, from: u64, to: u64, fault: Option<MessageFault>, seed: u64) {
-        if let Some(m) = self
-            .links
-            .get(&(from, to))
-            .and_then(|l| l.messages.as_ref())
-        {
-            m.set(fault, seed);
-        }
-    }
-
-    /// Starts or ends a packet fault on one link (netns mode).
-    pub fn set_packet_fault(&self, from: u64, to: u64, fault: Option<PacketFault>, seed: u64) {
-        if let Some(p) = self.links.get(&(from, to)).and_then(|l| l.packets.as_ref()) {
-            p.set(fault, seed);
-        }
-    }
-
-    /// What the packet fault last started on the link did.
-    pub fn packet_record(&self, from: u64, to: u64) -> Option<PacketRecord> {
-        let p = self.links.get(&(from, to))?.packets.as_ref()?;
-        Some(p.record(from, to))
-    }
-
-    /// What message faults did on the link since the last call (events kept, events
-    /// only counted).
-    pub fn take_message_events(&self, from: u64, to: u64) -> (Vec<MessageEvent>, u64) {
-        self.links
-            .get(&(from, to))
-            .and_then(|l| l.messages.as_ref())
-            .map_or((Vec::new(), 0), |m| m.take_events())
-    }
-
-    /// Makes `ms` the steady delay of every link, now and after each heal.
-    pub fn set_base_latency(&mut self, ms: u64) {
-        self.base_ms = ms;
-        self.update_all(|_| {});
-    }
-
-    /// The steady delay of every link.
-    pub fn base_latency(&self) -> u64 {
-        self.base_ms
-    }
-
-    /// Ends every fault: each link returns to the steady delay.
-    pub fn heal(&self) {
-        for (&(from, to), l) in &self.links {
-            self.update(l, |s| *s = Layers::default());
-            self.set_message_fault(from, to, None, 0);
-            self.set_packet_fault(from, to, None, 0);
+    fn take_record(&self, (a, b): (u64, u64), epoch: std::time::Instant) -> LinkRecord {
+        let Some((_, m)) = self.links.get(&(a, b)) else {
+            return LinkRecord::default();
+        };
+        let at = |t: tokio::time::Instant| {
+            t.into_std().saturating_duration_since(epoch).as_nanos() as u64
+        };
+        let (events, not_listed) = m.take_events();
+        LinkRecord {
+            messages: events
+                .into_iter()
+                .map(|e| MessageRecord {
+                    action: e.action.name().to_string(),
+                    from: a,
+                    to: b,
+                    method: e.frame.method.clone(),
+                    path: e.frame.path.clone(),
+                    bytes: e.frame.bytes.len() as u64,
+                    seen: at(e.frame.seen),
+                    at: at(e.at),
+                })
+                .collect(),
+            not_listed,
+            packet: None,
         }
     }
 }
@@ -258,6 +136,7 @@ mod tests {
 
     use super::http::RequestFramer;
     use super::*;
+    use crate::links::Network;
 
     async fn echo_server() -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -302,7 +181,7 @@ mod tests {
     async fn modes_cut_stall_delay_and_heal() {
         let target = echo_server().await;
         let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let net = Network::start(&[(1, other), (2, target)]).await.unwrap();
+        let net = Network::new(Proxies::start(&[(1, other), (2, target)]).await.unwrap(), 0);
         let link = net.addr(1, 2).unwrap();
         assert!(round_trip(link, Duration::from_secs(2)).await.is_ok());
         net.cut(1, 2, LinkMode::Cut);
@@ -426,7 +305,7 @@ mod tests {
     async fn message_faults_act_on_whole_requests() {
         let (target, mut rx) = numbered_server().await;
         let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let net = Network::start(&[(1, other), (2, target)]).await.unwrap();
+        let net = Network::new(Proxies::start(&[(1, other), (2, target)]).await.unwrap(), 0);
         let link = net.addr(1, 2).unwrap();
         let in_order: Vec<u32> = (0..20).collect();
 
@@ -436,10 +315,10 @@ mod tests {
         let got = received(&mut rx, Duration::from_millis(50)).await;
         assert_eq!(got, in_order, "no fault: each request once, in order");
 
-        net.set_message_fault(1, 2, Some(MessageFault::Drop), 1);
+        net.set_fault((1, 2), Some((FaultKind::Drop, 1))).unwrap();
         let answered = send_numbered(link, 40, impatient).await;
         let got = received(&mut rx, Duration::from_millis(50)).await;
-        let (events, _) = net.take_message_events(1, 2);
+        let events = net.take_record((1, 2), std::time::Instant::now()).messages;
         assert!(answered < 40 && answered > 10, "{answered} answered");
         assert_eq!(
             got.len() as u32,
@@ -448,27 +327,29 @@ mod tests {
         );
         assert!(got.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(events.len() as u32, 40 - answered);
-        assert!(events.iter().all(|e| e.action.name() == "dropped"));
+        assert!(events.iter().all(|e| e.action == "dropped"));
 
-        net.set_message_fault(1, 2, Some(MessageFault::Duplicate), 2);
+        net.set_fault((1, 2), Some((FaultKind::Duplicate, 2)))
+            .unwrap();
         assert_eq!(
             send_numbered(link, 40, patient).await,
             40,
             "copies never cost the sender"
         );
         let got = received(&mut rx, Duration::from_millis(800)).await;
-        let (events, _) = net.take_message_events(1, 2);
+        let events = net.take_record((1, 2), std::time::Instant::now()).messages;
         assert!(got.len() > 45, "{} deliveries of 40", got.len());
         assert_eq!(got.len(), 40 + events.len(), "each copy is recorded");
         for id in 0..40 {
             assert!(got.contains(&id), "original {id} delivered");
         }
 
-        net.set_message_fault(1, 2, Some(MessageFault::Reorder), 3);
+        net.set_fault((1, 2), Some((FaultKind::Reorder, 3)))
+            .unwrap();
         send_numbered(link, 30, impatient).await;
-        net.set_message_fault(1, 2, None, 0);
+        net.set_fault((1, 2), None).unwrap();
         let got = received(&mut rx, Duration::from_millis(300)).await;
-        let (events, _) = net.take_message_events(1, 2);
+        let events = net.take_record((1, 2), std::time::Instant::now()).messages;
         let mut sorted = got.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..30).collect::<Vec<_>>(), "held, not lost");
@@ -476,19 +357,16 @@ mod tests {
             got.windows(2).any(|w| w[0] > w[1]),
             "some overtaken: {got:?}"
         );
-        let held = events.iter().filter(|e| e.action.name() == "held").count();
-        let released = events
-            .iter()
-            .filter(|e| e.action.name() == "released")
-            .count();
+        let held = events.iter().filter(|e| e.action == "held").count();
+        let released = events.iter().filter(|e| e.action == "released").count();
         assert!(
             held > 0 && held == released,
             "{held} held, {released} released"
         );
 
-        net.set_message_fault(1, 2, Some(MessageFault::Replay), 4);
+        net.set_fault((1, 2), Some((FaultKind::Replay, 4))).unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
-        net.set_message_fault(1, 2, None, 0);
+        net.set_fault((1, 2), None).unwrap();
         let got = received(&mut rx, Duration::from_millis(300)).await;
         assert!(!got.is_empty(), "old requests came again");
         assert!(
@@ -498,7 +376,7 @@ mod tests {
 
         // A cut link loses copies too.
         net.cut(1, 2, LinkMode::Cut);
-        net.set_message_fault(1, 2, Some(MessageFault::Replay), 5);
+        net.set_fault((1, 2), Some((FaultKind::Replay, 5))).unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         net.heal();
         assert!(received(&mut rx, Duration::from_millis(100))

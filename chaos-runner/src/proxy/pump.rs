@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::http::RequestFramer;
 use super::messages::LinkMessages;
-use crate::link_mode::LinkMode;
+use crate::links::LinkMode;
 
 pub(super) fn reset(stream: TcpStream) {
     // Linger 0: close with RST, the way a dead network path looks to the peer. (Tokio

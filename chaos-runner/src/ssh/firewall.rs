@@ -1,6 +1,6 @@
 //! Partitions on real hosts: each host drops (or resets) what arrives from the peers its
 //! node must not hear, in an nftables table of the run's own. The rules follow the same
-//! link modes the proxies and the switch follow ([`crate::proxy::LinkMode`]), so every
+//! link modes the proxies and the switch follow ([`LinkMode`]), so every
 //! partition shape and target works unchanged.
 //!
 //! A link `a -> b` is cut at `b`'s input by `a`'s address, as Jepsen does with iptables:
@@ -10,12 +10,51 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
-use tokio::sync::mpsc;
+use checker::fault::FaultKind;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::SshHosts;
-use crate::link_mode::LinkMode;
-use crate::netns::switch::SwitchLink;
+use crate::links::{Carrier, LinkMode, ModeWatches};
+
+/// The hosts' firewalls as a [`Carrier`]: they cut whole links (partitions) and nothing
+/// finer, so delays and faults on messages or packets are not theirs to carry out.
+pub struct FirewallCarrier {
+    modes: ModeWatches,
+}
+
+impl FirewallCarrier {
+    /// The links between `ids`, and the modes [`follow`] keeps the tables in step with.
+    pub fn between(
+        ids: &[u64],
+    ) -> (
+        FirewallCarrier,
+        BTreeMap<(u64, u64), watch::Receiver<LinkMode>>,
+    ) {
+        let (modes, watches) = ModeWatches::between(ids);
+        (FirewallCarrier { modes }, watches)
+    }
+}
+
+impl Carrier for FirewallCarrier {
+    fn links(&self) -> Vec<(u64, u64)> {
+        self.modes.links()
+    }
+
+    fn set_mode(&self, link: (u64, u64), mode: LinkMode) {
+        self.modes.set(link, mode);
+    }
+
+    fn set_fault(&self, _link: (u64, u64), fault: Option<(FaultKind, u64)>) -> Result<(), String> {
+        match fault {
+            None => Ok(()),
+            Some((kind, _)) => Err(format!(
+                "{} needs proxies or the packet switch; the hosts' firewalls only cut links",
+                kind.name()
+            )),
+        }
+    }
+}
 
 /// The rules for one host, given the mode of each link into it and the sender's address.
 pub fn render(into: &[(IpAddr, LinkMode)]) -> String {
@@ -47,20 +86,20 @@ pub fn table(run: &str, rules: &str) -> String {
 /// hosts weakly, so the run's own handle decides when they are cleared.
 pub fn follow(
     hosts: &Arc<SshHosts>,
-    links: BTreeMap<(u64, u64), SwitchLink>,
+    links: BTreeMap<(u64, u64), watch::Receiver<LinkMode>>,
 ) -> Vec<JoinHandle<()>> {
     let addr = |id: u64| hosts.remotes[&id].target.addr;
-    let mut by_host: BTreeMap<u64, Vec<(IpAddr, SwitchLink)>> = BTreeMap::new();
-    for ((from, to), link) in links {
-        by_host.entry(to).or_default().push((addr(from), link));
+    let mut by_host: BTreeMap<u64, Vec<(IpAddr, watch::Receiver<LinkMode>)>> = BTreeMap::new();
+    for ((from, to), mode) in links {
+        by_host.entry(to).or_default().push((addr(from), mode));
     }
     let mut tasks = Vec::new();
     for (to, into) in by_host {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let mut modes = Vec::new();
-        for (from, link) in into {
-            let mut watch = link.mode.clone();
-            modes.push((from, link.mode));
+        for (from, mode) in into {
+            let mut watch = mode.clone();
+            modes.push((from, mode));
             let tx = tx.clone();
             tasks.push(tokio::spawn(async move {
                 while watch.changed().await.is_ok() {
