@@ -117,7 +117,6 @@ fn main() -> ExitCode {
         Command::Report(args) => report(args),
         Command::Clean => clean(),
     };
-    cluster::kill_all_children();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::process::{blocking, forget_child, spawn_child, start_local};
+use super::process::{blocking, start_local, Scope};
 use super::servers::ServerKind;
 use super::spec::NodeSpec;
 use crate::ssh::RemoteNode;
@@ -35,6 +35,8 @@ pub struct Cluster {
     nodes: Vec<Node>,
     /// How the runner asks the nodes who leads (plain, or TLS).
     access: ApiAccess,
+    /// The run's processes: whatever the cluster has not reaped dies with the run.
+    scope: Scope,
 }
 
 impl Cluster {
@@ -44,6 +46,7 @@ impl Cluster {
         extra_args: Vec<String>,
         specs: Vec<NodeSpec>,
         access: ApiAccess,
+        scope: Scope,
     ) -> Cluster {
         let nodes = specs
             .into_iter()
@@ -59,6 +62,7 @@ impl Cluster {
             extra_args,
             nodes,
             access,
+            scope,
         }
     }
 
@@ -103,6 +107,7 @@ impl Cluster {
         let bin = self.bin.clone();
         let extra = self.extra_args.clone();
         let kind = self.kind;
+        let scope = self.scope.clone();
         let node = self.node_mut(id);
         if node.proc.is_some() {
             return Ok(());
@@ -120,10 +125,10 @@ impl Cluster {
                     r.bin.clone(),
                 ];
                 argv.extend(args);
-                let started = blocking(|| r.start_node(&argv, spawn_child));
+                let started = blocking(|| r.start_node(&argv, |c| scope.spawn(c)));
                 Proc::Remote(started.with_context(|| format!("cannot start node {id}"))?)
             }
-            None => Proc::Local(start_local(&bin, &args, spec)?),
+            None => Proc::Local(start_local(&bin, &args, spec, &scope)?),
         };
         node.proc = Some(proc);
         node.paused = false;
@@ -150,15 +155,16 @@ impl Cluster {
     /// SIGKILL: the node loses everything not on disk.
     pub fn kill(&mut self, id: u64) {
         self.signal(id, Signal::SIGKILL);
+        let scope = self.scope.clone();
         let node = self.node_mut(id);
         match node.proc.take() {
             Some(Proc::Local(mut c)) => {
                 let _ = c.wait();
-                forget_child(c.id());
+                scope.forget(c.id());
             }
             Some(Proc::Remote(n)) => {
                 blocking(|| n.wait(Duration::from_secs(5)));
-                forget_child(n.session_pid());
+                scope.forget(n.session_pid());
             }
             None => {}
         }

@@ -1,9 +1,12 @@
 //! Node processes and their clean-up: every child is started with
 //! `PR_SET_PDEATHSIG = SIGKILL` and its own process group. The death signal fires when
 //! the *thread* that forked the child exits, so all children are forked by one spawner
-//! thread that lives as long as the runner. Every child's process group is also in a
-//! global registry, which the Ctrl-C handler, the panic hook and normal shutdown all
-//! kill.
+//! thread that lives as long as the runner.
+//!
+//! Clean-up is scoped to a run: every child's process group belongs to the [`Scope`] of
+//! the run that started it, and the scope kills what is left of them when the run ends,
+//! by any path (a result, an error, an unwinding panic). The Ctrl-C handler and the panic
+//! hook, which may not wait for the run to unwind, kill every live scope's children.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -12,26 +15,85 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use super::spec::NodeSpec;
 use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-/// Process groups of every child alive, for emergency cleanup.
-pub(super) static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// The process groups one run started and has not yet reaped.
+#[derive(Default)]
+struct Groups(Mutex<BTreeSet<i32>>);
 
-/// SIGKILLs every child process group still registered, and removes the network
-/// namespaces of netns mode. Safe to call from anywhere, including a panic hook or a
-/// signal handler task.
+impl Groups {
+    fn kill(&self) {
+        let groups = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for pg in groups {
+            let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Every run's groups that are still alive, for the emergency paths only.
+static LIVE: Mutex<Vec<Weak<Groups>>> = Mutex::new(Vec::new());
+
+/// The processes of one run. Clones share it; when the last clone is dropped, every
+/// child started through it that has not been reaped is SIGKILLed with its group.
+#[derive(Clone)]
+pub struct Scope(Arc<Groups>);
+
+impl Scope {
+    pub fn new() -> Scope {
+        let groups = Arc::new(Groups::default());
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&groups));
+        Scope(groups)
+    }
+
+    /// Starts `cmd` as a child that dies with the run and with the runner (its own
+    /// process group, the death signal): for helpers such as ssh clients.
+    pub fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        Spawner::global().spawn(cmd, None, self)
+    }
+
+    /// Unregisters a child that has been reaped (its group id may be reused).
+    pub(super) fn forget(&self, pid: u32) {
+        self.0
+             .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(pid as i32));
+    }
+
+    fn register(&self, pid: u32) {
+        self.0
+             .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid as i32);
+    }
+}
+
+/// SIGKILLs every child of every live run, and removes the network namespaces of netns
+/// mode: for Ctrl-C and the panic hook, which cannot wait for runs to unwind. Safe to
+/// call from anywhere.
 pub fn kill_all_children() {
-    let groups: Vec<i32> = match CHILDREN.lock() {
-        Ok(mut c) => std::mem::take(&mut *c).into_iter().collect(),
-        Err(p) => std::mem::take(&mut *p.into_inner()).into_iter().collect(),
-    };
-    for pg in groups {
-        let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
+    let live: Vec<Arc<Groups>> = LIVE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for groups in live {
+        groups.kill();
     }
     crate::netns::remove_live();
 }
@@ -78,20 +140,6 @@ pub fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
     Ok((ports, listeners))
 }
 
-/// Starts `cmd` as a child that dies with the runner (its own process group, the death
-/// signal, registered for the emergency path): for helpers such as ssh clients.
-pub fn spawn_child(cmd: Command) -> std::io::Result<Child> {
-    Spawner::global().spawn(cmd, None)
-}
-
-/// Unregisters a child that has been reaped.
-pub(super) fn forget_child(pid: u32) {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&(pid as i32));
-}
-
 /// Runs blocking work (an ssh round trip) without stalling the async runtime's worker.
 pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
@@ -127,7 +175,12 @@ impl Spawner {
     }
 
     /// Starts `cmd`; with `netns`, inside that network namespace.
-    fn spawn(&self, mut cmd: Command, netns: Option<&Path>) -> std::io::Result<Child> {
+    fn spawn(
+        &self,
+        mut cmd: Command,
+        netns: Option<&Path>,
+        scope: &Scope,
+    ) -> std::io::Result<Child> {
         let parent = std::process::id() as i32;
         // Opened here, entered in the child: the descriptor outlives the fork (and is
         // closed on exec).
@@ -159,16 +212,18 @@ impl Spawner {
             .recv()
             .map_err(|_| std::io::Error::other("spawner thread gone"))??;
         drop(ns);
-        CHILDREN
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(child.id() as i32);
+        scope.register(child.id());
         Ok(child)
     }
 }
 
 /// Starts a node here: a child of the runner, in its namespace in netns mode.
-pub(super) fn start_local(bin: &Path, args: &[String], spec: &NodeSpec) -> Result<Child> {
+pub(super) fn start_local(
+    bin: &Path,
+    args: &[String],
+    spec: &NodeSpec,
+    scope: &Scope,
+) -> Result<Child> {
     let log = File::options()
         .create(true)
         .append(true)
@@ -185,6 +240,58 @@ pub(super) fn start_local(bin: &Path, args: &[String], spec: &NodeSpec) -> Resul
         .stdout(log.try_clone()?)
         .stderr(log);
     Spawner::global()
-        .spawn(cmd, spec.netns.as_deref())
+        .spawn(cmd, spec.netns.as_deref(), scope)
         .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn sleeper(scope: &Scope) -> Child {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60");
+        scope.spawn(cmd).expect("start sleep")
+    }
+
+    /// Waits (bounded) for `child` to end; returns the signal that ended it.
+    fn ended_by(child: &mut Child) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status.signal();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    #[test]
+    fn a_run_scope_kills_its_own_children_when_it_ends_and_no_others() {
+        let first = Scope::new();
+        let second = Scope::new();
+        let mut mine = sleeper(&first);
+        let mut also_mine = sleeper(&first);
+        let mut theirs = sleeper(&second);
+        let keep = first.clone();
+        drop(first);
+        let held = |s: &Scope, c: &Child| s.0 .0.lock().unwrap().contains(&(c.id() as i32));
+        assert!(
+            held(&keep, &mine) && held(&keep, &also_mine),
+            "a clone still holds the scope, so nothing was killed"
+        );
+        drop(keep);
+        assert_eq!(ended_by(&mut mine), Some(libc::SIGKILL));
+        assert_eq!(ended_by(&mut also_mine), Some(libc::SIGKILL));
+        // The other run's child, forgotten as a reaped one is, outlives its scope: it
+        // ends by the SIGTERM sent here, not by a SIGKILL from either scope.
+        second.forget(theirs.id());
+        drop(second);
+        let pid = Pid::from_raw(theirs.id() as i32);
+        nix::sys::signal::kill(pid, Signal::SIGTERM).expect("still there to signal");
+        assert_eq!(ended_by(&mut theirs), Some(libc::SIGTERM));
+    }
 }

@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use workloads::client::{Dialect, KvClient, NodeApi};
 
 use super::nodes::Cluster;
-use super::process::{blocking, free_ports, spawn_child};
+use super::process::{blocking, free_ports, Scope};
 use super::servers::{find_leader_of, ServerKind};
 use super::spec::NodeSpec;
 use crate::fabric::Fabric;
@@ -32,6 +32,9 @@ use crate::tls::ApiAccess;
 pub struct Hosting {
     netns: Option<Hosts>,
     ssh: Option<(Arc<SshHosts>, Vec<tokio::task::JoinHandle<()>>)>,
+    /// The run's processes (nodes, ssh connections): declared last, so whatever is left
+    /// of them dies only after the hosts above have been cleared through them.
+    scope: Option<Scope>,
 }
 
 impl Hosting {
@@ -117,7 +120,7 @@ impl Addressing {
     /// The ports every node uses in its own namespace (nothing else listens there).
     const NETNS_PORTS: (u16, u16) = (7000, 8000);
 
-    async fn new(plan: &ClusterPlan, ids: &[u64]) -> Result<Addressing> {
+    async fn new(plan: &ClusterPlan, ids: &[u64], scope: &Scope) -> Result<Addressing> {
         let (t, a) = Self::NETNS_PORTS;
         if let Fabric::Switch { latency_ms, range } = &plan.links {
             let mut hosts = Hosts::create(ids, *range)?;
@@ -133,13 +136,14 @@ impl Addressing {
                 hosting: Hosting {
                     netns: Some(hosts),
                     ssh: None,
+                    scope: None,
                 },
                 nodes,
                 reserved: Vec::new(),
             });
         }
         if let Fabric::Hosts(ssh) = &plan.links {
-            let hosts = blocking(|| SshHosts::connect(ssh, &plan.bin, spawn_child))?;
+            let hosts = blocking(|| SshHosts::connect(ssh, &plan.bin, |c| scope.spawn(c)))?;
             let hosts = Arc::new(hosts);
             let (carrier, links) = FirewallCarrier::between(ids);
             let net = Network::new(carrier, 0);
@@ -153,6 +157,7 @@ impl Addressing {
                 hosting: Hosting {
                     netns: None,
                     ssh: Some((hosts, follow)),
+                    scope: None,
                 },
                 nodes,
                 reserved: Vec::new(),
@@ -198,7 +203,9 @@ impl Addressing {
 /// start clusters.
 pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> {
     let ids: Vec<u64> = (1..=plan.nodes).collect();
-    let mut addressing = Addressing::new(plan, &ids).await?;
+    let scope = Scope::new();
+    let mut addressing = Addressing::new(plan, &ids, &scope).await?;
+    addressing.hosting.scope = Some(scope.clone());
     let specs: Vec<NodeSpec> = ids
         .iter()
         .map(|&i| {
@@ -249,6 +256,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         plan.node_args.clone(),
         specs,
         access.clone(),
+        scope,
     );
     for &i in &ids {
         cluster.start(i)?;

@@ -400,6 +400,7 @@ mod tests {
             Vec::new(),
             Vec::new(),
             Default::default(),
+            crate::cluster::Scope::new(),
         );
         Env {
             cluster: Arc::new(tokio::sync::Mutex::new(cluster)),

@@ -223,14 +223,21 @@ fn faults_for(
             nemesis::why_not(fabric, FaultKind::Latency)
         );
     }
+    let server = args.target.server();
+    let why_not = |k: FaultKind| -> Option<String> {
+        if let Some(why) = server.refuses(k) {
+            return Some(format!("{} cannot undergo it: {why}", args.target.name()));
+        }
+        (!nemesis::carries(fabric, k)).then(|| nemesis::why_not(fabric, k).to_string())
+    };
     if args.nemesis().trim() == "all" {
         return Ok(requested
             .into_iter()
-            .filter(|&k| nemesis::carries(fabric, k))
+            .filter(|&k| why_not(k).is_none())
             .collect());
     }
-    if let Some(k) = requested.iter().find(|&&k| !nemesis::carries(fabric, k)) {
-        bail!("--nemesis {}: {}", k.name(), nemesis::why_not(fabric, *k));
+    if let Some((k, why)) = requested.iter().find_map(|&k| why_not(k).map(|w| (k, w))) {
+        bail!("--nemesis {}: {why}", k.name());
     }
     Ok(requested)
 }

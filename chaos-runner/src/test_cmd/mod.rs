@@ -415,16 +415,12 @@ async fn run_with_retry(cfg: &Config, seed: u64) -> RunSummary {
             crate::console::say!(
                 "a port was taken before a node could bind it; starting the run again"
             );
-            crate::cluster::kill_all_children();
             result = run_once(cfg, seed).await;
         }
     }
     let (code, message, dir) = match result {
         Ok((code, message, dir)) => (code, message, Some(dir)),
-        Err(e) => {
-            crate::cluster::kill_all_children();
-            (exit::ERROR, format!("{e:#}"), None)
-        }
+        Err(e) => (exit::ERROR, format!("{e:#}"), None),
     };
     RunSummary {
         seed,

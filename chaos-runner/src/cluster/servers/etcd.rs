@@ -85,4 +85,9 @@ impl Server for Etcd {
     fn dialect(&self) -> Option<Dialect> {
         Some(Dialect::Etcd)
     }
+
+    /// etcd's write-ahead log and its bbolt database (`--data-dir`'s `member/`).
+    fn durable_files(&self) -> &'static [&'static str] {
+        &["member/wal/*.wal", "member/snap/db", "member/snap/*.snap"]
+    }
 }

@@ -1,8 +1,11 @@
 //! The protocol every server implements, and the HTTP helpers servers share.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
+
+use checker::fault::FaultKind;
 
 use serde_json::Value;
 use workloads::client::Dialect;
@@ -25,6 +28,22 @@ pub trait Server: Sync {
     fn tls(&self) -> bool;
     /// The client dialect, when the server has one; `None`: asked of the nodes.
     fn dialect(&self) -> Option<Dialect>;
+    // Read by the faults of the disk (issue 26), which this protocol is shaped for.
+    #[allow(dead_code)]
+    /// The folder where node `spec` keeps what must survive a crash: what a fault of
+    /// the disk acts on, and what the run keeps for the user to read.
+    fn durable_dir(&self, spec: &NodeSpec) -> PathBuf {
+        spec.data_dir.clone()
+    }
+    /// The files in [`Server::durable_dir`] that hold acknowledged data, as patterns
+    /// relative to it (`*` within one name): a corruption fault picks among them.
+    #[allow(dead_code)]
+    fn durable_files(&self) -> &'static [&'static str];
+    /// Why this server cannot undergo faults of `kind`, when that is so whatever its
+    /// links are (the links' own limits are the fabric's to say).
+    fn refuses(&self, _kind: FaultKind) -> Option<&'static str> {
+        None
+    }
 }
 
 /// One HTTP/1.1 request with a JSON answer, on a fresh connection, within a second.

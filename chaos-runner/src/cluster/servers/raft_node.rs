@@ -75,4 +75,11 @@ impl Server for RaftNode {
     fn dialect(&self) -> Option<Dialect> {
         None
     }
+
+    /// raft-node's write-ahead log segments, its snapshot and its term/vote file
+    /// (raft-node/src/storage.rs). Seed-style servers keep what they like under
+    /// `--data-dir`; their files match the same patterns only if they name them so.
+    fn durable_files(&self) -> &'static [&'static str] {
+        &["wal-*.log", "snapshot.bin", "state.bin"]
+    }
 }
