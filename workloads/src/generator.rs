@@ -182,6 +182,26 @@ pub fn preset(name: &str) -> Option<Preset> {
     PRESETS.iter().copied().find(|p| p.name == name)
 }
 
+impl Mix {
+    /// This mix for a server without compare-and-set: the register workload's cas share
+    /// goes to writes, unless the user gave the mix (`given`) with cas in it, which is
+    /// then refused (a run full of rejected operations would prove nothing). The error
+    /// completes "the server speaks the X API, ...".
+    pub fn without_cas(self, kind: WorkloadKind, given: bool) -> Result<Mix, String> {
+        if kind != WorkloadKind::Register || self.cas == 0 {
+            return Ok(self);
+        }
+        if given {
+            return Err("which has no compare-and-set: leave cas out of --mix".into());
+        }
+        Ok(Mix {
+            write: self.write + self.cas,
+            cas: 0,
+            ..self
+        })
+    }
+}
+
 /// The mix for a write share: register splits writes evenly between write and cas; kv
 /// gives most to put and a tenth to delete.
 pub fn mix_for(kind: WorkloadKind, write_pct: u32) -> Mix {

@@ -11,6 +11,7 @@ mod message;
 mod partition;
 mod picks;
 mod process;
+mod reach;
 mod schedule;
 
 use std::collections::BTreeMap;
@@ -27,7 +28,8 @@ use workloads::recorder::Recorder;
 use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::fabric::Fabric;
 use crate::links::Network;
-pub use schedule::{plan, plan_search, FaultKind, Layer, Planned, Shape, Target};
+pub use reach::{carries, usable, why_not};
+pub use schedule::{FaultKind, FaultPlan, Layer, Planned, Shape, Target};
 
 /// What faults act on.
 pub struct Env {
@@ -133,46 +135,6 @@ fn registry(kind: FaultKind) -> Entry {
         LinkLatency => entry::<latency::LinkLatencyFault>(),
         Duplicate | Reorder | Replay | Drop | Loss | Bandwidth => {
             entry::<message::MessageFaultRun>()
-        }
-    }
-}
-
-/// Whether links of `fabric` can carry out `kind`: its implementation says.
-pub fn carries(fabric: &Fabric, kind: FaultKind) -> bool {
-    (registry(kind).carried_by)(kind, fabric)
-}
-
-/// Why links of `fabric` cannot carry out `kind` (for the error when it is asked for).
-pub fn why_not(fabric: &Fabric, kind: FaultKind) -> &'static str {
-    let plain_proxies = Fabric::Proxies {
-        latency_ms: 0,
-        tls: false,
-    };
-    match fabric {
-        Fabric::Direct => {
-            "the nodes are linked directly (--net direct, or a server such as etcd that \
-             advertises one peer URL to every member, so the per-link proxies cannot cut \
-             or slow its links); use kill and pause, or --net netns"
-        }
-        Fabric::Proxies { tls: false, .. } => {
-            "it acts on packets, which only --net netns's switch sees"
-        }
-        // What plain proxies can do and these cannot needs to see the requests.
-        Fabric::Proxies { tls: true, .. } if carries(&plain_proxies, kind) => {
-            "with --tls the proxies carry encrypted bytes and never see whole HTTP \
-             requests; use --net netns (its switch duplicates and reorders packets \
-             under TLS too), or leave out --tls"
-        }
-        Fabric::Proxies { tls: true, .. } => {
-            "it acts on packets, which only --net netns's switch sees"
-        }
-        Fabric::Switch { .. } => {
-            "it acts on whole HTTP requests, which only the proxies of --net proxy see"
-        }
-        Fabric::Hosts(_) => {
-            "on hosts over ssh the runner partitions links with nftables, but does not \
-             delay, duplicate or drop their packets (that needs tc netem, not used yet); \
-             use kill, pause and partition, or --net netns on one machine"
         }
     }
 }

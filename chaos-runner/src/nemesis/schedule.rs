@@ -97,6 +97,38 @@ impl fmt::Display for Planned {
     }
 }
 
+/// What faults a run may see and how they are spread: everything the schedule of any
+/// seed is drawn from.
+#[derive(Debug, Clone)]
+pub struct FaultPlan {
+    pub faults: Vec<FaultKind>,
+    pub targets: Vec<Target>,
+    pub shapes: Vec<Shape>,
+    /// Length of each fault and of each healthy gap: the fixed rota. `None`: the search
+    /// (and zero when no fault is planned).
+    pub interval: Option<Duration>,
+    pub time_limit: Duration,
+    /// Stagger every kill of several nodes.
+    pub staggered_kills: bool,
+}
+
+impl FaultPlan {
+    /// The faults of the run with this seed: a fixed rota at `interval`, or the search.
+    pub fn schedule(&self, seed: u64) -> Vec<Planned> {
+        let (kinds, targets, shapes) = (&self.faults, &self.targets, &self.shapes);
+        let mut schedule = match self.interval {
+            Some(interval) => plan(seed, kinds, targets, shapes, interval, self.time_limit),
+            None => plan_search(seed, kinds, targets, shapes, self.time_limit),
+        };
+        if self.staggered_kills {
+            for p in schedule.iter_mut().filter(|p| p.can_stagger()) {
+                p.staggered = true;
+            }
+        }
+        schedule
+    }
+}
+
 /// Alternates healthy and faulty periods of `interval` each, starting healthy, until
 /// `time_limit`. Kinds come round in a shuffled order (every kind once per round), so a
 /// short run still sees each; targets, shapes and node picks are drawn from the RNG.

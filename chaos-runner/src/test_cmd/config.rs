@@ -13,7 +13,7 @@ use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, ServerKind};
 use crate::fabric::Fabric;
-use crate::nemesis::{self, FaultKind, Planned, Shape, Target};
+use crate::nemesis::{self, FaultKind, FaultPlan, Shape, Target};
 use crate::netns::Range;
 
 use super::args::{ApiArg, NetArg, TestArgs, WorkloadArg};
@@ -21,12 +21,12 @@ use super::args::{ApiArg, NetArg, TestArgs, WorkloadArg};
 /// A validated `test` configuration.
 pub struct Config {
     pub name: String,
-    /// The server the nodes run (`--target`).
-    pub server: ServerKind,
+    /// The cluster: server, binary, node count and flags, links, TLS.
+    pub cluster: ClusterPlan,
     /// The client dialect when the server or `--api` fixes it; `None`: ask the nodes.
     pub dialect: Option<Dialect>,
-    /// Whether the mix came from `--mix` (then a cas share is never moved to writes).
-    pub mix_given: bool,
+    /// The mix for a server without compare-and-set (`Err`: `--mix` asked for cas).
+    pub mix_without_cas: Result<Mix, String>,
     /// `--fail-fast`: check each key's history as it grows and stop at the first anomaly.
     pub fail_fast: bool,
     /// Operations per second across all clients; `None`: as fast as they go.
@@ -39,19 +39,11 @@ pub struct Config {
     pub min_ok: u64,
     /// Where runs are kept.
     pub store: PathBuf,
-    /// Stagger every kill of several nodes.
-    pub staggered_kills: bool,
     /// The first run's seed (random when not given), and how many runs.
     pub seed: Option<u64>,
     pub test_count: u32,
     /// Where to write the JUnit report.
     pub junit: Option<PathBuf>,
-    /// The nodes: how many, their extra flags, how their links are carried.
-    pub nodes: u64,
-    pub node_args: Vec<String>,
-    /// How node-to-node traffic travels, with what that needs.
-    pub fabric: Fabric,
-    pub tls: bool,
     /// As test.json records them: the workload and preset named.
     pub workload_name: String,
     pub preset: Option<String>,
@@ -59,19 +51,15 @@ pub struct Config {
     pub keys: usize,
     pub concurrency: usize,
     pub mix: Mix,
-    pub faults: Vec<FaultKind>,
-    pub targets: Vec<Target>,
-    pub shapes: Vec<Shape>,
-    /// The server binary.
-    pub bin: PathBuf,
+    /// The faults every seed's schedule is drawn from.
+    pub nemesis: FaultPlan,
     pub time_limit: Duration,
     pub op_timeout: Duration,
     pub check_timeout: Duration,
-    /// Length of each fault and of each healthy gap; `None` for the search schedule (and
-    /// zero when no fault is planned).
-    pub nemesis_interval: Option<Duration>,
     /// `--check-memory` in bytes.
     pub check_memory: usize,
+    /// `test.json` as the flags make it (a run fills in the rest).
+    pub record: TestRecord,
 }
 
 /// The name in `names` nearest to `word` (at most two edits away), for "did you mean".
@@ -161,10 +149,10 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
 }
 
 /// The links the flags ask for (`--hosts`, `--net`, `--net-range`, `--link-latency`,
-/// `--tls`); in netns mode, what it needs is checked now, before anything is written
+/// `--tls`), and how many nodes they hold; in netns mode, what it needs is checked now, before anything is written
 /// (missing privilege or tools is a set-up error). `requested`: the faults asked for
 /// (a partition over ssh needs the hosts' firewalls).
-fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<Fabric> {
+fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<(Fabric, u64)> {
     if args.net_range.is_some() && args.net != NetArg::Netns {
         bail!("--net-range goes with --net netns");
     }
@@ -176,14 +164,16 @@ fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<Fabric> {
             crate::netns::check_free(r)?;
         }
     }
-    Ok(Fabric::resolve(
+    let fabric = Fabric::resolve(
         args.net,
         args.target,
         args.tls,
         args.link_latency,
         range,
         ssh,
-    ))
+    );
+    let nodes = fabric.node_count(args.nodes);
+    Ok((fabric, nodes))
 }
 
 /// The faults `--nemesis` asks for, by name (`all`: every kind).
@@ -197,14 +187,8 @@ fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
     )
 }
 
-/// The requested fault kinds that the links can carry out: `all` means every kind they
-/// can (etcd in proxy mode: kill and pause), and naming one they cannot is an error
-/// that says why.
-fn faults_for(
-    args: &TestArgs,
-    requested: Vec<FaultKind>,
-    fabric: &Fabric,
-) -> Result<Vec<FaultKind>> {
+/// Flags that do not go together, refused before anything is looked up.
+fn refuse_combinations(args: &TestArgs) -> Result<()> {
     if args.target == ServerKind::RaftNode && args.etcd_serializable_reads {
         bail!("--etcd-serializable-reads goes with --target etcd");
     }
@@ -217,35 +201,12 @@ fn faults_for(
     if args.target == ServerKind::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
-    if args.link_latency > 0 && !nemesis::carries(fabric, FaultKind::Latency) {
-        bail!(
-            "--link-latency: {}",
-            nemesis::why_not(fabric, FaultKind::Latency)
-        );
-    }
-    let server = args.target.server();
-    let why_not = |k: FaultKind| -> Option<String> {
-        if let Some(why) = server.refuses(k) {
-            return Some(format!("{} cannot undergo it: {why}", args.target.name()));
-        }
-        (!nemesis::carries(fabric, k)).then(|| nemesis::why_not(fabric, k).to_string())
-    };
-    if args.nemesis().trim() == "all" {
-        return Ok(requested
-            .into_iter()
-            .filter(|&k| why_not(k).is_none())
-            .collect());
-    }
-    if let Some((k, why)) = requested.iter().find_map(|&k| why_not(k).map(|w| (k, w))) {
-        bail!("--nemesis {}: {why}", k.name());
-    }
-    Ok(requested)
+    Ok(())
 }
 
 /// The fixed rota's interval, or `None` for the search (`--nemesis all` and no interval).
-fn nemesis_interval(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<Duration>> {
+fn nemesis_interval(args: &TestArgs) -> Result<Option<Duration>> {
     Ok(match args.nemesis_interval {
-        _ if faults.is_empty() => Some(Duration::ZERO),
         None if args.nemesis().trim() == "all" => None,
         interval => Some(
             secs(interval.unwrap_or(3.0), "--nemesis-interval")?.max(Duration::from_millis(100)),
@@ -255,26 +216,14 @@ fn nemesis_interval(args: &TestArgs, faults: &[FaultKind]) -> Result<Option<Dura
 
 /// Checks every flag and works out the defaults.
 pub fn resolve(args: TestArgs) -> Result<Config> {
+    // The flags on their own first, then what needs looking up (links, binaries).
     let kind = match args.workload {
         WorkloadArg::Register => WorkloadKind::Register,
         WorkloadArg::Kv => WorkloadKind::Kv,
     };
-    let p = args
-        .preset
-        .as_deref()
-        .map_or(PRESETS[0], |n| preset(n).expect("clap checked it"));
-    let mix = match &args.mix {
-        Some(m) => parse_mix(m)?,
-        None => mix_for(kind, p.write_pct),
-    };
-    let bin = match args.target {
-        ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
-        ServerKind::Etcd => etcd_binary(&args.etcd)?,
-    };
+    refuse_combinations(&args)?;
     let requested = requested_faults(&args)?;
-    let fabric = links(&args, &requested)?;
-    let faults = faults_for(&args, requested, &fabric)?;
-    let nemesis_interval = nemesis_interval(&args, &faults)?;
+    let interval = nemesis_interval(&args)?;
     let targets = list(
         &args.nemesis_targets,
         &Target::ALL,
@@ -307,33 +256,72 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         bail!("--name must be a plain folder name");
     }
-    let cfg = Config {
+    let time_limit = secs(args.time_limit, "--time-limit")?;
+    let op_timeout = secs(args.op_timeout, "--op-timeout")?;
+    let check_timeout = secs(args.check_timeout, "--check-timeout")?;
+    let given_mix = args.mix.as_deref().map(parse_mix).transpose()?;
+    let (fabric, nodes) = links(&args, &requested)?;
+    if args.link_latency > 0 && !nemesis::carries(&fabric, FaultKind::Latency) {
+        bail!(
+            "--link-latency: {}",
+            nemesis::why_not(&fabric, FaultKind::Latency)
+        );
+    }
+    let all = args.nemesis().trim() == "all";
+    let faults = nemesis::usable(&fabric, args.target, requested, all)
+        .map_err(|why| anyhow::anyhow!("--nemesis {why}"))?;
+    let p = args
+        .preset
+        .as_deref()
+        .map_or(PRESETS[0], |n| preset(n).expect("clap checked it"));
+    let mix = given_mix.unwrap_or_else(|| mix_for(kind, p.write_pct));
+    let mix_without_cas = mix.without_cas(kind, given_mix.is_some());
+    let bin = match args.target {
+        ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
+        ServerKind::Etcd => etcd_binary(&args.etcd)?,
+    };
+    let mut cfg = Config {
         keys: args
             .keys
             .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 })
             .max(1),
         concurrency: args.concurrency.map_or(p.concurrency, |c| c as usize),
-        time_limit: secs(args.time_limit, "--time-limit")?,
-        op_timeout: secs(args.op_timeout, "--op-timeout")?,
-        check_timeout: secs(args.check_timeout, "--check-timeout")?,
+        time_limit,
+        op_timeout,
+        check_timeout,
         check_memory: CheckOptions::bytes_for_mib(args.check_memory),
-        nemesis_interval,
+        nemesis: FaultPlan {
+            interval: if faults.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                interval
+            },
+            faults,
+            targets: if targets.is_empty() {
+                vec![Target::Random]
+            } else {
+                targets
+            },
+            shapes: if shapes.is_empty() {
+                vec![Shape::Halves]
+            } else {
+                shapes
+            },
+            time_limit,
+            staggered_kills: args.staggered_kills,
+        },
         name,
         kind,
         mix,
-        faults,
-        targets: if targets.is_empty() {
-            vec![Target::Random]
-        } else {
-            targets
+        cluster: ClusterPlan {
+            kind: args.target,
+            bin,
+            node_args: args.node_args.clone(),
+            nodes,
+            links: fabric,
+            leader_within: Duration::from_secs(20),
+            tls: args.tls,
         },
-        shapes: if shapes.is_empty() {
-            vec![Shape::Halves]
-        } else {
-            shapes
-        },
-        bin,
-        server: args.target,
         dialect: match (args.target.server().dialect(), args.api) {
             (Some(Dialect::Etcd), _) if args.etcd_serializable_reads => {
                 Some(Dialect::EtcdSerializable)
@@ -343,114 +331,70 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             (None, ApiArg::Seed) => Some(Dialect::Seed),
             (None, ApiArg::Auto) => None,
         },
-        mix_given: args.mix.is_some(),
+        mix_without_cas,
         fail_fast: args.fail_fast,
         rate: args.rate,
         max_ops: args.ops,
         all_keys: args.all_keys,
         min_ok: args.min_ok,
         store: args.store.clone(),
-        staggered_kills: args.staggered_kills,
         seed: args.seed,
         test_count: args.test_count.max(1),
         junit: args.junit.clone(),
-        nodes: fabric.node_count(args.nodes),
-        node_args: args.node_args.clone(),
-        fabric,
-        tls: args.tls,
         workload_name: format!("{:?}", args.workload).to_lowercase(),
         preset: args.preset.clone(),
+        record: TestRecord::default(),
     };
-    if cfg.dialect == Some(Dialect::Seed) {
-        // Refuse cas before starting anything.
-        cfg.mix_for(Dialect::Seed)?;
+    cfg.record = record_template(&cfg);
+    if let (Some(d), Err(e)) = (cfg.dialect, &cfg.mix_without_cas) {
+        if !d.has_cas() {
+            // Refuse cas before starting anything.
+            bail!("the server speaks the {} API, {e}", d.name());
+        }
     }
     Ok(cfg)
 }
 
-impl Config {
-    /// The mix to run against a server speaking `dialect`: without compare-and-set, the
-    /// register workload's cas share goes to writes, unless `--mix` asked for cas, which
-    /// is then an error (a run full of rejected operations would prove nothing).
-    pub fn mix_for(&self, dialect: Dialect) -> Result<Mix> {
-        let issues_cas = self.kind == WorkloadKind::Register && self.mix.cas > 0;
-        if dialect.has_cas() || !issues_cas {
-            return Ok(self.mix);
+/// `test.json` as the flags make it: each run adds its seed, command, schedule and
+/// start time, and once the nodes say which API they speak, that API and its mix.
+fn record_template(cfg: &Config) -> TestRecord {
+    let (n, fabric) = (&cfg.nemesis, &cfg.cluster.links);
+    TestRecord {
+        name: cfg.name.clone(),
+        seed: 0,
+        command: String::new(),
+        nodes: cfg.cluster.nodes,
+        server: cfg.cluster.bin.clone(),
+        node_args: cfg.cluster.node_args.clone(),
+        workload: cfg.workload_name.clone(),
+        preset: cfg.preset.clone(),
+        keys: cfg.keys,
+        concurrency: cfg.concurrency,
+        rate: cfg.rate,
+        api: cfg.dialect.map_or("auto", Dialect::name).to_string(),
+        mix: cfg.mix.into(),
+        time_limit_s: cfg.time_limit.as_secs_f64(),
+        ops: cfg.max_ops,
+        op_timeout_s: cfg.op_timeout.as_secs_f64(),
+        nemesis: n.faults.iter().map(|f| f.name().to_string()).collect(),
+        nemesis_interval_s: n.interval.map_or(0.0, |d| d.as_secs_f64()),
+        schedule_mode: if n.interval.is_some() {
+            "fixed"
+        } else {
+            "search"
         }
-        if self.mix_given {
-            bail!(
-                "the server speaks the {} API, which has no compare-and-set: leave cas out of --mix",
-                dialect.name()
-            );
-        }
-        Ok(Mix {
-            write: self.mix.write + self.mix.cas,
-            cas: 0,
-            ..self.mix
-        })
-    }
-
-    /// The cluster `test` starts: every link through a proxy or the switch, at
-    /// `--link-latency` (etcd in proxy mode: direct links).
-    pub fn cluster_plan(&self) -> ClusterPlan {
-        ClusterPlan {
-            kind: self.server,
-            bin: self.bin.clone(),
-            node_args: self.node_args.clone(),
-            nodes: self.nodes,
-            links: self.fabric.clone(),
-            leader_within: Duration::from_secs(20),
-            tls: self.tls,
-        }
-    }
-
-    /// `test.json` for a run with this seed and schedule, against `dialect` (`None`: not
-    /// known yet) with `mix`.
-    pub fn test_record(
-        &self,
-        seed: u64,
-        command: &str,
-        schedule: &[Planned],
-        dialect: Option<Dialect>,
-        mix: Mix,
-    ) -> TestRecord {
-        TestRecord {
-            name: self.name.clone(),
-            seed,
-            command: command.to_string(),
-            nodes: self.nodes,
-            server: self.bin.clone(),
-            node_args: self.node_args.clone(),
-            workload: self.workload_name.clone(),
-            preset: self.preset.clone(),
-            keys: self.keys,
-            concurrency: self.concurrency,
-            rate: self.rate,
-            api: dialect.map_or("auto", Dialect::name).to_string(),
-            mix: mix.into(),
-            time_limit_s: self.time_limit.as_secs_f64(),
-            ops: self.max_ops,
-            op_timeout_s: self.op_timeout.as_secs_f64(),
-            nemesis: self.faults.iter().map(|f| f.name().to_string()).collect(),
-            nemesis_interval_s: self.nemesis_interval.map_or(0.0, |d| d.as_secs_f64()),
-            schedule_mode: if self.nemesis_interval.is_some() {
-                "fixed"
-            } else {
-                "search"
-            }
-            .to_string(),
-            net: self.fabric.net_name().to_string(),
-            net_range: match &self.fabric {
-                Fabric::Switch { range, .. } => range.map(|r| r.to_string()),
-                _ => None,
-            },
-            link_latency_ms: self.fabric.latency_ms(),
-            nemesis_targets: self.targets.iter().map(|t| t.name().to_string()).collect(),
-            partitions: self.shapes.iter().map(|s| s.name().to_string()).collect(),
-            schedule: schedule.iter().map(|p| p.to_string()).collect(),
-            min_ok: self.min_ok,
-            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        }
+        .to_string(),
+        net: fabric.net_name().to_string(),
+        net_range: match fabric {
+            Fabric::Switch { range, .. } => range.map(|r| r.to_string()),
+            _ => None,
+        },
+        link_latency_ms: fabric.latency_ms(),
+        nemesis_targets: n.targets.iter().map(|t| t.name().to_string()).collect(),
+        partitions: n.shapes.iter().map(|s| s.name().to_string()).collect(),
+        schedule: Vec::new(),
+        min_ok: cfg.min_ok,
+        started: String::new(),
     }
 }
 
@@ -527,31 +471,35 @@ mod tests {
 
     #[test]
     fn the_healthy_preset_is_fault_free_unless_faults_are_named() {
-        assert!(config(&["--preset", "healthy"]).unwrap().faults.is_empty());
-        let named = config(&["--preset", "healthy", "--nemesis", "kill"]).unwrap();
-        assert_eq!(named.faults, [FaultKind::Kill]);
-        assert!(!config(&["--preset", "write-heavy"])
+        assert!(config(&["--preset", "healthy"])
             .unwrap()
+            .nemesis
             .faults
             .is_empty());
-        assert!(!config(&[]).unwrap().faults.is_empty());
+        let named = config(&["--preset", "healthy", "--nemesis", "kill"]).unwrap();
+        assert_eq!(named.nemesis.faults, [FaultKind::Kill]);
+        assert!(!config(&["--preset", "write-heavy"])
+            .unwrap()
+            .nemesis
+            .faults
+            .is_empty());
+        assert!(!config(&[]).unwrap().nemesis.faults.is_empty());
     }
 
     #[test]
     fn a_server_without_cas_gets_its_share_as_writes_unless_cas_was_asked_for() {
         let cfg = config(&[]).unwrap();
-        assert_eq!(cfg.mix_for(Dialect::RaftNode).unwrap(), cfg.mix);
-        let seed = cfg.mix_for(Dialect::Seed).unwrap();
+        let seed = cfg.mix_without_cas.unwrap();
         assert_eq!((seed.read, seed.write, seed.cas), (50, 50, 0));
         let asked = config(&["--mix", "read=50,write=30,cas=20"]).unwrap();
-        let err = asked.mix_for(Dialect::Seed).unwrap_err().to_string();
+        let err = asked.mix_without_cas.unwrap_err();
         assert!(err.contains("no compare-and-set"), "{err}");
         // With --api seed the refusal comes before anything starts.
         assert!(config(&["--api", "seed", "--mix", "cas=1"]).is_err());
         assert!(config(&["--api", "seed"]).is_ok());
         // The kv workload never issues cas.
         let kv = config(&["--workload", "kv", "--mix", "read=1,cas=1"]).unwrap();
-        assert_eq!(kv.mix_for(Dialect::Seed).unwrap(), kv.mix);
+        assert_eq!(kv.mix_without_cas.unwrap(), kv.mix);
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn check_key(kind: WorkloadKind, history: &History) -> (Verdict, Option<(String,
         explain_timeout: Duration::from_millis(200),
         ..CheckOptions::default()
     };
-    match super::check_as(kind, history, &opts) {
+    match super::check::check_as(kind, history, &opts) {
         Ok(r) => {
             let first = r.failures.first().map(|f| {
                 let why = f

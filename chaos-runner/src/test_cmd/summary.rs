@@ -2,13 +2,50 @@
 //! the end, both from the same record so they always agree.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use checker::check::CheckReport;
 use checker::record::{Counts, FailFast, FaultEntry, FinalReads, LatencyMs, PhaseTime, RunResults};
+use tokio::time::Instant;
 use workloads::recorder::{ok_latencies, Sample};
 
 use super::verdict::Judgement;
+use crate::store::RunDir;
+
+/// Phase 5: results.json, the report and the store's index; returns the report's path
+/// (a report that cannot be written is a warning: the results stand without it).
+pub fn write(run: &RunDir, store: &Path, results: &RunResults) -> anyhow::Result<Option<PathBuf>> {
+    run.write_json(&run.results(), results)?;
+    let report = match reports::build(&run.path) {
+        Ok(w) => Some(w.report),
+        Err(e) => {
+            crate::console::say!("warning: could not write the report: {e}");
+            None
+        }
+    };
+    if let Err(e) = reports::index::build(store) {
+        crate::console::say!("warning: could not rebuild the run index: {e}");
+    }
+    Ok(report)
+}
+
+/// Seconds after the time limit at which each phase ended.
+pub struct Tail {
+    pub limit_at: Instant,
+    pub phases: Vec<PhaseTime>,
+}
+
+impl Tail {
+    pub fn mark(&mut self, phase: &str) {
+        let s = Instant::now()
+            .saturating_duration_since(self.limit_at)
+            .as_secs_f64();
+        self.phases.push(PhaseTime {
+            phase: phase.into(),
+            s,
+        });
+    }
+}
 
 /// Everything `results.json` is made of.
 pub struct Facts {

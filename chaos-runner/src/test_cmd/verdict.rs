@@ -2,6 +2,7 @@
 //! unknown because a "valid" would prove nothing. Pure, so every rule has its own test.
 
 use checker::check::{CheckReport, Verdict};
+use checker::{Func, History, Outcome};
 
 /// A run's verdict and, when it is unknown, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,19 @@ pub struct Evidence {
     pub ok_writes: u64,
     /// `--min-ok`.
     pub min_ok: u64,
+}
+
+impl Evidence {
+    /// What `history` shows, judged against `--min-ok`.
+    pub fn of(history: &History, min_ok: u64) -> Evidence {
+        let ok = history.ops.iter().filter(|o| o.outcome == Outcome::Ok);
+        Evidence {
+            ok_ops: ok.clone().count() as u64,
+            // A function the models do not know counts as a write: never a reason to doubt.
+            ok_writes: ok.filter(|o| o.func().is_none_or(Func::is_write)).count() as u64,
+            min_ok,
+        }
+    }
 }
 
 /// Invalid always stands: one anomaly is proof whatever else happened. Unknown keeps the

@@ -1,0 +1,73 @@
+//! Which fault kinds a cluster can undergo: what its links can carry out (each fault
+//! kind's file says, through the registry) and what its server allows.
+
+use super::{registry, FaultKind};
+use crate::cluster::ServerKind;
+use crate::fabric::Fabric;
+
+/// Whether links of `fabric` can carry out `kind`: its implementation says.
+pub fn carries(fabric: &Fabric, kind: FaultKind) -> bool {
+    (registry(kind).carried_by)(kind, fabric)
+}
+
+/// The kinds of `requested` a cluster of `server` on `fabric` can undergo. With `all`,
+/// every kind they can (etcd in proxy mode: kill and pause); otherwise naming one they
+/// cannot is refused, with the kind and why (`"partition: ..."`).
+pub fn usable(
+    fabric: &Fabric,
+    server: ServerKind,
+    requested: Vec<FaultKind>,
+    all: bool,
+) -> Result<Vec<FaultKind>, String> {
+    let why = |k: FaultKind| -> Option<String> {
+        if let Some(why) = server.server().refuses(k) {
+            return Some(format!("{} cannot undergo it: {why}", server.name()));
+        }
+        (!carries(fabric, k)).then(|| why_not(fabric, k).to_string())
+    };
+    if all {
+        return Ok(requested
+            .into_iter()
+            .filter(|&k| why(k).is_none())
+            .collect());
+    }
+    match requested.iter().find_map(|&k| why(k).map(|w| (k, w))) {
+        Some((k, w)) => Err(format!("{}: {w}", k.name())),
+        None => Ok(requested),
+    }
+}
+
+/// Why links of `fabric` cannot carry out `kind` (for the error when it is asked for).
+pub fn why_not(fabric: &Fabric, kind: FaultKind) -> &'static str {
+    let plain_proxies = Fabric::Proxies {
+        latency_ms: 0,
+        tls: false,
+    };
+    match fabric {
+        Fabric::Direct => {
+            "the nodes are linked directly (--net direct, or a server such as etcd that \
+             advertises one peer URL to every member, so the per-link proxies cannot cut \
+             or slow its links); use kill and pause, or --net netns"
+        }
+        Fabric::Proxies { tls: false, .. } => {
+            "it acts on packets, which only --net netns's switch sees"
+        }
+        // What plain proxies can do and these cannot needs to see the requests.
+        Fabric::Proxies { tls: true, .. } if carries(&plain_proxies, kind) => {
+            "with --tls the proxies carry encrypted bytes and never see whole HTTP \
+             requests; use --net netns (its switch duplicates and reorders packets \
+             under TLS too), or leave out --tls"
+        }
+        Fabric::Proxies { tls: true, .. } => {
+            "it acts on packets, which only --net netns's switch sees"
+        }
+        Fabric::Switch { .. } => {
+            "it acts on whole HTTP requests, which only the proxies of --net proxy see"
+        }
+        Fabric::Hosts(_) => {
+            "on hosts over ssh the runner partitions links with nftables, but does not \
+             delay, duplicate or drop their packets (that needs tc netem, not used yet); \
+             use kill, pause and partition, or --net netns on one machine"
+        }
+    }
+}
