@@ -108,6 +108,11 @@ pub struct BenchArgs {
     /// run makes, as `test --tls` does: compare with a run without to see what TLS costs.
     #[arg(long, conflicts_with = "hosts")]
     pub tls: bool,
+    /// Put the disk faults' lazy layer (chaos-lazyfs, a FUSE filesystem that holds
+    /// unsynced writes in memory) under every node, as a run with disk faults does:
+    /// compare with a run without to see what the layer costs. Needs root and fuse3.
+    #[arg(long, conflicts_with = "hosts")]
+    pub lazy_disk: bool,
     #[command(flatten)]
     pub ssh: crate::ssh::SshArgs,
     /// Seconds an operation may take before it counts as an error. Longer than `test`'s
@@ -272,6 +277,14 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         links,
         leader_within: Duration::from_secs(30),
         tls: args.tls,
+        lazy_disk: if args.lazy_disk {
+            if let Some(why) = crate::cluster::disk::unavailable() {
+                bail!("--lazy-disk: {why}");
+            }
+            Some(crate::cluster::disk::lazyfs_binary()?)
+        } else {
+            None
+        },
     };
     Ok(Plan {
         mix,

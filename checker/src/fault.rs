@@ -32,6 +32,13 @@ pub enum FaultKind {
     Loss,
     /// Limit links to 256 KiB/s, queueing packets behind the limit (netns mode).
     Bandwidth,
+    /// A power loss: SIGKILL, and what the node had written but not fsynced is lost
+    /// (its disk's unsynced data and name changes), then a restart when the fault ends.
+    LoseUnsynced,
+    /// Writes, creates and folder changes fail with ENOSPC for a spell.
+    DiskFull,
+    /// Every fsync takes 50 to 500 ms for a spell.
+    SlowFsync,
     /// The search schedule's weather: a steady 2 to 20 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
@@ -52,6 +59,14 @@ impl FaultKind {
         FaultKind::Bandwidth,
     ];
 
+    /// Kinds `--nemesis` names only on request (`all` leaves them out): the disk faults,
+    /// which need a FUSE layer under every node (root and fuse3).
+    pub const OPT_IN: [FaultKind; 3] = [
+        FaultKind::LoseUnsynced,
+        FaultKind::DiskFull,
+        FaultKind::SlowFsync,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
@@ -64,13 +79,27 @@ impl FaultKind {
             FaultKind::Drop => "drop",
             FaultKind::Loss => "loss",
             FaultKind::Bandwidth => "bandwidth",
+            FaultKind::LoseUnsynced => "lose-unsynced",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::SlowFsync => "slow-fsync",
             FaultKind::LinkLatency => "link-latency",
         }
     }
 
     /// A kind `--nemesis` can name, by its name.
     pub fn parse(s: &str) -> Option<FaultKind> {
-        FaultKind::ALL.into_iter().find(|k| k.name() == s)
+        FaultKind::ALL
+            .into_iter()
+            .chain(FaultKind::OPT_IN)
+            .find(|k| k.name() == s)
+    }
+
+    /// Whether it acts on the nodes' disks (and so needs the lazy layer under them).
+    pub fn is_disk(self) -> bool {
+        matches!(
+            self,
+            FaultKind::LoseUnsynced | FaultKind::DiskFull | FaultKind::SlowFsync
+        )
     }
 
     /// Any kind, by its name (a history's `start-link-latency` too).
@@ -244,6 +273,7 @@ mod tests {
     fn the_words_are_the_ones_histories_carry() {
         let all_kinds = FaultKind::ALL
             .into_iter()
+            .chain(FaultKind::OPT_IN)
             .chain([FaultKind::LinkLatency])
             .collect::<Vec<_>>();
         for k in &all_kinds {

@@ -168,6 +168,12 @@ pub struct FaultDetails {
     /// packets the fault saw and acted on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub packets: Vec<PacketRecord>,
+    /// `slow-fsync`: how long each fsync was made to take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fsync_delay_ms: Option<u64>,
+    /// A power loss (`lose-unsynced`): per node, what its disk threw away.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disk: Vec<DiskLoss>,
     /// A staggered kill: the order in which the nodes went down, each with its offset
     /// from the fault's start. The order decides whose log tail survives.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -177,6 +183,19 @@ pub struct FaultDetails {
     /// leader among themselves.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restart_order: Vec<NodeAt>,
+}
+
+/// What a power loss threw away on one node's disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiskLoss {
+    pub node: u64,
+    /// Bytes the node wrote but never fsynced.
+    pub lost_bytes: u64,
+    /// Files that had such bytes.
+    pub files_with_lost_data: u64,
+    /// Creates, removes and renames whose folder was never fsynced, undone.
+    pub names_undone: u64,
 }
 
 /// One node's step in a staggered kill or restart, `at_ms` after the step sequence began.

@@ -165,6 +165,13 @@ enum SeededBug {
     LostTruncate,
     /// A follower takes the leader's commit index beyond what the RPC proved.
     CommitOverreach,
+    /// Acknowledge log writes after write(2), before fdatasync.
+    NoFsync,
+    /// Create, rename and remove segments, snapshots and state.bin without fsyncing the
+    /// directory.
+    NoDirFsync,
+    /// Do not verify record checksums when recovering the log.
+    TrustDisk,
 }
 
 /// How many fsync'd entries `lost-truncate` drops at start-up.
@@ -347,7 +354,12 @@ async fn run(args: Args) -> Result<()> {
         }
     }
 
-    let (storage, recovered, report) = Storage::open(&args.data_dir)
+    let storage_bugs = raft_node::storage::StorageBugs {
+        no_fsync: bug(SeededBug::NoFsync),
+        no_dir_fsync: bug(SeededBug::NoDirFsync),
+        trust_disk: bug(SeededBug::TrustDisk),
+    };
+    let (storage, recovered, report) = Storage::open_with(&args.data_dir, storage_bugs)
         .with_context(|| format!("cannot open data directory {}", args.data_dir.display()))?;
     let kv = match &recovered.snapshot {
         Some(s) => KvStore::restore(&s.data).context("the snapshot does not decode")?,

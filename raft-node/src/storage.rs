@@ -109,9 +109,22 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
 }
 
+/// Seeded durability bugs (`raft-node --unsafe-bug`): each breaks one promise this
+/// module keeps, so the disk faults can be shown to catch it. All off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageBugs {
+    /// Acknowledge log writes after write(2), before fdatasync.
+    pub no_fsync: bool,
+    /// Create, rename and remove files without fsyncing the directory.
+    pub no_dir_fsync: bool,
+    /// Do not verify record checksums when recovering the log.
+    pub trust_disk: bool,
+}
+
 /// The durable state of one node. All methods return only after an fsync.
 pub struct Storage {
     dir: PathBuf,
+    bugs: StorageBugs,
     _lock: File,
     segments: Vec<Segment>,
     current: File,
@@ -183,6 +196,14 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// `sync_dir`, unless the seeded `no-dir-fsync` bug skips it.
+fn sync_dir_as(dir: &Path, bugs: StorageBugs) -> Result<()> {
+    if bugs.no_dir_fsync {
+        return Ok(());
+    }
+    sync_dir(dir)
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -234,7 +255,7 @@ enum Record {
 }
 
 /// Decodes the record at the start of `data`; `Err` says why it is not a valid record.
-fn decode_record(data: &[u8]) -> std::result::Result<(Record, usize), String> {
+fn decode_record(data: &[u8], verify: bool) -> std::result::Result<(Record, usize), String> {
     if data.len() < HEADER {
         return Err(format!(
             "{} bytes left, less than a record header",
@@ -252,7 +273,7 @@ fn decode_record(data: &[u8]) -> std::result::Result<(Record, usize), String> {
         ));
     }
     let body = &data[8..8 + len];
-    if crc32fast::hash(body) != crc {
+    if verify && crc32fast::hash(body) != crc {
         return Err("checksum mismatch".into());
     }
     let payload = &body[1..];
@@ -294,12 +315,20 @@ fn cut_short(rest: &[u8]) -> bool {
 /// Whether any valid record starts somewhere in `data` (used to tell a torn tail from
 /// damage in the middle).
 fn any_valid_record(data: &[u8]) -> bool {
-    (0..data.len()).any(|i| decode_record(&data[i..]).is_ok())
+    (0..data.len()).any(|i| decode_record(&data[i..], true).is_ok())
 }
 
 impl Storage {
     /// Opens (creating if needed) a data directory and recovers the node's durable state.
     pub fn open(dir: &Path) -> Result<(Storage, Recovered, RecoveryReport)> {
+        Self::open_with(dir, StorageBugs::default())
+    }
+
+    /// [`Storage::open`], with seeded bugs switched on.
+    pub fn open_with(
+        dir: &Path,
+        bugs: StorageBugs,
+    ) -> Result<(Storage, Recovered, RecoveryReport)> {
         create_dir_durably(dir)?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
@@ -343,7 +372,7 @@ impl Storage {
             let mut off = 0;
             let mut max_index = 0;
             while off < data.len() {
-                match decode_record(&data[off..]) {
+                match decode_record(&data[off..], !bugs.trust_disk) {
                     Ok((rec, used)) => {
                         report.records += 1;
                         match rec {
@@ -444,7 +473,7 @@ impl Storage {
                 (segments, current)
             }
             None => {
-                let (seg, current) = Self::create_segment(dir, 1, hard_state)?;
+                let (seg, current) = Self::create_segment(dir, 1, hard_state, bugs)?;
                 (vec![seg], current)
             }
         };
@@ -455,10 +484,11 @@ impl Storage {
                 newest_segment,
             })
         {
-            Self::write_state_file(dir, hard_state, newest_segment)?;
+            Self::write_state_file(dir, hard_state, newest_segment, bugs)?;
         }
         let mut storage = Storage {
             dir: dir.into(),
+            bugs,
             _lock: lock,
             segments,
             current,
@@ -534,7 +564,12 @@ impl Storage {
     }
 
     /// Replaces `state.bin` atomically: temp file, fsync, rename, fsync directory.
-    fn write_state_file(dir: &Path, hard_state: HardState, newest_segment: u64) -> Result<()> {
+    fn write_state_file(
+        dir: &Path,
+        hard_state: HardState,
+        newest_segment: u64,
+        bugs: StorageBugs,
+    ) -> Result<()> {
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
         let bytes = DurableState {
             hard_state,
@@ -546,10 +581,15 @@ impl Storage {
             .and_then(|_| f.sync_all())
             .map_err(io_err("write", &tmp))?;
         fs::rename(&tmp, dir.join(STATE_FILE)).map_err(io_err("rename", &tmp))?;
-        sync_dir(dir)
+        sync_dir_as(dir, bugs)
     }
 
-    fn create_segment(dir: &Path, seq: u64, hs: HardState) -> Result<(Segment, File)> {
+    fn create_segment(
+        dir: &Path,
+        seq: u64,
+        hs: HardState,
+        bugs: StorageBugs,
+    ) -> Result<(Segment, File)> {
         let path = dir.join(segment_name(seq));
         let mut f = OpenOptions::new()
             .create_new(true)
@@ -560,7 +600,7 @@ impl Storage {
         encode_hard_state(&mut buf, hs);
         f.write_all(&buf).map_err(io_err("write", &path))?;
         f.sync_all().map_err(io_err("fsync", &path))?;
-        sync_dir(dir)?;
+        sync_dir_as(dir, bugs)?;
         Ok((
             Segment {
                 seq,
@@ -623,7 +663,7 @@ impl Storage {
             .and_then(|_| f.sync_all())
             .map_err(io_err("write", &tmp))?;
         fs::rename(&tmp, &dst).map_err(io_err("rename", &tmp))?;
-        sync_dir(&self.dir)
+        sync_dir_as(&self.dir, self.bugs)
     }
 
     /// Makes a `Ready`'s durable part durable: an installed snapshot, the hard state and new
@@ -645,7 +685,7 @@ impl Storage {
             if hs != self.hard_state {
                 // Before the log: the term and vote never go back, whatever the log loses.
                 let newest = self.segments.last().map_or(1, |s| s.seq);
-                Self::write_state_file(&self.dir, hs, newest)?;
+                Self::write_state_file(&self.dir, hs, newest, self.bugs)?;
             }
             encode_hard_state(&mut self.buf, hs);
             self.hard_state = hs;
@@ -666,9 +706,11 @@ impl Storage {
         self.current
             .write_all(&self.buf)
             .map_err(io_err("write", &seg.path))?;
-        self.current
-            .sync_data()
-            .map_err(io_err("fdatasync", &seg.path))?;
+        if !self.bugs.no_fsync {
+            self.current
+                .sync_data()
+                .map_err(io_err("fdatasync", &seg.path))?;
+        }
         Ok(())
     }
 
@@ -677,8 +719,8 @@ impl Storage {
     pub fn save_snapshot(&mut self, snap: &Snapshot) -> Result<()> {
         self.write_snapshot_file(snap)?;
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
-        let (seg, file) = Self::create_segment(&self.dir, seq, self.hard_state)?;
-        Self::write_state_file(&self.dir, self.hard_state, seq)?;
+        let (seg, file) = Self::create_segment(&self.dir, seq, self.hard_state, self.bugs)?;
+        Self::write_state_file(&self.dir, self.hard_state, seq, self.bugs)?;
         self.current = file;
         self.segments.push(seg);
         let keep_from = self
@@ -689,7 +731,7 @@ impl Storage {
         for old in self.segments.drain(..keep_from) {
             fs::remove_file(&old.path).map_err(io_err("remove", &old.path))?;
         }
-        sync_dir(&self.dir)
+        sync_dir_as(&self.dir, self.bugs)
     }
 }
 

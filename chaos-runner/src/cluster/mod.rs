@@ -7,6 +7,7 @@
 //! - `startup`: starting a cluster with its links, and waiting for a leader.
 //! - `spec`: a node's id, ports, folders and peers; `nodes`: the running cluster.
 
+pub mod disk;
 mod nodes;
 mod process;
 mod servers;

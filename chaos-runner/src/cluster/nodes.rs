@@ -9,11 +9,13 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use super::disk::LazyDisk;
 use super::process::{blocking, start_local, Scope};
 use super::servers::ServerKind;
 use super::spec::NodeSpec;
 use crate::ssh::RemoteNode;
 use crate::tls::ApiAccess;
+use lazyfs::fs::{CrashRecord, DiskFaults};
 
 /// A node's process: a child of the runner, or a node on a host over ssh.
 enum Proc {
@@ -25,6 +27,8 @@ struct Node {
     spec: NodeSpec,
     proc: Option<Proc>,
     paused: bool,
+    /// The lazy disk under its durable folder, when the run has disk faults.
+    disk: Option<LazyDisk>,
 }
 
 /// The running cluster.
@@ -54,6 +58,7 @@ impl Cluster {
                 spec,
                 proc: None,
                 paused: false,
+                disk: None,
             })
             .collect();
         Cluster {
@@ -63,6 +68,38 @@ impl Cluster {
             nodes,
             access,
             scope,
+        }
+    }
+
+    /// Puts a lazy disk (`chaos-lazyfs` at `bin`) under every local node's durable
+    /// folder; each is mounted when its node first starts.
+    pub fn with_lazy_disks(&mut self, bin: &Path) {
+        let kind = self.kind;
+        for n in &mut self.nodes {
+            if n.spec.remote.is_none() {
+                let dir = kind.server().durable_dir(&n.spec);
+                n.disk = Some(LazyDisk::new(bin.to_path_buf(), dir));
+            }
+        }
+    }
+
+    /// Cuts the power under node `id`, which must be down: what it had not fsynced is
+    /// lost. The disk comes back (cold) when the node starts again.
+    pub fn crash_disk(&mut self, id: u64) -> Result<CrashRecord> {
+        if self.is_running(id) {
+            anyhow::bail!("node {id} is running: kill it before its disk crashes");
+        }
+        match self.node_mut(id).disk.as_mut() {
+            Some(d) => d.crash(),
+            None => anyhow::bail!("node {id} has no lazy disk"),
+        }
+    }
+
+    /// Switches disk faults (full, slow fsync) on node `id`'s lazy disk.
+    pub fn set_disk_faults(&mut self, id: u64, faults: DiskFaults) -> Result<()> {
+        match self.node(id).disk.as_ref() {
+            Some(d) => d.set_faults(faults),
+            None => anyhow::bail!("node {id} has no lazy disk"),
         }
     }
 
@@ -111,6 +148,10 @@ impl Cluster {
         let node = self.node_mut(id);
         if node.proc.is_some() {
             return Ok(());
+        }
+        if let Some(d) = node.disk.as_mut() {
+            d.mount(&scope)
+                .with_context(|| format!("cannot start node {id}"))?;
         }
         let spec = &node.spec;
         let mut args = kind.server().args(spec);
@@ -215,6 +256,13 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
             self.kill(id);
+        }
+        for n in &mut self.nodes {
+            if let Some(d) = n.disk.as_mut() {
+                if let Err(e) = d.finish() {
+                    crate::console::say!("warning: node {}'s disk layer: {e:#}", n.spec.id);
+                }
+            }
         }
         self.fetch_remote();
     }

@@ -6,6 +6,7 @@
 //! start and stop in the history, and always stops what it started. A new kind of fault
 //! is one new file, its [`FaultKind`] and its line in [`registry`].
 
+mod disk;
 mod latency;
 mod message;
 mod partition;
@@ -136,6 +137,8 @@ fn registry(kind: FaultKind) -> Entry {
         Duplicate | Reorder | Replay | Drop | Loss | Bandwidth => {
             entry::<message::MessageFaultRun>()
         }
+        LoseUnsynced => entry::<disk::PowerLoss>(),
+        DiskFull | SlowFsync => entry::<disk::DiskSpell>(),
     }
 }
 

@@ -20,6 +20,11 @@ pub fn usable(
     all: bool,
 ) -> Result<Vec<FaultKind>, String> {
     let why = |k: FaultKind| -> Option<String> {
+        if k.is_disk() {
+            if let Some(why) = crate::cluster::disk::unavailable() {
+                return Some(why);
+            }
+        }
         if let Some(why) = server.server().refuses(k) {
             return Some(format!("{} cannot undergo it: {why}", server.name()));
         }

@@ -98,8 +98,12 @@ pub struct TestArgs {
     pub op_timeout: f64,
     /// Faults to inject: any of kill,pause,partition,latency (processes and links),
     /// duplicate,reorder (whole peer requests, or packets with --net netns), replay,drop
-    /// (whole requests: --net proxy), loss,bandwidth (packets: --net netns), or all (every
-    /// kind the links can carry out), or none. `all` without
+    /// (whole requests: --net proxy), loss,bandwidth (packets: --net netns),
+    /// lose-unsynced (a power loss: the nodes are killed and lose what they wrote but did
+    /// not fsync, through a FUSE layer under each node's data; needs root and fuse3, not
+    /// with --hosts; named only, `all` leaves it out), disk-full (writes fail with ENOSPC
+    /// for a spell) and slow-fsync (each fsync takes 50-500 ms for a spell), through the
+    /// same layer and named only too, or all (every kind the links can carry out), or none. `all` without
     /// --nemesis-interval is a search: kinds, targets, durations and gaps are drawn from
     /// the seed, with bursts of leader faults and, underneath, spells of link latency and
     /// message faults; successive seeds explore different schedules. Default: all, or
@@ -110,8 +114,8 @@ pub struct TestArgs {
     /// between faults, every named kind in turn (default 3 when --nemesis names kinds).
     #[arg(long, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
-    /// Whom kills and pauses hit: any of random,leader,minority,majority,every (all nodes
-    /// at once), or all (the first four).
+    /// Whom kills, pauses and power losses hit: any of random,leader,minority,majority,
+    /// every (all nodes at once), or all (the first four).
     #[arg(long, default_value = "all", value_name = "TARGETS")]
     pub nemesis_targets: String,
     /// Kills of several nodes (every, majority, minority) take them down one by one, a

@@ -11,6 +11,7 @@ use checker::record::TestRecord;
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
+use crate::cluster::disk::lazyfs_binary;
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, ServerKind};
 use crate::fabric::Fabric;
 use crate::nemesis::{self, FaultKind, FaultPlan, Shape, Target};
@@ -181,7 +182,11 @@ fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
     list(
         args.nemesis(),
         &FaultKind::ALL,
-        &FaultKind::ALL.map(FaultKind::name),
+        &FaultKind::ALL
+            .into_iter()
+            .chain(FaultKind::OPT_IN)
+            .map(FaultKind::name)
+            .collect::<Vec<_>>(),
         FaultKind::parse,
         "fault",
     )
@@ -280,6 +285,10 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
     };
+    let lazy_disk = match faults.iter().any(|k| k.is_disk()) {
+        true => Some(lazyfs_binary()?),
+        false => None,
+    };
     let mut cfg = Config {
         keys: args
             .keys
@@ -321,6 +330,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             links: fabric,
             leader_within: Duration::from_secs(20),
             tls: args.tls,
+            lazy_disk,
         },
         dialect: match (args.target.server().dialect(), args.api) {
             (Some(Dialect::Etcd), _) if args.etcd_serializable_reads => {

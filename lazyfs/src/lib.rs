@@ -1,0 +1,12 @@
+//! A FUSE pass-through filesystem that behaves like a page cache over a real folder: what
+//! a program writes stays in this process's memory until the program fsyncs it, and
+//! names change durably only when their folder is fsynced. A crash then throws away
+//! everything not durable and leaves the backing folder as a power cut would have.
+//!
+//! chaos-runner mounts one under each node's data folder (the `chaos-lazyfs` binary) to
+//! test what servers promise about durability; the idea is LazyFS's (Ramos et al.,
+//! used by Jepsen and etcd's robustness tests), written here in Rust.
+
+pub mod fs;
+pub mod journal;
+pub mod overlay;

@@ -1,0 +1,148 @@
+//! `chaos-lazyfs`: mounts a [`lazyfs::fs::LazyFs`] over a backing folder and waits for
+//! the runner's signals:
+//!
+//! - SIGUSR1: a power loss. Unsynced data and unsynced name changes are dropped, what was
+//!   lost is written to `--report` as JSON, and the filesystem is unmounted.
+//! - SIGHUP: re-read `--control` (JSON [`lazyfs::fs::DiskFaults`]: a full disk, slow
+//!   fsyncs).
+//! - SIGTERM or SIGINT: a clean unmount; everything held is written back first.
+//!
+//! It prints `mounted` on stdout once the mount is in place. The mount is made with
+//! `auto_unmount`, so it goes away even if this process is killed.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use fuser::{Config, MountOption, SessionACL};
+use lazyfs::fs::{DiskFaults, LazyFs};
+use nix::sys::signal::{SigSet, Signal};
+
+#[derive(Parser)]
+#[command(
+    name = "chaos-lazyfs",
+    about = "A FUSE filesystem that keeps unsynced writes in memory until fsync, so a \
+             power loss can be simulated (SIGUSR1). Made for chaos-runner's disk faults."
+)]
+struct Args {
+    /// The real folder the data lives in.
+    #[arg(long)]
+    backing: PathBuf,
+    /// Where to mount (an empty folder).
+    #[arg(long)]
+    mount: PathBuf,
+    /// An empty folder on the same file system as --backing, for removed files kept
+    /// until their removal is durable.
+    #[arg(long)]
+    trash: PathBuf,
+    /// Where to write what a power loss threw away (JSON).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// JSON disk faults, read at start and on SIGHUP: {"full": bool, "fsync_delay_ms": N}.
+    #[arg(long)]
+    control: Option<PathBuf>,
+}
+
+fn read_faults(path: &Option<PathBuf>) -> Result<DiskFaults> {
+    let Some(p) = path else {
+        return Ok(DiskFaults::default());
+    };
+    match std::fs::read_to_string(p) {
+        Ok(t) if t.trim().is_empty() => Ok(DiskFaults::default()),
+        Ok(t) => serde_json::from_str(&t)
+            .with_context(|| format!("{} is not disk faults JSON", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DiskFaults::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+    }
+}
+
+/// Ends the session; if the mount is still there (fusermount3 could not take it down,
+/// e.g. a process was inside it), detaches it, so no dead mount is left behind.
+fn unmount(session: fuser::BackgroundSession, mount: &std::path::Path) {
+    drop(session);
+    let still = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
+        let want = mount.to_string_lossy();
+        info.lines().any(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|m| m.replace("\\040", " ") == want)
+        })
+    });
+    if still {
+        let _ = nix::mount::umount2(mount, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    for (flag, dir) in [
+        ("--backing", &args.backing),
+        ("--mount", &args.mount),
+        ("--trash", &args.trash),
+    ] {
+        if !dir.is_dir() {
+            bail!("{flag} {} is not a folder", dir.display());
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata(&args.backing)?.dev() != std::fs::metadata(&args.trash)?.dev() {
+        bail!("--trash must be on the same file system as --backing (removals are renames)");
+    }
+    if std::fs::read_dir(&args.trash)?.next().is_some() {
+        bail!("--trash {} is not empty", args.trash.display());
+    }
+    let root = args.backing.canonicalize()?;
+    let mount = args.mount.canonicalize()?;
+    let fs = LazyFs::new(root, args.trash.canonicalize()?);
+    fs.set_faults(read_faults(&args.control)?);
+
+    // The signals are taken here, by sigwait; every thread the session starts inherits
+    // the mask, so none of them is interrupted.
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGUSR1,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+    ] {
+        signals.add(s);
+    }
+    signals.thread_block().context("blocking signals")?;
+
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("chaos-lazyfs".into()),
+        MountOption::AutoUnmount,
+    ];
+    config.acl = SessionACL::All;
+    let session = fuser::spawn_mount(fs.clone(), &mount, &config).with_context(|| {
+        format!(
+            "cannot mount on {} (needs /dev/fuse and fusermount3: apt-get install fuse3)",
+            args.mount.display()
+        )
+    })?;
+    println!("mounted");
+
+    loop {
+        match signals.wait().context("waiting for a signal")? {
+            Signal::SIGHUP => match read_faults(&args.control) {
+                Ok(f) => fs.set_faults(f),
+                Err(e) => eprintln!("chaos-lazyfs: {e:#}"),
+            },
+            Signal::SIGUSR1 => {
+                let record = fs.crash();
+                if let Some(p) = &args.report {
+                    std::fs::write(p, serde_json::to_vec(&record)?)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                }
+                unmount(session, &mount);
+                return Ok(());
+            }
+            _ => {
+                let settled = fs.settle();
+                unmount(session, &mount);
+                return settled.context("writing back on unmount");
+            }
+        }
+    }
+}
