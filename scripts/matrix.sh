@@ -93,6 +93,13 @@ rows=(
   "commit-old-term|5 nodes, leader kills and partitions every 0.5 s, 2 ms link latency|--nodes 5 --nemesis kill,partition --nemesis-targets leader,minority --partitions isolate,halves,majorities-ring --nemesis-interval 0.5 --link-latency 2 --concurrency 10"
   "commit-overreach|partitions around the leader every 0.5 s|--nemesis partition --nemesis-targets leader --partitions isolate,halves,majorities-ring,bridge --nemesis-interval 0.5 --concurrency 10"
 )
+# The disk bugs need the lazy layer (root and fuse3): their rows run only where it can.
+if [[ $(id -u) == 0 && -e /dev/fuse ]] && command -v fusermount3 >/dev/null; then
+  rows+=(
+    "no-fsync|power loss of every node (lose-unsynced)|--nemesis lose-unsynced --nemesis-targets every --nemesis-interval 1.5"
+    "no-dir-fsync|power loss of every node (lose-unsynced)|--nemesis lose-unsynced --nemesis-targets every --nemesis-interval 1.5"
+  )
+fi
 
 anomaly() { # the checker's first anomaly, from a run's results.json
   sed -n 's/.*"checker_summary": "[^;]*; first anomaly: \(.*\)",$/\1/p' "$1/results.json" | head -1 | sed 's/\\"/"/g' | cut -c1-90
@@ -139,6 +146,12 @@ healthy=(
   "kill of every node, 5 ms link latency|--nemesis kill --nemesis-targets every --nemesis-interval 1 --link-latency 5 --concurrency 10"
   "5 nodes, kill and pause every 0.5 s, fast elections|--nodes 5 --nemesis kill,pause --nemesis-targets random,majority,leader --nemesis-interval 0.5 --node-arg=--election-timeout-min-ms=100 --node-arg=--election-timeout-max-ms=120 --concurrency 10"
 )
+if [[ $(id -u) == 0 && -e /dev/fuse ]] && command -v fusermount3 >/dev/null; then
+  healthy+=(
+    "power loss of every node|--nemesis lose-unsynced --nemesis-targets every --nemesis-interval 1.5"
+    "disk-full, slow-fsync|--nemesis disk-full,slow-fsync"
+  )
+fi
 for row in "${healthy[@]}"; do
   IFS='|' read -r what flags <<<"$row"
   valid=0

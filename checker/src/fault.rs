@@ -39,6 +39,9 @@ pub enum FaultKind {
     DiskFull,
     /// Every fsync takes 50 to 500 ms for a spell.
     SlowFsync,
+    /// While a node is down, one of its durable files is damaged (bits flipped, cut
+    /// short, a block zeroed or misdirected, or deleted); then it restarts.
+    Corrupt,
     /// The search schedule's weather: a steady 2 to 20 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
@@ -61,10 +64,11 @@ impl FaultKind {
 
     /// Kinds `--nemesis` names only on request (`all` leaves them out): the disk faults,
     /// which need a FUSE layer under every node (root and fuse3).
-    pub const OPT_IN: [FaultKind; 3] = [
+    pub const OPT_IN: [FaultKind; 4] = [
         FaultKind::LoseUnsynced,
         FaultKind::DiskFull,
         FaultKind::SlowFsync,
+        FaultKind::Corrupt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +86,7 @@ impl FaultKind {
             FaultKind::LoseUnsynced => "lose-unsynced",
             FaultKind::DiskFull => "disk-full",
             FaultKind::SlowFsync => "slow-fsync",
+            FaultKind::Corrupt => "corrupt",
             FaultKind::LinkLatency => "link-latency",
         }
     }
@@ -94,8 +99,13 @@ impl FaultKind {
             .find(|k| k.name() == s)
     }
 
-    /// Whether it acts on the nodes' disks (and so needs the lazy layer under them).
+    /// Whether it acts on the nodes' disks (the report draws these in lanes of their own).
     pub fn is_disk(self) -> bool {
+        self.needs_layer() || self == FaultKind::Corrupt
+    }
+
+    /// Whether it needs the lazy layer (a FUSE filesystem) under every node's data.
+    pub fn needs_layer(self) -> bool {
         matches!(
             self,
             FaultKind::LoseUnsynced | FaultKind::DiskFull | FaultKind::SlowFsync

@@ -171,6 +171,9 @@ pub struct FaultDetails {
     /// `slow-fsync`: how long each fsync was made to take.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fsync_delay_ms: Option<u64>,
+    /// `corrupt`: per node, the file damaged and how.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub corruption: Vec<Corruption>,
     /// A power loss (`lose-unsynced`): per node, what its disk threw away.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disk: Vec<DiskLoss>,
@@ -183,6 +186,29 @@ pub struct FaultDetails {
     /// leader among themselves.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restart_order: Vec<NodeAt>,
+}
+
+/// One damaged file (`corrupt`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Corruption {
+    pub node: u64,
+    /// The file's name in the node's durable folder.
+    pub file: String,
+    /// `flip-bits`, `truncate`, `zero-block`, `copy-block` (a misdirected write),
+    /// `rewrite-block` (one copied onto itself) or `delete`.
+    pub change: String,
+    /// Where the change begins (a truncate: the new length).
+    pub offset: u64,
+    /// How many bytes it covers (a truncate or a delete: how many were lost).
+    pub len: u64,
+    /// A misdirected write: the block whose bytes were written at `offset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// Up to 16 bytes at `offset` before and after, in hex.
+    pub before: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub after: String,
 }
 
 /// What a power loss threw away on one node's disk.

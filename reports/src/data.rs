@@ -75,6 +75,19 @@ fn label(what: Happened, d: &FaultDetails) -> String {
         Happened::Fault(FaultKind::LinkLatency) => {
             format!("link latency {} ms", d.delay_ms.unwrap_or(0))
         }
+        Happened::Fault(FaultKind::LoseUnsynced) => {
+            let bytes: u64 = d.disk.iter().map(|l| l.lost_bytes).sum();
+            let names: u64 = d.disk.iter().map(|l| l.names_undone).sum();
+            format!(
+                "power loss {}: lost {bytes} unsynced bytes, {names} name changes",
+                nodes.join(",")
+            )
+        }
+        Happened::Fault(FaultKind::SlowFsync) => format!(
+            "slow fsync {} ({} ms)",
+            nodes.join(","),
+            d.fsync_delay_ms.unwrap_or(0)
+        ),
         Happened::Fault(k) => format!("{k} {}", nodes.join(",")),
         Happened::Crash => format!("crash {}", nodes.join(",")),
     }

@@ -50,6 +50,28 @@ fn gap(ns: u64) -> String {
     }
 }
 
+/// Gives each fault the first lane free at its start (lanes end where their last fault
+/// ends): overlapping faults get lanes of their own.
+fn pack_lanes<'a>(
+    faults: impl Iterator<Item = &'a crate::data::Fault>,
+    lane_ends: &mut Vec<f64>,
+) -> Vec<(&'a crate::data::Fault, usize)> {
+    faults
+        .map(|f| {
+            let lane = match lane_ends.iter().position(|&e| e <= f.start) {
+                Some(l) => l,
+                None => {
+                    lane_ends.push(0.0);
+                    lane_ends.len() - 1
+                }
+            };
+            // A point event (a crash) still takes a sliver of its lane.
+            lane_ends[lane] = f.end.max(f.start + 1e-3);
+            (f, lane)
+        })
+        .collect()
+}
+
 /// The timeline's data, compact: times in microseconds.
 fn timeline_data(run: &Run) -> Value {
     let ops = run.ops();
@@ -89,20 +111,18 @@ fn timeline_data(run: &Run) -> Value {
     });
     // Overlapping faults (the layers of a schedule run at once) get lanes of their own
     // above the clients' lanes, so no label is drawn over another or over an operation.
-    let mut lane_ends: Vec<f64> = Vec::new();
-    let faults: Vec<Value> = run
-        .faults
-        .iter()
-        .map(|f| {
-            let lane = match lane_ends.iter().position(|&e| e <= f.start) {
-                Some(l) => l,
-                None => {
-                    lane_ends.push(0.0);
-                    lane_ends.len() - 1
-                }
-            };
-            // A point event (a crash) still takes a sliver of its lane.
-            lane_ends[lane] = f.end.max(f.start + 1e-3);
+    // Faults of the disk come first, in lanes of their own, so a power loss is never
+    // lost among the link weather.
+    let is_disk =
+        |f: &crate::data::Fault| matches!(f.kind, crate::data::Happened::Fault(k) if k.is_disk());
+    let mut disk_lanes = Vec::new();
+    let mut other_lanes = Vec::new();
+    let disk = pack_lanes(run.faults.iter().filter(|f| is_disk(f)), &mut disk_lanes);
+    let other = pack_lanes(run.faults.iter().filter(|f| !is_disk(f)), &mut other_lanes);
+    let faults: Vec<Value> = disk
+        .into_iter()
+        .chain(other.into_iter().map(|(f, l)| (f, l + disk_lanes.len())))
+        .map(|(f, lane)| {
             json!({
                 "start": (f.start * 1e6) as u64,
                 "end": (f.end * 1e6) as u64,
@@ -111,6 +131,7 @@ fn timeline_data(run: &Run) -> Value {
             })
         })
         .collect();
+    let lane_count = disk_lanes.len() + other_lanes.len();
     let failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
     // The first anomaly's listed prefix, in the order the model accepted it: numbered on
     // the timeline, so the order that almost works can be read off the bars.
@@ -125,7 +146,7 @@ fn timeline_data(run: &Run) -> Value {
         "procs": procs.iter().map(|p| p.1).collect::<Vec<_>>(),
         "end": (run.end * 1e6) as u64,
         "faults": faults,
-        "flanes": lane_ends.len(),
+        "flanes": lane_count,
         "failing": failing,
         "prefix": prefix,
     })
@@ -577,4 +598,57 @@ pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
         .replace("</", "<\\/");
     let _ = write!(out, "<script type=\"application/json\" id=\"data\">{data}</script><script>{JS}</script></body></html>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Fault, Happened};
+    use checker::record::FaultKind;
+
+    fn fault(kind: FaultKind, start: f64, end: f64) -> Fault {
+        Fault {
+            kind: Happened::Fault(kind),
+            start,
+            end,
+            label: kind.name().into(),
+        }
+    }
+
+    #[test]
+    fn faults_of_the_disk_get_the_top_lanes_of_their_own() {
+        let run = Run {
+            test: None,
+            results: None,
+            history: Default::default(),
+            faults: vec![
+                fault(FaultKind::LinkLatency, 0.0, 10.0),
+                fault(FaultKind::Partition, 1.0, 3.0),
+                fault(FaultKind::LoseUnsynced, 2.0, 4.0),
+                fault(FaultKind::SlowFsync, 3.0, 5.0),
+                fault(FaultKind::Kill, 5.0, 6.0),
+            ],
+            end: 10.0,
+            files: Vec::new(),
+        };
+        let d = timeline_data(&run);
+        let lanes: Vec<(String, u64)> = d["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["label"].as_str().unwrap().to_string(),
+                    f["lane"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let lane = |k: &str| lanes.iter().find(|(l, _)| l == k).unwrap().1;
+        // Two overlapping disk faults: lanes 0 and 1; the rest below them.
+        assert_eq!((lane("lose-unsynced"), lane("slow-fsync")), (0, 1));
+        assert_eq!(lane("link-latency"), 2);
+        assert_eq!(lane("partition"), 3);
+        assert_eq!(lane("kill"), 3, "the partition's lane is free again at 5 s");
+        assert_eq!(d["flanes"], 4);
+    }
 }

@@ -29,6 +29,11 @@ struct Node {
     paused: bool,
     /// The lazy disk under its durable folder, when the run has disk faults.
     disk: Option<LazyDisk>,
+    /// Whether it has been started in this run. Only its first start founds the cluster
+    /// (RAFT_NODE_BOOTSTRAP): a restarted node whose state is gone (a power loss, a
+    /// deleted file) must refuse, as raft-node does, rather than rejoin as a voter that
+    /// forgot its vote.
+    started: bool,
 }
 
 /// The running cluster.
@@ -59,6 +64,7 @@ impl Cluster {
                 proc: None,
                 paused: false,
                 disk: None,
+                started: false,
             })
             .collect();
         Cluster {
@@ -101,6 +107,11 @@ impl Cluster {
             Some(d) => d.set_faults(faults),
             None => anyhow::bail!("node {id} has no lazy disk"),
         }
+    }
+
+    /// Where node `id` keeps what must survive a crash (on this machine).
+    pub fn durable_dir(&self, id: u64) -> PathBuf {
+        self.kind.server().durable_dir(&self.node(id).spec)
     }
 
     pub fn kind(&self) -> ServerKind {
@@ -154,25 +165,26 @@ impl Cluster {
                 .with_context(|| format!("cannot start node {id}"))?;
         }
         let spec = &node.spec;
+        let found = !node.started;
         let mut args = kind.server().args(spec);
         args.extend(extra);
         let proc = match &spec.remote {
             Some(r) => {
                 // Python servers buffer stdout into a file: unflushed lines die with a kill.
-                let mut argv = vec![
-                    "env".into(),
-                    "PYTHONUNBUFFERED=1".into(),
-                    "RAFT_NODE_BOOTSTRAP=1".into(),
-                    r.bin.clone(),
-                ];
+                let mut argv = vec!["env".into(), "PYTHONUNBUFFERED=1".into()];
+                if found {
+                    argv.push("RAFT_NODE_BOOTSTRAP=1".into());
+                }
+                argv.push(r.bin.clone());
                 argv.extend(args);
                 let started = blocking(|| r.start_node(&argv, |c| scope.spawn(c)));
                 Proc::Remote(started.with_context(|| format!("cannot start node {id}"))?)
             }
-            None => Proc::Local(start_local(&bin, &args, spec, &scope)?),
+            None => Proc::Local(start_local(&bin, &args, spec, &scope, found)?),
         };
         node.proc = Some(proc);
         node.paused = false;
+        node.started = true;
         Ok(())
     }
 

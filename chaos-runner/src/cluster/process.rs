@@ -223,6 +223,7 @@ pub(super) fn start_local(
     args: &[String],
     spec: &NodeSpec,
     scope: &Scope,
+    found: bool,
 ) -> Result<Child> {
     let log = File::options()
         .create(true)
@@ -233,12 +234,14 @@ pub(super) fn start_local(
     cmd.args(args)
         // Python servers buffer stdout into a file: unflushed lines die with a kill.
         .env("PYTHONUNBUFFERED", "1")
-        // The runner founds every cluster it starts and never wipes a node's data, so a
-        // node may create its state (raft-node refuses to start without any otherwise).
-        .env("RAFT_NODE_BOOTSTRAP", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
+    if found {
+        // The runner founds every cluster it starts: on its first start a node may create
+        // its state (raft-node refuses to start without any otherwise).
+        cmd.env("RAFT_NODE_BOOTSTRAP", "1");
+    }
     Spawner::global()
         .spawn(cmd, spec.netns.as_deref(), scope)
         .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))

@@ -6,6 +6,7 @@
 //! start and stop in the history, and always stops what it started. A new kind of fault
 //! is one new file, its [`FaultKind`] and its line in [`registry`].
 
+mod corrupt;
 mod disk;
 mod latency;
 mod message;
@@ -45,6 +46,10 @@ pub struct Env {
     pub kind: ServerKind,
     /// The history's clock starts here (times in fault records count from it).
     pub epoch: std::time::Instant,
+    /// The nodes `corrupt` has damaged so far, and how many it may ever damage (a
+    /// minority, unless `--corrupt-any`): Jepsen's helix.
+    pub corrupted: Mutex<std::collections::BTreeSet<u64>>,
+    pub corrupt_limit: usize,
     /// netns mode's namespaces and switch, or ssh mode's hosts: they live as long as
     /// the cluster (and are dropped after it).
     pub _hosting: crate::cluster::Hosting,
@@ -56,6 +61,24 @@ impl Env {
         self.net
             .as_deref()
             .context("this fault needs links the runner controls, which this server does not use")
+    }
+
+    /// Which of `wanted` a corruption may hit: nodes already damaged, and new ones while
+    /// the run's limit allows. If that leaves none, one already damaged stands in (the
+    /// fault still happens, within the helix).
+    fn corruptible(&self, wanted: &[u64]) -> Vec<u64> {
+        let mut set = self.corrupted.lock().expect("corrupted nodes");
+        let mut out = Vec::new();
+        for &n in wanted {
+            if set.contains(&n) || set.len() < self.corrupt_limit {
+                set.insert(n);
+                out.push(n);
+            }
+        }
+        if out.is_empty() {
+            out.extend(set.iter().next().copied());
+        }
+        out
     }
 
     fn ids(&self) -> Vec<u64> {
@@ -139,6 +162,7 @@ fn registry(kind: FaultKind) -> Entry {
         }
         LoseUnsynced => entry::<disk::PowerLoss>(),
         DiskFull | SlowFsync => entry::<disk::DiskSpell>(),
+        Corrupt => entry::<corrupt::CorruptFault>(),
     }
 }
 
@@ -374,6 +398,8 @@ mod tests {
             access: Default::default(),
             kind: ServerKind::RaftNode,
             epoch: std::time::Instant::now(),
+            corrupted: Default::default(),
+            corrupt_limit: 1,
             _hosting: Default::default(),
         }
     }

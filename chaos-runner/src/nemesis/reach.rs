@@ -20,7 +20,7 @@ pub fn usable(
     all: bool,
 ) -> Result<Vec<FaultKind>, String> {
     let why = |k: FaultKind| -> Option<String> {
-        if k.is_disk() {
+        if k.needs_layer() {
             if let Some(why) = crate::cluster::disk::unavailable() {
                 return Some(why);
             }

@@ -103,7 +103,9 @@ pub struct TestArgs {
     /// not fsync, through a FUSE layer under each node's data; needs root and fuse3, not
     /// with --hosts; named only, `all` leaves it out), disk-full (writes fail with ENOSPC
     /// for a spell) and slow-fsync (each fsync takes 50-500 ms for a spell), through the
-    /// same layer and named only too, or all (every kind the links can carry out), or none. `all` without
+    /// same layer and named only too, corrupt (while a node is down, damage one of its
+    /// durable files: flip bits, truncate, zero or misdirect a block, delete; named only,
+    /// no root needed), or all (every kind the links can carry out), or none. `all` without
     /// --nemesis-interval is a search: kinds, targets, durations and gaps are drawn from
     /// the seed, with bursts of leader faults and, underneath, spells of link latency and
     /// message faults; successive seeds explore different schedules. Default: all, or
@@ -125,6 +127,11 @@ pub struct TestArgs {
     /// in four of those kills; with this flag, to all of them.
     #[arg(long)]
     pub staggered_kills: bool,
+    /// Let `corrupt` damage any node. By default it damages at most a minority over the
+    /// whole run (the same nodes again and again), so a correct cluster always keeps a
+    /// majority of sound copies and must stay valid.
+    #[arg(long)]
+    pub corrupt_any: bool,
     /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
     #[arg(long, default_value = "all", value_name = "SHAPES")]
     pub partitions: String,

@@ -59,6 +59,9 @@ pub struct Config {
     pub check_timeout: Duration,
     /// `--check-memory` in bytes.
     pub check_memory: usize,
+    /// How many nodes `corrupt` may ever damage in a run: a minority, or all with
+    /// `--corrupt-any`.
+    pub corrupt_limit: usize,
     /// `test.json` as the flags make it (a run fills in the rest).
     pub record: TestRecord,
 }
@@ -285,7 +288,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
     };
-    let lazy_disk = match faults.iter().any(|k| k.is_disk()) {
+    let lazy_disk = match faults.iter().any(|k| k.needs_layer()) {
         true => Some(lazyfs_binary()?),
         false => None,
     };
@@ -299,6 +302,11 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         op_timeout,
         check_timeout,
         check_memory: CheckOptions::bytes_for_mib(args.check_memory),
+        corrupt_limit: if args.corrupt_any {
+            nodes as usize
+        } else {
+            (nodes as usize - 1) / 2
+        },
         nemesis: FaultPlan {
             interval: if faults.is_empty() {
                 Some(Duration::ZERO)

@@ -64,7 +64,7 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
         load::run_load(cfg, seed, &bed, schedule.clone()).await?;
     let final_reads = heal::heal_and_read(&bed, &mut tail).await?;
     let (report, history) = check::check_history(cfg, &run, &mut tail).await?;
-    let judged: Judgement = judge(&report, Evidence::of(&history, cfg.min_ok));
+    let judged: Judgement = judge(&report, Evidence::of(&history, cfg.min_ok, final_reads));
     let facts = summary::Facts {
         seed,
         command: replay,

@@ -76,6 +76,8 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         apis: running.apis,
         access: running.access,
         epoch: recorder.epoch(),
+        corrupted: Default::default(),
+        corrupt_limit: cfg.corrupt_limit,
         _hosting: running.hosting,
     };
     Ok(Testbed {

@@ -2,6 +2,7 @@
 //! unknown because a "valid" would prove nothing. Pure, so every rule has its own test.
 
 use checker::check::{CheckReport, Verdict};
+use checker::record::FinalReads;
 use checker::{Func, History, Outcome};
 
 /// A run's verdict and, when it is unknown, why.
@@ -20,17 +21,20 @@ pub struct Evidence {
     pub ok_writes: u64,
     /// `--min-ok`.
     pub min_ok: u64,
+    /// Final reads after healing: how many keys were read, and how many could not be.
+    pub final_reads: FinalReads,
 }
 
 impl Evidence {
     /// What `history` shows, judged against `--min-ok`.
-    pub fn of(history: &History, min_ok: u64) -> Evidence {
+    pub fn of(history: &History, min_ok: u64, final_reads: FinalReads) -> Evidence {
         let ok = history.ops.iter().filter(|o| o.outcome == Outcome::Ok);
         Evidence {
             ok_ops: ok.clone().count() as u64,
             // A function the models do not know counts as a write: never a reason to doubt.
             ok_writes: ok.filter(|o| o.func().is_none_or(Func::is_write)).count() as u64,
             min_ok,
+            final_reads,
         }
     }
 }
@@ -60,6 +64,11 @@ pub fn judge(report: &CheckReport, e: Evidence) -> Judgement {
             "no write succeeded, so the reads prove nothing (see the errors in history.jsonl)"
                 .into(),
         ),
+        Verdict::Valid if e.final_reads.ok == 0 && e.final_reads.failed > 0 => unknown(format!(
+            "the cluster did not recover after healing: none of the {} final reads succeeded, \
+             so writes it lost cannot be seen (see the nodes' logs)",
+            e.final_reads.failed
+        )),
         Verdict::Valid => Judgement {
             verdict: Verdict::Valid,
             reason: None,
@@ -91,7 +100,20 @@ mod tests {
             ok_ops,
             ok_writes,
             min_ok,
+            final_reads: FinalReads { ok: 5, failed: 0 },
         }
+    }
+
+    #[test]
+    fn a_cluster_that_never_recovered_makes_valid_unknown() {
+        let mut e = evidence(100, 10, 50);
+        e.final_reads = FinalReads { ok: 0, failed: 5 };
+        let j = judge(&report(false), e);
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(j.reason.unwrap().contains("did not recover"));
+        // Some keys read back: the lost writes on those would show.
+        e.final_reads = FinalReads { ok: 1, failed: 4 };
+        assert_eq!(judge(&report(false), e).verdict, Verdict::Valid);
     }
 
     #[test]

@@ -94,3 +94,29 @@ pub fn chaos_test<A: AsRef<OsStr>>(store: &Path, raft_node: &Path, args: &[A]) -
     c.args(args);
     c
 }
+
+/// Whether the disk faults' layer can run here (root, /dev/fuse, fusermount3), with
+/// chaos-lazyfs built beside chaos-runner. CI sets CHAOS_REQUIRE_FUSE=1.
+#[allow(dead_code)]
+pub fn lazyfs_available() -> bool {
+    let ok = unsafe { libc::geteuid() } == 0
+        && Path::new("/dev/fuse").exists()
+        && Path::new("/usr/bin/fusermount3").exists();
+    if !can_run(
+        ok,
+        "CHAOS_REQUIRE_FUSE",
+        "root, /dev/fuse and fusermount3 (apt-get install fuse3)",
+    ) {
+        return false;
+    }
+    let path = Path::new(BIN).with_file_name("chaos-lazyfs");
+    if !path.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "lazyfs"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building chaos-lazyfs failed");
+    }
+    true
+}

@@ -28,8 +28,6 @@ pub trait Server: Sync {
     fn tls(&self) -> bool;
     /// The client dialect, when the server has one; `None`: asked of the nodes.
     fn dialect(&self) -> Option<Dialect>;
-    // Read by the faults of the disk (issue 26), which this protocol is shaped for.
-    #[allow(dead_code)]
     /// The folder where node `spec` keeps what must survive a crash: what a fault of
     /// the disk acts on, and what the run keeps for the user to read.
     fn durable_dir(&self, spec: &NodeSpec) -> PathBuf {
@@ -37,7 +35,6 @@ pub trait Server: Sync {
     }
     /// The files in [`Server::durable_dir`] that hold acknowledged data, as patterns
     /// relative to it (`*` within one name): a corruption fault picks among them.
-    #[allow(dead_code)]
     fn durable_files(&self) -> &'static [&'static str];
     /// Why this server cannot undergo faults of `kind`, when that is so whatever its
     /// links are (the links' own limits are the fabric's to say).
