@@ -41,8 +41,10 @@ enum Command {
     ///
     /// With --net netns: network namespaces named chaos-<run>-n<N>, and any process still
     /// inside them; with --hosts: the run's lock and ssh control sockets (what it left on
-    /// the hosts is cleared by the next run that reaches them). Whatever belongs to live
-    /// runs, or to other tools, is left alone. Runs do this themselves at start.
+    /// the hosts is cleared by the next run that reaches them); with disk faults: the
+    /// FUSE mounts of chaos-lazyfs whose process died (they normally go by themselves,
+    /// through fusermount3's auto_unmount). Whatever belongs to live runs, or to other
+    /// tools, is left alone. Runs clear namespaces and hosts themselves at start.
     ///
     /// Exit codes: 0 done (also when there was nothing to remove), 3 error.
     Clean,
@@ -76,11 +78,15 @@ fn report(args: ReportArgs) -> anyhow::Result<u8> {
 
 fn clean() -> anyhow::Result<u8> {
     let removed = netns::clean_dead_runs()?;
-    if removed.is_empty() {
-        println!("nothing to clean: no namespace of a dead run");
+    let mounts = cluster::disk::clean_dead_mounts()?;
+    if removed.is_empty() && mounts.is_empty() {
+        println!("nothing to clean: no namespace or disk layer of a dead run");
     }
     for name in removed {
         println!("removed namespace {name}");
+    }
+    for m in mounts {
+        println!("unmounted the dead disk layer on {}", m.display());
     }
     Ok(exit::VALID)
 }

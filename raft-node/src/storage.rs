@@ -6,6 +6,10 @@
 //!   the hard state, so old segments can be deleted whole once a snapshot covers them.
 //! - `snapshot.bin`: the newest state-machine snapshot, replaced atomically
 //!   (temp file, fsync, rename, fsync of the directory).
+//! - `wal.synced`: how far the newest segment is known to be on disk (its number and a
+//!   length), overwritten in place after each fdatasync without a sync of its own, so it
+//!   costs one small write and can only lag the truth, never lead it. Recovery uses it to
+//!   tell a torn tail (past that length) from damage (before it).
 //! - `state.bin`: term, vote and the number of the newest segment, checksummed and
 //!   replaced atomically the same way whenever one of them changes (at elections and at
 //!   each new segment, so it costs nothing per write). Term and vote are also in the log,
@@ -43,6 +47,33 @@ const SNAPSHOT_FILE: &str = "snapshot.bin";
 const STATE_MAGIC: &[u8; 8] = b"RKVSTAT1";
 const STATE_FILE: &str = "state.bin";
 const STATE_LEN: usize = 36;
+const SYNCED_FILE: &str = "wal.synced";
+const SYNCED_MAGIC: &[u8; 8] = b"RKVSYNC1";
+const SYNCED_LEN: usize = 28;
+
+/// `wal.synced`: segment `seq` was on disk up to `len` bytes.
+fn encode_synced(seq: u64, len: u64) -> [u8; SYNCED_LEN] {
+    let mut b = [0u8; SYNCED_LEN];
+    b[..8].copy_from_slice(SYNCED_MAGIC);
+    b[8..16].copy_from_slice(&seq.to_le_bytes());
+    b[16..24].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32fast::hash(&b[..24]);
+    b[24..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The watermark, if the file holds a whole valid one (a damaged or missing one only
+/// means recovery knows less; it never makes recovery refuse).
+fn decode_synced(b: &[u8]) -> Option<(u64, u64)> {
+    if b.len() != SYNCED_LEN || &b[..8] != SYNCED_MAGIC {
+        return None;
+    }
+    if crc32fast::hash(&b[..24]).to_le_bytes() != b[24..] {
+        return None;
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    Some((u64_at(8), u64_at(16)))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -128,6 +159,10 @@ pub struct Storage {
     _lock: File,
     segments: Vec<Segment>,
     current: File,
+    /// Bytes in the current segment, all of them synced once `persist` returns.
+    current_len: u64,
+    /// `wal.synced`, rewritten in place after each sync of the log.
+    synced: File,
     buf: Vec<u8>,
     hard_state: HardState,
 }
@@ -358,6 +393,9 @@ impl Storage {
             segments: seqs.len(),
             ..Default::default()
         };
+        let watermark = fs::read(dir.join(SYNCED_FILE))
+            .ok()
+            .and_then(|b| decode_synced(&b));
         let mut hard_state = HardState::default();
         let mut log: std::collections::BTreeMap<Index, Entry> = Default::default();
         let mut max_mark = 0;
@@ -369,6 +407,12 @@ impl Storage {
                 .and_then(|mut f| f.read_to_end(&mut data))
                 .map_err(io_err("read", &path))?;
             let is_last = n + 1 == seqs.len();
+            // Bytes of this segment known to have been synced: damage below them cannot
+            // be a torn write.
+            let floor = match watermark {
+                Some((w, len)) if w == seq => len as usize,
+                _ => 0,
+            };
             let mut off = 0;
             let mut max_index = 0;
             while off < data.len() {
@@ -396,6 +440,8 @@ impl Storage {
                     Err(reason) => {
                         let why = if !is_last {
                             Some("newer segments follow it")
+                        } else if off < floor {
+                            Some("wal.synced says the segment was on disk past it")
                         } else if any_valid_record(&data[off + 1..]) {
                             Some("valid records follow it")
                         } else if !cut_short(&data[off..]) {
@@ -422,6 +468,17 @@ impl Storage {
                         break;
                     }
                 }
+            }
+            if data.len() < floor {
+                return Err(StorageError::CorruptLog {
+                    path,
+                    offset: data.len() as u64,
+                    reason: format!(
+                        "the file ends at byte {} but {floor} bytes were synced",
+                        data.len()
+                    ),
+                    why: "wal.synced says the segment was on disk past its end: it was cut short",
+                });
             }
             segments.push(Segment {
                 seq,
@@ -473,7 +530,7 @@ impl Storage {
                 (segments, current)
             }
             None => {
-                let (seg, current) = Self::create_segment(dir, 1, hard_state, bugs)?;
+                let (seg, current) = Self::create_segment(dir, 1, hard_state, None, bugs)?;
                 (vec![seg], current)
             }
         };
@@ -486,15 +543,40 @@ impl Storage {
         {
             Self::write_state_file(dir, hard_state, newest_segment, bugs)?;
         }
+        // What a crashed process wrote may not be on disk yet: sync it before the
+        // watermark says it is.
+        current.sync_data().map_err(io_err(
+            "fdatasync",
+            &segments.last().expect("a segment").path,
+        ))?;
+        let current_len = current
+            .metadata()
+            .map_err(io_err("stat", &segments.last().expect("a segment").path))?
+            .len();
+        let synced_path = dir.join(SYNCED_FILE);
+        let made = !synced_path.exists();
+        let synced = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&synced_path)
+            .map_err(io_err("open", &synced_path))?;
+        if made {
+            synced.sync_all().map_err(io_err("fsync", &synced_path))?;
+            sync_dir_as(dir, bugs)?;
+        }
         let mut storage = Storage {
             dir: dir.into(),
             bugs,
             _lock: lock,
             segments,
             current,
+            current_len,
+            synced,
             buf: Vec::new(),
             hard_state,
         };
+        storage.mark_synced();
         storage.buf.reserve(64 << 10);
         Ok((storage, recovered, report))
     }
@@ -584,10 +666,13 @@ impl Storage {
         sync_dir_as(dir, bugs)
     }
 
+    /// A new segment starting with the hard state and, after a local snapshot, a mark of
+    /// it: with the old segments deleted, the mark is what says a snapshot must exist.
     fn create_segment(
         dir: &Path,
         seq: u64,
         hs: HardState,
+        mark: Option<(Index, Term)>,
         bugs: StorageBugs,
     ) -> Result<(Segment, File)> {
         let path = dir.join(segment_name(seq));
@@ -598,6 +683,9 @@ impl Storage {
             .map_err(io_err("create", &path))?;
         let mut buf = Vec::new();
         encode_hard_state(&mut buf, hs);
+        if let Some((index, term)) = mark {
+            encode_mark(&mut buf, index, term);
+        }
         f.write_all(&buf).map_err(io_err("write", &path))?;
         f.sync_all().map_err(io_err("fsync", &path))?;
         sync_dir_as(dir, bugs)?;
@@ -711,7 +799,20 @@ impl Storage {
                 .sync_data()
                 .map_err(io_err("fdatasync", &seg.path))?;
         }
+        self.current_len += self.buf.len() as u64;
+        self.mark_synced();
         Ok(())
+    }
+
+    /// Records in `wal.synced` how far the current segment is on disk. Not synced: it may
+    /// lag after a power cut, which only weakens what recovery can tell, and a failed
+    /// write is harmless for the same reason.
+    fn mark_synced(&self) {
+        use std::os::unix::fs::FileExt;
+        let seq = self.segments.last().map_or(1, |s| s.seq);
+        let _ = self
+            .synced
+            .write_all_at(&encode_synced(seq, self.current_len), 0);
     }
 
     /// Records a snapshot the state machine took locally and frees the log it covers:
@@ -719,10 +820,18 @@ impl Storage {
     pub fn save_snapshot(&mut self, snap: &Snapshot) -> Result<()> {
         self.write_snapshot_file(snap)?;
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
-        let (seg, file) = Self::create_segment(&self.dir, seq, self.hard_state, self.bugs)?;
+        let (seg, file) = Self::create_segment(
+            &self.dir,
+            seq,
+            self.hard_state,
+            Some((snap.index, snap.term)),
+            self.bugs,
+        )?;
         Self::write_state_file(&self.dir, self.hard_state, seq, self.bugs)?;
+        self.current_len = file.metadata().map_err(io_err("stat", &seg.path))?.len();
         self.current = file;
         self.segments.push(seg);
+        self.mark_synced();
         let keep_from = self
             .segments
             .iter()
@@ -750,6 +859,12 @@ mod tests {
 
     fn hs(term: Term, vote: Option<u64>) -> Option<HardState> {
         Some(HardState { term, vote })
+    }
+
+    /// Sets `wal.synced` back to `len` bytes of segment `seq`: what it says after a power
+    /// cut that came before the later syncs reached it. A torn write can only be past it.
+    fn lag_watermark(dir: &Path, seq: u64, len: u64) {
+        fs::write(dir.join(SYNCED_FILE), encode_synced(seq, len)).unwrap();
     }
 
     fn last_segment(dir: &Path) -> PathBuf {
@@ -840,8 +955,11 @@ mod tests {
             let (mut s, _, _) = Storage::open(dir.path()).unwrap();
             s.persist(hs(1, Some(1)), None, &[entry(1, 1), entry(2, 1)])
                 .unwrap();
-            s.persist(None, None, &[entry(3, 1)]).unwrap();
             seg = last_segment(dir.path());
+            let synced = fs::metadata(&seg).unwrap().len();
+            s.persist(None, None, &[entry(3, 1)]).unwrap();
+            // The power went before the last write was synced.
+            lag_watermark(dir.path(), 1, synced);
         }
         // Tear the last record: drop its final 5 bytes.
         let len = fs::metadata(&seg).unwrap().len();
@@ -904,16 +1022,31 @@ mod tests {
             let at = data.len() - back;
             data[at] ^= 0x10;
             fs::write(&seg, &data).unwrap();
-            match Storage::open(dir.path()) {
-                Err(e @ StorageError::CorruptLog { .. }) => {
-                    assert!(e.to_string().contains("the record is complete"), "{e}")
+            for watermark in [true, false] {
+                if !watermark {
+                    // Even without wal.synced (a node from before it), a complete record
+                    // that fails its checksum is damage.
+                    fs::remove_file(dir.path().join(SYNCED_FILE)).unwrap();
                 }
-                Err(e) => panic!("wrong error: {e}"),
-                Ok(_) => panic!("a flipped bit in an acknowledged entry was cut off"),
+                match Storage::open(dir.path()) {
+                    Err(e @ StorageError::CorruptLog { .. }) => {
+                        let why = if watermark {
+                            "wal.synced"
+                        } else {
+                            "the record is complete"
+                        };
+                        assert!(e.to_string().contains(why), "{e}")
+                    }
+                    Err(e) => panic!("wrong error: {e}"),
+                    Ok(_) => panic!("a flipped bit in an acknowledged entry was cut off"),
+                }
+                assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
+                lag_watermark(dir.path(), 1, good.len() as u64);
             }
-            assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
         }
-        // The same file with its last byte missing is a torn write, and is cut.
+        // The same file with its last byte missing is a torn write if the write was never
+        // synced, and is cut.
+        lag_watermark(dir.path(), 1, 0);
         fs::write(&seg, &good[..good.len() - 1]).unwrap();
         let (_s, rec, report) = Storage::open(dir.path()).unwrap();
         assert_eq!(rec.entries.len(), 1);
@@ -958,8 +1091,12 @@ mod tests {
         drop(_s);
 
         // The newest segment emptied: its entries are gone, but not the term and vote.
+        // (With wal.synced gone too, as nothing else would be: with it, an emptied
+        // segment is refused as cut short.)
         let saved = fs::read(&newest).unwrap();
         fs::write(&newest, b"").unwrap();
+        assert!(refused(dir.path(), "synced segment emptied").contains("cut short"));
+        fs::remove_file(dir.path().join(SYNCED_FILE)).unwrap();
         let (_s, rec, _) = Storage::open(dir.path()).unwrap();
         assert_eq!(
             rec.hard_state,
@@ -1106,5 +1243,78 @@ mod tests {
         let (_s, rec, _) = Storage::open(dir.path()).unwrap();
         assert_eq!(rec.snapshot.unwrap().index, 50);
         assert!(rec.entries.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_snapshot_is_noticed_after_a_local_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            let es: Vec<_> = (1..=10).map(|i| entry(i, 1)).collect();
+            s.persist(hs(1, Some(1)), None, &es).unwrap();
+            s.save_snapshot(&Snapshot {
+                index: 10,
+                term: 1,
+                data: Arc::new(b"all ten".to_vec()),
+            })
+            .unwrap();
+        }
+        // The only segment left holds no entry: without the snapshot, nothing would say
+        // that ten entries were ever there.
+        fs::remove_file(dir.path().join(SNAPSHOT_FILE)).unwrap();
+        match Storage::open(dir.path()) {
+            Err(StorageError::Inconsistent { reason, .. }) => {
+                assert!(reason.contains("snapshot up to index 10"), "{reason}")
+            }
+            Err(e) => panic!("wrong refusal: {e}"),
+            Ok((_, rec, _)) => panic!("started empty: {} entries", rec.entries.len()),
+        }
+    }
+
+    #[test]
+    fn damage_below_what_was_synced_is_never_taken_for_a_torn_write() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            for i in 1..=20 {
+                s.persist(hs(1, None), None, &[entry(i, 1)]).unwrap();
+            }
+        }
+        let seg = last_segment(dir.path());
+        let data = fs::read(&seg).unwrap();
+        // Cut in half: the records after the cut were synced, so this is damage.
+        fs::write(&seg, &data[..data.len() / 2]).unwrap();
+        match Storage::open(dir.path()) {
+            Err(StorageError::CorruptLog { why, .. }) => {
+                assert!(why.contains("wal.synced"), "{why}")
+            }
+            Err(e) => panic!("wrong refusal: {e}"),
+            Ok(_) => panic!("a synced log cut in half was trimmed as a torn write"),
+        }
+        // A flipped bit in the last record's length field.
+        fs::write(&seg, &data).unwrap();
+        let last_record = {
+            let mut off = 0;
+            let mut last = 0;
+            while off < data.len() {
+                last = off;
+                off += decode_record(&data[off..], true).unwrap().1;
+            }
+            last
+        };
+        let mut flipped = data.clone();
+        flipped[last_record + 2] ^= 0x10;
+        fs::write(&seg, &flipped).unwrap();
+        assert!(matches!(
+            Storage::open(dir.path()),
+            Err(StorageError::CorruptLog { .. })
+        ));
+        // A real torn write (bytes past what was synced) is still cut, and the node starts.
+        let mut torn = data.clone();
+        torn.extend_from_slice(&[7, 0, 0, 0, 1, 2]);
+        fs::write(&seg, &torn).unwrap();
+        let (_s, rec, report) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.entries.len(), 20);
+        assert_eq!(report.truncated_bytes, 6);
     }
 }
