@@ -10,14 +10,89 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use checker::record::{Corruption, FaultDetails};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::picks::choose_nodes;
 use super::{Env, Fault, FaultKind, Planned, Target};
+use crate::cluster::FileRole;
 use crate::fabric::Fabric;
+
+/// Which durable file a corruption aims at (`--corrupt-files`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileKind {
+    NewestLog,
+    OlderLog,
+    Snapshot,
+    Metadata,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 4] = [
+        FileKind::NewestLog,
+        FileKind::OlderLog,
+        FileKind::Snapshot,
+        FileKind::Metadata,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::NewestLog => "newest-log",
+            FileKind::OlderLog => "older-log",
+            FileKind::Snapshot => "snapshot",
+            FileKind::Metadata => "metadata",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// How a file is damaged (`--corrupt-changes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    FlipBits,
+    Truncate,
+    ZeroBlock,
+    CopyBlock,
+    Delete,
+}
+
+impl Change {
+    pub const ALL: [Change; 5] = [
+        Change::FlipBits,
+        Change::Truncate,
+        Change::ZeroBlock,
+        Change::CopyBlock,
+        Change::Delete,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::FlipBits => "flip-bits",
+            Change::Truncate => "truncate",
+            Change::ZeroBlock => "zero-block",
+            Change::CopyBlock => "copy-block",
+            Change::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Change> {
+        Change::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// What `corrupt` may do in a run.
+#[derive(Debug, Clone)]
+pub struct CorruptPlan {
+    /// How many nodes it may ever damage: a minority, unless `--corrupt-any`.
+    pub limit: usize,
+    pub files: Vec<FileKind>,
+    pub changes: Vec<Change>,
+}
 
 pub struct CorruptFault {
     target: Target,
@@ -38,12 +113,17 @@ fn matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// The files a corruption may pick in `dir`, by kind: for each of the server's patterns
-/// the newest file (last by name) and, apart, the older ones. A pattern may name a
-/// subfolder (`member/wal/*.wal`).
-fn candidates(dir: &Path, patterns: &[&str]) -> Vec<Vec<PathBuf>> {
-    let mut kinds = Vec::new();
-    for p in patterns {
+/// The files a corruption may pick in `dir`, by kind: for the server's log patterns the
+/// newest file (last by name) and, apart, the older ones; snapshots; metadata. A pattern
+/// may name a subfolder (`member/wal/*.wal`).
+fn candidates(dir: &Path, patterns: &[(&str, FileRole)]) -> Vec<(FileKind, Vec<PathBuf>)> {
+    let mut kinds: Vec<(FileKind, Vec<PathBuf>)> = Vec::new();
+    let mut add =
+        |kind: FileKind, files: Vec<PathBuf>| match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, v)) => v.extend(files),
+            None => kinds.push((kind, files)),
+        };
+    for (p, role) in patterns {
         let (sub, name) = match p.rsplit_once('/') {
             Some((sub, name)) => (dir.join(sub), name),
             None => (dir.to_path_buf(), *p),
@@ -57,13 +137,22 @@ fn candidates(dir: &Path, patterns: &[&str]) -> Vec<Vec<PathBuf>> {
             .map(|e| e.path())
             .collect();
         found.sort();
-        if let Some(newest) = found.pop() {
-            kinds.push(vec![newest]);
+        if found.is_empty() {
+            continue;
         }
-        if !found.is_empty() {
-            kinds.push(found);
+        match role {
+            FileRole::Log => {
+                let newest = found.pop().expect("not empty");
+                add(FileKind::NewestLog, vec![newest]);
+                if !found.is_empty() {
+                    add(FileKind::OlderLog, found);
+                }
+            }
+            FileRole::Snapshot => add(FileKind::Snapshot, found),
+            FileRole::Metadata => add(FileKind::Metadata, found),
         }
     }
+    kinds.sort_by_key(|(k, _)| *k);
     kinds
 }
 
@@ -71,8 +160,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Damages `path` in one of five ways drawn from `rng`; returns what was done.
-fn damage(path: &Path, rng: &mut StdRng) -> Result<Corruption> {
+/// Damages `path` in one of `changes` drawn from `rng`; returns what was done.
+fn damage(path: &Path, changes: &[Change], rng: &mut StdRng) -> Result<Corruption> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let len = data.len() as u64;
     let mut c = Corruption {
@@ -82,8 +171,16 @@ fn damage(path: &Path, rng: &mut StdRng) -> Result<Corruption> {
             .unwrap_or_default(),
         ..Corruption::default()
     };
-    // An empty file can only go.
-    let change = if len == 0 { 4 } else { rng.gen_range(0..5) };
+    // An empty file can only go (or, if deleting is not allowed, stays as it is).
+    let change = if len == 0 {
+        Change::Delete
+    } else {
+        changes[rng.gen_range(0..changes.len())]
+    };
+    if len == 0 && !changes.contains(&Change::Delete) {
+        c.change = "none (empty file)".into();
+        return Ok(c);
+    }
     let write_at = |offset: u64, bytes: &[u8]| -> Result<()> {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new().write(true).open(path)?;
@@ -93,7 +190,7 @@ fn damage(path: &Path, rng: &mut StdRng) -> Result<Corruption> {
     };
     let window = |at: u64, n: u64| data[at as usize..(at + n).min(len) as usize].to_vec();
     match change {
-        0 => {
+        Change::FlipBits => {
             // Flip one to eight bits within one 16-byte window.
             let at = rng.gen_range(0..len);
             let n = (len - at).min(16);
@@ -113,7 +210,7 @@ fn damage(path: &Path, rng: &mut StdRng) -> Result<Corruption> {
             c.after = hex(&after);
             write_at(at, &after)?;
         }
-        1 => {
+        Change::Truncate => {
             let keep = rng.gen_range(0..len);
             c.change = "truncate".into();
             c.offset = keep;
@@ -123,7 +220,7 @@ fn damage(path: &Path, rng: &mut StdRng) -> Result<Corruption> {
             f.set_len(keep)?;
             f.sync_all()?;
         }
-        2 => {
+        Change::ZeroBlock => {
             let at = rng.gen_range(0..len.div_ceil(BLOCK)) * BLOCK;
             let n = (len - at).min(BLOCK);
             c.change = "zero-block".into();
@@ -133,7 +230,7 @@ fn damage(path: &Path, rng: &mut StdRng) -> Result<Corruption> {
             c.after = hex(&vec![0; n.min(16) as usize]);
             write_at(at, &vec![0; n as usize])?;
         }
-        3 => {
+        Change::CopyBlock => {
             // A misdirected write: one block's bytes land where another block lives.
             let blocks = len.div_ceil(BLOCK);
             let from = rng.gen_range(0..blocks) * BLOCK;
@@ -153,7 +250,7 @@ fn damage(path: &Path, rng: &mut StdRng) -> Result<Corruption> {
             c.after = hex(&bytes[..bytes.len().min(16)]);
             write_at(to, &bytes)?;
         }
-        _ => {
+        Change::Delete => {
             c.change = "delete".into();
             c.len = len;
             c.before = hex(&window(0, 16));
@@ -176,22 +273,31 @@ impl Fault for CorruptFault {
         let leader = env.leader_for(p).await;
         let wanted = choose_nodes(p, &env.ids(), leader);
         let nodes = env.corruptible(&wanted);
+        let plan = &env.corrupt;
         let mut rng = StdRng::seed_from_u64(p.pick ^ 0xC0_4452_5550_5421);
         let mut c = env.cluster.lock().await;
         let mut done = Vec::new();
         for &n in &nodes {
             tokio::task::block_in_place(|| c.kill(n));
             let dir = c.durable_dir(n);
-            let kinds = candidates(&dir, c.kind().server().durable_files());
-            if kinds.is_empty() {
-                bail!(
-                    "node {n} has no durable file to corrupt in {}",
-                    dir.display()
-                );
-            }
-            let files = &kinds[rng.gen_range(0..kinds.len())];
-            let file = &files[rng.gen_range(0..files.len())];
-            let mut record = damage(file, &mut rng)?;
+            let kinds: Vec<(FileKind, Vec<PathBuf>)> =
+                candidates(&dir, c.kind().server().durable_files())
+                    .into_iter()
+                    .filter(|(k, _)| plan.files.contains(k))
+                    .collect();
+            let mut record = match kinds.len() {
+                // Nothing of the kinds asked for is left (deleted by an earlier fault):
+                // the node restarts as it is.
+                0 => Corruption {
+                    change: "none (no such file left)".into(),
+                    ..Corruption::default()
+                },
+                k => {
+                    let (_, files) = &kinds[rng.gen_range(0..k)];
+                    let file = &files[rng.gen_range(0..files.len())];
+                    damage(file, &plan.changes, &mut rng)?
+                }
+            };
             record.node = n;
             done.push(record);
         }
@@ -244,21 +350,34 @@ mod tests {
         for f in ["wal-1.log", "wal-2.log", "wal-3.log", "state.bin", "LOCK"] {
             std::fs::write(dir.path().join(f), b"x").unwrap();
         }
-        let kinds = candidates(dir.path(), &["wal-*.log", "snapshot.bin", "state.bin"]);
-        let names: Vec<Vec<String>> = kinds
+        let kinds = candidates(
+            dir.path(),
+            &[
+                ("wal-*.log", FileRole::Log),
+                ("snapshot.bin", FileRole::Snapshot),
+                ("state.bin", FileRole::Metadata),
+            ],
+        );
+        let names: Vec<(FileKind, Vec<String>)> = kinds
             .iter()
-            .map(|k| {
-                k.iter()
-                    .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-                    .collect()
+            .map(|(kind, k)| {
+                (
+                    *kind,
+                    k.iter()
+                        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                        .collect(),
+                )
             })
             .collect();
         assert_eq!(
             names,
             [
-                vec!["wal-3.log"],
-                vec!["wal-1.log", "wal-2.log"],
-                vec!["state.bin"]
+                (FileKind::NewestLog, vec!["wal-3.log".to_string()]),
+                (
+                    FileKind::OlderLog,
+                    vec!["wal-1.log".into(), "wal-2.log".into()]
+                ),
+                (FileKind::Metadata, vec!["state.bin".into()]),
             ]
         );
     }
@@ -271,7 +390,7 @@ mod tests {
         for seed in 0..200 {
             let path = dir.path().join("f");
             std::fs::write(&path, &original).unwrap();
-            let c = damage(&path, &mut StdRng::seed_from_u64(seed)).unwrap();
+            let c = damage(&path, &Change::ALL, &mut StdRng::seed_from_u64(seed)).unwrap();
             seen.insert(c.change.clone());
             match c.change.as_str() {
                 "delete" => assert!(!path.exists()),

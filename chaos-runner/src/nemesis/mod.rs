@@ -30,6 +30,7 @@ use workloads::recorder::Recorder;
 use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::fabric::Fabric;
 use crate::links::Network;
+pub use corrupt::{Change, CorruptPlan, FileKind};
 pub use reach::{carries, usable, why_not};
 pub use schedule::{FaultKind, FaultPlan, Layer, Planned, Shape, Target};
 
@@ -46,10 +47,10 @@ pub struct Env {
     pub kind: ServerKind,
     /// The history's clock starts here (times in fault records count from it).
     pub epoch: std::time::Instant,
-    /// The nodes `corrupt` has damaged so far, and how many it may ever damage (a
-    /// minority, unless `--corrupt-any`): Jepsen's helix.
+    /// The nodes `corrupt` has damaged so far (at most `corrupt.limit`: Jepsen's helix),
+    /// and what it may do.
     pub corrupted: Mutex<std::collections::BTreeSet<u64>>,
-    pub corrupt_limit: usize,
+    pub corrupt: CorruptPlan,
     /// netns mode's namespaces and switch, or ssh mode's hosts: they live as long as
     /// the cluster (and are dropped after it).
     pub _hosting: crate::cluster::Hosting,
@@ -70,7 +71,7 @@ impl Env {
         let mut set = self.corrupted.lock().expect("corrupted nodes");
         let mut out = Vec::new();
         for &n in wanted {
-            if set.contains(&n) || set.len() < self.corrupt_limit {
+            if set.contains(&n) || set.len() < self.corrupt.limit {
                 set.insert(n);
                 out.push(n);
             }
@@ -399,7 +400,11 @@ mod tests {
             kind: ServerKind::RaftNode,
             epoch: std::time::Instant::now(),
             corrupted: Default::default(),
-            corrupt_limit: 1,
+            corrupt: CorruptPlan {
+                limit: 1,
+                files: FileKind::ALL.to_vec(),
+                changes: Change::ALL.to_vec(),
+            },
             _hosting: Default::default(),
         }
     }

@@ -132,6 +132,15 @@ pub struct TestArgs {
     /// majority of sound copies and must stay valid.
     #[arg(long)]
     pub corrupt_any: bool,
+    /// Which files `corrupt` damages: any of newest-log,older-log (the server's
+    /// write-ahead log: its newest segment, or an older one), snapshot, metadata (term and
+    /// vote, what was synced), or all.
+    #[arg(long, default_value = "all", value_name = "KINDS")]
+    pub corrupt_files: String,
+    /// How `corrupt` damages them: any of flip-bits, truncate (cut short), zero-block,
+    /// copy-block (a block written over another: a misdirected write), delete, or all.
+    #[arg(long, default_value = "all", value_name = "CHANGES")]
+    pub corrupt_changes: String,
     /// Partition shapes: any of isolate,halves,majorities-ring,bridge,random, or all.
     #[arg(long, default_value = "all", value_name = "SHAPES")]
     pub partitions: String,

@@ -14,7 +14,7 @@ use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 use crate::cluster::disk::lazyfs_binary;
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, ServerKind};
 use crate::fabric::Fabric;
-use crate::nemesis::{self, FaultKind, FaultPlan, Shape, Target};
+use crate::nemesis::{self, Change, CorruptPlan, FaultKind, FaultPlan, FileKind, Shape, Target};
 use crate::netns::Range;
 
 use super::args::{ApiArg, NetArg, TestArgs, WorkloadArg};
@@ -59,9 +59,9 @@ pub struct Config {
     pub check_timeout: Duration,
     /// `--check-memory` in bytes.
     pub check_memory: usize,
-    /// How many nodes `corrupt` may ever damage in a run: a minority, or all with
-    /// `--corrupt-any`.
-    pub corrupt_limit: usize,
+    /// What `corrupt` may do: how many nodes it may ever damage in a run (a minority, or
+    /// all with `--corrupt-any`), which files and how.
+    pub corrupt: CorruptPlan,
     /// `test.json` as the flags make it (a run fills in the rest).
     pub record: TestRecord,
 }
@@ -264,6 +264,23 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         bail!("--name must be a plain folder name");
     }
+    let corrupt_files = list(
+        &args.corrupt_files,
+        &FileKind::ALL,
+        &FileKind::ALL.map(FileKind::name),
+        FileKind::parse,
+        "file kind",
+    )?;
+    let corrupt_changes = list(
+        &args.corrupt_changes,
+        &Change::ALL,
+        &Change::ALL.map(Change::name),
+        Change::parse,
+        "change",
+    )?;
+    if corrupt_files.is_empty() || corrupt_changes.is_empty() {
+        bail!("--corrupt-files and --corrupt-changes need at least one each");
+    }
     let time_limit = secs(args.time_limit, "--time-limit")?;
     let op_timeout = secs(args.op_timeout, "--op-timeout")?;
     let check_timeout = secs(args.check_timeout, "--check-timeout")?;
@@ -302,10 +319,14 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         op_timeout,
         check_timeout,
         check_memory: CheckOptions::bytes_for_mib(args.check_memory),
-        corrupt_limit: if args.corrupt_any {
-            nodes as usize
-        } else {
-            (nodes as usize - 1) / 2
+        corrupt: CorruptPlan {
+            limit: if args.corrupt_any {
+                nodes as usize
+            } else {
+                (nodes as usize - 1) / 2
+            },
+            files: corrupt_files,
+            changes: corrupt_changes,
         },
         nemesis: FaultPlan {
             interval: if faults.is_empty() {

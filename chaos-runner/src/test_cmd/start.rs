@@ -77,7 +77,7 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         access: running.access,
         epoch: recorder.epoch(),
         corrupted: Default::default(),
-        corrupt_limit: cfg.corrupt_limit,
+        corrupt: cfg.corrupt.clone(),
         _hosting: running.hosting,
     };
     Ok(Testbed {

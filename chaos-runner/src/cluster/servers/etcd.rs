@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use workloads::client::Dialect;
 
-use super::protocol::{http_json, BoxFuture, Server};
+use super::protocol::{http_json, BoxFuture, FileRole, Server};
 use crate::cluster::process::which;
 use crate::cluster::spec::NodeSpec;
 use crate::tls::ApiAccess;
@@ -87,7 +87,11 @@ impl Server for Etcd {
     }
 
     /// etcd's write-ahead log and its bbolt database (`--data-dir`'s `member/`).
-    fn durable_files(&self) -> &'static [&'static str] {
-        &["member/wal/*.wal", "member/snap/db", "member/snap/*.snap"]
+    fn durable_files(&self) -> &'static [(&'static str, FileRole)] {
+        &[
+            ("member/wal/*.wal", FileRole::Log),
+            ("member/snap/db", FileRole::Snapshot),
+            ("member/snap/*.snap", FileRole::Snapshot),
+        ]
     }
 }

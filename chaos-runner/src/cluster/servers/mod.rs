@@ -14,7 +14,7 @@ use workloads::client::Dialect;
 use crate::tls::ApiAccess;
 
 pub use etcd::etcd_binary;
-pub use protocol::{status, Server};
+pub use protocol::{status, FileRole, Server};
 pub use raft_node::raft_node_binary;
 
 /// The servers a command can drive (`--target`): adding one is its file in this folder,

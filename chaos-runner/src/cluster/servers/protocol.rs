@@ -15,6 +15,17 @@ use crate::tls::ApiAccess;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a durable file is to its server, so a corruption can aim at one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    /// A write-ahead log segment: the newest and the older ones are told apart.
+    Log,
+    /// A snapshot of the state machine, or its data file.
+    Snapshot,
+    /// Term, vote, what was synced: small files that say what the others must hold.
+    Metadata,
+}
+
 /// Everything the runner needs from one kind of server.
 pub trait Server: Sync {
     /// Its command line for one node (the user's extra flags are added after).
@@ -34,8 +45,9 @@ pub trait Server: Sync {
         spec.data_dir.clone()
     }
     /// The files in [`Server::durable_dir`] that hold acknowledged data, as patterns
-    /// relative to it (`*` within one name): a corruption fault picks among them.
-    fn durable_files(&self) -> &'static [&'static str];
+    /// relative to it (`*` within one name), each with its role: a corruption fault
+    /// picks among them.
+    fn durable_files(&self) -> &'static [(&'static str, FileRole)];
     /// Why this server cannot undergo faults of `kind`, when that is so whatever its
     /// links are (the links' own limits are the fabric's to say).
     fn refuses(&self, _kind: FaultKind) -> Option<&'static str> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use workloads::client::Dialect;
 
-use super::protocol::{status, BoxFuture, Server};
+use super::protocol::{status, BoxFuture, FileRole, Server};
 use crate::cluster::spec::NodeSpec;
 use crate::tls::ApiAccess;
 
@@ -79,7 +79,12 @@ impl Server for RaftNode {
     /// raft-node's write-ahead log segments, its snapshot and its term/vote file
     /// (raft-node/src/storage.rs). Seed-style servers keep what they like under
     /// `--data-dir`; their files match the same patterns only if they name them so.
-    fn durable_files(&self) -> &'static [&'static str] {
-        &["wal-*.log", "snapshot.bin", "state.bin"]
+    fn durable_files(&self) -> &'static [(&'static str, FileRole)] {
+        &[
+            ("wal-*.log", FileRole::Log),
+            ("snapshot.bin", FileRole::Snapshot),
+            ("state.bin", FileRole::Metadata),
+            ("wal.synced", FileRole::Metadata),
+        ]
     }
 }
