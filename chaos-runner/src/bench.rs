@@ -185,6 +185,8 @@ struct BenchResults {
     netns: bool,
     /// Nodes on hosts over ssh (--hosts).
     hosts: Option<String>,
+    /// The disk faults' lazy layer under every node (--lazy-disk).
+    lazy_disk: bool,
     node_args: Vec<String>,
     server: PathBuf,
     ok: u64,
@@ -420,6 +422,7 @@ fn bench_results(
         proxies: matches!(plan.cluster.links, Fabric::Proxies { .. }),
         netns: matches!(plan.cluster.links, Fabric::Switch { .. }),
         hosts: args.ssh.hosts.clone(),
+        lazy_disk: plan.cluster.lazy_disk.is_some(),
         node_args: args.node_args.clone(),
         server: plan.cluster.bin.clone(),
         ok: f.ok,

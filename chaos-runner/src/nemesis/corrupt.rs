@@ -311,11 +311,7 @@ impl Fault for CorruptFault {
     /// The nodes restart on what is left; one that refuses to is reported as a crash by
     /// the progress loop and stays down.
     async fn stop(&self, env: &Env) -> Result<()> {
-        let mut c = env.cluster.lock().await;
-        for &n in &self.nodes {
-            tokio::task::block_in_place(|| c.start(n))?;
-        }
-        Ok(())
+        env.restart(&self.nodes).await
     }
 
     fn describe(&self) -> String {

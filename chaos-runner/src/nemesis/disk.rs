@@ -57,11 +57,7 @@ impl Fault for PowerLoss {
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
-        let mut c = env.cluster.lock().await;
-        for &n in &self.nodes {
-            tokio::task::block_in_place(|| c.start(n))?;
-        }
-        Ok(())
+        env.restart(&self.nodes).await
     }
 
     fn describe(&self) -> String {

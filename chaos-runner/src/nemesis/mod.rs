@@ -82,6 +82,16 @@ impl Env {
         out
     }
 
+    /// Starts `nodes` again (a no-op for those running): the end of every fault that
+    /// took nodes down.
+    async fn restart(&self, nodes: &[u64]) -> Result<()> {
+        let mut c = self.cluster.lock().await;
+        for &n in nodes {
+            tokio::task::block_in_place(|| c.start(n))?;
+        }
+        Ok(())
+    }
+
     fn ids(&self) -> Vec<u64> {
         self.apis.iter().map(|(i, _)| *i).collect()
     }
