@@ -180,7 +180,7 @@ impl LazyDisk {
                 bail!(
                     "the disk layer did not mount on {}: {}",
                     self.mount.display(),
-                    super::nodes::tail(&self.log, 5).trim()
+                    super::process::tail(&self.log, 5).trim()
                 )
             }
         }
@@ -217,7 +217,7 @@ impl LazyDisk {
             Some(s) => bail!(
                 "the disk layer of {} exited with {s}: {}",
                 self.mount.display(),
-                super::nodes::tail(&self.log, 5).trim()
+                super::process::tail(&self.log, 5).trim()
             ),
             None => bail!("the disk layer of {} did not exit", self.mount.display()),
         }

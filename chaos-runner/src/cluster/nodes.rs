@@ -10,7 +10,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::disk::LazyDisk;
-use super::process::{blocking, start_local, Scope};
+use super::process::{blocking, start_local, tail, Scope};
 use super::servers::ServerKind;
 use super::spec::NodeSpec;
 use crate::ssh::RemoteNode;
@@ -314,10 +314,4 @@ impl Drop for Cluster {
             self.kill(id);
         }
     }
-}
-
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -247,6 +247,13 @@ pub(super) fn start_local(
         .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))
 }
 
+/// The last `lines` lines of a log file (empty if it cannot be read).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::ExitStatusExt;

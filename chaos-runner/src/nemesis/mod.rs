@@ -8,6 +8,7 @@
 
 mod corrupt;
 mod disk;
+mod env;
 mod latency;
 mod message;
 mod partition;
@@ -27,84 +28,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use workloads::recorder::Recorder;
 
-use crate::cluster::{find_leader_of, Cluster, ServerKind};
 use crate::fabric::Fabric;
-use crate::links::Network;
 pub use corrupt::{Change, CorruptPlan, FileKind};
+pub use env::Env;
 pub use reach::{carries, usable, why_not};
 pub use schedule::{FaultKind, FaultPlan, Layer, Planned, Shape, Target};
-
-/// What faults act on.
-pub struct Env {
-    pub cluster: Arc<tokio::sync::Mutex<Cluster>>,
-    /// The per-link proxies; `None` for servers that cannot use them (etcd).
-    pub net: Option<Arc<Network>>,
-    /// Every node's id and client API address.
-    pub apis: Vec<(u64, String)>,
-    /// How to reach them (plain, or TLS).
-    pub access: crate::tls::ApiAccess,
-    /// How to ask who leads.
-    pub kind: ServerKind,
-    /// The history's clock starts here (times in fault records count from it).
-    pub epoch: std::time::Instant,
-    /// The nodes `corrupt` has damaged so far (at most `corrupt.limit`: Jepsen's helix),
-    /// and what it may do.
-    pub corrupted: Mutex<std::collections::BTreeSet<u64>>,
-    pub corrupt: CorruptPlan,
-    /// netns mode's namespaces and switch, or ssh mode's hosts: they live as long as
-    /// the cluster (and are dropped after it).
-    pub _hosting: crate::cluster::Hosting,
-}
-
-impl Env {
-    /// The proxies, for faults of the network.
-    fn net(&self) -> Result<&Network> {
-        self.net
-            .as_deref()
-            .context("this fault needs links the runner controls, which this server does not use")
-    }
-
-    /// Which of `wanted` a corruption may hit: nodes already damaged, and new ones while
-    /// the run's limit allows. If that leaves none, one already damaged stands in (the
-    /// fault still happens, within the helix).
-    fn corruptible(&self, wanted: &[u64]) -> Vec<u64> {
-        let mut set = self.corrupted.lock().expect("corrupted nodes");
-        let mut out = Vec::new();
-        for &n in wanted {
-            if set.contains(&n) || set.len() < self.corrupt.limit {
-                set.insert(n);
-                out.push(n);
-            }
-        }
-        if out.is_empty() {
-            out.extend(set.iter().next().copied());
-        }
-        out
-    }
-
-    /// Starts `nodes` again (a no-op for those running): the end of every fault that
-    /// took nodes down.
-    async fn restart(&self, nodes: &[u64]) -> Result<()> {
-        let mut c = self.cluster.lock().await;
-        for &n in nodes {
-            tokio::task::block_in_place(|| c.start(n))?;
-        }
-        Ok(())
-    }
-
-    fn ids(&self) -> Vec<u64> {
-        self.apis.iter().map(|(i, _)| *i).collect()
-    }
-
-    /// Who leads now, when the plan aims at the leader (asking costs a round trip).
-    async fn leader_for(&self, p: &Planned) -> Option<u64> {
-        if p.target == Target::Leader {
-            find_leader_of(self.kind, &self.access, &self.apis).await
-        } else {
-            None
-        }
-    }
-}
 
 /// One kind of fault, as its file implements it.
 pub(crate) trait Fault: Sized + Send + Sync + 'static {
@@ -328,6 +256,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::cluster::{Cluster, ServerKind};
+    use crate::links::Network;
 
     #[test]
     fn what_each_fabric_carries() {
