@@ -27,6 +27,28 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// Paths at or under `from` now read as under `to`.
+    fn relocate(&mut self, from: &Path, to: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if let Ok(rest) = p.strip_prefix(from) {
+                *p = if rest.as_os_str().is_empty() {
+                    to.to_path_buf()
+                } else {
+                    to.join(rest)
+                };
+            }
+        };
+        match self {
+            Change::Made { path } | Change::Removed { path, .. } => fix(path),
+            Change::Renamed { from: a, to: b, .. } => {
+                fix(a);
+                fix(b);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     change: Change,
@@ -105,14 +127,25 @@ impl Journal {
         for e in &mut self.entries {
             e.waits_for.retain(|d| d != dir);
         }
-        let (done, left): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries)
-            .into_iter()
-            .partition(|e| e.waits_for.is_empty());
-        self.entries = left;
-        for e in &done {
+        let mut done = 0;
+        let mut i = 0;
+        while i < self.entries.len() {
+            if !self.entries[i].waits_for.is_empty() {
+                i += 1;
+                continue;
+            }
+            let e = self.entries.remove(i);
+            // A rename that is now durable stays done whatever a crash undoes: older
+            // changes under its old name are undone under its new one.
+            if let Change::Renamed { from, to, .. } = &e.change {
+                for older in &mut self.entries[..i] {
+                    older.change.relocate(from, to);
+                }
+            }
             Self::forget(&e.change);
+            done += 1;
         }
-        done.len()
+        done
     }
 
     fn forget(change: &Change) {
@@ -148,8 +181,18 @@ impl Journal {
             match r {
                 Ok(()) => undone += 1,
                 Err(err) => {
-                    first_error.get_or_insert(err);
+                    first_error.get_or_insert(io::Error::new(
+                        err.kind(),
+                        format!("undoing {:?}: {err}", e.change),
+                    ));
                 }
+            }
+        }
+        // Whatever is still kept could not be put back (the error says what): the trash
+        // must be empty for the next mount.
+        if let Ok(left) = fs::read_dir(&self.trash) {
+            for f in left.flatten() {
+                let _ = remove_any(&f.path());
             }
         }
         (undone, first_error)
@@ -213,6 +256,40 @@ mod tests {
         assert_eq!(names(&root), ["old", "seg-1", "state"]);
         assert_eq!(fs::read_to_string(root.join("state")).unwrap(), "v1");
         assert_eq!(fs::read_to_string(root.join("old")).unwrap(), "old");
+        assert!(names(&trash).is_empty());
+    }
+
+    #[test]
+    fn a_durable_folder_rename_carries_older_changes_to_its_new_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, trash) = (tmp.path().join("root"), tmp.path().join("trash"));
+        fs::create_dir_all(root.join("wal.tmp")).unwrap();
+        fs::create_dir_all(&trash).unwrap();
+        fs::write(root.join("wal.tmp/.touch"), "").unwrap();
+        let mut j = Journal::new(trash.clone());
+        // A file removed inside a folder (never synced there), then the folder renamed
+        // and that rename synced (as etcd makes its WAL folder).
+        let kept = j.keep(&root.join("wal.tmp/.touch")).unwrap();
+        j.record(Change::Removed {
+            path: root.join("wal.tmp/.touch"),
+            kept,
+        });
+        fs::rename(root.join("wal.tmp"), root.join("wal")).unwrap();
+        j.record(Change::Renamed {
+            from: root.join("wal.tmp"),
+            to: root.join("wal"),
+            kept: None,
+        });
+        assert_eq!(j.synced(&root), 1);
+        let (undone, err) = j.crash();
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(undone, 1);
+        assert_eq!(names(&root), ["wal"]);
+        assert_eq!(
+            names(&root.join("wal")),
+            [".touch"],
+            "the removal was not durable"
+        );
         assert!(names(&trash).is_empty());
     }
 

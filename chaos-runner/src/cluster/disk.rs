@@ -137,6 +137,9 @@ impl LazyDisk {
         if self.proc.is_some() {
             return Ok(());
         }
+        // The trash holds only what the last mount kept for an undo; a crash put back
+        // what it could, so what is left there is not part of the disk.
+        let _ = fs::remove_dir_all(&self.trash);
         for d in [&self.mount, &self.backing, &self.trash] {
             fs::create_dir_all(d).with_context(|| format!("cannot make {}", d.display()))?;
         }
