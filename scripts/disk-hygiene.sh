@@ -13,7 +13,9 @@ secs=${2:-5}
 bin=./target/release/chaos-runner
 [[ -x $bin ]] || { echo "build first: cargo build --release" >&2; exit 3; }
 store=$(mktemp -d)
-trap 'rm -rf "$store"' EXIT
+# The store is kept when something was left, so it can be read.
+keep=0
+trap '((keep)) || rm -rf "$store"' EXIT
 faults=(--nemesis lose-unsynced,disk-full,slow-fsync,corrupt --nemesis-interval 1)
 snapshot() {
   {
@@ -57,7 +59,8 @@ while IFS= read -r f; do
 done < <(find "$store" -path '*/nodes/*' \( -name 'n*.disk' -o -name '.n*.trash' \) 2>/dev/null)
 folders=${folders%$'\n'}
 if [[ -n $left || -n $folders ]]; then
-  echo "left behind:"
+  keep=1
+  echo "left behind (the store is kept: $store):"
   [[ -n $left ]] && echo "$left"
   [[ -n $folders ]] && echo "$folders"
   exit 1

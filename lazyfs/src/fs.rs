@@ -341,10 +341,22 @@ impl LazyFs {
         let inos: Vec<u64> = s.pending.keys().copied().collect();
         let mut first_error = None;
         for ino in inos {
-            let r = s.file_for(ino).and_then(|f| {
-                s.write_through(ino, &f)?;
-                f.sync_all().map_err(errno)
-            });
+            let file = match s.file_for(ino) {
+                Ok(f) => f,
+                // Removed for good and closed: nobody can read its bytes, so there is
+                // nothing to write back.
+                Err(e) if e == Errno::ENOENT => {
+                    s.pending.remove(&ino);
+                    continue;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(io::Error::from_raw_os_error(e.code()));
+                    continue;
+                }
+            };
+            let r = s
+                .write_through(ino, &file)
+                .and_then(|()| file.sync_all().map_err(errno));
             if let Err(e) = r {
                 first_error.get_or_insert(io::Error::from_raw_os_error(e.code()));
             }
