@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{chaos_test, lazyfs_available, raft_node};
+use common::{chaos_test, lazyfs_available, output_shown, raft_node};
 use serde_json::Value;
 
 fn run(store: &Path, extra: &[&str]) -> Output {
@@ -28,13 +28,7 @@ fn run(store: &Path, extra: &[&str]) -> Output {
         "5",
     ];
     args.extend_from_slice(extra);
-    let out = chaos_test(store, &raft_node(), &args).output().unwrap();
-    eprintln!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    output_shown(chaos_test(store, &raft_node(), &args))
 }
 
 fn latest(store: &Path) -> PathBuf {

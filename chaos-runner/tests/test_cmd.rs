@@ -9,7 +9,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{chaos_test, raft_node, wait_for, BIN};
+use common::{chaos_test, output_shown, raft_node, wait_for, BIN};
 
 /// The server under test.
 #[derive(Clone, Copy)]
@@ -39,13 +39,7 @@ fn run(store: &Path, args: &[&str]) -> Output {
 }
 
 fn run_for(server: Server, store: &Path, args: &[&str]) -> Output {
-    let out = command_for(server, store, args).output().unwrap();
-    eprintln!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    output_shown(command_for(server, store, args))
 }
 
 fn latest(store: &Path) -> PathBuf {

@@ -10,3 +10,17 @@
 pub mod fs;
 pub mod journal;
 pub mod overlay;
+
+/// Whether `path` is a mount point now, from /proc/self/mountinfo (whose fifth field is
+/// the mount point, with a space written as `\040`).
+pub fn is_mounted(path: &std::path::Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| m.replace("\\040", " ") == want)
+    })
+}

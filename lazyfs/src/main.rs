@@ -60,14 +60,7 @@ fn read_faults(path: &Option<PathBuf>) -> Result<DiskFaults> {
 /// e.g. a process was inside it), detaches it, so no dead mount is left behind.
 fn unmount(session: fuser::BackgroundSession, mount: &std::path::Path) {
     drop(session);
-    let still = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
-        let want = mount.to_string_lossy();
-        info.lines().any(|l| {
-            l.split(' ')
-                .nth(4)
-                .is_some_and(|m| m.replace("\\040", " ") == want)
-        })
-    });
+    let still = lazyfs::is_mounted(mount);
     if still {
         let _ = nix::mount::umount2(mount, nix::mount::MntFlags::MNT_DETACH);
     }

@@ -23,14 +23,6 @@ fn can_mount() -> bool {
     ok
 }
 
-fn mounted(path: &Path) -> bool {
-    let want = path.to_string_lossy().into_owned();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-}
-
 /// One mounted layer; killed and unmounted on drop, whatever the test did.
 struct Layer {
     child: Option<Child>,
@@ -81,7 +73,7 @@ impl Layer {
             assert!(Instant::now() < deadline, "the layer did not exit");
             std::thread::sleep(Duration::from_millis(10));
         }
-        while mounted(&self.mount) {
+        while lazyfs::is_mounted(&self.mount) {
             assert!(Instant::now() < deadline, "the mount did not go");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -94,7 +86,7 @@ impl Drop for Layer {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if mounted(&self.mount) {
+        if lazyfs::is_mounted(&self.mount) {
             let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
         }
     }

@@ -85,20 +85,6 @@ pub fn clean_dead_mounts() -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// Whether `path` is a mount point now (from /proc/self/mountinfo).
-fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    // Field 5 is the mount point, with spaces and the like escaped as octal.
-    info.lines().any(|l| {
-        l.split(' ')
-            .nth(4)
-            .is_some_and(|m| m.replace("\\040", " ") == want)
-    })
-}
-
 /// One node's layer: mounted before the node starts, crashed or unmounted while the
 /// node is down.
 pub struct LazyDisk {
@@ -209,10 +195,10 @@ impl LazyDisk {
         };
         // auto_unmount removes the mount once the layer is gone; a lazy unmount
         // covers the case where it did not.
-        while is_mounted(&self.mount) && Instant::now() < deadline {
+        while lazyfs::is_mounted(&self.mount) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if is_mounted(&self.mount) {
+        if lazyfs::is_mounted(&self.mount) {
             let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
         }
         match status {

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
@@ -119,4 +119,16 @@ pub fn lazyfs_available() -> bool {
         assert!(status.success(), "building chaos-lazyfs failed");
     }
     true
+}
+
+/// Runs `cmd` to its end and prints what it said (shown when the test fails).
+#[allow(dead_code)]
+pub fn output_shown(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap();
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
