@@ -42,6 +42,12 @@ pub enum Fabric {
 }
 
 impl Fabric {
+    /// Whether the nodes run on this machine (their files are reachable here): all but
+    /// hosts over ssh.
+    pub fn on_this_machine(&self) -> bool {
+        !matches!(self, Fabric::Hosts(_))
+    }
+
     /// The fabric the flags ask for: hosts over ssh when given, else `--net`; a server
     /// that cannot take an address per peer gets direct links under `--net proxy`.
     pub fn resolve(

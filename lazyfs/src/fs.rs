@@ -165,12 +165,20 @@ impl State {
         }
     }
 
+    /// An open file of `ino`, if a handle has one (it outlives a removal of the name).
+    fn open_file(&self, ino: u64) -> Option<&Arc<File>> {
+        self.handles
+            .values()
+            .find(|h| h.ino == ino)
+            .map(|h| &h.file)
+    }
+
     fn attr(&self, ino: u64) -> Result<FileAttr, Errno> {
         let path = self.path(ino)?;
         let m = match fs::symlink_metadata(&path) {
             Ok(m) => m,
-            Err(e) => match self.handles.values().find(|h| h.ino == ino) {
-                Some(h) => h.file.metadata().map_err(errno)?,
+            Err(e) => match self.open_file(ino) {
+                Some(f) => f.metadata().map_err(errno)?,
                 None => return Err(errno(e)),
             },
         };
@@ -185,8 +193,8 @@ impl State {
 
     fn pending_for(&mut self, ino: u64) -> Result<&mut Pending, Errno> {
         if !self.pending.contains_key(&ino) {
-            let size = match self.handles.values().find(|h| h.ino == ino) {
-                Some(h) => h.file.metadata().map_err(errno)?.size(),
+            let size = match self.open_file(ino) {
+                Some(f) => f.metadata().map_err(errno)?.size(),
                 None => fs::metadata(self.path(ino)?).map_err(errno)?.size(),
             };
             self.pending.insert(ino, Pending::over(size));
@@ -196,8 +204,8 @@ impl State {
 
     /// A file of `ino` to write through: an open handle's, or the file opened anew.
     fn file_for(&self, ino: u64) -> Result<Arc<File>, Errno> {
-        if let Some(h) = self.handles.values().find(|h| h.ino == ino) {
-            return Ok(h.file.clone());
+        if let Some(f) = self.open_file(ino) {
+            return Ok(f.clone());
         }
         let f = OpenOptions::new()
             .write(true)
@@ -243,13 +251,28 @@ impl State {
             let Some((&ino, _)) = self.pending.iter().max_by_key(|(_, p)| p.bytes()) else {
                 return;
             };
-            let written = self.file_for(ino).and_then(|f| self.write_through(ino, &f));
-            if written.is_err() {
+            if self.write_back(ino).is_err() {
                 // Cannot write it back: keep it (a crash then loses it).
                 return;
             }
             self.counts.writebacks += 1;
         }
+    }
+
+    /// Writes `ino`'s pending data to its backing file, not synced, and returns that
+    /// file (`None`: the file was removed for good and closed, so nobody can read its
+    /// bytes and they are dropped).
+    fn write_back(&mut self, ino: u64) -> Result<Option<Arc<File>>, Errno> {
+        let file = match self.file_for(ino) {
+            Ok(f) => f,
+            Err(e) if e == Errno::ENOENT => {
+                self.pending.remove(&ino);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        self.write_through(ino, &file)?;
+        Ok(Some(file))
     }
 
     fn refuse_if_full(&mut self) -> Result<(), Errno> {
@@ -299,8 +322,14 @@ impl LazyFs {
         })))
     }
 
+    /// The state, whatever a panicked call left (every change is whole under the lock).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state for a FUSE call: none after a crash.
     fn state(&self) -> Result<MutexGuard<'_, State>, Errno> {
-        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let s = self.lock();
         if s.crashed {
             return Err(Errno::EIO);
         }
@@ -308,17 +337,17 @@ impl LazyFs {
     }
 
     pub fn set_faults(&self, faults: DiskFaults) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).faults = faults;
+        self.lock().faults = faults;
     }
 
     pub fn counts(&self) -> Counts {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).counts
+        self.lock().counts
     }
 
     /// A power loss: drops every unsynced byte and undoes every name change whose folder
     /// was not fsynced. Nothing is answered after it.
     pub fn crash(&self) -> CrashRecord {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.lock();
         s.crashed = true;
         let pending = std::mem::take(&mut s.pending);
         let (undone, error) = s.journal.crash();
@@ -334,29 +363,17 @@ impl LazyFs {
     /// A clean unmount: everything held is written back and synced, as the kernel would
     /// in time, and every name change becomes durable.
     pub fn settle(&self) -> io::Result<()> {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.lock();
         if s.crashed {
             return Ok(());
         }
         let inos: Vec<u64> = s.pending.keys().copied().collect();
         let mut first_error = None;
         for ino in inos {
-            let file = match s.file_for(ino) {
-                Ok(f) => f,
-                // Removed for good and closed: nobody can read its bytes, so there is
-                // nothing to write back.
-                Err(e) if e == Errno::ENOENT => {
-                    s.pending.remove(&ino);
-                    continue;
-                }
-                Err(e) => {
-                    first_error.get_or_insert(io::Error::from_raw_os_error(e.code()));
-                    continue;
-                }
-            };
-            let r = s
-                .write_through(ino, &file)
-                .and_then(|()| file.sync_all().map_err(errno));
+            let r = s.write_back(ino).and_then(|file| match file {
+                Some(f) => f.sync_all().map_err(errno),
+                None => Ok(()),
+            });
             if let Err(e) = r {
                 first_error.get_or_insert(io::Error::from_raw_os_error(e.code()));
             }

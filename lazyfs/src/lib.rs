@@ -11,16 +11,33 @@ pub mod fs;
 pub mod journal;
 pub mod overlay;
 
-/// Whether `path` is a mount point now, from /proc/self/mountinfo (whose fifth field is
-/// the mount point, with a space written as `\040`).
+/// One line of /proc/self/mountinfo: where, and what (file system type and source,
+/// `fuse` and `chaos-lazyfs` for this layer).
+pub struct Mount {
+    pub point: std::path::PathBuf,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// The mounts this process sees. The mount point is the fifth field, with a space
+/// written as `\040`; type and source follow the ` - ` separator.
+pub fn mounts() -> Vec<Mount> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            let (head, tail) = line.split_once(" - ")?;
+            let point = head.split(' ').nth(4)?.replace("\\040", " ");
+            let mut t = tail.split(' ');
+            Some(Mount {
+                point: point.into(),
+                fstype: t.next()?.to_string(),
+                source: t.next()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Whether `path` is a mount point now.
 pub fn is_mounted(path: &std::path::Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    info.lines().any(|l| {
-        l.split(' ')
-            .nth(4)
-            .is_some_and(|m| m.replace("\\040", " ") == want)
-    })
+    mounts().iter().any(|m| m.point == path)
 }

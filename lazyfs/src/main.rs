@@ -124,6 +124,11 @@ fn main() -> Result<()> {
             },
             Signal::SIGUSR1 => {
                 let record = fs.crash();
+                // What the mount saw, for its log (the runner keeps it beside the node's).
+                eprintln!(
+                    "chaos-lazyfs: crashed after {}",
+                    serde_json::to_string(&fs.counts())?
+                );
                 if let Some(p) = &args.report {
                     std::fs::write(p, serde_json::to_vec(&record)?)
                         .with_context(|| format!("cannot write {}", p.display()))?;
@@ -133,6 +138,10 @@ fn main() -> Result<()> {
             }
             _ => {
                 let settled = fs.settle();
+                eprintln!(
+                    "chaos-lazyfs: unmounted after {}",
+                    serde_json::to_string(&fs.counts())?
+                );
                 unmount(session, &mount);
                 return settled.context("writing back on unmount");
             }

@@ -59,27 +59,17 @@ pub fn unavailable() -> Option<String> {
 /// process died before `auto_unmount` could take them down (they answer ENOTCONN).
 /// Live runs' mounts answer, and are left alone. Returns the mount points removed.
 pub fn clean_dead_mounts() -> Result<Vec<PathBuf>> {
-    let info = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
     let mut removed = Vec::new();
-    for line in info.lines() {
-        let Some((head, tail)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut t = tail.split(' ');
-        let (fstype, source) = (t.next().unwrap_or(""), t.next().unwrap_or(""));
-        if !fstype.starts_with("fuse") || source != "chaos-lazyfs" {
+    for m in lazyfs::mounts() {
+        if !m.fstype.starts_with("fuse") || m.source != "chaos-lazyfs" {
             continue;
         }
-        let Some(point) = head.split(' ').nth(4) else {
-            continue;
-        };
-        let point = PathBuf::from(point.replace("\\040", " "));
         let dead =
-            matches!(fs::metadata(&point), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+            matches!(fs::metadata(&m.point), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
         if dead {
-            nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH)
-                .with_context(|| format!("cannot unmount {}", point.display()))?;
-            removed.push(point);
+            nix::mount::umount2(&m.point, nix::mount::MntFlags::MNT_DETACH)
+                .with_context(|| format!("cannot unmount {}", m.point.display()))?;
+            removed.push(m.point);
         }
     }
     Ok(removed)

@@ -15,7 +15,6 @@ use checker::record::{Corruption, FaultDetails};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::picks::choose_nodes;
 use super::{Env, Fault, FaultKind, Planned, Target};
 use crate::cluster::FileRole;
 use crate::fabric::Fabric;
@@ -266,12 +265,11 @@ fn damage(path: &Path, changes: &[Change], rng: &mut StdRng) -> Result<Corruptio
 impl Fault for CorruptFault {
     /// The files are on this machine: any links here, not hosts over ssh.
     fn carried_by(_: FaultKind, fabric: &Fabric) -> bool {
-        !matches!(fabric, Fabric::Hosts(_))
+        fabric.on_this_machine()
     }
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let leader = env.leader_for(p).await;
-        let wanted = choose_nodes(p, &env.ids(), leader);
+        let wanted = env.targets(p).await;
         let nodes = env.corruptible(&wanted);
         let plan = &env.corrupt;
         let mut rng = StdRng::seed_from_u64(p.pick ^ 0xC0_4452_5550_5421);

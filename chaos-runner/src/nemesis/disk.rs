@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use checker::record::{DiskLoss, FaultDetails};
 use lazyfs::fs::DiskFaults;
 
-use super::picks::choose_nodes;
 use super::{Env, Fault, FaultKind, Planned, Target};
 use crate::fabric::Fabric;
 
@@ -24,12 +23,11 @@ impl Fault for PowerLoss {
     /// The layer runs on this machine: any links here, not hosts over ssh (the layer is
     /// not installed there).
     fn carried_by(_: FaultKind, fabric: &Fabric) -> bool {
-        !matches!(fabric, Fabric::Hosts(_))
+        fabric.on_this_machine()
     }
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let leader = env.leader_for(p).await;
-        let nodes = choose_nodes(p, &env.ids(), leader);
+        let nodes = env.targets(p).await;
         let mut c = env.cluster.lock().await;
         // Every chosen node goes down first, as in one power cut, then each disk.
         for &n in &nodes {
@@ -94,8 +92,7 @@ impl Fault for DiskSpell {
     }
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let leader = env.leader_for(p).await;
-        let nodes = choose_nodes(p, &env.ids(), leader);
+        let nodes = env.targets(p).await;
         let faults = match p.kind {
             FaultKind::DiskFull => DiskFaults {
                 full: true,

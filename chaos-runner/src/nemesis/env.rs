@@ -57,6 +57,12 @@ impl Env {
         out
     }
 
+    /// The nodes a kill-like fault of plan `p` hits (asking who leads if it aims there).
+    pub(super) async fn targets(&self, p: &Planned) -> Vec<u64> {
+        let leader = self.leader_for(p).await;
+        super::picks::choose_nodes(p, &self.ids(), leader)
+    }
+
     /// Starts `nodes` again (a no-op for those running): the end of every fault that
     /// took nodes down.
     pub(super) async fn restart(&self, nodes: &[u64]) -> Result<()> {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use checker::record::{FaultDetails, NodeAt};
 use tokio::time::Instant;
 
-use super::picks::{choose_nodes, stagger};
+use super::picks::stagger;
 use super::{Env, Fault, FaultKind, Planned, Target};
 use crate::fabric::Fabric;
 
@@ -30,8 +30,7 @@ impl Fault for ProcessFault {
     }
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let leader = env.leader_for(p).await;
-        let nodes = choose_nodes(p, &env.ids(), leader);
+        let nodes = env.targets(p).await;
         let (kills, restarts) = if p.kind == FaultKind::Kill && p.staggered && nodes.len() > 1 {
             let s = stagger(p, &nodes);
             (s.kills, s.restarts)

@@ -45,9 +45,6 @@ pub struct Config {
     pub test_count: u32,
     /// Where to write the JUnit report.
     pub junit: Option<PathBuf>,
-    /// As test.json records them: the workload and preset named.
-    pub workload_name: String,
-    pub preset: Option<String>,
     pub kind: WorkloadKind,
     pub keys: usize,
     pub concurrency: usize,
@@ -380,11 +377,9 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         seed: args.seed,
         test_count: args.test_count.max(1),
         junit: args.junit.clone(),
-        workload_name: format!("{:?}", args.workload).to_lowercase(),
-        preset: args.preset.clone(),
         record: TestRecord::default(),
     };
-    cfg.record = record_template(&cfg);
+    cfg.record = record_template(&cfg, &args);
     if let (Some(d), Err(e)) = (cfg.dialect, &cfg.mix_without_cas) {
         if !d.has_cas() {
             // Refuse cas before starting anything.
@@ -396,7 +391,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
 
 /// `test.json` as the flags make it: each run adds its seed, command, schedule and
 /// start time, and once the nodes say which API they speak, that API and its mix.
-fn record_template(cfg: &Config) -> TestRecord {
+fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
     let (n, fabric) = (&cfg.nemesis, &cfg.cluster.links);
     TestRecord {
         name: cfg.name.clone(),
@@ -405,8 +400,9 @@ fn record_template(cfg: &Config) -> TestRecord {
         nodes: cfg.cluster.nodes,
         server: cfg.cluster.bin.clone(),
         node_args: cfg.cluster.node_args.clone(),
-        workload: cfg.workload_name.clone(),
-        preset: cfg.preset.clone(),
+        // The words the user gave: the workload and preset named.
+        workload: format!("{:?}", args.workload).to_lowercase(),
+        preset: args.preset.clone(),
         keys: cfg.keys,
         concurrency: cfg.concurrency,
         rate: cfg.rate,
