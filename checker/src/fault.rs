@@ -48,7 +48,8 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Every kind `--nemesis` can name.
+    /// The kinds of processes and links. With [`FaultKind::DISK`], every kind `--nemesis`
+    /// can name.
     pub const ALL: [FaultKind; 10] = [
         FaultKind::Kill,
         FaultKind::Pause,
@@ -62,9 +63,11 @@ impl FaultKind {
         FaultKind::Bandwidth,
     ];
 
-    /// Kinds `--nemesis` names only on request (`all` leaves them out): the disk faults,
-    /// which need a FUSE layer under every node (root and fuse3).
-    pub const OPT_IN: [FaultKind; 4] = [
+    /// The disk faults. `--nemesis all` (the default) includes them wherever they can
+    /// act: the three that need a FUSE layer under every node only as root with fuse3,
+    /// and none on hosts over ssh; the search puts them in place of some kills and
+    /// pauses.
+    pub const DISK: [FaultKind; 4] = [
         FaultKind::LoseUnsynced,
         FaultKind::DiskFull,
         FaultKind::SlowFsync,
@@ -95,7 +98,7 @@ impl FaultKind {
     pub fn parse(s: &str) -> Option<FaultKind> {
         FaultKind::ALL
             .into_iter()
-            .chain(FaultKind::OPT_IN)
+            .chain(FaultKind::DISK)
             .find(|k| k.name() == s)
     }
 
@@ -283,7 +286,7 @@ mod tests {
     fn the_words_are_the_ones_histories_carry() {
         let all_kinds = FaultKind::ALL
             .into_iter()
-            .chain(FaultKind::OPT_IN)
+            .chain(FaultKind::DISK)
             .chain([FaultKind::LinkLatency])
             .collect::<Vec<_>>();
         for k in &all_kinds {

@@ -52,7 +52,7 @@ pub fn unavailable() -> Option<String> {
     if !found {
         return Some("fusermount3 is missing: apt-get install fuse3".into());
     }
-    None
+    lazyfs_binary().err().map(|e| e.to_string())
 }
 
 /// Unmounts the lazy disks of runs that are gone: mounts named `chaos-lazyfs` whose

@@ -295,6 +295,16 @@ mod tests {
         for seed in [1u64, 7, 42, 12345] {
             let cases = [
                 (format!("search-{seed}.txt"), search(seed, &FaultKind::ALL)),
+                (
+                    format!("search-disk-{seed}.txt"),
+                    search(
+                        seed,
+                        &FaultKind::ALL
+                            .into_iter()
+                            .chain(FaultKind::DISK)
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
                 (format!("rota-{seed}.txt"), rota(seed)),
             ];
             for (name, plan) in cases {

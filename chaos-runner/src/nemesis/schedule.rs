@@ -236,6 +236,7 @@ pub fn plan_search(
 ) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5345_4152_4348_2121);
     let mut out = plan_foreground(&mut rng, kinds, targets, shapes, time_limit);
+    plan_disk(seed, kinds, &mut out);
     // The weather is link latency: only where the latency fault is possible.
     if kinds.contains(&FaultKind::Latency) {
         out.extend(plan_weather(&mut rng, time_limit));
@@ -254,7 +255,11 @@ fn plan_foreground(
     shapes: &[Shape],
     time_limit: Duration,
 ) -> Vec<Planned> {
-    let fg: Vec<FaultKind> = kinds.iter().copied().filter(|k| !k.is_message()).collect();
+    let fg: Vec<FaultKind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| !k.is_message() && !k.is_disk())
+        .collect();
     let bursts = Burst::available(&fg, targets);
     let leader_first = targets.contains(&Target::Leader);
     let mut out = Vec::new();
@@ -319,6 +324,45 @@ fn plan_foreground(
         out.push(p);
     }
     out
+}
+
+/// The disk faults of the search: they take the place of some of the foreground's faults
+/// that already stop or stall nodes, so the foreground stays one fault at a time. About a
+/// third of the kills become power losses (`lose-unsynced`, same targets and timing, all
+/// at once) and one in six kills of one node or a minority a corruption of a durable
+/// file; a third of the pauses become spells of a full disk or of slow fsyncs. Drawn from
+/// a stream of their own, so where no disk fault is possible (no FUSE layer) every seed
+/// keeps the schedule it had before they existed.
+fn plan_disk(seed: u64, kinds: &[FaultKind], foreground: &mut [Planned]) {
+    let has = |k: FaultKind| kinds.contains(&k);
+    let spells: Vec<FaultKind> = [FaultKind::DiskFull, FaultKind::SlowFsync]
+        .into_iter()
+        .filter(|&k| has(k))
+        .collect();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x4449_534B_2046_4155);
+    for p in foreground.iter_mut() {
+        let roll: f64 = rng.gen();
+        let pick = rng.gen::<u64>();
+        let new = match p.kind {
+            FaultKind::Kill if roll < 1.0 / 3.0 && has(FaultKind::LoseUnsynced) => {
+                Some(FaultKind::LoseUnsynced)
+            }
+            FaultKind::Kill
+                if roll >= 5.0 / 6.0 && p.target != Target::All && has(FaultKind::Corrupt) =>
+            {
+                Some(FaultKind::Corrupt)
+            }
+            FaultKind::Pause if roll < 1.0 / 3.0 && !spells.is_empty() => {
+                Some(spells[(pick % spells.len() as u64) as usize])
+            }
+            _ => None,
+        };
+        if let Some(kind) = new {
+            p.kind = kind;
+            p.pick = pick;
+            p.staggered = false;
+        }
+    }
 }
 
 /// The weather: back-to-back spells of 2 to 10 s, each a steady delay on every link.
@@ -496,5 +540,51 @@ mod tests {
         assert!(p
             .iter()
             .all(|f| matches!(f.kind, FaultKind::Kill | FaultKind::Pause)));
+    }
+
+    #[test]
+    fn disk_faults_take_the_place_of_kills_and_pauses_and_leave_the_rest_alone() {
+        let every: Vec<FaultKind> = FaultKind::ALL.into_iter().chain(FaultKind::DISK).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let plain = search(seed, &FaultKind::ALL);
+            let disk = search(seed, &every);
+            assert_eq!(plain.len(), disk.len(), "seed {seed}");
+            for (a, b) in plain.iter().zip(&disk) {
+                // Same timing, target and layer: only the kind (and its pick) may change.
+                assert_eq!(
+                    (a.start, a.end, a.target, a.layer),
+                    (b.start, b.end, b.target, b.layer)
+                );
+                if a.kind != b.kind {
+                    seen.insert(b.kind);
+                    match b.kind {
+                        FaultKind::LoseUnsynced => assert_eq!(a.kind, FaultKind::Kill),
+                        FaultKind::Corrupt => {
+                            assert_eq!(a.kind, FaultKind::Kill);
+                            assert_ne!(b.target, Target::All, "a corruption of every node");
+                        }
+                        FaultKind::DiskFull | FaultKind::SlowFsync => {
+                            assert_eq!(a.kind, FaultKind::Pause)
+                        }
+                        k => panic!("seed {seed}: {} became {k}", a.kind),
+                    }
+                    assert!(!b.staggered);
+                }
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            4,
+            "every disk kind is drawn in 40 seeds: {seen:?}"
+        );
+        // A disk kind that is not possible is never drawn.
+        let no_layer: Vec<FaultKind> = FaultKind::ALL
+            .into_iter()
+            .chain([FaultKind::Corrupt])
+            .collect();
+        assert!((0..40)
+            .flat_map(|s| search(s, &no_layer))
+            .all(|p| !p.kind.needs_layer()));
     }
 }

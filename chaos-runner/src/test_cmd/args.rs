@@ -98,18 +98,19 @@ pub struct TestArgs {
     pub op_timeout: f64,
     /// Faults to inject: any of kill,pause,partition,latency (processes and links),
     /// duplicate,reorder (whole peer requests, or packets with --net netns), replay,drop
-    /// (whole requests: --net proxy), loss,bandwidth (packets: --net netns),
-    /// lose-unsynced (a power loss: the nodes are killed and lose what they wrote but did
-    /// not fsync, through a FUSE layer under each node's data; needs root and fuse3, not
-    /// with --hosts; named only, `all` leaves it out), disk-full (writes fail with ENOSPC
-    /// for a spell) and slow-fsync (each fsync takes 50-500 ms for a spell), through the
-    /// same layer and named only too, corrupt (while a node is down, damage one of its
-    /// durable files: flip bits, truncate, zero or misdirect a block, delete; named only,
-    /// no root needed), or all (every kind the links can carry out), or none. `all` without
-    /// --nemesis-interval is a search: kinds, targets, durations and gaps are drawn from
-    /// the seed, with bursts of leader faults and, underneath, spells of link latency and
-    /// message faults; successive seeds explore different schedules. Default: all, or
-    /// none with --preset healthy (a fault-free baseline).
+    /// (whole requests: --net proxy), loss,bandwidth (packets: --net netns), the disk
+    /// faults lose-unsynced (a power loss: the nodes are killed and lose what they wrote
+    /// but did not fsync), disk-full (writes fail with ENOSPC for a spell), slow-fsync
+    /// (each fsync takes 50-500 ms for a spell), which act through a FUSE layer under each
+    /// node's data and need root and fuse3, and corrupt (while a node is down, damage one
+    /// of its durable files: flip bits, truncate, zero or misdirect a block, delete; no
+    /// root needed), or all (every kind these links and this machine can carry out), or
+    /// none. No disk fault reaches --hosts (the layer is not installed there). `all`
+    /// without --nemesis-interval is a search: kinds, targets, durations and gaps are
+    /// drawn from the seed, with bursts of leader faults (a third of the kills power
+    /// losses, some corruptions, a third of the pauses disk spells) and, underneath,
+    /// spells of link latency and message faults; successive seeds explore different
+    /// schedules. Default: all, or none with --preset healthy (a fault-free baseline).
     #[arg(long, value_name = "KINDS")]
     pub nemesis: Option<String>,
     /// A fixed rota instead of the search: seconds of each fault, and of each healthy gap

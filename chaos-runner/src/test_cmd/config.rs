@@ -179,14 +179,11 @@ fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<(Fabric, u64)> {
 
 /// The faults `--nemesis` asks for, by name (`all`: every kind).
 fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
+    let every: Vec<FaultKind> = FaultKind::ALL.into_iter().chain(FaultKind::DISK).collect();
     list(
         args.nemesis(),
-        &FaultKind::ALL,
-        &FaultKind::ALL
-            .into_iter()
-            .chain(FaultKind::OPT_IN)
-            .map(FaultKind::name)
-            .collect::<Vec<_>>(),
+        &every,
+        &every.iter().map(|k| k.name()).collect::<Vec<_>>(),
         FaultKind::parse,
         "fault",
     )
