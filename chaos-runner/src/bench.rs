@@ -280,10 +280,8 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         leader_within: Duration::from_secs(30),
         tls: args.tls,
         lazy_disk: if args.lazy_disk {
-            if let Some(why) = crate::cluster::disk::unavailable() {
-                bail!("--lazy-disk: {why}");
-            }
-            Some(crate::cluster::disk::lazyfs_binary()?)
+            let layer = crate::cluster::disk::Layer::find(lazyfs::fs::Names::Strict);
+            Some(layer.context("--lazy-disk")?)
         } else {
             None
         },

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use fuser::{Config, MountOption, SessionACL};
-use lazyfs::fs::{DiskFaults, LazyFs};
+use lazyfs::fs::{DiskFaults, LazyFs, Names};
 use nix::sys::signal::{SigSet, Signal};
 
 #[derive(Parser)]
@@ -38,6 +38,11 @@ struct Args {
     /// Where to write what a power loss threw away (JSON).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// When a create, removal or rename survives a power loss: strict (once its folder
+    /// is fsynced, as POSIX promises) or ext4 (once anything is fsynced, as ext4's
+    /// journal does in practice).
+    #[arg(long, value_enum, default_value = "strict")]
+    names: Names,
     /// JSON disk faults, read at start and on SIGHUP: {"full": bool, "fsync_delay_ms": N}.
     #[arg(long)]
     control: Option<PathBuf>,
@@ -86,7 +91,7 @@ fn main() -> Result<()> {
     }
     let root = args.backing.canonicalize()?;
     let mount = args.mount.canonicalize()?;
-    let fs = LazyFs::new(root, args.trash.canonicalize()?);
+    let fs = LazyFs::new(root, args.trash.canonicalize()?, args.names);
     fs.set_faults(read_faults(&args.control)?);
 
     // The signals are taken here, by sigwait; every thread the session starts inherits

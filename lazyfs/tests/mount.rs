@@ -31,6 +31,10 @@ struct Layer {
 
 impl Layer {
     fn start(dir: &Path) -> Layer {
+        Layer::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Layer {
         let mount = dir.join("mnt");
         for d in ["disk", "mnt", "trash"] {
             fs::create_dir_all(dir.join(d)).unwrap();
@@ -46,6 +50,7 @@ impl Layer {
             .arg(dir.join("report.json"))
             .arg("--control")
             .arg(dir.join("faults.json"))
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -198,6 +203,30 @@ fn removes_and_replacing_renames_come_back_after_a_power_loss_unless_synced() {
     assert_eq!(names(&disk), ["old", "state"]);
     assert_eq!(fs::read(disk.join("state")).unwrap(), b"v1");
     assert_eq!(fs::read(disk.join("old")).unwrap(), b"old");
+}
+
+#[test]
+fn under_ext4_names_any_fsync_makes_every_earlier_name_durable() {
+    if !can_mount() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut layer = Layer::start_with(tmp.path(), &["--names", "ext4"]);
+    let m = layer.mount.clone();
+    // A folder tree and a file in it, no folder ever fsynced: the file's fsync commits
+    // them all, as ext4's journal does.
+    fs::create_dir_all(m.join("member/wal")).unwrap();
+    let mut w = File::create(m.join("member/wal/0.wal")).unwrap();
+    w.write_all(b"entry").unwrap();
+    w.sync_all().unwrap();
+    fs::write(m.join("after"), b"made after the last fsync").unwrap();
+    layer.end(libc::SIGUSR1);
+    let disk = tmp.path().join("disk");
+    assert_eq!(names(&disk), ["member"]);
+    assert_eq!(fs::read(disk.join("member/wal/0.wal")).unwrap(), b"entry");
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(tmp.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["names_undone"], 1, "only `after`: {report}");
 }
 
 #[test]

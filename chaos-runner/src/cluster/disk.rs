@@ -16,7 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use lazyfs::fs::{CrashRecord, DiskFaults};
+use clap::ValueEnum;
+use lazyfs::fs::{CrashRecord, DiskFaults, Names};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -77,8 +78,30 @@ pub fn clean_dead_mounts() -> Result<Vec<PathBuf>> {
 
 /// One node's layer: mounted before the node starts, crashed or unmounted while the
 /// node is down.
+/// The lazy layer a run puts under every node: its binary, and when a change of names
+/// survives a power loss (`--disk-names`).
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub bin: PathBuf,
+    pub names: Names,
+}
+
+impl Layer {
+    /// `chaos-lazyfs` beside this executable, if this machine can mount it.
+    pub fn find(names: Names) -> Result<Layer> {
+        if let Some(why) = unavailable() {
+            bail!("{why}");
+        }
+        Ok(Layer {
+            bin: lazyfs_binary()?,
+            names,
+        })
+    }
+}
+
 pub struct LazyDisk {
     bin: PathBuf,
+    names: Names,
     mount: PathBuf,
     backing: PathBuf,
     trash: PathBuf,
@@ -90,14 +113,15 @@ pub struct LazyDisk {
 
 impl LazyDisk {
     /// The layer for the durable folder `mount` (nothing is made yet).
-    pub fn new(bin: PathBuf, mount: PathBuf) -> LazyDisk {
+    pub fn new(layer: &Layer, mount: PathBuf) -> LazyDisk {
         let name = mount
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "data".into());
         let beside = |s: String| mount.with_file_name(s);
         LazyDisk {
-            bin,
+            bin: layer.bin.clone(),
+            names: layer.names,
             backing: beside(format!("{name}.disk")),
             trash: beside(format!(".{name}.trash")),
             report: beside(format!(".{name}.crash.json")),
@@ -135,6 +159,13 @@ impl LazyDisk {
             .arg(&self.report)
             .arg("--control")
             .arg(&self.control)
+            .arg("--names")
+            .arg(
+                self.names
+                    .to_possible_value()
+                    .expect("no skipped value")
+                    .get_name(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);

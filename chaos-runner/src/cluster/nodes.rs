@@ -1,7 +1,7 @@
 //! The running cluster: each node's process, and killing, pausing, resuming and
 //! restarting it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::disk::LazyDisk;
+use super::disk::{Layer, LazyDisk};
 use super::process::{blocking, start_local, tail, Scope};
 use super::servers::ServerKind;
 use super::spec::NodeSpec;
@@ -79,12 +79,12 @@ impl Cluster {
 
     /// Puts a lazy disk (`chaos-lazyfs` at `bin`) under every local node's durable
     /// folder; each is mounted when its node first starts.
-    pub fn with_lazy_disks(&mut self, bin: &Path) {
+    pub fn with_lazy_disks(&mut self, layer: &Layer) {
         let kind = self.kind;
         for n in &mut self.nodes {
             if n.spec.remote.is_none() {
                 let dir = kind.server().durable_dir(&n.spec);
-                n.disk = Some(LazyDisk::new(bin.to_path_buf(), dir));
+                n.disk = Some(LazyDisk::new(layer, dir));
             }
         }
     }
@@ -166,7 +166,7 @@ impl Cluster {
         }
         let spec = &node.spec;
         let found = !node.started;
-        let mut args = kind.server().args(spec);
+        let mut args = kind.server().args(spec, found);
         args.extend(extra);
         let proc = match &spec.remote {
             Some(r) => {

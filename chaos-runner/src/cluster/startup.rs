@@ -75,8 +75,8 @@ pub struct ClusterPlan {
     pub leader_within: Duration,
     /// Mutual TLS on both ports of every node, with certificates the run makes.
     pub tls: bool,
-    /// `chaos-lazyfs`, when the run has disk faults: a lazy disk under every node.
-    pub lazy_disk: Option<PathBuf>,
+    /// The lazy layer, when the run has disk faults: a lazy disk under every node.
+    pub lazy_disk: Option<super::disk::Layer>,
 }
 
 /// A cluster that is up and has a leader.
@@ -260,8 +260,8 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         access.clone(),
         scope,
     );
-    if let Some(bin) = &plan.lazy_disk {
-        cluster.with_lazy_disks(bin);
+    if let Some(layer) = &plan.lazy_disk {
+        cluster.with_lazy_disks(layer);
     }
     for &i in &ids {
         cluster.start(i)?;

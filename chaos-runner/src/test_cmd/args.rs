@@ -128,6 +128,13 @@ pub struct TestArgs {
     /// in four of those kills; with this flag, to all of them.
     #[arg(long)]
     pub staggered_kills: bool,
+    /// When a create, removal or rename in a node's data survives a power loss
+    /// (lose-unsynced). strict: once its folder is fsynced, all that POSIX promises and
+    /// what a careful server assumes. ext4: once anything is fsynced, as ext4's journal
+    /// (data=ordered) does in practice; a server that never fsyncs its folders passes
+    /// here and may fail under strict.
+    #[arg(long, value_enum, default_value = "strict", value_name = "MODEL")]
+    pub disk_names: lazyfs::fs::Names,
     /// Let `corrupt` damage any node. By default it damages at most a minority over the
     /// whole run (the same nodes again and again), so a correct cluster always keeps a
     /// majority of sound copies and must stay valid.

@@ -11,7 +11,7 @@ use checker::record::TestRecord;
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
-use crate::cluster::disk::lazyfs_binary;
+use crate::cluster::disk::Layer;
 use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, ServerKind};
 use crate::fabric::Fabric;
 use crate::nemesis::{self, Change, CorruptPlan, FaultKind, FaultPlan, FileKind, Shape, Target};
@@ -300,7 +300,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
     };
     let lazy_disk = match faults.iter().any(|k| k.needs_layer()) {
-        true => Some(lazyfs_binary()?),
+        true => Some(Layer::find(args.disk_names)?),
         false => None,
     };
     let mut cfg = Config {

@@ -28,7 +28,11 @@ pub fn etcd_binary(given: &Path) -> Result<PathBuf> {
 }
 
 impl Server for Etcd {
-    fn args(&self, spec: &NodeSpec) -> Vec<String> {
+    /// A restart says `--initial-cluster-state existing`: etcd ignores it while its data
+    /// folder holds a WAL, but a member whose folder a power loss emptied would otherwise
+    /// found a new cluster under the same token (and the same cluster ID) instead of
+    /// asking the others for theirs.
+    fn args(&self, spec: &NodeSpec, founding: bool) -> Vec<String> {
         let peer_url = format!("http://{}", spec.transport_addr());
         let client_url = format!("http://{}", spec.api_addr());
         let mut members = vec![format!("n{}={peer_url}", spec.id)];
@@ -50,7 +54,7 @@ impl Server for Etcd {
             "--initial-cluster",
             &members.join(","),
             "--initial-cluster-state",
-            "new",
+            if founding { "new" } else { "existing" },
             "--initial-cluster-token",
             "chaos-runner",
             "--logger",

@@ -29,7 +29,10 @@ pub enum FileRole {
 /// Everything the runner needs from one kind of server.
 pub trait Server: Sync {
     /// Its command line for one node (the user's extra flags are added after).
-    fn args(&self, spec: &NodeSpec) -> Vec<String>;
+    /// `founding`: the node's first start in the run, when the cluster is new; every
+    /// later start rejoins a cluster that exists (and a node whose state was lost must
+    /// not found a second one).
+    fn args(&self, spec: &NodeSpec, founding: bool) -> Vec<String>;
     /// Whether the node whose client API is at `api` says it leads.
     fn leads<'a>(&'a self, access: &'a ApiAccess, api: &'a str) -> BoxFuture<'a, bool>;
     /// Whether each node can be told its own address for each peer, so that the

@@ -30,7 +30,7 @@ pub fn raft_node_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
 }
 
 impl Server for RaftNode {
-    fn args(&self, spec: &NodeSpec) -> Vec<String> {
+    fn args(&self, spec: &NodeSpec, _founding: bool) -> Vec<String> {
         let peers: Vec<String> = spec.peers.iter().map(|(i, a)| format!("{i}={a}")).collect();
         let mut args: Vec<String> = vec![
             "--id".into(),
