@@ -108,6 +108,13 @@ fn power_losses_leave_the_healthy_node_valid_and_catch_unsynced_acknowledgements
             .contains("did not recover"),
         "{results}"
     );
+    assert!(
+        results["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exited on their own after power losses undid"),
+        "the verdict names the cause: {results}"
+    );
     assert!(lost(store.path()).1 > 0, "unsynced names were undone");
     let log = std::fs::read_to_string(latest(store.path()).join("nodes/n1.log")).unwrap();
     assert!(log.contains("holds no Raft state"), "{log}");

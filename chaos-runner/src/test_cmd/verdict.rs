@@ -2,7 +2,8 @@
 //! unknown because a "valid" would prove nothing. Pure, so every rule has its own test.
 
 use checker::check::{CheckReport, Verdict};
-use checker::record::FinalReads;
+use checker::fault::{FaultEdge, FaultKind};
+use checker::record::{FaultDetails, FinalReads};
 use checker::{Func, History, Outcome};
 
 /// A run's verdict and, when it is unknown, why.
@@ -13,7 +14,7 @@ pub struct Judgement {
 }
 
 /// What the rules look at besides the checker's report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     /// Operations that completed ok (reads and writes).
     pub ok_ops: u64,
@@ -23,6 +24,10 @@ pub struct Evidence {
     pub min_ok: u64,
     /// Final reads after healing: how many keys were read, and how many could not be.
     pub final_reads: FinalReads,
+    /// Nodes that exited on their own after a power loss had undone changes of names on
+    /// their disks (creates, removes, renames whose folder was never fsynced), with how
+    /// many: why a cluster may not come back, said in its words.
+    pub crashed_after_lost_names: Vec<(u64, u64)>,
 }
 
 impl Evidence {
@@ -35,8 +40,36 @@ impl Evidence {
             ok_writes: ok.filter(|o| o.func().is_none_or(Func::is_write)).count() as u64,
             min_ok,
             final_reads,
+            crashed_after_lost_names: crashed_after_lost_names(history),
         }
     }
+}
+
+/// See [`Evidence::crashed_after_lost_names`].
+fn crashed_after_lost_names(history: &History) -> Vec<(u64, u64)> {
+    let mut undone: std::collections::BTreeMap<u64, u64> = Default::default();
+    let mut crashed = Vec::new();
+    for e in &history.nemesis {
+        let details =
+            || serde_json::from_value::<FaultDetails>(e.value.clone()).unwrap_or_default();
+        match e.fault {
+            Some(FaultEdge::Start(FaultKind::LoseUnsynced)) => {
+                for l in details().disk {
+                    *undone.entry(l.node).or_default() += l.names_undone;
+                }
+            }
+            Some(FaultEdge::Crash) => {
+                for n in details().nodes {
+                    let names = undone.get(&n).copied().unwrap_or(0);
+                    if names > 0 && !crashed.iter().any(|&(c, _)| c == n) {
+                        crashed.push((n, names));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    crashed
 }
 
 /// Invalid always stands: one anomaly is proof whatever else happened. Unknown keeps the
@@ -64,11 +97,27 @@ pub fn judge(report: &CheckReport, e: Evidence) -> Judgement {
             "no write succeeded, so the reads prove nothing (see the errors in history.jsonl)"
                 .into(),
         ),
-        Verdict::Valid if e.final_reads.ok == 0 && e.final_reads.failed > 0 => unknown(format!(
-            "the cluster did not recover after healing: none of the {} final reads succeeded, \
-             so writes it lost cannot be seen (see the nodes' logs)",
-            e.final_reads.failed
-        )),
+        Verdict::Valid if e.final_reads.ok == 0 && e.final_reads.failed > 0 => {
+            let mut why = format!(
+                "the cluster did not recover after healing: none of the {} final reads \
+                 succeeded, so writes it lost cannot be seen (see the nodes' logs)",
+                e.final_reads.failed
+            );
+            if !e.crashed_after_lost_names.is_empty() {
+                let nodes: Vec<String> = e
+                    .crashed_after_lost_names
+                    .iter()
+                    .map(|(n, names)| format!("node {n} ({names})"))
+                    .collect();
+                why += &format!(
+                    "; {} exited on their own after power losses undid creates, removes \
+                     or renames never made durable by a folder fsync: a server must restart \
+                     on what it fsynced",
+                    nodes.join(", ")
+                );
+            }
+            unknown(why)
+        }
         Verdict::Valid => Judgement {
             verdict: Verdict::Valid,
             reason: None,
@@ -101,6 +150,7 @@ mod tests {
             ok_writes,
             min_ok,
             final_reads: FinalReads { ok: 5, failed: 0 },
+            crashed_after_lost_names: Vec::new(),
         }
     }
 
@@ -108,9 +158,19 @@ mod tests {
     fn a_cluster_that_never_recovered_makes_valid_unknown() {
         let mut e = evidence(100, 10, 50);
         e.final_reads = FinalReads { ok: 0, failed: 5 };
-        let j = judge(&report(false), e);
+        let j = judge(&report(false), e.clone());
         assert_eq!(j.verdict, Verdict::Unknown);
-        assert!(j.reason.unwrap().contains("did not recover"));
+        let why = j.reason.unwrap();
+        assert!(why.contains("did not recover"));
+        assert!(!why.contains("folder fsync"), "{why}");
+        // Nodes that died after power losses undid names: said.
+        let mut lost = e.clone();
+        lost.crashed_after_lost_names = vec![(1, 3), (2, 4)];
+        let why = judge(&report(false), lost).reason.unwrap();
+        assert!(
+            why.contains("node 1 (3), node 2 (4) exited on their own"),
+            "{why}"
+        );
         // Some keys read back: the lost writes on those would show.
         e.final_reads = FinalReads { ok: 1, failed: 4 };
         assert_eq!(judge(&report(false), e).verdict, Verdict::Valid);
