@@ -31,6 +31,10 @@ pub enum Func {
     Delete,
     /// `append`: the string appended.
     Append,
+    /// `add`: one element added to a set (the set workload).
+    Add,
+    /// `read-all`: a whole set read at once; the output is its elements.
+    ReadAll,
 }
 
 impl Func {
@@ -42,6 +46,8 @@ impl Func {
             "cas" => Func::Cas,
             "delete" | "del" => Func::Delete,
             "append" => Func::Append,
+            "add" => Func::Add,
+            "read-all" => Func::ReadAll,
             _ => return None,
         })
     }
@@ -57,12 +63,14 @@ impl Func {
             (Func::Cas, _) => "cas",
             (Func::Delete, _) => "delete",
             (Func::Append, _) => "append",
+            (Func::Add, _) => "add",
+            (Func::ReadAll, _) => "read-all",
         }
     }
 
     /// Whether the operation can change state (everything but a read).
     pub fn is_write(self) -> bool {
-        self != Func::Read
+        !matches!(self, Func::Read | Func::ReadAll)
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`model`]: sequential specifications (register, cas-register, key-value).
 //! - [`search`]: the Wing–Gong–Lowe search for one sub-history.
 //! - [`check`]: splitting by key, parallel search within a budget, verdicts and reports.
+//! - [`set`]: the set checker (lost, unexpected, stale elements), for set histories.
 //! - [`reference`]: a brute-force checker, the oracle the tests compare against.
 //! - [`fault`]: the fault vocabulary (kinds, targets, shapes, a nemesis event's edge).
 //! - [`record`]: the run records every crate shares (test.json, results.json, fault
@@ -20,6 +21,7 @@ pub mod model;
 pub mod record;
 pub mod reference;
 pub mod search;
+pub mod set;
 
 pub use check::{check, CheckOptions, CheckReport, Verdict};
 pub use history::{Func, History, HistoryBuilder, Operation, Outcome};

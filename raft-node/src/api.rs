@@ -6,6 +6,8 @@
 //! | `POST /kv/:key` `{"value": v}` | `200 {"key": k, "value": v}` |
 //! | `DELETE /kv/:key` | `200 {"key": k, "deleted": bool}` |
 //! | `POST /kv/:key/cas` `{"expected": e \| null, "value": v}` | `200 {"key": k, "value": v}`, or `409` `cas_mismatch` with `"current"` |
+//! | `POST /kv/:key/append` `{"value": v}` | `200 {"key": k, "value": v}`: `v` appended to the list at `k` |
+//! | `GET /kv/:key/list` | `200 {"key": k, "values": [...]}` (`[]` when absent); linearizable |
 //! | `GET /client/status` | this node's role, term, leader, indexes |
 //! | `GET /client/leader` | `{"id": …, "api": …, "term": …}` (`null`s when unknown) |
 //!
@@ -30,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::body::{closing, read_body, BodyLimits};
-use crate::kv::{ApplyResult, Command};
+use crate::kv::{ApplyResult, Command, Query};
 use crate::node::{LeaderHint, NodeHandle, ReadResult, WriteResult};
 
 /// Bounds on what a client request may carry (the body's own limits are
@@ -163,10 +165,15 @@ impl Api {
                  (and '#' as %23)",
             ));
         }
-        let (raw_key, cas) = match rest.strip_suffix("/cas") {
-            Some(k) => (k, true),
-            None => (rest, false),
-        };
+        // The operation a suffix names; lists (append and list) live apart from values.
+        let (raw_key, op) = [
+            ("/cas", Suffix::Cas),
+            ("/append", Suffix::Append),
+            ("/list", Suffix::List),
+        ]
+        .into_iter()
+        .find_map(|(s, op)| rest.strip_suffix(s).map(|k| (k, op)))
+        .unwrap_or((rest, Suffix::None));
         if raw_key.contains('/') || raw_key.is_empty() {
             return Err(error(
                 StatusCode::NOT_FOUND,
@@ -192,7 +199,24 @@ impl Api {
                 ),
             ));
         }
-        if cas {
+        match op {
+            Suffix::None | Suffix::Cas => {}
+            Suffix::Append => {
+                only(&method, Method::POST)?;
+                let body: PutBody = self.body(req).await?;
+                self.check_value(&body.value)?;
+                let cmd = Command::Append {
+                    key: key.clone(),
+                    value: body.value,
+                };
+                return Ok(self.write(key, cmd).await);
+            }
+            Suffix::List => {
+                only(&method, Method::GET)?;
+                return Ok(self.read(Query::List(key)).await);
+            }
+        }
+        if op == Suffix::Cas {
             only(&method, Method::POST)?;
             let body: CasBody = self.body(req).await?;
             self.check_value(&body.value)?;
@@ -204,7 +228,7 @@ impl Api {
             return Ok(self.write(key, cmd).await);
         }
         match method {
-            Method::GET => Ok(self.read(key).await),
+            Method::GET => Ok(self.read(Query::Value(key)).await),
             Method::POST | Method::PUT => {
                 let body: PutBody = self.body(req).await?;
                 self.check_value(&body.value)?;
@@ -273,7 +297,9 @@ impl Api {
     async fn write(&self, key: String, cmd: Command) -> Resp {
         let deleting = matches!(cmd, Command::Delete { .. });
         let value = match &cmd {
-            Command::Put { value, .. } | Command::Cas { value, .. } => Some(value.clone()),
+            Command::Put { value, .. }
+            | Command::Cas { value, .. }
+            | Command::Append { value, .. } => Some(value.clone()),
             Command::Delete { .. } => None,
         };
         match self.node.write(cmd).await {
@@ -314,9 +340,13 @@ impl Api {
         }
     }
 
-    async fn read(&self, key: String) -> Resp {
-        match self.node.read(key.clone()).await {
+    async fn read(&self, query: Query) -> Resp {
+        let key = match &query {
+            Query::Value(k) | Query::List(k) => k.clone(),
+        };
+        match self.node.read(query).await {
             ReadResult::Value(v) => json_response(StatusCode::OK, json!({"key": key, "value": v})),
+            ReadResult::List(l) => json_response(StatusCode::OK, json!({"key": key, "values": l})),
             ReadResult::NotLeader(hint) => not_leader(&hint, false),
             ReadResult::Timeout => error(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -393,6 +423,15 @@ fn method_not_allowed(allow: &str) -> Resp {
     r.headers_mut()
         .insert("allow", allow.parse().expect("static header"));
     r
+}
+
+/// The operation a `/kv/:key/...` suffix names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suffix {
+    None,
+    Cas,
+    Append,
+    List,
 }
 
 #[cfg(test)]

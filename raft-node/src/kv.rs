@@ -20,6 +20,34 @@ pub enum Command {
         expected: Option<String>,
         value: String,
     },
+    /// Appends `value` to the list at `key` (lists live apart from values: the set
+    /// workload's adds, and later transactions' appends).
+    Append {
+        key: String,
+        value: String,
+    },
+}
+
+/// What a linearizable read asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// The value at a key.
+    Value(String),
+    /// The whole list at a key.
+    List(String),
+}
+
+impl From<&str> for Query {
+    fn from(key: &str) -> Query {
+        Query::Value(key.to_string())
+    }
+}
+
+/// A read's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Value(Option<String>),
+    List(Vec<String>),
 }
 
 impl Command {
@@ -45,6 +73,9 @@ pub enum ApplyResult {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct KvStore {
     map: BTreeMap<String, String>,
+    /// The lists `Append` builds, by key: a namespace of their own, so a put never
+    /// meets a list.
+    lists: BTreeMap<String, Vec<String>>,
 }
 
 impl KvStore {
@@ -53,11 +84,18 @@ impl KvStore {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.lists.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.lists.is_empty()
+    }
+
+    pub fn query(&self, q: &Query) -> Answer {
+        match q {
+            Query::Value(key) => Answer::Value(self.map.get(key).cloned()),
+            Query::List(key) => Answer::List(self.lists.get(key).cloned().unwrap_or_default()),
+        }
     }
 
     pub fn apply(&mut self, cmd: Command) -> ApplyResult {
@@ -68,6 +106,10 @@ impl KvStore {
             Command::Delete { key } => ApplyResult::Applied {
                 previous: self.map.remove(&key),
             },
+            Command::Append { key, value } => {
+                self.lists.entry(key).or_default().push(value);
+                ApplyResult::Applied { previous: None }
+            }
             Command::Cas {
                 key,
                 expected,
@@ -86,14 +128,29 @@ impl KvStore {
         }
     }
 
+    /// The map, then the lists only if there are any: a snapshot without lists is
+    /// byte for byte what nodes wrote before lists existed, and both restore.
     pub fn snapshot(&self) -> Vec<u8> {
-        postcard::to_stdvec(&self.map).expect("maps always encode")
+        let mut out = postcard::to_stdvec(&self.map).expect("maps always encode");
+        if !self.lists.is_empty() {
+            out.extend(postcard::to_stdvec(&self.lists).expect("maps always encode"));
+        }
+        out
     }
 
     pub fn restore(data: &[u8]) -> Result<Self, postcard::Error> {
-        Ok(KvStore {
-            map: postcard::from_bytes(data)?,
-        })
+        let (map, rest) = postcard::take_from_bytes(data)?;
+        let lists = match rest.is_empty() {
+            true => BTreeMap::new(),
+            false => {
+                let (lists, rest) = postcard::take_from_bytes(rest)?;
+                if !rest.is_empty() {
+                    return Err(postcard::Error::DeserializeBadEncoding);
+                }
+                lists
+            }
+        };
+        Ok(KvStore { map, lists })
     }
 }
 
@@ -130,10 +187,30 @@ mod tests {
             value: "x".into(),
         });
         kv.apply(Command::Delete { key: "a".into() });
+        // A snapshot without lists is the old format: the map alone.
+        assert_eq!(kv.snapshot(), postcard::to_stdvec(&kv.map).unwrap());
+        for v in ["1", "2"] {
+            kv.apply(Command::Append {
+                key: "s".into(),
+                value: v.into(),
+            });
+        }
+        assert_eq!(
+            kv.query(&Query::List("s".into())),
+            Answer::List(vec!["1".into(), "2".into()])
+        );
+        assert_eq!(kv.query(&Query::List("k".into())), Answer::List(vec![]));
+        assert_eq!(kv.query(&"s".into()), Answer::Value(None));
         let restored = KvStore::restore(&kv.snapshot()).unwrap();
         assert_eq!(restored, kv);
         assert_eq!(restored.get("k").map(String::as_str), Some("2"));
         assert!(KvStore::restore(&[0xFF, 0xFF]).is_err());
+        let mut trailing = kv.snapshot();
+        trailing.push(0);
+        assert!(
+            KvStore::restore(&trailing).is_err(),
+            "bytes after the lists"
+        );
         let cmd = Command::Put {
             key: "ü".into(),
             value: "v".into(),

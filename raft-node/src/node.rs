@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::kv::{ApplyResult, Command, KvStore};
+use crate::kv::{Answer, ApplyResult, Command, KvStore, Query};
 use crate::raft::{
     Entry, Index, Message, NodeId, NotLeader, Payload, Raft, ReadState, Ready, Role, Snapshot,
     Status, Term,
@@ -58,6 +58,8 @@ pub enum WriteResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadResult {
     Value(Option<String>),
+    /// A whole list (`Query::List`).
+    List(Vec<String>),
     NotLeader(Option<LeaderHint>),
     /// Leadership could not be confirmed in time. Reads change nothing, so this is a
     /// definite failure.
@@ -80,7 +82,7 @@ pub enum Event {
         reply: oneshot::Sender<WriteResult>,
     },
     Read {
-        key: String,
+        key: Query,
         reply: oneshot::Sender<ReadResult>,
     },
     Status {
@@ -136,7 +138,7 @@ impl NodeHandle {
         rx.await.unwrap_or(WriteResult::Unknown("node shut down"))
     }
 
-    pub async fn read(&self, key: String) -> ReadResult {
+    pub async fn read(&self, key: Query) -> ReadResult {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Event::Read { key, reply }).await.is_err() {
             return ReadResult::NotLeader(None);
@@ -166,8 +168,15 @@ struct PendingWrite {
     reply: oneshot::Sender<WriteResult>,
 }
 
+fn answer(kv: &KvStore, q: &Query) -> ReadResult {
+    match kv.query(q) {
+        Answer::Value(v) => ReadResult::Value(v),
+        Answer::List(l) => ReadResult::List(l),
+    }
+}
+
 struct PendingRead {
-    key: String,
+    key: Query,
     deadline: Instant,
     reply: oneshot::Sender<ReadResult>,
 }
@@ -292,7 +301,7 @@ impl<O: Outbox> Driver<O> {
                 if self.cfg.bugs.stale_read
                     || (self.cfg.bugs.lease_read && self.raft.role() == Role::Leader) =>
             {
-                let _ = reply.send(ReadResult::Value(self.kv.get(&key).cloned()));
+                let _ = reply.send(answer(&self.kv, &key));
             }
             Event::Read { key, reply } => {
                 let id = self.next_read_id;
@@ -495,9 +504,7 @@ impl<O: Outbox> Driver<O> {
                 break;
             }
             let r = entry.remove();
-            let _ = r
-                .reply
-                .send(ReadResult::Value(self.kv.get(&r.key).cloned()));
+            let _ = r.reply.send(answer(&self.kv, &r.key));
         }
         if !failed.is_empty() {
             let hint = self.leader_hint();

@@ -299,6 +299,20 @@ fn cluster_survives_leader_kill_and_full_restart() {
         Some(json!({"expected": "v0", "value": "again"})),
     );
     assert_eq!((status, &body["current"]), (409, &json!("cas0")), "{body}");
+    // Lists: appends in order, beside (not instead of) the value at the same key.
+    for e in ["a", "b", "c"] {
+        let (status, body) = c.request("POST", "/kv/k0/append", Some(json!({"value": e})));
+        assert_eq!((status, &body["value"]), (200, &json!(e)), "{body}");
+    }
+    let list = |c: &Cluster, key: &str| {
+        let (status, body) = c.request("GET", &format!("/kv/{key}/list"), None);
+        assert_eq!(status, 200, "{body}");
+        body["values"].clone()
+    };
+    assert_eq!(list(&c, "k0"), json!(["a", "b", "c"]));
+    assert_eq!(list(&c, "nothing"), json!([]));
+    let (status, _) = c.request("GET", "/kv/k0/append", None);
+    assert_eq!(status, 405, "append is a POST");
 
     // A follower names the leader.
     let follower = (1..=3).find(|&i| i != first).unwrap();
@@ -362,6 +376,7 @@ fn cluster_survives_leader_kill_and_full_restart() {
     }
     c.leader();
     assert_eq!(get(&c, "k0"), json!("cas0"));
+    assert_eq!(list(&c, "k0"), json!(["a", "b", "c"]), "from the snapshot");
     assert_eq!(get(&c, "k1"), Value::Null);
     for i in 2..80 {
         assert_eq!(

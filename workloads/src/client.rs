@@ -241,7 +241,7 @@ impl KvClient {
     /// node `home` when given (as Jepsen binds clients to nodes, so a node that answers
     /// reads it should not is asked); everything else starts at the presumed leader.
     pub async fn invoke(&self, op: &OpSpec, deadline: Instant, home: Option<usize>) -> Answer {
-        let homed = op.f == Func::Read && home.is_some();
+        let homed = !op.f.is_write() && home.is_some();
         let mut target = match home {
             Some(h) if homed => h % self.nodes.len(),
             _ => self.leader.load(Ordering::Relaxed) % self.nodes.len(),
@@ -317,7 +317,15 @@ impl KvClient {
                 Some(json!({"expected": op.value[0], "value": op.value[1]})),
             ),
             Func::Delete => (Method::DELETE, format!("/kv/{key}"), None),
-            Func::Cas | Func::Append => return None,
+            Func::Add if self.dialect == Dialect::RaftNode => (
+                Method::POST,
+                format!("/kv/{key}/append"),
+                Some(json!({"value": op.value})),
+            ),
+            Func::ReadAll if self.dialect == Dialect::RaftNode => {
+                (Method::GET, format!("/kv/{key}/list"), None)
+            }
+            Func::Cas | Func::Append | Func::Add | Func::ReadAll => return None,
         })
     }
 
@@ -376,7 +384,7 @@ impl KvClient {
 /// An answer that leaves the outcome open: a read certainly changed nothing (fail), a
 /// write may still take effect (info).
 fn open(op: &OpSpec, why: String) -> Answer {
-    if op.f == Func::Read {
+    if !op.f.is_write() {
         Answer::Fail(FailReason::ReadFailed, why)
     } else {
         Answer::Info(why)
@@ -399,6 +407,7 @@ fn leader_hint(body: &Value) -> Option<u64> {
 fn success_value(op: &OpSpec, body: &Value) -> Value {
     match op.f {
         Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
+        Func::ReadAll => body.get("values").cloned().unwrap_or(Value::Null),
         Func::Delete => Value::Null,
         _ => op.value.clone(),
     }
@@ -436,6 +445,12 @@ fn seed_meaning(op: &OpSpec, node: u64, status: StatusCode, body: &Value) -> Mea
 fn raft_node_meaning(op: &OpSpec, node: u64, status: StatusCode, body: &Value) -> Meaning {
     let error = body["error"].as_str().unwrap_or("");
     let is_read = op.f == Func::Read;
+    if op.f == Func::ReadAll && status.is_success() && !body["values"].is_array() {
+        return Meaning::Done(Answer::Fail(
+            FailReason::ReadFailed,
+            format!("node {node} answered a list read without a \"values\" array"),
+        ));
+    }
     match status {
         s if s.is_success() => Meaning::Done(Answer::Ok(success_value(op, body))),
         StatusCode::NOT_FOUND if is_read && (error != "not_found" || body.is_null()) => {
@@ -507,7 +522,7 @@ mod etcd {
                 }),
             ),
             Func::Delete => ("/v3/kv/deleterange", json!({"key": key})),
-            Func::Append => return None,
+            Func::Append | Func::Add | Func::ReadAll => return None,
         };
         Some((Method::POST, path.to_string(), Some(body)))
     }

@@ -26,6 +26,10 @@ pub enum WorkloadKind {
     Register,
     /// Many keys, get/put/delete, every put a unique value so a read names its write.
     Kv,
+    /// Jepsen's set-full: adds of unique elements to a few sets, and reads of a whole
+    /// set. Nothing is ever overwritten, so an element lost or changed stays visible in
+    /// every later read, where a register would hide it under the next write.
+    Set,
 }
 
 /// Shares of each function, in percent (they need not add up to 100; they are weights).
@@ -71,6 +75,12 @@ pub struct Generator {
 impl Generator {
     pub fn new(kind: WorkloadKind, keys: usize, mix: Mix) -> Self {
         let mut mix = mix;
+        if kind == WorkloadKind::Set {
+            // A set has adds and reads only.
+            mix.write += mix.cas + mix.delete;
+            mix.cas = 0;
+            mix.delete = 0;
+        }
         if kind == WorkloadKind::Kv {
             // The kv workload has no cas: it must run against servers without that endpoint.
             mix.delete += mix.cas;
@@ -108,6 +118,15 @@ impl Generator {
         match self.kind {
             WorkloadKind::Register => format!("r{i}"),
             WorkloadKind::Kv => format!("k{i}"),
+            WorkloadKind::Set => format!("s{i}"),
+        }
+    }
+
+    /// How this workload reads a key: a value, or a whole set.
+    pub fn read_func(&self) -> Func {
+        match self.kind {
+            WorkloadKind::Set => Func::ReadAll,
+            WorkloadKind::Register | WorkloadKind::Kv => Func::Read,
         }
     }
 
@@ -128,13 +147,20 @@ impl Generator {
         } else {
             Func::Delete
         };
+        let f = match (f, self.kind) {
+            (Func::Read, WorkloadKind::Set) => Func::ReadAll,
+            (_, WorkloadKind::Set) => Func::Add,
+            (f, _) => f,
+        };
         let value = match (f, self.kind) {
-            (Func::Read | Func::Delete | Func::Append, _) => Value::Null,
+            (Func::Read | Func::Delete | Func::Append | Func::ReadAll, _) => Value::Null,
+            // Elements are unique across the run (and strings, as the API stores them).
+            (Func::Add, _) => json!(self.unique.fetch_add(1, Ordering::Relaxed).to_string()),
             // Values are strings: the key-value API stores strings.
             (Func::Write, WorkloadKind::Register) => {
                 self.padded(rng.gen_range(0..self.values).to_string())
             }
-            (Func::Write, WorkloadKind::Kv) => {
+            (Func::Write, WorkloadKind::Kv | WorkloadKind::Set) => {
                 self.padded(format!("v{}", self.unique.fetch_add(1, Ordering::Relaxed)))
             }
             (Func::Cas, _) => json!([
@@ -219,6 +245,12 @@ pub fn mix_for(kind: WorkloadKind, write_pct: u32) -> Mix {
             cas: 0,
             delete: write_pct / 10,
         },
+        WorkloadKind::Set => Mix {
+            read: 100 - write_pct,
+            write: write_pct,
+            cas: 0,
+            delete: 0,
+        },
     }
 }
 
@@ -251,5 +283,18 @@ mod tests {
         );
         let ops: Vec<OpSpec> = (0..1000).map(|_| r.next(&mut rng)).collect();
         assert!(ops.iter().any(|o| o.f == Func::Cas) && ops.iter().all(|o| o.key.starts_with('r')));
+        let s = Generator::new(WorkloadKind::Set, 3, mix_for(WorkloadKind::Set, 80));
+        let ops: Vec<OpSpec> = (0..1000).map(|_| s.next(&mut rng)).collect();
+        assert!(ops.iter().all(|o| matches!(o.f, Func::Add | Func::ReadAll)));
+        let mut adds: Vec<&Value> = ops
+            .iter()
+            .filter(|o| o.f == Func::Add)
+            .map(|o| &o.value)
+            .collect();
+        let n = adds.len();
+        assert!((700..900).contains(&n), "{n} adds of 1000 at 80%");
+        adds.sort_by_key(|v| v.to_string());
+        adds.dedup();
+        assert_eq!(adds.len(), n, "every element is added once");
     }
 }

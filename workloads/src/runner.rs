@@ -154,7 +154,7 @@ pub async fn final_reads(shared: &Shared, keys: &[String], deadline: Instant) ->
     let (mut done, mut failed) = (0, 0);
     for key in keys {
         let op = OpSpec {
-            f: Func::Read,
+            f: shared.generator.read_func(),
             key: key.clone(),
             value: Value::Null,
         };

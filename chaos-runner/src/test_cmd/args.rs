@@ -27,6 +27,10 @@ pub enum WorkloadArg {
     Register,
     /// Many keys; get, put (unique values) and delete. Needs no cas endpoint.
     Kv,
+    /// A few sets; adds of unique elements and reads of a whole set (Jepsen's set-full),
+    /// checked element by element: lost, unexpected, stale. Nothing is overwritten, so
+    /// damage stays visible. raft-node only (POST /kv/:key/append, GET /kv/:key/list).
+    Set,
 }
 
 /// Run a chaos test against a cluster and check it for linearizability.

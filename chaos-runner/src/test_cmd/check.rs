@@ -64,5 +64,17 @@ pub(super) fn check_as(
             history,
             opts,
         ),
+        // raft-node reads through the leader's ReadIndex: a stale read is a bug.
+        WorkloadKind::Set => {
+            let started = std::time::Instant::now();
+            let r = checker::set::check_set(history, true).map_err(|e| {
+                checker::check::CheckError::BadOperation {
+                    id: e.id,
+                    line: e.line,
+                    message: e.message,
+                }
+            })?;
+            Ok(r.to_check_report(history, started.elapsed().as_secs_f64() * 1e3))
+        }
     }
 }

@@ -200,6 +200,12 @@ fn refuse_combinations(args: &TestArgs) -> Result<()> {
              etcd's TLS flags and its gateway over TLS, which it does not yet)"
         );
     }
+    if args.target == ServerKind::Etcd && args.workload == WorkloadArg::Set {
+        bail!(
+            "--workload set needs raft-node's list endpoints (POST /kv/:key/append, \
+             GET /kv/:key/list); etcd has no set client yet"
+        );
+    }
     if args.target == ServerKind::Etcd && args.api != ApiArg::Auto {
         bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
     }
@@ -222,6 +228,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     let kind = match args.workload {
         WorkloadArg::Register => WorkloadKind::Register,
         WorkloadArg::Kv => WorkloadKind::Kv,
+        WorkloadArg::Set => WorkloadKind::Set,
     };
     refuse_combinations(&args)?;
     let requested = requested_faults(&args)?;
@@ -249,6 +256,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         let workload = match kind {
             WorkloadKind::Register => "register",
             WorkloadKind::Kv => "kv",
+            WorkloadKind::Set => "set",
         };
         match args.target {
             ServerKind::RaftNode => workload.to_string(),
