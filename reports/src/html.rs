@@ -30,6 +30,18 @@ fn short(v: &Value) -> String {
     match v {
         Value::Null => "nil".into(),
         Value::String(s) => format!("{s:?}"),
+        // A whole set read: its size, and where it ends (the history has every element;
+        // a report that embedded them all would outgrow the history itself).
+        Value::Array(a) if a.len() > 8 => format!(
+            "[{} elements: {} .. {}]",
+            a.len(),
+            a[..3].iter().map(short).collect::<Vec<_>>().join(", "),
+            a[a.len() - 3..]
+                .iter()
+                .map(short)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         v => v.to_string(),
     }
 }

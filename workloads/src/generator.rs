@@ -1,6 +1,7 @@
 //! Operation generators.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -70,6 +71,21 @@ pub struct Generator {
     /// Pad every written value to this many bytes (0: no padding), for benchmarks.
     pub value_size: usize,
     unique: AtomicU64,
+    /// The set workload's sets in use; see [`SET_SIZE`].
+    sets: Mutex<Sets>,
+}
+
+/// Adds a set takes before a fresh one replaces it. Every read returns a whole set, so
+/// bounding sets bounds the history: at 1,000 elements a read is a few KiB however long
+/// the run, and every set ever used is read once more at the end.
+pub const SET_SIZE: u64 = 1000;
+
+/// The sets taking adds: slot `i` holds set number `key[i]` with `adds[i]` adds so far.
+#[derive(Debug)]
+struct Sets {
+    key: Vec<usize>,
+    adds: Vec<u64>,
+    next: usize,
 }
 
 impl Generator {
@@ -96,6 +112,11 @@ impl Generator {
             values: 5,
             value_size: 0,
             unique: AtomicU64::new(1),
+            sets: Mutex::new(Sets {
+                key: (0..keys.max(1)).collect(),
+                adds: vec![0; keys.max(1)],
+                next: keys.max(1),
+            }),
         }
     }
 
@@ -130,12 +151,33 @@ impl Generator {
         }
     }
 
+    /// Every key used so far (the set workload opens new sets as it goes).
     pub fn all_keys(&self) -> Vec<String> {
-        (0..self.keys).map(|i| self.key(i)).collect()
+        let n = match self.kind {
+            WorkloadKind::Set => self.sets.lock().expect("sets").next,
+            WorkloadKind::Register | WorkloadKind::Kv => self.keys,
+        };
+        (0..n).map(|i| self.key(i)).collect()
+    }
+
+    /// The set in slot `slot`; an add counts towards its [`SET_SIZE`].
+    fn set_key(&self, slot: usize, add: bool) -> String {
+        let mut s = self.sets.lock().expect("sets");
+        let key = s.key[slot];
+        if add {
+            s.adds[slot] += 1;
+            if s.adds[slot] >= SET_SIZE {
+                s.key[slot] = s.next;
+                s.adds[slot] = 0;
+                s.next += 1;
+            }
+        }
+        self.key(key)
     }
 
     pub fn next(&self, rng: &mut StdRng) -> OpSpec {
-        let key = self.key(rng.gen_range(0..self.keys));
+        let slot = rng.gen_range(0..self.keys);
+        let key = self.key(slot);
         let roll = rng.gen_range(0..self.mix.total());
         let m = self.mix;
         let f = if roll < m.read {
@@ -147,10 +189,10 @@ impl Generator {
         } else {
             Func::Delete
         };
-        let f = match (f, self.kind) {
-            (Func::Read, WorkloadKind::Set) => Func::ReadAll,
-            (_, WorkloadKind::Set) => Func::Add,
-            (f, _) => f,
+        let (f, key) = match (f, self.kind) {
+            (Func::Read, WorkloadKind::Set) => (Func::ReadAll, self.set_key(slot, false)),
+            (_, WorkloadKind::Set) => (Func::Add, self.set_key(slot, true)),
+            (f, _) => (f, key),
         };
         let value = match (f, self.kind) {
             (Func::Read | Func::Delete | Func::Append | Func::ReadAll, _) => Value::Null,
@@ -245,8 +287,9 @@ pub fn mix_for(kind: WorkloadKind, write_pct: u32) -> Mix {
             cas: 0,
             delete: write_pct / 10,
         },
+        // A read returns a whole set: a fifth of the reads another workload would do.
         WorkloadKind::Set => Mix {
-            read: 100 - write_pct,
+            read: (100 - write_pct) / 5,
             write: write_pct,
             cas: 0,
             delete: 0,
@@ -292,9 +335,20 @@ mod tests {
             .map(|o| &o.value)
             .collect();
         let n = adds.len();
-        assert!((700..900).contains(&n), "{n} adds of 1000 at 80%");
+        // 80% writes: adds 80, reads 20 / 5 = 4.
+        assert!((900..980).contains(&n), "{n} adds of 1000");
         adds.sort_by_key(|v| v.to_string());
         adds.dedup();
         assert_eq!(adds.len(), n, "every element is added once");
+        // Sets are bounded: after 3,000 more adds to 3 slots, new sets took over.
+        let s = Generator::new(WorkloadKind::Set, 3, mix_for(WorkloadKind::Set, 100));
+        let ops: Vec<OpSpec> = (0..3 * SET_SIZE).map(|_| s.next(&mut rng)).collect();
+        let mut per_key = std::collections::BTreeMap::new();
+        for o in &ops {
+            *per_key.entry(o.key.clone()).or_insert(0u64) += 1;
+        }
+        assert!(per_key.values().all(|&n| n <= SET_SIZE), "{per_key:?}");
+        assert!(s.all_keys().len() > 3, "{:?}", s.all_keys());
+        assert!(per_key.keys().all(|k| s.all_keys().contains(k)));
     }
 }

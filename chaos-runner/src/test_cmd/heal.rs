@@ -44,7 +44,9 @@ pub(super) async fn heal_and_read(bed: &Testbed, tail: &mut Tail) -> Result<Fina
             .warn(format!("the cluster did not recover after healing: {e}"));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (ok, failed) = final_reads(&bed.shared, &bed.keys, deadline).await;
+    // Every key the workload used (the set workload opens new sets as it goes).
+    let keys = bed.shared.generator.all_keys();
+    let (ok, failed) = final_reads(&bed.shared, &keys, deadline).await;
     tail.mark("final reads");
     bed.shared.stop.store(true, Ordering::Relaxed);
     bed.recorder.finish().context("writing the history")?;

@@ -21,7 +21,6 @@ pub(super) struct Testbed {
     pub env: Arc<Env>,
     pub recorder: Arc<Recorder>,
     pub shared: Arc<Shared>,
-    pub keys: Vec<String>,
     pub live: Arc<Live>,
 }
 
@@ -67,7 +66,6 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     });
     let client = Arc::new(running.client(dialect));
     let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, mix));
-    let keys = generator.all_keys();
     let shared = Shared::new(client, generator, recorder.clone());
     let env = Env {
         kind: running.cluster.kind(),
@@ -86,7 +84,6 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         env: Arc::new(env),
         recorder,
         shared,
-        keys,
         live: Arc::new(Live::default()),
     })
 }
