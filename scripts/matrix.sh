@@ -108,7 +108,7 @@ rows=(
   "forget-vote|5 nodes, kill and pause every 0.5 s, 100-120 ms elections|--nodes 5 --nemesis kill,pause --nemesis-targets random,majority,leader --nemesis-interval 0.5 --node-arg=--election-timeout-min-ms=100 --node-arg=--election-timeout-max-ms=120 --concurrency 10"
   "commit-old-term|5 nodes, leader kills and partitions every 0.5 s, 2 ms link latency|--nodes 5 --nemesis kill,partition --nemesis-targets leader,minority --partitions isolate,halves,majorities-ring --nemesis-interval 0.5 --link-latency 2 --concurrency 10"
   "commit-overreach|partitions around the leader every 0.5 s|--nemesis partition --nemesis-targets leader --partitions isolate,halves,majorities-ring,bridge --nemesis-interval 0.5 --concurrency 10"
-  "trust-disk|corrupt: flipped bits in the log of a minority, leader kills; set workload|--workload set --nemesis corrupt,kill --nemesis-targets leader --corrupt-files newest-log,older-log --corrupt-changes flip-bits --nemesis-interval 1.5"
+  "trust-disk|corrupt: one flipped bit in the log of a minority, leader kills; set workload at 200 ops/s|--workload set --rate 200 --nemesis corrupt,kill --nemesis-targets leader --corrupt-files newest-log,older-log --corrupt-changes flip-bit --nemesis-interval 1.5"
 )
 # The disk bugs need the lazy layer (root and fuse3): their rows run only where it can.
 if ((layer)); then

@@ -325,9 +325,9 @@ impl SetReport {
             };
             invalid += 1;
             let read = &history.ops[fate.read];
-            let description = format!("read-all {} without {}", s.key, fate.element);
+            let description = format!("read-all {} without {:?}", s.key, fate.element);
             let reason = format!(
-                "element {} is {what}: {why} ({} lost, {} unexpected, {} stale in set {})",
+                "element {:?} is {what}: {why} ({} lost, {} unexpected, {} stale in set {})",
                 fate.element,
                 s.lost.len(),
                 s.unexpected.len(),
@@ -342,7 +342,7 @@ impl SetReport {
                     .add
                     .map(|a| {
                         let op = &history.ops[a];
-                        summary(op, format!("add {} to {}", fate.element, s.key))
+                        summary(op, format!("add {:?} to {}", fate.element, s.key))
                     })
                     .into_iter()
                     .collect(),
@@ -421,7 +421,11 @@ mod tests {
         assert_eq!(r.verdict(), Verdict::Invalid);
         let c = r.to_check_report(&h, 0.0);
         assert_eq!(c.verdict, Verdict::Invalid);
-        assert!(c.summary().contains("element 2 is lost"), "{}", c.summary());
+        assert!(
+            c.summary().contains("element \"2\" is lost"),
+            "{}",
+            c.summary()
+        );
     }
 
     #[test]

@@ -53,6 +53,10 @@ impl FileKind {
 /// How a file is damaged (`--corrupt-changes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
+    /// One bit: the classic bit rot. Every checksum catches it; a format's structure
+    /// often does not, so it is what shows a reader that skips its checksums.
+    FlipBit,
+    /// One to eight bits within 16 bytes: a burst.
     FlipBits,
     Truncate,
     ZeroBlock,
@@ -61,7 +65,8 @@ pub enum Change {
 }
 
 impl Change {
-    pub const ALL: [Change; 5] = [
+    pub const ALL: [Change; 6] = [
+        Change::FlipBit,
         Change::FlipBits,
         Change::Truncate,
         Change::ZeroBlock,
@@ -71,6 +76,7 @@ impl Change {
 
     pub fn name(self) -> &'static str {
         match self {
+            Change::FlipBit => "flip-bit",
             Change::FlipBits => "flip-bits",
             Change::Truncate => "truncate",
             Change::ZeroBlock => "zero-block",
@@ -189,20 +195,24 @@ fn damage(path: &Path, changes: &[Change], rng: &mut StdRng) -> Result<Corruptio
     };
     let window = |at: u64, n: u64| data[at as usize..(at + n).min(len) as usize].to_vec();
     match change {
-        Change::FlipBits => {
-            // Flip one to eight bits within one 16-byte window.
+        Change::FlipBit | Change::FlipBits => {
+            // Flip one bit, or one to eight bits within one 16-byte window.
             let at = rng.gen_range(0..len);
             let n = (len - at).min(16);
             let mut after = window(at, n);
-            for _ in 0..rng.gen_range(1..=8) {
-                let i = rng.gen_range(0..after.len());
-                after[i] ^= 1 << rng.gen_range(0..8);
+            if change == Change::FlipBit {
+                after[0] ^= 1 << rng.gen_range(0..8);
+            } else {
+                for _ in 0..rng.gen_range(1..=8) {
+                    let i = rng.gen_range(0..after.len());
+                    after[i] ^= 1 << rng.gen_range(0..8);
+                }
             }
             if after == window(at, n) {
                 // Two flips of one bit undid each other: one more.
                 after[0] ^= 1;
             }
-            c.change = "flip-bits".into();
+            c.change = change.name().into();
             c.offset = at;
             c.len = n;
             c.before = hex(&window(at, n));
@@ -269,14 +279,23 @@ impl Fault for CorruptFault {
     }
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let wanted = env.targets(p).await;
-        let nodes = env.corruptible(&wanted);
+        let nodes = env.targets(p).await;
+        let damaged = env.corruptible(&nodes);
         let plan = &env.corrupt;
         let mut rng = StdRng::seed_from_u64(p.pick ^ 0xC0_4452_5550_5421);
         let mut c = env.cluster.lock().await;
         let mut done = Vec::new();
         for &n in &nodes {
             tokio::task::block_in_place(|| c.kill(n));
+            if !damaged.contains(&n) {
+                done.push(Corruption {
+                    node: n,
+                    change: "none (the run's limit spares this node: --corrupt-any lifts it)"
+                        .into(),
+                    ..Corruption::default()
+                });
+                continue;
+            }
             let dir = c.durable_dir(n);
             let kinds: Vec<(FileKind, Vec<PathBuf>)> =
                 candidates(&dir, c.kind().server().durable_files())

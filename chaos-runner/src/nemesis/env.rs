@@ -39,9 +39,11 @@ impl Env {
             .context("this fault needs links the runner controls, which this server does not use")
     }
 
-    /// Which of `wanted` a corruption may hit: nodes already damaged, and new ones while
-    /// the run's limit allows. If that leaves none, one already damaged stands in (the
-    /// fault still happens, within the helix).
+    /// Which of `wanted` a corruption may damage: nodes already damaged, and new ones
+    /// while the run's limit allows. The others are spared (the fault takes them down
+    /// and up, as a kill): were a damaged node to stand in for them, it would be damaged
+    /// again and again until it refused to start, and never get to serve what its
+    /// first damage did.
     pub(super) fn corruptible(&self, wanted: &[u64]) -> Vec<u64> {
         let mut set = self.corrupted.lock().expect("corrupted nodes");
         let mut out = Vec::new();
@@ -50,9 +52,6 @@ impl Env {
                 set.insert(n);
                 out.push(n);
             }
-        }
-        if out.is_empty() {
-            out.extend(set.iter().next().copied());
         }
         out
     }

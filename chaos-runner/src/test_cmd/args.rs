@@ -149,7 +149,7 @@ pub struct TestArgs {
     /// vote, what was synced), or all.
     #[arg(long, default_value = "all", value_name = "KINDS")]
     pub corrupt_files: String,
-    /// How `corrupt` damages them: any of flip-bits, truncate (cut short), zero-block,
+    /// How `corrupt` damages them: any of flip-bit (one bit), flip-bits (1-8 bits in 16 bytes), truncate (cut short), zero-block,
     /// copy-block (a block written over another: a misdirected write), delete, or all.
     #[arg(long, default_value = "all", value_name = "CHANGES")]
     pub corrupt_changes: String,
