@@ -224,19 +224,29 @@ struct Part<'h, O> {
 }
 
 fn summarize<M: Model>(model: &M, op: &Operation, compiled: Option<&M::Op>) -> OpSummary {
-    OpSummary {
-        id: op.id,
-        process: op.process,
-        f: op.f.clone(),
-        key: op.key.clone(),
-        value: op.input.clone(),
-        output: op.output.clone(),
-        call: op.call,
-        ret: op.ret,
-        outcome: op.outcome,
-        line: op.line,
-        description: compiled.map_or_else(|| op.f.clone(), |c| model.describe_op(c)),
-        state_after: None,
+    OpSummary::of(
+        op,
+        compiled.map_or_else(|| op.f.clone(), |c| model.describe_op(c)),
+    )
+}
+
+impl OpSummary {
+    /// `op` as a report shows it, described in a checker's words.
+    pub fn of(op: &Operation, description: String) -> OpSummary {
+        OpSummary {
+            id: op.id,
+            process: op.process,
+            f: op.f.clone(),
+            key: op.key.clone(),
+            value: op.input.clone(),
+            output: op.output.clone(),
+            call: op.call,
+            ret: op.ret,
+            outcome: op.outcome,
+            line: op.line,
+            description,
+            state_after: None,
+        }
     }
 }
 

@@ -267,24 +267,12 @@ fn judge_set(key: &str, adds: &HashMap<String, Add>, reads: &[&Operation]) -> Se
 }
 
 fn summary(op: &Operation, description: String) -> OpSummary {
-    OpSummary {
-        id: op.id,
-        process: op.process,
-        f: op.f.clone(),
-        key: op.key.clone(),
-        value: op.input.clone(),
-        // A read's whole set would swamp a report: its size stands in for it.
-        output: match &op.output {
-            Some(Value::Array(a)) => Some(Value::String(format!("{} elements", a.len()))),
-            other => other.clone(),
-        },
-        call: op.call,
-        ret: op.ret,
-        outcome: op.outcome,
-        line: op.line,
-        description,
-        state_after: None,
+    let mut s = OpSummary::of(op, description);
+    // A read's whole set would swamp a report: its size stands in for it.
+    if let Some(Value::Array(a)) = &op.output {
+        s.output = Some(Value::String(format!("{} elements", a.len())));
     }
+    s
 }
 
 impl SetReport {
