@@ -162,6 +162,9 @@ pub struct CheckReport {
     /// stopped the check.
     #[serde(default)]
     pub all_keys: bool,
+    /// What a checker that counts (the set checker) found, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<String>,
 }
 
 impl CheckReport {
@@ -184,6 +187,9 @@ impl CheckReport {
             self.model,
             self.elapsed_ms
         );
+        if let Some(c) = &self.counts {
+            s += &format!("; {c}");
+        }
         if let Some(f) = self.failures.first() {
             let file = source.map_or(String::new(), |f| format!("{f} "));
             s += &format!(
@@ -450,6 +456,7 @@ fn over_budget<M: Model>(
         }],
         not_decided_keys: 0,
         all_keys: opts.all_keys,
+        counts: None,
     }
 }
 
@@ -561,6 +568,7 @@ pub fn check<M: Model>(
         unknown: Vec::new(),
         not_decided_keys: 0,
         all_keys: opts.all_keys,
+        counts: None,
     };
     for (_, outcome) in results {
         match outcome {

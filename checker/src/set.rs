@@ -357,6 +357,7 @@ impl SetReport {
             unknown: Vec::new(),
             not_decided_keys: 0,
             all_keys: true,
+            counts: Some(self.counts()),
         }
     }
 }
