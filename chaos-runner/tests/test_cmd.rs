@@ -701,3 +701,53 @@ fn fail_fast_stops_the_load_at_the_first_anomaly_and_only_then() {
     assert!(results.get("fail_fast").is_none(), "{results}");
     assert!(results["duration_s"].as_f64().unwrap() >= 8.0, "{results}");
 }
+
+/// The set workload end to end: adds and whole-set reads against raft-node's list
+/// endpoints under kills of every node, judged by the set checker, whose counts reach
+/// results.json; every set used is read once more at the end.
+#[test]
+fn the_set_workload_is_checked_element_by_element() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run_for(
+        Server::RaftNode,
+        store.path(),
+        &[
+            "--workload",
+            "set",
+            "--nemesis",
+            "kill",
+            "--nemesis-targets",
+            "every",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "6",
+            "--seed",
+            "11",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "the healthy node is valid");
+    let run = latest(store.path());
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["checker"]["model"], "set", "{results}");
+    let summary = results["checker_summary"].as_str().unwrap();
+    assert!(
+        summary.contains("acknowledged adds: 0 lost, 0 unexpected, 0 stale"),
+        "{summary}"
+    );
+    let h = history(&run);
+    let adds = h
+        .iter()
+        .filter(|e| e["f"] == "add" && e["type"] == "ok")
+        .count();
+    assert!(adds > 50, "{adds} adds acknowledged");
+    let reads: Vec<&Value> = h
+        .iter()
+        .filter(|e| e["f"] == "read-all" && e["type"] == "ok")
+        .collect();
+    assert!(reads.iter().all(|e| e["value"].is_array()));
+    // The final reads: one per set, after the last add, holding every acknowledged one.
+    let last = reads.last().expect("final reads");
+    assert!(!last["value"].as_array().unwrap().is_empty());
+    assert_no_nodes_left(store.path());
+}
