@@ -224,6 +224,58 @@ fn child_shape(name: &str, all: bool, mib: u64) {
     );
 }
 
+/// The set workload's shape at scale: 1,000,000 adds by 10 clients into sets of 1,000
+/// (as `workloads` bounds them), a read of the set every 100 adds and a final read of
+/// each, one element lost.
+fn set_case() -> History {
+    let mut b = HistoryBuilder::new();
+    let mut t = 0u64;
+    let mut final_reads = Vec::new();
+    for set in 0..1000u64 {
+        let key = format!("s{set}");
+        let mut members: Vec<Value> = Vec::new();
+        for i in 0..1000u64 {
+            let e = json!((set * 1000 + i).to_string());
+            let p = (i % 10) as i64;
+            b.invoke(p, "add", Some(&key), e.clone(), t);
+            b.ok(p, "add", e.clone(), t + 5);
+            t += 3;
+            members.push(e);
+            if i % 100 == 99 {
+                b.invoke(10, "read-all", Some(&key), Value::Null, t);
+                b.ok(10, "read-all", Value::Array(members.clone()), t + 2);
+                t += 3;
+            }
+        }
+        if set == 500 {
+            members.remove(10);
+        }
+        final_reads.push((key, members));
+    }
+    for (key, members) in final_reads {
+        b.invoke(11, "read-all", Some(&key), Value::Null, t);
+        b.ok(11, "read-all", Value::Array(members), t + 2);
+        t += 3;
+    }
+    b.build()
+}
+
+fn time_set() {
+    let h = set_case();
+    let mut times = Vec::new();
+    let mut lost = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = checker::set::check_set(&h, true).unwrap();
+        times.push(t.elapsed());
+        lost = r.sets.iter().map(|s| s.lost.len()).sum::<usize>();
+    }
+    println!(
+        "set 1M adds, 1000 sets, 11k reads: median {:.3} s, {lost} lost",
+        median(times).as_secs_f64()
+    );
+}
+
 fn main() {
     if let Ok(path) = std::env::var("CHECKER_BENCH_JSONL") {
         child_jsonl(&path);
@@ -244,6 +296,9 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
+    if want("set 1M adds") {
+        time_set();
+    }
     for (name, ops, runs) in [
         ("register 10 procs 1k ops", 1_000, 7),
         ("register 10 procs 10k ops", 10_000, 5),
