@@ -347,13 +347,147 @@ pub fn rate(run: &Run) -> Result<String, ReportError> {
     Ok(s)
 }
 
+/// What became of each add of a set history, the rows of [`set_outcomes`], bottom up.
+const SET_ROWS: [(&str, RGBColor); 7] = [
+    ("acknowledged", OK),
+    ("failed, never read", RGBColor(150, 150, 150)),
+    ("unknown, never read", INFO),
+    ("unknown, then read", RGBColor(70, 130, 200)),
+    ("stale", RGBColor(160, 90, 200)),
+    ("lost", FAIL),
+    ("unexpected", RGBColor(120, 0, 0)),
+];
+
+/// Jepsen's set plot: every add at the time it was invoked, in the row of what became
+/// of it (the set checker's verdict on its element), faults shaded; elements read but
+/// never added sit in the top row at the first read that held them. `None` unless the
+/// history is a set history.
+pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
+    use std::collections::{HashMap, HashSet};
+    let ops = run.ops();
+    if !ops.iter().any(|o| o.func() == Some(checker::Func::Add)) {
+        return None;
+    }
+    let report = checker::set::check_set(&run.history, true).ok()?;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let key = |o: &checker::Operation| o.key.clone().unwrap_or_default();
+    // Per key: what each named element came to, and every element any read held.
+    let mut named: HashMap<(String, String), usize> = HashMap::new();
+    for s in &report.sets {
+        for (row, fates) in [(4, &s.stale), (5, &s.lost), (6, &s.unexpected)] {
+            for f in fates {
+                named.insert((s.key.clone(), f.element.clone()), row);
+            }
+        }
+    }
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    for o in ops
+        .iter()
+        .filter(|o| o.func() == Some(checker::Func::ReadAll))
+    {
+        if let Some(serde_json::Value::Array(a)) = &o.output {
+            seen.extend(a.iter().map(|e| (key(o), text(e))));
+        }
+    }
+    let mut points: Vec<(f64, usize)> = Vec::new();
+    let mut added: HashSet<(String, String)> = HashSet::new();
+    for o in ops.iter().filter(|o| o.func() == Some(checker::Func::Add)) {
+        let id = (key(o), text(&o.input));
+        let was_seen = seen.contains(&id);
+        let row = named
+            .get(&id)
+            .copied()
+            .unwrap_or(match (o.outcome, was_seen) {
+                (Outcome::Ok, _) => 0,
+                (Outcome::Fail, _) => 1,
+                (Outcome::Info, false) => 2,
+                (Outcome::Info, true) => 3,
+            });
+        points.push((o.call as f64 / 1e9, row));
+        added.insert(id);
+    }
+    for s in &report.sets {
+        for f in s.unexpected.iter().filter(|f| f.add.is_none()) {
+            points.push((ops[f.read].call as f64 / 1e9, 6));
+        }
+    }
+    let counts: Vec<usize> = (0..SET_ROWS.len())
+        .map(|row| points.iter().filter(|p| p.1 == row).count())
+        .collect();
+    // Thin the acknowledged (by far the most) evenly; every other point is drawn.
+    let n = counts[0];
+    let keep_every = n.div_ceil(MAX_POINTS).max(1);
+    let mut i = 0;
+    points.retain(|p| {
+        i += (p.1 == 0) as usize;
+        p.1 != 0 || i % keep_every == 0
+    });
+    let what = "set-outcomes";
+    let mut s = String::new();
+    let drawn = (|| -> Result<(), ReportError> {
+        let root = root(&mut s);
+        let top = SET_ROWS.len() as f64 + 1.5;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("what became of each add (set checker)", ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(130)
+            .build_cartesian_2d(0f64..run.end.max(1.0), -0.5f64..top)
+            .map_err(|e| err(what)(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("time the add was invoked (s)")
+            .y_labels(SET_ROWS.len() * 2 + 4)
+            .y_label_formatter(&|y| {
+                let r = y.round();
+                match SET_ROWS.get(r as usize) {
+                    Some((name, _)) if (y - r).abs() < 1e-6 && r >= 0.0 => name.to_string(),
+                    _ => String::new(),
+                }
+            })
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(|e| err(what)(e.to_string()))?;
+        shade(&mut chart, &run.faults, (-0.5, top), run.end, |r| {
+            top - 0.1 - 0.35 * r as f64
+        })
+        .map_err(err(what))?;
+        for (row, (name, color)) in SET_ROWS.iter().enumerate() {
+            let count = counts[row];
+            if count == 0 {
+                continue;
+            }
+            let c = *color;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.1 == row)
+                        .map(|&(x, r)| Circle::new((x, r as f64), 2, c.mix(0.7).filled())),
+                )
+                .map_err(|e| err(what)(e.to_string()))?
+                .label(format!("{name}: {count}"))
+                .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
+        }
+        finish(chart, &root, what)
+    })();
+    Some(drawn.map(|()| s))
+}
+
 /// Every plot, with its file name.
 pub fn all(run: &Run) -> Result<Vec<(&'static str, String)>, ReportError> {
-    Ok(vec![
+    let mut plots = vec![
         ("latency-raw.svg", latency_raw(run)?),
         ("latency-quantiles.svg", latency_quantiles(run)?),
         ("rate.svg", rate(run)?),
-    ])
+    ];
+    if let Some(set) = set_outcomes(run) {
+        plots.insert(0, ("set-outcomes.svg", set?));
+    }
+    Ok(plots)
 }
 
 #[cfg(test)]
@@ -416,5 +550,48 @@ mod tests {
             .filter(|l| l.starts_with("<polyline") && l.contains("stroke=\"#2864C8\""))
             .count();
         assert_eq!(p50, 3, "{svg}");
+    }
+
+    #[test]
+    fn the_set_plot_puts_each_add_in_the_row_of_its_fate() {
+        let mut b = HistoryBuilder::new();
+        for (p, e, ok) in [(0, "1", true), (1, "2", true), (2, "3", false)] {
+            b.invoke(p, "add", Some("s"), json!(e), 0);
+            if ok {
+                b.ok(p, "add", json!(e), 1_000_000);
+            } else {
+                b.info(p, "add", json!(null), 1_000_000);
+            }
+        }
+        // 2 was acknowledged and is gone; 3 (unknown) shows up; 9 was never added.
+        b.invoke(3, "read-all", Some("s"), json!(null), 2_000_000)
+            .ok(3, "read-all", json!(["1", "3", "9"]), 3_000_000);
+        let run = Run {
+            test: None,
+            results: None,
+            faults: vec![fault(0.0, 0.002, "kill n1")],
+            end: 0.004,
+            history: b.build(),
+            files: Vec::new(),
+        };
+        let svg = set_outcomes(&run).expect("a set history").unwrap();
+        for label in [
+            "acknowledged: 1",
+            "lost: 1",
+            "unknown, then read: 1",
+            "unexpected: 1",
+        ] {
+            assert!(svg.contains(label), "{label} in\n{svg}");
+        }
+        assert!(!svg.contains("stale:"), "no stale element");
+        // Not a set history: no plot.
+        let mut b = HistoryBuilder::new();
+        b.invoke(0, "read", None, json!(null), 0)
+            .ok(0, "read", json!(null), 1);
+        let run = Run {
+            history: b.build(),
+            ..run
+        };
+        assert!(set_outcomes(&run).is_none());
     }
 }
