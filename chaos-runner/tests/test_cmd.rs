@@ -732,7 +732,7 @@ fn the_set_workload_is_checked_element_by_element() {
     assert_eq!(results["checker"]["model"], "set", "{results}");
     let summary = results["checker_summary"].as_str().unwrap();
     assert!(
-        summary.contains("acknowledged adds: 0 lost, 0 unexpected, 0 stale"),
+        summary.contains("acknowledged adds: 0 lost, 0 unexpected, 0 duplicated, 0 stale"),
         "{summary}"
     );
     let h = history(&run);

@@ -8,9 +8,10 @@
 //! - **stale**: missing from some of them but present in the last (a read that lagged);
 //! - **never read**: known, but no read began after that;
 //! - **recovered**: an add of unknown outcome that some read saw;
-//! - **unexpected**: read, but never added, or added by an add that certainly failed.
+//! - **unexpected**: read, but never added, or added by an add that certainly failed;
+//! - **duplicated**: held twice by one read (an add applied twice).
 //!
-//! Lost and unexpected elements make a history invalid; stale ones only when reads must
+//! Lost, unexpected and duplicated elements make a history invalid; stale ones only when reads must
 //! be linearizable (`linearizable`), since a set that promises less may lag. The work is
 //! linear in the total size of the reads: each element keeps the sorted positions of the
 //! reads that held it.
@@ -35,6 +36,7 @@ pub struct SetOutcomes {
     pub lost: Vec<ElementFate>,
     pub stale: Vec<ElementFate>,
     pub unexpected: Vec<ElementFate>,
+    pub duplicated: Vec<ElementFate>,
     /// Elements whose add's outcome was unknown and that a read saw.
     pub recovered: usize,
     pub never_read: usize,
@@ -68,6 +70,7 @@ impl SetReport {
         let bad = self.sets.iter().any(|s| {
             !s.lost.is_empty()
                 || !s.unexpected.is_empty()
+                || !s.duplicated.is_empty()
                 || (self.linearizable && !s.stale.is_empty())
         });
         if bad {
@@ -84,10 +87,11 @@ impl SetReport {
     /// One line: the counts of every outcome.
     pub fn counts(&self) -> String {
         format!(
-            "{} acknowledged adds: {} lost, {} unexpected, {} stale, {} recovered, {} never read",
+            "{} acknowledged adds: {} lost, {} unexpected, {} duplicated, {} stale, {} recovered, {} never read",
             self.total(|s| s.acknowledged),
             self.total(|s| s.lost.len()),
             self.total(|s| s.unexpected.len()),
+            self.total(|s| s.duplicated.len()),
             self.total(|s| s.stale.len()),
             self.total(|s| s.recovered),
             self.total(|s| s.never_read),
@@ -197,14 +201,18 @@ fn judge_set(key: &str, adds: &HashMap<String, Add>, reads: &[&Operation]) -> Se
     // Each element read: the positions (in `reads`) of the reads that held it, and when
     // the first of them returned.
     let mut seen: HashMap<String, (Vec<usize>, u64)> = HashMap::new();
+    let mut twice: Vec<(String, usize)> = Vec::new();
     for (i, r) in reads.iter().enumerate() {
         let Some(Value::Array(elements)) = &r.output else {
             continue;
         };
         let ret = r.ret.unwrap_or(r.call);
         for e in elements {
-            let (at, first) = seen.entry(text(e)).or_insert((Vec::new(), ret));
-            if at.last() != Some(&i) {
+            let element = text(e);
+            let (at, first) = seen.entry(element.clone()).or_insert((Vec::new(), ret));
+            if at.last() == Some(&i) {
+                twice.push((element, i));
+            } else {
                 at.push(i);
             }
             *first = (*first).min(ret);
@@ -217,6 +225,12 @@ fn judge_set(key: &str, adds: &HashMap<String, Add>, reads: &[&Operation]) -> Se
             known_at,
             read: reads[read].id,
         };
+    twice.sort();
+    twice.dedup_by(|a, b| a.0 == b.0);
+    for (element, read) in twice {
+        let add = adds.get(&element).map(|a| a.op);
+        out.duplicated.push(fate(&element, add, None, read));
+    }
     for (element, (at, _)) in &seen {
         let add = adds.get(element);
         if add.is_none_or(|a| a.outcome == Outcome::Fail) {
@@ -260,7 +274,12 @@ fn judge_set(key: &str, adds: &HashMap<String, Add>, reads: &[&Operation]) -> Se
                 .push(fate(element, Some(add.op), Some(known), missed));
         }
     }
-    for v in [&mut out.lost, &mut out.stale, &mut out.unexpected] {
+    for v in [
+        &mut out.lost,
+        &mut out.stale,
+        &mut out.unexpected,
+        &mut out.duplicated,
+    ] {
         v.sort_by(|a, b| (a.known_at, &a.element).cmp(&(b.known_at, &b.element)));
     }
     out
@@ -296,6 +315,11 @@ impl SetReport {
                     s.unexpected
                         .first()
                         .map(|f| (f, "unexpected", "read, but never added (or its add failed)"))
+                })
+                .or_else(|| {
+                    s.duplicated
+                        .first()
+                        .map(|f| (f, "duplicated", "held twice by one read: added twice"))
                 })
                 .or_else(|| {
                     self.linearizable
@@ -396,7 +420,7 @@ mod tests {
             (4, "add", json!("5"), 0, 10, Fail),  // seen though it failed: unexpected
             (5, "add", json!("6"), 100, 200, Ok), // no read after it: never read
             (6, "read-all", json!(["1", "2", "4", "5", "9"]), 20, 30, Ok),
-            (7, "read-all", json!(["1", "3", "4", "5"]), 40, 50, Ok),
+            (7, "read-all", json!(["1", "3", "4", "5", "1"]), 40, 50, Ok),
         ]);
         let r = check_set(&h, false).unwrap();
         let s = &r.sets[0];
@@ -404,6 +428,8 @@ mod tests {
         assert_eq!(names(&s.lost), ["2"]);
         assert_eq!(names(&s.stale), ["3"]);
         assert_eq!(names(&s.unexpected), ["5", "9"]);
+        assert_eq!(names(&s.duplicated), ["1"]);
+        assert_eq!(s.duplicated[0].read, 7);
         assert_eq!((s.recovered, s.never_read, s.acknowledged), (1, 1, 4));
         assert_eq!(s.lost[0].read, 7, "the last read shows the loss");
         assert_eq!(s.stale[0].read, 6, "the first read missed it");

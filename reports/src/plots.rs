@@ -348,13 +348,14 @@ pub fn rate(run: &Run) -> Result<String, ReportError> {
 }
 
 /// What became of each add of a set history, the rows of [`set_outcomes`], bottom up.
-const SET_ROWS: [(&str, RGBColor); 7] = [
+const SET_ROWS: [(&str, RGBColor); 8] = [
     ("acknowledged", OK),
     ("failed, never read", RGBColor(150, 150, 150)),
     ("unknown, never read", INFO),
     ("unknown, then read", RGBColor(70, 130, 200)),
     ("stale", RGBColor(160, 90, 200)),
     ("lost", FAIL),
+    ("duplicated", RGBColor(200, 0, 120)),
     ("unexpected", RGBColor(120, 0, 0)),
 ];
 
@@ -377,7 +378,12 @@ pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
     // Per key: what each named element came to, and every element any read held.
     let mut named: HashMap<(String, String), usize> = HashMap::new();
     for s in &report.sets {
-        for (row, fates) in [(4, &s.stale), (5, &s.lost), (6, &s.unexpected)] {
+        for (row, fates) in [
+            (4, &s.stale),
+            (5, &s.lost),
+            (6, &s.duplicated),
+            (7, &s.unexpected),
+        ] {
             for f in fates {
                 named.insert((s.key.clone(), f.element.clone()), row);
             }
@@ -411,7 +417,7 @@ pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
     }
     for s in &report.sets {
         for f in s.unexpected.iter().filter(|f| f.add.is_none()) {
-            points.push((ops[f.read].call as f64 / 1e9, 6));
+            points.push((ops[f.read].call as f64 / 1e9, 7));
         }
     }
     let counts: Vec<usize> = (0..SET_ROWS.len())
