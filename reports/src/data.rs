@@ -37,6 +37,8 @@ pub struct Run {
     /// The run's files the report links to, relative to its folder, as found: records,
     /// the runner's log, each node's log.
     pub files: Vec<String>,
+    /// The set checker's findings, for a set history: worked out once, on first use.
+    pub set: std::sync::OnceLock<Option<checker::set::SetReport>>,
 }
 
 /// Reads one of the run's records: `None` when the file does not exist, an error naming
@@ -181,7 +183,21 @@ impl Run {
             faults,
             end,
             files,
+            set: Default::default(),
         })
+    }
+
+    /// What the set checker finds in this history; `None` unless it is a set history.
+    pub fn set_report(&self) -> Option<&checker::set::SetReport> {
+        self.set
+            .get_or_init(|| {
+                let adds = self.history.ops.iter();
+                adds.clone()
+                    .any(|o| o.func() == Some(checker::Func::Add))
+                    .then(|| checker::set::check_set(&self.history, true).ok())
+                    .flatten()
+            })
+            .as_ref()
     }
 
     /// `valid`, `invalid`, `unknown`, or `unchecked` while there are no results.

@@ -388,6 +388,63 @@ fn decisive_order(f: &KeyFailure, out: &mut String) {
     );
 }
 
+/// For a set history: the lost, unexpected, duplicated and stale elements, each with when
+/// it was known to be in and the last fault that began before the read that missed it
+/// (what it vanished after), up to 20 of each.
+fn set_findings(run: &Run, out: &mut String) {
+    let Some(report) = run.set_report() else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "<section id=\"set\"><h2>What became of the elements</h2><p>{}</p>",
+        esc(&report.counts())
+    );
+    let ops = run.ops();
+    for s in &report.sets {
+        for (what, fates) in [
+            ("lost", &s.lost),
+            ("unexpected", &s.unexpected),
+            ("duplicated", &s.duplicated),
+            ("stale", &s.stale),
+        ] {
+            if fates.is_empty() {
+                continue;
+            }
+            let _ = write!(
+                out,
+                "<h3>set {}: {} {what}</h3><table><tr><th>element</th><th>known in at</th>\
+                 <th>shown by</th><th>after the fault</th></tr>",
+                esc(&s.key),
+                fates.len()
+            );
+            for f in fates.iter().take(20) {
+                let read = &ops[f.read];
+                let at = read.call as f64 / 1e9;
+                let since = f.known_at.map_or(0.0, |k| k as f64 / 1e9);
+                let fault = run
+                    .faults
+                    .iter()
+                    .rfind(|x| x.start >= since && x.start <= at)
+                    .map_or("-".to_string(), |x| {
+                        format!("{} at {:.3} s", x.label, x.start)
+                    });
+                let _ = write!(
+                    out,
+                    "<tr><td><code>{}</code></td><td>{}</td><td>read #{} at {:.3} s</td><td>{}</td></tr>",
+                    esc(&format!("{:?}", f.element)),
+                    f.known_at.map_or("-".into(), secs),
+                    read.id,
+                    at,
+                    esc(&fault)
+                );
+            }
+            out.push_str("</table>");
+        }
+    }
+    out.push_str("</section>");
+}
+
 fn counterexamples(run: &Run, out: &mut String) {
     let failures = failures(run);
     if failures.is_empty() {
@@ -588,6 +645,7 @@ pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
     );
     header(run, &mut out);
     counterexamples(run, &mut out);
+    set_findings(run, &mut out);
     out.push_str(
         "<section id=\"timeline\"><h2>Timeline</h2><div id=\"controls\"><label>key <select id=\"key\">\
          <option value=\"-1\">all keys</option></select></label><button id=\"fit\">whole run</button>\
@@ -642,6 +700,7 @@ mod tests {
             ],
             end: 10.0,
             files: Vec::new(),
+            set: Default::default(),
         };
         let d = timeline_data(&run);
         let lanes: Vec<(String, u64)> = d["faults"]

@@ -366,10 +366,7 @@ const SET_ROWS: [(&str, RGBColor); 8] = [
 pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
     use std::collections::{HashMap, HashSet};
     let ops = run.ops();
-    if !ops.iter().any(|o| o.func() == Some(checker::Func::Add)) {
-        return None;
-    }
-    let report = checker::set::check_set(&run.history, true).ok()?;
+    let report = run.set_report()?;
     let text = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -548,6 +545,7 @@ mod tests {
             end: (t as f64 + 2e6) / 1e9,
             history,
             files: Vec::new(),
+            set: Default::default(),
         };
         let svg = latency_quantiles(&run).unwrap();
         // The p50 line is two pieces, plus its legend sample: three.
@@ -579,6 +577,7 @@ mod tests {
             end: 0.004,
             history: b.build(),
             files: Vec::new(),
+            set: Default::default(),
         };
         let svg = set_outcomes(&run).expect("a set history").unwrap();
         for label in [
@@ -590,12 +589,21 @@ mod tests {
             assert!(svg.contains(label), "{label} in\n{svg}");
         }
         assert!(!svg.contains("stale:"), "no stale element");
+        // The page names the lost element, when it was known in, and the fault before.
+        let page = crate::html::render(&run, &[]);
+        assert!(page.contains("set s: 1 lost"), "{page}");
+        assert!(page.contains("<code>&quot;2&quot;</code>") || page.contains("<code>\"2\"</code>"));
+        assert!(
+            page.contains("kill n1 at 0.000 s"),
+            "the fault it vanished after"
+        );
         // Not a set history: no plot.
         let mut b = HistoryBuilder::new();
         b.invoke(0, "read", None, json!(null), 0)
             .ok(0, "read", json!(null), 1);
         let run = Run {
             history: b.build(),
+            set: Default::default(),
             ..run
         };
         assert!(set_outcomes(&run).is_none());
