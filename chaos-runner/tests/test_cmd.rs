@@ -751,3 +751,39 @@ fn the_set_workload_is_checked_element_by_element() {
     assert!(!last["value"].as_array().unwrap().is_empty());
     assert_no_nodes_left(store.path());
 }
+
+/// Where the disk faults' layer cannot be mounted (here: no chaos-lazyfs beside the
+/// runner), `all` runs without its faults and says so, with the reason, before the run.
+#[test]
+fn a_run_without_the_disk_layer_says_what_it_leaves_out() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let runner = bin_dir.path().join("chaos-runner");
+    std::fs::copy(BIN, &runner).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let out = Command::new(&runner)
+        .arg("test")
+        .arg("--store")
+        .arg(store.path())
+        .arg("--raft-node")
+        .arg(raft_node())
+        .args(["--time-limit", "2", "--seed", "5"])
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "note: no power losses, full disks or slow fsyncs in this run: no chaos-lazyfs"
+        ),
+        "{said}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let test = json(&latest(store.path()).join("test.json"));
+    let kinds = test["nemesis"].as_array().unwrap();
+    assert!(kinds.contains(&serde_json::json!("corrupt")), "{test}");
+    assert!(
+        !kinds.contains(&serde_json::json!("lose-unsynced")),
+        "{test}"
+    );
+    assert_no_nodes_left(store.path());
+}

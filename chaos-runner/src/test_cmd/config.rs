@@ -22,6 +22,9 @@ use super::args::{ApiArg, NetArg, TestArgs, WorkloadArg};
 /// A validated `test` configuration.
 pub struct Config {
     pub name: String,
+    /// What the user should know before the run starts (said once, on the console): a
+    /// fault `all` left out for a reason they can change.
+    pub notes: Vec<String>,
     /// The cluster: server, binary, node count and flags, links, TLS.
     pub cluster: ClusterPlan,
     /// The client dialect when the server or `--api` fixes it; `None`: ask the nodes.
@@ -295,6 +298,14 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         );
     }
     let all = args.nemesis().trim() == "all";
+    let mut notes = Vec::new();
+    if all && fabric.on_this_machine() {
+        if let Some(why) = crate::cluster::disk::unavailable() {
+            notes.push(format!(
+                "no power losses, full disks or slow fsyncs in this run: {why}"
+            ));
+        }
+    }
     let faults = nemesis::usable(&fabric, args.target, requested, all)
         .map_err(|why| anyhow::anyhow!("--nemesis {why}"))?;
     let p = args
@@ -312,6 +323,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         false => None,
     };
     let mut cfg = Config {
+        notes,
         keys: args
             .keys
             .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 })

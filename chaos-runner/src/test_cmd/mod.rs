@@ -133,6 +133,9 @@ pub fn run(args: TestArgs) -> Result<u8> {
     runtime.block_on(async {
         // Ctrl-C or SIGTERM: take every node down with us.
         die_with_children_on_interrupt();
+        for n in &cfg.notes {
+            crate::console::say!("note: {n}");
+        }
         let base = cfg.seed.unwrap_or_else(rand::random);
         let count = cfg.test_count;
         let mut runs = Vec::new();
