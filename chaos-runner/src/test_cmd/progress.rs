@@ -14,15 +14,27 @@ use crate::cluster::Cluster;
 use crate::nemesis::Live;
 
 /// A node that exits on its own (not by the nemesis) is a finding worth shouting: record
-/// it in the history and the warnings.
-async fn report_crashes(cluster: &tokio::sync::Mutex<Cluster>, recorder: &Recorder, live: &Live) {
+/// it in the history and the warnings. Its first exit is told with the end of its log;
+/// later ones (a node that cannot start, restarted by every fault) in one line each, so
+/// the cause is not buried under copies of itself. `crashes`: exits so far, per node.
+async fn report_crashes(
+    cluster: &tokio::sync::Mutex<Cluster>,
+    recorder: &Recorder,
+    live: &Live,
+    crashes: &mut std::collections::BTreeMap<u64, u32>,
+) {
     let mut c = cluster.lock().await;
     for id in c.ids() {
         if let Some(status) = c.exited(id) {
-            let w = format!(
-                "node {id} exited on its own ({status}); the end of its log:\n{}",
-                c.log_tail(id, 10)
-            );
+            let n = crashes.entry(id).or_default();
+            *n += 1;
+            let w = match *n {
+                1 => format!(
+                    "node {id} exited on its own ({status}); the end of its log:\n{}",
+                    c.log_tail(id, 10)
+                ),
+                n => format!("node {id} exited on its own again ({status}; {n} times so far)"),
+            };
             let details = FaultDetails {
                 nodes: vec![id],
                 status: Some(status),
@@ -95,12 +107,13 @@ pub async fn run(
 ) {
     let mut ticker = Ticker::new(time_limit);
     let (mut last_total, mut last_t, mut rate) = (0, Instant::now(), 0.0);
+    let mut crashes = std::collections::BTreeMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = done.notified() => break,
         }
-        report_crashes(&cluster, &recorder, &live).await;
+        report_crashes(&cluster, &recorder, &live, &mut crashes).await;
         let counts = recorder.counts();
         let dt = last_t.elapsed().as_secs_f64();
         if dt >= 1.0 {
