@@ -706,7 +706,7 @@ fn fail_fast_stops_the_load_at_the_first_anomaly_and_only_then() {
 /// endpoints under kills of every node, judged by the set checker, whose counts reach
 /// results.json; every set used is read once more at the end.
 #[test]
-fn the_set_workload_is_checked_element_by_element() {
+fn the_set_and_queue_workloads_are_checked_element_by_element() {
     let store = tempfile::tempdir().unwrap();
     let out = run_for(
         Server::RaftNode,
@@ -749,6 +749,30 @@ fn the_set_workload_is_checked_element_by_element() {
     // The final reads: one per set, after the last add, holding every acknowledged one.
     let last = reads.last().expect("final reads");
     assert!(!last["value"].as_array().unwrap().is_empty());
+    assert_no_nodes_left(store.path());
+
+    // The same operations as a queue: a raft-node list is a log, read in order.
+    let out = run_for(
+        Server::RaftNode,
+        store.path(),
+        &[
+            "--workload",
+            "queue",
+            "--nemesis",
+            "kill",
+            "--time-limit",
+            "4",
+            "--seed",
+            "12",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "the healthy node is valid");
+    let results = json(&latest(store.path()).join("results.json"));
+    assert_eq!(results["checker"]["model"], "queue", "{results}");
+    assert!(results["checker_summary"]
+        .as_str()
+        .unwrap()
+        .contains("0 duplicated, 0 reordered, 0 stale"));
     assert_no_nodes_left(store.path());
 }
 

@@ -11,7 +11,11 @@
 //! - **unexpected**: read, but never added, or added by an add that certainly failed;
 //! - **duplicated**: held twice by one read (an add applied twice).
 //!
-//! Lost, unexpected and duplicated elements make a history invalid; stale ones only when reads must
+//! A queue (a totally ordered log, `ordered`) also has **reordered** elements: every read
+//! of a log must be a prefix of its longest read (all are prefixes of the one true log),
+//! and the first element where a read departs from it is reordered.
+//!
+//! Lost, unexpected, duplicated and reordered elements make a history invalid; stale ones only when reads must
 //! be linearizable (`linearizable`), since a set that promises less may lag. The work is
 //! linear in the total size of the reads: each element keeps the sorted positions of the
 //! reads that held it.
@@ -37,6 +41,8 @@ pub struct SetOutcomes {
     pub stale: Vec<ElementFate>,
     pub unexpected: Vec<ElementFate>,
     pub duplicated: Vec<ElementFate>,
+    /// A queue's reads that depart from its longest read: the element where each does.
+    pub reordered: Vec<ElementFate>,
     /// Elements whose add's outcome was unknown and that a read saw.
     pub recovered: usize,
     pub never_read: usize,
@@ -63,6 +69,8 @@ pub struct ElementFate {
 pub struct SetReport {
     pub sets: Vec<SetOutcomes>,
     pub linearizable: bool,
+    /// Whether reads return a log in order (a queue).
+    pub ordered: bool,
 }
 
 impl SetReport {
@@ -71,6 +79,7 @@ impl SetReport {
             !s.lost.is_empty()
                 || !s.unexpected.is_empty()
                 || !s.duplicated.is_empty()
+                || !s.reordered.is_empty()
                 || (self.linearizable && !s.stale.is_empty())
         });
         if bad {
@@ -87,11 +96,16 @@ impl SetReport {
     /// One line: the counts of every outcome.
     pub fn counts(&self) -> String {
         format!(
-            "{} acknowledged adds: {} lost, {} unexpected, {} duplicated, {} stale, {} recovered, {} never read",
+            "{} acknowledged adds: {} lost, {} unexpected, {} duplicated, {}{} stale, {} recovered, {} never read",
             self.total(|s| s.acknowledged),
             self.total(|s| s.lost.len()),
             self.total(|s| s.unexpected.len()),
             self.total(|s| s.duplicated.len()),
+            if self.ordered {
+                format!("{} reordered, ", self.total(|s| s.reordered.len()))
+            } else {
+                String::new()
+            },
             self.total(|s| s.stale.len()),
             self.total(|s| s.recovered),
             self.total(|s| s.never_read),
@@ -123,6 +137,20 @@ struct Add {
 
 /// Judges every set in `history` (adds and reads-all, per key).
 pub fn check_set(history: &History, linearizable: bool) -> Result<SetReport, SetError> {
+    check_collection(history, linearizable, false)
+}
+
+/// Judges every queue in `history`: as sets, and each read must be a prefix of the
+/// longest read of its queue.
+pub fn check_queue(history: &History, linearizable: bool) -> Result<SetReport, SetError> {
+    check_collection(history, linearizable, true)
+}
+
+fn check_collection(
+    history: &History,
+    linearizable: bool,
+    ordered: bool,
+) -> Result<SetReport, SetError> {
     let bad = |op: &Operation, message: String| SetError {
         id: op.id,
         line: op.line,
@@ -174,6 +202,7 @@ pub fn check_set(history: &History, linearizable: bool) -> Result<SetReport, Set
     }
     let mut report = SetReport {
         linearizable,
+        ordered,
         ..SetReport::default()
     };
     let keys: Vec<String> = adds.keys().chain(reads.keys()).cloned().collect();
@@ -186,7 +215,11 @@ pub fn check_set(history: &History, linearizable: bool) -> Result<SetReport, Set
         let adds = adds.get(&key).unwrap_or(&empty);
         let mut rs: Vec<&Operation> = reads.remove(&key).unwrap_or_default();
         rs.sort_by_key(|r| (r.call, r.id));
-        report.sets.push(judge_set(&key, adds, &rs));
+        let mut outcomes = judge_set(&key, adds, &rs);
+        if ordered {
+            outcomes.reordered = out_of_order(adds, &rs);
+        }
+        report.sets.push(outcomes);
     }
     Ok(report)
 }
@@ -285,6 +318,31 @@ fn judge_set(key: &str, adds: &HashMap<String, Add>, reads: &[&Operation]) -> Se
     out
 }
 
+/// The reads of one log that are not a prefix of its longest read, each with the first
+/// element where it departs.
+fn out_of_order(adds: &HashMap<String, Add>, reads: &[&Operation]) -> Vec<ElementFate> {
+    let list = |r: &Operation| match &r.output {
+        Some(Value::Array(a)) => a.iter().map(text).collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    let Some(longest) = reads.iter().map(|r| list(r)).max_by_key(Vec::len) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in reads {
+        let l = list(r);
+        if let Some(i) = (0..l.len()).find(|&i| l[i] != longest[i]) {
+            out.push(ElementFate {
+                element: l[i].clone(),
+                add: adds.get(&l[i]).map(|a| a.op),
+                known_at: None,
+                read: r.id,
+            });
+        }
+    }
+    out
+}
+
 fn summary(op: &Operation, description: String) -> OpSummary {
     let mut s = OpSummary::of(op, description);
     // A read's whole set would swamp a report: its size stands in for it.
@@ -320,6 +378,15 @@ impl SetReport {
                     s.duplicated
                         .first()
                         .map(|f| (f, "duplicated", "held twice by one read: added twice"))
+                })
+                .or_else(|| {
+                    s.reordered.first().map(|f| {
+                        (
+                            f,
+                            "reordered",
+                            "where this read of the log departs from its longest read",
+                        )
+                    })
                 })
                 .or_else(|| {
                     self.linearizable
@@ -368,7 +435,7 @@ impl SetReport {
         }
         CheckReport {
             verdict: self.verdict(),
-            model: "set".into(),
+            model: if self.ordered { "queue" } else { "set" }.into(),
             ops: history.ops.len(),
             checked_ops: history.ops.len(),
             keys: self.sets.len(),
@@ -514,5 +581,29 @@ mod tests {
         assert_eq!(r.sets[0].lost.len(), 1);
         assert_eq!(r.sets[0].lost[0].element, "5");
         assert_eq!(r.sets[0].stale.len(), 0);
+    }
+
+    #[test]
+    fn a_queue_read_that_is_not_a_prefix_of_the_longest_is_reordered() {
+        let h = history(&[
+            (0, "add", json!("a"), 0, 10, Ok),
+            (1, "add", json!("b"), 0, 10, Ok),
+            (2, "add", json!("c"), 25, 35, Ok),
+            (3, "read-all", json!(["a", "b"]), 20, 30, Ok),
+            (4, "read-all", json!(["b", "a"]), 20, 30, Ok),
+            (5, "read-all", json!(["a", "b", "c"]), 40, 50, Ok),
+        ]);
+        // As a set, fine; as a log, read 4 put b first.
+        assert_eq!(check_set(&h, true).unwrap().verdict(), Verdict::Valid);
+        let r = check_queue(&h, true).unwrap();
+        assert_eq!(r.verdict(), Verdict::Invalid);
+        let s = &r.sets[0];
+        assert_eq!(s.reordered.len(), 1);
+        assert_eq!(
+            (s.reordered[0].element.as_str(), s.reordered[0].read),
+            ("b", 4)
+        );
+        assert!(r.counts().contains("1 reordered"), "{}", r.counts());
+        assert_eq!(r.to_check_report(&h, 0.0).model, "queue");
     }
 }

@@ -194,7 +194,14 @@ impl Run {
                 let adds = self.history.ops.iter();
                 adds.clone()
                     .any(|o| o.func() == Some(checker::Func::Add))
-                    .then(|| checker::set::check_set(&self.history, true).ok())
+                    .then(|| {
+                        // A queue's history is a set's whose reads come in order.
+                        let queue = self.test.as_ref().is_some_and(|t| t.workload == "queue");
+                        match queue {
+                            true => checker::set::check_queue(&self.history, true).ok(),
+                            false => checker::set::check_set(&self.history, true).ok(),
+                        }
+                    })
                     .flatten()
             })
             .as_ref()

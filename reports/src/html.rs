@@ -406,6 +406,7 @@ fn set_findings(run: &Run, out: &mut String) {
             ("lost", &s.lost),
             ("unexpected", &s.unexpected),
             ("duplicated", &s.duplicated),
+            ("reordered", &s.reordered),
             ("stale", &s.stale),
         ] {
             if fates.is_empty() {

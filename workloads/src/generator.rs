@@ -31,6 +31,16 @@ pub enum WorkloadKind {
     /// set. Nothing is ever overwritten, so an element lost or changed stays visible in
     /// every later read, where a register would hide it under the next write.
     Set,
+    /// A totally ordered log: the set's operations, but each read returns the log in
+    /// order, and every read must be a prefix of the longest (nothing reordered).
+    Queue,
+}
+
+impl WorkloadKind {
+    /// Whether it adds elements and reads whole collections (set, queue).
+    pub fn collects(self) -> bool {
+        matches!(self, WorkloadKind::Set | WorkloadKind::Queue)
+    }
 }
 
 /// Shares of each function, in percent (they need not add up to 100; they are weights).
@@ -91,7 +101,7 @@ struct Sets {
 impl Generator {
     pub fn new(kind: WorkloadKind, keys: usize, mix: Mix) -> Self {
         let mut mix = mix;
-        if kind == WorkloadKind::Set {
+        if kind.collects() {
             // A set has adds and reads only.
             mix.write += mix.cas + mix.delete;
             mix.cas = 0;
@@ -140,13 +150,14 @@ impl Generator {
             WorkloadKind::Register => format!("r{i}"),
             WorkloadKind::Kv => format!("k{i}"),
             WorkloadKind::Set => format!("s{i}"),
+            WorkloadKind::Queue => format!("q{i}"),
         }
     }
 
     /// How this workload reads a key: a value, or a whole set.
     pub fn read_func(&self) -> Func {
         match self.kind {
-            WorkloadKind::Set => Func::ReadAll,
+            WorkloadKind::Set | WorkloadKind::Queue => Func::ReadAll,
             WorkloadKind::Register | WorkloadKind::Kv => Func::Read,
         }
     }
@@ -154,7 +165,7 @@ impl Generator {
     /// Every key used so far (the set workload opens new sets as it goes).
     pub fn all_keys(&self) -> Vec<String> {
         let n = match self.kind {
-            WorkloadKind::Set => self.sets.lock().expect("sets").next,
+            WorkloadKind::Set | WorkloadKind::Queue => self.sets.lock().expect("sets").next,
             WorkloadKind::Register | WorkloadKind::Kv => self.keys,
         };
         (0..n).map(|i| self.key(i)).collect()
@@ -190,8 +201,8 @@ impl Generator {
             Func::Delete
         };
         let (f, key) = match (f, self.kind) {
-            (Func::Read, WorkloadKind::Set) => (Func::ReadAll, self.set_key(slot, false)),
-            (_, WorkloadKind::Set) => (Func::Add, self.set_key(slot, true)),
+            (Func::Read, k) if k.collects() => (Func::ReadAll, self.set_key(slot, false)),
+            (_, k) if k.collects() => (Func::Add, self.set_key(slot, true)),
             (f, _) => (f, key),
         };
         let value = match (f, self.kind) {
@@ -202,7 +213,7 @@ impl Generator {
             (Func::Write, WorkloadKind::Register) => {
                 self.padded(rng.gen_range(0..self.values).to_string())
             }
-            (Func::Write, WorkloadKind::Kv | WorkloadKind::Set) => {
+            (Func::Write, _) => {
                 self.padded(format!("v{}", self.unique.fetch_add(1, Ordering::Relaxed)))
             }
             (Func::Cas, _) => json!([
@@ -288,7 +299,7 @@ pub fn mix_for(kind: WorkloadKind, write_pct: u32) -> Mix {
             delete: write_pct / 10,
         },
         // A read returns a whole set: a fifth of the reads another workload would do.
-        WorkloadKind::Set => Mix {
+        WorkloadKind::Set | WorkloadKind::Queue => Mix {
             read: (100 - write_pct) / 5,
             write: write_pct,
             cas: 0,

@@ -31,6 +31,9 @@ pub enum WorkloadArg {
     /// checked element by element: lost, unexpected, stale. Nothing is overwritten, so
     /// damage stays visible. raft-node only (POST /kv/:key/append, GET /kv/:key/list).
     Set,
+    /// A totally ordered log: the set's adds and whole reads, where every read must also
+    /// be a prefix of the longest (nothing reordered). raft-node only, as set.
+    Queue,
 }
 
 /// Run a chaos test against a cluster and check it for linearizability.

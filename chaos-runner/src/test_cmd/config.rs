@@ -203,10 +203,12 @@ fn refuse_combinations(args: &TestArgs) -> Result<()> {
              etcd's TLS flags and its gateway over TLS, which it does not yet)"
         );
     }
-    if args.target == ServerKind::Etcd && args.workload == WorkloadArg::Set {
+    if args.target == ServerKind::Etcd
+        && matches!(args.workload, WorkloadArg::Set | WorkloadArg::Queue)
+    {
         bail!(
-            "--workload set needs raft-node's list endpoints (POST /kv/:key/append, \
-             GET /kv/:key/list); etcd has no set client yet"
+            "--workload set and queue need raft-node's list endpoints (POST \
+             /kv/:key/append, GET /kv/:key/list); etcd has no client for them yet"
         );
     }
     if args.target == ServerKind::Etcd && args.api != ApiArg::Auto {
@@ -232,6 +234,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         WorkloadArg::Register => WorkloadKind::Register,
         WorkloadArg::Kv => WorkloadKind::Kv,
         WorkloadArg::Set => WorkloadKind::Set,
+        WorkloadArg::Queue => WorkloadKind::Queue,
     };
     refuse_combinations(&args)?;
     let requested = requested_faults(&args)?;
@@ -260,6 +263,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             WorkloadKind::Register => "register",
             WorkloadKind::Kv => "kv",
             WorkloadKind::Set => "set",
+            WorkloadKind::Queue => "queue",
         };
         match args.target {
             ServerKind::RaftNode => workload.to_string(),
