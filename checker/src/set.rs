@@ -6,7 +6,7 @@
 //! after that moment, per key:
 //! - **lost**: missing from the last of them (it was there, or was promised, and is gone);
 //! - **stale**: missing from some of them but present in the last (a read that lagged);
-//! - **never read**: known, but no read began after that;
+//! - **never read**: acknowledged, but no read began after that;
 //! - **recovered**: an add of unknown outcome that some read saw;
 //! - **unexpected**: read, but never added, or added by an add that certainly failed;
 //! - **duplicated**: held twice by one read (an add applied twice).
@@ -288,7 +288,11 @@ fn judge_set(key: &str, adds: &HashMap<String, Add>, reads: &[&Operation]) -> Se
         // The reads that began after it was known: a suffix of `reads`.
         let from = reads.partition_point(|r| r.call <= known);
         if from == reads.len() {
-            out.never_read += 1;
+            // An unknown add known from a read was read; only an acknowledged one can
+            // have gone unread.
+            if add.outcome == Outcome::Ok {
+                out.never_read += 1;
+            }
             continue;
         }
         let held: &[usize] = read_at.map_or(&[], |(at, _)| at.as_slice());
@@ -535,6 +539,16 @@ mod tests {
         let r = check_set(&h, true).unwrap();
         assert_eq!(r.sets[0].stale.len(), 1);
         assert_eq!(r.verdict(), Verdict::Invalid);
+    }
+
+    #[test]
+    fn an_unknown_add_first_seen_by_the_last_read_is_recovered_not_unread() {
+        let h = history(&[
+            (0, "add", json!("1"), 0, 10, Info),
+            (1, "read-all", json!(["1"]), 20, 30, Ok),
+        ]);
+        let s = &check_set(&h, true).unwrap().sets[0];
+        assert_eq!((s.recovered, s.never_read), (1, 0));
     }
 
     #[test]
