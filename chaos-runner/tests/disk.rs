@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{chaos_test, lazyfs_available, output_shown, raft_node};
+use common::{assert_nothing_mounted, chaos_test, lazyfs_available, output_shown, raft_node};
 use serde_json::Value;
 
 fn run(store: &Path, extra: &[&str]) -> Output {
@@ -53,16 +53,6 @@ fn lost(store: &Path) -> (u64, u64) {
         }
     }
     (bytes, names)
-}
-
-fn assert_nothing_mounted(store: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let store = store.canonicalize().unwrap();
-    let left: Vec<&str> = info
-        .lines()
-        .filter(|l| l.contains(store.to_string_lossy().as_ref()))
-        .collect();
-    assert!(left.is_empty(), "mounts left: {left:?}");
 }
 
 #[test]

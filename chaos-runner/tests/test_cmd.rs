@@ -301,6 +301,7 @@ fn ctrl_c_stops_every_node() {
     );
     assert_eq!(status.unwrap().code(), Some(3));
     assert_no_nodes_left(store.path());
+    common::assert_nothing_mounted(store.path());
 }
 
 #[test]
@@ -312,6 +313,8 @@ fn nodes_die_with_a_killed_runner() {
         child.kill().unwrap(); // SIGKILL: no cleanup code runs; the death signal must do it.
         child.wait().unwrap();
         assert_no_nodes_left(store.path());
+        // The disk layers (as root the rota has disk faults) unmount themselves too.
+        common::assert_nothing_mounted(store.path());
     }
 }
 

@@ -8,7 +8,8 @@
 //! - SIGTERM or SIGINT: a clean unmount; everything held is written back first.
 //!
 //! It prints `mounted` on stdout once the mount is in place. The mount is made with
-//! `auto_unmount`, so it goes away even if this process is killed.
+//! `auto_unmount`, so it goes away even if this process is killed (unless a process still
+//! holds it then), and the death of its parent counts as SIGTERM.
 
 use std::path::PathBuf;
 
@@ -73,6 +74,11 @@ fn unmount(session: fuser::BackgroundSession, mount: &std::path::Path) {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // If whoever started us dies (a runner SIGKILLed), go as after SIGTERM: write back and
+    // unmount, detaching if a dying node still holds a file. A layer killed outright
+    // leaves its mount for fusermount3's auto_unmount, which gives up while the mount is
+    // busy, and a dead mount (ENOTCONN) stays behind until `chaos-runner clean`.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).context("setting the death signal")?;
     for (flag, dir) in [
         ("--backing", &args.backing),
         ("--mount", &args.mount),

@@ -132,3 +132,27 @@ pub fn output_shown(mut cmd: Command) -> Output {
     );
     out
 }
+
+/// Waits (10 s at most) until nothing is mounted under `store`: the disk layers of its
+/// runs are gone, even those of a runner that was SIGKILLed.
+#[allow(dead_code)] // Only the test files whose runs mount layers use it.
+pub fn assert_nothing_mounted(store: &Path) {
+    let store = store.canonicalize().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let left: Vec<String> = info
+            .lines()
+            .filter(|l| l.contains(store.to_string_lossy().as_ref()))
+            .map(String::from)
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mounts left: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
