@@ -12,12 +12,28 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_raft-node");
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up by default), so
+/// no outgoing connection of a test running in parallel can take it as its local port
+/// between this check and the node's bind (a node that cannot bind exits, and a test then
+/// meets "connection refused" on a follower). Ports are handed out once per test process,
+/// from a base that differs between processes.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 32_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + std::process::id() % (HIGH - LOW),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let p = LOW + (NEXT.fetch_add(1, Ordering::SeqCst) - LOW) % (HIGH - LOW);
+        if TcpListener::bind(("127.0.0.1", p as u16)).is_ok() {
+            return p as u16;
+        }
+    }
 }
 
 /// A minimal blocking HTTP/1.1 client, so the test does not depend on the code under test.
