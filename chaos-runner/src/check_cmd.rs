@@ -20,6 +20,12 @@ pub enum ModelName {
     CasRegister,
     /// get / put / delete / cas / append on keys
     Kv,
+    /// add / read-all: the set checker, element by element (lost, unexpected,
+    /// duplicated, stale under linearizable reads)
+    Set,
+    /// add / read-all read as a log: the set checker, and every read a prefix of the
+    /// longest (reordered)
+    Queue,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -260,6 +266,15 @@ pub fn run(args: CheckArgs) -> Result<u8> {
                 h,
                 &opts,
             ),
+            ModelName::Set | ModelName::Queue => {
+                let started = std::time::Instant::now();
+                let r = match args.model {
+                    ModelName::Queue => checker::set::check_queue(h, true),
+                    _ => checker::set::check_set(h, true),
+                }
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(r.to_check_report(h, started.elapsed().as_secs_f64() * 1e3))
+            }
         }
     };
     let report = nothing_checked_is_unknown(check_with(&history)?, &history);

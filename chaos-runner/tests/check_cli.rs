@@ -358,3 +358,40 @@ fn many_open_writes_of_one_key_are_decided() {
     let (code, out, err) = run(&["check", &file, "--model", "register"]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// A set history checked as a set and as a queue: an acknowledged element missing from the
+/// last read is lost; a read out of order is fine for a set and reordered for a queue.
+#[test]
+fn set_and_queue_histories_are_checked_element_by_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |p: u32, t: &str, f: &str, v: &str, time: u32| {
+        format!(r#"{{"type":"{t}","process":{p},"f":"{f}","key":"s","value":{v},"time":{time}}}"#)
+    };
+    let history = |last: &str| {
+        [
+            line(0, "invoke", "add", r#""1""#, 1),
+            line(0, "ok", "add", r#""1""#, 2),
+            line(1, "invoke", "add", r#""2""#, 3),
+            line(1, "ok", "add", r#""2""#, 4),
+            line(2, "invoke", "read-all", "null", 5),
+            line(2, "ok", "read-all", r#"["2","1"]"#, 6),
+            line(3, "invoke", "read-all", "null", 7),
+            line(3, "ok", "read-all", last, 8),
+        ]
+        .join("\n")
+            + "\n"
+    };
+    let ok = write(dir.path(), "set.jsonl", &history(r#"["2","1"]"#));
+    let lost = write(dir.path(), "lost.jsonl", &history(r#"["2"]"#));
+    let reordered = write(dir.path(), "queue.jsonl", &history(r#"["1","2"]"#));
+    let (code, out, _) = run(&["check", &ok, "--model", "set", "--out", "-"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&["check", &lost, "--model", "set", "--out", "-"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(r#"element \"1\" is lost"#), "{out}");
+    let (code, _, _) = run(&["check", &reordered, "--model", "set", "--out", "-"]);
+    assert_eq!(code, 0, "as a set, order does not matter");
+    let (code, out, _) = run(&["check", &reordered, "--model", "queue", "--out", "-"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("reordered"), "{out}");
+}
