@@ -38,6 +38,20 @@ pub fn lazyfs_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The mount points of this process's layers, for the emergency path: Ctrl-C and the
+/// panic hook SIGKILL every child, and a layer killed while a dying node holds a file
+/// in it leaves a dead mount that `auto_unmount` gave up on.
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Detaches every layer this process mounted and has not unmounted (the emergency path,
+/// after its processes were killed).
+pub fn unmount_live() {
+    let points = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    for m in points {
+        let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Why this machine cannot mount the layer, if it cannot (for `--nemesis` to refuse a
 /// disk fault with the reason, or `all` to leave them out).
 pub fn unavailable() -> Option<String> {
@@ -182,6 +196,9 @@ impl LazyDisk {
         match rx.recv_timeout(WITHIN) {
             Ok(line) if line.trim() == "mounted" => {
                 self.proc = Some(child);
+                LIVE.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(self.mount.clone());
                 Ok(())
             }
             _ => {
@@ -222,6 +239,9 @@ impl LazyDisk {
         if lazyfs::is_mounted(&self.mount) {
             let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
         }
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|m| m != &self.mount);
         match status {
             Some(s) if s.success() => Ok(()),
             Some(s) => bail!(
@@ -253,7 +273,8 @@ impl LazyDisk {
     }
 
     /// A clean end: everything held is written back, the layer unmounted, and the data
-    /// moved back to the durable folder's own name.
+    /// moved back to the durable folder's own name. Dropping a mounted disk (a run that
+    /// ended in an error) does the same.
     pub fn finish(&mut self) -> Result<()> {
         self.end(Signal::SIGTERM)?;
         if fs::remove_dir(&self.mount).is_ok() {
@@ -262,5 +283,13 @@ impl LazyDisk {
         let _ = fs::remove_dir_all(&self.trash);
         let _ = fs::remove_file(&self.control);
         Ok(())
+    }
+}
+
+impl Drop for LazyDisk {
+    fn drop(&mut self) {
+        if self.proc.is_some() {
+            let _ = self.finish();
+        }
     }
 }

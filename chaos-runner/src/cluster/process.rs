@@ -96,6 +96,7 @@ pub fn kill_all_children() {
         groups.kill();
     }
     crate::netns::remove_live();
+    super::disk::unmount_live();
 }
 
 /// Finds `name` on PATH (or takes it as a path).
