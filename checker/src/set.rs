@@ -122,7 +122,8 @@ pub struct SetError {
     pub message: String,
 }
 
-fn text(v: &Value) -> String {
+/// An element as the checker names it: a string as itself, anything else as its JSON.
+pub fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -146,7 +147,8 @@ pub fn check_queue(history: &History, linearizable: bool) -> Result<SetReport, S
     check_collection(history, linearizable, true)
 }
 
-fn check_collection(
+/// Judges every set (`ordered`: every queue) in `history`.
+pub fn check_collection(
     history: &History,
     linearizable: bool,
     ordered: bool,
@@ -354,6 +356,14 @@ fn summary(op: &Operation, description: String) -> OpSummary {
         s.output = Some(Value::String(format!("{} elements", a.len())));
     }
     s
+}
+
+/// A set (`ordered`: queue) history judged with linearizable reads, as the report every
+/// other part of the tool reads, timed.
+pub fn check_report(history: &History, ordered: bool) -> Result<CheckReport, SetError> {
+    let started = std::time::Instant::now();
+    let r = check_collection(history, true, ordered)?;
+    Ok(r.to_check_report(history, started.elapsed().as_secs_f64() * 1e3))
 }
 
 impl SetReport {

@@ -199,51 +199,36 @@ impl Api {
                 ),
             ));
         }
-        match op {
-            Suffix::None | Suffix::Cas => {}
-            Suffix::Append => {
-                only(&method, Method::POST)?;
+        // One request per (suffix, method): a put and an append read the same body.
+        match (op, method) {
+            (Suffix::None, Method::GET) => Ok(self.read(Query::Value(key)).await),
+            (Suffix::List, Method::GET) => Ok(self.read(Query::List(key)).await),
+            (Suffix::None, Method::POST | Method::PUT) | (Suffix::Append, Method::POST) => {
                 let body: PutBody = self.body(req).await?;
                 self.check_value(&body.value)?;
-                let cmd = Command::Append {
+                let (k, value) = (key.clone(), body.value);
+                let cmd = match op {
+                    Suffix::Append => Command::Append { key: k, value },
+                    _ => Command::Put { key: k, value },
+                };
+                Ok(self.write(key, cmd).await)
+            }
+            (Suffix::Cas, Method::POST) => {
+                let body: CasBody = self.body(req).await?;
+                self.check_value(&body.value)?;
+                let cmd = Command::Cas {
                     key: key.clone(),
+                    expected: body.expected,
                     value: body.value,
                 };
-                return Ok(self.write(key, cmd).await);
+                Ok(self.write(key, cmd).await)
             }
-            Suffix::List => {
-                only(&method, Method::GET)?;
-                return Ok(self.read(Query::List(key)).await);
+            (Suffix::None, Method::DELETE) => {
+                Ok(self.write(key.clone(), Command::Delete { key }).await)
             }
-        }
-        if op == Suffix::Cas {
-            only(&method, Method::POST)?;
-            let body: CasBody = self.body(req).await?;
-            self.check_value(&body.value)?;
-            let cmd = Command::Cas {
-                key: key.clone(),
-                expected: body.expected,
-                value: body.value,
-            };
-            return Ok(self.write(key, cmd).await);
-        }
-        match method {
-            Method::GET => Ok(self.read(Query::Value(key)).await),
-            Method::POST | Method::PUT => {
-                let body: PutBody = self.body(req).await?;
-                self.check_value(&body.value)?;
-                Ok(self
-                    .write(
-                        key.clone(),
-                        Command::Put {
-                            key,
-                            value: body.value,
-                        },
-                    )
-                    .await)
-            }
-            Method::DELETE => Ok(self.write(key.clone(), Command::Delete { key }).await),
-            _ => Err(method_not_allowed("GET, POST, PUT, DELETE")),
+            (Suffix::None, _) => Err(method_not_allowed("GET, POST, PUT, DELETE")),
+            (Suffix::List, _) => Err(method_not_allowed("GET")),
+            (Suffix::Cas | Suffix::Append, _) => Err(method_not_allowed("POST")),
         }
     }
 

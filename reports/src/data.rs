@@ -191,18 +191,13 @@ impl Run {
     pub fn set_report(&self) -> Option<&checker::set::SetReport> {
         self.set
             .get_or_init(|| {
-                let adds = self.history.ops.iter();
-                adds.clone()
-                    .any(|o| o.func() == Some(checker::Func::Add))
-                    .then(|| {
-                        // A queue's history is a set's whose reads come in order.
-                        let queue = self.test.as_ref().is_some_and(|t| t.workload == "queue");
-                        match queue {
-                            true => checker::set::check_queue(&self.history, true).ok(),
-                            false => checker::set::check_set(&self.history, true).ok(),
-                        }
-                    })
-                    .flatten()
+                let ops = &self.history.ops;
+                if !ops.iter().any(|o| o.func() == Some(checker::Func::Add)) {
+                    return None;
+                }
+                // A queue's history is a set's whose reads come in order.
+                let queue = self.test.as_ref().is_some_and(|t| t.workload == "queue");
+                checker::set::check_collection(&self.history, true, queue).ok()
             })
             .as_ref()
     }

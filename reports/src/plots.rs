@@ -367,10 +367,7 @@ pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
     use std::collections::{HashMap, HashSet};
     let ops = run.ops();
     let report = run.set_report()?;
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let text = checker::set::text;
     let key = |o: &checker::Operation| o.key.clone().unwrap_or_default();
     // Per key: what each named element came to, and every element any read held.
     let mut named: HashMap<(String, String), usize> = HashMap::new();
