@@ -21,8 +21,8 @@ use workloads::recorder::{Recorder, Sample};
 use workloads::runner::{run_clients, ClientConfig, Shared};
 
 use crate::cluster::{
-    die_with_children_on_interrupt, etcd_binary, find_leader_of, raft_node_binary, start_cluster,
-    ClusterPlan, Running, ServerKind,
+    die_with_children_on_interrupt, etcd_binary, find_leader_of, nats_binary, raft_node_binary,
+    start_cluster, ClusterPlan, Running, ServerKind,
 };
 use crate::exit;
 use crate::fabric::{Fabric, NetArg};
@@ -89,6 +89,9 @@ pub struct BenchArgs {
     /// The etcd binary.
     #[arg(long, default_value = "etcd", value_name = "PATH")]
     pub etcd: PathBuf,
+    /// The nats-server binary.
+    #[arg(long, default_value = "nats-server", value_name = "PATH")]
+    pub nats: PathBuf,
     /// An extra argument for every node (repeat for several).
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
@@ -246,6 +249,7 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
     let bin = match args.target {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
+        ServerKind::Nats => nats_binary(&args.nats)?,
     };
     let net = match (args.proxies, args.netns) {
         (true, _) => NetArg::Proxy,
@@ -312,10 +316,10 @@ async fn drive(
     plan: &Plan,
     running: &Running,
     recorder: Arc<Recorder>,
-) -> Duration {
+) -> Result<Duration> {
     // The bench speaks raft-node's own API to servers of its command line.
     let dialect = args.target.server().dialect().unwrap_or(Dialect::RaftNode);
-    let client = Arc::new(running.client(dialect));
+    let client = running.client(dialect).await?;
     client.set_leader((running.leader - 1) as usize);
     let generator = Arc::new(
         Generator::new(WorkloadKind::Register, args.keys, plan.mix)
@@ -334,7 +338,7 @@ async fn drive(
         reads_at_home: false,
     };
     run_clients(shared, clients).await;
-    started.elapsed()
+    Ok(started.elapsed())
 }
 
 async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
@@ -364,11 +368,12 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
         plan.warmup + plan.duration,
         done.clone(),
     ));
-    let wall = drive(args, plan, &running, recorder.clone()).await;
+    let wall = drive(args, plan, &running, recorder.clone()).await?;
     done.notify_one();
     let _ = progress.await;
     recorder.finish().context("writing the history")?;
-    let leader_after = find_leader_of(running.cluster.kind(), &running.access, &running.apis).await;
+    let leader_after =
+        find_leader_of(running.cluster.kind(), &running.access, &running.probes).await;
     tokio::task::block_in_place(|| running.cluster.stop_all());
 
     let from = start_ns + plan.warmup.as_nanos() as u64;

@@ -267,7 +267,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
                 &opts,
             ),
             ModelName::Set | ModelName::Queue => {
-                checker::set::check_report(h, args.model == ModelName::Queue)
+                checker::set::check_report(h, true, args.model == ModelName::Queue)
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
         }

@@ -94,6 +94,8 @@ pub struct TestRecord {
     /// The planned faults, one line each ("3.0s kill leader").
     pub schedule: Vec<String>,
     pub min_ok: u64,
+    /// Whether a set's or queue's stale reads made the run invalid (`--linearizable`).
+    pub linearizable: bool,
     /// RFC 3339, seconds: sorts the run index.
     pub started: String,
 }

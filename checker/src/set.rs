@@ -358,11 +358,15 @@ fn summary(op: &Operation, description: String) -> OpSummary {
     s
 }
 
-/// A set (`ordered`: queue) history judged with linearizable reads, as the report every
-/// other part of the tool reads, timed.
-pub fn check_report(history: &History, ordered: bool) -> Result<CheckReport, SetError> {
+/// A set (`ordered`: queue) history judged (stale reads too when `linearizable`), as the
+/// report every other part of the tool reads, timed.
+pub fn check_report(
+    history: &History,
+    linearizable: bool,
+    ordered: bool,
+) -> Result<CheckReport, SetError> {
     let started = std::time::Instant::now();
-    let r = check_collection(history, true, ordered)?;
+    let r = check_collection(history, linearizable, ordered)?;
     Ok(r.to_check_report(history, started.elapsed().as_secs_f64() * 1e3))
 }
 

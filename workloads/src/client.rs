@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -106,7 +106,8 @@ enum Attempt {
     Redirect(Option<usize>, String),
 }
 
-/// The HTTP/JSON API a cluster speaks.
+/// The client API a cluster speaks: an HTTP/JSON dialect ([`KvClient`]), or NATS
+/// ([`crate::nats::NatsClient`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
     /// raft-node's `/kv/:key` API: followers answer `not_leader` with a hint.
@@ -124,6 +125,12 @@ pub enum Dialect {
     /// `503 {"error": "Not the leader", "leader_hint": id}`; status says
     /// `"state": "Leader"`. No compare-and-set.
     Seed,
+    /// NATS JetStream ([`crate::nats`]): a stream for sets and queues, a key-value bucket
+    /// for registers read at its stream leader.
+    Nats,
+    /// NATS with the bucket's direct gets, which any replica answers and NATS documents
+    /// as possibly stale. A positive control, like [`Dialect::EtcdSerializable`].
+    NatsDirect,
 }
 
 impl Dialect {
@@ -134,7 +141,14 @@ impl Dialect {
             Dialect::Etcd => "etcd",
             Dialect::EtcdSerializable => "etcd-serializable",
             Dialect::Seed => "seed",
+            Dialect::Nats => "nats",
+            Dialect::NatsDirect => "nats-direct",
         }
+    }
+
+    /// Whether it is spoken over NATS rather than HTTP.
+    pub fn is_nats(self) -> bool {
+        matches!(self, Dialect::Nats | Dialect::NatsDirect)
     }
 
     /// Whether the dialect has a compare-and-set request.
@@ -160,8 +174,28 @@ impl Dialect {
     }
 }
 
+/// A boxed future that can cross tasks: what [`Client::invoke`] returns, so that clients
+/// of different kinds fit behind one `dyn Client`.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What the runner needs of a client, whatever protocol it speaks: perform one operation
+/// and say what became of it ([`Answer`]), by the rules in this module's doc.
+pub trait Client: Send + Sync {
+    /// Performs `op`, until a definite answer or `deadline`. Reads start at node index
+    /// `home` when given; everything else at the presumed leader.
+    fn invoke<'a>(
+        &'a self,
+        op: &'a OpSpec,
+        deadline: Instant,
+        home: Option<usize>,
+    ) -> BoxFuture<'a, Answer>;
+    /// Points operations without a home node at node index `index` (the known leader).
+    fn set_leader(&self, index: usize);
+}
+
+/// The HTTP client, for raft-node, seed-style servers and etcd's JSON gateway.
 pub struct KvClient {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// `http` or `https`: every node of a cluster speaks the same.
     scheme: &'static str,
     dialect: Dialect,
@@ -220,7 +254,7 @@ impl KvClient {
                 .https_or_http(),
         };
         let connector = builder.enable_http1().wrap_connector(connector);
-        let http = Client::builder(TokioExecutor::new())
+        let http = HttpClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(10))
             .build(connector);
         KvClient {
@@ -302,6 +336,7 @@ impl KvClient {
             Dialect::Etcd => return etcd::request(op, false),
             Dialect::EtcdSerializable => return etcd::request(op, true),
             Dialect::RaftNode | Dialect::Seed => {}
+            Dialect::Nats | Dialect::NatsDirect => return None,
         }
         let key = percent_encode(&op.key);
         Some(match op.f {
@@ -370,6 +405,9 @@ impl KvClient {
             },
             Dialect::RaftNode => raft_node_meaning(op, node.id, status, &body),
             Dialect::Seed => seed_meaning(op, node.id, status, &body),
+            Dialect::Nats | Dialect::NatsDirect => {
+                Meaning::Done(Answer::Fail(FailReason::Rejected, "not an HTTP API".into()))
+            }
         };
         match meaning {
             Meaning::Done(a) => Attempt::Done(a, true),
@@ -378,6 +416,21 @@ impl KvClient {
             }
             Meaning::Open(why) => unknown(why, true),
         }
+    }
+}
+
+impl Client for KvClient {
+    fn invoke<'a>(
+        &'a self,
+        op: &'a OpSpec,
+        deadline: Instant,
+        home: Option<usize>,
+    ) -> BoxFuture<'a, Answer> {
+        Box::pin(KvClient::invoke(self, op, deadline, home))
+    }
+
+    fn set_leader(&self, index: usize) {
+        KvClient::set_leader(self, index)
     }
 }
 

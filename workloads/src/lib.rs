@@ -4,10 +4,12 @@
 //! - [`client`]: the HTTP client that performs one operation against any node, follows
 //!   leader hints, and classifies the answer as ok, fail (certainly not applied) or info
 //!   (outcome unknown).
+//! - [`nats`]: the same operations over NATS JetStream (a stream, a key-value bucket).
 //! - [`recorder`]: streams every invocation, completion and fault to `history.jsonl`.
 //! - [`runner`]: the concurrent clients, one logical process each, retired after `info`.
 
 pub mod client;
 pub mod generator;
+pub mod nats;
 pub mod recorder;
 pub mod runner;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use checker::Outcome;
 
-use crate::client::{Answer, KvClient};
+use crate::client::{Answer, Client};
 use crate::generator::{Func, Generator, OpSpec};
 use crate::recorder::{Completion, Recorder};
 
@@ -32,7 +32,7 @@ pub struct ClientConfig {
 
 /// What the clients share.
 pub struct Shared {
-    pub client: Arc<KvClient>,
+    pub client: Arc<dyn Client>,
     pub generator: Arc<Generator>,
     pub recorder: Arc<Recorder>,
     /// Set to stop every client after its current operation.
@@ -43,7 +43,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(
-        client: Arc<KvClient>,
+        client: Arc<dyn Client>,
         generator: Arc<Generator>,
         recorder: Arc<Recorder>,
     ) -> Arc<Shared> {

@@ -14,6 +14,9 @@ pub struct NodeSpec {
     pub id: u64,
     pub transport_port: u16,
     pub api_port: u16,
+    /// A third port, for servers that serve their state apart from their clients (NATS's
+    /// monitoring port, which says who leads).
+    pub monitor_port: u16,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     /// `ID=HOST:PORT` of every peer, as this node must reach it (through its proxies).
@@ -34,6 +37,10 @@ pub struct NodeSpec {
 impl NodeSpec {
     pub fn api_addr(&self) -> String {
         format!("{}:{}", self.host, self.api_port)
+    }
+
+    pub fn monitor_addr(&self) -> String {
+        format!("{}:{}", self.host, self.monitor_port)
     }
 
     pub fn transport_addr(&self) -> String {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use workloads::client::{Dialect, KvClient, NodeApi};
+use workloads::client::{Client, Dialect, KvClient, NodeApi};
+use workloads::nats::{NatsClient, Reads};
 
 use super::nodes::Cluster;
 use super::process::{blocking, free_ports, Scope};
@@ -85,6 +86,8 @@ pub struct Running {
     pub net: Option<Network>,
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
+    /// Every node's id and where to ask it who leads ([`super::Server::probe_addr`]).
+    pub probes: Vec<(u64, String)>,
     /// How the runner reaches those APIs (plain, or TLS: `--tls`).
     pub access: ApiAccess,
     pub leader: u64,
@@ -94,9 +97,10 @@ pub struct Running {
 }
 
 impl Running {
-    /// A recording client for this cluster, speaking `dialect`.
-    pub fn client(&self, dialect: Dialect) -> KvClient {
-        let nodes = self
+    /// A recording client for this cluster, speaking `dialect` (a NATS client makes the
+    /// streams its workloads use, with a copy on every node, up to NATS's five).
+    pub async fn client(&self, dialect: Dialect) -> Result<Arc<dyn Client>> {
+        let nodes: Vec<NodeApi> = self
             .apis
             .iter()
             .map(|(id, addr)| NodeApi {
@@ -104,7 +108,17 @@ impl Running {
                 addr: addr.clone(),
             })
             .collect();
-        KvClient::with_tls(nodes, dialect, self.access.client_config())
+        if dialect.is_nats() {
+            let reads = match dialect {
+                Dialect::NatsDirect => Reads::Direct,
+                _ => Reads::Leader,
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let client = NatsClient::connect(&nodes, reads, nodes.len(), deadline).await?;
+            return Ok(Arc::new(client));
+        }
+        let client = KvClient::with_tls(nodes, dialect, self.access.client_config());
+        Ok(Arc::new(client))
     }
 }
 
@@ -112,18 +126,18 @@ impl Running {
 pub(super) struct Addressing {
     net: Option<Network>,
     hosting: Hosting,
-    /// Node id -> (listen address, transport port, API port).
-    nodes: BTreeMap<u64, (IpAddr, u16, u16)>,
+    /// Node id -> (listen address, transport port, API port, monitoring port).
+    nodes: BTreeMap<u64, (IpAddr, u16, u16, u16)>,
     /// Loopback ports held until the nodes start.
     reserved: Vec<std::net::TcpListener>,
 }
 
 impl Addressing {
     /// The ports every node uses in its own namespace (nothing else listens there).
-    const NETNS_PORTS: (u16, u16) = (7000, 8000);
+    const NETNS_PORTS: (u16, u16, u16) = (7000, 8000, 9000);
 
     async fn new(plan: &ClusterPlan, ids: &[u64], scope: &Scope) -> Result<Addressing> {
-        let (t, a) = Self::NETNS_PORTS;
+        let (t, a, m) = Self::NETNS_PORTS;
         if let Fabric::Switch { latency_ms, range } = &plan.links {
             let mut hosts = Hosts::create(ids, *range)?;
             let (carrier, links) = SwitchCarrier::between(ids);
@@ -131,7 +145,7 @@ impl Addressing {
             hosts.start_switch(links);
             let nodes = ids
                 .iter()
-                .map(|&i| (i, (IpAddr::V4(hosts.addr(i)), t, a)))
+                .map(|&i| (i, (IpAddr::V4(hosts.addr(i)), t, a, m)))
                 .collect();
             return Ok(Addressing {
                 net: Some(net),
@@ -152,7 +166,7 @@ impl Addressing {
             let follow = crate::ssh::firewall::follow(&hosts, links);
             let nodes = ids
                 .iter()
-                .map(|&i| (i, (hosts.remotes[&i].target.addr, t, a)))
+                .map(|&i| (i, (hosts.remotes[&i].target.addr, t, a, m)))
                 .collect();
             return Ok(Addressing {
                 net: Some(net),
@@ -166,17 +180,20 @@ impl Addressing {
             });
         }
         let n = ids.len();
-        let (ports, reserved) = free_ports(2 * n)?;
-        let nodes: BTreeMap<u64, (IpAddr, u16, u16)> = ids
+        let (ports, reserved) = free_ports(3 * n)?;
+        let nodes: BTreeMap<u64, (IpAddr, u16, u16, u16)> = ids
             .iter()
             .enumerate()
-            .map(|(k, &i)| (i, (IpAddr::from([127, 0, 0, 1]), ports[k], ports[n + k])))
+            .map(|(k, &i)| {
+                let local = IpAddr::from([127, 0, 0, 1]);
+                (i, (local, ports[k], ports[n + k], ports[2 * n + k]))
+            })
             .collect();
         let net = match plan.links {
             Fabric::Proxies { latency_ms, .. } => {
                 let targets: Vec<(u64, std::net::SocketAddr)> = nodes
                     .iter()
-                    .map(|(&i, &(host, t, _))| (i, std::net::SocketAddr::new(host, t)))
+                    .map(|(&i, &(host, t, _, _))| (i, std::net::SocketAddr::new(host, t)))
                     .collect();
                 Some(Network::new(Proxies::start(&targets).await?, latency_ms))
             }
@@ -195,7 +212,7 @@ impl Addressing {
         if let Some(addr) = self.net.as_ref().and_then(|n| n.addr(from, to)) {
             return addr.to_string();
         }
-        let (host, t, _) = self.nodes[&to];
+        let (host, t, _, _) = self.nodes[&to];
         std::net::SocketAddr::new(host, t).to_string()
     }
 }
@@ -211,7 +228,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
     let specs: Vec<NodeSpec> = ids
         .iter()
         .map(|&i| {
-            let (host, transport_port, api_port) = addressing.nodes[&i];
+            let (host, transport_port, api_port, monitor_port) = addressing.nodes[&i];
             let remote = addressing
                 .hosting
                 .ssh
@@ -221,6 +238,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
                 id: i,
                 transport_port,
                 api_port,
+                monitor_port,
                 log: run.node_log(i),
                 peers: ids
                     .iter()
@@ -250,6 +268,10 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         access = run_access;
     }
     let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
+    let probes: Vec<(u64, String)> = specs
+        .iter()
+        .map(|s| (s.id, plan.kind.server().probe_addr(s)))
+        .collect();
     // Free the ports only now, so nothing this process bound meanwhile took one.
     addressing.reserved.clear();
     let mut cluster = Cluster::new(
@@ -271,6 +293,7 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         cluster,
         net: addressing.net,
         apis,
+        probes,
         access,
         leader,
         hosting: addressing.hosting,
@@ -280,10 +303,10 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
 /// Waits until some node leads, or fails with every node's log tail.
 pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<u64> {
     let deadline = tokio::time::Instant::now() + within;
-    let apis: Vec<(u64, String)> = cluster
+    let probes: Vec<(u64, String)> = cluster
         .ids()
         .iter()
-        .map(|&i| (i, cluster.spec(i).api_addr()))
+        .map(|&i| (i, cluster.kind().server().probe_addr(cluster.spec(i))))
         .collect();
     loop {
         for id in cluster.ids() {
@@ -294,7 +317,7 @@ pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<
                 );
             }
         }
-        if let Some(l) = find_leader_of(cluster.kind(), cluster.access(), &apis).await {
+        if let Some(l) = find_leader_of(cluster.kind(), cluster.access(), &probes).await {
             return Ok(l);
         }
         if tokio::time::Instant::now() >= deadline {

@@ -16,6 +16,8 @@ pub struct Env {
     pub net: Option<Arc<Network>>,
     /// Every node's id and client API address.
     pub apis: Vec<(u64, String)>,
+    /// Every node's id and where to ask it who leads.
+    pub probes: Vec<(u64, String)>,
     /// How to reach them (plain, or TLS).
     pub access: crate::tls::ApiAccess,
     /// How to ask who leads.
@@ -79,7 +81,7 @@ impl Env {
     /// Who leads now, when the plan aims at the leader (asking costs a round trip).
     pub(super) async fn leader_for(&self, p: &Planned) -> Option<u64> {
         if p.target == Target::Leader {
-            find_leader_of(self.kind, &self.access, &self.apis).await
+            find_leader_of(self.kind, &self.access, &self.probes).await
         } else {
             None
         }

@@ -336,6 +336,7 @@ mod tests {
             cluster: Arc::new(tokio::sync::Mutex::new(cluster)),
             net: Some(Arc::new(net)),
             apis: (1..=3).map(|i| (i, String::new())).collect(),
+            probes: (1..=3).map(|i| (i, String::new())).collect(),
             access: Default::default(),
             kind: ServerKind::RaftNode,
             epoch: std::time::Instant::now(),

@@ -52,10 +52,11 @@ pub struct TestArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9), value_name = "N")]
     pub nodes: u64,
-    /// What to test: raft-node (or any server with its command line, see --raft-node), or
-    /// an etcd cluster started by the runner. etcd members advertise one peer URL to all,
-    /// so the per-link proxies cannot cut or slow its links: with etcd, `--nemesis all`
-    /// means kill and pause, and partition or latency is an error.
+    /// What to test: raft-node (or any server with its command line, see --raft-node), an
+    /// etcd cluster, or a NATS JetStream cluster, started by the runner. etcd members
+    /// advertise one peer URL to all and NATS servers gossip their route addresses, so
+    /// the per-link proxies cannot cut or slow their links: with either, `--nemesis all`
+    /// leaves partitions and latency out unless `--net netns`.
     #[arg(long, value_enum, default_value = "raft-node")]
     pub target: ServerKind,
     /// The server binary (default: raft-node beside this executable). Any server taking
@@ -65,10 +66,17 @@ pub struct TestArgs {
     /// The etcd binary, for --target etcd.
     #[arg(long, default_value = "etcd", value_name = "PATH")]
     pub etcd: PathBuf,
+    /// The nats-server binary, for --target nats.
+    #[arg(long, default_value = "nats-server", value_name = "PATH")]
+    pub nats: PathBuf,
     /// With --target etcd: read with etcd's serializable reads, which a member answers
     /// from its own, possibly stale, state. A positive control: expect "invalid".
     #[arg(long)]
     pub etcd_serializable_reads: bool,
+    /// With --target nats: read registers with the bucket's direct gets, which any
+    /// replica answers from its own, possibly stale, state. A positive control.
+    #[arg(long)]
+    pub nats_direct_gets: bool,
     /// The server's client API. A server without compare-and-set (seed) runs the register
     /// workload with reads and writes only; asking for cas in --mix is then an error.
     #[arg(long, value_enum, default_value = "auto")]
@@ -214,6 +222,13 @@ pub struct TestArgs {
     /// verdict: the other keys' searches stop and they are reported as not decided.
     #[arg(long)]
     pub all_keys: bool,
+    /// For --workload set and queue: whether a stale read (one that misses an element
+    /// whose add had completed before the read began) makes the run invalid. Stale reads
+    /// are counted and shown either way; lost and unexpected elements are always invalid.
+    /// Default: true, except with --target nats, whose reads go through a consumer that
+    /// JetStream may place on a follower.
+    #[arg(long, value_name = "BOOL")]
+    pub linearizable: Option<bool>,
     /// Check the history while the run goes, and stop the load at the first anomaly
     /// (then heal, read every key, stop the nodes and write the history, results and
     /// report as usual; the verdict is "invalid", exit 1). results.json's fail_fast says

@@ -36,7 +36,7 @@ pub(super) async fn check_history(
         s.enable_steady_tick(Duration::from_millis(120));
         s
     });
-    let kind = cfg.kind;
+    let kind = cfg.judged();
     let checked =
         tokio::task::spawn_blocking(move || check_as(kind, &history, &opts).map(|r| (r, history)))
             .await
@@ -48,13 +48,22 @@ pub(super) async fn check_history(
     Ok(checked)
 }
 
+/// What a history is judged as: the workload that made it, and whether a set's or
+/// queue's stale reads make it invalid (`--linearizable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Judged {
+    pub kind: WorkloadKind,
+    pub linearizable: bool,
+}
+
 /// Checks `history` with the model of the workload that made it: a cas register per key,
 /// or a map whose missing keys read as nil. The final check and the online one agree.
 pub(super) fn check_as(
-    kind: WorkloadKind,
+    judged: Judged,
     history: &History,
     opts: &CheckOptions,
 ) -> Result<CheckReport, checker::check::CheckError> {
+    let kind = judged.kind;
     match kind {
         WorkloadKind::Register => check(&Register::new(true), history, opts),
         WorkloadKind::Kv => check(
@@ -64,9 +73,9 @@ pub(super) fn check_as(
             history,
             opts,
         ),
-        // raft-node reads through the leader's ReadIndex: a stale read is a bug.
         WorkloadKind::Set | WorkloadKind::Queue => {
-            checker::set::check_report(history, kind == WorkloadKind::Queue).map_err(|e| {
+            let ordered = kind == WorkloadKind::Queue;
+            checker::set::check_report(history, judged.linearizable, ordered).map_err(|e| {
                 checker::check::CheckError::BadOperation {
                     id: e.id,
                     line: e.line,

@@ -12,7 +12,7 @@ use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
 use crate::cluster::disk::Layer;
-use crate::cluster::{etcd_binary, raft_node_binary, ClusterPlan, ServerKind};
+use crate::cluster::{etcd_binary, nats_binary, raft_node_binary, ClusterPlan, ServerKind};
 use crate::fabric::Fabric;
 use crate::nemesis::{self, Change, CorruptPlan, FaultKind, FaultPlan, FileKind, Shape, Target};
 use crate::netns::Range;
@@ -39,6 +39,8 @@ pub struct Config {
     pub max_ops: Option<u64>,
     /// Decide every key instead of stopping at the first refuted one.
     pub all_keys: bool,
+    /// Whether a set's or queue's stale reads make the run invalid (`--linearizable`).
+    pub linearizable: bool,
     /// Fewer ok operations than this make the verdict unknown.
     pub min_ok: u64,
     /// Where runs are kept.
@@ -64,6 +66,16 @@ pub struct Config {
     pub corrupt: CorruptPlan,
     /// `test.json` as the flags make it (a run fills in the rest).
     pub record: TestRecord,
+}
+
+impl Config {
+    /// What the checker judges the history as.
+    pub(super) fn judged(&self) -> super::check::Judged {
+        super::check::Judged {
+            kind: self.kind,
+            linearizable: self.linearizable,
+        }
+    }
 }
 
 /// The name in `names` nearest to `word` (at most two edits away), for "did you mean".
@@ -194,8 +206,11 @@ fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
 
 /// Flags that do not go together, refused before anything is looked up.
 fn refuse_combinations(args: &TestArgs) -> Result<()> {
-    if args.target == ServerKind::RaftNode && args.etcd_serializable_reads {
+    if args.target != ServerKind::Etcd && args.etcd_serializable_reads {
         bail!("--etcd-serializable-reads goes with --target etcd");
+    }
+    if args.target != ServerKind::Nats && args.nats_direct_gets {
+        bail!("--nats-direct-gets goes with --target nats");
     }
     if args.tls && !args.target.server().tls() {
         bail!(
@@ -211,8 +226,11 @@ fn refuse_combinations(args: &TestArgs) -> Result<()> {
              /kv/:key/append, GET /kv/:key/list); etcd has no client for them yet"
         );
     }
-    if args.target == ServerKind::Etcd && args.api != ApiArg::Auto {
-        bail!("--api is for --target raft-node; etcd speaks its v3 JSON gateway");
+    if args.target != ServerKind::RaftNode && args.api != ApiArg::Auto {
+        bail!(
+            "--api is for --target raft-node; {} has its own client",
+            args.target.name()
+        );
     }
     Ok(())
 }
@@ -268,6 +286,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         match args.target {
             ServerKind::RaftNode => workload.to_string(),
             ServerKind::Etcd => format!("etcd-{workload}"),
+            ServerKind::Nats => format!("nats-{workload}"),
         }
     });
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
@@ -321,6 +340,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     let bin = match args.target {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
+        ServerKind::Nats => nats_binary(&args.nats)?,
     };
     let lazy_disk = match faults.iter().any(|k| k.needs_layer()) {
         true => Some(Layer::find(args.disk_names)?),
@@ -383,6 +403,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             (Some(Dialect::Etcd), _) if args.etcd_serializable_reads => {
                 Some(Dialect::EtcdSerializable)
             }
+            (Some(Dialect::Nats), _) if args.nats_direct_gets => Some(Dialect::NatsDirect),
             (Some(d), _) => Some(d),
             (None, ApiArg::RaftNode) => Some(Dialect::RaftNode),
             (None, ApiArg::Seed) => Some(Dialect::Seed),
@@ -393,6 +414,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         rate: args.rate,
         max_ops: args.ops,
         all_keys: args.all_keys,
+        linearizable: args.linearizable.unwrap_or(args.target != ServerKind::Nats),
         min_ok: args.min_ok,
         store: args.store.clone(),
         seed: args.seed,
@@ -428,6 +450,7 @@ fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
         concurrency: cfg.concurrency,
         rate: cfg.rate,
         api: cfg.dialect.map_or("auto", Dialect::name).to_string(),
+        linearizable: cfg.linearizable,
         mix: cfg.mix.into(),
         time_limit_s: cfg.time_limit.as_secs_f64(),
         ops: cfg.max_ops,

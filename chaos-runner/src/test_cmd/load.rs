@@ -27,7 +27,7 @@ pub(super) async fn run_load(
     let started = Instant::now();
     let online = cfg.fail_fast.then(|| {
         let stop = bed.shared.stop.clone();
-        online::Online::start(bed.recorder.clone(), cfg.kind, move |a| {
+        online::Online::start(bed.recorder.clone(), cfg.judged(), move |a| {
             crate::console::say!(
                 "online checker: anomaly on key {} at {:.2} s (found at {:.2} s): {}; stopping the load",
                 a.key,

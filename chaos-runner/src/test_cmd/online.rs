@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use checker::check::CheckOptions;
 use checker::record::FailFast;
 use checker::{History, Verdict};
-use workloads::generator::WorkloadKind;
 use workloads::recorder::{KeyHistories, Recorder};
+
+use super::check::Judged;
 
 /// What the online checker knows, for the progress line and results.json.
 #[derive(Debug, Default)]
@@ -56,7 +57,7 @@ impl Online {
     /// `kind`'s model; `found` runs once, on the thread, at the first anomaly.
     pub fn start(
         recorder: Arc<Recorder>,
-        kind: WorkloadKind,
+        kind: Judged,
         found: impl FnOnce(&FailFast) + Send + 'static,
     ) -> Online {
         let state = Arc::new(Mutex::new(OnlineState::default()));
@@ -100,7 +101,7 @@ struct KeyWatch {
 
 /// The verdict on one key's history so far, and for an anomaly: the operation that cannot
 /// be placed, in words, and when it returned (ns on the history's clock).
-fn check_key(kind: WorkloadKind, history: &History) -> (Verdict, Option<(String, u64)>) {
+fn check_key(kind: Judged, history: &History) -> (Verdict, Option<(String, u64)>) {
     let opts = CheckOptions {
         threads: 1,
         timeout: Some(Duration::from_secs(2)),
@@ -126,7 +127,7 @@ fn check_key(kind: WorkloadKind, history: &History) -> (Verdict, Option<(String,
 
 fn watch(
     recorder: &Recorder,
-    kind: WorkloadKind,
+    kind: Judged,
     state: &Mutex<OnlineState>,
     stop: &AtomicBool,
     found: impl FnOnce(&FailFast),

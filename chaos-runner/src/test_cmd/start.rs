@@ -64,7 +64,7 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     } else {
         recorder
     });
-    let client = Arc::new(running.client(dialect));
+    let client = running.client(dialect).await?;
     let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, mix));
     let shared = Shared::new(client, generator, recorder.clone());
     let env = Env {
@@ -72,6 +72,7 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         cluster: Arc::new(tokio::sync::Mutex::new(running.cluster)),
         net: running.net.map(Arc::new),
         apis: running.apis,
+        probes: running.probes,
         access: running.access,
         epoch: recorder.epoch(),
         corrupted: Default::default(),

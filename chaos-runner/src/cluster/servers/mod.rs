@@ -4,6 +4,7 @@
 //! server is a file here; [`ServerKind`] lists them.
 
 mod etcd;
+mod nats;
 mod protocol;
 mod raft_node;
 
@@ -14,6 +15,7 @@ use workloads::client::Dialect;
 use crate::tls::ApiAccess;
 
 pub use etcd::etcd_binary;
+pub use nats::nats_binary;
 pub use protocol::{status, FileRole, Server};
 pub use raft_node::raft_node_binary;
 
@@ -26,6 +28,10 @@ pub enum ServerKind {
     RaftNode,
     /// etcd members, from Debian's etcd-server package (apt-get install etcd-server).
     Etcd,
+    /// NATS servers with JetStream, from Debian's nats-server package (apt-get install
+    /// nats-server): a stream for --workload set and queue, a key-value bucket for
+    /// register.
+    Nats,
 }
 
 impl ServerKind {
@@ -33,6 +39,7 @@ impl ServerKind {
         match self {
             ServerKind::RaftNode => "raft-node",
             ServerKind::Etcd => "etcd",
+            ServerKind::Nats => "nats",
         }
     }
 
@@ -41,6 +48,7 @@ impl ServerKind {
         match self {
             ServerKind::RaftNode => &raft_node::RaftNode,
             ServerKind::Etcd => &etcd::Etcd,
+            ServerKind::Nats => &nats::Nats,
         }
     }
 }
@@ -65,14 +73,14 @@ pub async fn detect_dialect(access: &ApiAccess, apis: &[(u64, String)]) -> Resul
     )
 }
 
-/// The id of the node that says it leads, among `apis` (id, address).
+/// The id of the node that says it leads, among `probes` (id, [`Server::probe_addr`]).
 pub async fn find_leader_of(
     kind: ServerKind,
     access: &ApiAccess,
-    apis: &[(u64, String)],
+    probes: &[(u64, String)],
 ) -> Option<u64> {
-    for (id, api) in apis {
-        if kind.server().leads(access, api).await {
+    for (id, probe) in probes {
+        if kind.server().leads(access, probe).await {
             return Some(*id);
         }
     }

@@ -33,8 +33,13 @@ pub trait Server: Sync {
     /// later start rejoins a cluster that exists (and a node whose state was lost must
     /// not found a second one).
     fn args(&self, spec: &NodeSpec, founding: bool) -> Vec<String>;
-    /// Whether the node whose client API is at `api` says it leads.
-    fn leads<'a>(&'a self, access: &'a ApiAccess, api: &'a str) -> BoxFuture<'a, bool>;
+    /// Whether the node whose [`Server::probe_addr`] is `probe` says it leads.
+    fn leads<'a>(&'a self, access: &'a ApiAccess, probe: &'a str) -> BoxFuture<'a, bool>;
+    /// Where to ask node `spec` who leads: its client API, unless the server answers
+    /// such questions on a port of its own.
+    fn probe_addr(&self, spec: &NodeSpec) -> String {
+        spec.api_addr()
+    }
     /// Whether each node can be told its own address for each peer, so that the
     /// runner's per-link proxies can carry (and cut, and slow) each link.
     fn per_peer_addresses(&self) -> bool;
@@ -78,10 +83,54 @@ pub async fn http_json(
     if !head.starts_with("HTTP/1.1 200") {
         return None;
     }
+    let chunked = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding")
+                && v.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    if chunked {
+        return serde_json::from_str::<Value>(&dechunk(body)?).ok();
+    }
     serde_json::from_str::<Value>(body.trim()).ok()
+}
+
+/// The body of a chunked HTTP/1.1 answer (Go's servers chunk answers over 2 KiB);
+/// `None` if it is cut short or malformed.
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// Asks a node for its status: role and leader, if it speaks `/client/status`.
 pub async fn status(access: &ApiAccess, api: &str) -> Option<Value> {
     http_json(access, api, "GET", "/client/status", "").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk;
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(
+            dechunk("4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n").as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(
+            dechunk("a;ext=1\r\n0123456789\r\n0\r\n\r\n").as_deref(),
+            Some("0123456789")
+        );
+        // Cut short, or a size that is not hex: no body.
+        assert_eq!(dechunk("9\r\nabc"), None);
+        assert_eq!(dechunk("zz\r\nabc\r\n0\r\n"), None);
+    }
 }
