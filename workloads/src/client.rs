@@ -551,6 +551,11 @@ mod etcd {
         B64.encode(s.as_bytes())
     }
 
+    /// The key that holds one element of set `op.key`.
+    fn element_key(op: &OpSpec) -> String {
+        format!("{}/{}", op.key, text(&op.value))
+    }
+
     /// The request for `op`; `serializable` reads skip etcd's linearizable read path.
     pub(super) fn request(
         op: &OpSpec,
@@ -575,7 +580,24 @@ mod etcd {
                 }),
             ),
             Func::Delete => ("/v3/kv/deleterange", json!({"key": key})),
-            Func::Append | Func::Add | Func::ReadAll => return None,
+            // A set is one key per element under `KEY/` (elements are unique in a run),
+            // and its read the range of that prefix in order of creation: the order the
+            // adds committed in, which a queue needs.
+            Func::Add => (
+                "/v3/kv/put",
+                json!({"key": b64(&element_key(op)), "value": b64(&text(&op.value))}),
+            ),
+            Func::ReadAll => {
+                let prefix = format!("{}/", op.key);
+                let end = format!("{}0", op.key); // '0' is the byte after '/'
+                let mut body = json!({"key": b64(&prefix), "range_end": b64(&end),
+                                      "sort_order": "ASCEND", "sort_target": "CREATE"});
+                if serializable {
+                    body["serializable"] = json!(true);
+                }
+                ("/v3/kv/range", body)
+            }
+            Func::Append => return None,
         };
         Some((Method::POST, path.to_string(), Some(body)))
     }
@@ -591,7 +613,7 @@ mod etcd {
             let why = format!("etcd: {}", body["error"].as_str().unwrap_or("error"));
             return match code {
                 3 | 5 | 7 | 9 | 11 => Some(Answer::Fail(FailReason::Rejected, why)),
-                _ if op.f == Func::Read => Some(Answer::Fail(FailReason::ReadFailed, why)),
+                _ if !op.f.is_write() => Some(Answer::Fail(FailReason::ReadFailed, why)),
                 _ => None,
             };
         }
@@ -610,6 +632,22 @@ mod etcd {
                     },
                 }
             }
+            Func::ReadAll => {
+                let mut values = Vec::new();
+                for kv in body["kvs"].as_array().into_iter().flatten() {
+                    let raw = kv["value"].as_str().unwrap_or("");
+                    match B64.decode(raw) {
+                        Ok(bytes) => values.push(json!(String::from_utf8_lossy(&bytes))),
+                        Err(e) => {
+                            return Some(Answer::Fail(
+                                FailReason::ReadFailed,
+                                format!("etcd sent a bad base64 value: {e}"),
+                            ))
+                        }
+                    }
+                }
+                Answer::Ok(Value::Array(values))
+            }
             Func::Cas if body["succeeded"] != Value::Bool(true) => {
                 Answer::Fail(FailReason::CasMismatch, "cas mismatch".into())
             }
@@ -621,6 +659,8 @@ mod etcd {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
     use hyper::StatusCode;
     use serde_json::json;
 
@@ -668,6 +708,26 @@ mod tests {
             None
         );
         assert!(etcd::request(&op(Func::Append, json!("x")), false).is_none());
+        // A set: one key per element, read back as a prefix in order of creation.
+        let add = op(Func::Add, json!("17"));
+        let (_, path, body) = etcd::request(&add, false).unwrap();
+        assert_eq!(path, "/v3/kv/put");
+        assert_eq!(body.unwrap()["key"], B64.encode("k1/17"));
+        let all = op(Func::ReadAll, Value::Null);
+        let (_, path, body) = etcd::request(&all, false).unwrap();
+        let body = body.unwrap();
+        assert_eq!(path, "/v3/kv/range");
+        assert_eq!(body["key"], B64.encode("k1/"));
+        assert_eq!(body["range_end"], B64.encode("k10"));
+        assert_eq!(body["sort_target"], "CREATE");
+        let got = etcd::outcome(
+            &all,
+            StatusCode::OK,
+            &json!({"kvs": [{"value": B64.encode("3")}, {"value": B64.encode("1")}]}),
+        );
+        assert_eq!(got, Some(Answer::Ok(json!(["3", "1"]))));
+        let empty = etcd::outcome(&all, StatusCode::OK, &json!({"header": {}}));
+        assert_eq!(empty, Some(Answer::Ok(json!([]))));
         let (_, _, body) = etcd::request(&read, true).unwrap();
         assert_eq!(body.unwrap()["serializable"], true);
     }

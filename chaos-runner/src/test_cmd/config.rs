@@ -218,14 +218,6 @@ fn refuse_combinations(args: &TestArgs) -> Result<()> {
              etcd's TLS flags and its gateway over TLS, which it does not yet)"
         );
     }
-    if args.target == ServerKind::Etcd
-        && matches!(args.workload, WorkloadArg::Set | WorkloadArg::Queue)
-    {
-        bail!(
-            "--workload set and queue need raft-node's list endpoints (POST \
-             /kv/:key/append, GET /kv/:key/list); etcd has no client for them yet"
-        );
-    }
     if args.target != ServerKind::RaftNode && args.api != ApiArg::Auto {
         bail!(
             "--api is for --target raft-node; {} has its own client",
