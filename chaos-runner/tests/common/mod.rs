@@ -20,6 +20,17 @@ pub fn etcd_available() -> bool {
     )
 }
 
+/// Whether `nats-server` is on PATH; with CHAOS_REQUIRE_NATS=1 (CI) a missing one fails.
+pub fn nats_available() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nats-server").is_file()));
+    can_run(
+        found,
+        "CHAOS_REQUIRE_NATS",
+        "nats-server on PATH (apt-get install nats-server)",
+    )
+}
+
 /// The raft-node binary beside chaos-runner, built if this test runs alone.
 pub fn raft_node() -> PathBuf {
     let path = Path::new(BIN).with_file_name("raft-node");
