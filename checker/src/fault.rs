@@ -42,6 +42,14 @@ pub enum FaultKind {
     /// While a node is down, one of its durable files is damaged (bits flipped, cut
     /// short, a block zeroed or misdirected, or deleted); then it restarts.
     Corrupt,
+    /// A node's clocks (wall and monotonic) jump forwards or backwards at once, and snap
+    /// back to real time when the fault ends.
+    ClockJump,
+    /// A node's clocks run fast or slow (0.25x to 4x) for a spell, its sleeps and timers
+    /// with them.
+    ClockRate,
+    /// A node's clocks jump back and forth every few milliseconds for a spell.
+    ClockStrobe,
     /// The search schedule's weather: a steady 2 to 20 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
@@ -74,6 +82,15 @@ impl FaultKind {
         FaultKind::Corrupt,
     ];
 
+    /// The clock faults, through libfaketime under every node: named only (`--nemesis
+    /// clock-jump,...`), never in `all`, and only for servers whose clock calls go
+    /// through libc.
+    pub const CLOCK: [FaultKind; 3] = [
+        FaultKind::ClockJump,
+        FaultKind::ClockRate,
+        FaultKind::ClockStrobe,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
@@ -90,6 +107,9 @@ impl FaultKind {
             FaultKind::DiskFull => "disk-full",
             FaultKind::SlowFsync => "slow-fsync",
             FaultKind::Corrupt => "corrupt",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::ClockRate => "clock-rate",
+            FaultKind::ClockStrobe => "clock-strobe",
             FaultKind::LinkLatency => "link-latency",
         }
     }
@@ -99,7 +119,13 @@ impl FaultKind {
         FaultKind::ALL
             .into_iter()
             .chain(FaultKind::DISK)
+            .chain(FaultKind::CLOCK)
             .find(|k| k.name() == s)
+    }
+
+    /// Whether it moves the nodes' clocks.
+    pub fn is_clock(self) -> bool {
+        FaultKind::CLOCK.contains(&self)
     }
 
     /// Whether it acts on the nodes' disks (the report draws these in lanes of their own).
@@ -287,6 +313,7 @@ mod tests {
         let all_kinds = FaultKind::ALL
             .into_iter()
             .chain(FaultKind::DISK)
+            .chain(FaultKind::CLOCK)
             .chain([FaultKind::LinkLatency])
             .collect::<Vec<_>>();
         for k in &all_kinds {

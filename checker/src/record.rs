@@ -51,6 +51,16 @@ pub struct MixRecord {
     pub delete: u32,
 }
 
+/// One node's clock under a clock fault: how far ahead of real time it was set
+/// (negative: behind; a strobe's swing) and how fast it ran (100: real speed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClockChange {
+    pub node: u64,
+    pub offset_ms: i64,
+    pub rate_percent: u32,
+}
+
 /// `test.json`: everything needed to understand and reproduce a run, written before it
 /// starts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -173,6 +183,9 @@ pub struct FaultDetails {
     /// `slow-fsync`: how long each fsync was made to take.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fsync_delay_ms: Option<u64>,
+    /// What a clock fault did to each of its nodes' clocks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clocks: Vec<ClockChange>,
     /// `corrupt`: per node, the file damaged and how.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub corruption: Vec<Corruption>,

@@ -117,6 +117,8 @@ struct Cluster {
     founding: bool,
     /// How the harness reaches the client API: plain, or TLS with a client certificate.
     client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Environment variables of every node (libfaketime's, for the clock test).
+    env: Vec<(String, String)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -136,6 +138,17 @@ impl Cluster {
         client_tls: Option<Arc<rustls::ClientConfig>>,
         extra: impl Fn(u64) -> Vec<String>,
     ) -> Cluster {
+        Cluster::founded_with_env(n, tmp, client_tls, extra, Vec::new())
+    }
+
+    /// [`Cluster::founded`], every node with `env` (`{id}` in a value: the node's id).
+    fn founded_with_env(
+        n: u64,
+        tmp: tempfile::TempDir,
+        client_tls: Option<Arc<rustls::ClientConfig>>,
+        extra: impl Fn(u64) -> Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Cluster {
         let nodes = (1..=n)
             .map(|id| Node {
                 id,
@@ -150,6 +163,7 @@ impl Cluster {
             extra: (1..=n).map(extra).collect(),
             founding: true,
             client_tls,
+            env,
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -173,6 +187,11 @@ impl Cluster {
             .open(node.dir.with_extension("log"))
             .unwrap();
         let child = Command::new(BIN)
+            .envs(
+                self.env
+                    .iter()
+                    .map(|(k, v)| (k, v.replace("{id}", &id.to_string()))),
+            )
             // The harness founds its clusters; a restart finds the state it left.
             .env("RAFT_NODE_BOOTSTRAP", if self.founding { "1" } else { "0" })
             .args(["--id", &id.to_string()])
@@ -290,6 +309,62 @@ fn get(c: &Cluster, key: &str) -> Value {
     let (status, body) = c.request("GET", &format!("/kv/{key}"), None);
     assert_eq!(status, 200, "read {key}: {body}");
     body["value"].clone()
+}
+
+/// Debian's libfaketime, when installed; CI (CHAOS_REQUIRE_FAKETIME=1) requires it.
+fn libfaketime() -> Option<&'static str> {
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    if Path::new(LIB).is_file() {
+        return Some(LIB);
+    }
+    if std::env::var("CHAOS_REQUIRE_FAKETIME").as_deref() == Ok("1") {
+        panic!("CHAOS_REQUIRE_FAKETIME=1 but {LIB} is missing (apt-get install libfaketime)");
+    }
+    eprintln!("skipped: no {LIB} (apt-get install libfaketime)");
+    None
+}
+
+/// raft-node's timers run on its process's clock, so a clock fault reaches them: slow a
+/// leader's clock tenfold (libfaketime, as the runner's clock faults do) and its
+/// heartbeats come ten times too late, so the others elect a new leader. (With the
+/// clock left at x1 the same wait times out: checked by hand.)
+#[test]
+fn a_leaders_heartbeats_follow_its_faked_clock() {
+    let Some(lib) = libfaketime() else {
+        return;
+    };
+    let clocks = tempfile::tempdir().unwrap();
+    let file = |id: u64| clocks.path().join(format!("n{id}.faketime"));
+    for id in 1..=3 {
+        std::fs::write(file(id), "+0 x1\n").unwrap();
+    }
+    let env = vec![
+        ("LD_PRELOAD".to_string(), lib.to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".to_string(),
+            clocks.path().join("n{id}.faketime").display().to_string(),
+        ),
+        ("FAKETIME_NO_CACHE".to_string(), "1".to_string()),
+    ];
+    let started = Instant::now();
+    let c = Cluster::founded_with_env(3, tempfile::tempdir().unwrap(), None, |_| Vec::new(), env);
+    let leader = c.leader();
+    let term = c.status(leader).unwrap()["term"].as_u64().unwrap();
+    // libfaketime's time is S + (t - S) * rate + offset from the process start S: the
+    // offset keeps the clock where it is as its rate drops to 0.1.
+    let age = started.elapsed().as_secs_f64();
+    std::fs::write(file(leader), format!("{:+.3} x0.1\n", 0.9 * age)).unwrap();
+    // Heartbeats every 40 ms of its clock are 400 ms apart, past the others' election
+    // timeouts (200 to 400 ms): one of them takes over in a later term.
+    let (new, new_term) = wait_for("a new leader", Duration::from_secs(20), || {
+        (1..=3).filter(|&id| id != leader).find_map(|id| {
+            let s = c.status(id)?;
+            let t = s["term"].as_u64()?;
+            (s["role"] == "leader" && t > term).then_some((id, t))
+        })
+    });
+    assert_ne!(new, leader);
+    assert!(new_term > term);
 }
 
 fn log_tail(dir: &Path) -> String {

@@ -5,8 +5,10 @@
 //! - `process`: forking children that die with the runner, and the emergency clean-up.
 //! - `servers`: what is particular to raft-node, seed-style servers and etcd.
 //! - `startup`: starting a cluster with its links, and waiting for a leader.
+//! - `clock`: each node's clock under libfaketime, for the clock faults.
 //! - `spec`: a node's id, ports, folders and peers; `nodes`: the running cluster.
 
+pub mod clock;
 pub mod disk;
 mod nodes;
 mod process;

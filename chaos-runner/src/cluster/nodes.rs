@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use super::clock::NodeClock;
 use super::disk::{Layer, LazyDisk};
 use super::process::{blocking, start_local, tail, Scope};
 use super::servers::ServerKind;
@@ -29,6 +30,8 @@ struct Node {
     paused: bool,
     /// The lazy disk under its durable folder, when the run has disk faults.
     disk: Option<LazyDisk>,
+    /// Its clock, when the run has clock faults.
+    clock: Option<NodeClock>,
     /// Whether it has been started in this run. Only its first start founds the cluster
     /// (RAFT_NODE_BOOTSTRAP): a restarted node whose state is gone (a power loss, a
     /// deleted file) must refuse, as raft-node does, rather than rejoin as a voter that
@@ -64,6 +67,7 @@ impl Cluster {
                 proc: None,
                 paused: false,
                 disk: None,
+                clock: None,
                 started: false,
             })
             .collect();
@@ -87,6 +91,24 @@ impl Cluster {
                 n.disk = Some(LazyDisk::new(layer, dir));
             }
         }
+    }
+
+    /// Puts every local node under a clock of its own, controlled through a file in
+    /// `dir` (libfaketime): from their next start, clock faults can move them.
+    pub fn with_clocks(&mut self, dir: &std::path::Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for n in &mut self.nodes {
+            if n.spec.remote.is_none() {
+                let file = dir.join(format!("n{}.faketime", n.spec.id));
+                n.clock = Some(NodeClock::new(file)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `id`'s clock, to move it (`None` when the run has no clock faults).
+    pub fn clock(&mut self, id: u64) -> Option<&mut NodeClock> {
+        self.node_mut(id).clock.as_mut()
     }
 
     /// Cuts the power under node `id`, which must be down: what it had not fsynced is
@@ -180,7 +202,17 @@ impl Cluster {
                 let started = blocking(|| r.start_node(&argv, |c| scope.spawn(c)));
                 Proc::Remote(started.with_context(|| format!("cannot start node {id}"))?)
             }
-            None => Proc::Local(start_local(&bin, &args, spec, &scope, found)?),
+            None => {
+                let env = match node.clock.as_mut() {
+                    Some(c) => {
+                        c.starting();
+                        c.env()
+                    }
+                    None => Vec::new(),
+                };
+                let spec = &node.spec;
+                Proc::Local(start_local(&bin, &args, spec, &scope, found, &env)?)
+            }
         };
         node.proc = Some(proc);
         node.paused = false;

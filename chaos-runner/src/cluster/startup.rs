@@ -78,6 +78,8 @@ pub struct ClusterPlan {
     pub tls: bool,
     /// The lazy layer, when the run has disk faults: a lazy disk under every node.
     pub lazy_disk: Option<super::disk::Layer>,
+    /// Every node under a clock of its own (libfaketime), when the run has clock faults.
+    pub clocks: bool,
 }
 
 /// A cluster that is up and has a leader.
@@ -284,6 +286,9 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
     );
     if let Some(layer) = &plan.lazy_disk {
         cluster.with_lazy_disks(layer);
+    }
+    if plan.clocks {
+        cluster.with_clocks(&run.path.join("clocks"))?;
     }
     for &i in &ids {
         cluster.start(i)?;

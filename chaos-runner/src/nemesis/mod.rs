@@ -6,6 +6,7 @@
 //! start and stop in the history, and always stops what it started. A new kind of fault
 //! is one new file, its [`FaultKind`] and its line in [`registry`].
 
+mod clock;
 mod corrupt;
 mod disk;
 mod env;
@@ -102,6 +103,7 @@ fn registry(kind: FaultKind) -> Entry {
         LoseUnsynced => entry::<disk::PowerLoss>(),
         DiskFull | SlowFsync => entry::<disk::DiskSpell>(),
         Corrupt => entry::<corrupt::CorruptFault>(),
+        ClockJump | ClockRate | ClockStrobe => entry::<clock::ClockFault>(),
     }
 }
 

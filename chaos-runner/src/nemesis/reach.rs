@@ -25,6 +25,11 @@ pub fn usable(
                 return Some(why);
             }
         }
+        if k.is_clock() {
+            if let Some(why) = crate::cluster::clock::unavailable() {
+                return Some(why);
+            }
+        }
         if let Some(why) = server.server().refuses(k) {
             return Some(format!("{} cannot undergo it: {why}", server.name()));
         }

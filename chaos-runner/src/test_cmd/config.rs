@@ -195,13 +195,13 @@ fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<(Fabric, u64)> {
 /// The faults `--nemesis` asks for, by name (`all`: every kind).
 fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
     let every: Vec<FaultKind> = FaultKind::ALL.into_iter().chain(FaultKind::DISK).collect();
-    list(
-        args.nemesis(),
-        &every,
-        &every.iter().map(|k| k.name()).collect::<Vec<_>>(),
-        FaultKind::parse,
-        "fault",
-    )
+    // Clock faults are named only: `all` does not include them.
+    let names: Vec<&str> = every
+        .iter()
+        .chain(&FaultKind::CLOCK)
+        .map(|k| k.name())
+        .collect();
+    list(args.nemesis(), &every, &names, FaultKind::parse, "fault")
 }
 
 /// Flags that do not go together, refused before anything is looked up.
@@ -321,6 +321,13 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             ));
         }
     }
+    if args.target == ServerKind::Nats && kind.collects() && args.linearizable.is_none() {
+        notes.push(
+            "stale reads are counted, not judged: NATS may serve a read's consumer from a \
+             follower (--linearizable true judges them)"
+                .to_string(),
+        );
+    }
     let faults = nemesis::usable(&fabric, args.target, requested, all)
         .map_err(|why| anyhow::anyhow!("--nemesis {why}"))?;
     let p = args
@@ -334,6 +341,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
         ServerKind::Nats => nats_binary(&args.nats)?,
     };
+    let clocks = faults.iter().any(|k| k.is_clock());
     let lazy_disk = match faults.iter().any(|k| k.needs_layer()) {
         true => Some(Layer::find(args.disk_names)?),
         false => None,
@@ -390,6 +398,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             leader_within: Duration::from_secs(20),
             tls: args.tls,
             lazy_disk,
+            clocks,
         },
         dialect: match (args.target.server().dialect(), args.api) {
             (Some(Dialect::Etcd), _) if args.etcd_serializable_reads => {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use checker::fault::FaultKind;
 use workloads::client::Dialect;
 
 use super::protocol::{http_json, BoxFuture, FileRole, Server};
@@ -98,6 +99,13 @@ impl Server for Nats {
 
     fn tls(&self) -> bool {
         false
+    }
+
+    fn refuses(&self, kind: FaultKind) -> Option<&'static str> {
+        kind.is_clock().then_some(
+            "nats-server is a Go binary, which reads the clock through the vDSO and not through \
+             libc, so libfaketime cannot move its clock",
+        )
     }
 
     fn dialect(&self) -> Option<Dialect> {
