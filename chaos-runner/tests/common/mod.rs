@@ -21,6 +21,7 @@ pub fn etcd_available() -> bool {
 }
 
 /// Whether `nats-server` is on PATH; with CHAOS_REQUIRE_NATS=1 (CI) a missing one fails.
+#[allow(dead_code)] // Only test_cmd.rs runs NATS.
 pub fn nats_available() -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nats-server").is_file()));
