@@ -373,6 +373,72 @@ fn bad_flags_and_missing_binaries_are_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("meteor"));
 }
 
+/// Clock faults move the nodes' clocks through libfaketime: raft-node (whose correctness
+/// needs no clock) and the seed-style server (a Python shim) stay valid, each fault's
+/// clocks are recorded, and a Go server is refused with the reason.
+#[test]
+fn clock_faults_reach_libc_servers_and_go_servers_refuse_them() {
+    if !std::path::Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1").is_file() {
+        assert_ne!(
+            std::env::var("CHAOS_REQUIRE_FAKETIME").as_deref(),
+            Ok("1"),
+            "CI requires libfaketime (apt-get install libfaketime)"
+        );
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    for server in [Server::RaftNode, Server::Seed] {
+        let out = run_for(
+            server,
+            store.path(),
+            &[
+                "--nemesis",
+                "clock-jump,clock-rate,clock-strobe",
+                "--nemesis-interval",
+                "1",
+                "--time-limit",
+                "8",
+                "--seed",
+                "11",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "clock faults broke a valid run");
+        let run_dir = latest(store.path());
+        let h = history(&run_dir);
+        for kind in ["clock-jump", "clock-rate", "clock-strobe"] {
+            let start = h
+                .iter()
+                .find(|e| e["f"] == format!("start-{kind}"))
+                .unwrap_or_else(|| panic!("no {kind} in the history"));
+            let clocks = start["value"]["clocks"].as_array().unwrap();
+            assert!(!clocks.is_empty(), "{start}");
+        }
+        // Every clock is back at real time: the control files say so.
+        for f in std::fs::read_dir(run_dir.join("clocks")).unwrap() {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            assert!(text.starts_with("+0.000000 x1.000000"), "{text}");
+        }
+        assert_no_nodes_left(store.path());
+    }
+    if common::etcd_available() {
+        let out = run_for(
+            Server::RaftNode,
+            store.path(),
+            &[
+                "--target",
+                "etcd",
+                "--nemesis",
+                "clock-jump",
+                "--time-limit",
+                "5",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("vDSO"), "{err}");
+    }
+}
+
 /// The number before `what` in a set's counts line ("12 lost, 0 unexpected, ...").
 fn count_of(counts: &str, what: &str) -> u64 {
     let before = counts
