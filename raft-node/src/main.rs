@@ -11,7 +11,7 @@ use raft_node::api::{Api, Limits};
 use raft_node::body::BodyLimits;
 use raft_node::kv::KvStore;
 use raft_node::node::{Driver, DriverConfig};
-use raft_node::raft::{Config, NodeId, Raft};
+use raft_node::raft::{Config, NodeId, Raft, ReadMode};
 use raft_node::storage::Storage;
 use raft_node::tls::{Tls, TlsFiles};
 use raft_node::transport::{self, HttpOutbox, Membership, PortLimits};
@@ -133,6 +133,13 @@ struct Args {
     /// it. Raised to the port's largest body, or two per peer on the transport port.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     body_budget_mib: usize,
+    /// How the leader serves reads. index (default): ReadIndex, a majority confirms the
+    /// leadership for every round of reads; correct whatever the clocks do. lease: for
+    /// 90% of the shortest election timeout after a majority last confirmed it, the
+    /// leader answers reads at once, without a round trip; correct only while no node's
+    /// clock runs more than 10% faster than another's and no clock jumps.
+    #[arg(long, value_enum, default_value = "index")]
+    read_mode: ReadModeArg,
     /// Largest key accepted, in bytes.
     #[arg(long, default_value_t = 1024)]
     max_key_bytes: usize,
@@ -143,6 +150,12 @@ struct Args {
     /// for real data (docs/seeded-bugs.md says what each breaks). Repeat for several.
     #[arg(long = "unsafe-bug", value_name = "NAME", value_enum)]
     unsafe_bugs: Vec<SeededBug>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReadModeArg {
+    Index,
+    Lease,
 }
 
 /// The seeded bugs, one name each: a misspelt name is a usage error, never a silently
@@ -313,6 +326,10 @@ async fn run(args: Args) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
+    cfg.read_mode = match args.read_mode {
+        ReadModeArg::Index => ReadMode::Index,
+        ReadModeArg::Lease => ReadMode::Lease,
+    };
     // Only a snapshot the key-value store can load may replace this node's state.
     cfg.snapshot_check = |data| KvStore::restore(data).is_ok();
     cfg.validate()

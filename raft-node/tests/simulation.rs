@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use raft_node::raft::{
-    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, Recovered, Role, Snapshot,
-    Term,
+    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadMode, Recovered, Role,
+    Snapshot, Term,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -123,13 +123,14 @@ struct Stats {
 }
 
 impl Sim {
-    fn new(seed: u64, n: usize) -> Sim {
+    fn new(seed: u64, n: usize, read_mode: ReadMode) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
         let ids: Vec<NodeId> = (1..=n as u64).collect();
         let mut cfg_base = Config::new(1, vec![]);
         cfg_base.election_ticks_min = 10;
         cfg_base.election_ticks_max = 20;
         cfg_base.heartbeat_ticks = 2;
+        cfg_base.read_mode = read_mode;
         cfg_base.max_append_entries = rng.gen_range(1..8);
         cfg_base.max_inflight = rng.gen_range(1..6);
         cfg_base.snapshot_chunk_bytes = rng.gen_range(64..2048);
@@ -640,8 +641,12 @@ fn seeds(default: u64, offset: u64) -> Vec<u64> {
 }
 
 fn simulate(nodes: usize, seed: u64) -> Stats {
+    simulate_reads(nodes, seed, ReadMode::Index)
+}
+
+fn simulate_reads(nodes: usize, seed: u64, read_mode: ReadMode) -> Stats {
     let _guard = SeedGuard(seed, nodes);
-    let mut sim = Sim::new(seed, nodes);
+    let mut sim = Sim::new(seed, nodes, read_mode);
     sim.run(30_000);
     sim.heal_and_verify();
     assert!(
@@ -669,6 +674,17 @@ fn three_node_clusters_stay_safe() {
         "InstallSnapshot was never exercised"
     );
     assert!(total.crashes > 0 && total.partitions > 0);
+}
+
+/// Leader leases are safe when every clock runs at the same rate (as here: every node
+/// ticks together), whatever the network and crashes do: no read is stale.
+#[test]
+fn three_node_clusters_with_leases_stay_safe() {
+    let mut elections = 0;
+    for seed in seeds(100, 3_000) {
+        elections += simulate_reads(3, seed, ReadMode::Lease).elections;
+    }
+    assert!(elections > 0);
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub struct Config {
     pub check_quorum: bool,
     /// Seeds the election-timeout randomisation, so simulations are reproducible.
     pub seed: u64,
+    /// How a leader makes sure a read is linearizable.
+    pub read_mode: ReadMode,
     /// Says whether a received snapshot's bytes are a state the state machine can load.
     /// A snapshot that fails it (or its checksum) is discarded before anything is
     /// persisted, so a bad or forged snapshot can never replace the node's state.
@@ -35,6 +37,22 @@ pub struct Config {
     /// Deliberate protocol violations, for proving that tests catch them. Never set in
     /// production; `raft-node --unsafe-bug` is the only way in.
     pub bugs: CoreBugs,
+}
+
+/// How a leader serves a linearizable read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// ReadIndex (§6.4): each read waits for a majority to confirm, after it arrived,
+    /// that this node still leads. Correct whatever the clocks do.
+    #[default]
+    Index,
+    /// A leader lease (§6.4.1, etcd-raft's `ReadOnlyLeaseBased`): for [`Config::lease_ticks`]
+    /// after a majority confirmed it, the leader answers reads at once, relying on its
+    /// followers to refuse votes for an election timeout after they heard from it. Correct
+    /// only while no node's clock runs more than 10% faster than another's and no clock
+    /// jumps; a node also refuses votes for an election timeout after it starts, so a
+    /// restarted follower cannot help elect a rival inside the lease.
+    Lease,
 }
 
 /// Seeded bugs that live in the consensus core (see `docs/seeded-bugs.md`).
@@ -62,10 +80,19 @@ impl Config {
             snapshot_chunk_bytes: 1 << 20,
             pre_vote: true,
             check_quorum: true,
+            read_mode: ReadMode::Index,
             seed: id,
             snapshot_check: |_| true,
             bugs: CoreBugs::default(),
         }
+    }
+
+    /// How many of its ticks a leader's lease lasts after the majority round that
+    /// renewed it began: the shortest election timeout less a tenth (the drift bound
+    /// [`ReadMode::Lease`] states), and never less than one tick.
+    pub fn lease_ticks(&self) -> u32 {
+        let margin = self.election_ticks_min.div_ceil(10);
+        self.election_ticks_min.saturating_sub(margin).max(1)
     }
 
     /// Rejects settings under which the protocol cannot work.
@@ -85,6 +112,13 @@ impl Config {
         }
         if self.election_ticks_max <= self.election_ticks_min {
             return Err("the election timeout range is empty".into());
+        }
+        if self.read_mode == ReadMode::Lease && !self.check_quorum {
+            return Err(
+                "lease reads need check-quorum: followers must refuse votes while a \
+                        leader's lease may hold"
+                    .into(),
+            );
         }
         if self.max_append_entries == 0 || self.max_inflight == 0 || self.snapshot_chunk_bytes == 0
         {

@@ -3,15 +3,21 @@
 
 use super::progress::Progress;
 use super::quorum::Outcome;
+use super::ReadMode;
 use super::{
     Body, Entry, Index, NodeId, Payload, Raft, Role, Term, Vote, VoteResponse, TERM_LIMIT,
 };
 
 impl Raft {
     pub(super) fn in_lease(&self) -> bool {
-        self.cfg.check_quorum
+        let heard_leader = self.cfg.check_quorum
             && self.leader.is_some()
-            && self.election_elapsed < self.cfg.election_ticks_min
+            && self.election_elapsed < self.cfg.election_ticks_min;
+        // Under leader leases a node that just started may have acknowledged a leader
+        // before it went down, and forgotten: it waits out an election timeout first.
+        let just_started = self.cfg.read_mode == ReadMode::Lease
+            && self.ticks < u64::from(self.cfg.election_ticks_min);
+        heard_leader || just_started
     }
 
     pub(super) fn campaign(&mut self) {

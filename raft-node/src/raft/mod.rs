@@ -32,7 +32,7 @@ mod untrusted;
 
 use std::collections::BTreeMap;
 
-pub use config::{Config, CoreBugs};
+pub use config::{Config, CoreBugs, ReadMode};
 pub use log::RaftLog;
 pub use message::{
     Append, AppendResponse, Body, Entry, Heartbeat, HeartbeatResponse, Index, Message, NodeId,
@@ -101,6 +101,11 @@ pub struct Raft {
     /// Messages dropped because their term was past [`TERM_LIMIT`] or further ahead than
     /// the credit allows: zero in an honest cluster, so anything else is worth a look.
     refused_term_jumps: u64,
+    /// Ticks since this node started: the clock of the lease.
+    ticks: u64,
+    /// Lease mode: the tick at which the newest read round a majority confirmed in this
+    /// leadership opened (the lease holds for [`Config::lease_ticks`] from it).
+    lease_from: Option<u64>,
 }
 
 impl Raft {
@@ -141,6 +146,8 @@ impl Raft {
             heartbeat_pending: false,
             term_credit: TERM_JUMP,
             refused_term_jumps: 0,
+            ticks: 0,
+            lease_from: None,
             cfg,
         })
     }
@@ -237,6 +244,7 @@ impl Raft {
 
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) {
+        self.ticks = self.ticks.saturating_add(1);
         self.election_elapsed += 1;
         self.term_credit = (self.term_credit + 1).min(TERM_JUMP);
         if self.role == Role::Leader {
@@ -307,6 +315,7 @@ impl Raft {
 
     fn abort_leader_work(&mut self) {
         self.reads.abort(&mut self.failed_reads);
+        self.lease_from = None;
         self.progress.clear();
         self.broadcast_pending = false;
         self.heartbeat_pending = false;
@@ -362,22 +371,45 @@ impl Raft {
             self.reads.wait_for_commit(id);
             return Ok(());
         }
+        if self.lease_holds() {
+            // A majority confirmed this leadership recently enough that no rival can have
+            // been elected since: the commit index is the cluster's.
+            self.read_states.push(ReadState {
+                id,
+                index: self.commit,
+            });
+            return Ok(());
+        }
         self.join_read_round(id);
         Ok(())
     }
 
+    /// Whether this leader may answer reads from its lease ([`ReadMode::Lease`]).
+    fn lease_holds(&self) -> bool {
+        self.cfg.read_mode == ReadMode::Lease
+            && self
+                .lease_from
+                .is_some_and(|from| self.ticks - from < u64::from(self.cfg.lease_ticks()))
+    }
+
     fn join_read_round(&mut self, id: u64) {
-        if self.reads.join(id, self.commit) {
+        if self.reads.join(id, self.commit, self.ticks) {
             self.heartbeat_pending = true;
         }
-        self.reads
-            .confirmed(quorum::majority(self.voters()), &mut self.read_states);
+        self.confirm_reads();
     }
 
     fn ack_reads(&mut self, from: NodeId, ctx: u64) {
         self.reads.ack(from, ctx);
-        self.reads
-            .confirmed(quorum::majority(self.voters()), &mut self.read_states);
+        self.confirm_reads();
+    }
+
+    /// Answers the rounds a majority confirmed; the newest renews the lease.
+    fn confirm_reads(&mut self) {
+        let quorum = quorum::majority(self.voters());
+        if let Some(opened) = self.reads.confirmed(quorum, &mut self.read_states) {
+            self.lease_from = Some(self.lease_from.map_or(opened, |l| l.max(opened)));
+        }
     }
 
     /// Discards the log up to `snapshot.index`, which the state machine has captured.

@@ -15,6 +15,9 @@ struct ReadRound {
     seq: u64,
     /// The commit index when the newest read joined: every read in the round waits for it.
     index: Index,
+    /// The leader's tick when the round opened, before its heartbeat left: a majority
+    /// that confirms it heard the leader no earlier than this (the lease runs from here).
+    opened_at: u64,
     ids: Vec<u64>,
     acks: BTreeSet<NodeId>,
 }
@@ -49,7 +52,7 @@ impl ReadOnly {
 
     /// Adds a read to the open round, or opens a new one. Returns true when a new round
     /// began, which needs a heartbeat to confirm it.
-    pub(super) fn join(&mut self, id: u64, commit: Index) -> bool {
+    pub(super) fn join(&mut self, id: u64, commit: Index, now: u64) -> bool {
         match self.rounds.back_mut() {
             Some(round) if self.round_open => {
                 round.ids.push(id);
@@ -61,6 +64,7 @@ impl ReadOnly {
                 self.rounds.push_back(ReadRound {
                     seq: self.seq,
                     index: commit,
+                    opened_at: now,
                     ids: vec![id],
                     acks: BTreeSet::new(),
                 });
@@ -82,8 +86,9 @@ impl ReadOnly {
     }
 
     /// Rounds that a quorum (counting the leader) confirmed, as reads to answer, oldest
-    /// first.
-    pub(super) fn confirmed(&mut self, quorum: usize, out: &mut Vec<ReadState>) {
+    /// first; the tick the newest of them opened at, if any was.
+    pub(super) fn confirmed(&mut self, quorum: usize, out: &mut Vec<ReadState>) -> Option<u64> {
+        let mut newest = None;
         while self
             .rounds
             .front()
@@ -97,7 +102,9 @@ impl ReadOnly {
                 id,
                 index: round.index,
             }));
+            newest = Some(round.opened_at);
         }
+        newest
     }
 
     /// The open round is on its way: later reads start a new one.

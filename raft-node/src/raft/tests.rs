@@ -840,3 +840,129 @@ fn the_leader_repairs_a_follower_that_lost_its_log() {
     assert_eq!(net.nodes[&3].log().last_index(), last + 1);
     assert_eq!(net.nodes[&1].commit_index(), last + 1);
 }
+
+/// A cluster of three in lease mode, past the start-up wait, with node 1 leading.
+fn lease_net() -> Net {
+    let mut net = Net::new(3);
+    for r in net.nodes.values_mut() {
+        r.cfg.read_mode = ReadMode::Lease;
+    }
+    // Nobody votes in its first election timeout under leases.
+    net.tick_all(10);
+    net.elect(1);
+    net
+}
+
+/// Under a lease, a read right after a confirmed round is answered at once, without a
+/// message; once the lease has run out, a read needs a round again.
+#[test]
+fn lease_reads_skip_the_round_only_while_the_lease_holds() {
+    let mut net = lease_net();
+    let lease = net.nodes[&1].cfg.lease_ticks();
+    assert_eq!(lease, 9, "a tenth of the 10-tick timeout is kept back");
+    // The first read has no lease yet: it takes a round, whose confirmation starts one.
+    net.nodes.get_mut(&1).unwrap().read_index(1).unwrap();
+    let mut answered = Vec::new();
+    for _ in 0..10 {
+        let rd = net.nodes.get_mut(&1).unwrap().ready();
+        answered.extend(rd.read_states.iter().map(|r| r.id));
+        for m in rd.messages {
+            if net.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            let to = m.to;
+            net.nodes.get_mut(&to).unwrap().step(m);
+            for r in net.nodes.get_mut(&to).unwrap().ready().messages {
+                net.nodes.get_mut(&1).unwrap().step(r);
+            }
+        }
+    }
+    assert_eq!(answered, vec![1]);
+    // Inside the lease: answered in the same Ready, nothing sent for it.
+    let l = net.nodes.get_mut(&1).unwrap();
+    l.read_index(2).unwrap();
+    let rd = l.ready();
+    assert_eq!(
+        rd.read_states.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert!(
+        rd.messages.is_empty(),
+        "a lease read sent {:?}",
+        rd.messages
+    );
+    // The lease runs out `lease` ticks after its round opened, heartbeats or not.
+    for _ in 0..lease {
+        net.nodes.get_mut(&1).unwrap().tick();
+        net.settle();
+    }
+    let l = net.nodes.get_mut(&1).unwrap();
+    l.read_index(3).unwrap();
+    let rd = l.ready();
+    assert!(
+        rd.read_states.is_empty(),
+        "read 3 served from an expired lease"
+    );
+    assert!(!rd.messages.is_empty(), "read 3 needs a round");
+}
+
+/// In index mode the same read after a confirmed round still takes a round.
+#[test]
+fn index_reads_always_take_a_round() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    for id in [1, 2] {
+        let l = net.nodes.get_mut(&1).unwrap();
+        l.read_index(id).unwrap();
+        let rd = l.ready();
+        assert!(
+            rd.read_states.is_empty(),
+            "read {id} answered without a round"
+        );
+        assert!(!rd.messages.is_empty());
+        for m in rd.messages {
+            let to = m.to;
+            net.nodes.get_mut(&to).unwrap().step(m);
+        }
+        net.settle();
+    }
+}
+
+/// Under leases a node refuses votes for an election timeout after it starts: it may have
+/// confirmed a leader's lease before it went down, and has forgotten.
+#[test]
+fn under_leases_a_started_node_waits_before_it_votes() {
+    let mut f = node_with(2, 3, 1, vec![]);
+    f.cfg.read_mode = ReadMode::Lease;
+    let pre_vote = |term| {
+        msg(
+            3,
+            2,
+            term,
+            Body::Vote(Vote {
+                pre_vote: true,
+                last_log_index: 5,
+                last_log_term: 1,
+            }),
+        )
+    };
+    let granted = |f: &mut Raft| {
+        f.ready().messages.iter().any(|m| {
+            matches!(
+                &m.body,
+                Body::VoteResponse(VoteResponse { granted: true, .. })
+            )
+        })
+    };
+    f.step(pre_vote(2));
+    assert!(!granted(&mut f), "voted right after starting");
+    for _ in 0..9 {
+        f.tick();
+    }
+    f.ready();
+    f.step(pre_vote(2));
+    assert!(!granted(&mut f), "voted inside its first election timeout");
+    f.tick();
+    f.step(pre_vote(2));
+    assert!(granted(&mut f), "still refusing after an election timeout");
+}
