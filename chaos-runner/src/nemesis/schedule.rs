@@ -24,10 +24,19 @@ pub enum Layer {
     Weather,
     /// The search schedule's spells of message faults.
     Messages,
+    /// Clock faults named beside other kinds: a rota of their own, in step with the
+    /// foreground's, so a clock is wrong while a node is cut off or down (a lease is
+    /// only broken by a wrong clock and an election together).
+    Clocks,
 }
 
 impl Layer {
-    pub const ALL: [Layer; 3] = [Layer::Foreground, Layer::Weather, Layer::Messages];
+    pub const ALL: [Layer; 4] = [
+        Layer::Foreground,
+        Layer::Weather,
+        Layer::Messages,
+        Layer::Clocks,
+    ];
 }
 
 /// One planned fault.
@@ -83,6 +92,7 @@ impl fmt::Display for Planned {
             Layer::Foreground => {}
             Layer::Weather => f.write_str("(weather) ")?,
             Layer::Messages => f.write_str("(messages) ")?,
+            Layer::Clocks => f.write_str("(clocks) ")?,
         }
         match self.kind {
             FaultKind::Partition => write!(f, "partition {}", self.shape.name()),
@@ -116,7 +126,27 @@ impl FaultPlan {
     /// The faults of the run with this seed: a fixed rota at `interval`, or the search.
     pub fn schedule(&self, seed: u64) -> Vec<Planned> {
         let (kinds, targets, shapes) = (&self.faults, &self.targets, &self.shapes);
+        let (clocks, others): (Vec<FaultKind>, Vec<FaultKind>) =
+            kinds.iter().partition(|k| k.is_clock());
         let mut schedule = match self.interval {
+            Some(interval) if !clocks.is_empty() && !others.is_empty() => {
+                let mut s = plan(seed, &others, targets, shapes, interval, self.time_limit);
+                let salt = 0x434C_4F43_4B53; // "CLOCKS": a stream of its own
+                let mut c = plan(
+                    seed ^ salt,
+                    &clocks,
+                    targets,
+                    shapes,
+                    interval,
+                    self.time_limit,
+                );
+                for p in &mut c {
+                    p.layer = Layer::Clocks;
+                }
+                s.extend(c);
+                s.sort_by_key(|p| p.start);
+                s
+            }
             Some(interval) => plan(seed, kinds, targets, shapes, interval, self.time_limit),
             None => plan_search(seed, kinds, targets, shapes, self.time_limit),
         };
@@ -450,13 +480,38 @@ mod tests {
 
     use super::*;
 
+    /// Clock faults named beside other kinds run in a rota of their own, in step with
+    /// the foreground's; named alone they are the foreground.
+    #[test]
+    fn clock_faults_beside_others_get_a_layer_of_their_own() {
+        let plan = |faults: Vec<FaultKind>| FaultPlan {
+            faults,
+            targets: vec![Target::Leader],
+            shapes: vec![Shape::Isolate],
+            interval: Some(Duration::from_secs(3)),
+            time_limit: Duration::from_secs(30),
+            staggered_kills: false,
+        };
+        let s = plan(vec![FaultKind::ClockJump, FaultKind::Partition]).schedule(3);
+        let fg: Vec<&Planned> = s.iter().filter(|p| p.layer == Layer::Foreground).collect();
+        let clocks: Vec<&Planned> = s.iter().filter(|p| p.layer == Layer::Clocks).collect();
+        assert!(fg.iter().all(|p| p.kind == FaultKind::Partition) && !fg.is_empty());
+        assert!(clocks.iter().all(|p| p.kind == FaultKind::ClockJump));
+        assert_eq!(fg.len(), clocks.len());
+        for (a, b) in fg.iter().zip(&clocks) {
+            assert_eq!((a.start, a.end), (b.start, b.end), "in step");
+        }
+        let alone = plan(vec![FaultKind::ClockRate]).schedule(3);
+        assert!(alone.iter().all(|p| p.layer == Layer::Foreground) && !alone.is_empty());
+    }
+
     #[test]
     fn the_search_replays_by_seed_and_keeps_each_layer_in_sequence() {
         assert_eq!(search(7, &FaultKind::ALL), search(7, &FaultKind::ALL));
         assert_ne!(search(7, &FaultKind::ALL), search(8, &FaultKind::ALL));
         for seed in 0..50 {
             let p = search(seed, &FaultKind::ALL);
-            for layer in Layer::ALL {
+            for layer in [Layer::Foreground, Layer::Weather, Layer::Messages] {
                 let l: Vec<&Planned> = p.iter().filter(|f| f.layer == layer).collect();
                 assert!(!l.is_empty(), "seed {seed}: {layer:?} has faults");
                 assert!(l
