@@ -413,6 +413,9 @@ fn clock_faults_reach_libc_servers_and_go_servers_refuse_them() {
             let clocks = start["value"]["clocks"].as_array().unwrap();
             assert!(!clocks.is_empty(), "{start}");
         }
+        // The report draws them, with what each did to the clocks.
+        let report = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+        assert!(report.contains("clock-rate n"), "no clock-rate lane label");
         // Every clock is back at real time: the control files say so.
         for f in std::fs::read_dir(run_dir.join("clocks")).unwrap() {
             let text = std::fs::read_to_string(f.unwrap().path()).unwrap();

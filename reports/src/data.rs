@@ -90,6 +90,15 @@ fn label(what: Happened, d: &FaultDetails) -> String {
             nodes.join(","),
             d.fsync_delay_ms.unwrap_or(0)
         ),
+        Happened::Fault(k) if k.is_clock() => {
+            let c = d.clocks.first().copied().unwrap_or_default();
+            let how = match k {
+                FaultKind::ClockRate => format!("{:.2}x", f64::from(c.rate_percent) / 100.0),
+                FaultKind::ClockStrobe => format!("±{:.1} s", c.offset_ms as f64 / 1e3),
+                _ => format!("{:+.1} s", c.offset_ms as f64 / 1e3),
+            };
+            format!("{k} {} ({how})", nodes.join(","))
+        }
         Happened::Fault(k) => format!("{k} {}", nodes.join(",")),
         Happened::Crash => format!("crash {}", nodes.join(",")),
     }

@@ -123,27 +123,28 @@ fn timeline_data(run: &Run) -> Value {
     });
     // Overlapping faults (the layers of a schedule run at once) get lanes of their own
     // above the clients' lanes, so no label is drawn over another or over an operation.
-    // Faults of the disk come first, in lanes of their own, so a power loss is never
-    // lost among the link weather.
-    let is_disk =
-        |f: &crate::data::Fault| matches!(f.kind, crate::data::Happened::Fault(k) if k.is_disk());
-    let mut disk_lanes = Vec::new();
-    let mut other_lanes = Vec::new();
-    let disk = pack_lanes(run.faults.iter().filter(|f| is_disk(f)), &mut disk_lanes);
-    let other = pack_lanes(run.faults.iter().filter(|f| !is_disk(f)), &mut other_lanes);
-    let faults: Vec<Value> = disk
-        .into_iter()
-        .chain(other.into_iter().map(|(f, l)| (f, l + disk_lanes.len())))
-        .map(|(f, lane)| {
+    // Faults of the disk come first, then those of the clock, each in lanes of their own,
+    // so a power loss or a clock jump is never lost among the link weather.
+    let group = |f: &crate::data::Fault| match f.kind {
+        crate::data::Happened::Fault(k) if k.is_disk() => 0,
+        crate::data::Happened::Fault(k) if k.is_clock() => 1,
+        _ => 2,
+    };
+    let mut faults: Vec<Value> = Vec::new();
+    let mut lane_count = 0;
+    for g in 0..3 {
+        let mut lanes = Vec::new();
+        let packed = pack_lanes(run.faults.iter().filter(|f| group(f) == g), &mut lanes);
+        faults.extend(packed.into_iter().map(|(f, lane)| {
             json!({
                 "start": (f.start * 1e6) as u64,
                 "end": (f.end * 1e6) as u64,
                 "label": f.label,
-                "lane": lane,
+                "lane": lane + lane_count,
             })
-        })
-        .collect();
-    let lane_count = disk_lanes.len() + other_lanes.len();
+        }));
+        lane_count += lanes.len();
+    }
     let failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
     // The first anomaly's listed prefix, in the order the model accepted it: numbered on
     // the timeline, so the order that almost works can be read off the bars.
