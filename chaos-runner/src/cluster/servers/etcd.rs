@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use checker::fault::FaultKind;
 use workloads::client::Dialect;
 
-use super::protocol::{http_json, BoxFuture, FileRole, Server};
+use super::protocol::{go_refuses, http_json, BoxFuture, FileRole, Server};
 use crate::cluster::process::which;
 use crate::cluster::spec::NodeSpec;
 use crate::tls::ApiAccess;
@@ -88,10 +88,7 @@ impl Server for Etcd {
     }
 
     fn refuses(&self, kind: FaultKind) -> Option<&'static str> {
-        kind.is_clock().then_some(
-            "etcd is a Go binary, which reads the clock through the vDSO and not through \
-             libc, so libfaketime cannot move its clock",
-        )
+        go_refuses(kind)
     }
 
     fn dialect(&self) -> Option<Dialect> {

@@ -63,6 +63,15 @@ pub trait Server: Sync {
     }
 }
 
+/// Why a Go server cannot undergo `kind`: clock faults go through libc, which Go's
+/// runtime bypasses.
+pub fn go_refuses(kind: FaultKind) -> Option<&'static str> {
+    kind.is_clock().then_some(
+        "it is a Go binary, which reads the clock through the vDSO and not through libc, so \
+         libfaketime cannot move its clock",
+    )
+}
+
 /// One HTTP/1.1 request with a JSON answer, on a fresh connection, within a second.
 pub async fn http_json(
     access: &ApiAccess,
