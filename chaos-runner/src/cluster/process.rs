@@ -82,10 +82,9 @@ impl Scope {
     }
 }
 
-/// SIGKILLs every child of every live run, and removes the network namespaces of netns
-/// mode: for Ctrl-C and the panic hook, which cannot wait for runs to unwind. Safe to
-/// call from anywhere.
-pub fn kill_all_children() {
+/// SIGKILLs every child of every live run: the first step of the emergency path
+/// ([`super::emergency`]). Safe to call from anywhere.
+pub(super) fn kill_live_groups() {
     let live: Vec<Arc<Groups>> = LIVE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -95,8 +94,6 @@ pub fn kill_all_children() {
     for groups in live {
         groups.kill();
     }
-    crate::netns::remove_live();
-    super::disk::unmount_live();
 }
 
 /// Finds `name` on PATH (or takes it as a path).
@@ -109,21 +106,6 @@ pub(super) fn which(name: &Path) -> Option<PathBuf> {
             .map(|d| d.join(name))
             .find(|p| p.is_file())
     })
-}
-
-/// On Ctrl-C or SIGTERM, kills every node and exits with the error code.
-pub fn die_with_children_on_interrupt() {
-    tokio::spawn(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        crate::console::say!("\ninterrupted: stopping every node");
-        kill_all_children();
-        std::process::exit(crate::exit::ERROR as i32);
-    });
 }
 
 /// Reserves `n` free loopback ports. The listeners hold them until the caller drops them

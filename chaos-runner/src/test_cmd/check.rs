@@ -9,7 +9,7 @@ use checker::model::{KeyValue, Register};
 use checker::History;
 use workloads::generator::WorkloadKind;
 
-use super::config::Config;
+use super::config::{Config, Judged};
 use super::summary::Tail;
 use crate::store::RunDir;
 
@@ -46,14 +46,6 @@ pub(super) async fn check_history(
     }
     tail.mark("checked");
     Ok(checked)
-}
-
-/// What a history is judged as: the workload that made it, and whether a set's or
-/// queue's stale reads make it invalid (`--linearizable`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Judged {
-    pub kind: WorkloadKind,
-    pub linearizable: bool,
 }
 
 /// Checks `history` with the model of the workload that made it: a cas register per key,

@@ -68,10 +68,18 @@ pub struct Config {
     pub record: TestRecord,
 }
 
+/// What a history is judged as: the workload that made it, and whether a set's or
+/// queue's stale reads make it invalid (`--linearizable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Judged {
+    pub kind: WorkloadKind,
+    pub linearizable: bool,
+}
+
 impl Config {
     /// What the checker judges the history as.
-    pub(super) fn judged(&self) -> super::check::Judged {
-        super::check::Judged {
+    pub(super) fn judged(&self) -> Judged {
+        Judged {
             kind: self.kind,
             linearizable: self.linearizable,
         }

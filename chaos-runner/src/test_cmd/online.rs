@@ -20,7 +20,7 @@ use checker::record::FailFast;
 use checker::{History, Verdict};
 use workloads::recorder::{KeyHistories, Recorder};
 
-use super::check::Judged;
+use super::config::Judged;
 
 /// What the online checker knows, for the progress line and results.json.
 #[derive(Debug, Default)]
