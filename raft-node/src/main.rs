@@ -444,6 +444,7 @@ async fn run(args: Args) -> Result<()> {
         lost_leader_grace: Duration::from_millis(2 * args.election_timeout_max_ms),
         snapshot_threshold: args.snapshot_threshold,
         api_addr: advertise,
+        catch_up_ticks: args.read_mode == ReadModeArg::Lease,
         bugs: raft_node::node::NodeBugs {
             stale_read: bug(SeededBug::StaleRead),
             lease_read: bug(SeededBug::LeaseRead),
