@@ -119,7 +119,11 @@ pub struct TestArgs {
     /// (each fsync takes 50-500 ms for a spell), which act through a FUSE layer under each
     /// node's data and need root and fuse3, and corrupt (while a node is down, damage one
     /// of its durable files: flip bits, truncate, zero or misdirect a block, delete; no
-    /// root needed), or all (every kind these links and this machine can carry out), or
+    /// root needed), the clock faults clock-jump (a node's clocks jump 0.1-6.4 s either
+    /// way), clock-rate (they run at 0.25x to 4x for a spell) and clock-strobe (they jump
+    /// back and forth every 10-50 ms), through libfaketime (apt-get install libfaketime),
+    /// named only and never in `all`, running in a rota of their own beside the other
+    /// named kinds; or all (every kind these links and this machine can carry out), or
     /// none. No disk fault reaches --hosts (the layer is not installed there). `all`
     /// without --nemesis-interval is a search: kinds, targets, durations and gaps are
     /// drawn from the seed, with bursts of leader faults (a third of the kills power
