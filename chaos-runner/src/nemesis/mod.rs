@@ -312,6 +312,20 @@ mod tests {
         );
         assert!(why_not(&tls, FaultKind::Replay).contains("--tls"));
         assert!(why_not(&tls, FaultKind::Loss).contains("packets"));
+        // On hosts over ssh, what is missing is said for each layer.
+        let hosts = Fabric::Hosts(Box::new(crate::ssh::SshPlan {
+            hosts: Vec::new(),
+            key: None,
+            options: Vec::new(),
+            remote_bin: None,
+            remote_dir: "/tmp".into(),
+            firewall: false,
+        }));
+        for kind in FaultKind::CLOCK {
+            assert!(!carries(&hosts, kind) && why_not(&hosts, kind).contains("clocks"));
+        }
+        assert!(why_not(&hosts, FaultKind::LoseUnsynced).contains("disk"));
+        assert!(why_not(&hosts, FaultKind::Loss).contains("netem"));
         assert!(
             carries(&proxies, FaultKind::LinkLatency)
                 && !carries(&Fabric::Direct, FaultKind::LinkLatency)

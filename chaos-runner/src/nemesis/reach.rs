@@ -74,6 +74,14 @@ pub fn why_not(fabric: &Fabric, kind: FaultKind) -> &'static str {
         Fabric::Switch { .. } => {
             "it acts on whole HTTP requests, which only the proxies of --net proxy see"
         }
+        Fabric::Hosts(_) if kind.is_clock() => {
+            "on hosts over ssh the runner does not move clocks yet (libfaketime's control \
+             files live on the machine that runs the nodes); use --net netns or proxy"
+        }
+        Fabric::Hosts(_) if kind.is_disk() => {
+            "no disk fault reaches hosts over ssh (the disk layer is not installed \
+             there); use --net netns or proxy"
+        }
         Fabric::Hosts(_) => {
             "on hosts over ssh the runner partitions links with nftables, but does not \
              delay, duplicate or drop their packets (that needs tc netem, not used yet); \
