@@ -458,10 +458,15 @@ async fn read_all_values(
         .ok_or("a consumer without a name")?
         .to_string();
     let pending = made["num_pending"].as_u64().unwrap_or(0);
-    let values = fetch(conn, &name, pending, deadline).await;
-    // Best effort: the inactivity threshold removes it otherwise.
+    let values =
+        match tokio::time::timeout_at(deadline, fetch(conn, &name, pending, deadline)).await {
+            Ok(v) => v,
+            Err(_) => Err("no answer in time".to_string()),
+        };
+    // Best effort, and never past the deadline (a disconnected client queues publishes
+    // and may wait for room): the inactivity threshold removes it otherwise.
     let delete = format!("$JS.API.CONSUMER.DELETE.{SET_STREAM}.{name}");
-    let _ = conn.publish(delete, Bytes::new()).await;
+    let _ = tokio::time::timeout_at(deadline, conn.publish(delete, Bytes::new())).await;
     values
 }
 
