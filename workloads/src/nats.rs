@@ -34,7 +34,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::client::{Answer, BoxFuture, Client, FailReason, NodeApi};
+use crate::client::{text, Answer, BoxFuture, Client, FailReason, NodeApi};
 use crate::generator::{Func, OpSpec};
 
 /// The stream that holds the set and queue workloads' elements, one subject per key.
@@ -338,13 +338,6 @@ impl Client for NatsClient {
 
 fn kv_subject(key: &str) -> String {
     format!("$KV.chaos.{key}")
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Whether a message's headers (NATS/1.0 form) mark a deleted or purged key.

@@ -66,7 +66,6 @@ impl NodeClock {
     /// begins at the offset the file holds.
     pub fn starting(&mut self) {
         self.started = Some(Instant::now());
-        self.rate_from_start_is(self.rate);
     }
 
     /// Seconds since the process started (0 before it has).
@@ -77,13 +76,6 @@ impl NodeClock {
     /// How far ahead of real time the node's clock is now, in seconds.
     pub fn ahead_s(&self) -> f64 {
         self.age() * (self.rate - 1.0) + self.offset_s
-    }
-
-    /// The rate, with the offset chosen so the clock goes on from where it is.
-    fn rate_from_start_is(&mut self, rate: f64) {
-        let ahead = self.ahead_s();
-        self.rate = rate;
-        self.offset_s = ahead - self.age() * (rate - 1.0);
     }
 
     /// Sets the clock `ahead_s` seconds ahead of real time (negative: behind) and running
@@ -102,8 +94,7 @@ impl NodeClock {
 
     /// Runs the clock at `rate` from now on, without a jump.
     pub fn run_at(&mut self, rate: f64) -> Result<()> {
-        self.rate_from_start_is(rate);
-        self.write()
+        self.set(self.ahead_s(), rate)
     }
 
     /// Back to real time.

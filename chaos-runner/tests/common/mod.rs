@@ -11,8 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_chaos-runner");
 /// CHAOS_REQUIRE_ETCD=1, which turns a missing etcd into a failure instead of a skip.
 #[allow(dead_code)] // Not every test file that includes this module runs etcd.
 pub fn etcd_available() -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    let found = on_path("etcd");
     can_run(
         found,
         "CHAOS_REQUIRE_ETCD",
@@ -23,13 +22,19 @@ pub fn etcd_available() -> bool {
 /// Whether `nats-server` is on PATH; with CHAOS_REQUIRE_NATS=1 (CI) a missing one fails.
 #[allow(dead_code)] // Only test_cmd.rs runs NATS.
 pub fn nats_available() -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nats-server").is_file()));
+    let found = on_path("nats-server");
     can_run(
         found,
         "CHAOS_REQUIRE_NATS",
         "nats-server on PATH (apt-get install nats-server)",
     )
+}
+
+/// Whether an executable `name` is in a folder of PATH.
+#[allow(dead_code)]
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// The raft-node binary beside chaos-runner, built if this test runs alone.
