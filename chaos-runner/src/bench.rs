@@ -283,7 +283,7 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         links,
         leader_within: Duration::from_secs(30),
         tls: args.tls,
-        clocks: false,
+        clocks: None,
         lazy_disk: if args.lazy_disk {
             let layer = crate::cluster::disk::Layer::find(lazyfs::fs::Names::Strict);
             Some(layer.context("--lazy-disk")?)

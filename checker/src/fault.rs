@@ -82,9 +82,9 @@ impl FaultKind {
         FaultKind::Corrupt,
     ];
 
-    /// The clock faults, through libfaketime under every node: named only (`--nemesis
-    /// clock-jump,...`), never in `all`, and only for servers whose clock calls go
-    /// through libc.
+    /// The clock faults, through libfaketime under every node: only for servers whose
+    /// clock calls go through libc, and only on this machine. `all` includes them where
+    /// they can act; the search gives them spells of their own.
     pub const CLOCK: [FaultKind; 3] = [
         FaultKind::ClockJump,
         FaultKind::ClockRate,

@@ -9,6 +9,10 @@
 //! rate does not also jump the clock, the offset is recomputed from `S` (the runner's
 //! record of the start, a few milliseconds before the library's own) at every change.
 //!
+//! With `--clock-wall-only` ([`ClockScope::WallOnly`]) the library leaves monotonic
+//! clocks alone (`FAKETIME_DONT_FAKE_MONOTONIC`). Its rates would still scale sleeps, so
+//! a wall clock's drift is stepped through the offset instead (`nemesis::clock`).
+//!
 //! It reaches programs whose clock calls go through libc's dynamic symbols: raft-node,
 //! Python, most C and Rust programs. Go binaries (etcd, nats-server) read the clock
 //! through the vDSO themselves, and static binaries have no libc to preload into: their
@@ -29,10 +33,23 @@ pub fn unavailable() -> Option<String> {
     })
 }
 
+/// Which of a node's clocks the faults move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockScope {
+    /// Wall and monotonic clocks together, as a wrong clock source moves them: timers,
+    /// timeouts and sleeps follow.
+    WallAndMonotonic,
+    /// The wall clock only (`CLOCK_REALTIME`, `gettimeofday`, `time`), as a step of
+    /// `settimeofday` or a bad NTP server moves it: timers and `Instant`s keep real time.
+    /// What a server that takes leases or timestamps from the wall clock must survive.
+    WallOnly,
+}
+
 /// One node's clock: its control file and what it says.
 #[derive(Debug)]
 pub struct NodeClock {
     file: PathBuf,
+    scope: ClockScope,
     /// When the node's process started (libfaketime's reference), once it has.
     started: Option<Instant>,
     /// The control file's offset in seconds and rate.
@@ -42,9 +59,10 @@ pub struct NodeClock {
 
 impl NodeClock {
     /// A clock at real time, controlled through `file`.
-    pub fn new(file: PathBuf) -> Result<NodeClock> {
+    pub fn new(file: PathBuf, scope: ClockScope) -> Result<NodeClock> {
         let clock = NodeClock {
             file,
+            scope,
             started: None,
             offset_s: 0.0,
             rate: 1.0,
@@ -53,13 +71,22 @@ impl NodeClock {
         Ok(clock)
     }
 
+    /// Which of the node's clocks the faults move.
+    pub fn scope(&self) -> ClockScope {
+        self.scope
+    }
+
     /// The environment that puts a node's process under this clock.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("LD_PRELOAD", LIBFAKETIME.to_string()),
             ("FAKETIME_TIMESTAMP_FILE", self.file.display().to_string()),
             ("FAKETIME_NO_CACHE", "1".to_string()),
-        ]
+        ];
+        if self.scope == ClockScope::WallOnly {
+            env.push(("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()));
+        }
+        env
     }
 
     /// The node's process starts now: libfaketime's reference moves here, and a restart
@@ -122,12 +149,47 @@ mod tests {
         (o.parse().unwrap(), r.parse().unwrap())
     }
 
+    /// What a program under the clock sees: `date` (the wall clock) moved by a jump,
+    /// in either scope, and the wall-only scope tells the library to leave monotonic
+    /// clocks alone.
+    #[test]
+    fn a_program_under_the_clock_sees_its_wall_clock_moved() {
+        if unavailable().is_some() {
+            return; // The runner's test suite requires it on CI (test_cmd.rs).
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for scope in [ClockScope::WallAndMonotonic, ClockScope::WallOnly] {
+            let mut c = NodeClock::new(dir.path().join("n1.rc"), scope).unwrap();
+            c.starting();
+            c.jump(1000.0).unwrap();
+            let out = std::process::Command::new("date")
+                .arg("+%s")
+                .envs(c.env())
+                .output()
+                .unwrap();
+            let faked: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            let real = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            assert!(
+                (faked - real - 1000).abs() <= 2,
+                "{scope:?}: {faked} vs {real}"
+            );
+            let monotonic_left = c
+                .env()
+                .iter()
+                .any(|(k, v)| *k == "FAKETIME_DONT_FAKE_MONOTONIC" && v == "1");
+            assert_eq!(monotonic_left, scope == ClockScope::WallOnly);
+        }
+    }
+
     /// The file says what libfaketime needs so that the clock is where it should be: a
     /// rate change keeps the clock where it was, a jump moves it, a reset is real time.
     #[test]
     fn the_control_file_keeps_the_clock_continuous() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = NodeClock::new(dir.path().join("n1.rc")).unwrap();
+        let mut c = NodeClock::new(dir.path().join("n1.rc"), ClockScope::WallAndMonotonic).unwrap();
         assert_eq!(read(&c), (0.0, 1.0));
         // A process 10 s old.
         c.started = Some(Instant::now() - std::time::Duration::from_secs(10));

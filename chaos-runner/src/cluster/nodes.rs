@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::clock::NodeClock;
+use super::clock::{ClockScope, NodeClock};
 use super::disk::{Layer, LazyDisk};
 use super::process::{blocking, start_local, tail, Scope};
 use super::servers::ServerKind;
@@ -95,12 +95,12 @@ impl Cluster {
 
     /// Puts every local node under a clock of its own, controlled through a file in
     /// `dir` (libfaketime): from their next start, clock faults can move them.
-    pub fn with_clocks(&mut self, dir: &std::path::Path) -> Result<()> {
+    pub fn with_clocks(&mut self, dir: &std::path::Path, scope: ClockScope) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for n in &mut self.nodes {
             if n.spec.remote.is_none() {
                 let file = dir.join(format!("n{}.faketime", n.spec.id));
-                n.clock = Some(NodeClock::new(file)?);
+                n.clock = Some(NodeClock::new(file, scope)?);
             }
         }
         Ok(())

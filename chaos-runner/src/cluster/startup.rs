@@ -78,8 +78,9 @@ pub struct ClusterPlan {
     pub tls: bool,
     /// The lazy layer, when the run has disk faults: a lazy disk under every node.
     pub lazy_disk: Option<super::disk::Layer>,
-    /// Every node under a clock of its own (libfaketime), when the run has clock faults.
-    pub clocks: bool,
+    /// Every node under a clock of its own (libfaketime), when the run has clock faults:
+    /// which of its clocks the faults move.
+    pub clocks: Option<super::clock::ClockScope>,
 }
 
 /// A cluster that is up and has a leader.
@@ -287,8 +288,8 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
     if let Some(layer) = &plan.lazy_disk {
         cluster.with_lazy_disks(layer);
     }
-    if plan.clocks {
-        cluster.with_clocks(&run.path.join("clocks"))?;
+    if let Some(scope) = plan.clocks {
+        cluster.with_clocks(&run.path.join("clocks"), scope)?;
     }
     for &i in &ids {
         cluster.start(i)?;

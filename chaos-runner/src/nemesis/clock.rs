@@ -15,7 +15,12 @@ use anyhow::{Context, Result};
 use checker::record::{ClockChange, FaultDetails};
 
 use super::{Env, Fault, FaultKind, Planned, Target};
+use crate::cluster::clock::ClockScope;
 use crate::fabric::Fabric;
+
+/// How often a wall clock's drift moves it (`--clock-wall-only`): 10 ms steps, finer
+/// than any timeout a server would take from the wall clock.
+const DRIFT_STEP: Duration = Duration::from_millis(10);
 
 /// What the fault does to each chosen node's clock.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,8 +69,9 @@ pub struct ClockFault {
     target: Target,
     nodes: Vec<u64>,
     change: Change,
-    /// The strobe's task, which flips the clocks until the fault ends.
-    strobe: Option<tokio::task::JoinHandle<()>>,
+    /// The task that keeps changing the clocks until the fault ends: a strobe's flips,
+    /// or a wall clock's drift in steps.
+    ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Fault for ClockFault {
@@ -77,51 +83,64 @@ impl Fault for ClockFault {
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
         let nodes = env.targets(p).await;
         let change = Change::of(p);
+        let mut wall_only = false;
         {
             let mut c = env.cluster.lock().await;
             for &n in &nodes {
                 let clock = c
                     .clock(n)
                     .with_context(|| format!("node {n} runs without a clock the runner moves"))?;
+                wall_only |= clock.scope() == ClockScope::WallOnly;
                 match change {
                     Change::Jump { by_s } => clock.jump(by_s)?,
-                    Change::Rate { rate } => clock.run_at(rate)?,
-                    Change::Strobe { .. } => {}
+                    // libfaketime's rate also scales sleeps, which a wall clock's drift
+                    // must not: with the wall clock alone, the drift is stepped instead.
+                    Change::Rate { rate } if clock.scope() == ClockScope::WallAndMonotonic => {
+                        clock.run_at(rate)?
+                    }
+                    Change::Rate { .. } | Change::Strobe { .. } => {}
                 }
             }
         }
-        let strobe = match change {
-            Change::Strobe { swing_s, every } => {
-                let (cluster, nodes) = (env.cluster.clone(), nodes.clone());
-                Some(tokio::spawn(async move {
-                    let mut ahead = false;
-                    loop {
-                        ahead = !ahead;
-                        {
-                            let mut c = cluster.lock().await;
-                            for &n in &nodes {
-                                if let Some(clock) = c.clock(n) {
-                                    let _ = clock.set(if ahead { swing_s } else { 0.0 }, 1.0);
-                                }
-                            }
-                        }
-                        tokio::time::sleep(every).await;
-                    }
-                }))
-            }
+        // Where the control file must change as the fault goes on: each step sets how far
+        // ahead the clocks are, from the step's count and the time since the start.
+        let stepping = match change {
+            Change::Strobe { swing_s, every } => Some((every, swing_s, 1.0)),
+            Change::Rate { rate } if wall_only => Some((DRIFT_STEP, 0.0, rate)),
             _ => None,
         };
+        let ticker = stepping.map(|(every, swing_s, rate)| {
+            let (cluster, nodes) = (env.cluster.clone(), nodes.clone());
+            tokio::spawn(async move {
+                let began = tokio::time::Instant::now();
+                for step in 0u64.. {
+                    let ahead = match swing_s > 0.0 && step % 2 == 0 {
+                        true => swing_s,
+                        false => (rate - 1.0) * began.elapsed().as_secs_f64(),
+                    };
+                    {
+                        let mut c = cluster.lock().await;
+                        for &n in &nodes {
+                            if let Some(clock) = c.clock(n) {
+                                let _ = clock.set(ahead, 1.0);
+                            }
+                        }
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            })
+        });
         Ok(ClockFault {
             kind: p.kind,
             target: p.target,
             nodes,
             change,
-            strobe,
+            ticker,
         })
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
-        if let Some(t) = &self.strobe {
+        if let Some(t) = &self.ticker {
             t.abort();
         }
         let mut c = env.cluster.lock().await;
@@ -161,7 +180,7 @@ impl Fault for ClockFault {
 
 impl Drop for ClockFault {
     fn drop(&mut self) {
-        if let Some(t) = &self.strobe {
+        if let Some(t) = &self.ticker {
             t.abort();
         }
     }

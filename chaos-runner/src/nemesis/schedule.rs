@@ -24,9 +24,10 @@ pub enum Layer {
     Weather,
     /// The search schedule's spells of message faults.
     Messages,
-    /// Clock faults named beside other kinds: a rota of their own, in step with the
+    /// Clock faults. Named beside other kinds: a rota of their own, in step with the
     /// foreground's, so a clock is wrong while a node is cut off or down (a lease is
-    /// only broken by a wrong clock and an election together).
+    /// only broken by a wrong clock and an election together). In the search: spells
+    /// of their own ([`plan_clocks`]).
     Clocks,
 }
 
@@ -275,6 +276,10 @@ pub fn plan_search(
     if !messages.is_empty() {
         out.extend(plan_messages(&mut rng, &messages, time_limit));
     }
+    let clocks: Vec<FaultKind> = kinds.iter().copied().filter(|k| k.is_clock()).collect();
+    if !clocks.is_empty() {
+        out.extend(plan_clocks(seed, &clocks, time_limit));
+    }
     out
 }
 
@@ -288,7 +293,7 @@ fn plan_foreground(
     let fg: Vec<FaultKind> = kinds
         .iter()
         .copied()
-        .filter(|k| !k.is_message() && !k.is_disk())
+        .filter(|k| !k.is_message() && !k.is_disk() && !k.is_clock())
         .collect();
     let bursts = Burst::available(&fg, targets);
     let leader_first = targets.contains(&Target::Leader);
@@ -449,6 +454,40 @@ fn plan_messages(rng: &mut StdRng, kinds: &[FaultKind], time_limit: Duration) ->
     out
 }
 
+/// Clock faults: spells of 0.5 to 6 s on the clocks of some nodes, with 1 to 6 s of real
+/// time between, overlapping whatever the other layers do (a clock that is wrong matters
+/// when an election or a partition meets it). Drawn from a stream of their own, so where
+/// no clock fault is possible (a Go server, no libfaketime) every seed keeps the schedule
+/// it had before they existed.
+fn plan_clocks(seed: u64, kinds: &[FaultKind], time_limit: Duration) -> Vec<Planned> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x434C_4F43_4B20_5350); // "CLOCK SP"
+    let mut out = Vec::new();
+    let mut t = log_uniform(&mut rng, 0.5, 4.0);
+    while t + Duration::from_millis(500) < time_limit {
+        let end = (t + log_uniform(&mut rng, 0.5, 6.0)).min(time_limit);
+        out.push(Planned {
+            start: t,
+            end,
+            kind: *kinds.choose(&mut rng).expect("not empty"),
+            target: *[
+                Target::Leader,
+                Target::Random,
+                Target::Minority,
+                Target::Majority,
+                Target::All,
+            ]
+            .choose(&mut rng)
+            .expect("not empty"),
+            shape: Shape::Halves,
+            pick: rng.gen(),
+            layer: Layer::Clocks,
+            staggered: false,
+        });
+        t = end + log_uniform(&mut rng, 1.0, 6.0);
+    }
+    out
+}
+
 /// Tests' schedules: the default search for 30 s with every target and shape.
 #[cfg(test)]
 pub(crate) fn search(seed: u64, kinds: &[FaultKind]) -> Vec<Planned> {
@@ -595,6 +634,35 @@ mod tests {
         assert!(p
             .iter()
             .all(|f| matches!(f.kind, FaultKind::Kill | FaultKind::Pause)));
+    }
+
+    /// The search's clock faults are a layer of their own that leaves every other layer
+    /// of a seed as it was, never overlaps itself, and draws every clock kind and target.
+    #[test]
+    fn the_search_adds_clock_spells_and_leaves_the_rest_alone() {
+        let with: Vec<FaultKind> = FaultKind::ALL.into_iter().chain(FaultKind::CLOCK).collect();
+        let (mut kinds, mut targets) = (BTreeSet::new(), BTreeSet::new());
+        let mut covered = Duration::ZERO;
+        for seed in 0..40 {
+            let plain = search(seed, &FaultKind::ALL);
+            let all = search(seed, &with);
+            let (clocks, rest): (Vec<Planned>, Vec<Planned>) =
+                all.into_iter().partition(|p| p.layer == Layer::Clocks);
+            assert_eq!(rest, plain, "seed {seed}: the other layers changed");
+            assert!(!clocks.is_empty(), "seed {seed}");
+            assert!(clocks
+                .iter()
+                .all(|p| p.kind.is_clock() && p.start < p.end && p.end <= Duration::from_secs(30)));
+            assert!(clocks.windows(2).all(|w| w[0].end < w[1].start));
+            kinds.extend(clocks.iter().map(|p| p.kind));
+            targets.extend(clocks.iter().map(|p| p.target));
+            covered += clocks.iter().map(|p| p.end - p.start).sum::<Duration>();
+        }
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        assert_eq!(targets.len(), 5, "{targets:?}");
+        // Clocks are wrong for a good part of each run, but not all of it.
+        let share = covered.as_secs_f64() / (40.0 * 30.0);
+        assert!((0.2..0.8).contains(&share), "{share}");
     }
 
     #[test]

@@ -114,22 +114,24 @@ pub struct TestArgs {
     /// Faults to inject: any of kill,pause,partition,latency (processes and links),
     /// duplicate,reorder (whole peer requests, or packets with --net netns), replay,drop
     /// (whole requests: --net proxy), loss,bandwidth (packets: --net netns), the disk
-    /// faults lose-unsynced (a power loss: the nodes are killed and lose what they wrote
-    /// but did not fsync), disk-full (writes fail with ENOSPC for a spell), slow-fsync
-    /// (each fsync takes 50-500 ms for a spell), which act through a FUSE layer under each
-    /// node's data and need root and fuse3, and corrupt (while a node is down, damage one
-    /// of its durable files: flip bits, truncate, zero or misdirect a block, delete; no
-    /// root needed), the clock faults clock-jump (a node's clocks jump 0.1-6.4 s either
-    /// way), clock-rate (they run at 0.25x to 4x for a spell) and clock-strobe (they jump
-    /// back and forth every 10-50 ms), through libfaketime (apt-get install libfaketime),
-    /// named only and never in `all`, running in a rota of their own beside the other
-    /// named kinds; or all (every kind these links and this machine can carry out), or
-    /// none. No disk fault reaches --hosts (the layer is not installed there). `all`
-    /// without --nemesis-interval is a search: kinds, targets, durations and gaps are
-    /// drawn from the seed, with bursts of leader faults (a third of the kills power
-    /// losses, some corruptions, a third of the pauses disk spells) and, underneath,
-    /// spells of link latency and message faults; successive seeds explore different
-    /// schedules. Default: all, or none with --preset healthy (a fault-free baseline).
+    /// faults (`disks`) lose-unsynced (a power loss: the nodes are killed and lose what
+    /// they wrote but did not fsync), disk-full (writes fail with ENOSPC for a spell),
+    /// slow-fsync (each fsync takes 50-500 ms for a spell), which act through a FUSE layer
+    /// under each node's data and need root and fuse3, and corrupt (while a node is down,
+    /// damage one of its durable files: flip bits, truncate, zero or misdirect a block,
+    /// delete; no root needed), the clock faults (`clocks`) clock-jump (a node's clocks
+    /// jump 0.1-6.4 s either way), clock-rate (they run at 0.25x to 4x for a spell) and
+    /// clock-strobe (they jump back and forth every 10-50 ms), through libfaketime
+    /// (apt-get install libfaketime) for servers whose clock calls go through libc (not
+    /// Go's etcd or nats-server), named beside other kinds they run in a rota of their own;
+    /// or all (every kind these links, this server and this machine can carry out),
+    /// optionally leaving some out (`all,-clocks`, `all,-partition`), or none. No disk or
+    /// clock fault reaches --hosts. `all` without --nemesis-interval is a search: kinds,
+    /// targets, durations and gaps are drawn from the seed, with bursts of leader faults
+    /// (a third of the kills power losses, some corruptions, a third of the pauses disk
+    /// spells) and, underneath, spells of link latency, message faults and clock faults;
+    /// successive seeds explore different schedules. Default: all, or none with --preset
+    /// healthy (a fault-free baseline).
     #[arg(long, value_name = "KINDS")]
     pub nemesis: Option<String>,
     /// A fixed rota instead of the search: seconds of each fault, and of each healthy gap
@@ -147,6 +149,13 @@ pub struct TestArgs {
     /// in four of those kills; with this flag, to all of them.
     #[arg(long)]
     pub staggered_kills: bool,
+    /// Clock faults move only the nodes' wall clocks (`CLOCK_REALTIME`, gettimeofday,
+    /// time), as a step of the system time or a bad NTP server would: monotonic clocks,
+    /// and with them timers, timeouts and sleeps, keep real time. A server that takes
+    /// leases or timestamps from the wall clock must survive this; raft-node's timers
+    /// are monotonic and do not see it.
+    #[arg(long)]
+    pub clock_wall_only: bool,
     /// When a create, removal or rename in a node's data survives a power loss
     /// (lose-unsynced). strict: once its folder is fsynced, all that POSIX promises and
     /// what a careful server assumes. ext4: once anything is fsynced, as ext4's journal

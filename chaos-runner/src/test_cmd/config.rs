@@ -11,6 +11,7 @@ use checker::record::TestRecord;
 use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
+use crate::cluster::clock::ClockScope;
 use crate::cluster::disk::Layer;
 use crate::cluster::{etcd_binary, nats_binary, raft_node_binary, ClusterPlan, ServerKind};
 use crate::fabric::Fabric;
@@ -200,16 +201,67 @@ fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<(Fabric, u64)> {
     Ok((fabric, nodes))
 }
 
-/// The faults `--nemesis` asks for, by name (`all`: every kind).
+/// The faults `--nemesis` asks for, by name. `all` is every kind, and may be followed by
+/// kinds to leave out (`all,-clock-rate`); `clocks` and `disks` name their groups
+/// (`all,-clocks`, `kill,clocks`).
 fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
-    let every: Vec<FaultKind> = FaultKind::ALL.into_iter().chain(FaultKind::DISK).collect();
-    // Clock faults are named only: `all` does not include them.
-    let names: Vec<&str> = every
-        .iter()
-        .chain(&FaultKind::CLOCK)
-        .map(|k| k.name())
+    let every: Vec<FaultKind> = FaultKind::ALL
+        .into_iter()
+        .chain(FaultKind::DISK)
+        .chain(FaultKind::CLOCK)
         .collect();
-    list(args.nemesis(), &every, &names, FaultKind::parse, "fault")
+    let mut names: Vec<&str> = every.iter().map(|k| k.name()).collect();
+    names.extend(["clocks", "disks"]);
+    let parse = |word: &str| -> Result<Vec<FaultKind>> {
+        Ok(match word {
+            "clocks" => FaultKind::CLOCK.to_vec(),
+            "disks" => FaultKind::DISK.to_vec(),
+            w => list(w, &every, &names, FaultKind::parse, "fault")?,
+        })
+    };
+    let spec = args.nemesis().trim();
+    let mut words = spec.split(',').map(str::trim);
+    match words.next() {
+        Some("all") => {
+            let mut kinds = every.clone();
+            for w in words {
+                let Some(name) = w.strip_prefix('-') else {
+                    bail!(
+                        "--nemesis {spec:?}: after `all`, only kinds to leave out \
+                         (`all,-{w}`)"
+                    );
+                };
+                let out = parse(name)?;
+                kinds.retain(|k| !out.contains(k));
+            }
+            Ok(kinds)
+        }
+        _ if spec == "none" || spec.is_empty() => Ok(Vec::new()),
+        _ => {
+            let mut kinds = Vec::new();
+            for w in spec.split(',').map(str::trim) {
+                if w.starts_with('-') || w == "all" || w == "none" {
+                    bail!(
+                        "--nemesis {spec:?}: `{w}` only goes with `all` first \
+                         (`all,-clocks`)"
+                    );
+                }
+                for k in parse(w)? {
+                    if !kinds.contains(&k) {
+                        kinds.push(k);
+                    }
+                }
+            }
+            Ok(kinds)
+        }
+    }
+}
+
+/// Whether `--nemesis` starts from every kind (`all`, or `all,-KIND...`): the search
+/// unless an interval is given, and kinds the cluster cannot undergo are left out
+/// rather than refused.
+fn nemesis_is_all(args: &TestArgs) -> bool {
+    args.nemesis().split(',').next().map(str::trim) == Some("all")
 }
 
 /// Flags that do not go together, refused before anything is looked up.
@@ -238,7 +290,7 @@ fn refuse_combinations(args: &TestArgs) -> Result<()> {
 /// The fixed rota's interval, or `None` for the search (`--nemesis all` and no interval).
 fn nemesis_interval(args: &TestArgs) -> Result<Option<Duration>> {
     Ok(match args.nemesis_interval {
-        None if args.nemesis().trim() == "all" => None,
+        None if nemesis_is_all(args) => None,
         interval => Some(
             secs(interval.unwrap_or(3.0), "--nemesis-interval")?.max(Duration::from_millis(100)),
         ),
@@ -320,9 +372,9 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             nemesis::why_not(&fabric, FaultKind::Latency)
         );
     }
-    let all = args.nemesis().trim() == "all";
+    let all = nemesis_is_all(&args);
     let mut notes = Vec::new();
-    if all && fabric.on_this_machine() {
+    if all && requested.iter().any(|k| k.needs_layer()) && fabric.on_this_machine() {
         if let Some(why) = crate::cluster::disk::unavailable() {
             notes.push(format!(
                 "no power losses, full disks or slow fsyncs in this run: {why}"
@@ -336,7 +388,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
                 .to_string(),
         );
     }
-    let faults = nemesis::usable(&fabric, args.target, requested, all)
+    let faults = nemesis::usable(&fabric, args.target, requested.clone(), all)
         .map_err(|why| anyhow::anyhow!("--nemesis {why}"))?;
     let p = args
         .preset
@@ -349,7 +401,26 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
         ServerKind::Nats => nats_binary(&args.nats)?,
     };
-    let clocks = faults.iter().any(|k| k.is_clock());
+    let clocks = match faults.iter().any(|k| k.is_clock()) {
+        true if args.clock_wall_only => Some(ClockScope::WallOnly),
+        true => Some(ClockScope::WallAndMonotonic),
+        false if args.clock_wall_only => {
+            bail!("--clock-wall-only goes with clock faults, and this run has none")
+        }
+        false => None,
+    };
+    if all && requested.iter().any(|k| k.is_clock()) && fabric.on_this_machine() {
+        if let Some(why) = crate::cluster::clock::unavailable() {
+            notes.push(format!("no clock faults in this run: {why}"));
+        } else if clocks.is_some() {
+            notes.push(
+                "clock faults: every node runs under libfaketime, which reads its control \
+                 file at each clock call (raft-node serves about a third fewer operations \
+                 per second); `--nemesis all,-clocks` leaves them out"
+                    .to_string(),
+            );
+        }
+    }
     let lazy_disk = match faults.iter().any(|k| k.needs_layer()) {
         true => Some(Layer::find(args.disk_names)?),
         false => None,
@@ -527,7 +598,7 @@ mod tests {
         assert!(parse_mix("read=x").is_err());
     }
 
-    fn config(args: &[&str]) -> Result<Config> {
+    fn parse(args: &[&str]) -> Result<TestArgs> {
         #[derive(clap::Parser)]
         struct Cli {
             #[command(flatten)]
@@ -535,7 +606,11 @@ mod tests {
         }
         let mut argv = vec!["test", "--raft-node", "/bin/sh"];
         argv.extend_from_slice(args);
-        resolve(<Cli as clap::Parser>::try_parse_from(argv)?.test)
+        Ok(<Cli as clap::Parser>::try_parse_from(argv)?.test)
+    }
+
+    fn config(args: &[&str]) -> Result<Config> {
+        resolve(parse(args)?)
     }
 
     #[test]
@@ -555,6 +630,63 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("known: random, leader"), "{e}");
+    }
+
+    /// `all` may leave kinds out, groups name the clock and disk kinds, and a word that
+    /// only makes sense after `all` is refused elsewhere. The default run on this machine
+    /// has clock faults exactly when libfaketime is installed, and says so either way.
+    #[test]
+    fn all_can_leave_kinds_out_and_groups_name_clocks_and_disks() {
+        let kinds = |spec: &str| -> Vec<FaultKind> {
+            requested_faults(&parse(&["--nemesis", spec]).unwrap()).unwrap()
+        };
+        let every = kinds("all");
+        assert!(FaultKind::CLOCK.iter().all(|k| every.contains(k)));
+        let no_clocks = kinds("all, -clocks");
+        assert_eq!(no_clocks.len(), every.len() - 3);
+        assert!(!no_clocks.iter().any(|k| k.is_clock()));
+        let fewer = kinds("all,-partition,-disks");
+        assert!(!fewer.contains(&FaultKind::Partition) && !fewer.iter().any(|k| k.is_disk()));
+        assert_eq!(
+            kinds("kill,clocks,kill"),
+            [
+                FaultKind::Kill,
+                FaultKind::ClockJump,
+                FaultKind::ClockRate,
+                FaultKind::ClockStrobe
+            ]
+        );
+        for bad in ["kill,-clocks", "all,kill", "kill,all"] {
+            let e = config(&["--nemesis", bad]).err().unwrap().to_string();
+            assert!(e.contains("all"), "{bad}: {e}");
+        }
+        let e = config(&["--nemesis", "all,-clokcs"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("did you mean \"clocks\"?"), "{e}");
+        // A search with the kinds left out; the search either way.
+        let cfg = config(&["--nemesis", "all,-clocks"]).unwrap();
+        assert_eq!(cfg.nemesis.interval, None);
+        assert!(cfg.cluster.clocks.is_none());
+        let cfg = config(&[]).unwrap();
+        let faketime = crate::cluster::clock::unavailable().is_none();
+        assert_eq!(cfg.cluster.clocks.is_some(), faketime);
+        assert_eq!(cfg.nemesis.faults.iter().any(|k| k.is_clock()), faketime);
+        let said = |what: &str| cfg.notes.iter().any(|n| n.contains(what));
+        assert!(said(if faketime {
+            "libfaketime"
+        } else {
+            "no clock faults"
+        }));
+        let e = config(&["--nemesis", "kill", "--clock-wall-only"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("no clock faults") || e.contains("has none"),
+            "{e}"
+        );
     }
 
     #[test]
