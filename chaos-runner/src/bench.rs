@@ -95,6 +95,11 @@ pub struct BenchArgs {
     /// An extra argument for every node (repeat for several).
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Drive the cluster through client adapters running this command (see `test
+    /// --client-cmd` and docs/client-protocol.md) instead of the built-in client: what
+    /// an adapter costs per operation.
+    #[arg(long, value_name = "CMD")]
+    pub client_cmd: Option<String>,
     /// How node-to-node traffic travels, as for `test`: direct (nothing in the way),
     /// proxy (through the harness's proxies, as `test` does by default; raft-node only),
     /// netns (each node in a namespace of its own behind the runner's packet switch;
@@ -250,6 +255,10 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
         ServerKind::Nats => nats_binary(&args.nats)?,
+        ServerKind::Command => bail!(
+            "bench starts the servers it knows (raft-node, etcd, nats); --client-cmd \
+             measures an adapter against any of them"
+        ),
     };
     let net = match (args.proxies, args.netns) {
         (true, _) => NetArg::Proxy,
@@ -259,7 +268,7 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
     if net == NetArg::Netns {
         crate::netns::preflight()?;
     }
-    let server = args.target.server();
+    let server = args.target.builtin().context("a server the runner knows")?;
     if net == NetArg::Proxy && !server.per_peer_addresses() {
         bail!(
             "--net proxy: --target {} cannot be given an address per peer, so its links \
@@ -274,9 +283,9 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         );
     }
     let ssh = args.ssh.plan(false)?;
-    let links = Fabric::resolve(net, args.target, args.tls, 0, None, ssh);
+    let links = Fabric::resolve(net, server.per_peer_addresses(), args.tls, 0, None, ssh);
     let cluster = ClusterPlan {
-        kind: args.target,
+        server,
         bin,
         node_args: args.node_args.clone(),
         nodes: links.node_count(args.nodes),
@@ -317,10 +326,14 @@ async fn drive(
     plan: &Plan,
     running: &Running,
     recorder: Arc<Recorder>,
+    run_dir: &std::path::Path,
 ) -> Result<Duration> {
     // The bench speaks raft-node's own API to servers of its command line.
-    let dialect = args.target.server().dialect().unwrap_or(Dialect::RaftNode);
-    let client = running.client(dialect).await?;
+    let dialect = plan.cluster.server.dialect().unwrap_or(Dialect::RaftNode);
+    let client: Arc<dyn workloads::client::Client> = match &args.client_cmd {
+        Some(cmd) => running.adapter_client(cmd, "register", run_dir.join("adapters")),
+        None => running.client(dialect).await?,
+    };
     client.set_leader((running.leader - 1) as usize);
     let generator = Arc::new(
         Generator::new(WorkloadKind::Register, args.keys, plan.mix)
@@ -369,12 +382,12 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
         plan.warmup + plan.duration,
         done.clone(),
     ));
-    let wall = drive(args, plan, &running, recorder.clone()).await?;
+    let wall = drive(args, plan, &running, recorder.clone(), &run.path).await?;
     done.notify_one();
     let _ = progress.await;
     recorder.finish().context("writing the history")?;
     let leader_after =
-        find_leader_of(running.cluster.kind(), &running.access, &running.probes).await;
+        find_leader_of(running.cluster.server(), &running.access, &running.probes).await;
     tokio::task::block_in_place(|| running.cluster.stop_all());
 
     let from = start_ns + plan.warmup.as_nanos() as u64;

@@ -5,7 +5,6 @@
 
 use clap::ValueEnum;
 
-use crate::cluster::ServerKind;
 use crate::netns::Range;
 use crate::ssh::SshPlan;
 
@@ -52,7 +51,7 @@ impl Fabric {
     /// that cannot take an address per peer gets direct links under `--net proxy`.
     pub fn resolve(
         net: NetArg,
-        server: ServerKind,
+        per_peer_addresses: bool,
         tls: bool,
         latency_ms: u64,
         range: Option<Range>,
@@ -64,7 +63,7 @@ impl Fabric {
         match net {
             NetArg::Direct => Fabric::Direct,
             NetArg::Netns => Fabric::Switch { latency_ms, range },
-            NetArg::Proxy if !server.server().per_peer_addresses() => Fabric::Direct,
+            NetArg::Proxy if !per_peer_addresses => Fabric::Direct,
             NetArg::Proxy => Fabric::Proxies { latency_ms, tls },
         }
     }
@@ -103,9 +102,9 @@ mod tests {
 
     #[test]
     fn a_server_without_per_peer_addresses_gets_direct_links_under_proxy() {
-        let etcd = Fabric::resolve(NetArg::Proxy, ServerKind::Etcd, false, 5, None, None);
+        let etcd = Fabric::resolve(NetArg::Proxy, false, false, 5, None, None);
         assert!(matches!(etcd, Fabric::Direct));
-        let raft = Fabric::resolve(NetArg::Proxy, ServerKind::RaftNode, true, 5, None, None);
+        let raft = Fabric::resolve(NetArg::Proxy, true, true, 5, None, None);
         assert!(matches!(
             raft,
             Fabric::Proxies {
@@ -113,7 +112,7 @@ mod tests {
                 tls: true
             }
         ));
-        let netns = Fabric::resolve(NetArg::Netns, ServerKind::Etcd, false, 0, None, None);
+        let netns = Fabric::resolve(NetArg::Netns, false, false, 0, None, None);
         assert_eq!(netns.net_name(), "netns");
     }
 }

@@ -131,6 +131,9 @@ pub enum Dialect {
     /// NATS with the bucket's direct gets, which any replica answers and NATS documents
     /// as possibly stale. A positive control, like [`Dialect::EtcdSerializable`].
     NatsDirect,
+    /// An adapter program (`--client-cmd`) that speaks the server's own protocol
+    /// ([`crate::adapter`]).
+    Adapter,
 }
 
 impl Dialect {
@@ -143,6 +146,7 @@ impl Dialect {
             Dialect::Seed => "seed",
             Dialect::Nats => "nats",
             Dialect::NatsDirect => "nats-direct",
+            Dialect::Adapter => "adapter",
         }
     }
 
@@ -336,7 +340,7 @@ impl KvClient {
             Dialect::Etcd => return etcd::request(op, false),
             Dialect::EtcdSerializable => return etcd::request(op, true),
             Dialect::RaftNode | Dialect::Seed => {}
-            Dialect::Nats | Dialect::NatsDirect => return None,
+            Dialect::Nats | Dialect::NatsDirect | Dialect::Adapter => return None,
         }
         let key = percent_encode(&op.key);
         Some(match op.f {
@@ -405,7 +409,7 @@ impl KvClient {
             },
             Dialect::RaftNode => raft_node_meaning(op, node.id, status, &body),
             Dialect::Seed => seed_meaning(op, node.id, status, &body),
-            Dialect::Nats | Dialect::NatsDirect => {
+            Dialect::Nats | Dialect::NatsDirect | Dialect::Adapter => {
                 Meaning::Done(Answer::Fail(FailReason::Rejected, "not an HTTP API".into()))
             }
         };

@@ -37,6 +37,16 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// The name `--workload` takes (and an adapter's handshake says).
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Register => "register",
+            WorkloadKind::Kv => "kv",
+            WorkloadKind::Set => "set",
+            WorkloadKind::Queue => "queue",
+        }
+    }
+
     /// Whether it adds elements and reads whole collections (set, queue).
     pub fn collects(self) -> bool {
         matches!(self, WorkloadKind::Set | WorkloadKind::Queue)

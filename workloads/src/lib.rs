@@ -8,6 +8,7 @@
 //! - [`recorder`]: streams every invocation, completion and fault to `history.jsonl`.
 //! - [`runner`]: the concurrent clients, one logical process each, retired after `info`.
 
+pub mod adapter;
 pub mod client;
 pub mod generator;
 pub mod nats;

@@ -12,11 +12,12 @@ use nix::unistd::Pid;
 use super::clock::{ClockScope, NodeClock};
 use super::disk::{Layer, LazyDisk};
 use super::process::{blocking, start_local, tail, Scope};
-use super::servers::ServerKind;
+use super::servers::Server;
 use super::spec::NodeSpec;
 use crate::ssh::RemoteNode;
 use crate::tls::ApiAccess;
 use lazyfs::fs::{CrashRecord, DiskFaults};
+use std::sync::Arc;
 
 /// A node's process: a child of the runner, or a node on a host over ssh.
 enum Proc {
@@ -41,7 +42,7 @@ struct Node {
 
 /// The running cluster.
 pub struct Cluster {
-    kind: ServerKind,
+    server: Arc<dyn Server>,
     bin: PathBuf,
     extra_args: Vec<String>,
     nodes: Vec<Node>,
@@ -53,7 +54,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(
-        kind: ServerKind,
+        server: Arc<dyn Server>,
         bin: PathBuf,
         extra_args: Vec<String>,
         specs: Vec<NodeSpec>,
@@ -72,7 +73,7 @@ impl Cluster {
             })
             .collect();
         Cluster {
-            kind,
+            server,
             bin,
             extra_args,
             nodes,
@@ -84,10 +85,9 @@ impl Cluster {
     /// Puts a lazy disk (`chaos-lazyfs` at `bin`) under every local node's durable
     /// folder; each is mounted when its node first starts.
     pub fn with_lazy_disks(&mut self, layer: &Layer) {
-        let kind = self.kind;
         for n in &mut self.nodes {
             if n.spec.remote.is_none() {
-                let dir = kind.server().durable_dir(&n.spec);
+                let dir = self.server.durable_dir(&n.spec);
                 n.disk = Some(LazyDisk::new(layer, dir));
             }
         }
@@ -133,11 +133,17 @@ impl Cluster {
 
     /// Where node `id` keeps what must survive a crash (on this machine).
     pub fn durable_dir(&self, id: u64) -> PathBuf {
-        self.kind.server().durable_dir(&self.node(id).spec)
+        self.server.durable_dir(&self.node(id).spec)
     }
 
-    pub fn kind(&self) -> ServerKind {
-        self.kind
+    /// What the runner knows of the server: its command lines, who leads, its files.
+    pub fn server(&self) -> &dyn Server {
+        &*self.server
+    }
+
+    /// The same, to keep beyond the cluster's borrow.
+    pub fn server_ref(&self) -> Arc<dyn Server> {
+        self.server.clone()
     }
 
     /// How the runner reaches the nodes' client APIs.
@@ -176,7 +182,7 @@ impl Cluster {
     pub fn start(&mut self, id: u64) -> Result<()> {
         let bin = self.bin.clone();
         let extra = self.extra_args.clone();
-        let kind = self.kind;
+        let server = self.server.clone();
         let scope = self.scope.clone();
         let node = self.node_mut(id);
         if node.proc.is_some() {
@@ -188,7 +194,12 @@ impl Cluster {
         }
         let spec = &node.spec;
         let found = !node.started;
-        let mut args = kind.server().args(spec, found);
+        if found && spec.remote.is_none() {
+            if let Some(setup) = server.setup(spec) {
+                run_setup(id, &setup, spec)?;
+            }
+        }
+        let mut args = server.args(spec, found);
         args.extend(extra);
         let proc = match &spec.remote {
             Some(r) => {
@@ -203,13 +214,11 @@ impl Cluster {
                 Proc::Remote(started.with_context(|| format!("cannot start node {id}"))?)
             }
             None => {
-                let env = match node.clock.as_mut() {
-                    Some(c) => {
-                        c.starting();
-                        c.env()
-                    }
-                    None => Vec::new(),
-                };
+                let mut env = server.env();
+                if let Some(c) = node.clock.as_mut() {
+                    c.starting();
+                    env.extend(c.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+                }
                 let spec = &node.spec;
                 Proc::Local(start_local(&bin, &args, spec, &scope, found, &env)?)
             }
@@ -346,4 +355,32 @@ impl Drop for Cluster {
             self.kill(id);
         }
     }
+}
+
+/// Runs a node's setup command (`--node-setup`) before its first start, its output
+/// appended to the node's log; a failure stops the run with the log's end.
+fn run_setup(id: u64, command: &str, spec: &super::spec::NodeSpec) -> Result<()> {
+    std::fs::create_dir_all(&spec.data_dir)
+        .with_context(|| format!("cannot create {}", spec.data_dir.display()))?;
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+        .with_context(|| format!("cannot open {}", spec.log.display()))?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("cannot run node {id}'s setup"))?;
+    if !status.success() {
+        anyhow::bail!(
+            "node {id}'s setup ({command}) failed ({status}); the end of {}:\n{}",
+            spec.log.display(),
+            tail(&spec.log, 10)
+        );
+    }
+    Ok(())
 }

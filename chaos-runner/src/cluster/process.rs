@@ -207,7 +207,7 @@ pub(super) fn start_local(
     spec: &NodeSpec,
     scope: &Scope,
     found: bool,
-    env: &[(&str, String)],
+    env: &[(String, String)],
 ) -> Result<Child> {
     let log = File::options()
         .create(true)
@@ -221,7 +221,7 @@ pub(super) fn start_local(
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    cmd.envs(env.iter().map(|(k, v)| (*k, v)));
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if found {
         // The runner founds every cluster it starts: on its first start a node may create
         // its state (raft-node refuses to start without any otherwise).

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use workloads::adapter::{AdapterClient, AdapterSpec};
 use workloads::client::{Client, Dialect, KvClient, NodeApi};
 use workloads::nats::{NatsClient, Reads};
 
 use super::nodes::Cluster;
 use super::process::{blocking, free_ports, Scope};
-use super::servers::{find_leader_of, ServerKind};
+use super::servers::{find_leader_of, Server};
 use super::spec::NodeSpec;
 use crate::fabric::Fabric;
 use crate::links::Network;
@@ -68,7 +69,8 @@ impl Drop for Hosting {
 /// and how long a leader may take.
 #[derive(Debug, Clone)]
 pub struct ClusterPlan {
-    pub kind: ServerKind,
+    /// What the runner knows of the server (its command lines, who leads).
+    pub server: std::sync::Arc<dyn Server>,
     pub bin: PathBuf,
     pub node_args: Vec<String>,
     pub nodes: u64,
@@ -122,6 +124,31 @@ impl Running {
         }
         let client = KvClient::with_tls(nodes, dialect, self.access.client_config());
         Ok(Arc::new(client))
+    }
+
+    /// A client over adapter processes running `command` (`--client-cmd`), each told the
+    /// nodes and `workload`; their stderr goes to `stderr_dir`.
+    pub fn adapter_client(
+        &self,
+        command: &str,
+        workload: &str,
+        stderr_dir: std::path::PathBuf,
+    ) -> Arc<AdapterClient> {
+        let nodes = self
+            .apis
+            .iter()
+            .map(|(id, addr)| NodeApi {
+                id: *id,
+                addr: addr.clone(),
+            })
+            .collect();
+        Arc::new(AdapterClient::new(AdapterSpec {
+            command: command.to_string(),
+            nodes,
+            workload: workload.to_string(),
+            stderr_dir,
+            ready_within: Duration::from_secs(30),
+        }))
     }
 }
 
@@ -271,14 +298,15 @@ pub async fn start_cluster(plan: &ClusterPlan, run: &RunDir) -> Result<Running> 
         access = run_access;
     }
     let apis: Vec<(u64, String)> = specs.iter().map(|s| (s.id, s.api_addr())).collect();
-    let probes: Vec<(u64, String)> = specs
-        .iter()
-        .map(|s| (s.id, plan.kind.server().probe_addr(s)))
-        .collect();
+    let server = plan
+        .server
+        .for_cluster(&specs)
+        .unwrap_or_else(|| plan.server.clone());
+    let probes: Vec<(u64, String)> = specs.iter().map(|s| (s.id, server.probe_addr(s))).collect();
     // Free the ports only now, so nothing this process bound meanwhile took one.
     addressing.reserved.clear();
     let mut cluster = Cluster::new(
-        plan.kind,
+        server,
         plan.bin.clone(),
         plan.node_args.clone(),
         specs,
@@ -312,8 +340,9 @@ pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<
     let probes: Vec<(u64, String)> = cluster
         .ids()
         .iter()
-        .map(|&i| (i, cluster.kind().server().probe_addr(cluster.spec(i))))
+        .map(|&i| (i, cluster.server().probe_addr(cluster.spec(i))))
         .collect();
+    let server = cluster.server_ref();
     loop {
         for id in cluster.ids() {
             if let Some(status) = cluster.exited(id) {
@@ -323,8 +352,19 @@ pub async fn wait_for_leader(cluster: &mut Cluster, within: Duration) -> Result<
                 );
             }
         }
-        if let Some(l) = find_leader_of(cluster.kind(), cluster.access(), &probes).await {
-            return Ok(l);
+        if server.knows_leader() {
+            if let Some(l) = find_leader_of(&*server, cluster.access(), &probes).await {
+                return Ok(l);
+            }
+        } else {
+            // Without a leader to find, the cluster is up when every node is.
+            let mut up = true;
+            for (_, probe) in &probes {
+                up &= server.leads(cluster.access(), probe).await;
+            }
+            if up {
+                return Ok(probes[0].0);
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             let tails: Vec<String> = cluster

@@ -297,11 +297,10 @@ impl Fault for CorruptFault {
                 continue;
             }
             let dir = c.durable_dir(n);
-            let kinds: Vec<(FileKind, Vec<PathBuf>)> =
-                candidates(&dir, c.kind().server().durable_files())
-                    .into_iter()
-                    .filter(|(k, _)| plan.files.contains(k))
-                    .collect();
+            let kinds: Vec<(FileKind, Vec<PathBuf>)> = candidates(&dir, c.server().durable_files())
+                .into_iter()
+                .filter(|(k, _)| plan.files.contains(k))
+                .collect();
             let mut record = match kinds.len() {
                 // Nothing of the kinds asked for is left (deleted by an earlier fault):
                 // the node restarts as it is.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use super::{CorruptPlan, Planned, Target};
-use crate::cluster::{find_leader_of, Cluster, ServerKind};
+use crate::cluster::{find_leader_of, Cluster, Server};
 use crate::links::Network;
 
 /// What faults act on.
@@ -21,7 +21,7 @@ pub struct Env {
     /// How to reach them (plain, or TLS).
     pub access: crate::tls::ApiAccess,
     /// How to ask who leads.
-    pub kind: ServerKind,
+    pub server: Arc<dyn Server>,
     /// The history's clock starts here (times in fault records count from it).
     pub epoch: std::time::Instant,
     /// The nodes `corrupt` has damaged so far (at most `corrupt.limit`: Jepsen's helix),
@@ -81,7 +81,7 @@ impl Env {
     /// Who leads now, when the plan aims at the leader (asking costs a round trip).
     pub(super) async fn leader_for(&self, p: &Planned) -> Option<u64> {
         if p.target == Target::Leader {
-            find_leader_of(self.kind, &self.access, &self.probes).await
+            find_leader_of(&*self.server, &self.access, &self.probes).await
         } else {
             None
         }

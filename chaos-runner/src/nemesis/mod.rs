@@ -341,7 +341,7 @@ mod tests {
             .unwrap();
         let net = Network::new(proxies, 0);
         let cluster = Cluster::new(
-            ServerKind::RaftNode,
+            ServerKind::RaftNode.builtin().unwrap(),
             "/nonexistent".into(),
             Vec::new(),
             Vec::new(),
@@ -354,7 +354,7 @@ mod tests {
             apis: (1..=3).map(|i| (i, String::new())).collect(),
             probes: (1..=3).map(|i| (i, String::new())).collect(),
             access: Default::default(),
-            kind: ServerKind::RaftNode,
+            server: ServerKind::RaftNode.builtin().unwrap(),
             epoch: std::time::Instant::now(),
             corrupted: Default::default(),
             corrupt: CorruptPlan {

@@ -2,7 +2,7 @@
 //! kind's file says, through the registry) and what its server allows.
 
 use super::{registry, FaultKind};
-use crate::cluster::ServerKind;
+use crate::cluster::Server;
 use crate::fabric::Fabric;
 
 /// Whether links of `fabric` can carry out `kind`: its implementation says.
@@ -15,7 +15,8 @@ pub fn carries(fabric: &Fabric, kind: FaultKind) -> bool {
 /// cannot is refused, with the kind and why (`"partition: ..."`).
 pub fn usable(
     fabric: &Fabric,
-    server: ServerKind,
+    server: &dyn Server,
+    server_name: &str,
     requested: Vec<FaultKind>,
     all: bool,
 ) -> Result<Vec<FaultKind>, String> {
@@ -30,8 +31,8 @@ pub fn usable(
                 return Some(why);
             }
         }
-        if let Some(why) = server.server().refuses(k) {
-            return Some(format!("{} cannot undergo it: {why}", server.name()));
+        if let Some(why) = server.refuses(k) {
+            return Some(format!("{server_name} cannot undergo it: {why}"));
         }
         (!carries(fabric, k)).then(|| why_not(fabric, k).to_string())
     };

@@ -53,12 +53,49 @@ pub struct TestArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9), value_name = "N")]
     pub nodes: u64,
     /// What to test: raft-node (or any server with its command line, see --raft-node), an
-    /// etcd cluster, or a NATS JetStream cluster, started by the runner. etcd members
-    /// advertise one peer URL to all and NATS servers gossip their route addresses, so
-    /// the per-link proxies cannot cut or slow their links: with either, `--nemesis all`
-    /// leaves partitions and latency out unless `--net netns`.
+    /// etcd cluster, a NATS JetStream cluster, or any server at all (command: started
+    /// from --node-cmd, spoken to through --client-cmd), started by the runner. etcd
+    /// members advertise one peer URL to all and NATS servers gossip their route
+    /// addresses, so the per-link proxies cannot cut or slow their links: with either,
+    /// `--nemesis all` leaves partitions and latency out unless `--net netns`.
     #[arg(long, value_enum, default_value = "raft-node")]
     pub target: ServerKind,
+    /// With --target command: the command that starts node N, run by `sh -c` in the
+    /// node's own process group (and namespace with --net netns). Placeholders: {id},
+    /// {n} (nodes), {listen} (its address), {api_port}, {peer_port}, {aux_port} (a third
+    /// port), {data_dir}, {peers} (ID=HOST:PORT,... of the others, as this node must
+    /// dial them: through the link's proxy with --net proxy), {members} (ID=HOST:PORT,...
+    /// of every node at its own address), {members_aux} (the same with aux ports) and
+    /// {peer_addr:K} (the address to dial for node K). Proxy partitions need {peers} or
+    /// {peer_addr:K}; otherwise use --net netns. Example: --node-cmd 'my-server --id {id}
+    /// --listen {listen}:{api_port} --peers {peers} --data {data_dir}'.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub node_cmd: Option<String>,
+    /// With --target command: run once per node before its first start (same
+    /// placeholders), e.g. to write a config file into {data_dir}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub node_setup: Option<String>,
+    /// With --target command: an environment variable for every node (repeat for
+    /// several).
+    #[arg(long = "node-env", value_name = "K=V")]
+    pub node_env: Vec<String>,
+    /// With --target command: when a node is up. port: its {api_port} accepts a TCP
+    /// connection; anything else is a command (same placeholders) that exits 0 once it
+    /// is.
+    #[arg(long, default_value = "port", value_name = "port|CMD")]
+    pub node_ready: String,
+    /// With --target command: a command (same placeholders) that exits 0 when node N
+    /// leads, so that faults aimed at the leader find it. Without it they hit a random
+    /// node.
+    #[arg(long, value_name = "CMD")]
+    pub node_leads: Option<String>,
+    /// The client: run this command (by `sh -c`) once per logical client and speak to it
+    /// in JSON lines over its stdin and stdout, as docs/client-protocol.md specifies. It
+    /// is given the nodes' client addresses and performs each operation with whatever
+    /// client library the server has. Required with --target command; with another
+    /// target it replaces the built-in client.
+    #[arg(long, value_name = "CMD")]
+    pub client_cmd: Option<String>,
     /// The server binary (default: raft-node beside this executable). Any server taking
     /// --id --transport-port --api-port --data-dir --peers and serving /kv/:key works.
     #[arg(long, value_name = "PATH")]

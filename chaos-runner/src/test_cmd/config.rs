@@ -12,11 +12,13 @@ use workloads::client::Dialect;
 use workloads::generator::{mix_for, preset, Mix, WorkloadKind, PRESETS};
 
 use crate::cluster::clock::ClockScope;
+use crate::cluster::command::{CommandServer, Readiness, Template};
 use crate::cluster::disk::Layer;
-use crate::cluster::{etcd_binary, nats_binary, raft_node_binary, ClusterPlan, ServerKind};
+use crate::cluster::{etcd_binary, nats_binary, raft_node_binary, ClusterPlan, Server, ServerKind};
 use crate::fabric::Fabric;
 use crate::nemesis::{self, Change, CorruptPlan, FaultKind, FaultPlan, FileKind, Shape, Target};
 use crate::netns::Range;
+use std::sync::Arc;
 
 use super::args::{ApiArg, NetArg, TestArgs, WorkloadArg};
 
@@ -30,6 +32,9 @@ pub struct Config {
     pub cluster: ClusterPlan,
     /// The client dialect when the server or `--api` fixes it; `None`: ask the nodes.
     pub dialect: Option<Dialect>,
+    /// `--client-cmd`: the adapter program that speaks to the server instead of a
+    /// built-in client.
+    pub client_cmd: Option<String>,
     /// The mix for a server without compare-and-set (`Err`: `--mix` asked for cas).
     pub mix_without_cas: Result<Mix, String>,
     /// `--fail-fast`: check each key's history as it grows and stop at the first anomaly.
@@ -173,11 +178,72 @@ pub(crate) fn secs(v: f64, flag: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// What the runner knows of the server `--target` names: a server it knows, or one made
+/// from the `--node-*` templates.
+fn server_of(args: &TestArgs) -> Result<Arc<dyn Server>> {
+    if args.target != ServerKind::Command {
+        let given = [
+            ("--node-cmd", args.node_cmd.is_some()),
+            ("--node-setup", args.node_setup.is_some()),
+            ("--node-env", !args.node_env.is_empty()),
+            ("--node-ready", args.node_ready != "port"),
+            ("--node-leads", args.node_leads.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+            bail!("{flag} goes with --target command");
+        }
+        return args.target.builtin().context("a server the runner knows");
+    }
+    let node_cmd = args.node_cmd.as_deref().context(
+        "--target command needs --node-cmd 'TEMPLATE': the command that starts node {id} \
+         (see --help)",
+    )?;
+    if args.client_cmd.is_none() {
+        bail!(
+            "--target command needs --client-cmd CMD: the adapter that speaks to the server \
+             (docs/client-protocol.md)"
+        );
+    }
+    if !args.node_args.is_empty() {
+        bail!("--node-arg is for servers the runner knows; put the arguments in --node-cmd");
+    }
+    if args.ssh.hosts.is_some() {
+        bail!("--target command runs nodes on this machine (--net proxy or netns), not on --hosts yet");
+    }
+    let env = args
+        .node_env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--node-env {kv:?} is not K=V"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(CommandServer {
+        node_cmd: Template::parse("--node-cmd", node_cmd)?,
+        setup: args
+            .node_setup
+            .as_deref()
+            .map(|t| Template::parse("--node-setup", t))
+            .transpose()?,
+        env,
+        ready: match args.node_ready.trim() {
+            "port" => Readiness::Port,
+            cmd => Readiness::Command(Template::parse("--node-ready", cmd)?),
+        },
+        leads: args
+            .node_leads
+            .as_deref()
+            .map(|t| Template::parse("--node-leads", t))
+            .transpose()?,
+        members: Vec::new(),
+    }))
+}
+
 /// The links the flags ask for (`--hosts`, `--net`, `--net-range`, `--link-latency`,
 /// `--tls`), and how many nodes they hold; in netns mode, what it needs is checked now, before anything is written
 /// (missing privilege or tools is a set-up error). `requested`: the faults asked for
 /// (a partition over ssh needs the hosts' firewalls).
-fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<(Fabric, u64)> {
+fn links(args: &TestArgs, server: &dyn Server, requested: &[FaultKind]) -> Result<(Fabric, u64)> {
     if args.net_range.is_some() && args.net != NetArg::Netns {
         bail!("--net-range goes with --net netns");
     }
@@ -191,7 +257,7 @@ fn links(args: &TestArgs, requested: &[FaultKind]) -> Result<(Fabric, u64)> {
     }
     let fabric = Fabric::resolve(
         args.net,
-        args.target,
+        server.per_peer_addresses(),
         args.tls,
         args.link_latency,
         range,
@@ -272,7 +338,12 @@ fn refuse_combinations(args: &TestArgs) -> Result<()> {
     if args.target != ServerKind::Nats && args.nats_direct_gets {
         bail!("--nats-direct-gets goes with --target nats");
     }
-    if args.tls && !args.target.server().tls() {
+    if args.tls
+        && matches!(
+            args.target,
+            ServerKind::Etcd | ServerKind::Nats | ServerKind::Command
+        )
+    {
         bail!(
             "--tls works with --target raft-node only (the runner would have to speak \
              etcd's TLS flags and its gateway over TLS, which it does not yet)"
@@ -329,16 +400,12 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         }
     }
     let name = args.name.clone().unwrap_or_else(|| {
-        let workload = match kind {
-            WorkloadKind::Register => "register",
-            WorkloadKind::Kv => "kv",
-            WorkloadKind::Set => "set",
-            WorkloadKind::Queue => "queue",
-        };
+        let workload = kind.name();
         match args.target {
             ServerKind::RaftNode => workload.to_string(),
             ServerKind::Etcd => format!("etcd-{workload}"),
             ServerKind::Nats => format!("nats-{workload}"),
+            ServerKind::Command => format!("command-{workload}"),
         }
     });
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
@@ -365,7 +432,8 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     let op_timeout = secs(args.op_timeout, "--op-timeout")?;
     let check_timeout = secs(args.check_timeout, "--check-timeout")?;
     let given_mix = args.mix.as_deref().map(parse_mix).transpose()?;
-    let (fabric, nodes) = links(&args, &requested)?;
+    let server = server_of(&args)?;
+    let (fabric, nodes) = links(&args, &*server, &requested)?;
     if args.link_latency > 0 && !nemesis::carries(&fabric, FaultKind::Latency) {
         bail!(
             "--link-latency: {}",
@@ -388,8 +456,14 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
                 .to_string(),
         );
     }
-    let faults = nemesis::usable(&fabric, args.target, requested.clone(), all)
-        .map_err(|why| anyhow::anyhow!("--nemesis {why}"))?;
+    let faults = nemesis::usable(
+        &fabric,
+        &*server,
+        args.target.name(),
+        requested.clone(),
+        all,
+    )
+    .map_err(|why| anyhow::anyhow!("--nemesis {why}"))?;
     let p = args
         .preset
         .as_deref()
@@ -400,6 +474,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         ServerKind::RaftNode => raft_node_binary(args.raft_node.as_ref())?,
         ServerKind::Etcd => etcd_binary(&args.etcd)?,
         ServerKind::Nats => nats_binary(&args.nats)?,
+        ServerKind::Command => PathBuf::from("/bin/sh"),
     };
     let clocks = match faults.iter().any(|k| k.is_clock()) {
         true if args.clock_wall_only => Some(ClockScope::WallOnly),
@@ -468,8 +543,9 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         name,
         kind,
         mix,
+        client_cmd: args.client_cmd.clone(),
         cluster: ClusterPlan {
-            kind: args.target,
+            server: server.clone(),
             bin,
             node_args: args.node_args.clone(),
             nodes,
@@ -479,7 +555,8 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             lazy_disk,
             clocks,
         },
-        dialect: match (args.target.server().dialect(), args.api) {
+        dialect: match (server.dialect(), args.api) {
+            _ if args.client_cmd.is_some() => Some(Dialect::Adapter),
             (Some(Dialect::Etcd), _) if args.etcd_serializable_reads => {
                 Some(Dialect::EtcdSerializable)
             }
@@ -572,19 +649,39 @@ pub fn replay_command(seed: u64) -> String {
             }
             continue;
         }
-        out.push(if a.contains(' ') || a.is_empty() {
-            format!("'{a}'")
-        } else {
-            a
-        });
+        out.push(shell_word(&a));
     }
     out.push(format!("--seed {seed}"));
     out.join(" ")
 }
 
+/// `a` as one word for a POSIX shell: as it is when nothing in it is special, else in
+/// single quotes (a quote inside as `'\''`).
+fn shell_word(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !a.is_empty() && a.chars().all(plain) {
+        return a.to_string();
+    }
+    format!("'{}'", a.replace('\'', "'\\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replayed_arguments_survive_the_shell() {
+        assert_eq!(shell_word("--time-limit"), "--time-limit");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word(r#"grep -q '"x"'"#), r#"'grep -q '\''"x"'\'''"#);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", shell_word(r#"a 'b' "c" $d {e}"#)))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), r#"a 'b' "c" $d {e}"#);
+    }
 
     #[test]
     fn mixes_parse_and_bad_ones_are_named() {

@@ -50,9 +50,12 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     if let Some(line) = running.hosting.describe() {
         crate::console::say!("{line}");
     }
+    let who = match running.cluster.server().knows_leader() {
+        true => format!("leader: node {}", running.leader),
+        false => "every node up (who leads is not known: no --node-leads)".to_string(),
+    };
     crate::console::say!(
-        "leader: node {}; running {} clients for {:.0} s",
-        running.leader,
+        "{who}; running {} clients for {:.0} s",
         cfg.concurrency,
         cfg.time_limit.as_secs_f64()
     );
@@ -64,11 +67,14 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
     } else {
         recorder
     });
-    let client = running.client(dialect).await?;
+    let client: Arc<dyn workloads::client::Client> = match &cfg.client_cmd {
+        Some(cmd) => running.adapter_client(cmd, cfg.kind.name(), run.path.join("adapters")),
+        None => running.client(dialect).await?,
+    };
     let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, mix));
     let shared = Shared::new(client, generator, recorder.clone());
     let env = Env {
-        kind: running.cluster.kind(),
+        server: running.cluster.server_ref(),
         cluster: Arc::new(tokio::sync::Mutex::new(running.cluster)),
         net: running.net.map(Arc::new),
         apis: running.apis,

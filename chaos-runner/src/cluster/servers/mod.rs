@@ -3,10 +3,13 @@
 //! how to ask it who leads, which client dialect it speaks, what its links allow. Each
 //! server is a file here; [`ServerKind`] lists them.
 
+pub mod command;
 mod etcd;
 mod nats;
 mod protocol;
 mod raft_node;
+
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
@@ -20,7 +23,7 @@ pub use protocol::{status, FileRole, Server};
 pub use raft_node::raft_node_binary;
 
 /// The servers a command can drive (`--target`): adding one is its file in this folder,
-/// its variant here and its line in [`ServerKind::server`].
+/// its variant here and its line in [`ServerKind::builtin`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServerKind {
     /// The embedded Raft key-value store (raft-node beside this executable), or any
@@ -32,6 +35,9 @@ pub enum ServerKind {
     /// nats-server): a stream for --workload set and queue, a key-value bucket for
     /// register.
     Nats,
+    /// Any server, started from --node-cmd (a command template) and spoken to through
+    /// --client-cmd (an adapter program): see docs/testing-your-server.md.
+    Command,
 }
 
 impl ServerKind {
@@ -40,15 +46,18 @@ impl ServerKind {
             ServerKind::RaftNode => "raft-node",
             ServerKind::Etcd => "etcd",
             ServerKind::Nats => "nats",
+            ServerKind::Command => "command",
         }
     }
 
-    /// Its implementation of the protocol.
-    pub fn server(self) -> &'static dyn Server {
+    /// Its implementation of the protocol, for the servers the runner knows (a command
+    /// server is made from its flags: [`command::CommandServer`]).
+    pub fn builtin(self) -> Option<Arc<dyn Server>> {
         match self {
-            ServerKind::RaftNode => &raft_node::RaftNode,
-            ServerKind::Etcd => &etcd::Etcd,
-            ServerKind::Nats => &nats::Nats,
+            ServerKind::RaftNode => Some(Arc::new(raft_node::RaftNode)),
+            ServerKind::Etcd => Some(Arc::new(etcd::Etcd)),
+            ServerKind::Nats => Some(Arc::new(nats::Nats)),
+            ServerKind::Command => None,
         }
     }
 }
@@ -75,12 +84,15 @@ pub async fn detect_dialect(access: &ApiAccess, apis: &[(u64, String)]) -> Resul
 
 /// The id of the node that says it leads, among `probes` (id, [`Server::probe_addr`]).
 pub async fn find_leader_of(
-    kind: ServerKind,
+    server: &dyn Server,
     access: &ApiAccess,
     probes: &[(u64, String)],
 ) -> Option<u64> {
+    if !server.knows_leader() {
+        return None;
+    }
     for (id, probe) in probes {
-        if kind.server().leads(access, probe).await {
+        if server.leads(access, probe).await {
             return Some(*id);
         }
     }

@@ -27,7 +27,7 @@ pub enum FileRole {
 }
 
 /// Everything the runner needs from one kind of server.
-pub trait Server: Sync {
+pub trait Server: Send + Sync + std::fmt::Debug {
     /// Its command line for one node (the user's extra flags are added after).
     /// `founding`: the node's first start in the run, when the cluster is new; every
     /// later start rejoins a cluster that exists (and a node whose state was lost must
@@ -39,6 +39,25 @@ pub trait Server: Sync {
     /// such questions on a port of its own.
     fn probe_addr(&self, spec: &NodeSpec) -> String {
         spec.api_addr()
+    }
+    /// Whether [`Server::leads`] says who leads. When it does not (a command server
+    /// without --node-leads), it says whether a node is up: the cluster is up when
+    /// every node is, and "leader" targets hit a random node.
+    fn knows_leader(&self) -> bool {
+        true
+    }
+    /// Environment variables for every node's process.
+    fn env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The server as it must be for a cluster of `specs`, when it needs to know every
+    /// node before it can start one (a command template's `{members}`); `None`: as is.
+    fn for_cluster(&self, _specs: &[NodeSpec]) -> Option<std::sync::Arc<dyn Server>> {
+        None
+    }
+    /// A shell command to run once for node `spec` before its first start.
+    fn setup(&self, _spec: &NodeSpec) -> Option<String> {
+        None
     }
     /// Whether each node can be told its own address for each peer, so that the
     /// runner's per-link proxies can carry (and cut, and slow) each link.

@@ -1,0 +1,499 @@
+//! The client adapter protocol: a program in any language that speaks to the server
+//! under test, driven over its stdin and stdout, one JSON object per line
+//! (docs/client-protocol.md is the specification; this is the runner's side).
+//!
+//! Each adapter process serves one logical client at a time: the runner hands an
+//! operation to an idle adapter, or starts a new one, and takes the invoke time as it
+//! writes the line and the completion time as it reads the answer. An adapter that
+//! crashes, hangs past the deadline or writes anything but the answer it owes is killed
+//! and never used again; its operation is unknown (`info`) if it could have changed
+//! anything, and failed if it was a read. The runner retires the logical process of an
+//! unknown operation, so the next operation runs under a new process id, on a new
+//! adapter process.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::time::Instant;
+
+use crate::client::{Answer, BoxFuture, Client, FailReason, NodeApi};
+use crate::generator::{Func, OpSpec};
+
+/// The longest line an adapter may write: a whole set's read fits many times over, and
+/// a runaway adapter cannot make the runner buffer without bound.
+const MAX_LINE: usize = 16 << 20;
+
+/// How to start adapters and what to tell them.
+#[derive(Debug, Clone)]
+pub struct AdapterSpec {
+    /// The command, run by `sh -c` (so it may be a pipeline or have arguments).
+    pub command: String,
+    /// The cluster's nodes and their client addresses, sent in the handshake.
+    pub nodes: Vec<NodeApi>,
+    /// The workload's name (register, kv, set, queue), sent in the handshake.
+    pub workload: String,
+    /// Where each adapter's stderr goes: `client-K.stderr` in this folder.
+    pub stderr_dir: PathBuf,
+    /// How long an adapter may take to answer the handshake.
+    pub ready_within: Duration,
+}
+
+/// One running adapter process.
+struct Adapter {
+    /// Its number among every adapter the run started (the handshake's `client`).
+    index: u64,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+/// The runner's [`Client`] over adapter processes.
+pub struct AdapterClient {
+    spec: AdapterSpec,
+    idle: Mutex<Vec<Adapter>>,
+    started: AtomicU64,
+    next_op: AtomicU64,
+}
+
+/// Why an adapter could not be used; the text names the adapter and its stderr file.
+#[derive(Debug)]
+struct Broken(String);
+
+impl AdapterClient {
+    pub fn new(spec: AdapterSpec) -> AdapterClient {
+        AdapterClient {
+            spec,
+            idle: Mutex::new(Vec::new()),
+            started: AtomicU64::new(0),
+            next_op: AtomicU64::new(1),
+        }
+    }
+
+    /// How many adapter processes the run has started.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    fn stderr_path(&self, index: u64) -> PathBuf {
+        self.spec.stderr_dir.join(format!("client-{index}.stderr"))
+    }
+
+    /// Starts adapter number `index` and waits for its `ready`, until `deadline`.
+    async fn start(&self, deadline: Instant) -> Result<Adapter, Broken> {
+        let index = self.started.fetch_add(1, Ordering::Relaxed);
+        let err_path = self.stderr_path(index);
+        let named = |what: String| Broken(format!("adapter {index}: {what}"));
+        std::fs::create_dir_all(&self.spec.stderr_dir).map_err(|e| {
+            named(format!(
+                "cannot create {}: {e}",
+                self.spec.stderr_dir.display()
+            ))
+        })?;
+        let stderr = std::fs::File::create(&err_path)
+            .map_err(|e| named(format!("cannot create {}: {e}", err_path.display())))?;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(&self.spec.command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .kill_on_drop(true);
+        // It dies with the runner, however the runner ends.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc_prctl_pdeathsig() != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| named(format!("cannot start `sh -c {}`: {e}", self.spec.command)))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let mut adapter = Adapter {
+            index,
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+        };
+        let nodes: Vec<Value> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|n| json!({"id": n.id, "addr": n.addr}))
+            .collect();
+        let hello = json!({
+            "type": "init",
+            "client": index,
+            "workload": self.spec.workload,
+            "nodes": nodes,
+        });
+        let ready_by = deadline.min(Instant::now() + self.spec.ready_within);
+        let answer = adapter.exchange(&hello, ready_by).await;
+        match answer {
+            Ok(v) if v["type"] == "ready" => Ok(adapter),
+            Ok(v) => Err(self
+                .broken(
+                    adapter,
+                    format!("answered the handshake with {v}, not {{\"type\":\"ready\"}}"),
+                )
+                .await),
+            Err(why) => Err(self
+                .broken(adapter, format!("{why} before it was ready"))
+                .await),
+        }
+    }
+
+    /// Kills `adapter` and says why it is no longer used, with its exit status and the
+    /// last line of its stderr.
+    async fn broken(&self, mut adapter: Adapter, why: String) -> Broken {
+        let _ = adapter.child.start_kill();
+        let status = tokio::time::timeout(Duration::from_secs(1), adapter.child.wait())
+            .await
+            .ok()
+            .and_then(|s| s.ok());
+        let path = self.stderr_path(adapter.index);
+        let last = std::fs::read_to_string(&path).ok().and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        });
+        let mut text = format!("adapter {}: {why}", adapter.index);
+        if let Some(s) = status.filter(|s| !s.success() && s.code().is_some()) {
+            text += &format!(" ({s})");
+        }
+        if let Some(l) = last {
+            let l: String = l.chars().take(300).collect();
+            text += &format!("; its stderr ends: {l}");
+        }
+        text += &format!(" [{}]", path.display());
+        Broken(text)
+    }
+
+    async fn perform(&self, op: &OpSpec, deadline: Instant) -> Answer {
+        let certainly_not = |why: String| match op.f {
+            Func::Read | Func::ReadAll => Answer::Fail(FailReason::ReadFailed, why),
+            _ => Answer::Fail(FailReason::Unreachable, why),
+        };
+        let idle = self.idle.lock().expect("not poisoned").pop();
+        let mut adapter = match idle {
+            Some(a) => a,
+            None => loop {
+                match self.start(deadline).await {
+                    Ok(a) => break a,
+                    // Nothing was sent: the operation certainly did not happen.
+                    Err(Broken(why)) if Instant::now() + Duration::from_millis(100) >= deadline => {
+                        return certainly_not(why)
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            },
+        };
+        let id = self.next_op.fetch_add(1, Ordering::Relaxed);
+        let request = request(id, op);
+        match adapter.exchange(&request, deadline).await {
+            Ok(v) => match answer_of(op, id, &v) {
+                Ok(answer) => {
+                    self.idle.lock().expect("not poisoned").push(adapter);
+                    answer
+                }
+                Err(why) => self.lost(op, self.broken(adapter, why).await),
+            },
+            Err(why) => self.lost(op, self.broken(adapter, why).await),
+        }
+    }
+
+    /// The outcome of an operation whose adapter broke after it was sent: a read changed
+    /// nothing, anything else may have happened.
+    fn lost(&self, op: &OpSpec, Broken(why): Broken) -> Answer {
+        match op.f {
+            Func::Read | Func::ReadAll => Answer::Fail(FailReason::ReadFailed, why),
+            _ => Answer::Info(why),
+        }
+    }
+}
+
+/// `PR_SET_PDEATHSIG = SIGKILL` for the calling (forked) process.
+fn libc_prctl_pdeathsig() -> i32 {
+    // SAFETY: prctl with PR_SET_PDEATHSIG reads only its integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    }
+}
+
+impl Adapter {
+    /// Writes `message` as one line and reads one line back, until `deadline`.
+    async fn exchange(&mut self, message: &Value, deadline: Instant) -> Result<Value, String> {
+        let mut line = message.to_string();
+        line.push('\n');
+        let work = async {
+            self.stdin
+                .write_all(line.as_bytes())
+                .await
+                .map_err(|e| format!("cannot write to it ({e}): it exited"))?;
+            self.stdin
+                .flush()
+                .await
+                .map_err(|e| format!("cannot write to it ({e})"))?;
+            match self.stdout.next_line().await {
+                Ok(Some(l)) if l.len() > MAX_LINE => {
+                    Err(format!("wrote a line of {} bytes", l.len()))
+                }
+                Ok(Some(l)) => serde_json::from_str::<Value>(&l).map_err(|e| {
+                    let l: String = l.chars().take(200).collect();
+                    format!("wrote {l:?}, which is not JSON ({e})")
+                }),
+                Ok(None) => Err("exited".to_string()),
+                Err(e) => Err(format!("wrote something unreadable ({e})")),
+            }
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err("did not answer in time".to_string()),
+        }
+    }
+}
+
+/// The line that asks for `op`.
+fn request(id: u64, op: &OpSpec) -> Value {
+    let mut m = json!({"id": id, "f": op.f.name(false), "key": op.key});
+    match op.f {
+        Func::Write | Func::Add | Func::Append => m["value"] = op.value.clone(),
+        Func::Cas => {
+            m["expected"] = op.value.get(0).cloned().unwrap_or(Value::Null);
+            m["new"] = op.value.get(1).cloned().unwrap_or(Value::Null);
+        }
+        Func::Read | Func::ReadAll | Func::Delete => {}
+    }
+    m
+}
+
+/// What an adapter's answer `v` to operation `id` means; `Err` when it is not an answer
+/// the protocol allows (the adapter is then not trusted again).
+fn answer_of(op: &OpSpec, id: u64, v: &Value) -> Result<Answer, String> {
+    if v["id"].as_u64() != Some(id) {
+        return Err(format!(
+            "answered {v} to operation {id}: the id does not match"
+        ));
+    }
+    let error = || v["error"].as_str().unwrap_or("").to_string();
+    match v["type"].as_str() {
+        Some("ok") => Ok(Answer::Ok(match op.f {
+            // What a write did is what it asked for; only reads return something.
+            Func::Read => v.get("value").cloned().unwrap_or(Value::Null),
+            Func::ReadAll => match v.get("value") {
+                Some(Value::Array(a)) => Value::Array(a.clone()),
+                Some(Value::Null) | None => Value::Array(Vec::new()),
+                Some(other) => return Err(format!("answered a read-all with {other}, not a list")),
+            },
+            _ => op.value.clone(),
+        })),
+        Some("fail") => {
+            let reason = match (v["reason"].as_str(), op.f) {
+                (Some("cas-mismatch"), _) => FailReason::CasMismatch,
+                (Some("unreachable"), _) => FailReason::Unreachable,
+                (Some("rejected"), _) => FailReason::Rejected,
+                (_, Func::Read | Func::ReadAll) => FailReason::ReadFailed,
+                (None, Func::Cas) => FailReason::CasMismatch,
+                _ => FailReason::NotApplied,
+            };
+            Ok(Answer::Fail(reason, error()))
+        }
+        Some("info") => Ok(match op.f {
+            Func::Read | Func::ReadAll => Answer::Fail(FailReason::ReadFailed, error()),
+            _ => Answer::Info(error()),
+        }),
+        _ => Err(format!("answered {v}: \"type\" must be ok, fail or info")),
+    }
+}
+
+impl Client for AdapterClient {
+    fn invoke<'a>(
+        &'a self,
+        op: &'a OpSpec,
+        deadline: Instant,
+        _home: Option<usize>,
+    ) -> BoxFuture<'a, Answer> {
+        Box::pin(self.perform(op, deadline))
+    }
+
+    /// Adapters find the leader themselves.
+    fn set_leader(&self, _index: usize) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(f: Func, value: Value) -> OpSpec {
+        OpSpec {
+            f,
+            key: "k1".to_string(),
+            value,
+        }
+    }
+
+    #[test]
+    fn requests_name_each_argument() {
+        let cas = request(7, &op(Func::Cas, json!(["1", "2"])));
+        assert_eq!(
+            cas,
+            json!({"id": 7, "f": "cas", "key": "k1", "expected": "1", "new": "2"})
+        );
+        assert_eq!(
+            request(8, &op(Func::Read, Value::Null)),
+            json!({"id": 8, "f": "read", "key": "k1"})
+        );
+        assert_eq!(request(9, &op(Func::Add, json!("e")))["value"], "e");
+    }
+
+    #[test]
+    fn answers_are_classified_and_anything_else_is_refused() {
+        let w = op(Func::Write, json!("3"));
+        let ok = answer_of(&w, 1, &json!({"id": 1, "type": "ok", "value": "ignored"}));
+        assert_eq!(ok.unwrap(), Answer::Ok(json!("3")));
+        let r = op(Func::Read, Value::Null);
+        let read = answer_of(&r, 2, &json!({"id": 2, "type": "ok", "value": "5"}));
+        assert_eq!(read.unwrap(), Answer::Ok(json!("5")));
+        // A read with no value read nothing.
+        let none = answer_of(&r, 2, &json!({"id": 2, "type": "ok"}));
+        assert_eq!(none.unwrap(), Answer::Ok(Value::Null));
+        let cas = op(Func::Cas, json!(["1", "2"]));
+        let f = answer_of(
+            &cas,
+            3,
+            &json!({"id": 3, "type": "fail", "error": "version"}),
+        );
+        assert_eq!(
+            f.unwrap(),
+            Answer::Fail(FailReason::CasMismatch, "version".into())
+        );
+        let i = answer_of(&w, 4, &json!({"id": 4, "type": "info", "error": "timeout"}));
+        assert_eq!(i.unwrap(), Answer::Info("timeout".into()));
+        // An unknown read is a failed one: it changed nothing.
+        let i = answer_of(&r, 4, &json!({"id": 4, "type": "info"}));
+        assert!(matches!(
+            i.unwrap(),
+            Answer::Fail(FailReason::ReadFailed, _)
+        ));
+        // Wrong id, wrong type, a read-all that is not a list.
+        assert!(answer_of(&w, 5, &json!({"id": 6, "type": "ok"})).is_err());
+        assert!(answer_of(&w, 5, &json!({"id": 5, "type": "maybe"})).is_err());
+        let all = op(Func::ReadAll, Value::Null);
+        assert!(answer_of(&all, 5, &json!({"id": 5, "type": "ok", "value": 3})).is_err());
+    }
+
+    fn spec(dir: &std::path::Path, command: &str) -> AdapterSpec {
+        AdapterSpec {
+            command: command.to_string(),
+            nodes: vec![NodeApi {
+                id: 1,
+                addr: "127.0.0.1:1".to_string(),
+            }],
+            workload: "register".to_string(),
+            stderr_dir: dir.to_path_buf(),
+            ready_within: Duration::from_secs(5),
+        }
+    }
+
+    /// A small adapter in shell: a register in a file, answering every operation.
+    const GOOD: &str = r#"read -r hello; echo '{"type":"ready"}'
+        v=null
+        while read -r line; do
+          id=$(echo "$line" | sed 's/.*"id":\([0-9]*\).*/\1/')
+          case "$line" in
+            *'"f":"write"'*) v=$(echo "$line" | sed 's/.*"value":\("[^"]*"\).*/\1/')
+                             echo "{\"id\":$id,\"type\":\"ok\"}" ;;
+            *) echo "{\"id\":$id,\"type\":\"ok\",\"value\":$v}" ;;
+          esac
+        done"#;
+
+    #[tokio::test]
+    async fn a_good_adapter_serves_operations_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = AdapterClient::new(spec(dir.path(), GOOD));
+        let soon = || Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            c.perform(&op(Func::Read, Value::Null), soon()).await,
+            Answer::Ok(Value::Null)
+        );
+        c.perform(&op(Func::Write, json!("4")), soon()).await;
+        assert_eq!(
+            c.perform(&op(Func::Read, Value::Null), soon()).await,
+            Answer::Ok(json!("4"))
+        );
+        assert_eq!(c.started(), 1, "one adapter, reused");
+    }
+
+    /// Garbage, a hang and a crash: each ends its write unknown and its read failed,
+    /// with an error that says what the adapter did and where its stderr is, and the
+    /// next operation gets a new adapter.
+    #[tokio::test]
+    async fn bad_adapters_make_writes_unknown_and_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "garbage",
+                r#"read -r h; echo '{"type":"ready"}'; read -r l; echo 'oops'"#,
+                "not JSON",
+            ),
+            (
+                "hang",
+                r#"read -r h; echo '{"type":"ready"}'; read -r l; sleep 30"#,
+                "in time",
+            ),
+            (
+                "crash",
+                r#"read -r h; echo '{"type":"ready"}'; read -r l; echo dying >&2; exit 3"#,
+                "dying",
+            ),
+        ];
+        for (name, cmd, says) in cases {
+            let c = AdapterClient::new(spec(dir.path(), cmd));
+            let deadline = Instant::now() + Duration::from_millis(700);
+            match c.perform(&op(Func::Write, json!("1")), deadline).await {
+                Answer::Info(e) => {
+                    assert!(e.contains(says), "{name}: {e}");
+                    assert!(e.contains("client-0.stderr"), "{name}: {e}");
+                }
+                a => panic!("{name}: {a:?}"),
+            }
+            let deadline = Instant::now() + Duration::from_millis(700);
+            let read = c.perform(&op(Func::Read, Value::Null), deadline).await;
+            assert!(
+                matches!(read, Answer::Fail(FailReason::ReadFailed, _)),
+                "{name}: {read:?}"
+            );
+            assert_eq!(
+                c.started(),
+                2,
+                "{name}: a new adapter for the next operation"
+            );
+        }
+        // One that never gets ready: nothing was sent, so the write certainly failed.
+        let c = AdapterClient::new(spec(dir.path(), "exit 1"));
+        let deadline = Instant::now() + Duration::from_millis(300);
+        match c.perform(&op(Func::Write, json!("1")), deadline).await {
+            Answer::Fail(FailReason::Unreachable, e) => {
+                assert!(e.contains("before it was ready"), "{e}")
+            }
+            a => panic!("{a:?}"),
+        }
+    }
+}
