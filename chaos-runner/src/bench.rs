@@ -331,7 +331,9 @@ async fn drive(
     // The bench speaks raft-node's own API to servers of its command line.
     let dialect = plan.cluster.server.dialect().unwrap_or(Dialect::RaftNode);
     let client: Arc<dyn workloads::client::Client> = match &args.client_cmd {
-        Some(cmd) => running.adapter_client(cmd, "register", run_dir.join("adapters")),
+        Some(cmd) => {
+            running.adapter_client(cmd, "register", run_dir.join("adapters"), plan.op_timeout)
+        }
         None => running.client(dialect).await?,
     };
     client.set_leader((running.leader - 1) as usize);

@@ -42,6 +42,9 @@ pub struct AdapterSpec {
     pub stderr_dir: PathBuf,
     /// How long an adapter may take to answer the handshake.
     pub ready_within: Duration,
+    /// How long an operation may take (`--op-timeout`), sent in the handshake: an
+    /// adapter that gives up a little sooner answers instead of being killed.
+    pub op_timeout: Duration,
 }
 
 /// One running adapter process.
@@ -59,6 +62,10 @@ pub struct AdapterClient {
     idle: Mutex<Vec<Adapter>>,
     started: AtomicU64,
     next_op: AtomicU64,
+    /// Adapters that failed to start since the last one that did: each failure doubles
+    /// the wait before the next try (to a second), so a broken command does not start
+    /// thousands of processes.
+    failed_starts: AtomicU64,
 }
 
 /// Why an adapter could not be used; the text names the adapter and its stderr file.
@@ -72,7 +79,17 @@ impl AdapterClient {
             idle: Mutex::new(Vec::new()),
             started: AtomicU64::new(0),
             next_op: AtomicU64::new(1),
+            failed_starts: AtomicU64::new(0),
         }
+    }
+
+    /// Starts one adapter and keeps it for the first operation: before a run, so that
+    /// an adapter that cannot start stops the run with why, instead of failing every
+    /// operation.
+    pub async fn check(&self, deadline: Instant) -> Result<(), String> {
+        let adapter = self.start(deadline).await.map_err(|Broken(why)| why)?;
+        self.idle.lock().expect("not poisoned").push(adapter);
+        Ok(())
     }
 
     /// How many adapter processes the run has started.
@@ -136,6 +153,7 @@ impl AdapterClient {
             "client": index,
             "workload": self.spec.workload,
             "nodes": nodes,
+            "op_timeout_ms": self.spec.op_timeout.as_millis() as u64,
         });
         let ready_by = deadline.min(Instant::now() + self.spec.ready_within);
         let answer = adapter.exchange(&hello, ready_by).await;
@@ -190,12 +208,20 @@ impl AdapterClient {
             Some(a) => a,
             None => loop {
                 match self.start(deadline).await {
-                    Ok(a) => break a,
-                    // Nothing was sent: the operation certainly did not happen.
-                    Err(Broken(why)) if Instant::now() + Duration::from_millis(100) >= deadline => {
-                        return certainly_not(why)
+                    Ok(a) => {
+                        self.failed_starts.store(0, Ordering::Relaxed);
+                        break a;
                     }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(Broken(why)) => {
+                        let k = self.failed_starts.fetch_add(1, Ordering::Relaxed).min(4);
+                        let pause = Duration::from_millis(60 << k);
+                        // Nothing was sent: the operation certainly did not happen.
+                        if Instant::now() + pause >= deadline {
+                            tokio::time::sleep_until(deadline).await;
+                            return certainly_not(why);
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
                 }
             },
         };
@@ -409,6 +435,7 @@ mod tests {
             workload: "register".to_string(),
             stderr_dir: dir.to_path_buf(),
             ready_within: Duration::from_secs(5),
+            op_timeout: Duration::from_secs(2),
         }
     }
 

@@ -133,6 +133,7 @@ impl Running {
         command: &str,
         workload: &str,
         stderr_dir: std::path::PathBuf,
+        op_timeout: Duration,
     ) -> Arc<AdapterClient> {
         let nodes = self
             .apis
@@ -148,6 +149,7 @@ impl Running {
             workload: workload.to_string(),
             stderr_dir,
             ready_within: Duration::from_secs(30),
+            op_timeout,
         }))
     }
 }

@@ -68,7 +68,15 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         recorder
     });
     let client: Arc<dyn workloads::client::Client> = match &cfg.client_cmd {
-        Some(cmd) => running.adapter_client(cmd, cfg.kind.name(), run.path.join("adapters")),
+        Some(cmd) => {
+            let dir = run.path.join("adapters");
+            let adapters = running.adapter_client(cmd, cfg.kind.name(), dir, cfg.op_timeout);
+            let by = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            if let Err(why) = adapters.check(by).await {
+                anyhow::bail!("--client-cmd: the adapter did not get ready: {why}");
+            }
+            adapters
+        }
         None => running.client(dialect).await?,
     };
     let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, mix));
