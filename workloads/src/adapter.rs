@@ -121,11 +121,14 @@ impl AdapterClient {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
             .kill_on_drop(true);
-        // It dies with the runner, however the runner ends.
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        // A process group of its own, so that killing it kills what `sh` started too;
+        // and `sh` dies with the runner, however the runner ends (what it started then
+        // reads the end of its input).
+        // SAFETY: setpgid and prctl are async-signal-safe; nothing else runs between
+        // fork and exec.
         unsafe {
             cmd.pre_exec(|| {
-                if libc_prctl_pdeathsig() != 0 {
+                if libc::setpgid(0, 0) != 0 || libc_prctl_pdeathsig() != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -174,7 +177,7 @@ impl AdapterClient {
     /// Kills `adapter` and says why it is no longer used, with its exit status and the
     /// last line of its stderr.
     async fn broken(&self, mut adapter: Adapter, why: String) -> Broken {
-        let _ = adapter.child.start_kill();
+        adapter.kill();
         let status = tokio::time::timeout(Duration::from_secs(1), adapter.child.wait())
             .await
             .ok()
@@ -263,7 +266,23 @@ fn libc_prctl_pdeathsig() -> i32 {
     }
 }
 
+impl Drop for Adapter {
+    /// Whatever the adapter started goes with it.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 impl Adapter {
+    /// SIGKILL to its process group (`sh` and what it started).
+    fn kill(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: killpg has no memory preconditions.
+            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        let _ = self.child.start_kill();
+    }
+
     /// Writes `message` as one line and reads one line back, until `deadline`.
     async fn exchange(&mut self, message: &Value, deadline: Instant) -> Result<Value, String> {
         let mut line = message.to_string();
