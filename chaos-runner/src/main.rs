@@ -37,6 +37,7 @@ enum Command {
     Check(check_cmd::CheckArgs),
     Bench(Box<bench::BenchArgs>),
     Report(ReportArgs),
+    Adapter(AdapterArgs),
     /// Remove what runs killed mid-way (SIGKILL) left behind on this machine.
     ///
     /// With --net netns: network namespaces named chaos-<run>-n<N>, and any process still
@@ -48,6 +49,20 @@ enum Command {
     ///
     /// Exit codes: 0 done (also when there was nothing to remove), 3 error.
     Clean,
+}
+
+/// A client adapter over the built-in HTTP client (docs/client-protocol.md): reads the
+/// handshake and operations as JSON lines on stdin, answers on stdout.
+///
+/// The reference adapter, and the yardstick of what the protocol costs: `--client-cmd
+/// 'chaos-runner adapter'` against the built-in client adds only the pipes and the JSON.
+///
+/// Exit codes: 0 when its input ends, 3 on a line that breaks the protocol.
+#[derive(clap::Args, Debug)]
+struct AdapterArgs {
+    /// The HTTP dialect the servers speak.
+    #[arg(long, value_parser = ["raft-node", "seed", "etcd"], default_value = "raft-node")]
+    api: String,
 }
 
 /// Rebuild a run's report.html and plots from its history.jsonl and results.json (and
@@ -121,6 +136,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(args),
         Command::Bench(args) => bench::run(*args),
         Command::Report(args) => report(args),
+        Command::Adapter(args) => adapter(args),
         Command::Clean => clean(),
     };
     match result {
@@ -130,4 +146,21 @@ fn main() -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+fn adapter(args: AdapterArgs) -> anyhow::Result<u8> {
+    use workloads::client::Dialect;
+    let dialect = match args.api.as_str() {
+        "seed" => Dialect::Seed,
+        "etcd" => Dialect::Etcd,
+        _ => Dialect::RaftNode,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let input = tokio::io::BufReader::new(tokio::io::stdin());
+        workloads::adapter::serve::serve(dialect, input, tokio::io::stdout()).await
+    })?;
+    Ok(exit::VALID)
 }

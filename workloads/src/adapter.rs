@@ -543,3 +543,128 @@ mod tests {
         }
     }
 }
+
+/// The adapter side of the protocol, over the built-in HTTP client: what `chaos-runner
+/// adapter` runs. A reference adapter (every rule of the protocol in one place), and the
+/// yardstick of what the protocol itself costs: against the built-in client, it adds
+/// only the pipes and the JSON lines.
+pub mod serve {
+    use serde_json::{json, Value};
+    use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+    use tokio::time::{Duration, Instant};
+
+    use crate::client::{Answer, Dialect, FailReason, KvClient, NodeApi};
+    use crate::generator::{Func, OpSpec};
+
+    /// Why serving stopped before the input ended.
+    #[derive(Debug, thiserror::Error)]
+    pub enum ServeError {
+        #[error("reading or writing the pipes: {0}")]
+        Io(#[from] std::io::Error),
+        #[error("the handshake {0:?} is not an init message with nodes")]
+        Handshake(String),
+        #[error("line {0:?} is not an operation: {1}")]
+        Operation(String, String),
+    }
+
+    /// The operation a request line asks for.
+    pub fn operation(line: &str) -> Result<(u64, OpSpec), ServeError> {
+        let bad = |why: &str| ServeError::Operation(line.to_string(), why.to_string());
+        let v: Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
+        let id = v["id"].as_u64().ok_or_else(|| bad("no id"))?;
+        let f = v["f"]
+            .as_str()
+            .and_then(Func::parse)
+            .ok_or_else(|| bad("no known f"))?;
+        let key = v["key"].as_str().ok_or_else(|| bad("no key"))?.to_string();
+        let value = match f {
+            Func::Cas => json!([v["expected"], v["new"]]),
+            _ => v.get("value").cloned().unwrap_or(Value::Null),
+        };
+        Ok((id, OpSpec { f, key, value }))
+    }
+
+    /// The answer line for operation `id`.
+    pub fn answer_line(id: u64, answer: &Answer) -> Value {
+        match answer {
+            Answer::Ok(v) => json!({"id": id, "type": "ok", "value": v}),
+            Answer::Fail(reason, e) => {
+                let reason = match reason {
+                    FailReason::CasMismatch => "cas-mismatch",
+                    FailReason::NotApplied => "not-applied",
+                    FailReason::Rejected => "rejected",
+                    FailReason::Unreachable => "unreachable",
+                    FailReason::ReadFailed => "not-applied",
+                };
+                json!({"id": id, "type": "fail", "reason": reason, "error": e})
+            }
+            Answer::Info(e) => json!({"id": id, "type": "info", "error": e}),
+        }
+    }
+
+    /// Serves the protocol on `input` and `output` with the built-in client of `dialect`
+    /// until the input ends.
+    pub async fn serve(
+        dialect: Dialect,
+        mut input: impl AsyncBufRead + Unpin,
+        mut output: impl AsyncWrite + Unpin,
+    ) -> Result<(), ServeError> {
+        let mut hello = String::new();
+        input.read_line(&mut hello).await?;
+        let v: Value = serde_json::from_str(&hello)
+            .map_err(|_| ServeError::Handshake(hello.trim().to_string()))?;
+        let nodes: Vec<NodeApi> = v["nodes"]
+            .as_array()
+            .ok_or_else(|| ServeError::Handshake(hello.trim().to_string()))?
+            .iter()
+            .filter_map(|n| {
+                Some(NodeApi {
+                    id: n["id"].as_u64()?,
+                    addr: n["addr"].as_str()?.to_string(),
+                })
+            })
+            .collect();
+        // Give up a little before the runner would, so that it gets an answer.
+        let timeout = Duration::from_millis(v["op_timeout_ms"].as_u64().unwrap_or(2000))
+            .saturating_sub(Duration::from_millis(100))
+            .max(Duration::from_millis(100));
+        let client = KvClient::with_dialect(nodes, dialect);
+        output.write_all(b"{\"type\":\"ready\"}\n").await?;
+        output.flush().await?;
+        let mut lines = input.lines();
+        while let Some(line) = lines.next_line().await? {
+            let (id, op) = operation(&line)?;
+            let answer = client.invoke(&op, Instant::now() + timeout, None).await;
+            let mut out = answer_line(id, &answer).to_string();
+            out.push('\n');
+            output.write_all(out.as_bytes()).await?;
+            output.flush().await?;
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn request_lines_become_operations_and_answers_lines() {
+            let (id, op) =
+                operation(r#"{"id":9,"f":"cas","key":"r1","expected":"1","new":"2"}"#).unwrap();
+            assert_eq!((id, op.f, op.key.as_str()), (9, Func::Cas, "r1"));
+            assert_eq!(op.value, json!(["1", "2"]));
+            assert!(operation(r#"{"id":1,"f":"frobnicate","key":"k"}"#).is_err());
+            assert!(operation("nope").is_err());
+            let a = answer_line(3, &Answer::Fail(FailReason::CasMismatch, "x".into()));
+            assert_eq!(a["reason"], "cas-mismatch");
+            // Its own answers are what the runner's side accepts.
+            let w = OpSpec {
+                f: Func::Write,
+                key: "k".into(),
+                value: json!("5"),
+            };
+            let back = super::super::answer_of(&w, 4, &answer_line(4, &Answer::Info("t".into())));
+            assert_eq!(back.unwrap(), Answer::Info("t".into()));
+        }
+    }
+}
