@@ -57,8 +57,9 @@ pub fn why_not(fabric: &Fabric, kind: FaultKind) -> &'static str {
     match fabric {
         Fabric::Direct => {
             "the nodes are linked directly (--net direct, or a server such as etcd that \
-             advertises one peer URL to every member, so the per-link proxies cannot cut \
-             or slow its links); use kill and pause, or --net netns"
+             advertises one peer URL to every member, or a --node-cmd without {peers} or \
+             {peer_addr:K}, so the per-link proxies cannot cut or slow its links); use \
+             kill and pause, or --net netns"
         }
         Fabric::Proxies { tls: false, .. } => {
             "it acts on packets, which only --net netns's switch sees"

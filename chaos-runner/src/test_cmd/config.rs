@@ -786,6 +786,43 @@ mod tests {
         );
     }
 
+    /// A command server's flags are checked before anything starts, and what its
+    /// template implies decides which faults it can have.
+    #[test]
+    fn command_templates_are_checked_and_decide_the_faults() {
+        let cmd = |node_cmd: &str, more: &[&str]| {
+            let mut a = vec!["--target", "command", "--node-cmd", node_cmd];
+            a.extend_from_slice(more);
+            config(&a)
+        };
+        let err = |r: Result<Config>| r.err().unwrap().to_string();
+        let e = err(cmd("srv {id}", &[]));
+        assert!(e.contains("needs --client-cmd"), "{e}");
+        let e = err(cmd("srv {idd}", &["--client-cmd", "a"]));
+        assert!(e.contains("unknown placeholder {idd}"), "{e}");
+        let e = err(config(&["--target", "command", "--client-cmd", "a"]));
+        assert!(e.contains("needs --node-cmd"), "{e}");
+        let e = err(config(&["--node-cmd", "srv"]));
+        assert!(e.contains("--node-cmd goes with --target command"), "{e}");
+        // Peers it dials itself: the proxies can cut its links.
+        let with_peers = cmd(
+            "srv {id} {peers}",
+            &["--client-cmd", "a", "--nemesis", "partition"],
+        );
+        assert!(with_peers.is_ok());
+        // Only {members}: no per-link address, so no proxy partitions, and why.
+        let e = err(cmd(
+            "srv {id} {members}",
+            &["--client-cmd", "a", "--nemesis", "partition"],
+        ));
+        assert!(e.contains("{peers}") && e.contains("--net netns"), "{e}");
+        let all = cmd("srv {members}", &["--client-cmd", "a"]).unwrap();
+        assert!(!all.nemesis.faults.contains(&FaultKind::Partition));
+        assert!(!all.nemesis.faults.contains(&FaultKind::Corrupt));
+        assert!(all.nemesis.faults.contains(&FaultKind::Kill));
+        assert_eq!(all.dialect, Some(Dialect::Adapter));
+    }
+
     #[test]
     fn the_healthy_preset_is_fault_free_unless_faults_are_named() {
         assert!(config(&["--preset", "healthy"])
