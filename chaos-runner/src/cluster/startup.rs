@@ -102,17 +102,21 @@ pub struct Running {
 }
 
 impl Running {
-    /// A recording client for this cluster, speaking `dialect` (a NATS client makes the
-    /// streams its workloads use, with a copy on every node, up to NATS's five).
-    pub async fn client(&self, dialect: Dialect) -> Result<Arc<dyn Client>> {
-        let nodes: Vec<NodeApi> = self
-            .apis
+    /// Every node's id and client address, as clients take them.
+    fn node_apis(&self) -> Vec<NodeApi> {
+        self.apis
             .iter()
             .map(|(id, addr)| NodeApi {
                 id: *id,
                 addr: addr.clone(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// A recording client for this cluster, speaking `dialect` (a NATS client makes the
+    /// streams its workloads use, with a copy on every node, up to NATS's five).
+    pub async fn client(&self, dialect: Dialect) -> Result<Arc<dyn Client>> {
+        let nodes = self.node_apis();
         if dialect.is_nats() {
             let reads = match dialect {
                 Dialect::NatsDirect => Reads::Direct,
@@ -135,14 +139,7 @@ impl Running {
         stderr_dir: std::path::PathBuf,
         op_timeout: Duration,
     ) -> Arc<AdapterClient> {
-        let nodes = self
-            .apis
-            .iter()
-            .map(|(id, addr)| NodeApi {
-                id: *id,
-                addr: addr.clone(),
-            })
-            .collect();
+        let nodes = self.node_apis();
         Arc::new(AdapterClient::new(AdapterSpec {
             command: command.to_string(),
             nodes,
