@@ -361,7 +361,7 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     let target = args.target.name();
     let run = RunDir::create_in(&args.store, &format!("bench/{target}"), false)?;
     let mut running = start_cluster(&plan.cluster, &run).await?;
-    eprintln!(
+    crate::console::say!(
         "{target}: {} nodes, leader node {}; {} clients, mix {}, {} B values, {} keys, {:.0} s (+{:.0} s warm-up)",
         plan.cluster.nodes,
         running.leader,
@@ -401,7 +401,7 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     let mut code = exit::VALID;
     if args.check {
         let check = check_history(&run).await?;
-        println!("checker: {}", check.summary);
+        crate::console::tell!("checker: {}", check.summary);
         code = exit::of(check.verdict);
         out.checker = Some(check);
     }
@@ -411,7 +411,7 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     if let Some(p) = &args.json {
         std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    println!("results: {}", path.display());
+    crate::console::tell!("results: {}", path.display());
     if f.ok == 0 {
         bail!(
             "no operation succeeded; the end of node 1's log:\n{}",
@@ -467,7 +467,7 @@ fn bench_results(
 
 fn print_figures(target: &str, f: &Figures, secs: f64, leader_changed: bool) {
     let fmt = |q: f64| f.ms(q).map_or("-".into(), |v| format!("{v:.2}"));
-    println!(
+    crate::console::tell!(
         "{target}: {:.0} ok ops/s ({} ok, {} fail, {} info in {:.1} s); latency ms p50 {} p90 {} p99 {} p999 {} max {}",
         f.ok as f64 / secs,
         f.ok,
@@ -481,19 +481,21 @@ fn print_figures(target: &str, f: &Figures, secs: f64, leader_changed: bool) {
         fmt(1.0)
     );
     if f.cas_mismatches > 0 {
-        println!(
+        crate::console::tell!(
             "{} of the fails are cas operations whose comparison did not hold",
             f.cas_mismatches
         );
     }
     if f.errors() > 0 {
-        println!(
+        crate::console::tell!(
             "warning: {} operations ended in an error or an unknown outcome (see the history)",
             f.errors()
         );
     }
     if leader_changed {
-        println!("warning: the leader changed during the run; the figures include an election");
+        crate::console::tell!(
+            "warning: the leader changed during the run; the figures include an election"
+        );
     }
 }
 

@@ -280,19 +280,19 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         args.file.with_file_name(name)
     });
     if out.as_os_str() == "-" {
-        println!("{json}");
+        crate::console::tell!("{json}");
     } else {
         std::fs::write(&out, json + "\n")
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     let source = args.file.file_name().map(|n| n.to_string_lossy());
-    println!("{}", report.summary_of(source.as_deref()));
+    crate::console::tell!("{}", report.summary_of(source.as_deref()));
     if out.as_os_str() != "-" {
-        println!("results: {}", out.display());
+        crate::console::tell!("results: {}", out.display());
     }
     if let Some(dir) = &args.report {
         let page = write_report(dir, &args, &history, check_with)?;
-        println!("report:  {}", page.display());
+        crate::console::tell!("report:  {}", page.display());
     }
     Ok(exit::of(report.verdict))
 }

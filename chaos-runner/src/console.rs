@@ -33,20 +33,28 @@ pub fn record(text: &str) {
     }
 }
 
-/// Like `eprintln!`, and into the run's log.
+/// Like `eprintln!`, and into the run's log. A closed stderr is not an error: the run
+/// goes on, and its exit code still says how it ended (`eprintln!` would panic).
 macro_rules! say {
     ($($t:tt)*) => {{
         let text = format!($($t)*);
-        eprintln!("{text}");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
         $crate::console::record(&text);
     }};
 }
 
-/// Like `println!`, and into the run's log.
+/// Like `println!`, and into the run's log; a closed stdout (`| head -1`) is not an
+/// error either.
 macro_rules! tell {
     ($($t:tt)*) => {{
         let text = format!($($t)*);
-        println!("{text}");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), "{text}");
+        }
         $crate::console::record(&text);
     }};
 }

@@ -80,12 +80,12 @@ fn report(args: ReportArgs) -> anyhow::Result<u8> {
     let dir = std::fs::canonicalize(&args.run_dir)
         .with_context(|| format!("no run folder at {}", args.run_dir.display()))?;
     let written = reports::build(&dir)?;
-    println!("report: {}", written.report.display());
+    crate::console::tell!("report: {}", written.report.display());
     // store/<name>/<run>: the index lives two levels up.
     if let Some(root) = dir.parent().and_then(|p| p.parent()) {
         if root.join("latest").exists() {
             let index = reports::index::build(root)?;
-            println!("index:  {}", index.display());
+            crate::console::tell!("index:  {}", index.display());
         }
     }
     Ok(exit::VALID)
@@ -95,13 +95,13 @@ fn clean() -> anyhow::Result<u8> {
     let removed = netns::clean_dead_runs()?;
     let mounts = cluster::disk::clean_dead_mounts()?;
     if removed.is_empty() && mounts.is_empty() {
-        println!("nothing to clean: no namespace or disk layer of a dead run");
+        crate::console::tell!("nothing to clean: no namespace or disk layer of a dead run");
     }
     for name in removed {
-        println!("removed namespace {name}");
+        crate::console::tell!("removed namespace {name}");
     }
     for m in mounts {
-        println!("unmounted the dead disk layer on {}", m.display());
+        crate::console::tell!("unmounted the dead disk layer on {}", m.display());
     }
     Ok(exit::VALID)
 }
@@ -142,7 +142,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("chaos-runner: error: {e:#}");
+            crate::console::say!("chaos-runner: error: {e:#}");
             ExitCode::from(exit::ERROR)
         }
     }

@@ -971,3 +971,28 @@ fn a_run_without_the_disk_layer_says_what_it_leaves_out() {
     );
     assert_no_nodes_left(store.path());
 }
+
+/// A reader that goes away (`chaos-runner test | head -1`) is not the run's business:
+/// with stdout and stderr both closed from the start, the run still goes to its end,
+/// removes its nodes and exits with its verdict, not a panic.
+#[test]
+fn closed_output_pipes_never_panic_or_change_the_exit_code() {
+    let store = tempfile::tempdir().unwrap();
+    let mut c = chaos_test(
+        store.path(),
+        &raft_node(),
+        &["--time-limit", "3", "--nemesis", "none"],
+    );
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
+    let results = json(&latest(store.path()).join("results.json"));
+    assert_eq!(results["verdict"], "valid");
+    assert_no_nodes_left(store.path());
+}
