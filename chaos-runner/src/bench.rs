@@ -52,10 +52,10 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "raft-node")]
     pub target: ServerKind,
     /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9), value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 3, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(1..=9), value_name = "N")]
     pub nodes: u64,
     /// Concurrent clients, each with one operation in flight.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=512), value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 16, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(1..=512), value_name = "N")]
     pub concurrency: u64,
     /// Seconds measured (after the warm-up).
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]

@@ -49,8 +49,8 @@ pub struct TestArgs {
     /// Test name: the folder under the store (default: the workload's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9), value_name = "N")]
+    /// Number of nodes, 3 to 9.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 3, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(3..=9), value_name = "N")]
     pub nodes: u64,
     /// What to test: raft-node (or any server with its command line, see --raft-node), an
     /// etcd cluster, a NATS JetStream cluster, or any server at all (command: started
@@ -128,16 +128,21 @@ pub struct TestArgs {
     #[arg(long, value_parser = ["healthy", "high-concurrency", "write-heavy", "read-heavy"], value_name = "NAME")]
     pub preset: Option<String>,
     /// Keys the workload uses (default: 5 for register, 100 for kv).
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub keys: Option<usize>,
     /// Concurrent clients (default: the preset's).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024), value_name = "N")]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::builder::RangedI64ValueParser::<u64>::new().range(1..=1024), value_name = "N")]
     pub concurrency: Option<u64>,
     /// Target operations per second over all clients (default: as fast as possible).
-    #[arg(long, value_name = "OPS_PER_S")]
+    #[arg(long, allow_negative_numbers = true, value_name = "OPS_PER_S")]
     pub rate: Option<f64>,
     /// Seconds of load and faults.
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 30.0,
+        value_name = "SECS"
+    )]
     pub time_limit: f64,
     /// Stop the clients after this many operations.
     #[arg(long, value_name = "N")]
@@ -146,7 +151,12 @@ pub struct TestArgs {
     #[arg(long, value_name = "F=W,...")]
     pub mix: Option<String>,
     /// Seconds an operation may take before its outcome is recorded as unknown.
-    #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 2.0,
+        value_name = "SECS"
+    )]
     pub op_timeout: f64,
     /// Faults to inject: any of kill,pause,partition,latency (processes and links),
     /// duplicate,reorder (whole peer requests, or packets with --net netns), replay,drop
@@ -173,7 +183,7 @@ pub struct TestArgs {
     pub nemesis: Option<String>,
     /// A fixed rota instead of the search: seconds of each fault, and of each healthy gap
     /// between faults, every named kind in turn (default 3 when --nemesis names kinds).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
     /// Whom kills, pauses and power losses hit: any of random,leader,minority,majority,
     /// every (all nodes at once), or all (the first four).
@@ -247,7 +257,12 @@ pub struct TestArgs {
     /// One-way delay of every node-to-node link, in milliseconds, for the whole run (a
     /// slower network: every window a race needs, such as the first round trip of a new
     /// leader, grows with it). The latency fault adds 50 to 150 ms on top.
-    #[arg(long, default_value_t = 0, value_name = "MS")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0,
+        value_name = "MS"
+    )]
     pub link_latency: u64,
     /// Seed of the fault schedule and the clients' choices (default: random; printed).
     #[arg(long, value_name = "N")]
@@ -259,10 +274,20 @@ pub struct TestArgs {
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub min_ok: u64,
     /// Repeat the test this many times (seeds seed, seed+1, ...); stop at the first invalid.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 1,
+        value_name = "N"
+    )]
     pub test_count: u32,
     /// Seconds the checker may take.
-    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 120.0,
+        value_name = "SECS"
+    )]
     pub check_timeout: f64,
     /// Memory budget of the checker, in MiB: the searches of every key, on every core,
     /// draw from it together.

@@ -394,6 +394,9 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         Shape::parse,
         "partition shape",
     )?;
+    if args.keys == Some(0) {
+        bail!("--keys must be at least 1");
+    }
     if let Some(r) = args.rate {
         if !(r.is_finite() && r > 0.0) {
             bail!("--rate must be a positive number of operations per second");
@@ -504,8 +507,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         notes,
         keys: args
             .keys
-            .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 })
-            .max(1),
+            .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 }),
         concurrency: args.concurrency.map_or(p.concurrency, |c| c as usize),
         time_limit,
         op_timeout,
@@ -866,6 +868,19 @@ mod tests {
             config(&["--concurrency", "1024"]).unwrap().concurrency,
             1024
         );
+    }
+
+    /// Negative numbers reach the flag's own check (clap would take `-1` for a flag),
+    /// and no count is silently raised.
+    #[test]
+    fn negative_and_zero_counts_get_their_range() {
+        let err = |args: &[&str]| config(args).err().unwrap().to_string();
+        let e = err(&["--nodes", "-1"]);
+        assert!(e.contains("3..=9"), "{e}");
+        let e = err(&["--time-limit", "-5"]);
+        assert!(e.contains("--time-limit must be a positive number"), "{e}");
+        let e = err(&["--keys", "0"]);
+        assert!(e.contains("--keys must be at least 1"), "{e}");
     }
 
     #[test]
