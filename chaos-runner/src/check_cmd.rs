@@ -55,7 +55,8 @@ pub enum NilReadArg {
 /// Prints a one-line verdict and writes the results (with a counterexample for every key
 /// that is not linearizable) as JSON.
 ///
-/// Exit codes: 0 valid, 1 invalid, 2 unknown (budget exhausted), 3 error.
+/// Exit codes: 0 valid, 1 invalid, 2 unknown (the checker's budget ran out, or no
+/// operation completed ok), 3 error.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// The history file.

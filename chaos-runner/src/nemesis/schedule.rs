@@ -204,6 +204,12 @@ pub(super) fn log_uniform(rng: &mut StdRng, lo: f64, hi: f64) -> Duration {
     Duration::from_secs_f64((rng.gen_range(lo.ln()..hi.ln())).exp())
 }
 
+/// Whether the search may also hit every node at once (kills and pauses): with the
+/// default targets, or when `every` is named. Targets named without it are honoured.
+fn every(targets: &[Target]) -> bool {
+    targets.contains(&Target::All) || Target::ALL.iter().all(|t| targets.contains(t))
+}
+
 /// Patterns the search repeats in quick succession, because one of each rarely exposes
 /// anything: the bugs live in what a second and third election inherit from the first.
 #[derive(Clone, Copy)]
@@ -229,7 +235,8 @@ impl Burst {
         .into_iter()
         .filter(|b| {
             let (kind, target) = b.planned();
-            kinds.contains(&kind) && (target == Target::All || targets.contains(&target))
+            kinds.contains(&kind)
+                && (target == Target::All && every(targets) || targets.contains(&target))
         })
         .collect()
     }
@@ -340,7 +347,7 @@ fn plan_foreground(
         }
         let kind = *fg.choose(rng).expect("not empty");
         let mut pool = targets.to_vec();
-        if matches!(kind, FaultKind::Kill | FaultKind::Pause) {
+        if matches!(kind, FaultKind::Kill | FaultKind::Pause) && every(targets) {
             pool.push(Target::All);
         }
         let target = if leader_first && rng.gen_bool(0.4) {
@@ -629,6 +636,22 @@ mod tests {
             bursts > 0 && short > 10 && long > 5,
             "{bursts} {short} {long}"
         );
+        // Named targets are honoured: leader only means no fault of every node at once.
+        for seed in 0..20 {
+            let p = plan_search(
+                seed,
+                &FaultKind::ALL,
+                &[Target::Leader],
+                &Shape::ALL,
+                Duration::from_secs(30),
+            );
+            assert!(
+                p.iter()
+                    .filter(|f| f.layer == Layer::Foreground)
+                    .all(|f| f.target == Target::Leader),
+                "seed {seed}"
+            );
+        }
         // What the target cannot have is never planned: etcd gets kills and pauses only.
         let p = search(3, &[FaultKind::Kill, FaultKind::Pause]);
         assert!(p

@@ -65,12 +65,12 @@ impl SshTarget {
 pub struct SshArgs {
     /// Run the nodes on other machines over ssh, one node per host, instead of here:
     /// [USER@]HOST[:PORT],... (at least 3). The runner uploads the server (or uses
-    /// --remote-bin), starts each node in a session of its own, kills and pauses it by
-    /// signal, partitions links with nftables on the hosts, and copies logs and data
-    /// back at the end. Each host needs sshd, setsid, tar and nftables, and root (or
-    /// passwordless sudo) for the firewall; nodes listen on the host's address, ports
-    /// 7000 (peers) and 8000 (clients). Faults: kill, pause, partition. The cluster has as
-    /// many nodes as hosts (--nodes is not used).
+    /// --remote-bin), starts each node in a session of its own and copies logs and data
+    /// back at the end; `test` also kills and pauses nodes by signal and partitions links
+    /// with nftables on the hosts. Each host needs sshd, setsid and tar, and for
+    /// partitions nftables and root (or passwordless sudo); nodes listen on the host's
+    /// address, ports 7000 (peers) and 8000 (clients). The cluster has as many nodes as
+    /// hosts (--nodes is not used).
     #[arg(long, value_name = "HOSTS")]
     pub hosts: Option<String>,
     /// --hosts: the private key ssh logs in with (default: ssh's own choice).

@@ -29,18 +29,19 @@ pub enum WorkloadArg {
     Kv,
     /// A few sets; adds of unique elements and reads of a whole set (Jepsen's set-full),
     /// checked element by element: lost, unexpected, stale. Nothing is overwritten, so
-    /// damage stays visible. raft-node only (POST /kv/:key/append, GET /kv/:key/list).
+    /// damage stays visible. raft-node, etcd, nats, and adapters.
     Set,
     /// A totally ordered log: the set's adds and whole reads, where every read must also
-    /// be a prefix of the longest (nothing reordered). raft-node only, as set.
+    /// be a prefix of the longest (nothing reordered). As set.
     Queue,
 }
 
 /// Run a chaos test against a cluster and check it for linearizability.
 ///
-/// With no flags: 3 raft-node processes, the register workload (5 clients, 5 keys), every
-/// fault kind (kill, pause, partition, latency) every 3 s, for 30 s; then heal, read every
-/// key, check. Results go to store/<name>/<timestamp>/ (store/latest points at the newest).
+/// With no flags: 3 raft-node processes, the register workload (5 clients, 5 keys) and a
+/// seeded search over every fault these links, this server and this machine can carry
+/// out (see --nemesis), for 30 s; then heal, read every key, check. Results go to
+/// store/<name>/<timestamp>/ (store/latest points at the newest); --seed replays a run.
 ///
 /// Exit codes: 0 valid, 1 invalid (an anomaly; the results name it), 2 unknown (too few
 /// operations succeeded, or the checker ran out of budget), 3 harness error.
@@ -121,6 +122,8 @@ pub struct TestArgs {
     /// An extra argument for every node (repeat for several), e.g. --node-arg=--heartbeat-ms=30
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// What the clients do, and so what the checker judges: register (linearizability
+    /// of a few contended keys), kv (many keys), set or queue (element by element).
     #[arg(long, value_enum, default_value = "register")]
     pub workload: WorkloadArg,
     /// healthy (5 clients, 50% writes, and no faults unless --nemesis names some),
@@ -186,7 +189,9 @@ pub struct TestArgs {
     #[arg(long, allow_negative_numbers = true, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
     /// Whom kills, pauses and power losses hit: any of random,leader,minority,majority,
-    /// every (all nodes at once), or all (the first four).
+    /// every (all nodes at once), or all (the first four; the search then also hits every
+    /// node at once). Targets named are what the search's foreground uses, exactly; its
+    /// message and clock spells pick their own.
     #[arg(long, default_value = "all", value_name = "TARGETS")]
     pub nemesis_targets: String,
     /// Kills of several nodes (every, majority, minority) take them down one by one, a
