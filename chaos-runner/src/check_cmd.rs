@@ -280,16 +280,21 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         name.push(".check.json");
         args.file.with_file_name(name)
     });
+    let source = args.file.file_name().map(|n| n.to_string_lossy());
     if out.as_os_str() == "-" {
         crate::console::tell!("{json}");
+        crate::console::tell!("{}", report.summary_of(source.as_deref()));
     } else {
-        std::fs::write(&out, json + "\n")
-            .with_context(|| format!("cannot write {}", out.display()))?;
-    }
-    let source = args.file.file_name().map(|n| n.to_string_lossy());
-    crate::console::tell!("{}", report.summary_of(source.as_deref()));
-    if out.as_os_str() != "-" {
-        crate::console::tell!("results: {}", out.display());
+        // The verdict first: a folder that cannot be written to must not hide it.
+        crate::console::tell!("{}", report.summary_of(source.as_deref()));
+        match std::fs::write(&out, json + "\n") {
+            Ok(()) => crate::console::tell!("results: {}", out.display()),
+            Err(e) => crate::console::say!(
+                "warning: cannot write {} ({e}): the verdict above stands; --out FILE \
+                 writes the results elsewhere, --out - to stdout",
+                out.display()
+            ),
+        }
     }
     if let Some(dir) = &args.report {
         let page = write_report(dir, &args, &history, check_with)?;

@@ -395,3 +395,20 @@ fn set_and_queue_histories_are_checked_element_by_element() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("reordered"), "{out}");
 }
+
+/// A results file that cannot be written (here a folder stands where it would go, as a
+/// read-only folder would for a user) does not hide the verdict: it is printed, the
+/// exit code is the verdict's, and the warning says how to write elsewhere.
+#[test]
+fn an_unwritable_results_file_keeps_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = write(dir.path(), "valid.jsonl", VALID);
+    std::fs::create_dir(format!("{valid}.check.json")).unwrap();
+    let (code, out, err) = run(&["check", &valid]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("VALID"), "{out}");
+    assert!(
+        err.contains("cannot write") && err.contains("--out"),
+        "{err}"
+    );
+}
