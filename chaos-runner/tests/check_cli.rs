@@ -127,6 +127,11 @@ fn bad_input_is_an_error_with_exit_code_3() {
     let (code, _, err) = run(&["check", &bad]);
     assert_eq!(code, 3);
     assert!(err.contains("line 4"), "{err}");
+    // The file's line once, and the column: not serde's "line 1" of the one line.
+    assert!(
+        err.contains("(column ") && !err.contains("at line 1"),
+        "{err}"
+    );
     let (code, _, err) = run(&["check", "/no/such/file"]);
     assert_eq!(code, 3);
     assert!(err.contains("cannot read"), "{err}");

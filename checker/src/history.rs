@@ -140,6 +140,19 @@ pub enum HistoryError {
     Io(#[from] std::io::Error),
 }
 
+/// What serde_json says is wrong with one line, placed by column only: its own "at line
+/// 1 column C" would name a line of the one-line text, not of the file.
+fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let what = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(w, _)| w);
+    match e.column() {
+        0 => what.to_string(),
+        c => format!("{what} (column {c})"),
+    }
+}
+
 fn line_err(line: usize, message: impl Into<String>) -> HistoryError {
     HistoryError::Line {
         line,
@@ -462,7 +475,7 @@ pub fn parse_jsonl_line(text: &str, line: usize) -> Result<Option<Event>, Histor
         return Ok(None);
     }
     let raw: HistoryLine = serde_json::from_str(text)
-        .map_err(|e| line_err(line, format!("not a history event: {e}")))?;
+        .map_err(|e| line_err(line, format!("not a history event: {}", json_error(&e))))?;
     let kind = match raw.kind {
         LineType::Header => {
             if raw.schema.as_deref() != Some(SCHEMA_NAME) {
