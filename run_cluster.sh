@@ -79,6 +79,7 @@ wait_leader() {
       fi
       if api_get "$i" /client/status | grep -q '"role":"leader"'; then
         echo "leader: node $i (term $(api_get "$i" /client/status | sed -E 's/.*"term":([0-9]+).*/\1/'))"
+        LEADER=$i
         return
       fi
     done
@@ -114,7 +115,8 @@ case $cmd in
     for i in "${NODES[@]}"; do [[ -d $DATA/n$i ]] && found=; done
     for i in "${NODES[@]}"; do start_node "$i" "$found"; done
     wait_leader
-    echo "try: curl -XPOST localhost:9001/kv/hello -d '{\"value\":\"world\"}'"
+    # Writes go to the leader (a follower answers 503 not_leader, naming it).
+    echo "try: curl -XPOST localhost:900${LEADER:-1}/kv/hello -d '{\"value\":\"world\"}'"
     ;;
   status)
     for i in "${NODES[@]}"; do
