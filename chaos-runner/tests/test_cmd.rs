@@ -996,3 +996,26 @@ fn closed_output_pipes_never_panic_or_change_the_exit_code() {
     assert_eq!(results["verdict"], "valid");
     assert_no_nodes_left(store.path());
 }
+
+/// `--dry-run` prints the plan and a seed's schedule, the same for the same seed, and
+/// starts nothing: no run folder, no node.
+#[test]
+fn a_dry_run_prints_the_schedule_and_starts_nothing() {
+    let store = tempfile::tempdir().unwrap();
+    let args = ["--dry-run", "--seed", "7", "--time-limit", "20"];
+    let a = run(store.path(), &args);
+    let b = run(store.path(), &args);
+    assert_eq!(a.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&a.stdout);
+    assert!(
+        text.contains("cluster: 3 nodes") && text.contains("seed 7: "),
+        "{text}"
+    );
+    assert_eq!(a.stdout, b.stdout, "the same seed, the same plan");
+    assert!(!store.path().join("latest").exists());
+    assert_eq!(
+        std::fs::read_dir(store.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

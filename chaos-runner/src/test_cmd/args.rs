@@ -201,6 +201,11 @@ pub struct TestArgs {
     /// in four of those kills; with this flag, to all of them.
     #[arg(long)]
     pub staggered_kills: bool,
+    /// Print what the run would be (the cluster, the load, the faults and each seed's
+    /// fault schedule) and exit, starting nothing. With --seed, the schedule that seed
+    /// replays.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Clock faults move only the nodes' wall clocks (`CLOCK_REALTIME`, gettimeofday,
     /// time), as a step of the system time or a bad NTP server would: monotonic clocks,
     /// and with them timers, timeouts and sleeps, keep real time. A server that takes

@@ -125,8 +125,54 @@ async fn run_with_retry(cfg: &Config, seed: u64) -> RunSummary {
     }
 }
 
+/// `--dry-run`: what a run would be (the cluster, the load, the faults and each seed's
+/// schedule), without starting anything.
+fn dry_run_plan(cfg: &config::Config) {
+    let c = &cfg.cluster;
+    crate::console::tell!(
+        "cluster: {} nodes of {}, links: {}",
+        c.nodes,
+        c.bin.display(),
+        c.links.net_name()
+    );
+    crate::console::tell!(
+        "load: {} workload, {} clients, {} keys, for {:.0} s",
+        cfg.kind.name(),
+        cfg.concurrency,
+        cfg.keys,
+        cfg.time_limit.as_secs_f64()
+    );
+    let kinds: Vec<&str> = cfg.nemesis.faults.iter().map(|k| k.name()).collect();
+    crate::console::tell!(
+        "faults: {}",
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        }
+    );
+    for n in &cfg.notes {
+        crate::console::tell!("note: {n}");
+    }
+    let base = cfg.seed.unwrap_or_else(rand::random);
+    for i in 0..cfg.test_count {
+        let seed = base.wrapping_add(u64::from(i));
+        let mut schedule = cfg.nemesis.schedule(seed);
+        schedule.sort_by_key(|p| p.start);
+        crate::console::tell!("seed {seed}: {} faults", schedule.len());
+        for p in &schedule {
+            crate::console::tell!("  {p}");
+        }
+    }
+}
+
 pub fn run(args: TestArgs) -> Result<u8> {
+    let dry_run = args.dry_run;
     let cfg = config::resolve(args)?;
+    if dry_run {
+        dry_run_plan(&cfg);
+        return Ok(exit::VALID);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
