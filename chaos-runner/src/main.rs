@@ -47,8 +47,12 @@ enum Command {
     /// through fusermount3's auto_unmount). Whatever belongs to live runs, or to other
     /// tools, is left alone. Runs clear namespaces and hosts themselves at start.
     ///
+    /// With --store and --keep or --older-than: also prunes old runs from that store
+    /// (each a folder with a test.json) and rebuilds its index. The run `latest` points
+    /// at, and a run that is still writing its history, are never removed.
+    ///
     /// Exit codes: 0 done (also when there was nothing to remove), 3 error.
-    Clean,
+    Clean(store::PruneArgs),
 }
 
 /// A client adapter over the built-in HTTP client (docs/client-protocol.md): reads the
@@ -91,7 +95,20 @@ fn report(args: ReportArgs) -> anyhow::Result<u8> {
     Ok(exit::VALID)
 }
 
-fn clean() -> anyhow::Result<u8> {
+fn clean(args: store::PruneArgs) -> anyhow::Result<u8> {
+    if let Some(pruned) = store::prune(&args)? {
+        crate::console::tell!(
+            "pruned {} of {} runs from {} ({} kept){}",
+            pruned.removed.len(),
+            pruned.removed.len() + pruned.kept,
+            args.store.display(),
+            pruned.kept,
+            match &pruned.index {
+                Some(i) => format!("; index: {}", i.display()),
+                None => String::new(),
+            }
+        );
+    }
     let removed = netns::clean_dead_runs()?;
     let mounts = cluster::disk::clean_dead_mounts()?;
     if removed.is_empty() && mounts.is_empty() {
@@ -137,7 +154,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(*args),
         Command::Report(args) => report(args),
         Command::Adapter(args) => adapter(args),
-        Command::Clean => clean(),
+        Command::Clean(args) => clean(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

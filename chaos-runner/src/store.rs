@@ -90,3 +90,159 @@ mod tests {
         assert_eq!(latest, std::fs::canonicalize(&b.path).unwrap());
     }
 }
+
+/// `clean`'s pruning flags.
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// The store to prune (with --keep or --older-than).
+    #[arg(long, default_value = "store", value_name = "DIR")]
+    pub store: PathBuf,
+    /// Keep the N newest runs of the store (all tests together), remove the rest.
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Remove runs started longer ago than this (e.g. 30m, 12h, 7d).
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+}
+
+/// What pruning did.
+#[derive(Debug)]
+pub struct Pruned {
+    pub removed: Vec<PathBuf>,
+    pub kept: usize,
+    /// The rebuilt index, when runs are left.
+    pub index: Option<PathBuf>,
+}
+
+/// A run that may still be going: no results yet and a history written in the last ten
+/// minutes. Pruning leaves it alone whatever its age.
+fn may_be_live(run: &Path) -> bool {
+    if run.join("results.json").exists() {
+        return false;
+    }
+    let recent = |p: PathBuf| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < std::time::Duration::from_secs(600))
+    };
+    recent(run.join("history.jsonl")) || recent(run.join("test.json"))
+}
+
+/// Prunes `args.store` as `--keep` and `--older-than` say (`None`: neither given).
+pub fn prune(args: &PruneArgs) -> Result<Option<Pruned>> {
+    if args.keep.is_none() && args.older_than.is_none() {
+        return Ok(None);
+    }
+    let root = &args.store;
+    let names = std::fs::read_dir(root)
+        .with_context(|| format!("cannot read the store {}", root.display()))?;
+    let latest = std::fs::canonicalize(root.join("latest")).ok();
+    // (started, folder) of every run: a folder two levels down with a test.json.
+    let mut runs: Vec<(String, PathBuf)> = Vec::new();
+    for name in names.flatten() {
+        if name.file_name() == "latest" || !name.path().is_dir() {
+            continue;
+        }
+        for run in std::fs::read_dir(name.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = run.path();
+            let Ok(text) = std::fs::read_to_string(dir.join("test.json")) else {
+                continue;
+            };
+            let started = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["started"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            runs.push((started, dir));
+        }
+    }
+    // Newest first; a run without a start time counts as oldest.
+    runs.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    let cutoff = args
+        .older_than
+        .map(|d| std::time::SystemTime::now() - d)
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+    let mut removed = Vec::new();
+    let mut kept = 0;
+    for (i, (started, dir)) in runs.iter().enumerate() {
+        let too_many = args.keep.is_some_and(|k| i >= k);
+        let too_old = cutoff.as_ref().is_some_and(|c| started < c);
+        let protected = Some(dir) == latest.as_ref() || may_be_live(dir);
+        if (too_many || too_old) && !protected {
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::remove_dir(parent); // Only if it is now empty.
+            }
+            removed.push(dir.clone());
+        } else {
+            kept += 1;
+        }
+    }
+    let index = match kept {
+        0 => None,
+        _ => Some(reports::index::build(root)?),
+    };
+    Ok(Some(Pruned {
+        removed,
+        kept,
+        index,
+    }))
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    fn run(root: &Path, name: &str, stamp: &str, started: &str) -> PathBuf {
+        let dir = root.join(name).join(stamp);
+        std::fs::create_dir_all(&dir).unwrap();
+        let test = checker::record::TestRecord {
+            name: name.to_string(),
+            started: started.to_string(),
+            ..Default::default()
+        };
+        std::fs::write(dir.join("test.json"), serde_json::to_string(&test).unwrap()).unwrap();
+        std::fs::write(dir.join("results.json"), "{}").unwrap();
+        dir
+    }
+
+    /// --keep leaves the newest runs and `latest`; --older-than removes by start time;
+    /// what is not a run is never touched; the index is rebuilt.
+    #[test]
+    fn pruning_keeps_the_newest_runs_and_what_is_not_a_run() {
+        let store = tempfile::tempdir().unwrap();
+        let root = store.path();
+        let old = run(root, "register", "a", "2026-01-01T00:00:00Z");
+        let mid = run(root, "register", "b", "2026-06-01T00:00:00Z");
+        let new = run(root, "set", "c", "2026-12-01T00:00:00Z");
+        let pinned = run(root, "kv", "d", "2025-01-01T00:00:00Z");
+        std::os::unix::fs::symlink("kv/d", root.join("latest")).unwrap();
+        std::fs::create_dir_all(root.join("notes/x")).unwrap();
+        let args = |keep, older: Option<&str>| PruneArgs {
+            store: root.to_path_buf(),
+            keep,
+            older_than: older.map(|o| humantime::parse_duration(o).unwrap()),
+        };
+        assert!(prune(&args(None, None)).unwrap().is_none());
+        let p = prune(&args(Some(2), None)).unwrap().unwrap();
+        assert_eq!(p.removed, vec![old.clone()]);
+        assert!(
+            new.exists() && mid.exists() && pinned.exists(),
+            "latest is kept"
+        );
+        assert!(root.join("notes/x").exists(), "not a run: untouched");
+        assert!(p.index.unwrap().is_file());
+        // Everything started more than a year before now... but latest.
+        let p = prune(&args(None, Some("3650d"))).unwrap().unwrap();
+        assert!(p.removed.is_empty());
+        let p = prune(&args(None, Some("1s"))).unwrap().unwrap();
+        assert_eq!(p.removed.len(), 2);
+        assert!(pinned.exists() && !root.join("set").exists());
+    }
+}
