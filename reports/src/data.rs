@@ -211,11 +211,11 @@ impl Run {
             .as_ref()
     }
 
-    /// `valid`, `invalid`, `unknown`, or `unchecked` while there are no results.
+    /// `valid`, `invalid`, `unknown`, or `unfinished` while there are no results (the word the index uses too).
     pub fn verdict(&self) -> &str {
         self.results
             .as_ref()
-            .map_or("unchecked", |r| r.verdict.as_str())
+            .map_or("unfinished", |r| r.verdict.as_str())
     }
 
     /// The test's name, or `run` when test.json is missing.

@@ -197,7 +197,25 @@ fn records_from_before_the_typed_contract_still_render() {
     assert!(index.contains("71/11/0"));
 }
 
-/// A results.json that is not one is named in a clear error, not rendered as "unchecked".
+/// A run killed before its results (no results.json) is "unfinished" in its report and
+/// in the index alike.
+#[test]
+fn a_killed_run_has_one_word_everywhere() {
+    let store = tempfile::tempdir().unwrap();
+    let run = store.path().join("t/a");
+    let h = generate(&GenConfig {
+        ops: 20,
+        ..GenConfig::default()
+    });
+    make_run(&run, "t", "2026-11-26T10:00:00Z", &h);
+    std::fs::remove_file(run.join("results.json")).unwrap();
+    let page = std::fs::read_to_string(reports::build(&run).unwrap().report).unwrap();
+    assert!(page.contains("UNFINISHED") && !page.contains("UNCHECKED"));
+    let index = std::fs::read_to_string(reports::index::build(store.path()).unwrap()).unwrap();
+    assert!(index.contains("unfinished"));
+}
+
+/// A results.json that is not one is named in a clear error, not rendered as "unfinished".
 #[test]
 fn a_damaged_record_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
