@@ -9,6 +9,44 @@ use super::{Env, Fault, FaultKind, Planned, Shape};
 use crate::fabric::Fabric;
 use crate::links::LinkMode;
 
+/// The sides of a partition: the groups of nodes that hear each other and nobody else,
+/// smallest first; or, when the links cut do not split the nodes into such groups, whom
+/// each node cannot hear (`1 hears not 3; 3 hears not 1, 2`).
+fn sides(nodes: &[u64], grudge: &Grudge) -> String {
+    let hears = |a: u64| -> Vec<u64> {
+        let deaf = grudge.get(&a);
+        nodes
+            .iter()
+            .copied()
+            .filter(|b| deaf.is_none_or(|d| !d.contains(b)))
+            .collect()
+    };
+    let clean = nodes
+        .iter()
+        .all(|&a| hears(a).iter().all(|&b| hears(b) == hears(a)));
+    if clean {
+        let mut groups: Vec<Vec<u64>> = Vec::new();
+        for &a in nodes {
+            let g = hears(a);
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        groups.sort_by_key(|g| (g.len(), g.first().copied()));
+        let parts: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+        return parts.join(" | ");
+    }
+    let parts: Vec<String> = nodes
+        .iter()
+        .filter_map(|a| {
+            let d = grudge.get(a).filter(|d| !d.is_empty())?;
+            let d: Vec<String> = d.iter().map(u64::to_string).collect();
+            Some(format!("{a} hears not {}", d.join(", ")))
+        })
+        .collect();
+    parts.join("; ")
+}
+
 pub struct PartitionFault {
     shape: Shape,
     mode: LinkMode,
@@ -60,10 +98,13 @@ impl Fault for PartitionFault {
         Ok(())
     }
 
+    /// Names the sides: `partition isolate [3] | [1, 2] (cut)`; a shape whose sides
+    /// overlap (a ring, a bridge) lists whom each node cannot hear.
     fn describe(&self) -> String {
         format!(
-            "partition {} ({})",
+            "partition {} {} ({})",
             self.shape.name(),
+            sides(&self.nodes, &self.grudge),
             self.cut_mode().name()
         )
     }
@@ -81,5 +122,40 @@ impl Fault for PartitionFault {
             grudge: Some(grudge),
             ..FaultDetails::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sides_name_the_nodes() {
+        let nodes = [1, 2, 3, 4, 5];
+        let mut g = Grudge::new();
+        for (a, deaf) in [
+            (3, vec![1, 2, 4, 5]),
+            (1, vec![3]),
+            (2, vec![3]),
+            (4, vec![3]),
+            (5, vec![3]),
+        ] {
+            g.insert(a, deaf.into_iter().collect());
+        }
+        assert_eq!(sides(&nodes, &g), "[3] | [1, 2, 4, 5]");
+        // A bridge: 3 hears both sides, which do not hear each other.
+        let mut g = Grudge::new();
+        for (a, deaf) in [
+            (1, vec![4, 5]),
+            (2, vec![4, 5]),
+            (4, vec![1, 2]),
+            (5, vec![1, 2]),
+        ] {
+            g.insert(a, deaf.into_iter().collect());
+        }
+        assert_eq!(
+            sides(&nodes, &g),
+            "1 hears not 4, 5; 2 hears not 4, 5; 4 hears not 1, 2; 5 hears not 1, 2"
+        );
     }
 }

@@ -85,7 +85,14 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let results = summary::results(facts, report, judged);
     let report_path = summary::write(&run, &cfg.store, &results)?;
     tail.mark("report written");
-    summary::print(&results, &tail.phases, &run.path, report_path.as_deref());
+    let planned = schedule.len();
+    summary::print(
+        &results,
+        planned,
+        &tail.phases,
+        &run.path,
+        report_path.as_deref(),
+    );
     let message = match (&results.verdict, &results.reason) {
         (checker::Verdict::Unknown, Some(r)) => format!("unknown: {r}"),
         _ => results.checker_summary.clone(),

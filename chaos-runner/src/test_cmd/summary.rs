@@ -104,7 +104,13 @@ pub fn results(facts: Facts, report: CheckReport, judged: Judgement) -> RunResul
 
 /// The closing lines on standard output. `phases` is `after_time_limit_s` and what came
 /// after results.json was written (the report).
-pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&Path>) {
+pub fn print(
+    r: &RunResults,
+    planned: usize,
+    phases: &[PhaseTime],
+    dir: &Path,
+    report: Option<&Path>,
+) {
     let fmt_ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     let why = checker::record::fail_reasons_phrase(&r.fail_reasons);
     let why = if why.is_empty() {
@@ -131,17 +137,7 @@ pub fn print(r: &RunResults, phases: &[PhaseTime], dir: &Path, report: Option<&P
         fmt_ms(r.latency_ms.p50),
         fmt_ms(r.latency_ms.p99)
     );
-    let faults: Vec<String> = r
-        .faults
-        .iter()
-        .map(|f| format!("{:.1}s {}", f.start_s, f.fault))
-        .collect();
-    let list = if faults.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", faults.join(", "))
-    };
-    crate::console::tell!("faults: {}{list}", faults.len());
+    crate::console::tell!("faults: {}", faults_line(&r.faults, planned));
     for w in &r.warnings {
         crate::console::tell!("warning: {}", w.lines().next().unwrap_or(""));
     }
@@ -199,4 +195,76 @@ pub fn print_runs(runs: &[super::junit::RunSummary], count: u32) {
             ""
         }
     );
+}
+
+/// How many faults ran, how many of each kind, the first few (runner.log has them all),
+/// and why any planned fault did not run: bounded, however long the run.
+fn faults_line(faults: &[checker::record::FaultEntry], planned: usize) -> String {
+    const SHOWN: usize = 8;
+    let mut line = faults.len().to_string();
+    if faults.is_empty() {
+        return line;
+    }
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in faults {
+        let kind = f.fault.split_whitespace().next().unwrap_or("?");
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    let mut by_count: Vec<(&str, usize)> = kinds.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let counts: Vec<String> = by_count.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    line += &format!(" ({})", counts.join(", "));
+    let first: Vec<String> = faults
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("{:.1}s {}", f.start_s, f.fault))
+        .collect();
+    line += &format!(": {}", first.join(", "));
+    if faults.len() > SHOWN {
+        line += &format!(", and {} more in runner.log", faults.len() - SHOWN);
+    }
+    if planned > faults.len() {
+        line += &format!(
+            "; {} planned did not start: the load ended first (a restart that takes longer \
+             than planned pushes the rest of its layer back)",
+            planned - faults.len()
+        );
+    }
+    line
+}
+
+#[cfg(test)]
+mod faults_line_tests {
+    use super::*;
+
+    #[test]
+    fn the_faults_line_is_bounded_and_explains_what_did_not_run() {
+        let entry = |i: usize, what: &str| checker::record::FaultEntry {
+            fault: what.to_string(),
+            start_s: i as f64,
+            end_s: i as f64 + 0.5,
+            value: Default::default(),
+        };
+        let faults: Vec<_> = (0..300)
+            .map(|i| {
+                entry(
+                    i,
+                    if i % 3 == 0 {
+                        "kill random [2]"
+                    } else {
+                        "partition halves [1] | [2, 3] (cut)"
+                    },
+                )
+            })
+            .collect();
+        let line = faults_line(&faults, 301);
+        assert!(
+            line.starts_with("300 (partition 200, kill 100): 0.0s kill random [2]"),
+            "{line}"
+        );
+        assert!(line.contains("and 292 more in runner.log"), "{line}");
+        assert!(line.contains("1 planned did not start"), "{line}");
+        assert!(line.len() < 800, "{}", line.len());
+        assert_eq!(faults_line(&[], 0), "0");
+    }
 }
