@@ -849,6 +849,25 @@ fn fail_fast_stops_the_load_at_the_first_anomaly_and_only_then() {
     assert!(results["duration_s"].as_f64().unwrap() < 30.0, "{results}");
     assert!(run_dir.join("report.html").is_file());
     assert_eq!(results["checker"]["verdict"], "invalid");
+    // Which node served the stale read: in every completion, the counterexample, the
+    // console line and the report.
+    let completions: Vec<Value> = history(&run_dir)
+        .into_iter()
+        .filter(|e| e["type"] == "ok" || e["type"] == "fail")
+        .collect();
+    assert!(
+        completions.iter().all(|e| e["node"].is_u64()),
+        "a completion without its node"
+    );
+    let node = &results["checker"]["failures"][0]["op"]["route"]["node"];
+    assert!(node.is_u64(), "{results}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("served by node {node}")),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(page.contains(&format!("served by node {node}")));
     assert_no_nodes_left(store.path());
 
     let healthy = tempfile::tempdir().unwrap();

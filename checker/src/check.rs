@@ -105,6 +105,13 @@ pub struct OpSummary {
     /// In a prefix listing: the model state after this operation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_after: Option<String>,
+    /// Which node served it, when the history says.
+    #[serde(default, skip_serializing_if = "is_unrouted")]
+    pub route: crate::history::Route,
+}
+
+fn is_unrouted(r: &crate::history::Route) -> bool {
+    r.node.is_none() && r.via.is_empty()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,10 +200,13 @@ impl CheckReport {
         if let Some(f) = self.failures.first() {
             let file = source.map_or(String::new(), |f| format!("{f} "));
             s += &format!(
-                "; first anomaly: key {} op {} ({file}line {}) {}",
+                "; first anomaly: key {} op {} ({file}line {}{}) {}",
                 f.key.as_deref().unwrap_or("-"),
                 f.op.id,
                 f.op.line,
+                f.op.route
+                    .node
+                    .map_or(String::new(), |n| format!(", served by node {n}")),
                 f.states
                     .first()
                     .map_or_else(|| f.op.description.clone(), |e| e.reason.clone())
@@ -252,6 +262,7 @@ impl OpSummary {
             line: op.line,
             description,
             state_after: None,
+            route: op.route.clone(),
         }
     }
 }

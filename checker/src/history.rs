@@ -86,6 +86,19 @@ pub enum Outcome {
     Info,
 }
 
+/// Which node served an operation, for people reading a counterexample ("which node
+/// served this stale read?"); the checker ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The node that answered; when none did, the last node the request was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u64>,
+    /// The nodes tried before it, in order (redirects to the leader, refused
+    /// connections): the first is where the request was sent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<u64>,
+}
+
 /// One operation: an invocation paired with its completion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
@@ -106,6 +119,8 @@ pub struct Operation {
     pub outcome: Outcome,
     /// 1-based line of the invocation in the source file (0 when built in memory).
     pub line: usize,
+    /// Which node served it, when the history says.
+    pub route: Route,
 }
 
 impl Operation {
@@ -173,6 +188,8 @@ pub enum EventType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub kind: EventType,
+    /// Which node served it (completions of our histories; none from other tools).
+    pub route: Route,
     /// `None` for the nemesis.
     pub process: Option<i64>,
     pub f: Option<String>,
@@ -278,6 +295,7 @@ impl Pairing {
                     ret: None,
                     outcome: Outcome::Info,
                     line: ev.line,
+                    route: Route::default(),
                 });
                 self.pending.insert(process, id);
             }
@@ -309,6 +327,7 @@ impl Pairing {
                 if op.key.is_none() {
                     op.key = ev.key;
                 }
+                op.route = ev.route;
                 match kind {
                     EventType::Ok => {
                         op.outcome = Outcome::Ok;
@@ -402,6 +421,9 @@ pub struct HistoryLine {
     /// The node that answered, when known (for people; the checker ignores it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<u64>,
+    /// The nodes tried before `node`, in order (for people, as `node`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<u64>,
 }
 
 impl HistoryLine {
@@ -417,6 +439,7 @@ impl HistoryLine {
             time: None,
             error: None,
             node: None,
+            via: Vec::new(),
         }
     }
 
@@ -507,6 +530,10 @@ pub fn parse_jsonl_line(text: &str, line: usize) -> Result<Option<Event>, Histor
     };
     Ok(Some(Event {
         kind,
+        route: Route {
+            node: raw.node,
+            via: raw.via,
+        },
         process,
         f: raw.f,
         key: key_text(&raw.key),
@@ -550,6 +577,7 @@ impl HistoryBuilder {
     ) {
         let ev = Event {
             kind,
+            route: Route::default(),
             process: Some(process),
             f: Some(f.to_string()),
             key: key.map(String::from),

@@ -120,6 +120,7 @@ fn timeline_data(run: &Run) -> Value {
         "input": column(&|o| json!(short(&o.input))),
         "output": column(&|o| json!(o.output.as_ref().map(short).unwrap_or_default())),
         "id": column(&|o| json!(o.id)),
+        "node": column(&|o| json!(o.route.node.map_or(-1, |n| n as i64))),
     });
     // Overlapping faults (the layers of a schedule run at once) get lanes of their own
     // above the clients' lanes, so no label is drawn over another or over an operation.
@@ -270,6 +271,20 @@ fn header(run: &Run, out: &mut String) {
     out.push_str("</div></header>");
 }
 
+/// Which node served an operation: `n2`, `n2 (via n1)`, or `-` when not known.
+fn route_text(r: &checker::history::Route) -> String {
+    let Some(n) = r.node else {
+        return "-".to_string();
+    };
+    match r.via.is_empty() {
+        true => format!("n{n}"),
+        false => {
+            let via: Vec<String> = r.via.iter().map(|v| format!("n{v}")).collect();
+            format!("n{n} (via {})", via.join(", "))
+        }
+    }
+}
+
 /// One operation as a row of the counterexample table; `state` is already escaped.
 fn op_row(out: &mut String, op: &OpSummary, class: &str, state: &str) {
     let outcome = match op.outcome {
@@ -279,9 +294,10 @@ fn op_row(out: &mut String, op: &OpSummary, class: &str, state: &str) {
     };
     let _ = write!(
         out,
-        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{outcome}</td><td>{}</td><td>{}</td><td>{state}</td></tr>",
+        "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{outcome}</td><td>{}</td><td>{}</td><td>{state}</td></tr>",
         op.id,
         op.process,
+        route_text(&op.route),
         esc(&op.description),
         secs(op.call),
         op.ret.map(secs).unwrap_or_else(|| "-".into()),
@@ -295,11 +311,14 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
     let key = f.key.as_deref().unwrap_or("-");
     let _ = write!(
         out,
-        "<div class=\"cx\"><h3>key {}: operation #{} ({} by process {}, {} to {}) cannot be placed</h3>",
+        "<div class=\"cx\"><h3>key {}: operation #{} ({} by process {}{}, {} to {}) cannot be placed</h3>",
         esc(key),
         op.id,
         esc(&op.description),
         op.process,
+        op.route
+            .node
+            .map_or(String::new(), |n| format!(", served by node {n}")),
         secs(op.call),
         op.ret.map(secs).unwrap_or_else(|| "never".into()),
     );
@@ -311,7 +330,7 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
         f.prefix.len()
     );
     out.push_str(
-        "<table><tr><th>#</th><th>process</th><th>operation</th><th>outcome</th><th>invoked</th>\
+        "<table><tr><th>#</th><th>process</th><th>node</th><th>operation</th><th>outcome</th><th>invoked</th>\
          <th>completed</th><th>state after</th></tr>",
     );
     // For each state, the operation that last put the register in it, and when it
@@ -486,6 +505,7 @@ const D = JSON.parse(document.getElementById('data').textContent);
 const OPS = D.ops.id.map((id, i) => ({
   lane: D.ops.lane[i], key: D.ops.key[i], fn: D.ops.fn[i], outcome: D.ops.outcome[i],
   call: D.ops.call[i], ret: D.ops.ret[i], input: D.ops.input[i], output: D.ops.output[i], id,
+  node: D.ops.node ? D.ops.node[i] : -1,
 }));
 const ORDER = new Map(D.prefix.map((id, i) => [id, i + 1]));
 const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
@@ -583,7 +603,7 @@ cv.addEventListener('mousemove', ev => {
   if (drag) { const dt = (ev.clientX - drag.x) / (cv.clientWidth - LEFT - 8) * (drag.t1 - drag.t0); t0 = drag.t0 - dt; t1 = drag.t1 - dt; draw(); return; }
   const o = find(ev.clientX - r.left, ev.clientY - r.top);
   if (!o) { tip.style.display = 'none'; return; }
-  tip.textContent = `#${o.id}  process ${D.procs[o.lane]}  ${OUT[o.outcome]}\n${D.fns[o.fn]} ${o.key >= 0 ? 'key ' + D.keys[o.key] : ''}\nvalue ${o.input}${o.output ? '  result ' + o.output : ''}\ninvoked ${(o.call / 1e6).toFixed(6)} s\n` + (o.ret < 0 ? 'never completed (outcome unknown)' : `completed ${(o.ret / 1e6).toFixed(6)} s (${((o.ret - o.call) / 1e3).toFixed(3)} ms)`);
+  tip.textContent = `#${o.id}  process ${D.procs[o.lane]}${o.node >= 0 ? '  node ' + o.node : ''}  ${OUT[o.outcome]}\n${D.fns[o.fn]} ${o.key >= 0 ? 'key ' + D.keys[o.key] : ''}\nvalue ${o.input}${o.output ? '  result ' + o.output : ''}\ninvoked ${(o.call / 1e6).toFixed(6)} s\n` + (o.ret < 0 ? 'never completed (outcome unknown)' : `completed ${(o.ret / 1e6).toFixed(6)} s (${((o.ret - o.call) / 1e3).toFixed(3)} ms)`);
   tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
 });
 cv.addEventListener('mouseleave', () => tip.style.display = 'none');

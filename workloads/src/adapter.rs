@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
-use crate::client::{Answer, BoxFuture, Client, FailReason, NodeApi};
+use crate::client::{Answer, BoxFuture, Client, FailReason, NodeApi, Reply, Route};
 use crate::generator::{Func, OpSpec};
 
 /// The longest line an adapter may write: a whole set's read fits many times over, and
@@ -201,7 +201,13 @@ impl AdapterClient {
         Broken(text)
     }
 
+    #[cfg(test)]
     async fn perform(&self, op: &OpSpec, deadline: Instant) -> Answer {
+        self.perform_routed(op, deadline).await.answer
+    }
+
+    /// Performs `op` on an adapter; the route is what the adapter said (`node`, `via`).
+    async fn perform_routed(&self, op: &OpSpec, deadline: Instant) -> Reply {
         let certainly_not = |why: String| match op.f {
             Func::Read | Func::ReadAll => Answer::Fail(FailReason::ReadFailed, why),
             _ => Answer::Fail(FailReason::Unreachable, why),
@@ -221,7 +227,7 @@ impl AdapterClient {
                         // Nothing was sent: the operation certainly did not happen.
                         if Instant::now() + pause >= deadline {
                             tokio::time::sleep_until(deadline).await;
-                            return certainly_not(why);
+                            return Reply::unrouted(certainly_not(why));
                         }
                         tokio::time::sleep(pause).await;
                     }
@@ -234,11 +240,14 @@ impl AdapterClient {
             Ok(v) => match answer_of(op, id, &v) {
                 Ok(answer) => {
                     self.idle.lock().expect("not poisoned").push(adapter);
-                    answer
+                    Reply {
+                        answer,
+                        route: route_of(&v),
+                    }
                 }
-                Err(why) => self.lost(op, self.broken(adapter, why).await),
+                Err(why) => Reply::unrouted(self.lost(op, self.broken(adapter, why).await)),
             },
-            Err(why) => self.lost(op, self.broken(adapter, why).await),
+            Err(why) => Reply::unrouted(self.lost(op, self.broken(adapter, why).await)),
         }
     }
 
@@ -315,6 +324,17 @@ impl Adapter {
     }
 }
 
+/// Which node the adapter says served the operation: its optional `node` and `via`.
+fn route_of(v: &Value) -> Route {
+    Route {
+        node: v["node"].as_u64(),
+        via: v["via"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default(),
+    }
+}
+
 /// The line that asks for `op`.
 fn request(id: u64, op: &OpSpec) -> Value {
     let mut m = json!({"id": id, "f": op.f.name(false), "key": op.key});
@@ -374,8 +394,8 @@ impl Client for AdapterClient {
         op: &'a OpSpec,
         deadline: Instant,
         _home: Option<usize>,
-    ) -> BoxFuture<'a, Answer> {
-        Box::pin(self.perform(op, deadline))
+    ) -> BoxFuture<'a, Reply> {
+        Box::pin(self.perform_routed(op, deadline))
     }
 
     /// Adapters find the leader themselves.
@@ -634,8 +654,15 @@ pub mod serve {
         let mut lines = input.lines();
         while let Some(line) = lines.next_line().await? {
             let (id, op) = operation(&line)?;
-            let answer = client.invoke(&op, Instant::now() + timeout, None).await;
-            let mut out = answer_line(id, &answer).to_string();
+            let reply = client.invoke(&op, Instant::now() + timeout, None).await;
+            let mut line = answer_line(id, &reply.answer);
+            if let Some(n) = reply.route.node {
+                line["node"] = json!(n);
+            }
+            if !reply.route.via.is_empty() {
+                line["via"] = json!(reply.route.via);
+            }
+            let mut out = line.to_string();
             out.push('\n');
             output.write_all(out.as_bytes()).await?;
             output.flush().await?;

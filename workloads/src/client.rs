@@ -86,6 +86,25 @@ impl Answer {
     }
 }
 
+pub use checker::history::Route;
+
+/// What became of an operation, and which node served it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub answer: Answer,
+    pub route: Route,
+}
+
+impl Reply {
+    /// An answer whose node is not known (clients that do not say).
+    pub fn unrouted(answer: Answer) -> Reply {
+        Reply {
+            answer,
+            route: Route::default(),
+        }
+    }
+}
+
 /// What one server answer means, before the client decides where to go next.
 #[derive(Debug, Clone, PartialEq)]
 enum Meaning {
@@ -192,7 +211,7 @@ pub trait Client: Send + Sync {
         op: &'a OpSpec,
         deadline: Instant,
         home: Option<usize>,
-    ) -> BoxFuture<'a, Answer>;
+    ) -> BoxFuture<'a, Reply>;
     /// Points operations without a home node at node index `index` (the known leader).
     fn set_leader(&self, index: usize);
 }
@@ -278,7 +297,7 @@ impl KvClient {
     /// Performs `op`, trying nodes until a definite answer or `deadline`. Reads start at
     /// node `home` when given (as Jepsen binds clients to nodes, so a node that answers
     /// reads it should not is asked); everything else starts at the presumed leader.
-    pub async fn invoke(&self, op: &OpSpec, deadline: Instant, home: Option<usize>) -> Answer {
+    pub async fn invoke(&self, op: &OpSpec, deadline: Instant, home: Option<usize>) -> Reply {
         let homed = !op.f.is_write() && home.is_some();
         let mut target = match home {
             Some(h) if homed => h % self.nodes.len(),
@@ -286,15 +305,22 @@ impl KvClient {
         };
         let mut last_error = String::from("no attempt made");
         let mut attempts = 0usize;
+        // The nodes tried, in order: the route the history records.
+        let mut tried: Vec<u64> = Vec::new();
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Answer::Fail(
-                    FailReason::Unreachable,
-                    format!("not applied before the deadline: {last_error}"),
-                );
+                let node = tried.pop();
+                return Reply {
+                    answer: Answer::Fail(
+                        FailReason::Unreachable,
+                        format!("not applied before the deadline: {last_error}"),
+                    ),
+                    route: Route { node, via: tried },
+                };
             }
             attempts += 1;
+            tried.push(self.nodes[target].id);
             match self.attempt(&self.nodes[target], op, deadline).await {
                 Attempt::Done(outcome, answered) => {
                     if answered && !homed {
@@ -310,7 +336,11 @@ impl KvClient {
                             Ordering::Relaxed,
                         );
                     }
-                    return outcome;
+                    let node = tried.pop();
+                    return Reply {
+                        answer: outcome,
+                        route: Route { node, via: tried },
+                    };
                 }
                 Attempt::Redirect(hint, why) => {
                     last_error = why;
@@ -429,7 +459,7 @@ impl Client for KvClient {
         op: &'a OpSpec,
         deadline: Instant,
         home: Option<usize>,
-    ) -> BoxFuture<'a, Answer> {
+    ) -> BoxFuture<'a, Reply> {
         Box::pin(KvClient::invoke(self, op, deadline, home))
     }
 

@@ -52,6 +52,8 @@ pub struct Completion {
     pub reason: Option<FailReason>,
     /// The node that answered, when known.
     pub node: Option<u64>,
+    /// The nodes tried before it.
+    pub via: Vec<u64>,
 }
 
 struct Inner {
@@ -130,6 +132,7 @@ impl KeyHistories {
                     ret: None,
                     outcome: Outcome::Info,
                     line: 0,
+                    route: Default::default(),
                 });
                 self.open.insert(process, (key.clone(), ops.len() - 1));
                 *self.changes.entry(key).or_default() += 1;
@@ -269,6 +272,7 @@ impl Recorder {
         );
         line.error = done.error;
         line.node = done.node;
+        line.via = done.via;
         self.write(&mut inner, &line);
         if let Some(live) = &mut inner.live {
             live.push(LiveEvent::Complete {
@@ -347,6 +351,7 @@ mod tests {
             error: None,
             reason: None,
             node: Some(1),
+            via: vec![3],
         }
     }
 
@@ -374,6 +379,7 @@ mod tests {
                 error: Some("cas mismatch".into()),
                 reason: Some(FailReason::CasMismatch),
                 node: None,
+                via: Vec::new(),
             },
         );
         r.finish().unwrap();
@@ -400,7 +406,13 @@ mod tests {
             (Some(Func::Write), Some("r0"), Outcome::Ok)
         );
         assert_eq!(h.ops[1].output, Some(json!("3")));
+        // Which node served each operation comes back with it.
+        assert_eq!(
+            (h.ops[1].route.node, &h.ops[1].route.via[..]),
+            (Some(1), &[3][..])
+        );
         assert_eq!(h.ops[2].outcome, Outcome::Fail);
+        assert_eq!(h.ops[2].route, Default::default());
         assert_eq!(h.nemesis.len(), 1);
         assert_eq!(FaultDetails::from_value(&h.nemesis[0].value), kill);
     }

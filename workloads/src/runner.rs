@@ -76,7 +76,8 @@ impl Shared {
             _ => op.value.clone(),
         };
         let inv = self.recorder.invoke(process, op.f, &op.key, invoke_value);
-        let answer = self.client.invoke(op, Instant::now() + timeout, home).await;
+        let reply = self.client.invoke(op, Instant::now() + timeout, home).await;
+        let (answer, route) = (reply.answer, reply.route);
         let outcome = answer.outcome();
         // A failed or unknown operation keeps the arguments of its invocation.
         let (value, error, reason) = match answer {
@@ -89,7 +90,8 @@ impl Shared {
             value,
             error,
             reason,
-            node: None,
+            node: route.node,
+            via: route.via,
         };
         self.recorder.complete(&inv, done);
         outcome

@@ -314,6 +314,7 @@ pub fn event_from_map(m: &Edn, line: usize) -> Result<Event, HistoryError> {
     };
     Ok(Event {
         kind,
+        route: Default::default(),
         process,
         f,
         key: m.get("key").and_then(|k| key_text(&k.to_json())),

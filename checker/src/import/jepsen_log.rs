@@ -41,6 +41,7 @@ fn parse_line(rest: &str, line: usize) -> Result<Event, HistoryError> {
         .map_or(serde_json::Value::Null, |v| v.to_json());
     Ok(Event {
         kind,
+        route: Default::default(),
         process,
         f: Some(f),
         key: None,
