@@ -177,6 +177,28 @@ fn ms_or_dash(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
 
+/// What the nemesis did, kind by kind with counts, most first ("kill 5, partition 3"):
+/// what happened, not what was allowed.
+fn faults_ran(run: &Run) -> String {
+    let mut ran: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &run.faults {
+        let name = match f.kind {
+            crate::data::Happened::Fault(k) => k.name(),
+            crate::data::Happened::Crash => "crash",
+        };
+        *ran.entry(name).or_insert(0) += 1;
+    }
+    if ran.is_empty() {
+        return "none".to_string();
+    }
+    let mut v: Vec<(&str, usize)> = ran.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The facts listed under the verdict.
 fn facts(run: &Run) -> Vec<(&'static str, String)> {
     let mut facts = Vec::new();
@@ -191,8 +213,9 @@ fn facts(run: &Run) -> Vec<(&'static str, String)> {
                 t.workload, t.keys, t.concurrency
             ),
         ));
-        facts.push(("faults", t.nemesis.join(", ")));
+        facts.push(("fault kinds enabled", t.nemesis.join(", ")));
     }
+    facts.push(("faults that ran", faults_ran(run)));
     let why = run.results.as_ref().map_or(String::new(), |r| {
         let p = checker::record::fail_reasons_phrase(&r.fail_reasons);
         if p.is_empty() {
@@ -304,11 +327,57 @@ fn op_row(out: &mut String, op: &OpSummary, class: &str, state: &str) {
     );
 }
 
+/// A stale read in plain words, for a reader who has never met a linearizability
+/// checker: "read #12 returned "1" after write #9 of "0" had completed, and no write of
+/// "1" began after it". `None` when the anomaly is not of that shape (the table and the
+/// states then say what is wrong).
+fn plainly(f: &KeyFailure, ops: &[checker::Operation]) -> Option<String> {
+    let bad = ops.get(f.op.id)?;
+    if bad.f != "read" && bad.f != "get" || bad.outcome != Outcome::Ok {
+        return None;
+    }
+    let read = bad.output.as_ref()?;
+    // What an operation of the key wrote, if it could have: a write's value, a cas's new.
+    let wrote = |o: &checker::Operation| -> Option<Value> {
+        match o.f.as_str() {
+            "write" | "put" => Some(o.input.clone()),
+            "cas" if o.outcome != Outcome::Fail => o.input.get(1).cloned(),
+            _ => None,
+        }
+    };
+    let same_key = |o: &&checker::Operation| o.key == bad.key;
+    // The last write that certainly took effect before the read began.
+    let last = ops
+        .iter()
+        .filter(same_key)
+        .filter(|o| o.outcome == Outcome::Ok && o.ret.is_some_and(|r| r < bad.call))
+        .filter(|o| wrote(o).is_some())
+        .max_by_key(|o| o.ret)?;
+    let last_value = wrote(last)?;
+    if last_value == *read {
+        return None;
+    }
+    let rewritten = ops
+        .iter()
+        .filter(same_key)
+        .filter(|o| o.id != last.id && o.ret.is_none_or(|r| r > last.ret.unwrap_or(0)))
+        .any(|o| wrote(o).as_ref() == Some(read));
+    if rewritten {
+        return None;
+    }
+    Some(format!(
+        "read #{} returned {read} after {} #{} of {last_value} had completed, and no write of \
+         {read} began after it.",
+        bad.id, last.f, last.id
+    ))
+}
+
 /// One key's counterexample: the longest linearizable prefix, the operation that cannot
 /// follow it, and every state that rejects it.
-fn counterexample(f: &KeyFailure, out: &mut String) {
+fn counterexample(f: &KeyFailure, ops: &[checker::Operation], out: &mut String) {
     let op = &f.op;
     let key = f.key.as_deref().unwrap_or("-");
+    let plain = plainly(f, ops);
     let _ = write!(
         out,
         "<div class=\"cx\"><h3>key {}: operation #{} ({} by process {}{}, {} to {}) cannot be placed</h3>",
@@ -329,6 +398,13 @@ fn counterexample(f: &KeyFailure, out: &mut String) {
         f.prefix_len,
         f.prefix.len()
     );
+    if let Some(p) = plain {
+        let _ = write!(
+            out,
+            "<p class=\"plain\"><b>In plain words:</b> {}</p>",
+            esc(&p)
+        );
+    }
     out.push_str(
         "<table><tr><th>#</th><th>process</th><th>node</th><th>operation</th><th>outcome</th><th>invoked</th>\
          <th>completed</th><th>state after</th></tr>",
@@ -473,7 +549,7 @@ fn counterexamples(run: &Run, out: &mut String) {
     }
     out.push_str("<section id=\"counterexample\"><h2>Why it is not linearizable</h2>");
     for f in failures {
-        counterexample(f, out);
+        counterexample(f, run.ops(), out);
     }
     out.push_str("</section>");
 }

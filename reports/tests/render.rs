@@ -374,3 +374,31 @@ fn reports_work_in_a_real_browser() {
     assert!(t1 - t0 < end / 2.0, "zoomed in: {r}");
     assert_eq!(c["keyFilter"], c["key"], "its key selected: {r}");
 }
+
+/// A stale read gets one line in plain words above the table, for a reader who has
+/// never met a linearizability checker.
+#[test]
+fn a_stale_read_is_said_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Some("k");
+    let mut b = HistoryBuilder::new();
+    b.invoke(0, "write", key, json!("1"), 1_000_000)
+        .ok(0, "write", json!("1"), 2_000_000);
+    b.invoke(1, "write", key, json!("2"), 3_000_000)
+        .ok(1, "write", json!("2"), 4_000_000);
+    b.invoke(0, "read", key, json!(null), 5_000_000)
+        .ok(0, "read", json!("1"), 6_000_000);
+    make_run(dir.path(), "stale", "2026-11-26T10:00:00Z", &b.build());
+    let page = std::fs::read_to_string(reports::build(dir.path()).unwrap().report).unwrap();
+    assert!(
+        page.contains(
+            "read #2 returned &quot;1&quot; after write #1 of &quot;2&quot; had completed, \
+             and no write of &quot;1&quot; began after it."
+        ),
+        "{}",
+        &page[page.find("plain").unwrap_or(0)..][..400.min(page.len())]
+    );
+    // The header tells what was allowed from what happened: kill was, nothing ran.
+    assert!(page.contains("<dt>fault kinds enabled</dt><dd>kill</dd>"));
+    assert!(page.contains("<dt>faults that ran</dt><dd>none</dd>"));
+}
