@@ -187,18 +187,27 @@ fn write_report(
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
-    let test = TestRecord {
-        name: name.clone(),
-        command: command.clone(),
-        workload: format!("{:?}", args.model).to_lowercase(),
-        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        ..TestRecord::default()
+    // A history in a run's folder: that run's record says what it was. Otherwise only
+    // what the check knows.
+    let sibling = args.file.with_file_name("test.json");
+    let test = match reports::data::read_record::<TestRecord>(&sibling) {
+        Ok(Some(run)) => TestRecord {
+            command: command.clone(),
+            ..run
+        },
+        _ => TestRecord {
+            name: name.clone(),
+            command: command.clone(),
+            workload: format!("{:?}", args.model).to_lowercase(),
+            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            ..TestRecord::default()
+        },
     };
     let results = RunResults {
         fail_fast: None,
         verdict: report.verdict,
         reason: report.unknown.first().map(|u| u.reason.clone()),
-        seed: 0,
+        seed: test.seed,
         command,
         counts: Counts {
             ok: count(checker::Outcome::Ok),

@@ -238,6 +238,52 @@ fn a_report_for_a_history_made_elsewhere() {
     let (code, _, err) = run(&["check", &log, "--report", report.to_str().unwrap()]);
     assert_eq!(code, 3);
     assert!(err.contains("not empty"), "{err}");
+    // Only what is known: no seed, nodes or clients of a run that never was, no link to
+    // a store's index that is not there.
+    for absent in [
+        "<dt>seed</dt>",
+        "<dt>nodes</dt>",
+        "0 clients",
+        "all runs",
+        "p50 - ms",
+    ] {
+        assert!(!html.contains(absent), "{absent}");
+    }
+}
+
+/// A history of our own keeps its faults and nodes in the report's copy, and a history in
+/// a run's folder takes that run's record (seed, nodes, workload).
+#[test]
+fn a_report_of_our_own_history_keeps_its_faults_and_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    let h = write(&run_dir, "history.jsonl", VALID);
+    let record = checker::record::TestRecord {
+        name: "register".into(),
+        seed: 77,
+        nodes: 3,
+        workload: "register".into(),
+        keys: 5,
+        concurrency: 4,
+        ..Default::default()
+    };
+    std::fs::write(
+        run_dir.join("test.json"),
+        serde_json::to_string(&record).unwrap(),
+    )
+    .unwrap();
+    let report = dir.path().join("report");
+    let (code, out, err) = run(&["check", &h, "--report", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let copy = std::fs::read_to_string(report.join("history.jsonl")).unwrap();
+    assert!(
+        copy.contains("\"nemesis\""),
+        "the faults were dropped: {copy}"
+    );
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("<dt>seed</dt><dd>77</dd>"));
+    assert!(html.contains("<dt>faults that ran</dt>"));
 }
 
 /// Issue 14: the append shape (50 clients, 10 keys of text, 2,000 operations) is decided

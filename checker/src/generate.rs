@@ -281,23 +281,51 @@ pub fn corrupt_reads(h: &mut History, count: usize) -> Vec<usize> {
 pub fn write_jsonl(h: &History, mut w: impl std::io::Write) -> std::io::Result<()> {
     use crate::history::{HistoryLine, LineType};
     w.write_all(&HistoryLine::header().to_json_line())?;
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(h.ops.len() * 2);
+    // (time, order at that time, index): invocations, then completions, then faults.
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(h.ops.len() * 2);
     for (i, op) in h.ops.iter().enumerate() {
-        events.push((op.call, true, i));
+        events.push((op.call, 0, i));
         if op.outcome != crate::history::Outcome::Info {
-            events.push((op.ret.expect("completed"), false, i));
+            events.push((op.ret.expect("completed"), 1, i));
         }
     }
-    events.sort_by_key(|&(t, is_call, i)| (t, !is_call, i));
-    for (t, is_call, i) in events {
-        let op = &h.ops[i];
-        let (kind, value) = if is_call {
-            (LineType::Invoke, op.input.clone())
-        } else {
-            let value = op.output.clone().unwrap_or(Value::Null);
-            (LineType::from(op.outcome), value)
+    for (i, n) in h.nemesis.iter().enumerate() {
+        events.push((n.time, 2, i));
+    }
+    events.sort();
+    for (t, what, i) in events {
+        let line = match what {
+            2 => {
+                let n = &h.nemesis[i];
+                HistoryLine::nemesis(&n.f, n.value.clone(), t)
+            }
+            0 => {
+                let op = &h.ops[i];
+                HistoryLine::op(
+                    LineType::Invoke,
+                    op.process,
+                    &op.f,
+                    op.key.as_deref(),
+                    op.input.clone(),
+                    t,
+                )
+            }
+            _ => {
+                let op = &h.ops[i];
+                let value = op.output.clone().unwrap_or(Value::Null);
+                let mut line = HistoryLine::op(
+                    LineType::from(op.outcome),
+                    op.process,
+                    &op.f,
+                    op.key.as_deref(),
+                    value,
+                    t,
+                );
+                line.node = op.route.node;
+                line.via = op.route.via.clone();
+                line
+            }
         };
-        let line = HistoryLine::op(kind, op.process, &op.f, op.key.as_deref(), value, t);
         w.write_all(&line.to_json_line())?;
     }
     Ok(())

@@ -37,6 +37,9 @@ pub struct Run {
     /// The run's files the report links to, relative to its folder, as found: records,
     /// the runner's log, each node's log.
     pub files: Vec<String>,
+    /// Whether the run sits in a store (`store/<name>/<run>`, the store holding
+    /// `latest`), whose index the report links to as "all runs".
+    pub in_store: bool,
     /// The set checker's findings, for a set history: worked out once, on first use.
     pub set: std::sync::OnceLock<Option<checker::set::SetReport>>,
 }
@@ -192,6 +195,10 @@ impl Run {
             faults,
             end,
             files,
+            in_store: dir
+                .parent()
+                .and_then(Path::parent)
+                .is_some_and(|root| root.join("latest").exists()),
             set: Default::default(),
         })
     }

@@ -204,16 +204,20 @@ fn facts(run: &Run) -> Vec<(&'static str, String)> {
     let mut facts = Vec::new();
     if let Some(t) = &run.test {
         facts.push(("started", t.started.clone()));
-        facts.push(("seed", t.seed.to_string()));
-        facts.push(("nodes", t.nodes.to_string()));
-        facts.push((
-            "workload",
-            format!(
-                "{} ({} keys, {} clients)",
-                t.workload, t.keys, t.concurrency
-            ),
-        ));
-        facts.push(("fault kinds enabled", t.nemesis.join(", ")));
+        // A record of a run names its nodes; one that `check --report` made for a
+        // history from elsewhere knows none of this, and says nothing of it.
+        if t.nodes > 0 {
+            facts.push(("seed", t.seed.to_string()));
+            facts.push(("nodes", t.nodes.to_string()));
+        }
+        let mut workload = t.workload.clone();
+        if t.keys > 0 {
+            workload += &format!(" ({} keys, {} clients)", t.keys, t.concurrency);
+        }
+        facts.push(("workload", workload));
+        if !t.nemesis.is_empty() {
+            facts.push(("fault kinds enabled", t.nemesis.join(", ")));
+        }
     }
     facts.push(("faults that ran", faults_ran(run)));
     let why = run.results.as_ref().map_or(String::new(), |r| {
@@ -239,16 +243,18 @@ fn facts(run: &Run) -> Vec<(&'static str, String)> {
             format!("{:.0} ok ops/s", r.throughput_ok_per_s),
         ));
         let l = &r.latency_ms;
-        facts.push((
-            "latency",
-            format!(
-                "p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
-                ms_or_dash(l.p50),
-                ms_or_dash(l.p95),
-                ms_or_dash(l.p99),
-                ms_or_dash(l.max)
-            ),
-        ));
+        if [l.p50, l.p95, l.p99, l.max].iter().any(Option::is_some) {
+            facts.push((
+                "latency",
+                format!(
+                    "p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
+                    ms_or_dash(l.p50),
+                    ms_or_dash(l.p95),
+                    ms_or_dash(l.p99),
+                    ms_or_dash(l.max)
+                ),
+            ));
+        }
         facts.push(("checker", r.checker_summary.clone()));
     }
     facts
@@ -290,7 +296,10 @@ fn header(run: &Run, out: &mut String) {
     for f in &run.files {
         let _ = write!(out, " <a href=\"{0}\">{0}</a>", esc(f));
     }
-    out.push_str(" · <a href=\"../../index.html\">all runs</a></p>");
+    if run.in_store {
+        out.push_str(" · <a href=\"../../index.html\">all runs</a>");
+    }
+    out.push_str("</p>");
     out.push_str("</div></header>");
 }
 
@@ -798,6 +807,7 @@ mod tests {
             ],
             end: 10.0,
             files: Vec::new(),
+            in_store: false,
             set: Default::default(),
         };
         let d = timeline_data(&run);

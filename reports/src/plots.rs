@@ -542,6 +542,7 @@ mod tests {
             end: (t as f64 + 2e6) / 1e9,
             history,
             files: Vec::new(),
+            in_store: false,
             set: Default::default(),
         };
         let svg = latency_quantiles(&run).unwrap();
@@ -574,6 +575,7 @@ mod tests {
             end: 0.004,
             history: b.build(),
             files: Vec::new(),
+            in_store: false,
             set: Default::default(),
         };
         let svg = set_outcomes(&run).expect("a set history").unwrap();

@@ -64,6 +64,8 @@ fn valid_and_invalid_reports() {
         ..GenConfig::default()
     });
     make_run(&valid_dir, "register", "2026-11-26T10:00:00Z", &h);
+    // A store holds `latest`; the report links back to its index.
+    std::os::unix::fs::symlink("register/run-a", store.path().join("latest")).unwrap();
     let written = reports::build(&valid_dir).unwrap();
     let html = std::fs::read_to_string(&written.report).unwrap();
     assert!(html.contains("VALID"));
@@ -142,6 +144,7 @@ fn valid_and_invalid_reports() {
         "opens at the verdict"
     );
 
+    std::fs::remove_file(store.path().join("latest")).unwrap();
     std::os::unix::fs::symlink("register/run-b", store.path().join("latest")).unwrap();
     let index = std::fs::read_to_string(reports::index::build(store.path()).unwrap()).unwrap();
     let a = index.find("run-a/report.html").expect("run a listed");
@@ -401,4 +404,6 @@ fn a_stale_read_is_said_in_plain_words() {
     // The header tells what was allowed from what happened: kill was, nothing ran.
     assert!(page.contains("<dt>fault kinds enabled</dt><dd>kill</dd>"));
     assert!(page.contains("<dt>faults that ran</dt><dd>none</dd>"));
+    // Not in a store: no link to an index that is not there.
+    assert!(!page.contains("all runs"));
 }
