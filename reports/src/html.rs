@@ -648,17 +648,25 @@ function draw() {
       ctx.globalAlpha = 1;
     }
     if (failing.has(o.id)) { ctx.strokeStyle = '#000'; ctx.lineWidth = 2; ctx.strokeRect(a - 1, y - 1, b - a + 2, LH - 1); ctx.lineWidth = 1; ctx.strokeStyle = '#ddd'; }
-    if (b - a > 44) { ctx.fillStyle = o.ret < 0 ? '#7a4a00' : '#fff'; ctx.fillText((D.fns[o.fn] + ' ' + o.input + (o.output && o.output !== o.input ? '→' + o.output : '')).slice(0, Math.floor((b - a) / 6)), a + 2, y + 9); }
+    // An operation of the counterexample carries its number (#id, as in the table) in
+    // a badge at its start: its text begins after the badge.
+    const badge = ORDER.has(o.id) ? String(o.id).length * 6 + 10 : 0;
+    if (b - a > 44 + badge) {
+      const read = o.input === '' || o.input === 'nil' || o.input === 'null';
+      const text = D.fns[o.fn] + (read ? '' : ' ' + o.input) + (o.output && o.output !== o.input ? ' → ' + o.output : '');
+      ctx.fillStyle = o.ret < 0 ? '#7a4a00' : '#fff'; ctx.fillText(text.slice(0, Math.floor((b - a - badge) / 6)), a + 2 + badge, y + 9);
+    }
   }
-  // The longest order the model accepted, numbered on its operations.
+  // The operations of the counterexample's table, with the numbers the table gives them
+  // (their ids); the table lists them in the order the model accepted.
   if (ORDER.size) {
     ctx.font = 'bold 10px sans-serif';
     for (const o of OPS) {
-      const n = ORDER.get(o.id); if (!n || o.call > t1 || endOf(o) < t0) continue;
+      if (!ORDER.has(o.id) || o.call > t1 || endOf(o) < t0) continue;
       if (keyFilter >= 0 && o.key !== keyFilter) continue;
-      const x = Math.max(LEFT, X(o.call)), y = PT + o.lane * LH;
-      ctx.fillStyle = '#fff'; ctx.fillRect(x - 1, y, ctx.measureText(String(n)).width + 4, 11);
-      ctx.fillStyle = '#123'; ctx.fillText(String(n), x + 1, y + 9);
+      const x = Math.max(LEFT, X(o.call)), y = PT + o.lane * LH, label = '#' + o.id;
+      ctx.fillStyle = '#fff'; ctx.fillRect(x - 1, y, ctx.measureText(label).width + 4, 11);
+      ctx.fillStyle = '#123'; ctx.fillText(label, x + 1, y + 9);
     }
     ctx.font = '10px sans-serif';
   }
