@@ -287,7 +287,51 @@ pub struct MessageRecord {
     pub at: u64,
 }
 
+/// The sides of a partition of `nodes`, where `deaf(a)` is who node `a` does not hear:
+/// the groups that hear each other and nobody else, smallest first (`[3] | [1, 2]`); or,
+/// when the cut links do not split the nodes into such groups (a ring, a bridge), whom
+/// each node cannot hear (`1 hears not 4, 5; ...`). One wording for the console, the log
+/// and the report.
+pub fn partition_sides(nodes: &[u64], deaf: impl Fn(u64) -> Vec<u64>) -> String {
+    let hears = |a: u64| -> Vec<u64> {
+        let d = deaf(a);
+        nodes.iter().copied().filter(|b| !d.contains(b)).collect()
+    };
+    let clean = nodes
+        .iter()
+        .all(|&a| hears(a).iter().all(|&b| hears(b) == hears(a)));
+    if clean {
+        let mut groups: Vec<Vec<u64>> = Vec::new();
+        for &a in nodes {
+            let g = hears(a);
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        groups.sort_by_key(|g| (g.len(), g.first().copied()));
+        let parts: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+        return parts.join(" | ");
+    }
+    let parts: Vec<String> = nodes
+        .iter()
+        .filter_map(|&a| {
+            let d = deaf(a);
+            (!d.is_empty()).then(|| {
+                let d: Vec<String> = d.iter().map(u64::to_string).collect();
+                format!("{a} hears not {}", d.join(", "))
+            })
+        })
+        .collect();
+    parts.join("; ")
+}
+
 impl FaultDetails {
+    /// A partition's sides ([`partition_sides`]), from its grudge and nodes.
+    pub fn sides(&self) -> Option<String> {
+        let g = self.grudge.as_ref()?;
+        let deaf = |a: u64| g.get(&a.to_string()).cloned().unwrap_or_default();
+        Some(partition_sides(&self.nodes, deaf))
+    }
     /// Reads the details of any nemesis event; events from other tools, whose values have
     /// other shapes, give empty details.
     pub fn from_value(v: &serde_json::Value) -> FaultDetails {

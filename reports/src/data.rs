@@ -70,8 +70,9 @@ fn label(what: Happened, d: &FaultDetails) -> String {
     let nodes: Vec<String> = d.nodes.iter().map(|n| format!("n{n}")).collect();
     match what {
         Happened::Fault(FaultKind::Partition) => format!(
-            "partition {}{}",
+            "partition {}{}{}",
             d.shape.map_or("", Shape::name),
+            d.sides().map(|s| format!(" {s}")).unwrap_or_default(),
             d.mode
                 .map(|m| format!(" ({})", m.name()))
                 .unwrap_or_default()

@@ -600,6 +600,14 @@ const TOP = 22, PT = TOP + D.flanes * FH + (D.flanes ? 4 : 0);
 const COLORS = ['#2e8b57', '#c83232', '#e69614'];
 const failing = new Set(D.failing);
 let t0 = 0, t1 = Math.max(D.end, 1), keyFilter = -1;
+// Each fault knows where the next one of its lane starts: the room its label may use.
+{
+  const last = new Map();
+  for (const f of [...D.faults].sort((x, y) => x.start - y.start)) {
+    if (last.has(f.lane)) last.get(f.lane).next = f.start;
+    last.set(f.lane, f);
+  }
+}
 const byLane = D.procs.map(() => []);
 OPS.forEach((o, i) => byLane[o.lane].push(i));
 const endOf = o => o.ret < 0 ? D.end : o.ret;
@@ -618,7 +626,15 @@ function draw() {
     const a = Math.max(LEFT, X(f.start)), b = Math.max(a + 2, Math.min(w, X(f.end))), y = TOP + f.lane * FH;
     ctx.fillStyle = 'rgba(120,120,200,0.10)'; ctx.fillRect(a, PT, b - a, h - PT);
     ctx.fillStyle = 'rgba(90,90,168,0.85)'; ctx.fillRect(a, y, b - a, FH - 2);
-    if (b - a > 14) {
+    // The label inside its bar when it fits; else after the bar, in the lane's free
+    // room up to the next fault of the lane (or the edge), so it is read whole.
+    const tw = ctx.measureText(f.label).width, room = Math.min(w, f.next === undefined ? w : X(f.next)) - b - 4;
+    if (tw + 4 <= b - a) {
+      ctx.fillStyle = '#fff'; ctx.fillText(f.label, a + 2, y + 9);
+    } else if (tw + 4 <= room) {
+      ctx.fillStyle = '#3a3a80'; ctx.fillText(f.label, b + 3, y + 9);
+    } else if (b - a > 14) {
+      // No room either way: as much as the bar holds; the hover and runner.log have it all.
       ctx.save(); ctx.beginPath(); ctx.rect(a, y, b - a, FH - 2); ctx.clip();
       ctx.fillStyle = '#fff'; ctx.fillText(f.label, a + 2, y + 9); ctx.restore();
     }
@@ -695,7 +711,15 @@ cv.addEventListener('mousemove', ev => {
   const r = cv.getBoundingClientRect();
   if (drag) { const dt = (ev.clientX - drag.x) / (cv.clientWidth - LEFT - 8) * (drag.t1 - drag.t0); t0 = drag.t0 - dt; t1 = drag.t1 - dt; draw(); return; }
   const o = find(ev.clientX - r.left, ev.clientY - r.top);
-  if (!o) { tip.style.display = 'none'; return; }
+  if (!o) {
+    // A fault's lane: its whole label and its times.
+    const x = ev.clientX - r.left, y = ev.clientY - r.top, lane = Math.floor((y - TOP) / FH);
+    const f = y >= TOP && lane < D.flanes && D.faults.find(f => f.lane === lane && X(f.start) <= x && x <= Math.max(X(f.end), X(f.start) + 2));
+    if (!f) { tip.style.display = 'none'; return; }
+    tip.textContent = `${f.label}\n${(f.start / 1e6).toFixed(3)} s to ${(f.end / 1e6).toFixed(3)} s`;
+    tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
+    return;
+  }
   tip.textContent = `#${o.id}  process ${D.procs[o.lane]}${o.node >= 0 ? '  node ' + o.node : ''}  ${OUT[o.outcome]}\n${D.fns[o.fn]} ${o.key >= 0 ? 'key ' + D.keys[o.key] : ''}\nvalue ${o.input}${o.output ? '  result ' + o.output : ''}\ninvoked ${(o.call / 1e6).toFixed(6)} s\n` + (o.ret < 0 ? 'never completed (outcome unknown)' : `completed ${(o.ret / 1e6).toFixed(6)} s (${((o.ret - o.call) / 1e3).toFixed(3)} ms)`);
   tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
 });

@@ -9,42 +9,14 @@ use super::{Env, Fault, FaultKind, Planned, Shape};
 use crate::fabric::Fabric;
 use crate::links::LinkMode;
 
-/// The sides of a partition: the groups of nodes that hear each other and nobody else,
-/// smallest first; or, when the links cut do not split the nodes into such groups, whom
-/// each node cannot hear (`1 hears not 3; 3 hears not 1, 2`).
+/// The sides of a partition, in the words the report uses too.
 fn sides(nodes: &[u64], grudge: &Grudge) -> String {
-    let hears = |a: u64| -> Vec<u64> {
-        let deaf = grudge.get(&a);
-        nodes
-            .iter()
-            .copied()
-            .filter(|b| deaf.is_none_or(|d| !d.contains(b)))
-            .collect()
-    };
-    let clean = nodes
-        .iter()
-        .all(|&a| hears(a).iter().all(|&b| hears(b) == hears(a)));
-    if clean {
-        let mut groups: Vec<Vec<u64>> = Vec::new();
-        for &a in nodes {
-            let g = hears(a);
-            if !groups.contains(&g) {
-                groups.push(g);
-            }
-        }
-        groups.sort_by_key(|g| (g.len(), g.first().copied()));
-        let parts: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
-        return parts.join(" | ");
-    }
-    let parts: Vec<String> = nodes
-        .iter()
-        .filter_map(|a| {
-            let d = grudge.get(a).filter(|d| !d.is_empty())?;
-            let d: Vec<String> = d.iter().map(u64::to_string).collect();
-            Some(format!("{a} hears not {}", d.join(", ")))
-        })
-        .collect();
-    parts.join("; ")
+    checker::record::partition_sides(nodes, |a| {
+        grudge
+            .get(&a)
+            .map(|d| d.iter().copied().collect())
+            .unwrap_or_default()
+    })
 }
 
 pub struct PartitionFault {
