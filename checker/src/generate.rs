@@ -285,8 +285,10 @@ pub fn write_jsonl(h: &History, mut w: impl std::io::Write) -> std::io::Result<(
     let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(h.ops.len() * 2);
     for (i, op) in h.ops.iter().enumerate() {
         events.push((op.call, 0, i));
-        if op.outcome != crate::history::Outcome::Info {
-            events.push((op.ret.expect("completed"), 1, i));
+        match (op.outcome, op.ret, op.abandoned) {
+            (crate::history::Outcome::Info, _, Some(t)) => events.push((t, 1, i)),
+            (crate::history::Outcome::Info, _, None) => {}
+            (_, ret, _) => events.push((ret.expect("completed"), 1, i)),
         }
     }
     for (i, n) in h.nemesis.iter().enumerate() {

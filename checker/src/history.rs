@@ -121,6 +121,10 @@ pub struct Operation {
     pub line: usize,
     /// Which node served it, when the history says.
     pub route: Route,
+    /// For an `info` operation, when its client stopped waiting (the `info` line's
+    /// time): it may still take effect later, but its client went on. A report draws
+    /// it; the checker ignores it.
+    pub abandoned: Option<u64>,
 }
 
 impl Operation {
@@ -296,6 +300,7 @@ impl Pairing {
                     outcome: Outcome::Info,
                     line: ev.line,
                     route: Route::default(),
+                    abandoned: None,
                 });
                 self.pending.insert(process, id);
             }
@@ -342,6 +347,7 @@ impl Pairing {
                     EventType::Info | EventType::Invoke => {
                         // Unknown outcome: the arguments stay those of the invocation.
                         op.outcome = Outcome::Info;
+                        op.abandoned = ev.time.map(|_| time);
                         self.retired.insert(process, op.line);
                     }
                 }

@@ -99,8 +99,23 @@ fn timeline_data(run: &Run) -> Value {
     let mut fns: Vec<String> = ops.iter().map(|o| o.f.clone()).collect();
     fns.sort();
     fns.dedup();
-    let mut procs: Vec<(usize, i64)> = lane_of.iter().map(|(&p, &l)| (l, p)).collect();
-    procs.sort();
+    // Each lane's label: its first process, with a `+` when later processes of the same
+    // client (after an `info`) continue on it.
+    let lane_count = lane_of.values().max().map_or(0, |&l| l + 1);
+    let mut procs: Vec<String> = vec![String::new(); lane_count];
+    let mut firsts: Vec<(u64, i64)> = Vec::new();
+    for o in ops {
+        firsts.push((o.call, o.process));
+    }
+    firsts.sort();
+    for (_, p) in firsts {
+        let label = &mut procs[lane_of[&p]];
+        if label.is_empty() {
+            *label = format!("p{p}");
+        } else if !label.ends_with('+') && *label != format!("p{p}") {
+            label.push('+');
+        }
+    }
     // Named columns, one array per field: as compact as rows of positional arrays,
     // and the page reads each field by its name.
     let outcome = |o: &checker::Operation| match o.outcome {
@@ -120,7 +135,9 @@ fn timeline_data(run: &Run) -> Value {
         "input": column(&|o| json!(short(&o.input))),
         "output": column(&|o| json!(o.output.as_ref().map(short).unwrap_or_default())),
         "id": column(&|o| json!(o.id)),
+        "process": column(&|o| json!(o.process)),
         "node": column(&|o| json!(o.route.node.map_or(-1, |n| n as i64))),
+        "gave_up": column(&|o| json!(o.abandoned.map_or(-1, |t| (t / 1000) as i64))),
     });
     // Overlapping faults (the layers of a schedule run at once) get lanes of their own
     // above the clients' lanes, so no label is drawn over another or over an operation.
@@ -157,7 +174,7 @@ fn timeline_data(run: &Run) -> Value {
         "ops": rows,
         "keys": keys,
         "fns": fns,
-        "procs": procs.iter().map(|p| p.1).collect::<Vec<_>>(),
+        "procs": procs,
         "end": (run.end * 1e6) as u64,
         "faults": faults,
         "flanes": lane_count,
@@ -590,7 +607,7 @@ const D = JSON.parse(document.getElementById('data').textContent);
 const OPS = D.ops.id.map((id, i) => ({
   lane: D.ops.lane[i], key: D.ops.key[i], fn: D.ops.fn[i], outcome: D.ops.outcome[i],
   call: D.ops.call[i], ret: D.ops.ret[i], input: D.ops.input[i], output: D.ops.output[i], id,
-  node: D.ops.node ? D.ops.node[i] : -1,
+  process: D.ops.process[i], node: D.ops.node ? D.ops.node[i] : -1, gaveUp: D.ops.gave_up ? D.ops.gave_up[i] : -1,
 }));
 const ORDER = new Map(D.prefix.map((id, i) => [id, i + 1]));
 const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
@@ -610,7 +627,9 @@ let t0 = 0, t1 = Math.max(D.end, 1), keyFilter = -1;
 }
 const byLane = D.procs.map(() => []);
 OPS.forEach((o, i) => byLane[o.lane].push(i));
-const endOf = o => o.ret < 0 ? D.end : o.ret;
+// Where a bar ends: its completion; for an unknown outcome, where its client gave up on
+// it and a fade beyond (the lane may go on with the client's next process).
+const endOf = o => o.ret >= 0 ? o.ret : o.gaveUp >= 0 ? o.gaveUp : D.end;
 function size() {
   const dpr = window.devicePixelRatio || 1, w = cv.clientWidth, h = PT + D.procs.length * LH + 4;
   cv.width = w * dpr; cv.height = h * dpr; cv.style.height = h + 'px'; ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -648,12 +667,18 @@ function draw() {
     const label = (+s.toFixed(6)) + ' s', tw = ctx.measureText(label).width;
     ctx.fillStyle = '#666'; ctx.fillText(label, x + 2 + tw > w ? x - tw - 2 : x + 2, 10);
   }
-  for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText('p' + D.procs[l], 4, PT + l * LH + 10); }
+  for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText(D.procs[l], 4, PT + l * LH + 10); }
   for (const o of OPS) {
     if (keyFilter >= 0 && o.key !== keyFilter) continue;
     const e = endOf(o); if (e < t0 || o.call > t1) continue;
     const a = Math.max(LEFT, X(o.call)), b = Math.max(a + 1.5, Math.min(w, X(e))), y = PT + o.lane * LH + 1;
-    if (o.ret < 0) {
+    if (o.ret < 0 && o.gaveUp >= 0) {
+      // Its client gave up on it, its outcome open: solid to then, a short fade after.
+      ctx.fillStyle = 'rgba(230,150,20,0.75)'; ctx.fillRect(a, y, b - a, LH - 3);
+      const g = ctx.createLinearGradient(b, 0, b + 16, 0);
+      g.addColorStop(0, 'rgba(230,150,20,0.5)'); g.addColorStop(1, 'rgba(230,150,20,0)');
+      ctx.fillStyle = g; ctx.fillRect(b, y, 16, LH - 3);
+    } else if (o.ret < 0) {
       // Never completed: its outcome is open, so it fades out rather than hide what
       // happened after it.
       const g = ctx.createLinearGradient(a, 0, b, 0);
@@ -720,7 +745,7 @@ cv.addEventListener('mousemove', ev => {
     tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
     return;
   }
-  tip.textContent = `#${o.id}  process ${D.procs[o.lane]}${o.node >= 0 ? '  node ' + o.node : ''}  ${OUT[o.outcome]}\n${D.fns[o.fn]} ${o.key >= 0 ? 'key ' + D.keys[o.key] : ''}\nvalue ${o.input}${o.output ? '  result ' + o.output : ''}\ninvoked ${(o.call / 1e6).toFixed(6)} s\n` + (o.ret < 0 ? 'never completed (outcome unknown)' : `completed ${(o.ret / 1e6).toFixed(6)} s (${((o.ret - o.call) / 1e3).toFixed(3)} ms)`);
+  tip.textContent = `#${o.id}  process ${o.process}${o.node >= 0 ? '  node ' + o.node : ''}  ${OUT[o.outcome]}\n${D.fns[o.fn]} ${o.key >= 0 ? 'key ' + D.keys[o.key] : ''}\nvalue ${o.input}${o.output ? '  result ' + o.output : ''}\ninvoked ${(o.call / 1e6).toFixed(6)} s\n` + (o.ret < 0 ? (o.gaveUp >= 0 ? `its client gave up at ${(o.gaveUp / 1e6).toFixed(6)} s (outcome unknown)` : 'never completed (outcome unknown)') : `completed ${(o.ret / 1e6).toFixed(6)} s (${((o.ret - o.call) / 1e3).toFixed(3)} ms)`);
   tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
 });
 cv.addEventListener('mouseleave', () => tip.style.display = 'none');

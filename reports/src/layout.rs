@@ -32,18 +32,34 @@ impl Scale {
 
 /// One lane per logical process, in order of each process's first invocation.
 pub fn lanes(ops: &[Operation]) -> BTreeMap<i64, usize> {
-    let mut earliest: BTreeMap<i64, u64> = BTreeMap::new();
+    // Each process's span: its first invocation to its last end, where an `info`
+    // operation ends when its client gave up on it (a process retired after an `info`
+    // is followed by a fresh one of the same client, which can then take its lane).
+    let mut span: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
     for op in ops {
-        let t = earliest.entry(op.process).or_insert(op.call);
-        *t = (*t).min(op.call);
+        let end = op.ret.or(op.abandoned).unwrap_or(u64::MAX);
+        let s = span.entry(op.process).or_insert((op.call, end));
+        s.0 = s.0.min(op.call);
+        s.1 = s.1.max(end);
     }
-    let mut first: Vec<(u64, i64)> = earliest.into_iter().map(|(p, t)| (t, p)).collect();
+    let mut first: Vec<(u64, u64, i64)> = span.into_iter().map(|(p, (a, b))| (a, b, p)).collect();
     first.sort();
-    first
-        .into_iter()
-        .enumerate()
-        .map(|(lane, (_, p))| (p, lane))
-        .collect()
+    // The first lane free when the process begins: lanes for the clients at once, not
+    // one per process the run ever had.
+    let mut lane_ends: Vec<u64> = Vec::new();
+    let mut out = BTreeMap::new();
+    for (start, end, p) in first {
+        let lane = match lane_ends.iter().position(|&e| e < start) {
+            Some(l) => l,
+            None => {
+                lane_ends.push(0);
+                lane_ends.len() - 1
+            }
+        };
+        lane_ends[lane] = end;
+        out.insert(p, lane);
+    }
+    out
 }
 
 /// Latency quantiles per time window, of operations completed in it.
@@ -128,6 +144,21 @@ mod tests {
         assert_eq!(s.t(250.0), 12.5);
         let degenerate = Scale::new(5.0, 5.0, 0.0, 100.0);
         assert!(degenerate.x(5.0).is_finite());
+    }
+
+    /// A process retired after an `info` hands its lane to the next process that starts
+    /// after its client gave up: lanes per client, not per process.
+    #[test]
+    fn a_retired_process_hands_its_lane_on() {
+        let mut b = HistoryBuilder::new();
+        b.invoke(0, "write", None, json!(1), 1)
+            .info(0, "write", json!(1), 3);
+        b.invoke(1, "read", None, json!(null), 2)
+            .ok(1, "read", json!(null), 8);
+        b.invoke(2, "write", None, json!(2), 4)
+            .ok(2, "write", json!(2), 5);
+        let l = lanes(&b.build().ops);
+        assert_eq!((l[&0], l[&1], l[&2]), (0, 1, 0));
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl KeyHistories {
                     outcome: Outcome::Info,
                     line: 0,
                     route: Default::default(),
+                    abandoned: None,
                 });
                 self.open.insert(process, (key.clone(), ops.len() - 1));
                 *self.changes.entry(key).or_default() += 1;
