@@ -96,6 +96,7 @@ def main():
                 answer = {"type": "fail" if reads else "info", "error": f"{status} {b.get('error', '')}"}
             break
         answer["id"] = op["id"]
+        answer["node"] = node  # Who served it, for the report (optional in the protocol).
         print(json.dumps(answer), flush=True)
 
 
