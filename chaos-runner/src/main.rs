@@ -176,8 +176,27 @@ fn adapter(args: AdapterArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let input = tokio::io::BufReader::new(tokio::io::stdin());
-        workloads::adapter::serve::serve(dialect, input, tokio::io::stdout()).await
+        // On pipes (as the runner starts it) read and write them directly, woken by
+        // epoll: tokio's stdin and stdout go through a blocking thread, a hand-off each
+        // way on every operation.
+        use std::os::fd::AsFd;
+        let pipes = || -> std::io::Result<_> {
+            let fd =
+                |f: std::os::fd::BorrowedFd<'_>| f.try_clone_to_owned().map(std::fs::File::from);
+            let input = tokio::net::unix::pipe::Receiver::from_file(fd(std::io::stdin().as_fd())?)?;
+            let output = tokio::net::unix::pipe::Sender::from_file(fd(std::io::stdout().as_fd())?)?;
+            Ok((input, output))
+        };
+        match pipes() {
+            Ok((input, output)) => {
+                let input = tokio::io::BufReader::new(input);
+                workloads::adapter::serve::serve(dialect, input, output).await
+            }
+            Err(_) => {
+                let input = tokio::io::BufReader::new(tokio::io::stdin());
+                workloads::adapter::serve::serve(dialect, input, tokio::io::stdout()).await
+            }
+        }
     })?;
     Ok(exit::VALID)
 }
