@@ -75,7 +75,18 @@ fn raft_node_through_a_template_and_an_adapter_gets_the_built_in_verdicts() {
         let out = through_a_template(store.path(), &raft_node_adapter(), bug, args);
         assert_eq!(out.status.code(), Some(expected), "command path, {bug:?}");
         let r = results(store.path());
-        assert!(r["counts"]["ok"].as_u64().unwrap() > 50, "{r}");
+        match expected {
+            // A healthy run did real work; a stale read was named (a fail-fast run may
+            // stop within a second: the adapter reads at each client's own node).
+            0 => assert!(r["counts"]["ok"].as_u64().unwrap() > 50, "{r}"),
+            _ => assert!(
+                r["checker_summary"]
+                    .as_str()
+                    .unwrap()
+                    .contains("read returned"),
+                "{r}"
+            ),
+        }
         let console = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
         assert!(console.contains("api: adapter"), "{console}");
     }
@@ -124,7 +135,7 @@ fn misbehaving_adapters_never_make_a_wrong_verdict() {
     let store = tempfile::tempdir().unwrap();
     let out = through_a_template(
         store.path(),
-        "echo 'not ready' && echo 'the adapter failed' >&2",
+        "echo 'the adapter failed' >&2; exit 1",
         "",
         &["--time-limit", "5"],
     );
