@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
@@ -53,7 +53,7 @@ struct Adapter {
     index: u64,
     child: Child,
     stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
+    stdout: BufReader<ChildStdout>,
 }
 
 /// The runner's [`Client`] over adapter processes.
@@ -143,7 +143,7 @@ impl AdapterClient {
             index,
             child,
             stdin,
-            stdout: BufReader::new(stdout).lines(),
+            stdout: BufReader::new(stdout),
         };
         let nodes: Vec<Value> = self
             .spec
@@ -305,15 +305,26 @@ impl Adapter {
                 .flush()
                 .await
                 .map_err(|e| format!("cannot write to it ({e})"))?;
-            match self.stdout.next_line().await {
-                Ok(Some(l)) if l.len() > MAX_LINE => {
-                    Err(format!("wrote a line of {} bytes", l.len()))
+            // At most MAX_LINE bytes and its newline are read: a runaway adapter is cut
+            // off there, not buffered.
+            let mut buf = Vec::new();
+            let limit = MAX_LINE as u64 + 1;
+            match (&mut self.stdout)
+                .take(limit)
+                .read_until(b'\n', &mut buf)
+                .await
+            {
+                Ok(0) => Err("exited".to_string()),
+                Ok(_) if buf.last() != Some(&b'\n') && buf.len() as u64 >= limit => {
+                    Err(format!("wrote a line longer than {MAX_LINE} bytes"))
                 }
-                Ok(Some(l)) => serde_json::from_str::<Value>(&l).map_err(|e| {
-                    let l: String = l.chars().take(200).collect();
-                    format!("wrote {l:?}, which is not JSON ({e})")
-                }),
-                Ok(None) => Err("exited".to_string()),
+                Ok(_) => {
+                    let l = String::from_utf8_lossy(&buf);
+                    serde_json::from_str::<Value>(l.trim_end()).map_err(|e| {
+                        let l: String = l.trim_end().chars().take(200).collect();
+                        format!("wrote {l:?}, which is not JSON ({e})")
+                    })
+                }
                 Err(e) => Err(format!("wrote something unreadable ({e})")),
             }
         };
@@ -528,6 +539,11 @@ mod tests {
                 "crash",
                 r#"read -r h; echo '{"type":"ready"}'; read -r l; echo dying >&2; exit 3"#,
                 "dying",
+            ),
+            (
+                "runaway",
+                r#"read -r h; echo '{"type":"ready"}'; read -r l; head -c 17000000 /dev/zero | tr '\0' a; sleep 5"#,
+                "longer than",
             ),
         ];
         for (name, cmd, says) in cases {
