@@ -125,19 +125,63 @@ fn timeline_data(run: &Run) -> Value {
     };
     let column =
         |f: &dyn Fn(&checker::Operation) -> Value| -> Vec<Value> { ops.iter().map(f).collect() };
+    // Times in µs, each call as the step from the previous one and each end as the
+    // operation's length, values as indices into one table of distinct texts, and the
+    // rare give-up times apart: a long run's report stays a fraction of its history.
+    // An operation's id is its position.
+    let mut vals: Vec<String> = Vec::new();
+    let mut val_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut intern = |text: String| -> usize {
+        *val_index.entry(text.clone()).or_insert_with(|| {
+            vals.push(text);
+            vals.len() - 1
+        })
+    };
+    let mut input = Vec::with_capacity(ops.len());
+    let mut output = Vec::with_capacity(ops.len());
+    for o in ops {
+        input.push(intern(short(&o.input)));
+        output.push(intern(o.output.as_ref().map(short).unwrap_or_default()));
+    }
+    let us = |t: u64| (t / 1000) as i64;
+    let mut prev = 0i64;
+    let call: Vec<i64> = ops
+        .iter()
+        .map(|o| {
+            let step = us(o.call) - prev;
+            prev = us(o.call);
+            step
+        })
+        .collect();
+    let (gave_up_at, gave_up_after): (Vec<usize>, Vec<i64>) = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| Some((i, us(o.abandoned?) - us(o.call))))
+        .unzip();
+    // A lane's process changes only when a retired process hands it on: listed as
+    // (position, process) where it does, not repeated for every operation.
+    let mut current: BTreeMap<usize, i64> = BTreeMap::new();
+    let (change_at, change_to): (Vec<usize>, Vec<i64>) = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let lane = lane_of[&o.process];
+            (current.insert(lane, o.process) != Some(o.process)).then_some((i, o.process))
+        })
+        .unzip();
+    let process_changes = json!({"at": change_at, "to": change_to});
     let rows = json!({
         "lane": column(&|o| json!(lane_of[&o.process])),
         "key": column(&|o| json!(o.key.as_deref().map_or(-1, |k| key_index[k] as i64))),
         "fn": column(&|o| json!(fns.iter().position(|f| *f == o.f).unwrap_or(0))),
         "outcome": column(&|o| json!(outcome(o))),
-        "call": column(&|o| json!(o.call / 1000)),
-        "ret": column(&|o| json!(o.ret.map_or(-1, |r| (r / 1000) as i64))),
-        "input": column(&|o| json!(short(&o.input))),
-        "output": column(&|o| json!(o.output.as_ref().map(short).unwrap_or_default())),
-        "id": column(&|o| json!(o.id)),
-        "process": column(&|o| json!(o.process)),
+        "call": call,
+        "len": column(&|o| json!(o.ret.map_or(-1, |r| us(r) - us(o.call)))),
+        "input": input,
+        "output": output,
+        "process": process_changes,
         "node": column(&|o| json!(o.route.node.map_or(-1, |n| n as i64))),
-        "gave_up": column(&|o| json!(o.abandoned.map_or(-1, |t| (t / 1000) as i64))),
+        "gave_up": {"at": gave_up_at, "after": gave_up_after},
     });
     // Overlapping faults (the layers of a schedule run at once) get lanes of their own
     // above the clients' lanes, so no label is drawn over another or over an operation.
@@ -172,6 +216,7 @@ fn timeline_data(run: &Run) -> Value {
         .unwrap_or_default();
     json!({
         "ops": rows,
+        "vals": vals,
         "keys": keys,
         "fns": fns,
         "procs": procs,
@@ -604,11 +649,22 @@ const ERRS = [];
 window.addEventListener('error', e => ERRS.push(String(e.message)));
 const D = JSON.parse(document.getElementById('data').textContent);
 // Each operation as an object with named fields, from the named columns of the data.
-const OPS = D.ops.id.map((id, i) => ({
-  lane: D.ops.lane[i], key: D.ops.key[i], fn: D.ops.fn[i], outcome: D.ops.outcome[i],
-  call: D.ops.call[i], ret: D.ops.ret[i], input: D.ops.input[i], output: D.ops.output[i], id,
-  process: D.ops.process[i], node: D.ops.node ? D.ops.node[i] : -1, gaveUp: D.ops.gave_up ? D.ops.gave_up[i] : -1,
-}));
+// Calls are steps from the previous call and ends lengths from the call (µs), values
+// indices into D.vals, give-ups listed apart; an operation's id is its position.
+let clock = 0, change = 0;
+const laneProcess = [];
+const OPS = D.ops.lane.map((lane, i) => {
+  clock += D.ops.call[i];
+  if (D.ops.process.at[change] === i) laneProcess[lane] = D.ops.process.to[change++];
+  const len = D.ops.len[i];
+  return {
+    lane, key: D.ops.key[i], fn: D.ops.fn[i], outcome: D.ops.outcome[i],
+    call: clock, ret: len < 0 ? -1 : clock + len,
+    input: D.vals[D.ops.input[i]], output: D.vals[D.ops.output[i]], id: i,
+    process: laneProcess[lane], node: D.ops.node[i], gaveUp: -1,
+  };
+});
+D.ops.gave_up.at.forEach((i, j) => { OPS[i].gaveUp = OPS[i].call + D.ops.gave_up.after[j]; });
 const ORDER = new Map(D.prefix.map((id, i) => [id, i + 1]));
 const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
 const LH = 14, FH = 13, LEFT = 56;
@@ -790,7 +846,7 @@ if (location.hash === '#selftest') {
   if (first) {
     t0 = 0; t1 = D.end; first.click();
     const o = OPS.find(o => o.id === +first.dataset.op);
-    r.clicked = { t0, t1, call: o.call, ret: endOf(o), keyFilter, key: D.keys.indexOf(first.dataset.key) };
+    r.clicked = { t0, t1, call: o.call, ret: endOf(o), keyFilter, key: D.keys.indexOf(first.dataset.key), id: o.id, output: o.output, process: o.process };
   }
   r.errors = ERRS;
   document.body.setAttribute('data-selftest', JSON.stringify(r));

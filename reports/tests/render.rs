@@ -376,6 +376,15 @@ fn reports_work_in_a_real_browser() {
     );
     assert!(t1 - t0 < end / 2.0, "zoomed in: {r}");
     assert_eq!(c["keyFilter"], c["key"], "its key selected: {r}");
+    // The page decoded the compact columns back to the history's times and values.
+    assert_eq!(c["id"], 300, "{r}");
+    assert_eq!(
+        (c["call"].as_f64(), c["ret"].as_f64()),
+        (Some(3_000_000.0), Some(3_001_000.0)),
+        "{r}"
+    );
+    assert_eq!(c["output"], "\"never\"", "{r}");
+    assert_eq!(c["process"], 1, "{r}");
 }
 
 /// A stale read gets one line in plain words above the table, for a reader who has
