@@ -686,6 +686,22 @@ OPS.forEach((o, i) => byLane[o.lane].push(i));
 // Where a bar ends: its completion; for an unknown outcome, where its client gave up on
 // it and a fade beyond (the lane may go on with the client's next process).
 const endOf = o => o.ret >= 0 ? o.ret : o.gaveUp >= 0 ? o.gaveUp : D.end;
+// The operations that may show between t0 and t1, without looking at all of them: the
+// calls are in order (as a history's are), so those that begin after t0 less the longest
+// bar, up to t1, and those that never end. Any other order: all of them.
+const SORTED = OPS.every((o, i) => i === 0 || OPS[i - 1].call <= o.call);
+const OPEN = OPS.filter(o => o.ret < 0 && o.gaveUp < 0);
+const LONGEST = OPS.reduce((m, o) => (o.ret >= 0 || o.gaveUp >= 0) ? Math.max(m, endOf(o) - o.call) : m, 0);
+function* visible() {
+  if (!SORTED) { yield* OPS; return; }
+  let lo = 0, hi = OPS.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (OPS[mid].call < t0 - LONGEST) lo = mid + 1; else hi = mid; }
+  for (let i = lo; i < OPS.length && OPS[i].call <= t1; i++) {
+    const o = OPS[i];
+    if (o.ret >= 0 || o.gaveUp >= 0) yield o;
+  }
+  yield* OPEN;
+}
 function size() {
   const dpr = window.devicePixelRatio || 1, w = cv.clientWidth, h = PT + D.procs.length * LH + 4;
   cv.width = w * dpr; cv.height = h * dpr; cv.style.height = h + 'px'; ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -724,10 +740,18 @@ function draw() {
     ctx.fillStyle = '#666'; ctx.fillText(label, x + 2 + tw > w ? x - tw - 2 : x + 2, 10);
   }
   for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText(D.procs[l], 4, PT + l * LH + 10); }
-  for (const o of OPS) {
+  // Zoomed out, many operations share a pixel column of a lane: one bar stands for
+  // those of one outcome there (the counterexample's are always drawn).
+  const lastPx = [], lastOut = [];
+  for (const o of visible()) {
     if (keyFilter >= 0 && o.key !== keyFilter) continue;
     const e = endOf(o); if (e < t0 || o.call > t1) continue;
     const a = Math.max(LEFT, X(o.call)), b = Math.max(a + 1.5, Math.min(w, X(e))), y = PT + o.lane * LH + 1;
+    if (b - a < 2 && !failing.has(o.id) && !ORDER.has(o.id)) {
+      const px = Math.floor(a);
+      if (lastPx[o.lane] === px && lastOut[o.lane] === o.outcome) continue;
+      lastPx[o.lane] = px; lastOut[o.lane] = o.outcome;
+    }
     if (o.ret < 0 && o.gaveUp >= 0) {
       // Its client gave up on it, its outcome open: solid to then, a short fade after.
       ctx.fillStyle = 'rgba(230,150,20,0.75)'; ctx.fillRect(a, y, b - a, LH - 3);
