@@ -151,12 +151,15 @@ pub fn prune(args: &PruneArgs) -> Result<Option<Pruned>> {
             .flatten()
         {
             let dir = run.path();
-            let Ok(text) = std::fs::read_to_string(dir.join("test.json")) else {
+            let test = dir.join("test.json");
+            if !test.is_file() {
                 continue;
-            };
-            let started = serde_json::from_str::<serde_json::Value>(&text)
+            }
+            // A record that cannot be read still marks a run; it counts as oldest.
+            let started = reports::data::read_record::<checker::record::TestRecord>(&test)
                 .ok()
-                .and_then(|v| v["started"].as_str().map(str::to_string))
+                .flatten()
+                .map(|t| t.started)
                 .unwrap_or_default();
             runs.push((started, dir));
         }

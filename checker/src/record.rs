@@ -347,6 +347,9 @@ impl FaultDetails {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FaultEntry {
+    /// Its kind, typed (what counts and groups read; records from before it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::fault::FaultKind>,
     /// In words: "kill leader [2]", "partition halves (cut)".
     pub fault: String,
     /// Seconds on the history's clock.

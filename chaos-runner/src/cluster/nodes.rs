@@ -362,11 +362,7 @@ impl Drop for Cluster {
 fn run_setup(id: u64, command: &str, spec: &super::spec::NodeSpec) -> Result<()> {
     std::fs::create_dir_all(&spec.data_dir)
         .with_context(|| format!("cannot create {}", spec.data_dir.display()))?;
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(&spec.log)
-        .with_context(|| format!("cannot open {}", spec.log.display()))?;
+    let log = super::process::open_log(spec)?;
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(command)

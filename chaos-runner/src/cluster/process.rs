@@ -209,11 +209,7 @@ pub(super) fn start_local(
     found: bool,
     env: &[(String, String)],
 ) -> Result<Child> {
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(&spec.log)
-        .with_context(|| format!("cannot open {}", spec.log.display()))?;
+    let log = open_log(spec)?;
     let mut cmd = Command::new(bin);
     cmd.args(args)
         // Python servers buffer stdout into a file: unflushed lines die with a kill.
@@ -230,6 +226,15 @@ pub(super) fn start_local(
     Spawner::global()
         .spawn(cmd, spec.netns.as_deref(), scope)
         .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))
+}
+
+/// Node `spec`'s log, opened to append: what its process (and its setup) write to.
+pub(super) fn open_log(spec: &NodeSpec) -> Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+        .with_context(|| format!("cannot open {}", spec.log.display()))
 }
 
 /// The last `lines` lines of a log file (empty if it cannot be read).

@@ -241,6 +241,7 @@ async fn run_layer(
         ));
         live.active.lock().expect("lock").remove(&p.layer);
         live.faults.lock().expect("lock").push(FaultEntry {
+            kind: Some(p.kind),
             fault: fault.describe(),
             start_s: t0 as f64 / 1e9,
             end_s: t1 as f64 / 1e9,

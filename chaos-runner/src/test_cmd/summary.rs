@@ -207,8 +207,9 @@ fn faults_line(faults: &[checker::record::FaultEntry], planned: usize) -> String
     }
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for f in faults {
-        let kind = f.fault.split_whitespace().next().unwrap_or("?");
-        *kinds.entry(kind).or_insert(0) += 1;
+        *kinds
+            .entry(f.kind.map_or("other", |k| k.name()))
+            .or_insert(0) += 1;
     }
     let mut by_count: Vec<(&str, usize)> = kinds.into_iter().collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -236,10 +237,15 @@ fn faults_line(faults: &[checker::record::FaultEntry], planned: usize) -> String
 #[cfg(test)]
 mod faults_line_tests {
     use super::*;
+    use checker::record::FaultKind;
 
     #[test]
     fn the_faults_line_is_bounded_and_explains_what_did_not_run() {
         let entry = |i: usize, what: &str| checker::record::FaultEntry {
+            kind: Some(match what.split_whitespace().next() {
+                Some("kill") => FaultKind::Kill,
+                _ => FaultKind::Partition,
+            }),
             fault: what.to_string(),
             start_s: i as f64,
             end_s: i as f64 + 0.5,
