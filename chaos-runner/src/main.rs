@@ -11,6 +11,7 @@ mod nemesis;
 mod netns;
 mod proxy;
 mod run_lock;
+mod shrink;
 mod ssh;
 mod store;
 mod test_cmd;
@@ -37,6 +38,7 @@ enum Command {
     Check(check_cmd::CheckArgs),
     Bench(Box<bench::BenchArgs>),
     Report(ReportArgs),
+    Shrink(shrink::ShrinkArgs),
     Adapter(AdapterArgs),
     /// Remove what runs killed mid-way (SIGKILL) left behind on this machine.
     ///
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(args),
         Command::Bench(args) => bench::run(*args),
         Command::Report(args) => report(args),
+        Command::Shrink(args) => shrink::run(args),
         Command::Adapter(args) => adapter(args),
         Command::Clean(args) => clean(args),
     };

@@ -56,6 +56,11 @@ impl RunDir {
         self.path.join("results.json")
     }
 
+    /// The faults the run planned, as `test --schedule` reads them.
+    pub fn schedule_json(&self) -> PathBuf {
+        self.path.join("schedule.json")
+    }
+
     pub fn test_json(&self) -> PathBuf {
         self.path.join("test.json")
     }

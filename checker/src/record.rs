@@ -70,6 +70,10 @@ pub struct TestRecord {
     pub seed: u64,
     /// The command line that replays this run.
     pub command: String,
+    /// The same as words, after `chaos-runner` (`test`, its flags, `--seed N`): what
+    /// `shrink` runs again, with no shell in between. Empty in older records.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     pub nodes: u64,
     /// The server binary.
     pub server: PathBuf,
@@ -89,8 +93,9 @@ pub struct TestRecord {
     /// Fault kinds in play.
     pub nemesis: Vec<String>,
     pub nemesis_interval_s: f64,
-    /// `search` (kinds, durations and gaps drawn from the seed) or `fixed` (a rota of
-    /// `nemesis_interval_s`); empty in records older than the search.
+    /// `search` (kinds, durations and gaps drawn from the seed), `fixed` (a rota of
+    /// `nemesis_interval_s`) or `file` (`--schedule`); empty in records older than the
+    /// search.
     pub schedule_mode: String,
     /// How node-to-node traffic travelled: `proxy` (per-link TCP proxies) or `netns`
     /// (namespaces and the packet switch); empty in records from before the choice.

@@ -17,6 +17,7 @@ mod picks;
 mod process;
 mod reach;
 mod schedule;
+pub mod schedule_file;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -16,7 +16,10 @@ pub use checker::record::{FaultKind, Shape, Target};
 
 /// Faults of one layer never overlap each other; layers overlap freely (the links'
 /// layers in the proxy keep them from undoing each other).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Layer {
     /// Kills, pauses, partitions, latency: one at a time (the only layer of a fixed rota).
     Foreground,
@@ -121,11 +124,16 @@ pub struct FaultPlan {
     pub time_limit: Duration,
     /// Stagger every kill of several nodes.
     pub staggered_kills: bool,
+    /// `--schedule FILE`: exactly these faults, whatever the seed.
+    pub explicit: Option<Vec<Planned>>,
 }
 
 impl FaultPlan {
     /// The faults of the run with this seed: a fixed rota at `interval`, or the search.
     pub fn schedule(&self, seed: u64) -> Vec<Planned> {
+        if let Some(faults) = &self.explicit {
+            return faults.clone();
+        }
         let (kinds, targets, shapes) = (&self.faults, &self.targets, &self.shapes);
         let (clocks, others): (Vec<FaultKind>, Vec<FaultKind>) =
             kinds.iter().partition(|k| k.is_clock());
@@ -537,6 +545,7 @@ mod tests {
             interval: Some(Duration::from_secs(3)),
             time_limit: Duration::from_secs(30),
             staggered_kills: false,
+            explicit: None,
         };
         let s = plan(vec![FaultKind::ClockJump, FaultKind::Partition]).schedule(3);
         let fg: Vec<&Planned> = s.iter().filter(|p| p.layer == Layer::Foreground).collect();

@@ -206,6 +206,17 @@ pub struct TestArgs {
     /// replays.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run exactly the faults FILE lists instead of the seed's search: every run writes
+    /// its own as schedule.json, and `chaos-runner shrink` writes the smallest one that
+    /// still fails. Edit one to try a schedule by hand. The run carries out the kinds the
+    /// file names (so it goes without --nemesis and the flags that shape the search); the
+    /// seed still drives the clients.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["nemesis", "nemesis_interval", "staggered_kills"]
+    )]
+    pub schedule: Option<std::path::PathBuf>,
     /// Clock faults move only the nodes' wall clocks (`CLOCK_REALTIME`, gettimeofday,
     /// time), as a step of the system time or a bad NTP server would: monotonic clocks,
     /// and with them timers, timeouts and sleeps, keep real time. A server that takes

@@ -378,8 +378,20 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         WorkloadArg::Queue => WorkloadKind::Queue,
     };
     refuse_combinations(&args)?;
-    let requested = requested_faults(&args)?;
-    let interval = nemesis_interval(&args)?;
+    // `--schedule`: the kinds the file names, carried out exactly (none left out quietly).
+    let explicit = args
+        .schedule
+        .as_deref()
+        .map(nemesis::schedule_file::read)
+        .transpose()?;
+    let requested = match &explicit {
+        Some(s) => nemesis::schedule_file::kinds(s),
+        None => requested_faults(&args)?,
+    };
+    let interval = match explicit {
+        Some(_) => None,
+        None => nemesis_interval(&args)?,
+    };
     let targets = list(
         &args.nemesis_targets,
         &Target::ALL,
@@ -443,7 +455,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             nemesis::why_not(&fabric, FaultKind::Latency)
         );
     }
-    let all = nemesis_is_all(&args);
+    let all = explicit.is_none() && nemesis_is_all(&args);
     let mut notes = Vec::new();
     if all && requested.iter().any(|k| k.needs_layer()) && fabric.on_this_machine() {
         if let Some(why) = crate::cluster::disk::unavailable() {
@@ -466,7 +478,10 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         requested.clone(),
         all,
     )
-    .map_err(|why| anyhow::anyhow!("--nemesis {why}"))?;
+    .map_err(|why| match &args.schedule {
+        Some(f) => anyhow::anyhow!("--schedule {}: {why}", f.display()),
+        None => anyhow::anyhow!("--nemesis {why}"),
+    })?;
     let p = args
         .preset
         .as_deref()
@@ -541,6 +556,7 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
             },
             time_limit,
             staggered_kills: args.staggered_kills,
+            explicit,
         },
         name,
         kind,
@@ -599,6 +615,7 @@ fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
         name: cfg.name.clone(),
         seed: 0,
         command: String::new(),
+        args: Vec::new(),
         nodes: cfg.cluster.nodes,
         server: cfg.cluster.bin.clone(),
         node_args: cfg.cluster.node_args.clone(),
@@ -616,10 +633,10 @@ fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
         op_timeout_s: cfg.op_timeout.as_secs_f64(),
         nemesis: n.faults.iter().map(|f| f.name().to_string()).collect(),
         nemesis_interval_s: n.interval.map_or(0.0, |d| d.as_secs_f64()),
-        schedule_mode: if n.interval.is_some() {
-            "fixed"
-        } else {
-            "search"
+        schedule_mode: match (&n.explicit, n.interval) {
+            (Some(_), _) => "file",
+            (None, Some(_)) => "fixed",
+            (None, None) => "search",
         }
         .to_string(),
         net: fabric.net_name().to_string(),
@@ -639,27 +656,32 @@ fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
 /// The command that replays this run: the same arguments with this seed.
 pub fn replay_command(seed: u64) -> String {
     let mut out = vec!["chaos-runner".to_string()];
-    let mut args = std::env::args().skip(1).peekable();
+    out.extend(replay_args(seed).iter().map(|a| shell_word(a)));
+    out.join(" ")
+}
+
+/// This process's arguments (after the program) as they replay the run with `seed`:
+/// without `--seed` and `--test-count`, then `--seed seed`.
+pub fn replay_args(seed: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--seed" {
+        if a == "--seed" || a == "--test-count" {
             args.next();
             continue;
         }
-        if a.starts_with("--seed=") || a == "--test-count" || a.starts_with("--test-count=") {
-            if a == "--test-count" {
-                args.next();
-            }
+        if a.starts_with("--seed=") || a.starts_with("--test-count=") {
             continue;
         }
-        out.push(shell_word(&a));
+        out.push(a);
     }
-    out.push(format!("--seed {seed}"));
-    out.join(" ")
+    out.extend(["--seed".to_string(), seed.to_string()]);
+    out
 }
 
 /// `a` as one word for a POSIX shell: as it is when nothing in it is special, else in
 /// single quotes (a quote inside as `'\''`).
-fn shell_word(a: &str) -> String {
+pub fn shell_word(a: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
     if !a.is_empty() && a.chars().all(plain) {
         return a.to_string();

@@ -26,8 +26,8 @@ use crate::cluster::die_with_children_on_interrupt;
 use crate::exit;
 use crate::store::RunDir;
 pub(crate) use args::TestArgs;
-pub(crate) use config::{parse_mix, secs};
-use config::{replay_command, Config};
+pub(crate) use config::{parse_mix, secs, shell_word};
+use config::{replay_args, replay_command, Config};
 use junit::RunSummary;
 use verdict::{judge, Evidence, Judgement};
 
@@ -41,9 +41,15 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     }
     let schedule = cfg.nemesis.schedule(seed);
     let replay = replay_command(seed);
+    crate::nemesis::schedule_file::write(
+        &run.schedule_json(),
+        &schedule,
+        &format!("planned for seed {seed}"),
+    )?;
     let mut record = checker::record::TestRecord {
         seed,
         command: replay.clone(),
+        args: replay_args(seed),
         schedule: schedule.iter().map(|p| p.to_string()).collect(),
         started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         ..cfg.record.clone()

@@ -1,0 +1,757 @@
+//! `chaos-runner shrink RUN`: the smallest part of a failing run's schedule that still
+//! fails.
+//!
+//! An invalid run's schedule holds 20 or 30 faults, and most did not matter. Shrinking
+//! replays the run (its flags and seed, through `test --schedule`) with parts of its
+//! schedule, delta-debugging style (Zeller's ddmin, complements only): first without
+//! either half, then without quarters, down to without single faults, keeping any part
+//! that still fails. Real processes are not deterministic, so a part counts as passing
+//! only after `--tries` replays that all pass, and as failing after the first that fails.
+//!
+//! Two things keep it fast: every replay runs with `--fail-fast` (it stops at the
+//! anomaly), and the first step cuts the run a few seconds after the anomaly, dropping
+//! every fault that began later (they cannot have caused it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use checker::record::{RunResults, TestRecord};
+use checker::Verdict;
+use serde::Serialize;
+
+use crate::exit;
+use crate::nemesis::{schedule_file, Planned};
+
+/// Find the smallest part of a failing run's fault schedule that still fails.
+///
+/// Replays the run (its flags and seed, through `test --schedule`) with parts of its
+/// schedule: without either half, then without quarters, down to without single faults,
+/// keeping every part that still fails (ddmin). A part counts as passing only after
+/// --tries replays that all pass. Each replay stops at the anomaly (--fail-fast), and the
+/// first cuts the run a few seconds after the anomaly the run found.
+///
+/// Writes RUN/shrink/: schedule.json (the smallest failing schedule), shrink.json (every
+/// step: the faults tried, each replay's verdict, the time), log.txt (the replays'
+/// console) and trials/ (the failing replays' run folders). Prints the command that
+/// replays the result. Run it from where the original run was started: the run's
+/// relative paths (binaries, --client-cmd) are taken from there.
+///
+/// Exit codes: 0 shrunk (or nothing left to take out), 2 the run did not fail again in
+/// --tries replays (nothing to shrink), 3 error (not an invalid run, a damaged record, a
+/// replay that cannot start).
+#[derive(clap::Args, Debug)]
+pub struct ShrinkArgs {
+    /// The failing run's folder, e.g. store/latest.
+    run_dir: PathBuf,
+    /// Replays of each part before it counts as passing.
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    tries: u32,
+    /// Seconds to spend in all; when they run out, the smallest failing part found so far
+    /// is the result.
+    #[arg(long, default_value_t = 1800.0, value_name = "SECS")]
+    budget: f64,
+    /// Keep the run's full time limit and every fault (by default the first replay cuts
+    /// the run a few seconds after the anomaly).
+    #[arg(long)]
+    no_cut: bool,
+    /// Replays of the result at the end, to say how often it fails (0: none).
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    confirm: u32,
+}
+
+/// Seconds kept after the anomaly when the run is cut: the fault in force then must
+/// still end, and the checker see the operations around it.
+const CUT_MARGIN_S: f64 = 3.0;
+
+/// Flags of the original run that a replay sets itself, with whether each takes a value.
+const REPLACED: [(&str, bool); 13] = [
+    ("--seed", true),
+    ("--test-count", true),
+    ("--store", true),
+    ("--name", true),
+    ("--junit", true),
+    ("--time-limit", true),
+    ("--nemesis", true),
+    ("--nemesis-interval", true),
+    ("--schedule", true),
+    ("--staggered-kills", false),
+    ("--dry-run", false),
+    ("--fail-fast", false),
+    ("--ops", true),
+];
+
+/// One replay of a part of the schedule.
+#[derive(Debug, Clone, Serialize)]
+struct Replay {
+    /// The replay's exit code: 1 invalid (the part fails), 0 valid, 2 unknown, 3 error.
+    code: u8,
+    seconds: f64,
+    /// Its run folder, kept when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<PathBuf>,
+}
+
+/// One part tried: which of the original faults (numbered from 1) and what the replays
+/// said.
+#[derive(Debug, Clone, Serialize)]
+struct Step {
+    faults: Vec<usize>,
+    time_limit_s: f64,
+    fails: bool,
+    replays: Vec<Replay>,
+}
+
+/// `shrink.json`.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    run: PathBuf,
+    seed: u64,
+    original_faults: usize,
+    faults: Vec<usize>,
+    time_limit_s: f64,
+    steps: Vec<Step>,
+    replays: usize,
+    seconds: f64,
+    /// The budget ran out before every single fault had been tried.
+    budget_ran_out: bool,
+    /// The final part's confirming replays: how many of them failed.
+    confirmed: Option<(u32, u32)>,
+    command: String,
+}
+
+/// The replays: how to run one, where they go, what they cost so far.
+struct Replayer {
+    exe: PathBuf,
+    base: Vec<String>,
+    seed: u64,
+    schedule: Vec<Planned>,
+    out: PathBuf,
+    log: std::fs::File,
+    tries: u32,
+    deadline: Instant,
+    steps: Vec<Step>,
+    replays: usize,
+    errors_in_a_row: u32,
+}
+
+impl Replayer {
+    /// Whether the faults `part` (indices into the schedule) still fail within
+    /// `time_limit`: `None` when the budget ran out first.
+    fn fails(&mut self, part: &[usize], time_limit: f64) -> Result<Option<bool>> {
+        let numbers: Vec<usize> = part.iter().map(|i| i + 1).collect();
+        if let Some(s) = self
+            .steps
+            .iter()
+            .find(|s| s.faults == numbers && s.time_limit_s == time_limit)
+        {
+            return Ok(Some(s.fails));
+        }
+        let mut step = Step {
+            faults: numbers.clone(),
+            time_limit_s: time_limit,
+            fails: false,
+            replays: Vec::new(),
+        };
+        for attempt in 1..=self.tries {
+            if Instant::now() >= self.deadline {
+                if !step.replays.is_empty() {
+                    self.steps.push(step);
+                }
+                return Ok(None);
+            }
+            let replay = self.replay(part, time_limit)?;
+            crate::console::tell!(
+                "  {} of {} faults [{}], {time_limit:.0} s: {} (replay {attempt} of {}, {:.0} s)",
+                part.len(),
+                self.schedule.len(),
+                ranges(&numbers),
+                verdict_word(replay.code),
+                self.tries,
+                replay.seconds
+            );
+            let failed = replay.code == exit::INVALID;
+            step.replays.push(replay);
+            if failed {
+                step.fails = true;
+                break;
+            }
+        }
+        let fails = step.fails;
+        self.steps.push(step);
+        Ok(Some(fails))
+    }
+
+    /// Runs `test` once with the faults `part`.
+    fn replay(&mut self, part: &[usize], time_limit: f64) -> Result<Replay> {
+        use std::io::Write;
+        self.replays += 1;
+        let file = self.out.join(format!("part-{}.json", self.replays));
+        let faults: Vec<Planned> = part.iter().map(|&i| self.schedule[i].clone()).collect();
+        schedule_file::write(&file, &faults, "a part tried by shrink")?;
+        let store = self.out.join("trials");
+        let args = self.args(&file, time_limit, &store);
+        writeln!(
+            self.log,
+            "\n=== replay {}: chaos-runner {}",
+            self.replays,
+            args.iter()
+                .map(|a| crate::test_cmd::shell_word(a))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )?;
+        let t = Instant::now();
+        let status = {
+            use std::os::unix::process::CommandExt;
+            let mut cmd = Command::new(&self.exe);
+            cmd.args(&args)
+                .stdin(Stdio::null())
+                .stdout(self.log.try_clone()?)
+                .stderr(self.log.try_clone()?);
+            // SAFETY: pre_exec runs in the forked child before exec; prctl only reads its
+            // integer arguments. SIGTERM (not SIGKILL) lets the replay take its nodes down.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                        .map_err(std::io::Error::from)
+                });
+            }
+            cmd.status()
+                .with_context(|| format!("cannot start {}", self.exe.display()))?
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        let code = status.code().map_or(exit::ERROR, |c| c as u8);
+        std::fs::remove_file(&file).ok();
+        // The replay's folder: kept as evidence when it failed, else removed.
+        let run = std::fs::canonicalize(store.join("latest")).ok();
+        let run = match run {
+            Some(dir) if code == exit::INVALID => Some(dir),
+            Some(dir) => {
+                std::fs::remove_dir_all(&dir).ok();
+                None
+            }
+            None => None,
+        };
+        if code == exit::ERROR {
+            self.errors_in_a_row += 1;
+            if self.errors_in_a_row >= 3 {
+                bail!(
+                    "three replays in a row ended in a harness error; see {}",
+                    self.out.join("log.txt").display()
+                );
+            }
+        } else {
+            self.errors_in_a_row = 0;
+        }
+        Ok(Replay { code, seconds, run })
+    }
+
+    fn args(&self, schedule: &Path, time_limit: f64, store: &Path) -> Vec<String> {
+        let mut args = self.base.clone();
+        for (flag, value) in [
+            ("--seed", self.seed.to_string()),
+            ("--schedule", schedule.display().to_string()),
+            ("--time-limit", format!("{time_limit}")),
+            ("--store", store.display().to_string()),
+            ("--name", "replay".to_string()),
+        ] {
+            args.push(flag.to_string());
+            args.push(value);
+        }
+        args.push("--fail-fast".to_string());
+        args
+    }
+}
+
+fn verdict_word(code: u8) -> &'static str {
+    match code {
+        exit::INVALID => "fails",
+        exit::VALID => "passes",
+        exit::UNKNOWN => "unknown",
+        _ => "error",
+    }
+}
+
+/// `1-3,7,9-10`.
+fn ranges(numbers: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let mut j = i;
+        while j + 1 < numbers.len() && numbers[j + 1] == numbers[j] + 1 {
+            j += 1;
+        }
+        out.push(match j - i {
+            0 => numbers[i].to_string(),
+            _ => format!("{}-{}", numbers[i], numbers[j]),
+        });
+        i = j + 1;
+    }
+    if out.is_empty() {
+        "none".to_string()
+    } else {
+        out.join(",")
+    }
+}
+
+/// The original run's arguments without the flags a replay sets itself. Older records
+/// have only the command line: it is split as the runner quoted it.
+fn base_args(record: &TestRecord) -> Result<Vec<String>> {
+    let words = if record.args.is_empty() {
+        let mut w = split_words(&record.command)?;
+        if w.first().map(String::as_str) == Some("chaos-runner") {
+            w.remove(0);
+        }
+        w
+    } else {
+        record.args.clone()
+    };
+    if words.first().map(String::as_str) != Some("test") {
+        bail!("test.json does not hold a `chaos-runner test` command line");
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let name = w.split('=').next().unwrap_or_default();
+        match REPLACED.iter().find(|(f, _)| *f == name) {
+            Some((_, true)) if !w.contains('=') => {
+                it.next();
+            }
+            Some(_) => {}
+            None => out.push(w),
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a command line quoted as `test_cmd::shell_word` quotes: plain words and
+/// single-quoted ones (a quote inside as `'\''`).
+fn split_words(line: &str) -> Result<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => words.extend(cur.take()),
+            '\'' => {
+                let w = cur.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => bail!("unbalanced quote in the command {line:?}"),
+                    }
+                }
+            }
+            '\\' => {
+                let w = cur.get_or_insert_with(String::new);
+                w.extend(chars.next());
+            }
+            c => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(cur);
+    Ok(words)
+}
+
+/// When the anomaly happened, in seconds on the run's clock.
+fn anomaly_at(results: &RunResults) -> Option<f64> {
+    if let Some(f) = &results.fail_fast {
+        return Some(f.returned_s);
+    }
+    let op = &results.checker.failures.first()?.op;
+    Some(op.ret.unwrap_or(op.call) as f64 / 1e9)
+}
+
+/// ddmin over complements: take out each of `n` chunks in turn, keep what still fails,
+/// refine `n` until single faults. Returns the smallest failing part and whether the
+/// budget ran out first.
+fn ddmin(
+    fails: &mut dyn FnMut(&[usize]) -> Result<Option<bool>>,
+    mut current: Vec<usize>,
+) -> Result<(Vec<usize>, bool)> {
+    let mut n = 2;
+    while current.len() >= 2 {
+        let chunks = split(&current, n);
+        let mut reduced = false;
+        for chunk in &chunks {
+            let rest: Vec<usize> = current
+                .iter()
+                .copied()
+                .filter(|i| !chunk.contains(i))
+                .collect();
+            match fails(&rest)? {
+                None => return Ok((current, true)),
+                Some(true) => {
+                    current = rest;
+                    n = (n - 1).max(2);
+                    reduced = true;
+                    break;
+                }
+                Some(false) => {}
+            }
+        }
+        if !reduced {
+            if n >= current.len() {
+                break;
+            }
+            n = (2 * n).min(current.len());
+        }
+    }
+    if current.len() == 1 {
+        // Does it need any fault at all?
+        match fails(&[])? {
+            None => return Ok((current, true)),
+            Some(true) => current.clear(),
+            Some(false) => {}
+        }
+    }
+    Ok((current, false))
+}
+
+/// `items` in `n` chunks of nearly equal size, in order.
+fn split(items: &[usize], n: usize) -> Vec<Vec<usize>> {
+    let n = n.clamp(1, items.len().max(1));
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 0..n {
+        let end = (items.len() * (k + 1)) / n;
+        out.push(items[start..end].to_vec());
+        start = end;
+    }
+    out
+}
+
+pub fn run(args: ShrinkArgs) -> Result<u8> {
+    let dir = std::fs::canonicalize(&args.run_dir)
+        .with_context(|| format!("no run folder at {}", args.run_dir.display()))?;
+    let record: TestRecord = reports::data::read_record(&dir.join("test.json"))?
+        .with_context(|| format!("{} holds no test.json", dir.display()))?;
+    let results: RunResults =
+        reports::data::read_record(&dir.join("results.json"))?.with_context(|| {
+            format!(
+                "{} holds no results.json: the run did not finish",
+                dir.display()
+            )
+        })?;
+    if results.verdict != Verdict::Invalid {
+        bail!(
+            "the run at {} was {}, not invalid: shrink looks for the smallest schedule that \
+             still fails",
+            dir.display(),
+            results.verdict.as_str()
+        );
+    }
+    let schedule_path = dir.join("schedule.json");
+    if !schedule_path.exists() {
+        bail!(
+            "{} has no schedule.json (runs before this version did not write one): run it \
+             again with `{}` and shrink that run",
+            dir.display(),
+            record.command
+        );
+    }
+    let schedule = schedule_file::read(&schedule_path)?;
+    if !args.budget.is_finite() || args.budget <= 0.0 {
+        bail!("--budget must be a positive number of seconds");
+    }
+    let out = dir.join("shrink");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("cannot clear {}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let t0 = Instant::now();
+    let mut replayer = Replayer {
+        exe: std::env::current_exe().context("cannot find this executable")?,
+        base: base_args(&record)?,
+        seed: record.seed,
+        schedule: schedule.clone(),
+        log: std::fs::File::create(out.join("log.txt"))?,
+        out: out.clone(),
+        tries: args.tries,
+        deadline: t0 + Duration::from_secs_f64(args.budget),
+        steps: Vec::new(),
+        replays: 0,
+        errors_in_a_row: 0,
+    };
+    let all: Vec<usize> = (0..schedule.len()).collect();
+    let mut time_limit = record.time_limit_s;
+    crate::console::tell!(
+        "shrinking {} (seed {}, {} faults, {:.0} s); up to {} replays per part, budget {:.0} s",
+        dir.display(),
+        record.seed,
+        schedule.len(),
+        time_limit,
+        args.tries,
+        args.budget
+    );
+    // Step 0: the run up to just after its anomaly.
+    let mut current = all.clone();
+    let mut reproduced = None;
+    if let Some(at) = anomaly_at(&results).filter(|_| !args.no_cut) {
+        let cut = (at + CUT_MARGIN_S).ceil();
+        if cut < time_limit {
+            let before: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|&i| schedule[i].start.as_secs_f64() < cut)
+                .collect();
+            crate::console::tell!(
+                "cut: the anomaly came at {at:.1} s; trying the run to {cut:.0} s ({} faults)",
+                before.len()
+            );
+            reproduced = replayer.fails(&before, cut)?;
+            if reproduced == Some(true) {
+                current = before;
+                time_limit = cut;
+            }
+        }
+    }
+    if reproduced != Some(true) {
+        crate::console::tell!("the whole run again:");
+        reproduced = replayer.fails(&all, time_limit)?;
+    }
+    let (faults, budget_ran_out) = match reproduced {
+        Some(true) => ddmin(&mut |part| replayer.fails(part, time_limit), current)?,
+        Some(false) => {
+            crate::console::tell!(
+                "the run did not fail again in {} replays: nothing to shrink (see {})",
+                args.tries,
+                out.join("log.txt").display()
+            );
+            write_outcome(
+                &out,
+                &dir,
+                &record,
+                &replayer,
+                &[],
+                time_limit,
+                t0,
+                false,
+                None,
+            )?;
+            return Ok(exit::UNKNOWN);
+        }
+        None => (all.clone(), true),
+    };
+    let kept: Vec<Planned> = faults.iter().map(|&i| schedule[i].clone()).collect();
+    let result_path = out.join("schedule.json");
+    schedule_file::write(
+        &result_path,
+        &kept,
+        &format!(
+            "shrink of {} (seed {}): {} of {} faults",
+            dir.display(),
+            record.seed,
+            kept.len(),
+            schedule.len()
+        ),
+    )?;
+    let mut confirmed = None;
+    if args.confirm > 0 && reproduced == Some(true) {
+        let mut failed = 0;
+        for _ in 0..args.confirm {
+            let r = replayer.replay(&faults, time_limit)?;
+            failed += u32::from(r.code == exit::INVALID);
+        }
+        confirmed = Some((failed, args.confirm));
+    }
+    let command = write_outcome(
+        &out,
+        &dir,
+        &record,
+        &replayer,
+        &faults,
+        time_limit,
+        t0,
+        budget_ran_out,
+        confirmed,
+    )?;
+    crate::console::tell!(
+        "shrunk {} faults to {} in {} replays ({:.0} s){}:",
+        schedule.len(),
+        kept.len(),
+        replayer.replays,
+        t0.elapsed().as_secs_f64(),
+        if budget_ran_out {
+            "; the budget ran out before every fault was tried"
+        } else {
+            ""
+        }
+    );
+    if kept.is_empty() {
+        crate::console::tell!("  (none: the run fails without any fault)");
+    }
+    for (i, p) in faults.iter().zip(&kept) {
+        crate::console::tell!("  {:>3}. {p}", i + 1);
+    }
+    if let Some((failed, of)) = confirmed {
+        crate::console::tell!("confirmed: it failed {failed} of {of} replays");
+    }
+    crate::console::tell!("schedule: {}", result_path.display());
+    crate::console::tell!("replay:   {command}");
+    Ok(exit::VALID)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_outcome(
+    out: &Path,
+    dir: &Path,
+    record: &TestRecord,
+    replayer: &Replayer,
+    faults: &[usize],
+    time_limit: f64,
+    t0: Instant,
+    budget_ran_out: bool,
+    confirmed: Option<(u32, u32)>,
+) -> Result<String> {
+    let mut words = vec!["chaos-runner".to_string()];
+    words.extend(replayer.base.iter().cloned());
+    for (f, v) in [
+        ("--seed", record.seed.to_string()),
+        ("--time-limit", format!("{time_limit}")),
+        (
+            "--schedule",
+            out.join("schedule.json").display().to_string(),
+        ),
+    ] {
+        words.push(f.to_string());
+        words.push(v);
+    }
+    let command = words
+        .iter()
+        .map(|w| crate::test_cmd::shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let outcome = Outcome {
+        run: dir.to_path_buf(),
+        seed: record.seed,
+        original_faults: replayer.schedule.len(),
+        faults: faults.iter().map(|i| i + 1).collect(),
+        time_limit_s: time_limit,
+        steps: replayer.steps.clone(),
+        replays: replayer.replays,
+        seconds: t0.elapsed().as_secs_f64(),
+        budget_ran_out,
+        confirmed,
+        command: command.clone(),
+    };
+    let path = out.join("shrink.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&outcome)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replayed_flags_are_taken_out_in_both_spellings() {
+        let record = TestRecord {
+            args: [
+                "test",
+                "--nodes",
+                "5",
+                "--seed",
+                "9",
+                "--store=/x",
+                "--fail-fast",
+                "--nemesis",
+                "kill,pause",
+                "--node-arg=--bug",
+                "--node-arg",
+                "stale-read",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..TestRecord::default()
+        };
+        assert_eq!(
+            base_args(&record).unwrap(),
+            [
+                "test",
+                "--nodes",
+                "5",
+                "--node-arg=--bug",
+                "--node-arg",
+                "stale-read"
+            ]
+        );
+        // An older record: only the quoted command line.
+        let old = TestRecord {
+            command: "chaos-runner test --client-cmd 'python3 a.py --x '\\''y'\\''' --seed 4"
+                .to_string(),
+            ..TestRecord::default()
+        };
+        assert_eq!(
+            base_args(&old).unwrap(),
+            ["test", "--client-cmd", "python3 a.py --x 'y'"]
+        );
+        let bench = TestRecord {
+            command: "chaos-runner bench".to_string(),
+            ..TestRecord::default()
+        };
+        assert!(base_args(&bench).is_err());
+    }
+
+    #[test]
+    fn splitting_quoted_words_inverts_the_quoting() {
+        for words in [
+            vec!["a", "b c", "", "it's", "{peer_addr:2}", "x'y'z"],
+            vec!["--node-cmd", "sh -c 'echo \"$x\"'"],
+        ] {
+            let line = words
+                .iter()
+                .map(|w| crate::test_cmd::shell_word(w))
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert_eq!(split_words(&line).unwrap(), words, "{line}");
+        }
+        assert!(split_words("a 'b").is_err());
+    }
+
+    /// ddmin finds the faults that matter, and takes out a half first when it can.
+    #[test]
+    fn ddmin_keeps_exactly_the_faults_that_matter() {
+        for needed in [
+            vec![],
+            vec![5],
+            vec![3, 11],
+            vec![0, 12, 23],
+            vec![7, 8, 9, 10],
+        ] {
+            let mut calls = 0;
+            let mut fails = |part: &[usize]| -> Result<Option<bool>> {
+                calls += 1;
+                Ok(Some(needed.iter().all(|i| part.contains(i))))
+            };
+            let (kept, out_of_budget) = ddmin(&mut fails, (0..24).collect()).unwrap();
+            assert_eq!(kept, needed);
+            assert!(!out_of_budget);
+            assert!(calls <= 60, "{needed:?}: {calls} calls");
+        }
+        // When the budget runs out, the smallest failing part so far is the answer.
+        let mut left = 3;
+        let mut fails = |part: &[usize]| -> Result<Option<bool>> {
+            left -= 1;
+            Ok((left >= 0).then(|| part.contains(&20)))
+        };
+        let (kept, out_of_budget) = ddmin(&mut fails, (0..24).collect()).unwrap();
+        assert!(out_of_budget);
+        assert_eq!(kept, (18..24).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn parts_are_numbered_as_ranges_and_split_evenly() {
+        assert_eq!(ranges(&[1, 2, 3, 7, 9, 10]), "1-3,7,9-10");
+        assert_eq!(ranges(&[]), "none");
+        let items: Vec<usize> = (0..7).collect();
+        let chunks = split(&items, 3);
+        assert_eq!(chunks, vec![vec![0, 1], vec![2, 3], vec![4, 5, 6]]);
+        assert_eq!(split(&items, 9).len(), 7);
+    }
+}
