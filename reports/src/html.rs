@@ -637,6 +637,7 @@ section{padding:8px 24px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-
 #controls{display:flex;gap:12px;align-items:center;margin-bottom:6px}
 #tlbox{max-height:65vh;overflow:auto;border:1px solid #ccc;background:#fff;position:relative}
 #tl{display:block;width:100%;cursor:grab}
+#ov{display:block;width:100%;cursor:pointer;background:#fff;border:1px solid #ccc;border-bottom:0}
 #tip{position:fixed;pointer-events:none;background:#222;color:#fff;padding:6px 8px;border-radius:4px;font:12px monospace;display:none;white-space:pre;z-index:9}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px -2px 10px;border-radius:2px}
 table{border-collapse:collapse;margin:6px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
@@ -644,238 +645,8 @@ tr.bad td{background:#fbdcdc;font-weight:700}.cx{background:#fff;border:1px soli
 .plots svg{max-width:100%;height:auto;background:#fff;border:1px solid #ddd;margin:4px 0}.note,.reason{color:#8a5300}
 "#;
 
-const JS: &str = r#"
-const ERRS = [];
-window.addEventListener('error', e => ERRS.push(String(e.message)));
-const D = JSON.parse(document.getElementById('data').textContent);
-// Each operation as an object with named fields, from the named columns of the data.
-// Calls are steps from the previous call and ends lengths from the call (µs), values
-// indices into D.vals, give-ups listed apart; an operation's id is its position.
-let clock = 0, change = 0;
-const laneProcess = [];
-const OPS = D.ops.lane.map((lane, i) => {
-  clock += D.ops.call[i];
-  if (D.ops.process.at[change] === i) laneProcess[lane] = D.ops.process.to[change++];
-  const len = D.ops.len[i];
-  return {
-    lane, key: D.ops.key[i], fn: D.ops.fn[i], outcome: D.ops.outcome[i],
-    call: clock, ret: len < 0 ? -1 : clock + len,
-    input: D.vals[D.ops.input[i]], output: D.vals[D.ops.output[i]], id: i,
-    process: laneProcess[lane], node: D.ops.node[i], gaveUp: -1,
-  };
-});
-D.ops.gave_up.at.forEach((i, j) => { OPS[i].gaveUp = OPS[i].call + D.ops.gave_up.after[j]; });
-const ORDER = new Map(D.prefix.map((id, i) => [id, i + 1]));
-const cv = document.getElementById('tl'), ctx = cv.getContext('2d'), tip = document.getElementById('tip');
-const LH = 14, FH = 13, LEFT = 56;
-// The axis, then one lane per overlapping fault, then one lane per client process.
-const TOP = 22, PT = TOP + D.flanes * FH + (D.flanes ? 4 : 0);
-const COLORS = ['#2e8b57', '#c83232', '#e69614'];
-const failing = new Set(D.failing);
-let t0 = 0, t1 = Math.max(D.end, 1), keyFilter = -1;
-// Each fault knows where the next one of its lane starts: the room its label may use.
-{
-  const last = new Map();
-  for (const f of [...D.faults].sort((x, y) => x.start - y.start)) {
-    if (last.has(f.lane)) last.get(f.lane).next = f.start;
-    last.set(f.lane, f);
-  }
-}
-const byLane = D.procs.map(() => []);
-OPS.forEach((o, i) => byLane[o.lane].push(i));
-// Where a bar ends: its completion; for an unknown outcome, where its client gave up on
-// it and a fade beyond (the lane may go on with the client's next process).
-const endOf = o => o.ret >= 0 ? o.ret : o.gaveUp >= 0 ? o.gaveUp : D.end;
-// The operations that may show between t0 and t1, without looking at all of them: the
-// calls are in order (as a history's are), so those that begin after t0 less the longest
-// bar, up to t1, and those that never end. Any other order: all of them.
-const SORTED = OPS.every((o, i) => i === 0 || OPS[i - 1].call <= o.call);
-const OPEN = OPS.filter(o => o.ret < 0 && o.gaveUp < 0);
-const LONGEST = OPS.reduce((m, o) => (o.ret >= 0 || o.gaveUp >= 0) ? Math.max(m, endOf(o) - o.call) : m, 0);
-function* visible() {
-  if (!SORTED) { yield* OPS; return; }
-  let lo = 0, hi = OPS.length;
-  while (lo < hi) { const mid = (lo + hi) >> 1; if (OPS[mid].call < t0 - LONGEST) lo = mid + 1; else hi = mid; }
-  for (let i = lo; i < OPS.length && OPS[i].call <= t1; i++) {
-    const o = OPS[i];
-    if (o.ret >= 0 || o.gaveUp >= 0) yield o;
-  }
-  yield* OPEN;
-}
-function size() {
-  const dpr = window.devicePixelRatio || 1, w = cv.clientWidth, h = PT + D.procs.length * LH + 4;
-  cv.width = w * dpr; cv.height = h * dpr; cv.style.height = h + 'px'; ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-}
-const X = t => LEFT + (t - t0) / (t1 - t0) * (cv.clientWidth - LEFT - 8);
-const T = x => t0 + (x - LEFT) / (cv.clientWidth - LEFT - 8) * (t1 - t0);
-function draw() {
-  const w = cv.clientWidth, h = PT + D.procs.length * LH + 4;
-  ctx.clearRect(0, 0, w, h); ctx.font = '10px sans-serif';
-  if (D.flanes) { ctx.fillStyle = '#888'; ctx.fillText('faults', 4, TOP + 10); }
-  for (const f of D.faults) {
-    if (f.end < t0 || f.start > t1) continue;
-    const a = Math.max(LEFT, X(f.start)), b = Math.max(a + 2, Math.min(w, X(f.end))), y = TOP + f.lane * FH;
-    ctx.fillStyle = 'rgba(120,120,200,0.10)'; ctx.fillRect(a, PT, b - a, h - PT);
-    ctx.fillStyle = 'rgba(90,90,168,0.85)'; ctx.fillRect(a, y, b - a, FH - 2);
-    // The label inside its bar when it fits; else after the bar, in the lane's free
-    // room up to the next fault of the lane (or the edge), so it is read whole.
-    const tw = ctx.measureText(f.label).width, room = Math.min(w, f.next === undefined ? w : X(f.next)) - b - 4;
-    if (tw + 4 <= b - a) {
-      ctx.fillStyle = '#fff'; ctx.fillText(f.label, a + 2, y + 9);
-    } else if (tw + 4 <= room) {
-      ctx.fillStyle = '#3a3a80'; ctx.fillText(f.label, b + 3, y + 9);
-    } else if (b - a > 14) {
-      // No room either way: as much as the bar holds; the hover and runner.log have it all.
-      ctx.save(); ctx.beginPath(); ctx.rect(a, y, b - a, FH - 2); ctx.clip();
-      ctx.fillStyle = '#fff'; ctx.fillText(f.label, a + 2, y + 9); ctx.restore();
-    }
-  }
-  ctx.fillStyle = '#666'; ctx.strokeStyle = '#ddd';
-  const span = (t1 - t0) / 1e6, step = Math.pow(10, Math.floor(Math.log10(span / 8)));
-  const nice = [1, 2, 5, 10].map(m => m * step).find(s => span / s <= 10) || step * 10;
-  for (let s = Math.ceil(t0 / 1e6 / nice) * nice; s * 1e6 <= t1; s += nice) {
-    const x = X(s * 1e6); ctx.beginPath(); ctx.moveTo(x, TOP - 4); ctx.lineTo(x, h); ctx.stroke();
-    // A label that would run off the right edge goes on the tick's left.
-    const label = (+s.toFixed(6)) + ' s', tw = ctx.measureText(label).width;
-    ctx.fillStyle = '#666'; ctx.fillText(label, x + 2 + tw > w ? x - tw - 2 : x + 2, 10);
-  }
-  for (let l = 0; l < D.procs.length; l++) { ctx.fillStyle = '#888'; ctx.fillText(D.procs[l], 4, PT + l * LH + 10); }
-  // Zoomed out, many operations share a pixel column of a lane: one bar stands for
-  // those of one outcome there (the counterexample's are always drawn).
-  const lastPx = [], lastOut = [];
-  for (const o of visible()) {
-    if (keyFilter >= 0 && o.key !== keyFilter) continue;
-    const e = endOf(o); if (e < t0 || o.call > t1) continue;
-    const a = Math.max(LEFT, X(o.call)), b = Math.max(a + 1.5, Math.min(w, X(e))), y = PT + o.lane * LH + 1;
-    if (b - a < 2 && !failing.has(o.id) && !ORDER.has(o.id)) {
-      const px = Math.floor(a);
-      if (lastPx[o.lane] === px && lastOut[o.lane] === o.outcome) continue;
-      lastPx[o.lane] = px; lastOut[o.lane] = o.outcome;
-    }
-    if (o.ret < 0 && o.gaveUp >= 0) {
-      // Its client gave up on it, its outcome open: solid to then, a short fade after.
-      ctx.fillStyle = 'rgba(230,150,20,0.75)'; ctx.fillRect(a, y, b - a, LH - 3);
-      const g = ctx.createLinearGradient(b, 0, b + 16, 0);
-      g.addColorStop(0, 'rgba(230,150,20,0.5)'); g.addColorStop(1, 'rgba(230,150,20,0)');
-      ctx.fillStyle = g; ctx.fillRect(b, y, 16, LH - 3);
-    } else if (o.ret < 0) {
-      // Never completed: its outcome is open, so it fades out rather than hide what
-      // happened after it.
-      const g = ctx.createLinearGradient(a, 0, b, 0);
-      g.addColorStop(0, 'rgba(230,150,20,0.75)'); g.addColorStop(Math.min(1, 60 / Math.max(b - a, 1)), 'rgba(230,150,20,0.25)'); g.addColorStop(1, 'rgba(230,150,20,0)');
-      ctx.fillStyle = g; ctx.fillRect(a, y, b - a, LH - 3);
-    } else {
-      ctx.fillStyle = COLORS[o.outcome]; ctx.globalAlpha = o.outcome === 2 ? 0.45 : 0.85; ctx.fillRect(a, y, b - a, LH - 3);
-      ctx.globalAlpha = 1;
-    }
-    if (failing.has(o.id)) { ctx.strokeStyle = '#000'; ctx.lineWidth = 2; ctx.strokeRect(a - 1, y - 1, b - a + 2, LH - 1); ctx.lineWidth = 1; ctx.strokeStyle = '#ddd'; }
-    // An operation of the counterexample carries its number (#id, as in the table) in
-    // a badge at its start: its text begins after the badge.
-    const badge = ORDER.has(o.id) ? String(o.id).length * 6 + 10 : 0;
-    if (b - a > 44 + badge) {
-      const read = o.input === '' || o.input === 'nil' || o.input === 'null';
-      const text = D.fns[o.fn] + (read ? '' : ' ' + o.input) + (o.output && o.output !== o.input ? ' → ' + o.output : '');
-      ctx.fillStyle = o.ret < 0 ? '#7a4a00' : '#fff'; ctx.fillText(text.slice(0, Math.floor((b - a - badge) / 6)), a + 2 + badge, y + 9);
-    }
-  }
-  // The operations of the counterexample's table, with the numbers the table gives them
-  // (their ids); the table lists them in the order the model accepted.
-  if (ORDER.size) {
-    ctx.font = 'bold 10px sans-serif';
-    for (const o of OPS) {
-      if (!ORDER.has(o.id) || o.call > t1 || endOf(o) < t0) continue;
-      if (keyFilter >= 0 && o.key !== keyFilter) continue;
-      const x = Math.max(LEFT, X(o.call)), y = PT + o.lane * LH, label = '#' + o.id;
-      ctx.fillStyle = '#fff'; ctx.fillRect(x - 1, y, ctx.measureText(label).width + 4, 11);
-      ctx.fillStyle = '#123'; ctx.fillText(label, x + 1, y + 9);
-    }
-    ctx.font = '10px sans-serif';
-  }
-  // The anomaly stays visible at any zoom: a red line through its lane and a marker above.
-  for (const o of OPS) {
-    if (!failing.has(o.id) || o.call > t1 || endOf(o) < t0) continue;
-    const x = Math.max(LEFT, X(o.call)), y = PT + o.lane * LH;
-    ctx.strokeStyle = '#c00'; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(x, PT - 2); ctx.lineTo(x, y + LH); ctx.stroke();
-    ctx.fillStyle = '#c00'; ctx.beginPath(); ctx.moveTo(x - 5, PT - 9); ctx.lineTo(x + 5, PT - 9); ctx.lineTo(x, PT - 2); ctx.fill();
-    ctx.lineWidth = 1; ctx.strokeStyle = '#ddd';
-  }
-}
-function find(x, y) {
-  const l = Math.floor((y - PT) / LH); if (l < 0 || l >= byLane.length) return null;
-  const t = T(x), list = byLane[l]; let lo = 0, hi = list.length - 1, best = -1;
-  while (lo <= hi) { const m = (lo + hi) >> 1; if (OPS[list[m]].call <= t) { best = m; lo = m + 1; } else hi = m - 1; }
-  for (let k = best; k >= 0 && k > best - 3; k--) {
-    const o = OPS[list[k]]; if (keyFilter >= 0 && o.key !== keyFilter) continue;
-    const px = (t1 - t0) / cv.clientWidth * 2;
-    if (o.call - px <= t && t <= endOf(o) + px) return o;
-  }
-  return null;
-}
-const OUT = ['ok', 'fail', 'info'];
-cv.addEventListener('mousemove', ev => {
-  const r = cv.getBoundingClientRect();
-  if (drag) { const dt = (ev.clientX - drag.x) / (cv.clientWidth - LEFT - 8) * (drag.t1 - drag.t0); t0 = drag.t0 - dt; t1 = drag.t1 - dt; draw(); return; }
-  const o = find(ev.clientX - r.left, ev.clientY - r.top);
-  if (!o) {
-    // A fault's lane: its whole label and its times.
-    const x = ev.clientX - r.left, y = ev.clientY - r.top, lane = Math.floor((y - TOP) / FH);
-    const f = y >= TOP && lane < D.flanes && D.faults.find(f => f.lane === lane && X(f.start) <= x && x <= Math.max(X(f.end), X(f.start) + 2));
-    if (!f) { tip.style.display = 'none'; return; }
-    tip.textContent = `${f.label}\n${(f.start / 1e6).toFixed(3)} s to ${(f.end / 1e6).toFixed(3)} s`;
-    tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
-    return;
-  }
-  tip.textContent = `#${o.id}  process ${o.process}${o.node >= 0 ? '  node ' + o.node : ''}  ${OUT[o.outcome]}\n${D.fns[o.fn]} ${o.key >= 0 ? 'key ' + D.keys[o.key] : ''}\nvalue ${o.input}${o.output ? '  result ' + o.output : ''}\ninvoked ${(o.call / 1e6).toFixed(6)} s\n` + (o.ret < 0 ? (o.gaveUp >= 0 ? `its client gave up at ${(o.gaveUp / 1e6).toFixed(6)} s (outcome unknown)` : 'never completed (outcome unknown)') : `completed ${(o.ret / 1e6).toFixed(6)} s (${((o.ret - o.call) / 1e3).toFixed(3)} ms)`);
-  tip.style.display = 'block'; tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 14) + 'px';
-});
-cv.addEventListener('mouseleave', () => tip.style.display = 'none');
-let drag = null;
-cv.addEventListener('mousedown', ev => { drag = { x: ev.clientX, t0, t1 }; cv.style.cursor = 'grabbing'; });
-window.addEventListener('mouseup', () => { drag = null; cv.style.cursor = 'grab'; });
-cv.addEventListener('wheel', ev => {
-  ev.preventDefault(); const r = cv.getBoundingClientRect(), t = T(ev.clientX - r.left), k = ev.deltaY > 0 ? 1.25 : 0.8;
-  t0 = t - (t - t0) * k; t1 = t + (t1 - t) * k; if (t1 - t0 < 10) { t1 = t0 + 10; } draw();
-}, { passive: false });
-function fit() { t0 = 0; t1 = Math.max(D.end, 1); draw(); }
-cv.addEventListener('dblclick', fit);
-document.getElementById('fit').onclick = fit;
-const sel = document.getElementById('key');
-D.keys.forEach((k, i) => { const o = document.createElement('option'); o.value = i; o.textContent = k; sel.appendChild(o); });
-sel.onchange = () => { keyFilter = +sel.value; draw(); };
-// Zooms to operation `id` (and its key), so that it and the numbered order before it fit.
-function zoomTo(id, key) {
-  const o = OPS.find(o => o.id === id); if (!o) return null;
-  const ki = D.keys.indexOf(key); if (ki >= 0) { keyFilter = ki; sel.value = ki; }
-  let from = o.call;
-  for (const p of OPS) if (ORDER.has(p.id) && (ki < 0 || p.key === ki)) from = Math.min(from, p.call);
-  const e = endOf(o), pad = Math.max((e - from) * 0.15, 2000);
-  t0 = from - pad; t1 = e + pad; draw();
-  const box = document.getElementById('tlbox'); box.scrollTop = Math.max(0, PT + o.lane * LH - 60);
-  return o;
-}
-function focusOp(id, key) {
-  if (zoomTo(id, key)) document.getElementById('timeline').scrollIntoView({ behavior: 'smooth' });
-}
-document.querySelectorAll('button.focus-op').forEach(b =>
-  b.addEventListener('click', () => focusOp(+b.dataset.op, b.dataset.key)));
-window.addEventListener('resize', () => { size(); draw(); });
-size(); draw();
-// An invalid run opens zoomed to its first anomaly, ready for the keyboard, but the page
-// stays at the verdict.
-const first = document.querySelector('#counterexample button.focus-op');
-if (first) { zoomTo(+first.dataset.op, first.dataset.key); first.focus({ preventScroll: true }); }
-// #selftest: what a browser test checks, written into the page (no test code outside).
-if (location.hash === '#selftest') {
-  const r = { errors: ERRS, scrollY: window.scrollY, end: D.end, opened: [t0, t1] };
-  if (first) {
-    t0 = 0; t1 = D.end; first.click();
-    const o = OPS.find(o => o.id === +first.dataset.op);
-    r.clicked = { t0, t1, call: o.call, ret: endOf(o), keyFilter, key: D.keys.indexOf(first.dataset.key), id: o.id, output: o.output, process: o.process };
-  }
-  r.errors = ERRS;
-  document.body.setAttribute('data-selftest', JSON.stringify(r));
-}
-"#;
+/// The timeline's script: typed columns, the overview strip, the windowed draw.
+const JS: &str = include_str!("timeline.js");
 
 /// Renders the page. `svgs` are the plots, embedded inline.
 pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
@@ -893,9 +664,15 @@ pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
     out.push_str(
         "<section id=\"timeline\"><h2>Timeline</h2><div id=\"controls\"><label>key <select id=\"key\">\
          <option value=\"-1\">all keys</option></select></label><button id=\"fit\">whole run</button>\
-         <span class=\"legend\"><span style=\"background:#2e8b57\"></span>ok<span style=\"background:#c83232\"></span>fail\
-         <span style=\"background:linear-gradient(90deg,#e69614,transparent)\"></span>never completed (unknown)<span style=\"background:rgba(90,90,168,.85)\"></span>fault (its own lane)<span style=\"background:#c00\"></span>anomaly</span>\
-         <span class=\"note\">wheel: zoom · drag: pan · double-click: whole run · one lane per client process</span></div>\
+         <label>colour by <select id=\"colour\"><option value=\"outcome\">outcome</option>\
+         <option value=\"node\">node that answered</option></select></label>\
+         <span class=\"legend\" id=\"outcomes\"><span style=\"background:#2e8b57\"></span>ok<span style=\"background:#c83232\"></span>fail\
+         <span style=\"background:linear-gradient(90deg,#e69614,transparent)\"></span>never completed (unknown)</span>\
+         <span class=\"legend\" id=\"nodes\" style=\"display:none\"></span>\
+         <span class=\"legend\"><span style=\"background:rgba(90,90,168,.85)\"></span>fault (its own lane)<span style=\"background:#c00\"></span>anomaly</span></div>\
+         <canvas id=\"ov\" title=\"the whole run: click or drag to move the window below\"></canvas>\
+         <div class=\"note\">above: the whole run (operations per moment by outcome, faults beneath, anomalies marked; the box is the window below: click or drag to move it) · \
+         below: wheel zooms, drag pans, double-click shows the whole run · one lane per client (a + when later processes of the client continue on it)</div>\
          <div id=\"tlbox\"><canvas id=\"tl\"></canvas></div><div id=\"tip\"></div></section>",
     );
     out.push_str("<section class=\"plots\"><h2>Latency and throughput</h2>");

@@ -387,6 +387,75 @@ fn reports_work_in_a_real_browser() {
     assert_eq!(c["process"], 1, "{r}");
 }
 
+/// Issue 31: a report of an hour-long run's size (here 200,000 operations and an anomaly
+/// at the very end) loads in a real browser, opens zoomed on the anomaly with it drawn,
+/// and draws the whole run's overview strip. The time it took is printed, not judged
+/// (BENCHMARKS.md has the figures for a 514,000-operation report).
+#[test]
+fn a_large_report_loads_and_draws_its_anomaly() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("register/large");
+    const OPS: u64 = 200_000;
+    let mut b = HistoryBuilder::new();
+    // Five clients, each on its own register, one operation every 2 ms each: long, and
+    // linearizable until the last read.
+    let mut last: [Option<String>; 5] = Default::default();
+    for i in 0..OPS {
+        let (c, t) = ((i % 5) as usize, i / 5 * 2_000_000);
+        let (p, key) = (c as i64, Some(format!("k{c}")));
+        if i % 3 == 2 {
+            b.invoke(p, "read", key.as_deref(), json!(null), t).ok(
+                p,
+                "read",
+                json!(last[c]),
+                t + 900_000,
+            );
+        } else {
+            let v = (i / 5).to_string();
+            b.invoke(p, "write", key.as_deref(), json!(v), t)
+                .ok(p, "write", json!(v), t + 900_000);
+            last[c] = Some(v);
+        }
+    }
+    let end = OPS / 5 * 2_000_000;
+    b.invoke(5, "read", Some("k0"), json!(null), end).ok(
+        5,
+        "read",
+        json!("never"),
+        end + 1_000_000,
+    );
+    let h = b.build();
+    make_run(&run, "register", "2026-12-04T10:00:00Z", &h);
+    reports::build(&run).unwrap();
+    let started = std::time::Instant::now();
+    let r = selftest(browser, &run);
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(r["errors"], json!([]), "{r}");
+    assert_eq!(r["ops"], OPS + 1, "{r}");
+    assert!(
+        r["anomalyDrawn"].as_u64().unwrap() >= 1,
+        "the anomaly is drawn: {r}"
+    );
+    assert!(r["overviewCols"].as_u64().unwrap() > 100, "{r}");
+    let opened = r["opened"].as_array().unwrap();
+    let span = opened[1].as_f64().unwrap() - opened[0].as_f64().unwrap();
+    assert!(
+        span < r["end"].as_f64().unwrap() / 100.0,
+        "opens on the anomaly: {r}"
+    );
+    eprintln!(
+        "report of {} operations ({} MB): the page's script {:.0} ms, its load event at {:.0} ms, \
+         headless chromium --dump-dom {wall:.2} s",
+        OPS + 1,
+        std::fs::metadata(run.join("report.html")).unwrap().len() / 1_000_000,
+        r["scriptEnd"].as_f64().unwrap() - r["scriptStart"].as_f64().unwrap(),
+        r["load"].as_f64().unwrap_or(-1.0),
+    );
+}
+
 /// A stale read gets one line in plain words above the table, for a reader who has
 /// never met a linearizability checker.
 #[test]
