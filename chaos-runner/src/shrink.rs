@@ -105,6 +105,14 @@ struct Step {
     replays: Vec<Replay>,
 }
 
+/// The replays of a kept part at the end: how many of them failed.
+#[derive(Debug, Clone, Serialize)]
+struct Confirmation {
+    faults: Vec<usize>,
+    failed: u32,
+    replays: u32,
+}
+
 /// `shrink.json`.
 #[derive(Debug, Serialize)]
 struct Outcome {
@@ -118,8 +126,10 @@ struct Outcome {
     seconds: f64,
     /// The budget ran out before every single fault had been tried.
     budget_ran_out: bool,
-    /// The final part's confirming replays: how many of them failed.
+    /// The result's confirming replays: how many of them failed, of how many.
     confirmed: Option<(u32, u32)>,
+    /// Every part confirmed, smallest first, until one failed again.
+    confirmations: Vec<Confirmation>,
     command: String,
 }
 
@@ -134,6 +144,7 @@ struct Replayer {
     tries: u32,
     deadline: Instant,
     steps: Vec<Step>,
+    confirmations: Vec<Confirmation>,
     replays: usize,
     errors_in_a_row: u32,
 }
@@ -367,12 +378,14 @@ fn anomaly_at(results: &RunResults) -> Option<f64> {
 }
 
 /// ddmin over complements: take out each of `n` chunks in turn, keep what still fails,
-/// refine `n` until single faults. Returns the smallest failing part and whether the
-/// budget ran out first.
+/// refine `n` until single faults. Returns every part it kept, from `current` to the
+/// smallest (the trail a confirmation walks back along), and whether the budget ran out
+/// first.
 fn ddmin(
     fails: &mut dyn FnMut(&[usize]) -> Result<Option<bool>>,
     mut current: Vec<usize>,
-) -> Result<(Vec<usize>, bool)> {
+) -> Result<(Vec<Vec<usize>>, bool)> {
+    let mut trail = vec![current.clone()];
     let mut n = 2;
     while current.len() >= 2 {
         let chunks = split(&current, n);
@@ -384,8 +397,9 @@ fn ddmin(
                 .filter(|i| !chunk.contains(i))
                 .collect();
             match fails(&rest)? {
-                None => return Ok((current, true)),
+                None => return Ok((trail, true)),
                 Some(true) => {
+                    trail.push(rest.clone());
                     current = rest;
                     n = (n - 1).max(2);
                     reduced = true;
@@ -404,12 +418,12 @@ fn ddmin(
     if current.len() == 1 {
         // Does it need any fault at all?
         match fails(&[])? {
-            None => return Ok((current, true)),
-            Some(true) => current.clear(),
+            None => return Ok((trail, true)),
+            Some(true) => trail.push(Vec::new()),
             Some(false) => {}
         }
     }
-    Ok((current, false))
+    Ok((trail, false))
 }
 
 /// `items` in `n` chunks of nearly equal size, in order.
@@ -474,6 +488,7 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
         tries: args.tries,
         deadline: t0 + Duration::from_secs_f64(args.budget),
         steps: Vec::new(),
+        confirmations: Vec::new(),
         replays: 0,
         errors_in_a_row: 0,
     };
@@ -514,7 +529,7 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
         crate::console::tell!("the whole run again:");
         reproduced = replayer.fails(&all, time_limit)?;
     }
-    let (faults, budget_ran_out) = match reproduced {
+    let (trail, budget_ran_out) = match reproduced {
         Some(true) => ddmin(&mut |part| replayer.fails(part, time_limit), current)?,
         Some(false) => {
             crate::console::tell!(
@@ -535,8 +550,43 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
             )?;
             return Ok(exit::UNKNOWN);
         }
-        None => (all.clone(), true),
+        None => (vec![all.clone()], true),
     };
+    // A part kept on one failing replay may fail rarely: replay the smallest again, and
+    // walk back to larger parts kept on the way until one fails again.
+    let mut faults = trail.last().cloned().unwrap_or_default();
+    let mut confirmed = None;
+    if args.confirm > 0 && reproduced == Some(true) {
+        for (k, part) in trail.iter().rev().enumerate() {
+            if k > 0 && Instant::now() >= replayer.deadline {
+                break;
+            }
+            let mut failed = 0;
+            for _ in 0..args.confirm {
+                let r = replayer.replay(part, time_limit)?;
+                failed += u32::from(r.code == exit::INVALID);
+            }
+            crate::console::tell!(
+                "  confirming {} of {} faults [{}]: failed {failed} of {} replays",
+                part.len(),
+                schedule.len(),
+                ranges(&part.iter().map(|i| i + 1).collect::<Vec<_>>()),
+                args.confirm
+            );
+            replayer.confirmations.push(Confirmation {
+                faults: part.iter().map(|i| i + 1).collect(),
+                failed,
+                replays: args.confirm,
+            });
+            if failed > 0 || k == 0 {
+                faults = part.clone();
+                confirmed = Some((failed, args.confirm));
+            }
+            if failed > 0 {
+                break;
+            }
+        }
+    }
     let kept: Vec<Planned> = faults.iter().map(|&i| schedule[i].clone()).collect();
     let result_path = out.join("schedule.json");
     schedule_file::write(
@@ -550,15 +600,6 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
             schedule.len()
         ),
     )?;
-    let mut confirmed = None;
-    if args.confirm > 0 && reproduced == Some(true) {
-        let mut failed = 0;
-        for _ in 0..args.confirm {
-            let r = replayer.replay(&faults, time_limit)?;
-            failed += u32::from(r.code == exit::INVALID);
-        }
-        confirmed = Some((failed, args.confirm));
-    }
     let command = write_outcome(
         &out,
         &dir,
@@ -590,6 +631,12 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
     }
     if let Some((failed, of)) = confirmed {
         crate::console::tell!("confirmed: it failed {failed} of {of} replays");
+        if failed == 0 {
+            crate::console::tell!(
+                "  no part failed again when replayed: this failure is rare under these \
+                 faults, and the schedule above is the smallest that failed once"
+            );
+        }
     }
     crate::console::tell!("schedule: {}", result_path.display());
     crate::console::tell!("replay:   {command}");
@@ -637,6 +684,7 @@ fn write_outcome(
         seconds: t0.elapsed().as_secs_f64(),
         budget_ran_out,
         confirmed,
+        confirmations: replayer.confirmations.clone(),
         command: command.clone(),
     };
     let path = out.join("shrink.json");
@@ -729,8 +777,13 @@ mod tests {
                 calls += 1;
                 Ok(Some(needed.iter().all(|i| part.contains(i))))
             };
-            let (kept, out_of_budget) = ddmin(&mut fails, (0..24).collect()).unwrap();
-            assert_eq!(kept, needed);
+            let (trail, out_of_budget) = ddmin(&mut fails, (0..24).collect()).unwrap();
+            assert_eq!(trail.last().unwrap(), &needed);
+            assert_eq!(trail[0], (0..24).collect::<Vec<_>>());
+            // Each part kept is smaller than the one before, and contains what is needed.
+            for w in trail.windows(2) {
+                assert!(w[1].len() < w[0].len() && w[1].iter().all(|i| w[0].contains(i)));
+            }
             assert!(!out_of_budget);
             assert!(calls <= 60, "{needed:?}: {calls} calls");
         }
@@ -740,9 +793,10 @@ mod tests {
             left -= 1;
             Ok((left >= 0).then(|| part.contains(&20)))
         };
-        let (kept, out_of_budget) = ddmin(&mut fails, (0..24).collect()).unwrap();
+        let (trail, out_of_budget) = ddmin(&mut fails, (0..24).collect()).unwrap();
         assert!(out_of_budget);
-        assert_eq!(kept, (18..24).collect::<Vec<_>>());
+        assert_eq!(trail.last().unwrap(), &(18..24).collect::<Vec<_>>());
+        assert_eq!(trail.len(), 3);
     }
 
     #[test]
