@@ -2,14 +2,22 @@
 
 use checker::history::Outcome;
 use plotters::coord::types::RangedCoordf64;
-use plotters::coord::{CoordTranslate, Shift};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::data::{Fault, Run};
 use crate::layout::{nice_width, rates, windows, Rate, Window};
 use crate::ReportError;
 
-const SIZE: (u32, u32) = (960, 320);
+const SIZE: (u32, u32) = (960, 372);
+/// The strip at the right that holds the legend, clear of the data.
+const LEGEND_W: u32 = 190;
+/// Rows of fault labels, in a band above the plotting area: clear of the data.
+pub(crate) const LABEL_ROWS: usize = 4;
+const ROW_H: i32 = 13;
+const BAND: u32 = LABEL_ROWS as u32 * ROW_H as u32 + 6;
+/// About how wide a character of the labels' 11 px font is.
+const CHAR_W: f64 = 6.2;
 /// Most points the raw-latency plot draws; beyond it, `ok` and `fail` points are thinned
 /// evenly. A 960-pixel plot shows no more (8 points a pixel column), and each costs about
 /// 125 bytes of SVG: at 20,000 the plot alone was 2.5 MB of a one-hour report.
@@ -32,37 +40,36 @@ fn outcome_color(o: Outcome) -> RGBColor {
     }
 }
 
-/// Rows of fault labels at the top of a plot: each label takes the first row where it
-/// does not run into the previous one (its width estimated from its length, over a plot
-/// about 880 px wide spanning `end` seconds); labels that fit in no row are left out (the
-/// shading stays, and the timeline lists every fault).
-pub(crate) const LABEL_ROWS: usize = 4;
-
-pub(crate) fn label_rows(faults: &[Fault], end: f64) -> Vec<Option<usize>> {
-    let secs_per_char = 6.0 / 880.0 * end.max(1e-9);
+/// Where each fault's label goes in the band above the plot: a row and an x in pixels.
+/// A label starts at its fault's start (`x_of`), or ends at `right` when it would run
+/// past it; it takes the first row where it does not run into the previous label, and a
+/// label that fits in no row is left out (the shading stays, and the timeline lists
+/// every fault).
+pub(crate) fn label_rows(
+    faults: &[Fault],
+    x_of: impl Fn(f64) -> f64,
+    right: f64,
+) -> Vec<Option<(usize, f64)>> {
     let mut row_end = [f64::NEG_INFINITY; LABEL_ROWS];
     faults
         .iter()
         .map(|f| {
-            let row = (0..LABEL_ROWS).find(|&r| row_end[r] <= f.start)?;
-            row_end[row] = f.start + (f.label.chars().count() as f64 + 1.0) * secs_per_char;
-            Some(row)
+            let w = f.label.chars().count() as f64 * CHAR_W;
+            let x = x_of(f.start).min(right - w).max(0.0);
+            let row = (0..LABEL_ROWS).find(|&r| row_end[r] + CHAR_W <= x)?;
+            row_end[row] = x + w;
+            Some((row, x))
         })
         .collect()
 }
 
-/// Shades each fault's interval and labels it, in rows; `row_y` is the y of a label row
-/// (the top row is 0) in the chart's coordinates.
-fn shade<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, impl Ranged<ValueType = f64>>,
-    >,
+/// Shades each fault's interval on the chart, and labels it in the band above the
+/// plotting area (drawn on `root`, in pixels).
+fn shade<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    root: &DrawingArea<DB, Shift>,
     faults: &[Fault],
     y: (f64, f64),
-    end: f64,
-    row_y: impl Fn(usize) -> f64,
 ) -> Result<(), String> {
     chart
         .draw_series(
@@ -72,57 +79,114 @@ fn shade<DB: DrawingBackend>(
                 .map(|f| Rectangle::new([(f.start, y.0), (f.end, y.1)], FAULT.mix(0.15).filled())),
         )
         .map_err(|e| e.to_string())?;
-    let rows = label_rows(faults, end);
-    chart
-        .draw_series(faults.iter().zip(rows).filter_map(|(f, row)| {
-            Some(Text::new(
-                f.label.clone(),
-                (f.start, row_y(row?)),
-                ("sans-serif", 11).into_font().color(&FAULT),
-            ))
-        }))
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    let top = ys.start;
+    let x_of = |t: f64| f64::from(chart.backend_coord(&(t, y.0)).0);
+    let rows = label_rows(faults, x_of, f64::from(xs.end));
+    let font = ("sans-serif", 11).into_font().color(&FAULT);
+    for (f, place) in faults.iter().zip(rows) {
+        let Some((row, x)) = place else { continue };
+        let ly = top - BAND as i32 + row as i32 * ROW_H + 2;
+        root.draw(&Text::new(f.label.clone(), (x as i32, ly), font.clone()))
+            .map_err(|e| e.to_string())?;
+        // A tick from the label down to where its fault begins.
+        let fx = x_of(f.start) as i32;
+        root.draw(&PathElement::new(
+            vec![(fx, ly + ROW_H - 2), (fx, top)],
+            FAULT.mix(0.5),
+        ))
         .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
-fn root(s: &mut String) -> DrawingArea<SVGBackend<'_>, Shift> {
-    let root = SVGBackend::with_string(s, SIZE).into_drawing_area();
-    let _ = root.fill(&WHITE);
-    root
+/// What a legend entry shows beside its name.
+#[derive(Clone, Copy)]
+enum Swatch {
+    Square(RGBColor),
+    Line(RGBColor),
+    Circle(RGBColor),
+    Triangle(RGBColor),
+    Cross(RGBColor),
 }
 
-/// Draws the legend and writes the SVG out.
-fn finish<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    mut chart: ChartContext<'a, DB, CT>,
-    root: &DrawingArea<DB, Shift>,
+/// The canvas of a plot: the whole SVG, the part for the chart, and the legend's strip.
+struct Frame<'a> {
+    root: DrawingArea<SVGBackend<'a>, Shift>,
+    chart: DrawingArea<SVGBackend<'a>, Shift>,
+    legend: DrawingArea<SVGBackend<'a>, Shift>,
+}
+
+/// The frame of a plot captioned `caption`: the title on top, then the band for fault
+/// labels, then the chart; the legend's strip at the right.
+fn frame<'a>(s: &'a mut String, caption: &str) -> Frame<'a> {
+    let root = SVGBackend::with_string(s, SIZE).into_drawing_area();
+    let _ = root.fill(&WHITE);
+    let (left, legend) = root.split_horizontally(SIZE.0 - LEGEND_W);
+    let chart = left
+        .titled(caption, ("sans-serif", 15))
+        .unwrap_or_else(|_| left.clone());
+    Frame {
+        root,
+        chart,
+        legend,
+    }
+}
+
+/// A chart on the frame, with room for its axes and the band of fault labels above it.
+fn chart_builder<'a, 'b>(
+    f: &'a Frame<'b>,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(&f.chart);
+    b.margin(8)
+        .margin_top(BAND + 2)
+        .x_label_area_size(30)
+        .y_label_area_size(y_label_area);
+    b
+}
+
+/// Draws the legend in its strip, beside the chart, and writes the SVG out.
+fn finish(
+    f: &Frame<'_>,
+    entries: &[(String, Swatch)],
     what: &'static str,
-) -> Result<(), ReportError>
-where
-    DB::ErrorType: 'static,
-{
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(what)(e.to_string()))?;
-    root.present().map_err(|e| err(what)(e.to_string()))
+) -> Result<(), ReportError> {
+    let e = |x: plotters::drawing::DrawingAreaErrorKind<std::io::Error>| err(what)(x.to_string());
+    let font = ("sans-serif", 12).into_font().color(&BLACK);
+    for (i, (name, swatch)) in entries.iter().enumerate() {
+        let (x, y) = (10, 40 + BAND as i32 + i as i32 * 18);
+        match *swatch {
+            Swatch::Square(c) => f
+                .legend
+                .draw(&Rectangle::new([(x, y - 4), (x + 8, y + 4)], c.filled())),
+            Swatch::Line(c) => f.legend.draw(&PathElement::new(
+                vec![(x - 2, y), (x + 13, y)],
+                c.stroke_width(2),
+            )),
+            Swatch::Circle(c) => f.legend.draw(&Circle::new((x + 4, y), 3, c.filled())),
+            Swatch::Triangle(c) => f
+                .legend
+                .draw(&TriangleMarker::new((x + 4, y), 4, c.filled())),
+            Swatch::Cross(c) => f.legend.draw(&Cross::new((x + 4, y), 4, c)),
+        }
+        .map_err(e)?;
+        f.legend
+            .draw(&Text::new(name.clone(), (x + 20, y - 7), font.clone()))
+            .map_err(e)?;
+    }
+    f.root.present().map_err(e)
 }
 
 /// A time × latency (ms, log scale) chart with its axes drawn and faults shaded.
 fn latency_chart<'a, 'b>(
-    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
-    caption: &str,
+    f: &'a Frame<'b>,
     run: &Run,
     ymax: f64,
     what: &'static str,
 ) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>, ReportError>
 {
-    let mut chart = ChartBuilder::on(root)
-        .caption(caption, ("sans-serif", 15))
-        .margin(8)
-        .x_label_area_size(30)
-        .y_label_area_size(55)
+    let mut chart = chart_builder(f, 55)
         .build_cartesian_2d(0f64..run.end.max(1.0), (0.01f64..ymax).log_scale())
         .map_err(|e| err(what)(e.to_string()))?;
     chart
@@ -132,11 +196,7 @@ fn latency_chart<'a, 'b>(
         .light_line_style(WHITE)
         .draw()
         .map_err(|e| err(what)(e.to_string()))?;
-    // Log scale: each row of labels a constant factor lower.
-    shade(&mut chart, &run.faults, (0.01, ymax), run.end, |r| {
-        ymax / 1.9f64.powi(r as i32)
-    })
-    .map_err(err(what))?;
+    shade(&mut chart, &f.root, &run.faults, (0.01, ymax)).map_err(err(what))?;
     Ok(chart)
 }
 
@@ -178,14 +238,9 @@ pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
     let ymax = points.iter().map(|p| p.1).fold(1.0f64, f64::max) * 1.5;
     let mut s = String::new();
     {
-        let root = root(&mut s);
-        let mut chart = latency_chart(
-            &root,
-            "latency of every operation",
-            run,
-            ymax,
-            "latency-raw",
-        )?;
+        let f = frame(&mut s, "latency of every operation");
+        let mut chart = latency_chart(&f, run, ymax, "latency-raw")?;
+        let mut legend = Vec::new();
         // Failures first and ok last, so the many cas mismatches (failures by answer) never
         // bury the ok points.
         for (outcome, name) in [
@@ -208,29 +263,18 @@ pub fn latency_raw(run: &Run) -> Result<String, ReportError> {
                             }
                         }),
                 )
-                .map_err(|e| err("latency-raw")(e.to_string()))?
-                .label(name)
-                .legend(move |(x, y)| Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], c.filled()));
+                .map_err(|e| err("latency-raw")(e.to_string()))?;
+            legend.push((name.to_string(), Swatch::Square(c)));
         }
-        // The shapes' own legend entries (no points): what each marker stands for.
+        // What each marker stands for.
         let grey = RGBColor(90, 90, 90);
-        let none = std::iter::empty::<Circle<(f64, f64), i32>>();
-        chart
-            .draw_series(none.clone())
-            .map_err(|e| err("latency-raw")(e.to_string()))?
-            .label("read: circle")
-            .legend(move |(x, y)| Circle::new((x, y), 3, grey.filled()));
-        chart
-            .draw_series(none.clone())
-            .map_err(|e| err("latency-raw")(e.to_string()))?
-            .label("write: triangle")
-            .legend(move |(x, y)| TriangleMarker::new((x, y), 4, grey.filled()));
-        chart
-            .draw_series(none)
-            .map_err(|e| err("latency-raw")(e.to_string()))?
-            .label("cas, other: cross")
-            .legend(move |(x, y)| Cross::new((x, y), 4, grey));
-        finish(chart, &root, "latency-raw")?;
+        legend.extend([
+            ("read: circle".to_string(), Swatch::Circle(grey)),
+            ("write: triangle".to_string(), Swatch::Triangle(grey)),
+            ("cas, other: cross".to_string(), Swatch::Cross(grey)),
+        ]);
+        drop(chart);
+        finish(&f, &legend, "latency-raw")?;
     }
     Ok(s)
 }
@@ -251,14 +295,11 @@ pub fn latency_quantiles(run: &Run) -> Result<String, ReportError> {
     let ymax = ws.iter().map(|w| w.max).fold(1.0f64, f64::max) * 1.5;
     let mut s = String::new();
     {
-        let root = root(&mut s);
-        let mut chart = latency_chart(
-            &root,
+        let f = frame(
+            &mut s,
             &format!("latency quantiles per {width} s (ok operations)"),
-            run,
-            ymax,
-            "latency-quantiles",
-        )?;
+        );
+        let mut chart = latency_chart(&f, run, ymax, "latency-quantiles")?;
         type Series = (&'static str, RGBColor, fn(&Window) -> f64);
         let series: [Series; 4] = [
             ("p50", RGBColor(40, 100, 200), |w| w.p50),
@@ -269,11 +310,12 @@ pub fn latency_quantiles(run: &Run) -> Result<String, ReportError> {
         // Windows without an ok operation (a pause, a partition) break the lines: no
         // straight line across a gap suggests latencies nobody measured.
         let runs: Vec<&[Window]> = ws.chunk_by(|a, b| b.t - a.t < width * 1.5).collect();
-        for (name, color, f) in series {
+        let mut legend = Vec::new();
+        for (name, color, value) in series {
             for run in runs.iter().skip(1) {
                 chart
                     .draw_series(LineSeries::new(
-                        run.iter().map(|w| (w.t + width / 2.0, f(w))),
+                        run.iter().map(|w| (w.t + width / 2.0, value(w))),
                         color.stroke_width(2),
                     ))
                     .map_err(|e| err("latency-quantiles")(e.to_string()))?;
@@ -281,16 +323,14 @@ pub fn latency_quantiles(run: &Run) -> Result<String, ReportError> {
             let first: &[Window] = runs.first().copied().unwrap_or(&[]);
             chart
                 .draw_series(LineSeries::new(
-                    first.iter().map(|w| (w.t + width / 2.0, f(w))),
+                    first.iter().map(|w| (w.t + width / 2.0, value(w))),
                     color.stroke_width(2),
                 ))
-                .map_err(|e| err("latency-quantiles")(e.to_string()))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
-                });
+                .map_err(|e| err("latency-quantiles")(e.to_string()))?;
+            legend.push((name.to_string(), Swatch::Line(color)));
         }
-        finish(chart, &root, "latency-quantiles")?;
+        drop(chart);
+        finish(&f, &legend, "latency-quantiles")?;
     }
     Ok(s)
 }
@@ -307,12 +347,8 @@ pub fn rate(run: &Run) -> Result<String, ReportError> {
         * 1.2;
     let mut s = String::new();
     {
-        let root = root(&mut s);
-        let mut chart = ChartBuilder::on(&root)
-            .caption("completed operations per second", ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
+        let f = frame(&mut s, "completed operations per second");
+        let mut chart = chart_builder(&f, 55)
             .build_cartesian_2d(0f64..run.end.max(1.0), 0f64..ymax)
             .map_err(|e| err("rate")(e.to_string()))?;
         chart
@@ -322,29 +358,25 @@ pub fn rate(run: &Run) -> Result<String, ReportError> {
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| err("rate")(e.to_string()))?;
-        shade(&mut chart, &run.faults, (0.0, ymax), run.end, |r| {
-            ymax * (1.0 - 0.07 * r as f64)
-        })
-        .map_err(err("rate"))?;
+        shade(&mut chart, &f.root, &run.faults, (0.0, ymax)).map_err(err("rate"))?;
         type Series = (&'static str, RGBColor, fn(&Rate) -> usize);
         let series: [Series; 3] = [
             ("ok", OK, |x| x.1),
             ("fail", FAIL, |x| x.2),
             ("info", INFO, |x| x.3),
         ];
-        for (name, color, f) in series {
+        let mut legend = Vec::new();
+        for (name, color, value) in series {
             chart
                 .draw_series(LineSeries::new(
-                    r.iter().map(|x| (x.0 + 0.5, f(x) as f64)),
+                    r.iter().map(|x| (x.0 + 0.5, value(x) as f64)),
                     color.stroke_width(2),
                 ))
-                .map_err(|e| err("rate")(e.to_string()))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
-                });
+                .map_err(|e| err("rate")(e.to_string()))?;
+            legend.push((name.to_string(), Swatch::Line(color)));
         }
-        finish(chart, &root, "rate")?;
+        drop(chart);
+        finish(&f, &legend, "rate")?;
     }
     Ok(s)
 }
@@ -430,13 +462,9 @@ pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
     let what = "set-outcomes";
     let mut s = String::new();
     let drawn = (|| -> Result<(), ReportError> {
-        let root = root(&mut s);
+        let f = frame(&mut s, "what became of each add (set checker)");
         let top = SET_ROWS.len() as f64 + 1.5;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("what became of each add (set checker)", ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(30)
-            .y_label_area_size(130)
+        let mut chart = chart_builder(&f, 130)
             .build_cartesian_2d(0f64..run.end.max(1.0), -0.5f64..top)
             .map_err(|e| err(what)(e.to_string()))?;
         chart
@@ -453,10 +481,8 @@ pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| err(what)(e.to_string()))?;
-        shade(&mut chart, &run.faults, (-0.5, top), run.end, |r| {
-            top - 0.1 - 0.35 * r as f64
-        })
-        .map_err(err(what))?;
+        shade(&mut chart, &f.root, &run.faults, (-0.5, top)).map_err(err(what))?;
+        let mut legend = Vec::new();
         for (row, (name, color)) in SET_ROWS.iter().enumerate() {
             let count = counts[row];
             if count == 0 {
@@ -470,11 +496,11 @@ pub fn set_outcomes(run: &Run) -> Option<Result<String, ReportError>> {
                         .filter(|p| p.1 == row)
                         .map(|&(x, r)| Circle::new((x, r as f64), 2, c.mix(0.7).filled())),
                 )
-                .map_err(|e| err(what)(e.to_string()))?
-                .label(format!("{name}: {count}"))
-                .legend(move |(x, y)| Circle::new((x, y), 3, c.filled()));
+                .map_err(|e| err(what)(e.to_string()))?;
+            legend.push((format!("{name}: {count}"), Swatch::Circle(c)));
         }
-        finish(chart, &root, what)
+        drop(chart);
+        finish(&f, &legend, what)
     })();
     Some(drawn.map(|()| s))
 }
@@ -508,17 +534,106 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_fault_labels_take_rows_and_the_overflow_is_left_out() {
-        // On a 10 s plot a 10-character label spans about 0.75 s.
+    fn fault_labels_take_rows_stay_inside_and_the_overflow_is_left_out() {
+        // 100 px a second over 800 px: "pause n1 n2" is 11 characters, about 68 px.
+        let x_of = |t: f64| 50.0 + t * 100.0;
         let faults: Vec<Fault> = (0..6)
             .map(|i| fault(i as f64 * 0.1, 5.0, "pause n1 n2"))
             .collect();
-        let rows = label_rows(&faults, 10.0);
-        assert_eq!(rows[..4], [Some(0), Some(1), Some(2), Some(3)]);
+        let rows = label_rows(&faults, x_of, 850.0);
+        let row = |r: &Option<(usize, f64)>| r.map(|(row, _)| row);
+        assert_eq!(
+            rows[..4].iter().map(row).collect::<Vec<_>>(),
+            [Some(0), Some(1), Some(2), Some(3)]
+        );
         assert_eq!(rows[4..], [None, None]);
         // Far enough apart, one row does.
         let apart = [fault(0.0, 0.1, "kill n1"), fault(5.0, 5.1, "kill n2")];
-        assert_eq!(label_rows(&apart, 10.0), [Some(0), Some(0)]);
+        assert_eq!(
+            label_rows(&apart, x_of, 850.0),
+            [Some((0, 50.0)), Some((0, 550.0))]
+        );
+        // A label at the right edge ends there instead of being cut off.
+        let late = [fault(7.9, 8.0, "power loss n1,n2,n3")];
+        let (_, x) = label_rows(&late, x_of, 850.0)[0].unwrap();
+        assert!(x + 19.0 * CHAR_W <= 850.0 && x < x_of(7.9), "{x}");
+    }
+
+    /// `(x, y, text)` of every `<text>` of an SVG plotters wrote.
+    fn texts(svg: &str) -> Vec<(f64, f64, String)> {
+        let attr = |tag: &str, name: &str| -> f64 {
+            let tag = format!(" {tag}");
+            let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+            tag[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        svg.split("<text ")
+            .skip(1)
+            .map(|t| {
+                let (tag, rest) = t.split_once('>').unwrap();
+                let text = rest.split("</text>").next().unwrap().trim().to_string();
+                (attr(tag, "x"), attr(tag, "y"), text)
+            })
+            .collect()
+    }
+
+    /// Issue 31: fault labels sit above the data and inside the picture, the legend beside
+    /// the data, not over it.
+    #[test]
+    fn labels_and_legend_keep_clear_of_the_data() {
+        let mut b = HistoryBuilder::new();
+        for i in 0..1000u64 {
+            let at = i * 10_000_000;
+            b.invoke(0, "read", None, json!(null), at)
+                .ok(0, "read", json!(null), at + 1_000_000);
+        }
+        let late = "partition isolate [1] | [2, 3] (black-hole)";
+        let run = Run {
+            test: None,
+            results: None,
+            faults: vec![fault(2.0, 3.0, "kill n1"), fault(9.6, 9.9, late)],
+            end: 10.0,
+            history: b.build(),
+            files: Vec::new(),
+            in_store: false,
+            set: Default::default(),
+        };
+        let svg = rate(&run).unwrap();
+        let points: Vec<(f64, f64)> = svg
+            .lines()
+            .filter(|l| l.starts_with("<polyline") && l.contains("stroke=\"#2E8B57\""))
+            .flat_map(|l| {
+                let pts = l
+                    .split("points=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                pts.split_whitespace()
+                    .map(|p| {
+                        let (x, y) = p.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // The data's line, not the legend's two-point sample.
+        let data: Vec<&(f64, f64)> = points.iter().filter(|p| p.0 < 700.0).collect();
+        assert!(data.len() > 5, "{svg}");
+        let top = data.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+        let right = data.iter().map(|p| p.0).fold(0.0, f64::max);
+        let texts = texts(&svg);
+        for label in ["kill n1", late] {
+            let (x, y, _) = texts.iter().find(|t| t.2 == label).expect(label);
+            assert!(y + 10.0 <= top, "{label} at y {y}, data from {top}");
+            let width = label.len() as f64 * CHAR_W;
+            assert!(
+                x + width <= f64::from(SIZE.0 - LEGEND_W),
+                "{label} at x {x}"
+            );
+        }
+        let (x, _, _) = texts.iter().find(|t| t.2 == "ok").expect("legend");
+        assert!(*x > right, "legend at {x}, data to {right}");
     }
 
     #[test]
