@@ -33,7 +33,13 @@ async fn report_crashes(
                     "node {id} exited on its own ({status}); the end of its log:\n{}",
                     c.log_tail(id, 10)
                 ),
-                n => format!("node {id} exited on its own again ({status}; {n} times so far)"),
+                n if n <= 3 => {
+                    format!("node {id} exited on its own again ({status}; {n} times so far)")
+                }
+                n => format!(
+                    "node {id} exited on its own again ({status}; {n} times so far; runner.log \
+                     has each)"
+                ),
             };
             let details = FaultDetails {
                 nodes: vec![id],
@@ -41,10 +47,27 @@ async fn report_crashes(
                 ..FaultDetails::default()
             };
             recorder.nemesis(checker::record::FaultEdge::Crash, &details);
-            crate::console::say!("WARNING: {w}");
-            live.warn(w);
+            // A node that cannot start exits after every fault for the rest of the run
+            // (thousands of times in an hour): the console and results.json hear of the
+            // first three and then the 10th, 100th, ...; runner.log of each.
+            if shown(*n) {
+                crate::console::say!("WARNING: {w}");
+                live.warn(w);
+            } else {
+                crate::console::record(&format!("WARNING: {w}"));
+            }
         }
     }
+}
+
+/// Whether a node's `n`th exit is told on the console: the first three, then each power
+/// of ten.
+fn shown(n: u32) -> bool {
+    let mut p = 10;
+    while p < n {
+        p = p.saturating_mul(10);
+    }
+    n <= 3 || n == p
 }
 
 /// Where progress goes: the bar on a terminal, else a line every five seconds.
@@ -171,4 +194,13 @@ pub async fn bench(recorder: Arc<Recorder>, warmup: Duration, total: Duration, d
         ticker.show(msg);
     }
     ticker.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_node_that_keeps_exiting_is_told_at_powers_of_ten() {
+        let told: Vec<u32> = (1..=20_000).filter(|&n| super::shown(n)).collect();
+        assert_eq!(told, [1, 2, 3, 10, 100, 1000, 10_000]);
+    }
 }
