@@ -196,6 +196,28 @@ impl Replayer {
         Ok(Some(fails))
     }
 
+    /// Replays `part` `n` times; returns how many failed, and when none did, lets the
+    /// part count as passing from now on.
+    fn confirm(&mut self, part: &[usize], time_limit: f64, n: u32) -> Result<u32> {
+        let mut failed = 0;
+        for _ in 0..n {
+            let r = self.replay(part, time_limit)?;
+            failed += u32::from(r.code == exit::INVALID);
+        }
+        let numbers: Vec<usize> = part.iter().map(|i| i + 1).collect();
+        if failed == 0 {
+            for s in self.steps.iter_mut().filter(|s| s.faults == numbers) {
+                s.fails = false;
+            }
+        }
+        self.confirmations.push(Confirmation {
+            faults: numbers,
+            failed,
+            replays: n,
+        });
+        Ok(failed)
+    }
+
     /// Runs `test` once with the faults `part`.
     fn replay(&mut self, part: &[usize], time_limit: f64) -> Result<Replay> {
         use std::io::Write;
@@ -377,6 +399,104 @@ fn anomaly_at(results: &RunResults) -> Option<f64> {
     Some(op.ret.unwrap_or(op.call) as f64 / 1e9)
 }
 
+/// What shrinking asks of replays: whether a part fails, and how often it fails again.
+trait Oracle {
+    /// Whether `part` fails (up to --tries replays); `None` when the budget ran out.
+    fn fails(&mut self, part: &[usize]) -> Result<Option<bool>>;
+    /// How many of --confirm replays of `part` fail; after none did, the part counts as
+    /// passing. `None` when the budget ran out (`first`: replay it anyway).
+    fn confirm(&mut self, part: &[usize], first: bool) -> Result<Option<u32>>;
+    /// How many replays a confirmation makes (0: no confirmation).
+    fn confirmations(&self) -> u32;
+}
+
+/// The real replays, of a run cut at `time_limit`.
+struct Replays<'a> {
+    replayer: &'a mut Replayer,
+    time_limit: f64,
+    confirm: u32,
+}
+
+impl Oracle for Replays<'_> {
+    fn fails(&mut self, part: &[usize]) -> Result<Option<bool>> {
+        self.replayer.fails(part, self.time_limit)
+    }
+
+    fn confirm(&mut self, part: &[usize], first: bool) -> Result<Option<u32>> {
+        if !first && Instant::now() >= self.replayer.deadline {
+            return Ok(None);
+        }
+        let failed = self.replayer.confirm(part, self.time_limit, self.confirm)?;
+        crate::console::tell!(
+            "  confirming {} of {} faults [{}]: failed {failed} of {} replays",
+            part.len(),
+            self.replayer.schedule.len(),
+            ranges(&part.iter().map(|i| i + 1).collect::<Vec<_>>()),
+            self.confirm
+        );
+        Ok(Some(failed))
+    }
+
+    fn confirmations(&self) -> u32 {
+        self.confirm
+    }
+}
+
+/// What [`rounds`] found: the part, how many of its confirming replays failed (of how
+/// many), and whether the budget ran out.
+type Shrunk = (Vec<usize>, Option<(u32, u32)>, bool);
+
+/// At most this many rounds of [`rounds`]: each after the first retries ddmin with more
+/// parts known to pass, and on a failure that comes and goes they could go on for long.
+const MAX_ROUNDS: u32 = 4;
+
+/// Rounds of ddmin from `start` (a part known to fail). A part is kept on one failing
+/// replay, and a rare failure can mislead that: the smallest part of a round is replayed
+/// again, and when it does not fail, the walk goes back along the parts kept until one
+/// does; what did not fail again counts as passing from then on, and the next round
+/// starts from the part that did. It ends when a round's smallest part fails again, when
+/// no part fails again, after [`MAX_ROUNDS`], or when the budget runs out. Returns the result, how many of its confirming replays failed (of how
+/// many), and whether the budget ran out.
+fn rounds(oracle: &mut dyn Oracle, start: Vec<usize>) -> Result<Shrunk> {
+    let n = oracle.confirmations();
+    let mut faults = start;
+    let mut confirmed = None;
+    let mut round = 0;
+    loop {
+        let (trail, ran_out) = ddmin(&mut |part| oracle.fails(part), faults.clone())?;
+        faults = trail.last().cloned().unwrap_or_default();
+        if n == 0 {
+            return Ok((faults, None, ran_out));
+        }
+        let mut again = None;
+        for (k, part) in trail.iter().rev().enumerate() {
+            let Some(failed) = oracle.confirm(part, k == 0)? else {
+                return Ok((faults, confirmed, true));
+            };
+            if k == 0 || failed > 0 {
+                faults = part.clone();
+                confirmed = Some((failed, n));
+            }
+            if failed > 0 {
+                again = Some(k);
+                break;
+            }
+        }
+        round += 1;
+        match again {
+            // What failed again is larger than what the round found: ddmin again from
+            // it, now that the parts that did not fail again count as passing.
+            Some(k) if k > 0 && !ran_out && round < MAX_ROUNDS => {
+                crate::console::tell!(
+                    "  shrinking again from the {} faults that failed again",
+                    faults.len()
+                );
+            }
+            _ => return Ok((faults, confirmed, ran_out)),
+        }
+    }
+}
+
 /// ddmin over complements: take out each of `n` chunks in turn, keep what still fails,
 /// refine `n` until single faults. Returns every part it kept, from `current` to the
 /// smallest (the trail a confirmation walks back along), and whether the budget ran out
@@ -529,64 +649,36 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
         crate::console::tell!("the whole run again:");
         reproduced = replayer.fails(&all, time_limit)?;
     }
-    let (trail, budget_ran_out) = match reproduced {
-        Some(true) => ddmin(&mut |part| replayer.fails(part, time_limit), current)?,
-        Some(false) => {
-            crate::console::tell!(
-                "the run did not fail again in {} replays: nothing to shrink (see {})",
-                args.tries,
-                out.join("log.txt").display()
-            );
-            write_outcome(
-                &out,
-                &dir,
-                &record,
-                &replayer,
-                &[],
-                time_limit,
-                t0,
-                false,
-                None,
-            )?;
-            return Ok(exit::UNKNOWN);
-        }
-        None => (vec![all.clone()], true),
-    };
-    // A part kept on one failing replay may fail rarely: replay the smallest again, and
-    // walk back to larger parts kept on the way until one fails again.
-    let mut faults = trail.last().cloned().unwrap_or_default();
-    let mut confirmed = None;
-    if args.confirm > 0 && reproduced == Some(true) {
-        for (k, part) in trail.iter().rev().enumerate() {
-            if k > 0 && Instant::now() >= replayer.deadline {
-                break;
-            }
-            let mut failed = 0;
-            for _ in 0..args.confirm {
-                let r = replayer.replay(part, time_limit)?;
-                failed += u32::from(r.code == exit::INVALID);
-            }
-            crate::console::tell!(
-                "  confirming {} of {} faults [{}]: failed {failed} of {} replays",
-                part.len(),
-                schedule.len(),
-                ranges(&part.iter().map(|i| i + 1).collect::<Vec<_>>()),
-                args.confirm
-            );
-            replayer.confirmations.push(Confirmation {
-                faults: part.iter().map(|i| i + 1).collect(),
-                failed,
-                replays: args.confirm,
-            });
-            if failed > 0 || k == 0 {
-                faults = part.clone();
-                confirmed = Some((failed, args.confirm));
-            }
-            if failed > 0 {
-                break;
-            }
-        }
+    if reproduced == Some(false) {
+        crate::console::tell!(
+            "the run did not fail again in {} replays: nothing to shrink (see {})",
+            args.tries,
+            out.join("log.txt").display()
+        );
+        write_outcome(
+            &out,
+            &dir,
+            &record,
+            &replayer,
+            &[],
+            time_limit,
+            t0,
+            false,
+            None,
+        )?;
+        return Ok(exit::UNKNOWN);
     }
+    let (faults, confirmed, ran_out) = if reproduced == Some(true) {
+        let mut oracle = Replays {
+            replayer: &mut replayer,
+            time_limit,
+            confirm: args.confirm,
+        };
+        rounds(&mut oracle, current.clone())?
+    } else {
+        (current.clone(), None, true)
+    };
+    let budget_ran_out = ran_out;
     let kept: Vec<Planned> = faults.iter().map(|&i| schedule[i].clone()).collect();
     let result_path = out.join("schedule.json");
     schedule_file::write(
@@ -797,6 +889,67 @@ mod tests {
         assert!(out_of_budget);
         assert_eq!(trail.last().unwrap(), &(18..24).collect::<Vec<_>>());
         assert_eq!(trail.len(), 3);
+    }
+
+    /// A fake: a part fails when it holds every fault of `needed`, and, once each, a
+    /// part of `flaky` fails although it does not (a rare failure that misleads ddmin).
+    struct Fake {
+        needed: Vec<usize>,
+        flaky: Vec<Vec<usize>>,
+        counted_passing: Vec<Vec<usize>>,
+        replays: usize,
+    }
+
+    impl Oracle for Fake {
+        fn fails(&mut self, part: &[usize]) -> Result<Option<bool>> {
+            self.replays += 1;
+            if self.counted_passing.iter().any(|p| p == part) {
+                return Ok(Some(false));
+            }
+            if let Some(i) = self.flaky.iter().position(|p| p == part) {
+                self.flaky.remove(i);
+                return Ok(Some(true));
+            }
+            Ok(Some(self.needed.iter().all(|i| part.contains(i))))
+        }
+
+        fn confirm(&mut self, part: &[usize], _first: bool) -> Result<Option<u32>> {
+            self.replays += 3;
+            let real = self.needed.iter().all(|i| part.contains(i));
+            if !real {
+                self.counted_passing.push(part.to_vec());
+            }
+            Ok(Some(if real { 3 } else { 0 }))
+        }
+
+        fn confirmations(&self) -> u32 {
+            3
+        }
+    }
+
+    #[test]
+    fn a_rare_failure_that_misleads_ddmin_is_walked_back_and_shrunk_again() {
+        // Faults 2 and 9 of 16 make it fail; a part without 9 fails once by chance.
+        let all: Vec<usize> = (0..16).collect();
+        let without_second_half: Vec<usize> = (0..8).collect();
+        let mut fake = Fake {
+            needed: vec![2, 9],
+            flaky: vec![without_second_half],
+            counted_passing: Vec::new(),
+            replays: 0,
+        };
+        let (kept, confirmed, ran_out) = rounds(&mut fake, all.clone()).unwrap();
+        assert_eq!(kept, [2, 9]);
+        assert_eq!(confirmed, Some((3, 3)));
+        assert!(!ran_out);
+        // With no rare failure, one round and one confirmation.
+        let mut fake = Fake {
+            needed: vec![2, 9],
+            flaky: Vec::new(),
+            counted_passing: Vec::new(),
+            replays: 0,
+        };
+        assert_eq!(rounds(&mut fake, all).unwrap().0, [2, 9]);
     }
 
     #[test]
