@@ -130,10 +130,13 @@ function overview() {
     }
   }
   octx.globalAlpha = 1;
+  // The faults in their lanes, squeezed into the strip's foot: the weather's long spells
+  // keep to their lanes and do not hide the kills and partitions.
   octx.fillStyle = 'rgba(90,90,168,0.85)';
+  const rh = 9 / Math.max(1, D.flanes);
   for (const f of D.faults) {
     const a = OX(f.start), b = Math.max(a + 1, OX(f.end));
-    octx.fillRect(a, base + 3, b - a, 6);
+    octx.fillRect(a, base + 2 + f.lane * rh, b - a, Math.max(1, rh - 0.5));
   }
   octx.fillStyle = '#c00';
   for (const id of failing) {
