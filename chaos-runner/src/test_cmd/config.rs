@@ -218,13 +218,27 @@ fn server_of(args: &TestArgs) -> Result<Arc<dyn Server>> {
             _ => bail!("--node-env {kv:?} is not K=V"),
         })
         .collect::<Result<Vec<_>>>()?;
+    let node_cmd = Template::parse("--node-cmd", node_cmd)?;
+    node_cmd.check_nodes("--node-cmd", args.nodes)?;
+    let setup = args
+        .node_setup
+        .as_deref()
+        .map(|t| Template::parse("--node-setup", t))
+        .transpose()?;
+    if let Some(t) = &setup {
+        t.check_nodes("--node-setup", args.nodes)?;
+    }
+    for (flag, t) in [
+        ("--node-ready", Some(&args.node_ready)),
+        ("--node-leads", args.node_leads.as_ref()),
+    ] {
+        if let Some(t) = t.filter(|t| t.trim() != "port") {
+            Template::parse(flag, t)?.check_nodes(flag, args.nodes)?;
+        }
+    }
     Ok(Arc::new(CommandServer {
-        node_cmd: Template::parse("--node-cmd", node_cmd)?,
-        setup: args
-            .node_setup
-            .as_deref()
-            .map(|t| Template::parse("--node-setup", t))
-            .transpose()?,
+        node_cmd,
+        setup,
         env,
         ready: match args.node_ready.trim() {
             "port" => Readiness::Port,

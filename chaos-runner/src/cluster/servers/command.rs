@@ -60,6 +60,9 @@ pub struct Template {
     text: String,
     /// The placeholder names it uses (`peer_addr:K` as `peer_addr`).
     used: BTreeSet<String>,
+    /// The highest K of its `{peer_addr:K}` (0 without one): a node the cluster must
+    /// have, or the address would render empty.
+    max_peer: u64,
 }
 
 impl Template {
@@ -67,6 +70,7 @@ impl Template {
     /// `}}` are literal braces).
     pub fn parse(flag: &str, text: &str) -> Result<Template> {
         let mut used = BTreeSet::new();
+        let mut max_peer = 0;
         let mut rest = text;
         while let Some(i) = rest.find(['{', '}']) {
             let (c, after) = (rest.as_bytes()[i], &rest[i + 1..]);
@@ -81,8 +85,11 @@ impl Template {
                 .find('}')
                 .with_context(|| format!("{flag}: a `{{` that is never closed in {text:?}"))?;
             let name = &after[..end];
-            let base = match name.split_once(':') {
-                Some(("peer_addr", k)) if k.parse::<u64>().is_ok_and(|k| k >= 1) => "peer_addr",
+            let base = match name.split_once(':').map(|(p, k)| (p, k.parse::<u64>())) {
+                Some(("peer_addr", Ok(k))) if k >= 1 => {
+                    max_peer = max_peer.max(k);
+                    "peer_addr"
+                }
                 _ => name,
             };
             let known = base == "peer_addr"
@@ -103,7 +110,21 @@ impl Template {
         Ok(Template {
             text: text.to_string(),
             used,
+            max_peer,
         })
+    }
+
+    /// Refuses a `{peer_addr:K}` for a node the cluster of `nodes` does not have.
+    pub fn check_nodes(&self, flag: &str, nodes: u64) -> Result<()> {
+        if self.max_peer > nodes {
+            bail!(
+                "{flag}: {{peer_addr:{}}} names node {}, but the cluster has {nodes} nodes \
+                 (--nodes)",
+                self.max_peer,
+                self.max_peer
+            );
+        }
+        Ok(())
     }
 
     pub fn uses(&self, name: &str) -> bool {
@@ -359,6 +380,13 @@ mod tests {
             let e = Template::parse("--node-cmd", bad).unwrap_err().to_string();
             assert!(e.starts_with("--node-cmd: "), "{bad}: {e}");
         }
+        let five = Template::parse("--node-cmd", "x {peer_addr:2} {peer_addr:5}").unwrap();
+        assert!(five.check_nodes("--node-cmd", 5).is_ok());
+        let e = five.check_nodes("--node-cmd", 3).unwrap_err().to_string();
+        assert!(
+            e.contains("{peer_addr:5} names node 5") && e.contains("3 nodes"),
+            "{e}"
+        );
         let e = Template::parse("--node-cmd", "{idd}")
             .unwrap_err()
             .to_string();
