@@ -71,6 +71,12 @@ fn power_losses_leave_the_healthy_node_valid_and_catch_unsynced_acknowledgements
     assert!(nodes.join("n1/state.bin").is_file());
     assert!(!nodes.join("n1.disk").exists() && !nodes.join(".n1.trash").exists());
     assert_nothing_mounted(store.path());
+    // test.json says which model of names the power losses followed.
+    let test: Value = serde_json::from_str(
+        &std::fs::read_to_string(latest(store.path()).join("test.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(test["disk_names"], "strict", "{test}");
 
     let out = run(store.path(), &["--node-arg=--unsafe-bug=no-fsync"]);
     assert_eq!(out.status.code(), Some(1), "no-fsync must be caught");

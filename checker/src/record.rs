@@ -108,6 +108,10 @@ pub struct TestRecord {
     pub partitions: Vec<String>,
     /// The planned faults, one line each ("3.0s kill leader").
     pub schedule: Vec<String>,
+    /// With disk faults: when a change of names survives a power loss (`--disk-names`:
+    /// `strict` or `ext4`); absent without them and in older records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_names: Option<String>,
     pub min_ok: u64,
     /// Whether a set's or queue's stale reads made the run invalid (`--linearizable`).
     pub linearizable: bool,

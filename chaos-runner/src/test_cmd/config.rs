@@ -662,6 +662,13 @@ fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
         nemesis_targets: n.targets.iter().map(|t| t.name().to_string()).collect(),
         partitions: n.shapes.iter().map(|s| s.name().to_string()).collect(),
         schedule: Vec::new(),
+        disk_names: cfg.cluster.lazy_disk.as_ref().map(|l| {
+            match l.names {
+                lazyfs::fs::Names::Strict => "strict",
+                lazyfs::fs::Names::Ext4 => "ext4",
+            }
+            .to_string()
+        }),
         min_ok: cfg.min_ok,
         started: String::new(),
     }
