@@ -30,7 +30,10 @@ use crate::nemesis::{schedule_file, Planned};
 /// schedule: without either half, then without quarters, down to without single faults,
 /// keeping every part that still fails (ddmin). A part counts as passing only after
 /// --tries replays that all pass. Each replay stops at the anomaly (--fail-fast), and the
-/// first cuts the run a few seconds after the anomaly the run found.
+/// first cuts the run a few seconds after the anomaly the run found. A part kept on one
+/// lucky failure is caught by the confirmation at the end: the result is replayed
+/// --confirm times, and if it never fails, the larger parts kept on the way are, until
+/// one fails again; shrinking then starts over from that one (at most 4 rounds).
 ///
 /// Writes RUN/shrink/: schedule.json (the smallest failing schedule), shrink.json (every
 /// step: the faults tried, each replay's verdict, the time), log.txt (the replays'
@@ -57,7 +60,8 @@ pub struct ShrinkArgs {
     /// the run a few seconds after the anomaly).
     #[arg(long)]
     no_cut: bool,
-    /// Replays of the result at the end, to say how often it fails (0: none).
+    /// Replays of the result at the end, to say how often it fails; when none fails, the
+    /// walk back to larger parts described above (0: no confirmation, no walk back).
     #[arg(long, default_value_t = 3, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=20))]
     confirm: u32,
