@@ -727,7 +727,12 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
     }
     if let Some((failed, of)) = confirmed {
         crate::console::tell!("confirmed: it failed {failed} of {of} replays");
-        if failed == 0 {
+        if failed == 0 && budget_ran_out {
+            crate::console::tell!(
+                "  it did not fail again, and the budget ran out before the larger parts kept \
+                 on the way were replayed (shrink.json lists them): a longer --budget goes on"
+            );
+        } else if failed == 0 {
             crate::console::tell!(
                 "  no part failed again when replayed: this failure is rare under these \
                  faults, and the schedule above is the smallest that failed once"
