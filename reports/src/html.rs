@@ -244,21 +244,39 @@ fn ms_or_dash(v: Option<f64>) -> String {
 fn faults_ran(run: &Run) -> String {
     let mut ran: BTreeMap<&str, usize> = BTreeMap::new();
     for f in &run.faults {
-        let name = match f.kind {
-            crate::data::Happened::Fault(k) => k.name(),
-            crate::data::Happened::Crash => "crash",
-        };
-        *ran.entry(name).or_insert(0) += 1;
+        if let crate::data::Happened::Fault(k) = f.kind {
+            *ran.entry(k.name()).or_insert(0) += 1;
+        }
     }
-    if ran.is_empty() {
-        return "none".to_string();
+    counted(ran).unwrap_or_else(|| "none".to_string())
+}
+
+/// The nodes that exited on their own (not by a fault), with how often: a finding, not a
+/// fault the run made, so listed apart from them. `None` when none did.
+fn nodes_exited(run: &Run) -> Option<String> {
+    let mut exits: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &run.faults {
+        if f.kind == crate::data::Happened::Crash {
+            let node = f.label.strip_prefix("crash ").unwrap_or(&f.label);
+            *exits.entry(node).or_insert(0) += 1;
+        }
     }
-    let mut v: Vec<(&str, usize)> = ran.into_iter().collect();
+    counted(exits).map(|c| format!("{c} (each in runner.log, with the node's log)"))
+}
+
+/// `a 5, b 2`: the largest count first; `None` when there is nothing to count.
+fn counted(counts: BTreeMap<&str, usize>) -> Option<String> {
+    if counts.is_empty() {
+        return None;
+    }
+    let mut v: Vec<(&str, usize)> = counts.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    v.iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    Some(
+        v.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 /// The facts listed under the verdict.
@@ -282,6 +300,9 @@ fn facts(run: &Run) -> Vec<(&'static str, String)> {
         }
     }
     facts.push(("faults that ran", faults_ran(run)));
+    if let Some(exits) = nodes_exited(run) {
+        facts.push(("nodes that exited on their own", exits));
+    }
     let why = run.results.as_ref().map_or(String::new(), |r| {
         let p = checker::record::fail_reasons_phrase(&r.fail_reasons);
         if p.is_empty() {
@@ -704,6 +725,52 @@ mod tests {
             end,
             label: kind.name().into(),
         }
+    }
+
+    /// A node that exits on its own is a finding, listed apart from the faults the run
+    /// made, by node.
+    #[test]
+    fn nodes_that_exit_on_their_own_are_not_counted_as_faults() {
+        let crash = |node: &str| Fault {
+            kind: Happened::Crash,
+            start: 1.0,
+            end: 1.0,
+            label: format!("crash {node}"),
+        };
+        let run = Run {
+            test: None,
+            results: None,
+            history: Default::default(),
+            faults: vec![
+                fault(FaultKind::Kill, 0.0, 1.0),
+                crash("n2"),
+                crash("n3"),
+                crash("n2"),
+            ],
+            end: 10.0,
+            files: Vec::new(),
+            in_store: false,
+            set: Default::default(),
+        };
+        let facts = facts(&run);
+        let fact = |name: &str| {
+            facts
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(fact("faults that ran").as_deref(), Some("kill 1"));
+        let exits = fact("nodes that exited on their own").unwrap();
+        assert!(exits.starts_with("n2 2, n3 1"), "{exits}");
+        let calm = Run {
+            faults: vec![fault(FaultKind::Kill, 0.0, 1.0)],
+            ..run
+        };
+        assert!(!facts_named(&calm, "nodes that exited on their own"));
+    }
+
+    fn facts_named(run: &Run, name: &str) -> bool {
+        facts(run).iter().any(|(n, _)| *n == name)
     }
 
     #[test]
