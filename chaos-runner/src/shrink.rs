@@ -157,7 +157,7 @@ impl Replayer {
     /// Whether the faults `part` (indices into the schedule) still fail within
     /// `time_limit`: `None` when the budget ran out first.
     fn fails(&mut self, part: &[usize], time_limit: f64) -> Result<Option<bool>> {
-        let numbers: Vec<usize> = part.iter().map(|i| i + 1).collect();
+        let numbers = numbered(part);
         if let Some(s) = self
             .steps
             .iter()
@@ -208,7 +208,7 @@ impl Replayer {
             let r = self.replay(part, time_limit)?;
             failed += u32::from(r.code == exit::INVALID);
         }
-        let numbers: Vec<usize> = part.iter().map(|i| i + 1).collect();
+        let numbers = numbered(part);
         if failed == 0 {
             for s in self.steps.iter_mut().filter(|s| s.faults == numbers) {
                 s.fails = false;
@@ -235,10 +235,7 @@ impl Replayer {
             self.log,
             "\n=== replay {}: chaos-runner {}",
             self.replays,
-            args.iter()
-                .map(|a| crate::test_cmd::shell_word(a))
-                .collect::<Vec<_>>()
-                .join(" ")
+            crate::test_cmd::shell_line(&args)
         )?;
         let t = Instant::now();
         let status = {
@@ -301,6 +298,11 @@ impl Replayer {
         args.push("--fail-fast".to_string());
         args
     }
+}
+
+/// A part's faults as people count them, from 1 (indices count from 0).
+fn numbered(part: &[usize]) -> Vec<usize> {
+    part.iter().map(|i| i + 1).collect()
 }
 
 fn verdict_word(code: u8) -> &'static str {
@@ -435,7 +437,7 @@ impl Oracle for Replays<'_> {
             "  confirming {} of {} faults [{}]: failed {failed} of {} replays",
             part.len(),
             self.replayer.schedule.len(),
-            ranges(&part.iter().map(|i| i + 1).collect::<Vec<_>>()),
+            ranges(&numbered(part)),
             self.confirm
         );
         Ok(Some(failed))
@@ -769,16 +771,12 @@ fn write_outcome(
         words.push(f.to_string());
         words.push(v);
     }
-    let command = words
-        .iter()
-        .map(|w| crate::test_cmd::shell_word(w))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = crate::test_cmd::shell_line(&words);
     let outcome = Outcome {
         run: dir.to_path_buf(),
         seed: record.seed,
         original_faults: replayer.schedule.len(),
-        faults: faults.iter().map(|i| i + 1).collect(),
+        faults: numbered(faults),
         time_limit_s: time_limit,
         steps: replayer.steps.clone(),
         replays: replayer.replays,
@@ -853,11 +851,8 @@ mod tests {
             vec!["a", "b c", "", "it's", "{peer_addr:2}", "x'y'z"],
             vec!["--node-cmd", "sh -c 'echo \"$x\"'"],
         ] {
-            let line = words
-                .iter()
-                .map(|w| crate::test_cmd::shell_word(w))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let owned: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            let line = crate::test_cmd::shell_line(&owned);
             assert_eq!(split_words(&line).unwrap(), words, "{line}");
         }
         assert!(split_words("a 'b").is_err());

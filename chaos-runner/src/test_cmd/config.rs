@@ -218,36 +218,29 @@ fn server_of(args: &TestArgs) -> Result<Arc<dyn Server>> {
             _ => bail!("--node-env {kv:?} is not K=V"),
         })
         .collect::<Result<Vec<_>>>()?;
-    let node_cmd = Template::parse("--node-cmd", node_cmd)?;
-    node_cmd.check_nodes("--node-cmd", args.nodes)?;
-    let setup = args
-        .node_setup
-        .as_deref()
-        .map(|t| Template::parse("--node-setup", t))
-        .transpose()?;
-    if let Some(t) = &setup {
-        t.check_nodes("--node-setup", args.nodes)?;
-    }
-    for (flag, t) in [
-        ("--node-ready", Some(&args.node_ready)),
-        ("--node-leads", args.node_leads.as_ref()),
-    ] {
-        if let Some(t) = t.filter(|t| t.trim() != "port") {
-            Template::parse(flag, t)?.check_nodes(flag, args.nodes)?;
-        }
-    }
+    // Each template parsed once, and a `{peer_addr:K}` for a node the cluster lacks
+    // refused with its flag.
+    let template = |flag: &str, text: &str| -> Result<Template> {
+        let t = Template::parse(flag, text)?;
+        t.check_nodes(flag, args.nodes)?;
+        Ok(t)
+    };
     Ok(Arc::new(CommandServer {
-        node_cmd,
-        setup,
+        node_cmd: template("--node-cmd", node_cmd)?,
+        setup: args
+            .node_setup
+            .as_deref()
+            .map(|t| template("--node-setup", t))
+            .transpose()?,
         env,
         ready: match args.node_ready.trim() {
             "port" => Readiness::Port,
-            cmd => Readiness::Command(Template::parse("--node-ready", cmd)?),
+            cmd => Readiness::Command(template("--node-ready", cmd)?),
         },
         leads: args
             .node_leads
             .as_deref()
-            .map(|t| Template::parse("--node-leads", t))
+            .map(|t| template("--node-leads", t))
             .transpose()?,
         members: Vec::new(),
     }))
@@ -676,9 +669,16 @@ fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
 
 /// The command that replays this run: the same arguments with this seed.
 pub fn replay_command(seed: u64) -> String {
-    let mut out = vec!["chaos-runner".to_string()];
-    out.extend(replay_args(seed).iter().map(|a| shell_word(a)));
-    out.join(" ")
+    format!("chaos-runner {}", shell_line(&replay_args(seed)))
+}
+
+/// `words` as one line for a POSIX shell, each quoted as [`shell_word`] quotes it.
+pub fn shell_line(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// This process's arguments (after the program) as they replay the run with `seed`:
