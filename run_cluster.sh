@@ -44,8 +44,8 @@ build() {
   [[ -x $BIN ]] || die "no raft-node binary at $BIN"
 }
 
-start_node() { # start_node N [--bootstrap]: the flag only when founding the cluster
-  local i=$1 bootstrap=${2:-}
+start_node() { # start_node N: a node with no data asks the others, then founds or rejoins
+  local i=$1
   if pid=$(pid_of "$i"); then
     echo "node $i already running (pid $pid)"
     return
@@ -57,7 +57,7 @@ start_node() { # start_node N [--bootstrap]: the flag only when founding the clu
   mkdir -p "$DATA"
   # shellcheck disable=SC2086
   nohup "$BIN" --id "$i" --transport-port "800$i" --api-port "900$i" \
-    --data-dir "$DATA/n$i" --peers "$(IFS=,; echo "${peers[*]}")" $bootstrap ${RAFT_NODE_ARGS:-} \
+    --data-dir "$DATA/n$i" --peers "$(IFS=,; echo "${peers[*]}")" ${RAFT_NODE_ARGS:-} \
     >>"$DATA/n$i.log" 2>&1 </dev/null &
   echo $! >"$DATA/n$i.pid"
   echo "node $i started (pid $!, api http://127.0.0.1:900$i, log $DATA/n$i.log)"
@@ -108,12 +108,9 @@ cmd=${1:-}
 case $cmd in
   start)
     build
-    # A new cluster (no node has a data folder yet) is founded with --bootstrap; a
-    # restart of an existing one is not, so a member whose data was lost refuses to
-    # rejoin as itself.
-    found=--bootstrap
-    for i in "${NODES[@]}"; do [[ -d $DATA/n$i ]] && found=; done
-    for i in "${NODES[@]}"; do start_node "$i" "$found"; done
+    # No flag founds the cluster: nodes with no data ask every member, and found a new
+    # cluster when all are new, or rejoin (catching up first) when some hold data.
+    for i in "${NODES[@]}"; do start_node "$i"; done
     wait_leader
     # Writes go to the leader (a follower answers 503 not_leader, naming it).
     echo "try: curl -XPOST localhost:900${LEADER:-1}/kv/hello -d '{\"value\":\"world\"}'"

@@ -8,7 +8,7 @@ one operation at a time. Each answer says ok, fail (certainly did not happen) or
 
     chaos-runner test --target command --client-cmd 'python3 examples/adapters/raft-node.py' \
       --node-cmd 'raft-node --id {id} --transport-port {peer_port} --api-port {api_port} \
-                  --data-dir {data_dir} --peers {peers} --bootstrap' ...
+                  --data-dir {data_dir} --peers {peers}' ...
 """
 
 import http.client

@@ -34,6 +34,7 @@ use serde_json::{json, Value};
 use crate::body::{closing, read_body, BodyLimits};
 use crate::kv::{ApplyResult, Command, Query};
 use crate::node::{LeaderHint, NodeHandle, ReadResult, WriteResult};
+use crate::raft::NodeId;
 
 /// Bounds on what a client request may carry (the body's own limits are
 /// [`BodyLimits`]).
@@ -60,6 +61,16 @@ pub struct Api {
 }
 
 type Resp = Response<Full<Bytes>>;
+
+/// What a joining node says it waits for: "waiting for members 2, 3".
+fn waiting_for(members: &[NodeId]) -> String {
+    let list: Vec<String> = members.iter().map(u64::to_string).collect();
+    match list.len() {
+        0 => "deciding".into(),
+        1 => format!("waiting for member {}", list[0]),
+        _ => format!("waiting for members {}", list.join(", ")),
+    }
+}
 
 fn json_response(status: StatusCode, body: Value) -> Resp {
     let mut text = serde_json::to_vec(&body).expect("json values serialize");
@@ -367,6 +378,8 @@ impl Api {
                 "snapshot_index": r.snapshot_index,
                 "refused_term_jumps": r.refused_term_jumps,
                 "keys": s.keys,
+                "joining": r.joining_waits_for.as_ref().map(|w| waiting_for(w)),
+                "catching_up_to": r.catching_up_to.map(|p| json!({"term": p.term, "index": p.index})),
             }),
         )
     }

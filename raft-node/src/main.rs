@@ -50,12 +50,9 @@ struct Args {
     /// Address both ports bind to.
     #[arg(long, default_value = "127.0.0.1")]
     listen_addr: IpAddr,
-    /// Allow starting with no Raft state in --data-dir: as a founding member of a new
-    /// cluster, on its first start. Without it, a node whose data is missing refuses to
-    /// start: with its term and vote forgotten it could vote twice in one term. Give it
-    /// (or set RAFT_NODE_BOOTSTRAP=1) only when creating a cluster; a member that lost
-    /// its data must not rejoin under its old id (membership changes are not supported).
-    #[arg(long, env = "RAFT_NODE_BOOTSTRAP", value_parser = clap::builder::BoolishValueParser::new())]
+    /// No longer needed, and ignored: a node with no state asks every member before it
+    /// takes part, and so founds a new cluster or rejoins an old one safely by itself.
+    #[arg(long, hide = true)]
     bootstrap: bool,
     /// The cluster's name: every peer request carries it, and requests naming another
     /// cluster are refused, so nodes of two clusters that can reach each other never mix.
@@ -185,6 +182,10 @@ enum SeededBug {
     NoDirFsync,
     /// Do not verify record checksums when recovering the log.
     TrustDisk,
+    /// Start with no state as a voter at term 0 at once, without asking the members: a
+    /// node whose disk was lost can vote twice in a term, and for a log that lacks the
+    /// entries it had acknowledged.
+    RejoinEmptyVoter,
 }
 
 /// How many fsync'd entries `lost-truncate` drops at start-up.
@@ -346,29 +347,21 @@ async fn run(args: Args) -> Result<()> {
         bail!("--snapshot-threshold must be positive");
     }
 
-    if !Storage::holds_state(&args.data_dir) {
-        if Storage::holds_log(&args.data_dir) {
-            // --bootstrap would not help: the log is there, its term and vote are not.
-            bail!(
-                "{} holds a log but its term/vote file (state.bin) is missing: the node's term \
-                 and vote are lost, and started without them it could take its term back or vote \
-                 twice in one term. Restore state.bin from where it went (a backup), or give node \
-                 {} up: start a new cluster (membership changes are not supported yet).",
-                args.data_dir.display(),
-                args.id
-            );
-        }
-        if !args.bootstrap {
-            bail!(
-                "{} holds no Raft state: started there, node {} would be a voter that forgot its \
-                 term and vote, and could vote twice in one term. On the first start of a new \
-                 cluster, pass --bootstrap (or RAFT_NODE_BOOTSTRAP=1) to every founding node. A \
-                 member whose data was lost must not rejoin under its old id: start a new cluster \
-                 (membership changes are not supported yet).",
-                args.data_dir.display(),
-                args.id
-            );
-        }
+    if !Storage::holds_state(&args.data_dir) && Storage::holds_log(&args.data_dir) {
+        bail!(
+            "{} holds a log but its term/vote file (state.bin) is missing: the node's term and \
+             vote are lost, and started without them it could take its term back or vote twice \
+             in one term. Restore state.bin from where it went (a backup), or empty the \
+             directory: started with nothing, node {} asks the other members and rejoins safely.",
+            args.data_dir.display(),
+            args.id
+        );
+    }
+    if args.bootstrap {
+        tracing::warn!(
+            "--bootstrap is no longer needed and is ignored: a node with no state asks every \
+             member first, then founds a new cluster or rejoins its old one"
+        );
     }
 
     let storage_bugs = raft_node::storage::StorageBugs {
@@ -401,6 +394,9 @@ async fn run(args: Args) -> Result<()> {
         );
     }
     let mut recovered = recovered;
+    if bug(SeededBug::RejoinEmptyVoter) {
+        recovered.hard_state.joining = false;
+    }
     if bug(SeededBug::LostTruncate) {
         let keep = recovered.entries.len().saturating_sub(LOST_ENTRIES);
         recovered.entries.truncate(keep);

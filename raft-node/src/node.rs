@@ -204,6 +204,9 @@ pub struct Driver<O: Outbox = HttpOutbox> {
     was_leader: bool,
     /// Role, term and leader last logged, to log changes once.
     seen: (Role, Term, Option<NodeId>),
+    /// While joining, the members last logged as not answering; `None` once the join's
+    /// outcome was logged.
+    join_seen: Option<Vec<NodeId>>,
     /// When the next tick is due ([`DriverConfig::catch_up_ticks`]).
     next_tick: Instant,
 }
@@ -232,6 +235,7 @@ impl<O: Outbox> Driver<O> {
             reads_ready: BTreeMap::new(),
             was_leader: false,
             seen: (Role::Follower, 0, None),
+            join_seen: Some(Vec::new()),
             next_tick: Instant::now(),
         }
     }
@@ -406,6 +410,9 @@ impl<O: Outbox> Driver<O> {
     }
 
     fn log_role_change(&mut self) {
+        if self.join_seen.is_some() {
+            self.log_join();
+        }
         let now = (self.raft.role(), self.raft.term(), self.raft.leader());
         if now != self.seen {
             self.seen = now;
@@ -417,6 +424,35 @@ impl<O: Outbox> Driver<O> {
                 last_log = self.raft.log().last_index(),
                 "raft state changed"
             );
+        }
+    }
+
+    /// Says once how the node joined, and while joining, which members it waits for.
+    fn log_join(&mut self) {
+        match self.raft.joining_waits_for() {
+            Some(waiting) if self.join_seen.as_ref() != Some(&waiting) => {
+                tracing::info!(
+                    ?waiting,
+                    "joining: this node has no state; it takes part once every member has \
+                     said what it holds"
+                );
+                self.join_seen = Some(waiting);
+            }
+            Some(_) => {}
+            None => {
+                let status = self.raft.status();
+                match self.raft.founded() {
+                    Some(true) => tracing::info!("founded a new cluster: every member was new"),
+                    Some(false) => tracing::warn!(
+                        term = status.term,
+                        floor = ?status.catching_up_to,
+                        "rejoined with an empty disk: adopted the members' highest term with \
+                         its vote spent, and votes for no log behind the floor until it holds it"
+                    ),
+                    None => {}
+                }
+                self.join_seen = None;
+            }
         }
     }
 

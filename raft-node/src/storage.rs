@@ -35,7 +35,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::raft::{Entry, HardState, Index, Recovered, RecoveryError, Snapshot, Term};
+use crate::raft::{Entry, HardState, Index, LogPosition, Recovered, RecoveryError, Snapshot, Term};
 
 const KIND_HARD_STATE: u8 = 1;
 const KIND_ENTRY: u8 = 2;
@@ -44,9 +44,17 @@ const HEADER: usize = 9;
 const MAX_RECORD: usize = 512 << 20;
 const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAP1";
 const SNAPSHOT_FILE: &str = "snapshot.bin";
-const STATE_MAGIC: &[u8; 8] = b"RKVSTAT1";
+/// `state.bin` as first written: magic, term, vote, newest segment, CRC.
+const STATE_MAGIC_V1: &[u8; 8] = b"RKVSTAT1";
+const STATE_LEN_V1: usize = 36;
+/// Since nodes join without a flag: magic, newest segment, the hard state, CRC.
+const STATE_MAGIC: &[u8; 8] = b"RKVSTAT2";
+const STATE_LEN: usize = 8 + 8 + HARD_STATE_LEN + 4;
 const STATE_FILE: &str = "state.bin";
-const STATE_LEN: usize = 36;
+/// A hard state's bytes: term, vote, floor term, floor index, flags (bit 0: joining).
+/// Records and files written before the floor existed hold only term and vote (16 bytes).
+const HARD_STATE_LEN: usize = 33;
+const HARD_STATE_LEN_V1: usize = 16;
 const SYNCED_FILE: &str = "wal.synced";
 const SYNCED_MAGIC: &[u8; 8] = b"RKVSYNC1";
 const SYNCED_LEN: usize = 28;
@@ -179,35 +187,78 @@ impl DurableState {
     fn encode(&self) -> [u8; STATE_LEN] {
         let mut b = [0u8; STATE_LEN];
         b[..8].copy_from_slice(STATE_MAGIC);
-        b[8..16].copy_from_slice(&self.hard_state.term.to_le_bytes());
-        b[16..24].copy_from_slice(&self.hard_state.vote.unwrap_or(0).to_le_bytes());
-        b[24..32].copy_from_slice(&self.newest_segment.to_le_bytes());
-        let crc = crc32fast::hash(&b[..32]);
-        b[32..].copy_from_slice(&crc.to_le_bytes());
+        b[8..16].copy_from_slice(&self.newest_segment.to_le_bytes());
+        b[16..16 + HARD_STATE_LEN].copy_from_slice(&hard_state_bytes(self.hard_state));
+        let body = STATE_LEN - 4;
+        let crc = crc32fast::hash(&b[..body]);
+        b[body..].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
     fn decode(b: &[u8]) -> std::result::Result<DurableState, &'static str> {
-        if b.len() != STATE_LEN || &b[..8] != STATE_MAGIC {
-            return Err("bad header or length");
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let (len, v1) = match b.get(..8) {
+            Some(m) if m == STATE_MAGIC => (STATE_LEN, false),
+            Some(m) if m == STATE_MAGIC_V1 => (STATE_LEN_V1, true),
+            _ => return Err("bad header"),
+        };
+        if b.len() != len {
+            return Err("bad length");
         }
-        if crc32fast::hash(&b[..32]).to_le_bytes() != b[32..] {
+        if crc32fast::hash(&b[..len - 4]).to_le_bytes() != b[len - 4..] {
             return Err("checksum mismatch");
         }
-        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let vote = u64_at(16);
-        Ok(DurableState {
-            hard_state: HardState {
-                term: u64_at(8),
-                vote: (vote != 0).then_some(vote),
-            },
-            newest_segment: u64_at(24),
+        Ok(if v1 {
+            DurableState {
+                hard_state: hard_state_from(&b[8..24]).expect("16 bytes"),
+                newest_segment: u64_at(24),
+            }
+        } else {
+            DurableState {
+                hard_state: hard_state_from(&b[16..16 + HARD_STATE_LEN]).ok_or("bad hard state")?,
+                newest_segment: u64_at(8),
+            }
         })
     }
 }
 
+fn hard_state_bytes(hs: HardState) -> [u8; HARD_STATE_LEN] {
+    let mut p = [0u8; HARD_STATE_LEN];
+    p[..8].copy_from_slice(&hs.term.to_le_bytes());
+    p[8..16].copy_from_slice(&hs.vote.unwrap_or(0).to_le_bytes());
+    p[16..24].copy_from_slice(&hs.floor.term.to_le_bytes());
+    p[24..32].copy_from_slice(&hs.floor.index.to_le_bytes());
+    p[32] = u8::from(hs.joining);
+    p
+}
+
+/// Reads [`hard_state_bytes`], or the 16 bytes (term and vote) written before the floor
+/// existed; `None` for any other length or unknown flags.
+fn hard_state_from(p: &[u8]) -> Option<HardState> {
+    let u64_at = |i: usize| u64::from_le_bytes(p[i..i + 8].try_into().expect("8 bytes"));
+    let (floor, joining) = match p.len() {
+        HARD_STATE_LEN_V1 => (LogPosition::default(), false),
+        HARD_STATE_LEN if p[32] <= 1 => (
+            LogPosition {
+                term: u64_at(16),
+                index: u64_at(24),
+            },
+            p[32] == 1,
+        ),
+        _ => return None,
+    };
+    let vote = u64_at(8);
+    Some(HardState {
+        term: u64_at(0),
+        vote: (vote != 0).then_some(vote),
+        floor,
+        joining,
+    })
+}
+
 /// The newer of two hard states: the higher term, and within one term a vote over none
-/// (a node votes at most once per term, so two votes in one term cannot both be real).
+/// (a node votes at most once per term, so two votes in one term cannot both be real),
+/// the higher floor, and joined over joining (a node joins once and never goes back).
 fn newer(a: HardState, b: HardState) -> HardState {
     match a.term.cmp(&b.term) {
         std::cmp::Ordering::Greater => a,
@@ -215,6 +266,8 @@ fn newer(a: HardState, b: HardState) -> HardState {
         std::cmp::Ordering::Equal => HardState {
             term: a.term,
             vote: a.vote.or(b.vote),
+            floor: a.floor.max(b.floor),
+            joining: a.joining && b.joining,
         },
     }
 }
@@ -270,10 +323,7 @@ fn encode_record(buf: &mut Vec<u8>, kind: u8, payload: &[u8]) {
 }
 
 fn encode_hard_state(buf: &mut Vec<u8>, hs: HardState) {
-    let mut p = [0u8; 16];
-    p[..8].copy_from_slice(&hs.term.to_le_bytes());
-    p[8..].copy_from_slice(&hs.vote.unwrap_or(0).to_le_bytes());
-    encode_record(buf, KIND_HARD_STATE, &p);
+    encode_record(buf, KIND_HARD_STATE, &hard_state_bytes(hs));
 }
 
 fn encode_mark(buf: &mut Vec<u8>, index: Index, term: Term) {
@@ -314,13 +364,10 @@ fn decode_record(data: &[u8], verify: bool) -> std::result::Result<(Record, usiz
     let payload = &body[1..];
     let u64_at = |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().expect("8 bytes"));
     let rec = match body[0] {
-        KIND_HARD_STATE if payload.len() == 16 => {
-            let vote = u64_at(8);
-            Record::HardState(HardState {
-                term: u64_at(0),
-                vote: (vote != 0).then_some(vote),
-            })
-        }
+        KIND_HARD_STATE => match hard_state_from(payload) {
+            Some(hs) => Record::HardState(hs),
+            None => return Err("a hard-state record of the wrong size or flags".into()),
+        },
         KIND_SNAPSHOT_MARK if payload.len() == 16 => Record::Mark(u64_at(0), u64_at(8)),
         KIND_ENTRY => Record::Entry(
             postcard::from_bytes(payload).map_err(|e| format!("undecodable entry: {e}"))?,
@@ -495,6 +542,11 @@ impl Storage {
         Self::check_segments(&seqs, durable, &segments).map_err(inconsistent)?;
         if let Some(d) = durable {
             hard_state = newer(hard_state, d.hard_state);
+        }
+        if seqs.is_empty() && durable.is_none() && snapshot.is_none() {
+            // Nothing at all: a new node, or one whose disk was lost. Which of the two it
+            // is, it learns from the other members before it takes part (raft/join.rs).
+            hard_state.joining = true;
         }
         let (si, st) = snapshot.as_ref().map_or((0, 0), |s| (s.index, s.term));
         if max_mark > si {
@@ -857,8 +909,19 @@ mod tests {
         }
     }
 
+    fn joining() -> HardState {
+        HardState {
+            joining: true,
+            ..Default::default()
+        }
+    }
+
     fn hs(term: Term, vote: Option<u64>) -> Option<HardState> {
-        Some(HardState { term, vote })
+        Some(HardState {
+            term,
+            vote,
+            ..Default::default()
+        })
     }
 
     /// Sets `wal.synced` back to `len` bytes of segment `seq`: what it says after a power
@@ -882,7 +945,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (mut s, rec, _) = Storage::open(dir.path()).unwrap();
-            assert_eq!(rec.hard_state, HardState::default());
+            // Nothing on disk: the node must learn from the members whether it founds.
+            assert_eq!(rec.hard_state, joining());
             assert!(rec.entries.is_empty() && rec.snapshot.is_none());
             s.persist(
                 hs(3, Some(2)),
@@ -899,7 +963,8 @@ mod tests {
             rec.hard_state,
             HardState {
                 term: 4,
-                vote: None
+                vote: None,
+                ..Default::default()
             }
         );
         let got: Vec<_> = rec.entries.iter().map(|e| (e.index, e.term)).collect();
@@ -918,7 +983,8 @@ mod tests {
             rec.hard_state,
             HardState {
                 term: 5,
-                vote: Some(1)
+                vote: Some(1),
+                ..Default::default()
             }
         );
         let got: Vec<_> = rec.entries.iter().map(|e| (e.index, e.term)).collect();
@@ -1170,13 +1236,65 @@ mod tests {
     }
 
     #[test]
+    fn the_join_and_the_floor_survive_restarts_and_older_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let rejoined = HardState {
+            term: 7,
+            vote: Some(3),
+            floor: LogPosition { term: 6, index: 40 },
+            joining: false,
+        };
+        {
+            let (mut s, rec, _) = Storage::open(dir.path()).unwrap();
+            assert_eq!(rec.hard_state, joining());
+            s.persist(Some(rejoined), None, &[]).unwrap();
+        }
+        let (s, rec, _) = Storage::open(dir.path()).unwrap();
+        assert_eq!(rec.hard_state, rejoined);
+        drop(s);
+        // state.bin holds it in its new form.
+        let newest = DurableState::decode(&fs::read(dir.path().join(STATE_FILE)).unwrap());
+        assert_eq!(newest.unwrap().hard_state, rejoined);
+
+        // Files written before the floor existed: joined, no floor.
+        let mut v1 = [0u8; STATE_LEN_V1];
+        v1[..8].copy_from_slice(STATE_MAGIC_V1);
+        v1[8..16].copy_from_slice(&5u64.to_le_bytes());
+        v1[16..24].copy_from_slice(&2u64.to_le_bytes());
+        v1[24..32].copy_from_slice(&1u64.to_le_bytes());
+        let crc = crc32fast::hash(&v1[..32]);
+        v1[32..].copy_from_slice(&crc.to_le_bytes());
+        let old = DurableState::decode(&v1).unwrap();
+        assert_eq!(old.hard_state, hs(5, Some(2)).unwrap());
+        assert_eq!(old.newest_segment, 1);
+        let mut rec16 = Vec::new();
+        let mut p = [0u8; 16];
+        p[..8].copy_from_slice(&9u64.to_le_bytes());
+        encode_record(&mut rec16, KIND_HARD_STATE, &p);
+        match decode_record(&rec16, true).unwrap().0 {
+            Record::HardState(h) => assert_eq!(h, hs(9, None).unwrap()),
+            _ => panic!("not a hard state"),
+        }
+        // A flag byte no version wrote is damage, not a state.
+        let mut bad = Vec::new();
+        let mut p = hard_state_bytes(rejoined);
+        p[32] = 2;
+        encode_record(&mut bad, KIND_HARD_STATE, &p);
+        assert!(decode_record(&bad, true).is_err());
+        // Joined over joining, within one term; the higher floor.
+        let merged = newer(joining(), HardState::default());
+        assert!(!merged.joining);
+    }
+
+    #[test]
     fn a_crash_during_the_first_start_is_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
         drop(Storage::open(dir.path()).unwrap());
         // As if the node died after creating its first segment, before state.bin.
         fs::remove_file(dir.path().join(STATE_FILE)).unwrap();
         let (_s, rec, _) = Storage::open(dir.path()).unwrap();
-        assert_eq!(rec.hard_state, HardState::default());
+        // Still joining: the crash is not taken for a founded node.
+        assert_eq!(rec.hard_state, joining());
         assert!(dir.path().join(STATE_FILE).is_file());
     }
 

@@ -112,9 +112,6 @@ struct Cluster {
     nodes: Vec<Node>,
     /// Extra flags of each node, by id.
     extra: Vec<Vec<String>>,
-    /// While the cluster is being created: nodes start with RAFT_NODE_BOOTSTRAP=1. Later
-    /// (re)starts find the state they left, or refuse.
-    founding: bool,
     /// How the harness reaches the client API: plain, or TLS with a client certificate.
     client_tls: Option<Arc<rustls::ClientConfig>>,
     /// Environment variables of every node (libfaketime's, for the clock test).
@@ -161,7 +158,6 @@ impl Cluster {
         let mut c = Cluster {
             nodes,
             extra: (1..=n).map(extra).collect(),
-            founding: true,
             client_tls,
             env,
             _tmp: tmp,
@@ -169,7 +165,6 @@ impl Cluster {
         for id in 1..=n {
             c.start(id);
         }
-        c.founding = false;
         c
     }
 
@@ -192,8 +187,6 @@ impl Cluster {
                     .iter()
                     .map(|(k, v)| (k, v.replace("{id}", &id.to_string()))),
             )
-            // The harness founds its clusters; a restart finds the state it left.
-            .env("RAFT_NODE_BOOTSTRAP", if self.founding { "1" } else { "0" })
             .args(["--id", &id.to_string()])
             .args(["--transport-port", &node.transport.to_string()])
             .args(["--api-port", &node.api.to_string()])
@@ -497,19 +490,13 @@ fn bad_start_up_fails_clearly() {
             dir.to_string_lossy().into_owned(),
         ]
     };
-    // No state and no --bootstrap: refused, with what to do (issue 12, item 8).
-    let out = Command::new(BIN).args(args(t, a)).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("holds no Raft state") && err.contains("--bootstrap"),
-        "{err}"
-    );
-    // A single-node cluster, bootstrapped, elects itself and serves.
+    // A single-node cluster on a fresh directory founds itself (nobody else to ask),
+    // elects itself and serves. --bootstrap is accepted, and said to be needless.
+    let log = tmp.path().join("solo.log");
     let mut first = Command::new(BIN)
         .args(args(t, a))
         .arg("--bootstrap")
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     wait_for("single node to lead", Duration::from_secs(10), || {
@@ -518,6 +505,11 @@ fn bad_start_up_fails_clearly() {
     });
     let (status, _) = http("POST", a, "/kv/solo", Some(json!({"value": "1"}))).unwrap();
     assert_eq!(status, 200);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("--bootstrap is no longer needed") && said.contains("founded a new cluster"),
+        "{said}"
+    );
 
     // A second node on the same data dir is refused.
     let out = Command::new(BIN)
@@ -1201,41 +1193,111 @@ fn random_malformed_requests_never_take_a_node_down() {
     put(&c, "after-fuzz", "ok");
 }
 
-/// Issue 12, item 8: a member whose data was wiped does not come back as a voter that
-/// forgot its vote: restarted without --bootstrap it refuses, saying why, and the rest of
-/// the cluster goes on.
+/// Issue 30, item 1: a member whose disk was wiped rejoins under its own id with no flag:
+/// it asks the others, adopts their term with its vote spent, catches up to the floor
+/// they reported, then votes again; nothing acknowledged is lost. A member that lost only
+/// its term/vote file is still refused (that is damage, not a new disk).
 #[test]
-fn a_wiped_member_refuses_to_rejoin_as_itself() {
+fn a_wiped_member_rejoins_catches_up_and_votes_again() {
     let mut c = Cluster::new(3);
     let l = c.leader();
-    put(&c, "k", "v");
+    for i in 0..30 {
+        put(&c, &format!("k{i}"), &format!("v{i}"));
+    }
     let f = l % 3 + 1;
     c.kill(f);
     let dir = c.nodes[f as usize - 1].dir.clone();
     std::fs::remove_dir_all(&dir).unwrap();
+    put(&c, "while-away", "1");
     c.start(f);
-    let status = c.wait_exit(f, "the wiped node to refuse");
-    assert_eq!(status.code(), Some(1));
+    let term = c.status(l).unwrap()["term"].as_u64().unwrap();
+    let st = wait_for(
+        "the wiped node to rejoin and catch up",
+        Duration::from_secs(15),
+        || {
+            let s = c.status(f)?;
+            (s["joining"].is_null() && s["catching_up_to"].is_null() && s["term"].as_u64()? >= term)
+                .then_some(s)
+        },
+    );
+    assert!(st["voted_for"].as_u64().is_some(), "{st}");
     let log = log_tail(&dir);
-    assert!(log.contains("holds no Raft state"), "{log}");
-    put(&c, "k", "w");
-    assert_eq!(get(&c, "k"), json!("w"));
-    // Issue 24: a member that lost only its term/vote file is refused even with
-    // --bootstrap, and told so, not sent to a flag that cannot help.
+    assert!(log.contains("rejoined with an empty disk"), "{log}");
+    // It votes again: with the third member down, the two left need its vote.
+    let g = (1..=3).find(|&i| i != f && i != l).unwrap();
+    c.kill(g);
+    c.kill(l);
+    c.start(l);
+    put(&c, "after", "rejoin");
+    c.start(g);
+    for i in 0..30 {
+        assert_eq!(get(&c, &format!("k{i}")), json!(format!("v{i}")));
+    }
+    assert_eq!(get(&c, "while-away"), json!("1"));
+    // Issue 24: a member that lost only its term/vote file is refused, and told why.
     let g = (1..=3).find(|&i| i != f && i != c.leader()).unwrap();
     c.kill(g);
     let dir = c.nodes[g as usize - 1].dir.clone();
     std::fs::remove_file(dir.join("state.bin")).unwrap();
-    c.founding = true;
     c.start(g);
-    c.founding = false;
     let status = c.wait_exit(g, "the damaged node to refuse");
     assert_eq!(status.code(), Some(1));
     let log = log_tail(&dir);
     assert!(
-        log.contains("term/vote file (state.bin) is missing") && !log.contains("pass --bootstrap"),
+        log.contains("term/vote file (state.bin) is missing"),
         "{log}"
     );
+}
+
+/// Issue 30, item 1: fresh nodes found a cluster only once every member has answered; a
+/// majority of empty nodes is not enough (the missing one might hold data). Until then
+/// each says whom it waits for.
+#[test]
+fn a_new_cluster_waits_for_every_member_then_founds_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster {
+        nodes: (1..=3)
+            .map(|id| Node {
+                id,
+                transport: free_port(),
+                api: free_port(),
+                dir: tmp.path().join(format!("n{id}")),
+                child: None,
+            })
+            .collect(),
+        extra: vec![Vec::new(); 3],
+        client_tls: None,
+        env: Vec::new(),
+        _tmp: tmp,
+    };
+    c.start(1);
+    c.start(2);
+    for id in [1, 2] {
+        let st = wait_for(
+            "a status that says it waits",
+            Duration::from_secs(10),
+            || {
+                c.status(id)
+                    .filter(|s| s["joining"] == "waiting for member 3")
+            },
+        );
+        assert_eq!(
+            (st["term"].as_u64(), st["role"].as_str()),
+            (Some(0), Some("follower"))
+        );
+    }
+    c.start(3);
+    put(&c, "founded", "yes");
+    assert_eq!(get(&c, "founded"), json!("yes"));
+    for id in 1..=3 {
+        assert!(c.status(id).unwrap()["joining"].is_null());
+    }
+    // The first to decide saw nothing but empty members (later ones may already see its
+    // first term, and rejoin it: the same thing, with a term to adopt).
+    assert!(c
+        .nodes
+        .iter()
+        .any(|n| log_tail(&n.dir).contains("founded a new cluster")));
 }
 
 /// A certificate authority made by the test (rcgen), and what it signs.
@@ -1412,7 +1474,6 @@ fn bad_tls_files_fail_start_up_clearly() {
     let missing = tmp.path().join("missing.pem").display().to_string();
     let start = |flags: &[&str]| {
         let out = Command::new(BIN)
-            .env("RAFT_NODE_BOOTSTRAP", "1")
             .args(["--id", "1", "--transport-port", "0", "--api-port", "0"])
             .arg("--data-dir")
             .arg(tmp.path().join("data"))

@@ -33,10 +33,9 @@ struct Node {
     disk: Option<LazyDisk>,
     /// Its clock, when the run has clock faults.
     clock: Option<NodeClock>,
-    /// Whether it has been started in this run. Only its first start founds the cluster
-    /// (RAFT_NODE_BOOTSTRAP): a restarted node whose state is gone (a power loss, a
-    /// deleted file) must refuse, as raft-node does, rather than rejoin as a voter that
-    /// forgot its vote.
+    /// Whether it has been started in this run: `--node-setup` runs before the first start
+    /// only. (raft-node needs no flag to found a cluster: a node with no state asks the
+    /// members whether it founds or rejoins.)
     started: bool,
 }
 
@@ -205,9 +204,6 @@ impl Cluster {
             Some(r) => {
                 // Python servers buffer stdout into a file: unflushed lines die with a kill.
                 let mut argv = vec!["env".into(), "PYTHONUNBUFFERED=1".into()];
-                if found {
-                    argv.push("RAFT_NODE_BOOTSTRAP=1".into());
-                }
                 argv.push(r.bin.clone());
                 argv.extend(args);
                 let started = blocking(|| r.start_node(&argv, |c| scope.spawn(c)));
@@ -220,7 +216,7 @@ impl Cluster {
                     env.extend(c.env().into_iter().map(|(k, v)| (k.to_string(), v)));
                 }
                 let spec = &node.spec;
-                Proc::Local(start_local(&bin, &args, spec, &scope, found, &env)?)
+                Proc::Local(start_local(&bin, &args, spec, &scope, &env)?)
             }
         };
         node.proc = Some(proc);

@@ -206,7 +206,6 @@ pub(super) fn start_local(
     args: &[String],
     spec: &NodeSpec,
     scope: &Scope,
-    found: bool,
     env: &[(String, String)],
 ) -> Result<Child> {
     let log = open_log(spec)?;
@@ -218,11 +217,6 @@ pub(super) fn start_local(
         .stdout(log.try_clone()?)
         .stderr(log);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    if found {
-        // The runner founds every cluster it starts: on its first start a node may create
-        // its state (raft-node refuses to start without any otherwise).
-        cmd.env("RAFT_NODE_BOOTSTRAP", "1");
-    }
     Spawner::global()
         .spawn(cmd, spec.netns.as_deref(), scope)
         .with_context(|| format!("cannot start node {} ({})", spec.id, bin.display()))

@@ -5,7 +5,8 @@ use super::progress::Progress;
 use super::quorum::Outcome;
 use super::ReadMode;
 use super::{
-    Body, Entry, Index, NodeId, Payload, Raft, Role, Term, Vote, VoteResponse, TERM_LIMIT,
+    Body, Entry, Index, LogPosition, NodeId, Payload, Raft, Role, Term, Vote, VoteResponse,
+    TERM_LIMIT,
 };
 
 impl Raft {
@@ -23,6 +24,11 @@ impl Raft {
     pub(super) fn campaign(&mut self) {
         if self.term >= TERM_LIMIT {
             // No term may come after this one: never climb towards a wrap.
+            self.reset_timers();
+            return;
+        }
+        if self.behind_floor() {
+            // A rejoined node votes for no log behind its floor, its own included.
             self.reset_timers();
             return;
         }
@@ -104,9 +110,14 @@ impl Raft {
         self.maybe_commit();
     }
 
+    /// Whether a candidate's log is at least as up-to-date as this node's (§3.6.1), or
+    /// as its floor after a rejoin.
     pub(super) fn log_up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
-        last_log_term > self.log.last_term()
-            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index())
+        let theirs = LogPosition {
+            term: last_log_term,
+            index: last_log_index,
+        };
+        theirs >= self.log_position()
     }
 
     pub(super) fn handle_vote(&mut self, from: NodeId, term: Term, v: &Vote) {

@@ -29,10 +29,19 @@ fn fresh(id: NodeId) -> Raft {
     Raft::new(cfg(id), Recovered::default()).unwrap()
 }
 
+/// A core with nothing on disk: it asks the members before it takes part (`join.rs`).
+fn joining(id: NodeId) -> Raft {
+    let mut rec = Recovered::default();
+    rec.hard_state.joining = true;
+    Raft::new(cfg(id), rec).unwrap()
+}
+
 /// Three cores exchanging messages until they have elected a leader, replicated
 /// commands and snapshotted: every message they sent, and the cores as they ended.
 fn working_cluster(rng: &mut StdRng) -> (Vec<Message>, Vec<Raft>) {
-    let mut nodes: Vec<Raft> = (1..=3).map(fresh).collect();
+    // Founded from empty disks, so that the questions and answers of joining are in the
+    // corpus too.
+    let mut nodes: Vec<Raft> = (1..=3).map(joining).collect();
     let mut seen = Vec::new();
     let mut flight: VecDeque<Message> = VecDeque::new();
     for step in 0..600u64 {
@@ -134,7 +143,7 @@ fn mangled_and_forged_peer_messages_never_panic_wrap_or_overreach() {
         .map(|m| std::mem::discriminant(&m.body))
         .collect();
     assert!(
-        kinds.len() >= 8,
+        kinds.len() >= 10,
         "only {} kinds of message seen",
         kinds.len()
     );
@@ -154,8 +163,9 @@ fn mangled_and_forged_peer_messages_never_panic_wrap_or_overreach() {
         );
         assert_eq!(cores[li].term(), lterm);
     }
-    // A fresh follower and a candidate as well as the working cluster's nodes.
+    // A fresh follower, a candidate and a joining node as well as the working cluster's.
     cores.push(fresh(1));
+    cores.push(joining(3));
     let mut candidate = fresh(2);
     for _ in 0..25 {
         candidate.tick();
@@ -190,7 +200,7 @@ fn mangled_and_forged_peer_messages_never_panic_wrap_or_overreach() {
             continue;
         };
         decoded += 1;
-        let core = &mut cores[case % 5];
+        let core = &mut cores[case % 6];
         for mut m in msgs {
             m.to = core.id();
             let term = core.term();

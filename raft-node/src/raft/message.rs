@@ -40,6 +40,16 @@ impl Entry {
     }
 }
 
+/// Where a log ends: its last entry's term and index. Ordered as Raft compares logs
+/// (§3.6.1): the later term wins, then the longer log.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct LogPosition {
+    pub term: Term,
+    pub index: Index,
+}
+
 /// A message between two nodes. `term` is the sender's current term, except for pre-vote
 /// requests and granted pre-vote responses, which carry the term the candidate would use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +73,22 @@ pub enum Body {
     HeartbeatResponse(HeartbeatResponse),
     Snapshot(SnapshotChunk),
     SnapshotResponse(SnapshotResponse),
+    /// A node with no state asks what a member holds (see `join.rs`). Answered by every
+    /// node, whatever its term; it changes nothing at the receiver.
+    Join,
+    JoinResponse(JoinInfo),
+}
+
+/// What a member holds, as far as a joining node needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinInfo {
+    /// The member has no state either (it is joining itself).
+    pub joining: bool,
+    /// Its current term: at least every term it voted in, and every term a candidate it
+    /// voted for used.
+    pub term: Term,
+    /// Where its log ends, or its own floor if that is further.
+    pub last: LogPosition,
 }
 
 /// RequestVote, or its pre-vote twin (§9.6) that changes no state at the receiver.

@@ -21,6 +21,7 @@
 mod config;
 mod election;
 mod install;
+mod join;
 mod log;
 mod message;
 mod progress;
@@ -33,10 +34,12 @@ mod untrusted;
 use std::collections::BTreeMap;
 
 pub use config::{Config, CoreBugs, ReadMode};
+use join::Joining;
 pub use log::RaftLog;
 pub use message::{
-    Append, AppendResponse, Body, Entry, Heartbeat, HeartbeatResponse, Index, Message, NodeId,
-    Payload, SnapshotChunk, SnapshotResponse, Term, Vote, VoteResponse,
+    Append, AppendResponse, Body, Entry, Heartbeat, HeartbeatResponse, Index, JoinInfo,
+    LogPosition, Message, NodeId, Payload, SnapshotChunk, SnapshotResponse, Term, Vote,
+    VoteResponse,
 };
 use progress::{Progress, ProgressState};
 use quorum::Tally;
@@ -70,6 +73,12 @@ pub struct Raft {
     cfg: Config,
     term: Term,
     vote: Option<NodeId>,
+    /// See [`HardState::floor`].
+    floor: LogPosition,
+    /// While the node has no state and waits for every member's answer (`join.rs`).
+    joining: Option<Joining>,
+    /// How the join ended in this run (founded or rejoined), for the node's log.
+    founded: Option<bool>,
     role: Role,
     leader: Option<NodeId>,
     log: RaftLog,
@@ -120,9 +129,13 @@ impl Raft {
         let log = RaftLog::new(si, st, recovered.entries);
         let mut rng = Rng(cfg.seed ^ 0x5EED_0000_0000_0000 ^ cfg.id.rotate_left(17));
         let randomized_timeout = Self::draw_timeout(&cfg, &mut rng);
-        Ok(Raft {
-            term: recovered.hard_state.term,
-            vote: recovered.hard_state.vote,
+        let hs = recovered.hard_state;
+        let mut raft = Raft {
+            term: hs.term,
+            vote: hs.vote,
+            floor: hs.floor,
+            joining: hs.joining.then(Joining::default),
+            founded: None,
             role: Role::Follower,
             leader: None,
             log,
@@ -149,7 +162,16 @@ impl Raft {
             ticks: 0,
             lease_from: None,
             cfg,
-        })
+        };
+        if raft.joining.is_some() {
+            if raft.cfg.peers.is_empty() {
+                // A cluster of one: there is nobody to ask.
+                raft.finish_join();
+            } else {
+                raft.ask_members();
+            }
+        }
+        Ok(raft)
     }
 
     fn draw_timeout(cfg: &Config, rng: &mut Rng) -> u32 {
@@ -185,6 +207,8 @@ impl Raft {
         HardState {
             term: self.term,
             vote: self.vote,
+            floor: self.floor,
+            joining: self.joining.is_some(),
         }
     }
 
@@ -202,6 +226,8 @@ impl Raft {
             snapshot_index: self.log.snapshot_index(),
             log_length: self.log.len(),
             refused_term_jumps: self.refused_term_jumps,
+            joining_waits_for: self.joining_waits_for(),
+            catching_up_to: self.behind_floor().then_some(self.floor),
         }
     }
 
@@ -245,6 +271,10 @@ impl Raft {
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) {
         self.ticks = self.ticks.saturating_add(1);
+        if self.joining.is_some() {
+            self.join_tick();
+            return;
+        }
         self.election_elapsed += 1;
         self.term_credit = (self.term_credit + 1).min(TERM_JUMP);
         if self.role == Role::Leader {
@@ -580,6 +610,16 @@ impl Raft {
         if !well_formed(&m) {
             return;
         }
+        // Joining is outside terms: the question changes nothing at the receiver, and the
+        // answer's term is information for the joining node, not a term it steps into.
+        match &m.body {
+            Body::Join => return self.answer_join(m.from),
+            Body::JoinResponse(info) => return self.handle_join_response(m.from, info),
+            // A node that does not know yet whether it founds or rejoins takes part in
+            // nothing: it could vote twice in a term, or acknowledge as if it held data.
+            _ if self.joining.is_some() => return,
+            _ => {}
+        }
         if m.term > self.term {
             match &m.body {
                 // A pre-vote never changes the receiver's term; a granted pre-vote answer
@@ -622,6 +662,8 @@ impl Raft {
                 }
             }
             Body::SnapshotResponse(r) => self.handle_snapshot_response(from, r),
+            // Answered above, before any term was looked at.
+            Body::Join | Body::JoinResponse(_) => {}
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Entry, Index, Message, NodeId, RecoveryError, Term};
+use super::{Entry, Index, LogPosition, Message, NodeId, RecoveryError, Term};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -24,11 +24,22 @@ impl Role {
     }
 }
 
-/// What must be durable before the node answers anyone (figure 3.1).
+/// What must be durable before the node answers anyone (figure 3.1), plus what a node
+/// that started with an empty disk learned from the others (see `join.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HardState {
     pub term: Term,
     pub vote: Option<NodeId>,
+    /// The most up-to-date log any member reported when this node joined with an empty
+    /// disk: it votes for no candidate behind it and does not campaign until its own log
+    /// reaches it. The entries its lost disk had acknowledged are at or below it, so a
+    /// vote the floor allows cannot elect a leader that lacks them. Zero for a node that
+    /// never lost its disk.
+    pub floor: LogPosition,
+    /// Set while a node with no state has not yet heard from every member: it takes no
+    /// part in Raft until it knows whether it founds a cluster or rejoins one. Durable so
+    /// that a crash while joining is not mistaken for a founded node on restart.
+    pub joining: bool,
 }
 
 /// A state-machine snapshot covering the log up to `index`.
@@ -106,4 +117,9 @@ pub struct Status {
     pub log_length: usize,
     /// Messages dropped for claiming a term too far ahead ([`TERM_LIMIT`], [`TERM_JUMP`]).
     pub refused_term_jumps: u64,
+    /// While joining: the members that have not answered yet.
+    pub joining_waits_for: Option<Vec<NodeId>>,
+    /// A rejoined node's floor while its log is still behind it (it neither votes for
+    /// logs behind it nor campaigns).
+    pub catching_up_to: Option<LogPosition>,
 }

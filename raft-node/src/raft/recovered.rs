@@ -101,7 +101,11 @@ mod tests {
 
     fn state(term: Term, snapshot: Option<(Index, Term)>, entries: &[(Index, Term)]) -> Recovered {
         Recovered {
-            hard_state: HardState { term, vote: None },
+            hard_state: HardState {
+                term,
+                vote: None,
+                ..Default::default()
+            },
             snapshot: snapshot.map(|(index, term)| Snapshot {
                 index,
                 term,

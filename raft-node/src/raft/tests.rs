@@ -24,7 +24,11 @@ fn entry(index: Index, term: Term) -> Entry {
 
 fn node_with(id: NodeId, n: u64, term: Term, entries: Vec<Entry>) -> Raft {
     let rec = Recovered {
-        hard_state: HardState { term, vote: None },
+        hard_state: HardState {
+            term,
+            vote: None,
+            ..Default::default()
+        },
         snapshot: None,
         entries,
     };
@@ -243,7 +247,8 @@ fn vote_is_persisted_before_the_reply_and_survives_restart() {
         rd.hard_state,
         Some(HardState {
             term: 4,
-            vote: Some(1)
+            vote: Some(1),
+            ..Default::default()
         })
     );
     assert!(rd.messages.iter().any(|m| m.body == GRANTED));
@@ -544,6 +549,12 @@ fn every_body() -> Vec<Body> {
             next_offset: 0,
             done: true,
         }),
+        Body::Join,
+        Body::JoinResponse(JoinInfo {
+            joining: false,
+            term: 7,
+            last: LogPosition { term: 3, index: 9 },
+        }),
     ]
 }
 
@@ -707,7 +718,11 @@ fn a_persisted_term_past_the_limit_refuses_to_start() {
         Term::MAX,
     ] {
         let rec = Recovered {
-            hard_state: HardState { term, vote: None },
+            hard_state: HardState {
+                term,
+                vote: None,
+                ..Default::default()
+            },
             ..Default::default()
         };
         match Raft::new(cfg(1, 3), rec) {
@@ -776,6 +791,7 @@ fn a_snapshot_is_installed_only_if_it_checks_out() {
         hard_state: HardState {
             term: 1,
             vote: None,
+            ..Default::default()
         },
         ..Recovered::default()
     };
@@ -965,4 +981,211 @@ fn under_leases_a_started_node_waits_before_it_votes() {
     f.tick();
     f.step(pre_vote(2));
     assert!(granted(&mut f), "still refusing after an election timeout");
+}
+
+// ----- founding and rejoining with an empty disk (join.rs) -----
+
+/// A node that starts with nothing on disk, as storage hands it over.
+fn joining_node(id: NodeId, n: u64) -> Raft {
+    let rec = Recovered {
+        hard_state: HardState {
+            joining: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Raft::new(cfg(id, n), rec).unwrap()
+}
+
+#[test]
+fn a_new_cluster_founds_itself_only_once_every_member_answers() {
+    let mut net = Net::new(3);
+    for id in 1..=3 {
+        net.nodes.insert(id, joining_node(id, 3));
+    }
+    net.isolate(3);
+    net.tick_all(100);
+    // Two empty members are a majority, and still not enough: the third might hold data.
+    assert_eq!(net.leader(), None);
+    for id in 1..=2 {
+        let st = net.nodes[&id].status();
+        assert_eq!(st.joining_waits_for, Some(vec![3]), "node {id}");
+        assert_eq!((st.term, st.role), (0, Role::Follower));
+    }
+    assert_eq!(net.nodes[&3].joining_waits_for(), Some(vec![1, 2]));
+    net.cut.clear();
+    net.tick_all(2);
+    for (id, r) in &net.nodes {
+        assert_eq!(r.founded(), Some(true), "node {id} founded");
+        assert!(!net.disks[id].joining, "the outcome is durable");
+        assert_eq!(net.disks[id].floor, LogPosition::default());
+    }
+    net.tick_all(60);
+    assert!(net.leader().is_some(), "a founded cluster elects a leader");
+}
+
+#[test]
+fn a_cluster_of_one_founds_at_once() {
+    let mut r = Raft::new(
+        Config::new(1, vec![]),
+        Recovered {
+            hard_state: HardState {
+                joining: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.founded(), Some(true));
+    assert!(!r.ready().hard_state.unwrap().joining);
+    for _ in 0..1000 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Leader);
+}
+
+#[test]
+fn a_joining_node_takes_part_in_nothing() {
+    let mut r = joining_node(3, 3);
+    let asked: Vec<NodeId> = r.ready().messages.iter().map(|m| m.to).collect();
+    assert_eq!(asked, vec![1, 2], "it asks every member at start");
+    for body in every_body() {
+        if matches!(body, Body::Join | Body::JoinResponse(_)) {
+            continue;
+        }
+        r.step(msg(1, 3, 5, body));
+    }
+    let rd = r.ready();
+    assert!(rd.hard_state.is_none() && rd.messages.is_empty() && rd.entries.is_empty());
+    assert_eq!((r.term(), r.hard_state().vote), (0, None));
+    // Forever: no campaign, only questions to the members that have not answered.
+    for _ in 0..100 {
+        r.tick();
+    }
+    let rd = r.ready();
+    assert!(rd.messages.iter().all(|m| m.body == Body::Join));
+    assert_eq!(r.role(), Role::Follower);
+}
+
+#[test]
+fn join_answers_no_correct_member_gives_are_dropped() {
+    let mut r = joining_node(3, 3);
+    let bad = [
+        // A log ahead of its holder's term.
+        JoinInfo {
+            joining: false,
+            term: 2,
+            last: LogPosition { term: 3, index: 1 },
+        },
+        // A term past the limit.
+        JoinInfo {
+            joining: false,
+            term: TERM_LIMIT + 1,
+            last: LogPosition::default(),
+        },
+        // "No state", with state.
+        JoinInfo {
+            joining: true,
+            term: 4,
+            last: LogPosition::default(),
+        },
+    ];
+    for info in bad {
+        r.step(msg(1, 3, 0, Body::JoinResponse(info)));
+        r.step(msg(2, 3, 0, Body::JoinResponse(info)));
+    }
+    assert_eq!(r.joining_waits_for(), Some(vec![1, 2]));
+}
+
+/// The case issue 30's first proposal (catch up to the first leader heard) gets wrong: a
+/// stale leader of a lower term is heard first, while the entry acknowledged by the lost
+/// disk sits with a member of a later term.
+#[test]
+fn a_wiped_member_rejoins_with_the_highest_term_its_vote_spent_and_a_floor() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let stale_term = net.nodes[&1].term();
+    // Node 1 is cut off (it keeps its stale term); the other two elect one of them, `l`,
+    // and commit an entry acknowledged by the other, `w`.
+    net.isolate(1);
+    net.tick_all(40);
+    let l = net
+        .leader()
+        .filter(|&l| l != 1)
+        .expect("2 and 3 elect a leader");
+    let w = 5 - l;
+    let t = net.nodes[&l].term();
+    assert!(t > stale_term && net.nodes[&1].term() == stale_term);
+    net.nodes
+        .get_mut(&l)
+        .unwrap()
+        .propose(b"x".to_vec())
+        .unwrap();
+    net.settle();
+    let committed = LogPosition {
+        term: t,
+        index: net.nodes[&l].commit_index(),
+    };
+    assert_eq!(net.nodes[&l].log().last_index(), committed.index);
+    // `w` loses its disk and restarts.
+    net.nodes.insert(w, joining_node(w, 3));
+    net.cut.clear();
+    net.settle();
+    let r = &net.nodes[&w];
+    assert_eq!(r.founded(), Some(false), "it rejoined");
+    assert_eq!(
+        r.term(),
+        t,
+        "the highest term any member holds, not the stale one"
+    );
+    assert_eq!(
+        r.hard_state().vote,
+        Some(w),
+        "its vote in that term is spent"
+    );
+    assert_eq!(r.status().catching_up_to, Some(committed));
+    assert_eq!(net.disks[&w].floor, committed, "the floor is durable");
+    // Node 1 (the stale leader) campaigns with a log that lacks the entry: refused, and
+    // in the adopted term nobody gets a second vote.
+    let r = net.nodes.get_mut(&w).unwrap();
+    let behind = Vote {
+        pre_vote: false,
+        last_log_index: 5,
+        last_log_term: stale_term,
+    };
+    for pre_vote in [true, false] {
+        r.step(msg(1, w, t + 1, Body::Vote(Vote { pre_vote, ..behind })));
+    }
+    r.step(msg(
+        1,
+        w,
+        t,
+        Body::Vote(Vote {
+            last_log_index: 9,
+            last_log_term: t,
+            pre_vote: false,
+        }),
+    ));
+    let rd = r.ready();
+    assert_eq!(rd.messages.len(), 3);
+    assert!(
+        rd.messages
+            .iter()
+            .all(|m| matches!(m.body, Body::VoteResponse(v) if !v.granted)),
+        "no vote for a log behind the floor, nor a second one in term {t}: {:?}",
+        rd.messages
+    );
+    // Behind its floor it does not campaign either.
+    for _ in 0..100 {
+        r.tick();
+    }
+    let rd = r.ready();
+    assert!(!rd.messages.iter().any(|m| matches!(m.body, Body::Vote(_))));
+    // Once a leader has brought it up to the floor, it is a voter like any other.
+    net.isolate(1);
+    net.tick_all(60);
+    let r = &net.nodes[&w];
+    assert_eq!(r.status().catching_up_to, None);
+    assert_eq!(r.log().term(committed.index), Some(t));
 }
