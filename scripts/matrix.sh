@@ -12,6 +12,8 @@
 #   scripts/matrix.sh default [ATTEMPTS] [BASE] [HEALTHY] [SOLO] [BUGS...]
 #
 # CHAOS_NET=netns runs every test with --net netns (root; the matrix's netns column).
+# MATRIX_NEMESIS=KINDS gives the default column's runs (bugs and healthy) that --nemesis,
+# e.g. all,wipe for rejoin-empty-voter (wipe is opt-in).
 # CHAOS_BIN=PATH runs that chaos-runner (and the raft-node beside it): a copy, so a build
 # during a long matrix does not change the binary under test.
 #
@@ -49,6 +51,7 @@ if [[ ${1:-} == default ]]; then
   # STOP_ON_UNKNOWN=1 also ends an attempt at its first UNKNOWN run (exit 2), counted apart:
   # for a bug whose signature is a cluster that cannot come back.
   workload=(--workload "${MATRIX_WORKLOAD:-register}")
+  [[ -n ${MATRIX_NEMESIS:-} ]] && workload+=(--nemesis "$MATRIX_NEMESIS")
   echo "| bug | attempts that caught it (4 runs x 30 s each) | runs it took, per catching attempt | attempts ended UNKNOWN |"
   echo "|---|---|---|---|"
   for bug in "${bugs[@]}"; do
@@ -86,7 +89,9 @@ if [[ ${1:-} == default ]]; then
     done
     echo "| $label | $runs | $valid | ${other[*]:--} |"
   }
-  ((healthy_runs > 0)) && healthy_row "default schedule, 30 s" "$healthy_runs" 10000 --time-limit 30
+  healthy_args=(--time-limit 30)
+  [[ -n ${MATRIX_NEMESIS:-} ]] && healthy_args+=(--nemesis "$MATRIX_NEMESIS")
+  ((healthy_runs > 0)) && healthy_row "default schedule${MATRIX_NEMESIS:+ (--nemesis $MATRIX_NEMESIS)}, 30 s" "$healthy_runs" 10000 "${healthy_args[@]}"
   if ((solo_runs > 0)); then
     solo=(duplicate reorder replay drop)
     [[ ${CHAOS_NET:-} == netns ]] && solo=(duplicate reorder loss bandwidth)

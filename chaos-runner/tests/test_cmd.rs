@@ -749,6 +749,47 @@ fn staggered_kills_restart_nodes_in_the_recorded_order() {
     assert_no_nodes_left(store.path());
 }
 
+/// Issue 30: `wipe` deletes a node's whole data directory (a lost disk) and restarts it
+/// on nothing; raft-node rejoins by itself and the run stays valid. Each wipe is recorded
+/// with what was lost, and the wiped node's log says it rejoined.
+#[test]
+fn wiped_nodes_rejoin_and_the_run_stays_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run(
+        store.path(),
+        &[
+            "--time-limit",
+            "8",
+            "--nemesis",
+            "wipe",
+            "--nemesis-targets",
+            "leader,every",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "verdict should be valid");
+    let run_dir = latest(store.path());
+    let wiped: Vec<Value> = history(&run_dir)
+        .into_iter()
+        .filter(|e| e["type"] == "nemesis" && e["f"] == "start-wipe")
+        .flat_map(|e| e["value"]["wiped"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let lost: Vec<&Value> = wiped
+        .iter()
+        .filter(|w| w["files"].as_u64() > Some(0))
+        .collect();
+    assert!(lost.len() >= 2, "at least two disks were lost: {wiped:?}");
+    for w in &lost {
+        let n = w["node"].as_u64().unwrap();
+        let log = std::fs::read_to_string(run_dir.join(format!("nodes/n{n}.log"))).unwrap();
+        assert!(log.contains("rejoined with an empty disk"), "n{n}: {log}");
+    }
+    assert_no_nodes_left(store.path());
+}
+
 /// Issue 12: `--tls` runs the cluster with mutual TLS on both ports, with certificates the
 /// run makes; the proxies' byte faults (partition, latency) and kills work through it,
 /// and the faults that need plain HTTP are refused with the reason.

@@ -50,6 +50,11 @@ pub enum FaultKind {
     ClockRate,
     /// A node's clocks jump back and forth every few milliseconds for a spell.
     ClockStrobe,
+    /// A lost disk: SIGKILL, every file in the node's data directory deleted, and a restart
+    /// on the empty directory when the fault ends. Never more than a minority at once.
+    /// Opt-in by name (`--nemesis all,wipe`): a server that cannot tell a new member from
+    /// one that lost its disk (most need a membership change first) cannot undergo it.
+    Wipe,
     /// The search schedule's weather: a steady 2 to 20 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
@@ -82,6 +87,9 @@ impl FaultKind {
         FaultKind::Corrupt,
     ];
 
+    /// Kinds `all` leaves out: asked for by name only (`all,wipe`).
+    pub const OPT_IN: [FaultKind; 1] = [FaultKind::Wipe];
+
     /// The clock faults, through libfaketime under every node: only for servers whose
     /// clock calls go through libc, and only on this machine. `all` includes them where
     /// they can act; the search gives them spells of their own.
@@ -110,6 +118,7 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ClockRate => "clock-rate",
             FaultKind::ClockStrobe => "clock-strobe",
+            FaultKind::Wipe => "wipe",
             FaultKind::LinkLatency => "link-latency",
         }
     }
@@ -120,6 +129,7 @@ impl FaultKind {
             .into_iter()
             .chain(FaultKind::DISK)
             .chain(FaultKind::CLOCK)
+            .chain(FaultKind::OPT_IN)
             .find(|k| k.name() == s)
     }
 
@@ -130,7 +140,7 @@ impl FaultKind {
 
     /// Whether it acts on the nodes' disks (the report draws these in lanes of their own).
     pub fn is_disk(self) -> bool {
-        self.needs_layer() || self == FaultKind::Corrupt
+        self.needs_layer() || matches!(self, FaultKind::Corrupt | FaultKind::Wipe)
     }
 
     /// Whether it needs the lazy layer (a FUSE filesystem) under every node's data.

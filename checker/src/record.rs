@@ -210,6 +210,22 @@ pub struct FaultDetails {
     /// leader among themselves.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restart_order: Vec<NodeAt>,
+    /// `wipe`: per node, what its lost data directory held, or why it was spared.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wiped: Vec<Wiped>,
+}
+
+/// One node's lost disk (`wipe`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Wiped {
+    pub node: u64,
+    /// Files and bytes deleted from its data directory.
+    pub files: u64,
+    pub bytes: u64,
+    /// Why nothing was deleted, if so (another wiped node had not rejoined yet).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub spared: String,
 }
 
 /// One damaged file (`corrupt`).

@@ -261,6 +261,12 @@ impl Cluster {
         node.paused = false;
     }
 
+    /// After its data directory was emptied (`wipe`): the next start is like its first,
+    /// so `--node-setup` runs again and writes what the server needs to start.
+    pub fn forget_started(&mut self, id: u64) {
+        self.node_mut(id).started = false;
+    }
+
     /// SIGSTOP: the node freezes mid-flight.
     pub fn pause(&mut self, id: u64) {
         if self.is_running(id) {

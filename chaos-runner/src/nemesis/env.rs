@@ -28,6 +28,8 @@ pub struct Env {
     /// and what it may do.
     pub corrupted: Mutex<std::collections::BTreeSet<u64>>,
     pub corrupt: CorruptPlan,
+    /// Nodes `wipe` emptied that have not yet been seen rejoined and caught up.
+    pub wiped: Mutex<std::collections::BTreeSet<u64>>,
     /// netns mode's namespaces and switch, or ssh mode's hosts: they live as long as
     /// the cluster (and are dropped after it).
     pub _hosting: crate::cluster::Hosting,
@@ -56,6 +58,37 @@ impl Env {
             }
         }
         out
+    }
+
+    /// The wiped nodes that have not rejoined and caught up yet, as far as the server can
+    /// tell ([`Server::rejoined`]); one that cannot tell counts as rejoined once it runs.
+    pub(super) async fn still_lost(&self) -> Vec<u64> {
+        let wiped: Vec<u64> = self
+            .wiped
+            .lock()
+            .expect("wiped nodes")
+            .iter()
+            .copied()
+            .collect();
+        let mut lost = Vec::new();
+        for n in wiped {
+            let probe = self
+                .probes
+                .iter()
+                .find(|(i, _)| *i == n)
+                .map(|(_, a)| a.as_str());
+            let back = match probe {
+                Some(addr) => self.server.rejoined(&self.access, addr).await,
+                None => Some(true),
+            };
+            let running = self.cluster.lock().await.is_running(n);
+            if back == Some(true) || (back.is_none() && running) {
+                self.wiped.lock().expect("wiped nodes").remove(&n);
+            } else {
+                lost.push(n);
+            }
+        }
+        lost
     }
 
     /// The nodes a kill-like fault of plan `p` hits (asking who leads if it aims there).

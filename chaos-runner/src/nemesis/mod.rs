@@ -18,6 +18,7 @@ mod process;
 mod reach;
 mod schedule;
 pub mod schedule_file;
+mod wipe;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -104,6 +105,7 @@ fn registry(kind: FaultKind) -> Entry {
         LoseUnsynced => entry::<disk::PowerLoss>(),
         DiskFull | SlowFsync => entry::<disk::DiskSpell>(),
         Corrupt => entry::<corrupt::CorruptFault>(),
+        Wipe => entry::<wipe::WipeFault>(),
         ClockJump | ClockRate | ClockStrobe => entry::<clock::ClockFault>(),
     }
 }
@@ -359,6 +361,7 @@ mod tests {
             server: ServerKind::RaftNode.builtin().unwrap(),
             epoch: std::time::Instant::now(),
             corrupted: Default::default(),
+            wiped: Default::default(),
             corrupt: CorruptPlan {
                 limit: 1,
                 files: FileKind::ALL.to_vec(),

@@ -308,7 +308,9 @@ fn plan_foreground(
     let fg: Vec<FaultKind> = kinds
         .iter()
         .copied()
-        .filter(|k| !k.is_message() && !k.is_disk() && !k.is_clock())
+        // `wipe` is the one disk fault of the foreground: it is asked for by name, and
+        // stands on its own rather than in place of a kill.
+        .filter(|k| !k.is_message() && !k.is_clock() && (!k.is_disk() || *k == FaultKind::Wipe))
         .collect();
     let bursts = Burst::available(&fg, targets);
     let leader_first = targets.contains(&Target::Leader);
@@ -355,7 +357,7 @@ fn plan_foreground(
         }
         let kind = *fg.choose(rng).expect("not empty");
         let mut pool = targets.to_vec();
-        if matches!(kind, FaultKind::Kill | FaultKind::Pause) && every(targets) {
+        if matches!(kind, FaultKind::Kill | FaultKind::Pause | FaultKind::Wipe) && every(targets) {
             pool.push(Target::All);
         }
         let target = if leader_first && rng.gen_bool(0.4) {

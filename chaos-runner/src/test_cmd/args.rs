@@ -173,9 +173,13 @@ pub struct TestArgs {
     /// jump 0.1-6.4 s either way), clock-rate (they run at 0.25x to 4x for a spell) and
     /// clock-strobe (they jump back and forth every 10-50 ms), through libfaketime
     /// (apt-get install libfaketime) for servers whose clock calls go through libc (not
-    /// Go's etcd or nats-server), named beside other kinds they run in a rota of their own;
-    /// or all (every kind these links, this server and this machine can carry out),
-    /// optionally leaving some out (`all,-clocks`, `all,-partition`), or none. No disk or
+    /// Go's etcd or nats-server), named beside other kinds they run in a rota of their own,
+    /// and wipe (a lost disk: kill a node, delete its whole data directory, restart it on
+    /// nothing; a minority at most, and not again before the last wiped node caught up;
+    /// only by name, as most servers need a membership change to take a member back);
+    /// or all (every kind these links, this server and this machine can carry out but
+    /// wipe), optionally leaving some out (`all,-clocks`, `all,-partition`) or adding wipe
+    /// (`all,wipe`: the search then draws it beside kills and pauses), or none. No disk or
     /// clock fault reaches --hosts. `all` without --nemesis-interval is a search: kinds,
     /// targets, durations and gaps are drawn from the seed, with bursts of leader faults
     /// (a third of the kills power losses, some corruptions, a third of the pauses disk

@@ -274,22 +274,23 @@ fn links(args: &TestArgs, server: &dyn Server, requested: &[FaultKind]) -> Resul
     Ok((fabric, nodes))
 }
 
-/// The faults `--nemesis` asks for, by name. `all` is every kind, and may be followed by
-/// kinds to leave out (`all,-clock-rate`); `clocks` and `disks` name their groups
-/// (`all,-clocks`, `kill,clocks`).
+/// The faults `--nemesis` asks for, by name. `all` is every kind but the opt-in ones,
+/// and may be followed by kinds to leave out (`all,-clock-rate`) and opt-in kinds to add
+/// (`all,wipe`); `clocks` and `disks` name their groups (`all,-clocks`, `kill,clocks`).
 fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
     let every: Vec<FaultKind> = FaultKind::ALL
         .into_iter()
         .chain(FaultKind::DISK)
         .chain(FaultKind::CLOCK)
         .collect();
-    let mut names: Vec<&str> = every.iter().map(|k| k.name()).collect();
+    let known: Vec<FaultKind> = every.iter().copied().chain(FaultKind::OPT_IN).collect();
+    let mut names: Vec<&str> = known.iter().map(|k| k.name()).collect();
     names.extend(["clocks", "disks"]);
     let parse = |word: &str| -> Result<Vec<FaultKind>> {
         Ok(match word {
             "clocks" => FaultKind::CLOCK.to_vec(),
             "disks" => FaultKind::DISK.to_vec(),
-            w => list(w, &every, &names, FaultKind::parse, "fault")?,
+            w => list(w, &known, &names, FaultKind::parse, "fault")?,
         })
     };
     let spec = args.nemesis().trim();
@@ -299,10 +300,19 @@ fn requested_faults(args: &TestArgs) -> Result<Vec<FaultKind>> {
             let mut kinds = every.clone();
             for w in words {
                 let Some(name) = w.strip_prefix('-') else {
-                    bail!(
-                        "--nemesis {spec:?}: after `all`, only kinds to leave out \
-                         (`all,-{w}`)"
-                    );
+                    let added = parse(w)?;
+                    if added.iter().any(|k| !FaultKind::OPT_IN.contains(k)) {
+                        bail!(
+                            "--nemesis {spec:?}: `all` has {w} already; after it come kinds \
+                             to leave out (`all,-{w}`) or opt-in kinds to add (`all,wipe`)"
+                        );
+                    }
+                    for k in added {
+                        if !kinds.contains(&k) {
+                            kinds.push(k);
+                        }
+                    }
+                    continue;
                 };
                 let out = parse(name)?;
                 kinds.retain(|k| !out.contains(k));
@@ -798,6 +808,13 @@ mod tests {
                 FaultKind::ClockStrobe
             ]
         );
+        // `wipe` is opt-in: named alone, or added to `all`.
+        assert!(!every.contains(&FaultKind::Wipe));
+        let with_wipe = kinds("all,wipe");
+        assert_eq!(with_wipe.len(), every.len() + 1);
+        assert!(with_wipe.contains(&FaultKind::Wipe));
+        assert_eq!(kinds("wipe,kill"), [FaultKind::Wipe, FaultKind::Kill]);
+        assert_eq!(kinds("all,wipe,-wipe"), every);
         for bad in ["kill,-clocks", "all,kill", "kill,all"] {
             let e = config(&["--nemesis", bad]).err().unwrap().to_string();
             assert!(e.contains("all"), "{bad}: {e}");

@@ -90,6 +90,7 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         access: running.access,
         epoch: recorder.epoch(),
         corrupted: Default::default(),
+        wiped: Default::default(),
         corrupt: cfg.corrupt.clone(),
         _hosting: running.hosting,
     };

@@ -80,6 +80,16 @@ pub trait Server: Send + Sync + std::fmt::Debug {
     fn refuses(&self, _kind: FaultKind) -> Option<&'static str> {
         None
     }
+
+    /// Whether a node that lost its disk (`wipe`) has rejoined and caught up, asked at
+    /// `probe`; `None` if this server cannot say (it then counts as rejoined once it runs).
+    fn rejoined<'a>(
+        &'a self,
+        _access: &'a ApiAccess,
+        _probe: &'a str,
+    ) -> BoxFuture<'a, Option<bool>> {
+        Box::pin(async { None })
+    }
 }
 
 /// Why a Go server cannot undergo `kind`: clock faults go through libc, which Go's

@@ -64,6 +64,17 @@ impl Server for RaftNode {
         })
     }
 
+    /// raft-node's status says `joining` while it waits for the members and
+    /// `catching_up_to` while its log is behind the floor they reported; a seed-style
+    /// server has neither field, and is taken at its word once it answers.
+    fn rejoined<'a>(&'a self, access: &'a ApiAccess, api: &'a str) -> BoxFuture<'a, Option<bool>> {
+        Box::pin(async move {
+            // A node that does not answer has not been seen to rejoin.
+            let s = status(access, api).await;
+            Some(s.is_some_and(|s| s["joining"].is_null() && s["catching_up_to"].is_null()))
+        })
+    }
+
     fn per_peer_addresses(&self) -> bool {
         true
     }
