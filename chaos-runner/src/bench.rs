@@ -112,6 +112,11 @@ pub struct BenchArgs {
     /// The same as --net netns (kept for scripts that use it).
     #[arg(long, hide = true, conflicts_with_all = ["net", "hosts"])]
     pub netns: bool,
+    /// One-way delay of every node-to-node link, in milliseconds (--net proxy or netns),
+    /// as `test --link-latency` gives: what a slower network costs each write (two
+    /// one-way delays per commit at the least).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub link_latency: u64,
     /// Mutual TLS on both ports of every node (raft-node only), with certificates the
     /// run makes, as `test --tls` does: compare with a run without to see what TLS costs.
     #[arg(long, conflicts_with = "hosts")]
@@ -191,6 +196,8 @@ struct BenchResults {
     proxies: bool,
     /// Nodes in namespaces joined by the packet switch.
     netns: bool,
+    /// The one-way delay of every node-to-node link (--link-latency).
+    link_latency_ms: u64,
     /// Nodes on hosts over ssh (--hosts).
     hosts: Option<String>,
     /// The disk faults' lazy layer under every node (--lazy-disk).
@@ -283,7 +290,21 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
         );
     }
     let ssh = args.ssh.plan(false)?;
-    let links = Fabric::resolve(net, server.per_peer_addresses(), args.tls, 0, None, ssh);
+    let links = Fabric::resolve(
+        net,
+        server.per_peer_addresses(),
+        args.tls,
+        args.link_latency,
+        None,
+        ssh,
+    );
+    if args.link_latency > 0 && !crate::nemesis::carries(&links, crate::nemesis::FaultKind::Latency)
+    {
+        bail!(
+            "--link-latency: {}",
+            crate::nemesis::why_not(&links, crate::nemesis::FaultKind::Latency)
+        );
+    }
     let cluster = ClusterPlan {
         server,
         bin,
@@ -440,6 +461,7 @@ fn bench_results(
         keys: args.keys,
         proxies: matches!(plan.cluster.links, Fabric::Proxies { .. }),
         netns: matches!(plan.cluster.links, Fabric::Switch { .. }),
+        link_latency_ms: plan.cluster.links.latency_ms(),
         hosts: args.ssh.hosts.clone(),
         lazy_disk: plan.cluster.lazy_disk.is_some(),
         node_args: args.node_args.clone(),

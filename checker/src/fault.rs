@@ -26,7 +26,7 @@ pub enum FaultKind {
     Reorder,
     /// Deliver copies of peer requests seen up to 10 s earlier.
     Replay,
-    /// Swallow peer requests; their senders time out.
+    /// Swallow peer requests; their answers never come, and their senders time out.
     Drop,
     /// Lose a fifth of the packets (netns mode).
     Loss,

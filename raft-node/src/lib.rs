@@ -4,7 +4,7 @@
 //! - [`storage`]: the write-ahead log and snapshot files.
 //! - [`kv`]: the key-value state machine.
 //! - [`node`]: the driver that runs the core against real storage, network and clients.
-//! - [`transport`]: node-to-node messages over HTTP.
+//! - [`transport`]: node-to-node messages over HTTP; [`pipeline`], one peer's sender.
 //! - [`api`]: the client HTTP API.
 //! - [`body`]: reading request bodies of either port: size, deadline, memory budget.
 //! - [`tls`]: optional mutual TLS for either port.
@@ -15,6 +15,7 @@ pub mod body;
 pub mod kv;
 pub mod node;
 pub mod parse_errors;
+pub mod pipeline;
 pub mod raft;
 pub mod storage;
 pub mod tls;

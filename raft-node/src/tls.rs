@@ -161,13 +161,3 @@ impl Tls {
         tokio_rustls::TlsAcceptor::from(self.server.clone())
     }
 }
-
-/// A client configuration that is never used for a handshake: the connector of a peer
-/// transport without TLS still needs one, and dials `http://` only.
-pub fn unused_client_config() -> ClientConfig {
-    ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(RootCertStore::empty())
-        .with_no_client_auth()
-}

@@ -1,10 +1,11 @@
 //! Node-to-node messaging over HTTP/1.1 (hyper 1.x).
 //!
-//! Each peer gets one sender task with one keep-alive connection: it batches whatever
-//! messages queued up while the previous request was in flight into a single POST of
-//! postcard-encoded messages. Delivery is best effort by design: Raft retransmits, so a
-//! full queue or a failed request simply drops messages, and a stalled peer (a black-holed
-//! link) costs one request timeout, never unbounded memory.
+//! Each peer gets one sender task with one long-lived connection (`pipeline.rs`): it
+//! batches whatever messages queued up into a POST of postcard-encoded messages and
+//! writes it at once, pipelined behind the requests still in flight. Delivery is best
+//! effort by design: Raft retransmits, so a full queue or a failed connection simply drops
+//! messages, and a stalled peer (a black-holed link) costs one request timeout, never
+//! unbounded memory.
 //!
 //! The transport knows nothing of the node: it delivers what arrives to an
 //! [`InboundSink`], and the node drives an [`HttpOutbox`] through its own `Outbox` trait.
@@ -16,13 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 
 use tokio::net::TcpListener;
@@ -31,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{closing, read_body, BodyLimits};
 use crate::parse_errors::JsonParseErrors;
+use crate::pipeline::Route;
 use crate::raft::{Message, NodeId};
 
 const QUEUE: usize = 4096;
@@ -57,9 +56,9 @@ pub struct PortLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
 }
-const HEADER_FROM: &str = "x-raft-from";
-const HEADER_API: &str = "x-raft-api";
-const HEADER_CLUSTER: &str = "x-raft-cluster";
+pub(crate) const HEADER_FROM: &str = "x-raft-from";
+pub(crate) const HEADER_API: &str = "x-raft-api";
+pub(crate) const HEADER_CLUSTER: &str = "x-raft-cluster";
 
 /// Who may send to this node: the members of its own cluster. Every request names its
 /// cluster and sender in headers, and every message in it must be from that sender to
@@ -117,8 +116,9 @@ pub struct HttpOutbox {
 }
 
 impl HttpOutbox {
-    /// Starts one sender task per peer. `peers` maps ids to `host:port` transport
-    /// addresses; with `tls`, peers are dialled over TLS and their certificates checked.
+    /// Starts one sender task per peer, each with its own pipelined connection
+    /// (`pipeline.rs`). `peers` maps ids to `host:port` transport addresses; with `tls`,
+    /// peers are dialled over TLS and their certificates checked.
     pub fn start(
         id: NodeId,
         api_addr: String,
@@ -127,39 +127,19 @@ impl HttpOutbox {
         cluster: String,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> HttpOutbox {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(rpc_timeout));
-        connector.enforce_http(false);
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let connector = match tls {
-            Some(config) => HttpsConnectorBuilder::new()
-                .with_tls_config(Arc::unwrap_or_clone(config))
-                .https_only()
-                .enable_http1()
-                .wrap_connector(connector),
-            None => HttpsConnectorBuilder::new()
-                .with_tls_config(crate::tls::unused_client_config())
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(connector),
-        };
-        let client: PeerClient = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1)
-            .build(connector);
         let mut senders = BTreeMap::new();
         for (&peer, addr) in peers {
             let (tx, rx) = mpsc::channel(QUEUE);
             senders.insert(peer, tx);
             let route = Route {
-                url: format!("{scheme}://{addr}/raft"),
+                addr: addr.clone(),
                 id,
                 api_addr: api_addr.clone(),
                 cluster: cluster.clone(),
                 rpc_timeout,
+                tls: tls.clone(),
             };
-            tokio::spawn(peer_loop(client.clone(), route, rx));
+            tokio::spawn(crate::pipeline::run(route, rx, encode_batches, MAX_BATCH));
         }
         HttpOutbox { peers: senders }
     }
@@ -173,33 +153,6 @@ impl HttpOutbox {
                 }
             }
         }
-    }
-}
-
-/// Where one peer is, and what every request to it says about the sender.
-struct Route {
-    url: String,
-    id: NodeId,
-    api_addr: String,
-    cluster: String,
-    rpc_timeout: Duration,
-}
-
-/// The HTTP client of the peer transport: plain or TLS, as the node was started.
-type PeerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-async fn peer_loop(client: PeerClient, route: Route, mut rx: mpsc::Receiver<Message>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut failures = 0u64;
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        for body in encode_batches(&batch) {
-            let ok = send(&client, &route, body).await;
-            failures = if ok { 0 } else { failures + 1 };
-            if !ok && (failures == 1 || failures.is_multiple_of(100)) {
-                tracing::debug!(url = %route.url, failures, "sends to the peer are failing");
-            }
-        }
-        batch.clear();
     }
 }
 
@@ -250,47 +203,6 @@ fn varint(mut n: u64) -> Vec<u8> {
             return out;
         }
         out.push(byte | 0x80);
-    }
-}
-
-/// One POST of `body` to the peer; whether it was accepted in time.
-async fn send(client: &PeerClient, route: &Route, body: Vec<u8>) -> bool {
-    let url = &route.url;
-    {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(url)
-            .header(HEADER_FROM, route.id.to_string())
-            .header(HEADER_API, &route.api_addr)
-            .header(HEADER_CLUSTER, &route.cluster)
-            .header("content-type", "application/octet-stream")
-            .body(Full::new(Bytes::from(body)))
-            .expect("valid request");
-        let result = tokio::time::timeout(route.rpc_timeout, async {
-            let resp = client.request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            resp.into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(format!("peer answered {status}"))
-            }
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                tracing::trace!(%url, "send to peer failed: {e}");
-                false
-            }
-            Err(_) => {
-                tracing::trace!(%url, "send to peer timed out");
-                false
-            }
-        }
     }
 }
 
@@ -478,6 +390,126 @@ mod tests {
                 checksum: 1,
             }),
         }
+    }
+
+    /// A channel as the node's inbox.
+    #[derive(Clone)]
+    struct Inbox(mpsc::UnboundedSender<Inbound>);
+
+    impl InboundSink for Inbox {
+        async fn deliver(&self, inbound: Inbound) -> bool {
+            self.0.send(inbound).is_ok()
+        }
+    }
+
+    fn heartbeat(from: NodeId, n: u64) -> Message {
+        Message {
+            from,
+            to: 2,
+            term: n,
+            body: Body::Heartbeat(crate::raft::Heartbeat {
+                commit: 0,
+                read_ctx: n,
+            }),
+        }
+    }
+
+    /// Serves node 2's peer port on `listener`; what arrives goes to the returned channel.
+    fn serve_node_2(listener: TcpListener) -> mpsc::UnboundedReceiver<Inbound> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let members = Membership {
+            id: 2,
+            peers: [1].into(),
+            cluster: "c".into(),
+        };
+        let limits = PortLimits {
+            max_connections: 16,
+            header_timeout: Duration::from_secs(5),
+        };
+        let bodies = BodyLimits::new(raft_body_limit(1 << 20), Duration::from_secs(5), 64 << 20);
+        tokio::spawn(serve(listener, None, Inbox(tx), limits, bodies, members));
+        rx
+    }
+
+    /// Receives until `want` messages arrived (or 10 s passed); their terms, in order.
+    async fn terms_received(rx: &mut mpsc::UnboundedReceiver<Inbound>, want: usize) -> Vec<u64> {
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while got.len() < want {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(inbound)) => got.extend(inbound.msgs.iter().map(|m| m.term)),
+                _ => break,
+            }
+        }
+        got
+    }
+
+    /// Bursts sent without waiting for answers arrive whole and in order, on one
+    /// connection, with the sender's id and API address.
+    #[tokio::test]
+    async fn pipelined_bursts_arrive_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut rx = serve_node_2(listener);
+        let outbox = HttpOutbox::start(
+            1,
+            "api-of-1".into(),
+            &[(2, addr)].into(),
+            Duration::from_secs(2),
+            "c".into(),
+            None,
+        );
+        for burst in 0..20u64 {
+            outbox.send(
+                (0..100)
+                    .map(|i| heartbeat(1, burst * 100 + i + 1))
+                    .collect(),
+            );
+            tokio::task::yield_now().await;
+        }
+        let terms = terms_received(&mut rx, 2000).await;
+        assert_eq!(terms, (1..=2000).collect::<Vec<u64>>());
+    }
+
+    /// A peer that is not there yet costs what was sent meanwhile (best effort), never
+    /// the link: once it listens, messages flow within the reconnect back-off.
+    #[tokio::test]
+    async fn a_peer_that_comes_up_late_is_reached() {
+        // A port that refuses connections until the server takes it.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let outbox = HttpOutbox::start(
+            1,
+            "api-of-1".into(),
+            &[(2, addr.to_string())].into(),
+            Duration::from_millis(500),
+            "c".into(),
+            None,
+        );
+        for n in 1..=5 {
+            outbox.send(vec![heartbeat(1, n)]);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut rx = serve_node_2(TcpListener::bind(addr).await.unwrap());
+        // Keep sending until something new arrives: the sender dials again within its
+        // back-off (100 ms at most). What queued during the last back-off may come first.
+        let mut n = 100;
+        let mut seen = Vec::new();
+        while !seen.iter().any(|&t| t >= 100) {
+            outbox.send(vec![heartbeat(1, n)]);
+            if let Ok(Some(inbound)) =
+                tokio::time::timeout(Duration::from_millis(20), rx.recv()).await
+            {
+                seen.extend(inbound.msgs.iter().map(|m| m.term));
+            }
+            n += 1;
+            assert!(n < 600, "nothing arrived within 10 s of the peer coming up");
+        }
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {seen:?}"
+        );
     }
 
     #[test]
