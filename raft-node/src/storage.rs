@@ -10,7 +10,8 @@
 //!   length), overwritten in place after each fdatasync without a sync of its own, so it
 //!   costs one small write and can only lag the truth, never lead it. Recovery uses it to
 //!   tell a torn tail (past that length) from damage (before it).
-//! - `state.bin`: term, vote and the number of the newest segment, checksummed and
+//! - `state.bin`: term, vote (with the floor and joining flag of `raft/join.rs`) and the
+//!   number of the newest segment, checksummed and
 //!   replaced atomically the same way whenever one of them changes (at elections and at
 //!   each new segment, so it costs nothing per write). Term and vote are also in the log,
 //!   but a log that lost its newest segment would take them back in time; this file never

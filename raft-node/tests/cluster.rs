@@ -146,26 +146,33 @@ impl Cluster {
         extra: impl Fn(u64) -> Vec<String>,
         env: Vec<(String, String)>,
     ) -> Cluster {
-        let nodes = (1..=n)
-            .map(|id| Node {
-                id,
-                transport: free_port(),
-                api: free_port(),
-                dir: tmp.path().join(format!("n{id}")),
-                child: None,
-            })
-            .collect();
-        let mut c = Cluster {
-            nodes,
-            extra: (1..=n).map(extra).collect(),
-            client_tls,
-            env,
-            _tmp: tmp,
-        };
+        let mut c = Cluster::unstarted(n, tmp);
+        c.extra = (1..=n).map(extra).collect();
+        c.client_tls = client_tls;
+        c.env = env;
         for id in 1..=n {
             c.start(id);
         }
         c
+    }
+
+    /// `n` nodes with ports and data directories in `tmp`, none started yet.
+    fn unstarted(n: u64, tmp: tempfile::TempDir) -> Cluster {
+        Cluster {
+            nodes: (1..=n)
+                .map(|id| Node {
+                    id,
+                    transport: free_port(),
+                    api: free_port(),
+                    dir: tmp.path().join(format!("n{id}")),
+                    child: None,
+                })
+                .collect(),
+            extra: vec![Vec::new(); n as usize],
+            client_tls: None,
+            env: Vec::new(),
+            _tmp: tmp,
+        }
     }
 
     fn start(&mut self, id: u64) {
@@ -1254,22 +1261,7 @@ fn a_wiped_member_rejoins_catches_up_and_votes_again() {
 /// each says whom it waits for.
 #[test]
 fn a_new_cluster_waits_for_every_member_then_founds_itself() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster {
-        nodes: (1..=3)
-            .map(|id| Node {
-                id,
-                transport: free_port(),
-                api: free_port(),
-                dir: tmp.path().join(format!("n{id}")),
-                child: None,
-            })
-            .collect(),
-        extra: vec![Vec::new(); 3],
-        client_tls: None,
-        env: Vec::new(),
-        _tmp: tmp,
-    };
+    let mut c = Cluster::unstarted(3, tempfile::tempdir().unwrap());
     c.start(1);
     c.start(2);
     for id in [1, 2] {

@@ -89,6 +89,23 @@ fn label(what: Happened, d: &FaultDetails) -> String {
                 nodes.join(",")
             )
         }
+        Happened::Fault(FaultKind::Wipe) => {
+            let lost: Vec<String> = d
+                .wiped
+                .iter()
+                .filter(|w| w.spared.is_empty())
+                .map(|w| format!("n{} ({} files)", w.node, w.files))
+                .collect();
+            format!(
+                "wipe {}: lost the disk of {}",
+                nodes.join(","),
+                if lost.is_empty() {
+                    "none (the last wiped node had not caught up)".to_string()
+                } else {
+                    lost.join(", ")
+                }
+            )
+        }
         Happened::Fault(FaultKind::SlowFsync) => format!(
             "slow fsync {} ({} ms)",
             nodes.join(","),

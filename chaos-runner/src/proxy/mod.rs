@@ -4,9 +4,6 @@
 //! Raft responses travel as messages of their own on the reverse link, so cutting
 //! `i -> j` means exactly "j no longer hears i".
 //!
-//! Raft responses travel as messages of their own on the reverse link, so cutting
-//! `i -> j` means exactly "j no longer hears i".
-//!
 //! The proxies carry out link modes on byte streams and message faults on whole
 //! HTTP/1.1 requests ([`messages`]; [`http`] frames them).
 
