@@ -190,7 +190,25 @@ async fn read_answers(
     timeout: Duration,
 ) -> String {
     let mut buf = BytesMut::with_capacity(4096);
-    while let Some(at) = sent.recv().await {
+    loop {
+        // Between requests the socket is watched too: a peer that closes an idle
+        // connection (its header timeout) is noticed now, before a batch is written
+        // into a dead connection and lost. Bytes read meanwhile are an answer that
+        // overtook its record; they wait in `buf`.
+        let at = tokio::select! {
+            at = sent.recv() => match at {
+                Some(at) => at,
+                None => return "the sender is gone".into(),
+            },
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) => return "the peer closed the connection".into(),
+                Ok(_) if buf.len() > MAX_HEAD + MAX_BODY => {
+                    return "the peer sent what was not asked for".into()
+                }
+                Ok(_) => continue,
+                Err(e) => return format!("read: {e}"),
+            },
+        };
         let deadline = at + timeout;
         loop {
             match parse_answer(&buf) {
@@ -215,7 +233,6 @@ async fn read_answers(
             }
         }
     }
-    "the sender is gone".into()
 }
 
 /// One whole answer at the start of a buffer.

@@ -416,6 +416,14 @@ mod tests {
 
     /// Serves node 2's peer port on `listener`; what arrives goes to the returned channel.
     fn serve_node_2(listener: TcpListener) -> mpsc::UnboundedReceiver<Inbound> {
+        serve_node_2_closing_idle_after(listener, Duration::from_secs(5))
+    }
+
+    /// [`serve_node_2`], closing connections idle for `idle`.
+    fn serve_node_2_closing_idle_after(
+        listener: TcpListener,
+        idle: Duration,
+    ) -> mpsc::UnboundedReceiver<Inbound> {
         let (tx, rx) = mpsc::unbounded_channel();
         let members = Membership {
             id: 2,
@@ -424,7 +432,7 @@ mod tests {
         };
         let limits = PortLimits {
             max_connections: 16,
-            header_timeout: Duration::from_secs(5),
+            header_timeout: idle,
         };
         let bodies = BodyLimits::new(raft_body_limit(1 << 20), Duration::from_secs(5), 64 << 20);
         tokio::spawn(serve(listener, None, Inbox(tx), limits, bodies, members));
@@ -469,6 +477,30 @@ mod tests {
         }
         let terms = terms_received(&mut rx, 2000).await;
         assert_eq!(terms, (1..=2000).collect::<Vec<u64>>());
+    }
+
+    /// A peer closes a connection left idle (its header timeout): the sender notices
+    /// while idle and dials again, so the next message is not written into a dead
+    /// connection and lost.
+    #[tokio::test]
+    async fn a_connection_the_peer_closed_while_idle_loses_nothing() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut rx = serve_node_2_closing_idle_after(listener, Duration::from_millis(100));
+        let outbox = HttpOutbox::start(
+            1,
+            "api-of-1".into(),
+            &[(2, addr)].into(),
+            Duration::from_secs(2),
+            "c".into(),
+            None,
+        );
+        for n in 1..=4 {
+            outbox.send(vec![heartbeat(1, n)]);
+            assert_eq!(terms_received(&mut rx, 1).await, [n]);
+            // Longer than the server lets a connection sit idle.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     /// A peer that is not there yet costs what was sent meanwhile (best effort), never

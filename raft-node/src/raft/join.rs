@@ -32,7 +32,10 @@
 //! What this does not cover: several members that lost their disks at once, one of them
 //! a leader elected after another one's answer. No rule local to the nodes can recover a
 //! vote that only two lost disks knew of; keep disk losses to one member at a time, or
-//! replace the member (membership changes).
+//! replace the member (membership changes). This is the case behind the usual rule that
+//! a node that lost its disk is a new member (§3.8, and the project's Raft pitfalls list,
+//! item 8): the rule above keeps the old id safe for the common case, one lost disk, and
+//! the simulation checks it with a minority of lost disks at any moment.
 
 use std::collections::BTreeMap;
 
