@@ -12,7 +12,7 @@ use super::picks::stagger;
 use super::{Env, Fault, FaultKind, Planned, Target};
 use crate::fabric::Fabric;
 
-/// Nodes killed or paused.
+/// Nodes killed or paused (and the kill under a wipe: `wipe.rs`).
 pub struct ProcessFault {
     kind: FaultKind,
     target: Target,
@@ -23,6 +23,13 @@ pub struct ProcessFault {
     restarts: Vec<(u64, Duration)>,
 }
 
+impl ProcessFault {
+    /// The nodes it took down or paused.
+    pub fn nodes(&self) -> &[u64] {
+        &self.nodes
+    }
+}
+
 impl Fault for ProcessFault {
     /// Signals to processes: any links.
     fn carried_by(_: FaultKind, _: &Fabric) -> bool {
@@ -31,7 +38,8 @@ impl Fault for ProcessFault {
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
         let nodes = env.targets(p).await;
-        let (kills, restarts) = if p.kind == FaultKind::Kill && p.staggered && nodes.len() > 1 {
+        let kill = matches!(p.kind, FaultKind::Kill | FaultKind::Wipe);
+        let (kills, restarts) = if kill && p.staggered && nodes.len() > 1 {
             let s = stagger(p, &nodes);
             (s.kills, s.restarts)
         } else {
@@ -40,7 +48,7 @@ impl Fault for ProcessFault {
         if kills.is_empty() {
             let mut c = env.cluster.lock().await;
             for &n in &nodes {
-                if p.kind == FaultKind::Kill {
+                if kill {
                     tokio::task::block_in_place(|| c.kill(n));
                 } else {
                     c.pause(n);
@@ -75,7 +83,7 @@ impl Fault for ProcessFault {
         }
         let mut c = env.cluster.lock().await;
         for &n in &self.nodes {
-            if self.kind == FaultKind::Kill {
+            if self.kind != FaultKind::Pause {
                 c.start(n)?;
             } else {
                 c.resume(n);

@@ -64,9 +64,10 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// Whether this fault may be staggered: a kill aimed at several nodes.
+    /// Whether this fault may be staggered: a kill aimed at several nodes, or a wipe (a
+    /// kill of several nodes of which some lose their disks).
     pub fn can_stagger(&self) -> bool {
-        self.kind == FaultKind::Kill
+        matches!(self.kind, FaultKind::Kill | FaultKind::Wipe)
             && matches!(
                 self.target,
                 Target::All | Target::Majority | Target::Minority

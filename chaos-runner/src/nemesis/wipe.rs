@@ -20,12 +20,14 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::{Env, Fault, FaultKind, Planned, Target};
+use super::process::ProcessFault;
+use super::{Env, Fault, FaultKind, Planned};
 use crate::fabric::Fabric;
 
 pub struct WipeFault {
-    target: Target,
-    nodes: Vec<u64>,
+    /// The kill under it: all at once, or staggered (the last to die may hold writes
+    /// the first did not see, and the first back may elect a leader before the rest).
+    kill: ProcessFault,
     done: Vec<Wiped>,
 }
 
@@ -67,18 +69,16 @@ impl Fault for WipeFault {
     }
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let nodes = env.targets(p).await;
+        let still_lost = env.still_lost().await;
+        let kill = ProcessFault::start(p, env).await?;
+        let nodes = kill.nodes().to_vec();
         // Which of them lose their disks: a minority of the cluster at most (one in a
         // cluster of three), drawn from the plan's pick.
         let minority = (env.ids().len() - 1) / 2;
         let mut order = nodes.clone();
         order.shuffle(&mut StdRng::seed_from_u64(p.pick ^ 0x5749_5045));
         order.truncate(minority.max(1));
-        let still_lost = env.still_lost().await;
         let mut c = env.cluster.lock().await;
-        for &n in &nodes {
-            tokio::task::block_in_place(|| c.kill(n));
-        }
         let mut done = Vec::new();
         for &n in &order {
             let lost: Vec<u64> = still_lost.iter().copied().filter(|&x| x != n).collect();
@@ -108,16 +108,13 @@ impl Fault for WipeFault {
                 ..Wiped::default()
             });
         }
-        Ok(WipeFault {
-            target: p.target,
-            nodes,
-            done,
-        })
+        Ok(WipeFault { kill, done })
     }
 
-    /// The nodes restart on their empty directories (set-up commands run again first).
+    /// The nodes restart, the wiped ones on empty directories (set-up commands run again
+    /// first), in the kill's order when it was staggered.
     async fn stop(&self, env: &Env) -> Result<()> {
-        env.restart(&self.nodes).await
+        self.kill.stop(env).await
     }
 
     fn describe(&self) -> String {
@@ -129,20 +126,14 @@ impl Fault for WipeFault {
                 false => format!("n{} spared", w.node),
             })
             .collect();
-        format!(
-            "wipe {} {:?} ({})",
-            self.target.name(),
-            self.nodes,
-            what.join(", ")
-        )
+        // The kill's words ("wipe every (staggered) [1, 2, 3]"), then what was lost.
+        format!("{} ({})", self.kill.describe(), what.join(", "))
     }
 
     fn details(&self) -> FaultDetails {
         FaultDetails {
-            nodes: self.nodes.clone(),
-            target: Some(self.target),
             wiped: self.done.clone(),
-            ..FaultDetails::default()
+            ..self.kill.details()
         }
     }
 }

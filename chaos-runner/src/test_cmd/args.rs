@@ -202,7 +202,8 @@ pub struct TestArgs {
     /// few milliseconds apart, and bring them back one by one, up to 0.8 s apart, each in
     /// an order drawn from the seed: the last to die may hold writes nobody else has, and
     /// the first back elect a leader before the rest return. The search does this to three
-    /// in four of those kills; with this flag, to all of them.
+    /// in four of those kills; with this flag, to all of them. Wipes of several nodes
+    /// are kills too, and staggered the same way.
     #[arg(long)]
     pub staggered_kills: bool,
     /// Print what the run would be (the cluster, the load, the faults and each seed's
