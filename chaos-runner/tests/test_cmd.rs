@@ -763,7 +763,8 @@ fn wiped_nodes_rejoin_and_the_run_stays_valid() {
             "--nemesis",
             "wipe",
             "--nemesis-targets",
-            "leader,every",
+            "every",
+            "--staggered-kills",
             "--nemesis-interval",
             "1",
             "--seed",
@@ -772,10 +773,20 @@ fn wiped_nodes_rejoin_and_the_run_stays_valid() {
     );
     assert_eq!(out.status.code(), Some(0), "verdict should be valid");
     let run_dir = latest(store.path());
-    // Per wipe, the nodes that lost their disks.
-    let wipes: Vec<Vec<u64>> = history(&run_dir)
+    let starts: Vec<Value> = history(&run_dir)
         .into_iter()
         .filter(|e| e["type"] == "nemesis" && e["f"] == "start-wipe")
+        .collect();
+    // A wipe of every node is a staggered kill underneath: its order is recorded.
+    assert!(
+        starts.iter().any(|e| e["value"]["kill_order"]
+            .as_array()
+            .is_some_and(|o| o.len() == 3)),
+        "{starts:?}"
+    );
+    // Per wipe, the nodes that lost their disks.
+    let wipes: Vec<Vec<u64>> = starts
+        .into_iter()
         .map(|e| {
             e["value"]["wiped"]
                 .as_array()
