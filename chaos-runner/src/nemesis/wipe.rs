@@ -62,6 +62,23 @@ fn empty_dir(dir: &Path) -> Result<(u64, u64)> {
     Ok((files, bytes))
 }
 
+/// For each node of `order`, in turn: whether it may lose its disk (an empty list) or
+/// must be spared because of the nodes listed, those whose lost disks have not caught up
+/// (`lost`, then the ones this wipe takes): lost disks stay at most `limit`.
+fn which_lose_their_disks(order: &[u64], mut lost: Vec<u64>, limit: usize) -> Vec<(u64, Vec<u64>)> {
+    let mut out = Vec::new();
+    for &n in order {
+        lost.retain(|&x| x != n);
+        if lost.len() < limit {
+            lost.push(n);
+            out.push((n, Vec::new()));
+        } else {
+            out.push((n, lost.clone()));
+        }
+    }
+    out
+}
+
 impl Fault for WipeFault {
     /// The files are on this machine: any links here, not hosts over ssh.
     fn carried_by(_: FaultKind, fabric: &Fabric) -> bool {
@@ -69,7 +86,7 @@ impl Fault for WipeFault {
     }
 
     async fn start(p: &Planned, env: &Env) -> Result<Self> {
-        let still_lost = env.still_lost().await;
+        let lost = env.still_lost().await;
         let kill = ProcessFault::start(p, env).await?;
         let nodes = kill.nodes().to_vec();
         // Which of them lose their disks: a minority of the cluster at most (one in a
@@ -80,18 +97,15 @@ impl Fault for WipeFault {
         order.truncate(minority.max(1));
         let mut c = env.cluster.lock().await;
         let mut done = Vec::new();
-        for &n in &order {
-            let lost: Vec<u64> = still_lost.iter().copied().filter(|&x| x != n).collect();
-            if lost.len() + 1 > minority.max(1) {
+        for (n, spared_for) in which_lose_their_disks(&order, lost, minority.max(1)) {
+            if !spared_for.is_empty() {
+                let names: Vec<String> = spared_for.iter().map(|x| format!("n{x}")).collect();
                 done.push(Wiped {
                     node: n,
                     spared: format!(
                         "killed only: {} lost its disk and has not caught up yet, and a \
                          majority of lost disks is more than any system can recover",
-                        lost.iter()
-                            .map(|x| format!("n{x}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        names.join(", ")
                     ),
                     ..Wiped::default()
                 });
@@ -141,6 +155,23 @@ impl Fault for WipeFault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_disks_stay_a_minority() {
+        // Five nodes: two may be lost at once.
+        assert_eq!(
+            which_lose_their_disks(&[1, 2], vec![], 2),
+            [(1, vec![]), (2, vec![])]
+        );
+        // One has not caught up: only one more.
+        assert_eq!(
+            which_lose_their_disks(&[1, 2], vec![5], 2),
+            [(1, vec![]), (2, vec![5, 1])]
+        );
+        // The node not caught up may lose its disk again: it counts once.
+        assert_eq!(which_lose_their_disks(&[3], vec![3], 1), [(3, vec![])]);
+        assert_eq!(which_lose_their_disks(&[3], vec![2], 1), [(3, vec![2])]);
+    }
 
     #[test]
     fn emptying_a_directory_deletes_everything_under_it_and_keeps_it() {
