@@ -13,7 +13,8 @@
 #
 # CHAOS_NET=netns runs every test with --net netns (root; the matrix's netns column).
 # MATRIX_NEMESIS=KINDS gives the default column's runs (bugs and healthy) that --nemesis,
-# e.g. all,wipe for rejoin-empty-voter (wipe is opt-in).
+# e.g. all,wipe for rejoin-empty-voter (wipe is opt-in); MATRIX_ARGS adds any flags to
+# them (split on spaces), e.g. "--nemesis-targets every,majority --staggered-kills".
 # CHAOS_BIN=PATH runs that chaos-runner (and the raft-node beside it): a copy, so a build
 # during a long matrix does not change the binary under test.
 #
@@ -52,6 +53,9 @@ if [[ ${1:-} == default ]]; then
   # for a bug whose signature is a cluster that cannot come back.
   workload=(--workload "${MATRIX_WORKLOAD:-register}")
   [[ -n ${MATRIX_NEMESIS:-} ]] && workload+=(--nemesis "$MATRIX_NEMESIS")
+  # shellcheck disable=SC2206
+  extra=(${MATRIX_ARGS:-})
+  workload+=("${extra[@]}")
   echo "| bug | attempts that caught it (4 runs x 30 s each) | runs it took, per catching attempt | attempts ended UNKNOWN |"
   echo "|---|---|---|---|"
   for bug in "${bugs[@]}"; do
@@ -91,7 +95,8 @@ if [[ ${1:-} == default ]]; then
   }
   healthy_args=(--time-limit 30)
   [[ -n ${MATRIX_NEMESIS:-} ]] && healthy_args+=(--nemesis "$MATRIX_NEMESIS")
-  ((healthy_runs > 0)) && healthy_row "default schedule${MATRIX_NEMESIS:+ (--nemesis $MATRIX_NEMESIS)}, 30 s" "$healthy_runs" 10000 "${healthy_args[@]}"
+  healthy_args+=("${extra[@]}")
+  ((healthy_runs > 0)) && healthy_row "default schedule${MATRIX_NEMESIS:+ (--nemesis $MATRIX_NEMESIS)}${MATRIX_ARGS:+ $MATRIX_ARGS}, 30 s" "$healthy_runs" 10000 "${healthy_args[@]}"
   if ((solo_runs > 0)); then
     solo=(duplicate reorder replay drop)
     [[ ${CHAOS_NET:-} == netns ]] && solo=(duplicate reorder loss bandwidth)
