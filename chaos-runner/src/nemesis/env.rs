@@ -60,17 +60,19 @@ impl Env {
         out
     }
 
-    /// The wiped nodes that have not rejoined and caught up yet, as far as the server can
-    /// tell ([`Server::rejoined`]); one that cannot tell counts as rejoined once it runs.
+    /// The nodes whose data is gone for now: wiped ones that have not rejoined and caught
+    /// up yet, as far as the server can tell ([`Server::rejoined`]; one that cannot tell
+    /// counts as rejoined once it runs), and damaged ones (`corrupt`) that do not run (a
+    /// correct server refuses to start on damage, and stays down).
     pub(super) async fn still_lost(&self) -> Vec<u64> {
-        let wiped: Vec<u64> = self
-            .wiped
-            .lock()
-            .expect("wiped nodes")
-            .iter()
-            .copied()
-            .collect();
-        let mut lost = Vec::new();
+        let set = |s: &Mutex<std::collections::BTreeSet<u64>>| -> Vec<u64> {
+            s.lock().expect("node set").iter().copied().collect()
+        };
+        let (wiped, damaged) = (set(&self.wiped), set(&self.corrupted));
+        let mut lost: Vec<u64> = {
+            let c = self.cluster.lock().await;
+            damaged.into_iter().filter(|&n| !c.is_running(n)).collect()
+        };
         for n in wiped {
             let probe = self
                 .probes
@@ -84,7 +86,7 @@ impl Env {
             let running = self.cluster.lock().await.is_running(n);
             if back == Some(true) || (back.is_none() && running) {
                 self.wiped.lock().expect("wiped nodes").remove(&n);
-            } else {
+            } else if !lost.contains(&n) {
                 lost.push(n);
             }
         }

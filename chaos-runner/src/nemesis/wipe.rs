@@ -9,8 +9,9 @@
 //! anything (raft-node asks every member first: raft-node/src/raft/join.rs). What a
 //! majority of lost disks forgets no system can recover, so a wipe never takes more than
 //! a minority; and a node whose disk was lost counts as lost until it has rejoined and
-//! caught up (the server says so where it can: [`Server::rejoined`]), so a second wipe
-//! waits for the first to heal rather than lose a majority in two steps.
+//! caught up (the server says so where it can: [`Server::rejoined`]), as does a node that
+//! `corrupt` damaged and that does not run, so a second loss waits for the first to heal
+//! rather than lose a majority in two steps.
 
 use std::path::Path;
 
@@ -103,8 +104,9 @@ impl Fault for WipeFault {
                 done.push(Wiped {
                     node: n,
                     spared: format!(
-                        "killed only: {} lost its disk and has not caught up yet, and a \
-                         majority of lost disks is more than any system can recover",
+                        "killed only: the data of {} is gone for now (a lost disk not caught \
+                         up yet, or damage it does not start on), and a majority of lost \
+                         data is more than any system can recover",
                         names.join(", ")
                     ),
                     ..Wiped::default()
