@@ -439,6 +439,18 @@ mod tests {
         rx
     }
 
+    /// Node 1's outbox, with node 2 at `addr`.
+    fn outbox_to_node_2(addr: String, rpc_timeout: Duration) -> HttpOutbox {
+        HttpOutbox::start(
+            1,
+            "api-of-1".into(),
+            &[(2, addr)].into(),
+            rpc_timeout,
+            "c".into(),
+            None,
+        )
+    }
+
     /// Receives until `want` messages arrived (or 10 s passed); their terms, in order.
     async fn terms_received(rx: &mut mpsc::UnboundedReceiver<Inbound>, want: usize) -> Vec<u64> {
         let mut got = Vec::new();
@@ -459,14 +471,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let mut rx = serve_node_2(listener);
-        let outbox = HttpOutbox::start(
-            1,
-            "api-of-1".into(),
-            &[(2, addr)].into(),
-            Duration::from_secs(2),
-            "c".into(),
-            None,
-        );
+        let outbox = outbox_to_node_2(addr, Duration::from_secs(2));
         for burst in 0..20u64 {
             outbox.send(
                 (0..100)
@@ -487,14 +492,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let mut rx = serve_node_2_closing_idle_after(listener, Duration::from_millis(100));
-        let outbox = HttpOutbox::start(
-            1,
-            "api-of-1".into(),
-            &[(2, addr)].into(),
-            Duration::from_secs(2),
-            "c".into(),
-            None,
-        );
+        let outbox = outbox_to_node_2(addr, Duration::from_secs(2));
         for n in 1..=4 {
             outbox.send(vec![heartbeat(1, n)]);
             assert_eq!(terms_received(&mut rx, 1).await, [n]);
@@ -511,14 +509,7 @@ mod tests {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();
         drop(probe);
-        let outbox = HttpOutbox::start(
-            1,
-            "api-of-1".into(),
-            &[(2, addr.to_string())].into(),
-            Duration::from_millis(500),
-            "c".into(),
-            None,
-        );
+        let outbox = outbox_to_node_2(addr.to_string(), Duration::from_millis(500));
         for n in 1..=5 {
             outbox.send(vec![heartbeat(1, n)]);
             tokio::time::sleep(Duration::from_millis(20)).await;
