@@ -51,12 +51,18 @@ pub struct Route {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// The last line of a request head: `len` bytes of messages follow.
+fn content_length(len: usize) -> String {
+    format!("content-length: {len}\r\n\r\n")
+}
+
 impl Route {
-    /// The head of one request carrying `len` bytes of messages.
-    fn head(&self, len: usize) -> String {
+    /// The head of every request, up to its content length (which
+    /// [`content_length`] adds): made once per sender, not per request.
+    fn head_prefix(&self) -> String {
         format!(
             "POST /raft HTTP/1.1\r\nhost: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n\
-             content-type: application/octet-stream\r\ncontent-length: {len}\r\n\r\n",
+             content-type: application/octet-stream\r\n",
             self.addr,
             super::transport::HEADER_FROM,
             self.id,
@@ -111,6 +117,7 @@ pub async fn run(
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let head = route.head_prefix();
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u64;
     loop {
@@ -156,9 +163,11 @@ pub async fn run(
                         break 'conn "no answer within the request timeout".to_string();
                     }
                 };
-                let head = route.head(body.len());
                 let write = async {
                     writer.write_all(head.as_bytes()).await?;
+                    writer
+                        .write_all(content_length(body.len()).as_bytes())
+                        .await?;
                     writer.write_all(&body).await
                 };
                 if let Err(e) = write.await {

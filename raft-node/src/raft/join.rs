@@ -53,36 +53,26 @@ impl Raft {
     /// Where this node's log ends, or its floor if that is further: what it compares a
     /// candidate's log with and what it reports to a joining node.
     pub(super) fn log_position(&self) -> LogPosition {
-        let own = LogPosition {
+        self.own_log_position().max(self.floor)
+    }
+
+    /// Where this node's own log ends.
+    fn own_log_position(&self) -> LogPosition {
+        LogPosition {
             term: self.log.last_term(),
             index: self.log.last_index(),
-        };
-        own.max(self.floor)
+        }
     }
 
     /// A rejoined node whose log has not reached its floor yet: it must not campaign
     /// (its own vote would go to a log behind the floor).
     pub(super) fn behind_floor(&self) -> bool {
-        let own = LogPosition {
-            term: self.log.last_term(),
-            index: self.log.last_index(),
-        };
-        own < self.floor
+        self.own_log_position() < self.floor
     }
 
     /// Asks every member that has not answered yet what it holds.
     pub(super) fn ask_members(&mut self) {
-        let Some(joining) = &self.joining else {
-            return;
-        };
-        let unanswered: Vec<NodeId> = self
-            .cfg
-            .peers
-            .iter()
-            .copied()
-            .filter(|p| !joining.answers.contains_key(p))
-            .collect();
-        for p in unanswered {
+        for p in self.joining_waits_for().unwrap_or_default() {
             self.send(p, self.term, Body::Join);
         }
     }
