@@ -33,8 +33,8 @@ use serde_json::{json, Value};
 
 use crate::body::{closing, read_body, BodyLimits};
 use crate::kv::{ApplyResult, Command, Query};
-use crate::node::{LeaderHint, NodeHandle, ReadResult, WriteResult};
-use crate::raft::NodeId;
+use crate::node::{ChangeResult, LeaderHint, NodeHandle, ReadResult, WriteResult};
+use crate::raft::{ChangeError, MembershipChange, NodeId};
 
 /// Bounds on what a client request may carry (the body's own limits are
 /// [`BodyLimits`]).
@@ -158,7 +158,33 @@ impl Api {
                 only(&method, Method::GET)?;
                 return Ok(self.leader().await);
             }
+            "/cluster/members" => {
+                return match method {
+                    Method::GET => Ok(self.members().await),
+                    Method::POST => {
+                        let b: AddMember = self.body(req).await?;
+                        Ok(self.add_member(b).await)
+                    }
+                    _ => Err(method_not_allowed("GET, POST")),
+                };
+            }
+            "/cluster/transfer-leader" => {
+                only(&method, Method::POST)?;
+                let b: TransferTo = self.body(req).await?;
+                return Ok(self.transfer(b.id).await);
+            }
             _ => {}
+        }
+        if let Some(id) = path.strip_prefix("/cluster/members/") {
+            only(&method, Method::DELETE)?;
+            let id: NodeId = id.parse().ok().filter(|&i| i > 0).ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_id",
+                    format!("{id:?} is not a node id (a positive integer)"),
+                )
+            })?;
+            return Ok(self.change(MembershipChange::Remove { id }).await);
         }
         let Some(rest) = path.strip_prefix("/kv/") else {
             return Err(error(
@@ -380,8 +406,89 @@ impl Api {
                 "keys": s.keys,
                 "joining": r.joining_waits_for.as_ref().map(|w| waiting_for(w)),
                 "catching_up_to": r.catching_up_to.map(|p| json!({"term": p.term, "index": p.index})),
+                "voters": r.members.voters,
+                "learners": r.members.learners,
             }),
         )
+    }
+
+    async fn members(&self) -> Resp {
+        let Some(s) = self.node.status().await else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "node is stopping",
+            );
+        };
+        let m = &s.raft.members;
+        json_response(
+            StatusCode::OK,
+            json!({
+                "voters": m.voters,
+                "learners": m.learners,
+                "addresses": m.addresses,
+                "committed": s.raft.members_committed,
+                "leader": s.raft.leader,
+                "commit_index": s.raft.commit_index,
+                "matches": s.matches,
+            }),
+        )
+    }
+
+    async fn add_member(&self, b: AddMember) -> Resp {
+        if b.id == 0 {
+            return error(StatusCode::BAD_REQUEST, "bad_id", "node id 0 is reserved");
+        }
+        let change = match b.role {
+            MemberRole::Learner => MembershipChange::AddLearner {
+                id: b.id,
+                address: b.addr,
+            },
+            MemberRole::Voter => MembershipChange::Promote { id: b.id },
+        };
+        self.change(change).await
+    }
+
+    async fn change(&self, change: MembershipChange) -> Resp {
+        match self.node.change(change).await {
+            ChangeResult::Done(m) => json_response(
+                StatusCode::OK,
+                json!({"voters": m.voters, "learners": m.learners, "committed": true}),
+            ),
+            ChangeResult::Refused(ChangeError::NotLeader { .. }, hint) => not_leader(&hint, true),
+            ChangeResult::Refused(e, _) => json_response(
+                StatusCode::CONFLICT,
+                json!({"error": "change_refused", "message": e.to_string(), "outcome": "not_applied"}),
+            ),
+            ChangeResult::Dropped => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({
+                    "error": "dropped",
+                    "message": "a new leader replaced this change's log entry; it will never take effect",
+                    "outcome": "not_applied",
+                }),
+            ),
+            ChangeResult::Unknown(why) => json_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                json!({
+                    "error": "outcome_unknown",
+                    "message": format!("{why}; the change may or may not take effect"),
+                    "outcome": "unknown",
+                }),
+            ),
+        }
+    }
+
+    async fn transfer(&self, to: NodeId) -> Resp {
+        match self.node.transfer(to).await {
+            Ok(()) => json_response(
+                StatusCode::ACCEPTED,
+                json!({"transferring_to": to, "message": "the leader brings it up to date and \
+                    tells it to campaign; GET /client/leader shows when it leads"}),
+            ),
+            Err((ChangeError::NotLeader { .. }, hint)) => not_leader(&hint, false),
+            Err((e, _)) => error(StatusCode::CONFLICT, "transfer_refused", e.to_string()),
+        }
     }
 
     async fn leader(&self) -> Resp {
@@ -402,6 +509,33 @@ impl Api {
             }),
         )
     }
+}
+
+/// `POST /cluster/members`: add a learner, or promote one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMember {
+    id: NodeId,
+    /// Its transport address, for members whose `--peers` do not list it.
+    #[serde(default)]
+    addr: Option<String>,
+    #[serde(default)]
+    role: MemberRole,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum MemberRole {
+    #[default]
+    Learner,
+    Voter,
+}
+
+/// `POST /cluster/transfer-leader`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferTo {
+    id: NodeId,
 }
 
 fn only(method: &Method, allowed: Method) -> Result<(), Resp> {

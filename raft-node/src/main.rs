@@ -28,6 +28,17 @@ use tokio::net::TcpListener;
 /// `GET /client/status`, `GET /client/leader`. A node that is not the leader answers
 /// `503 {"error": "not_leader", "leader": {"id", "api"}}`. Every acknowledged write was
 /// fsync'd on a majority; SIGKILL loses nothing acknowledged.
+///
+/// Membership changes, one server at a time, through the leader's API port:
+///
+///   # start node 4 knowing the others, with the cluster's current voters
+///   raft-node --id 4 --transport-port 8004 --api-port 9004 --data-dir /tmp/raft4 \
+///             --peers 1=127.0.0.1:8001,2=127.0.0.1:8002,3=127.0.0.1:8003 --voters 1,2,3
+///   curl -XPOST localhost:9001/cluster/members -d '{"id":4,"addr":"127.0.0.1:8004"}'
+///   curl -XPOST localhost:9001/cluster/members -d '{"id":4,"role":"voter"}'
+///   curl -XDELETE localhost:9001/cluster/members/3
+///   curl -XPOST localhost:9001/cluster/transfer-leader -d '{"id":2}'
+///   curl localhost:9001/cluster/members
 #[derive(Parser, Debug)]
 #[command(version, about, long_about, verbatim_doc_comment)]
 struct Args {
@@ -47,6 +58,12 @@ struct Args {
     /// Empty for a single-node cluster.
     #[arg(long, default_value = "", value_name = "ID=HOST:PORT,...")]
     peers: String,
+    /// The voters of a new cluster, comma-separated ids (default: this node and every
+    /// peer). Only a node with no state reads it, and only until the log holds a
+    /// configuration. Give a server that will be added to a running cluster the
+    /// cluster's voters, so that it never counts itself a voter before it is made one.
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    voters: Option<Vec<NodeId>>,
     /// Address both ports bind to.
     #[arg(long, default_value = "127.0.0.1")]
     listen_addr: IpAddr,
@@ -186,6 +203,10 @@ enum SeededBug {
     /// node whose disk was lost can vote twice in a term, and for a log that lacks the
     /// entries it had acknowledged.
     RejoinEmptyVoter,
+    /// A leader takes a membership change while the previous one has not committed, and
+    /// before it committed an entry of its term: two quick removals leave one server a
+    /// majority of its own configuration while the others still count the old one.
+    UnsafeMembership,
 }
 
 /// How many fsync'd entries `lost-truncate` drops at start-up.
@@ -312,6 +333,7 @@ async fn run(args: Args) -> Result<()> {
     }
     let peers = parse_peers(&args.peers, args.id)?;
     let mut cfg = Config::new(args.id, peers.keys().copied().collect());
+    cfg.voters = args.voters.clone();
     cfg.election_ticks_min = ticks(
         args.election_timeout_min_ms,
         args.tick_ms,
@@ -335,7 +357,7 @@ async fn run(args: Args) -> Result<()> {
     cfg.snapshot_check = |data| KvStore::restore(data).is_ok();
     cfg.validate()
         .map_err(anyhow::Error::msg)
-        .context("invalid timing flags")?;
+        .context("invalid flags")?;
     for b in &args.unsafe_bugs {
         tracing::error!(bug = ?b, "UNSAFE: seeded bug enabled; this node breaks Raft on purpose");
     }
@@ -343,6 +365,7 @@ async fn run(args: Args) -> Result<()> {
     cfg.bugs.no_noop_read = bug(SeededBug::NoNoopRead);
     cfg.bugs.commit_old_term = bug(SeededBug::CommitOldTerm);
     cfg.bugs.commit_overreach = bug(SeededBug::CommitOverreach);
+    cfg.bugs.unsafe_membership = bug(SeededBug::UnsafeMembership);
     if args.snapshot_threshold == 0 {
         bail!("--snapshot-threshold must be positive");
     }
@@ -426,6 +449,8 @@ async fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| api_addr.to_string());
 
     let rpc_timeout = Duration::from_millis(args.rpc_timeout_ms.max(1));
+    let admitted: transport::Admitted =
+        std::sync::Arc::new(std::sync::RwLock::new(peers.keys().copied().collect()));
     let outbox = HttpOutbox::start(
         args.id,
         advertise.clone(),
@@ -433,6 +458,7 @@ async fn run(args: Args) -> Result<()> {
         rpc_timeout,
         args.cluster_id.clone(),
         peer_tls.as_ref().map(|t| t.client.clone()),
+        admitted.clone(),
     );
     let driver_cfg = DriverConfig {
         tick: Duration::from_millis(args.tick_ms),
@@ -474,7 +500,7 @@ async fn run(args: Args) -> Result<()> {
     );
     let members = Membership {
         id: args.id,
-        peers: peers.keys().copied().collect(),
+        peers: admitted,
         cluster: args.cluster_id.clone(),
     };
     tokio::spawn(transport::serve(

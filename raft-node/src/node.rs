@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use crate::kv::{Answer, ApplyResult, Command, KvStore, Query};
 use crate::raft::{
-    Entry, Index, Message, NodeId, NotLeader, Payload, Raft, ReadState, Ready, Role, Snapshot,
-    Status, Term,
+    ChangeError, Entry, Index, Membership, MembershipChange, Message, NodeId, NotLeader, Payload,
+    Raft, ReadState, Ready, Role, Snapshot, Status, Term,
 };
 use crate::storage::{Storage, StorageError};
 use crate::transport::{HttpOutbox, Inbound, InboundSink};
@@ -24,11 +24,18 @@ use crate::transport::{HttpOutbox, Inbound, InboundSink};
 /// a recording fake.
 pub trait Outbox: Send + 'static {
     fn send(&mut self, msgs: Vec<Message>);
+    /// A configuration names a member at `addr` (given when it was added): reach it
+    /// there unless the address book already knows it.
+    fn learn(&mut self, _id: NodeId, _addr: &str) {}
 }
 
 impl Outbox for HttpOutbox {
     fn send(&mut self, msgs: Vec<Message>) {
         HttpOutbox::send(self, msgs)
+    }
+
+    fn learn(&mut self, id: NodeId, addr: &str) {
+        HttpOutbox::learn(self, id, addr)
     }
 }
 
@@ -66,12 +73,27 @@ pub enum ReadResult {
     Timeout,
 }
 
+/// The answer to a membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeResult {
+    /// Committed: the configuration now in effect.
+    Done(Membership),
+    /// Refused before entering the log (not the leader, a change in progress, ...).
+    Refused(ChangeError, Option<LeaderHint>),
+    /// Its entry was replaced by a new leader's: it will never take effect.
+    Dropped,
+    /// It may or may not take effect.
+    Unknown(&'static str),
+}
+
 /// Status for the `/client/status` endpoint.
 #[derive(Debug, Clone)]
 pub struct NodeStatus {
     pub raft: Status,
     pub leader: Option<LeaderHint>,
     pub keys: usize,
+    /// On the leader: how far each member's log matches its own.
+    pub matches: Option<BTreeMap<NodeId, Index>>,
 }
 
 pub enum Event {
@@ -87,6 +109,14 @@ pub enum Event {
     },
     Status {
         reply: oneshot::Sender<NodeStatus>,
+    },
+    Change {
+        change: MembershipChange,
+        reply: oneshot::Sender<ChangeResult>,
+    },
+    Transfer {
+        to: NodeId,
+        reply: oneshot::Sender<Result<(), (ChangeError, Option<LeaderHint>)>>,
     },
 }
 
@@ -151,6 +181,24 @@ impl NodeHandle {
         rx.await.unwrap_or(ReadResult::Timeout)
     }
 
+    pub async fn change(&self, change: MembershipChange) -> ChangeResult {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Event::Change { change, reply }).await.is_err() {
+            return ChangeResult::Unknown("node shut down");
+        }
+        rx.await.unwrap_or(ChangeResult::Unknown("node shut down"))
+    }
+
+    /// Asks the leader to hand over to `to`; `Ok` once the transfer began.
+    pub async fn transfer(&self, to: NodeId) -> Result<(), (ChangeError, Option<LeaderHint>)> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || (ChangeError::NotLeader { leader: None }, None);
+        if self.tx.send(Event::Transfer { to, reply }).await.is_err() {
+            return Err(gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
     pub async fn status(&self) -> Option<NodeStatus> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Event::Status { reply }).await.ok()?;
@@ -180,6 +228,12 @@ fn answer(kv: &KvStore, q: &Query) -> ReadResult {
     }
 }
 
+struct PendingChange {
+    term: Term,
+    deadline: Instant,
+    reply: oneshot::Sender<ChangeResult>,
+}
+
 struct PendingRead {
     key: Query,
     deadline: Instant,
@@ -197,6 +251,9 @@ pub struct Driver<O: Outbox = HttpOutbox> {
     outbox: O,
     peer_api: HashMap<NodeId, String>,
     writes: BTreeMap<Index, PendingWrite>,
+    changes: BTreeMap<Index, PendingChange>,
+    /// Addresses of run-time members already handed to the outbox.
+    learned: BTreeMap<NodeId, String>,
     next_read_id: u64,
     reads: HashMap<u64, PendingRead>,
     /// Reads confirmed by ReadIndex, waiting for the applied index to reach theirs.
@@ -230,6 +287,8 @@ impl<O: Outbox> Driver<O> {
             outbox,
             peer_api: HashMap::new(),
             writes: BTreeMap::new(),
+            changes: BTreeMap::new(),
+            learned: BTreeMap::new(),
             next_read_id: 1,
             reads: HashMap::new(),
             reads_ready: BTreeMap::new(),
@@ -365,8 +424,49 @@ impl<O: Outbox> Driver<O> {
                     raft,
                     leader: self.leader_hint(),
                     keys: self.kv.len(),
+                    matches: self.raft.follower_matches(),
                 });
             }
+            Event::Change { change, reply } => match self.raft.change_membership(change) {
+                Ok((index, term)) => {
+                    let deadline = Instant::now() + self.cfg.request_timeout;
+                    let pending = PendingChange {
+                        term,
+                        deadline,
+                        reply,
+                    };
+                    if let Some(old) = self.changes.insert(index, pending) {
+                        let _ = old.reply.send(ChangeResult::Unknown("leadership changed"));
+                    }
+                }
+                Err(e) => {
+                    let _ = reply.send(ChangeResult::Refused(e, self.leader_hint()));
+                }
+            },
+            Event::Transfer { to, reply } => {
+                let res = self
+                    .raft
+                    .transfer_leadership(to)
+                    .map_err(|e| (e, self.leader_hint()));
+                let _ = reply.send(res);
+            }
+        }
+    }
+
+    /// Hands the outbox the address of every member a configuration added with one.
+    fn learn_addresses(&mut self) {
+        let me = self.raft.id();
+        let fresh: Vec<(NodeId, String)> = self
+            .raft
+            .members()
+            .addresses
+            .iter()
+            .filter(|(&id, a)| id != me && self.learned.get(&id) != Some(*a))
+            .map(|(&id, a)| (id, a.clone()))
+            .collect();
+        for (id, addr) in fresh {
+            self.outbox.learn(id, &addr);
+            self.learned.insert(id, addr);
         }
     }
 
@@ -388,14 +488,30 @@ impl<O: Outbox> Driver<O> {
             .filter(|(_, w)| w.deadline <= now)
             .map(|(&i, _)| i)
             .collect();
+        let why = if is_leader {
+            "timed out waiting for commit"
+        } else {
+            "leadership lost"
+        };
         for i in expired {
             let w = self.writes.remove(&i).expect("listed above");
-            let why = if is_leader {
-                "timed out waiting for commit"
-            } else {
-                "leadership lost"
-            };
             let _ = w.reply.send(WriteResult::Unknown(why));
+        }
+        if self.was_leader && !is_leader {
+            let grace = now + self.cfg.lost_leader_grace;
+            for c in self.changes.values_mut() {
+                c.deadline = c.deadline.min(grace);
+            }
+        }
+        let expired: Vec<Index> = self
+            .changes
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(&i, _)| i)
+            .collect();
+        for i in expired {
+            let c = self.changes.remove(&i).expect("listed above");
+            let _ = c.reply.send(ChangeResult::Unknown(why));
         }
         let expired: Vec<u64> = self
             .reads
@@ -465,6 +581,7 @@ impl<O: Outbox> Driver<O> {
             return Ok(());
         }
         self.persist(&mut ready)?;
+        self.learn_addresses();
         self.outbox.send(std::mem::take(&mut ready.messages));
         if self.cfg.bugs.ack_before_commit {
             self.ack_unreplicated(&ready.entries);
@@ -530,6 +647,13 @@ impl<O: Outbox> Driver<O> {
             let w = self.writes.remove(&i).expect("listed above");
             let _ = w.reply.send(WriteResult::Unknown("replaced by a snapshot"));
         }
+        let covered: Vec<Index> = self.changes.range(..=snap.index).map(|(&i, _)| i).collect();
+        for i in covered {
+            let c = self.changes.remove(&i).expect("listed above");
+            let _ = c
+                .reply
+                .send(ChangeResult::Unknown("replaced by a snapshot"));
+        }
     }
 
     /// Applies committed entries and answers their writers: `Done` when the entry at the
@@ -538,8 +662,15 @@ impl<O: Outbox> Driver<O> {
         for entry in committed {
             debug_assert_eq!(entry.index, self.applied + 1);
             self.applied = entry.index;
+            if let Some(c) = self.changes.remove(&entry.index) {
+                let result = match &entry.payload {
+                    Payload::Members(m) if c.term == entry.term => ChangeResult::Done(m.clone()),
+                    _ => ChangeResult::Dropped,
+                };
+                let _ = c.reply.send(result);
+            }
             let applied = match entry.payload {
-                Payload::Noop => None,
+                Payload::Noop | Payload::Members(_) => None,
                 Payload::Command(bytes) => match Command::decode(&bytes) {
                     Ok(cmd) => Some(self.kv.apply(cmd)),
                     Err(e) => {
@@ -594,6 +725,7 @@ impl<O: Outbox> Driver<O> {
             index,
             term,
             data: std::sync::Arc::new(self.kv.snapshot()),
+            members: Some(self.raft.members_at(index)),
         };
         let storage = &mut self.storage;
         tokio::task::block_in_place(|| storage.save_snapshot(&snap))?;

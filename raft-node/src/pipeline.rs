@@ -40,6 +40,7 @@ const MAX_HEAD: usize = 16 << 10;
 const MAX_BODY: usize = 64 << 10;
 
 /// Where one peer is, and what every request to it says about the sender.
+#[derive(Clone)]
 pub struct Route {
     /// `host:port` of the peer's transport port.
     pub addr: String,

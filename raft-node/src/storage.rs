@@ -43,7 +43,12 @@ const KIND_ENTRY: u8 = 2;
 const KIND_SNAPSHOT_MARK: u8 = 3;
 const HEADER: usize = 9;
 const MAX_RECORD: usize = 512 << 20;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAP1";
+/// The first snapshot format: no configuration (it predates membership changes).
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"RKVSNAP1";
+/// The current format: the configuration in effect at the snapshot's index, then the data.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"RKVSNAP2";
+/// A configuration larger than this in a snapshot header is damage, not a cluster.
+const MAX_SNAPSHOT_MEMBERS: usize = 1 << 20;
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// `state.bin` as first written: magic, term, vote, newest segment, CRC.
 const STATE_MAGIC_V1: &[u8; 8] = b"RKVSTAT1";
@@ -763,25 +768,43 @@ impl Storage {
             path: path.clone(),
             reason: reason.to_string(),
         };
-        if data.len() < 36 || &data[..8] != SNAPSHOT_MAGIC {
+        let v2 = data.len() >= 40 && &data[..8] == SNAPSHOT_MAGIC;
+        if !v2 && (data.len() < 36 || &data[..8] != SNAPSHOT_MAGIC_V1) {
             return Err(corrupt("bad header"));
         }
         let u64_at = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_le_bytes(data[i..i + 4].try_into().expect("4 bytes"));
         let (index, term, len) = (u64_at(8), u64_at(16), u64_at(24) as usize);
-        let crc = u32::from_le_bytes(data[32..36].try_into().expect("4 bytes"));
-        if data.len() != 36 + len {
+        // v1: header, CRC, data. v2: header, length of the configuration, CRC,
+        // configuration, data. The CRC covers everything but the magic and itself.
+        let (members_len, crc_at) = if v2 {
+            (u32_at(32) as usize, 36)
+        } else {
+            (0, 32)
+        };
+        let body_from = crc_at + 4;
+        if members_len > MAX_SNAPSHOT_MEMBERS
+            || Some(data.len()) != (body_from + members_len).checked_add(len)
+        {
             return Err(corrupt("length does not match its header"));
         }
         let mut h = crc32fast::Hasher::new();
-        h.update(&data[8..32]);
-        h.update(&data[36..]);
-        if h.finalize() != crc {
+        h.update(&data[8..crc_at]);
+        h.update(&data[body_from..]);
+        if h.finalize() != u32_at(crc_at) {
             return Err(corrupt("checksum mismatch"));
         }
+        let members = if v2 {
+            postcard::from_bytes(&data[body_from..body_from + members_len])
+                .map_err(|e| corrupt(&format!("undecodable configuration: {e}")))?
+        } else {
+            None
+        };
         Ok(Some(Snapshot {
             index,
             term,
-            data: Arc::new(data[36..].to_vec()),
+            data: Arc::new(data[body_from + members_len..].to_vec()),
+            members,
         }))
     }
 
@@ -789,15 +812,21 @@ impl Storage {
     fn write_snapshot_file(&self, snap: &Snapshot) -> Result<()> {
         let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
         let dst = self.dir.join(SNAPSHOT_FILE);
-        let mut header = Vec::with_capacity(36);
+        let members = postcard::to_stdvec(&snap.members).map_err(|e| {
+            io_err("encode the configuration for", &tmp)(io::Error::other(e.to_string()))
+        })?;
+        let mut header = Vec::with_capacity(40 + members.len());
         header.extend_from_slice(SNAPSHOT_MAGIC);
         header.extend_from_slice(&snap.index.to_le_bytes());
         header.extend_from_slice(&snap.term.to_le_bytes());
         header.extend_from_slice(&(snap.data.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(members.len() as u32).to_le_bytes());
         let mut h = crc32fast::Hasher::new();
-        h.update(&header[8..32]);
+        h.update(&header[8..36]);
+        h.update(&members);
         h.update(&snap.data);
         header.extend_from_slice(&h.finalize().to_le_bytes());
+        header.extend_from_slice(&members);
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(&header)
             .and_then(|_| f.write_all(&snap.data))
@@ -974,6 +1003,7 @@ mod tests {
             index: 3,
             term: 4,
             data: Arc::new(b"state".to_vec()),
+            members: None,
         };
         s.save_snapshot(&snap).unwrap();
         s.persist(hs(5, Some(1)), None, &[entry(5, 5)]).unwrap();
@@ -1003,6 +1033,7 @@ mod tests {
                 index: 2,
                 term: 3,
                 data: Arc::new(vec![7]),
+                members: None,
             };
             s.persist(hs(3, None), Some(&snap), &[]).unwrap();
         }
@@ -1135,6 +1166,7 @@ mod tests {
             index: 2,
             term: 5,
             data: Arc::new(b"kv".to_vec()),
+            members: None,
         })
         .unwrap();
         s.persist(hs(6, Some(1)), None, &[entry(4, 6)]).unwrap();
@@ -1207,6 +1239,7 @@ mod tests {
                     index: 0,
                     term: 0,
                     data: Arc::new(b"kv".to_vec()),
+                    members: None,
                 })
                 .unwrap();
             }
@@ -1309,6 +1342,7 @@ mod tests {
                 index: 1,
                 term: 1,
                 data: Arc::new(vec![1, 2, 3, 4]),
+                members: None,
             };
             s.save_snapshot(&snap).unwrap();
         }
@@ -1344,6 +1378,7 @@ mod tests {
                 index: base + 10,
                 term: 1,
                 data: Arc::new(vec![]),
+                members: None,
             };
             s.save_snapshot(&snap).unwrap();
         }
@@ -1375,6 +1410,7 @@ mod tests {
                 index: 10,
                 term: 1,
                 data: Arc::new(b"all ten".to_vec()),
+                members: None,
             })
             .unwrap();
         }

@@ -68,9 +68,13 @@ pub(crate) const HEADER_CLUSTER: &str = "x-raft-cluster";
 #[derive(Debug, Clone)]
 pub struct Membership {
     pub id: NodeId,
-    pub peers: std::collections::BTreeSet<NodeId>,
+    /// Shared with the [`HttpOutbox`], which adds the members a configuration brings.
+    pub peers: Admitted,
     pub cluster: String,
 }
+
+/// The senders a node hears: its address book, and members added at run time.
+pub type Admitted = Arc<std::sync::RwLock<std::collections::BTreeSet<NodeId>>>;
 
 impl Membership {
     /// Why a request with these headers and messages must be refused, if it must.
@@ -82,7 +86,7 @@ impl Membership {
             None => return Some("no cluster id".into()),
         }
         match header(HEADER_FROM).and_then(|f| f.parse::<NodeId>().ok()) {
-            Some(from) if self.peers.contains(&from) => None,
+            Some(from) if self.peers.read().is_ok_and(|p| p.contains(&from)) => None,
             Some(from) => Some(format!("node {from} is not a member")),
             None => Some("no sender id".into()),
         }
@@ -113,6 +117,9 @@ pub trait InboundSink: Clone + Send + Sync + 'static {
 /// Hands outgoing messages to the per-peer sender tasks without ever blocking.
 pub struct HttpOutbox {
     peers: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    /// What every route shares but the address, for members learned at run time.
+    template: Route,
+    admitted: Admitted,
 }
 
 impl HttpOutbox {
@@ -126,22 +133,43 @@ impl HttpOutbox {
         rpc_timeout: Duration,
         cluster: String,
         tls: Option<Arc<rustls::ClientConfig>>,
+        admitted: Admitted,
     ) -> HttpOutbox {
-        let mut senders = BTreeMap::new();
+        let template = Route {
+            addr: String::new(),
+            id,
+            api_addr,
+            cluster,
+            rpc_timeout,
+            tls,
+        };
+        let mut outbox = HttpOutbox {
+            peers: BTreeMap::new(),
+            template,
+            admitted,
+        };
         for (&peer, addr) in peers {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            senders.insert(peer, tx);
-            let route = Route {
-                addr: addr.clone(),
-                id,
-                api_addr: api_addr.clone(),
-                cluster: cluster.clone(),
-                rpc_timeout,
-                tls: tls.clone(),
-            };
-            tokio::spawn(crate::pipeline::run(route, rx, encode_batches, MAX_BATCH));
+            outbox.learn(peer, addr);
         }
-        HttpOutbox { peers: senders }
+        outbox
+    }
+
+    /// Starts a sender to `peer` at `addr`, and hears it, unless it is known already
+    /// (the address book given at start wins over addresses learned later).
+    pub fn learn(&mut self, peer: NodeId, addr: &str) {
+        if self.peers.contains_key(&peer) || peer == self.template.id {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        self.peers.insert(peer, tx);
+        if let Ok(mut a) = self.admitted.write() {
+            a.insert(peer);
+        }
+        let route = Route {
+            addr: addr.to_string(),
+            ..self.template.clone()
+        };
+        tokio::spawn(crate::pipeline::run(route, rx, encode_batches, MAX_BATCH));
     }
 
     /// Queues each message for its peer; drops it when that queue is full.
@@ -388,6 +416,7 @@ mod tests {
                 data: vec![7; bytes],
                 done: false,
                 checksum: 1,
+                members: None,
             }),
         }
     }
@@ -427,7 +456,7 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let members = Membership {
             id: 2,
-            peers: [1].into(),
+            peers: Arc::new(std::sync::RwLock::new([1].into())),
             cluster: "c".into(),
         };
         let limits = PortLimits {
@@ -448,6 +477,7 @@ mod tests {
             rpc_timeout,
             "c".into(),
             None,
+            Arc::new(std::sync::RwLock::new([2].into())),
         )
     }
 

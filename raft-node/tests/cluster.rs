@@ -660,7 +660,8 @@ fn forged_peer_messages_change_nothing() {
     // Body::Heartbeat { commit: 0, read_ctx: 0 } with term 2^64-1.
     let hb = forged(f, l, u64::MAX, &[4, 0, 0]);
     assert_eq!(forge(c.nodes[l as usize - 1].transport, f, &hb), 204);
-    // Body::Snapshot { last_index 1000, last_term: term, offset 0, data, done, checksum }
+    // Body::Snapshot { last_index 1000, last_term: term, offset 0, data, done, checksum,
+    // members }
     // from the leader's id to a follower: the checksum matches, the content is garbage.
     let data = b"GARBAGE!";
     let mut snap = vec![6];
@@ -671,6 +672,7 @@ fn forged_peer_messages_change_nothing() {
     snap.extend_from_slice(data);
     snap.push(1);
     snap.extend(varint(u64::from(crc32fast::hash(data))));
+    snap.push(0); // members: None
     assert_eq!(
         forge(
             c.nodes[f as usize - 1].transport,

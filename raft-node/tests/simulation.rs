@@ -380,6 +380,7 @@ impl Sim {
                 index: node.applied,
                 term,
                 data: Arc::new(encode_sm(&node.sm)),
+                members: Some(raft.members_at(node.applied)),
             };
             node.disk.compact(snap.clone());
             raft.compact(snap);

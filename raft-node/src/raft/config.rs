@@ -2,14 +2,19 @@
 
 use std::collections::BTreeSet;
 
-use super::NodeId;
+use super::{Membership, NodeId};
 
 /// Tunables of the core, all in ticks (the driver decides how long a tick is).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub id: NodeId,
-    /// The other voting members.
+    /// The other servers this node knows of at start (its address book). A node with no
+    /// state asks each of them whether the cluster exists (`join.rs`).
     pub peers: Vec<NodeId>,
+    /// The voters of a new cluster, until the log says otherwise; `None`: this node and
+    /// every peer. A server started to be added later lists the existing voters here, so
+    /// it never counts itself a voter before the cluster made it one.
+    pub voters: Option<Vec<NodeId>>,
     /// Election timeouts are drawn from `election_ticks_min..election_ticks_max`.
     pub election_ticks_min: u32,
     pub election_ticks_max: u32,
@@ -64,6 +69,9 @@ pub struct CoreBugs {
     pub commit_old_term: bool,
     /// A follower takes the leader's commit index even beyond what this RPC proved.
     pub commit_overreach: bool,
+    /// A leader accepts a membership change while the previous one has not committed,
+    /// and before it committed an entry of its own term.
+    pub unsafe_membership: bool,
 }
 
 impl Config {
@@ -71,6 +79,7 @@ impl Config {
         Config {
             id,
             peers,
+            voters: None,
             election_ticks_min: 30,
             election_ticks_max: 60,
             heartbeat_ticks: 5,
@@ -84,6 +93,14 @@ impl Config {
             seed: id,
             snapshot_check: |_| true,
             bugs: CoreBugs::default(),
+        }
+    }
+
+    /// The configuration of a new cluster (see [`Config::voters`]).
+    pub fn initial_members(&self) -> Membership {
+        match &self.voters {
+            Some(v) => Membership::of_voters(v.iter().copied()),
+            None => Membership::of_voters(self.peers.iter().copied().chain([self.id])),
         }
     }
 
@@ -106,6 +123,18 @@ impl Config {
         let unique: BTreeSet<_> = self.peers.iter().collect();
         if unique.len() != self.peers.len() || self.peers.contains(&0) {
             return Err("peer ids must be unique and non-zero".into());
+        }
+        if let Some(v) = &self.voters {
+            let unique: BTreeSet<_> = v.iter().collect();
+            if v.is_empty() || unique.len() != v.len() {
+                return Err("the voters must be a non-empty list of distinct ids".into());
+            }
+            if let Some(x) = v
+                .iter()
+                .find(|&&x| x != self.id && !self.peers.contains(&x))
+            {
+                return Err(format!("voter {x} is not among the peers"));
+            }
         }
         if self.heartbeat_ticks == 0 || self.election_ticks_min <= self.heartbeat_ticks {
             return Err("the election timeout must be longer than the heartbeat interval".into());

@@ -27,19 +27,25 @@ impl Raft {
             self.reset_timers();
             return;
         }
-        if self.behind_floor() {
-            // A rejoined node votes for no log behind its floor, its own included.
+        if self.behind_floor() || !self.is_voter() {
+            // A rejoined node votes for no log behind its floor, its own included; a
+            // learner or a removed server never campaigns.
             self.reset_timers();
             return;
         }
         if self.cfg.pre_vote {
-            self.start_election(Role::PreCandidate);
+            self.start_election(Role::PreCandidate, false);
         } else {
             self.campaign_for_real();
         }
     }
 
     pub(super) fn campaign_for_real(&mut self) {
+        self.campaign_for_real_as(false);
+    }
+
+    /// Campaigns in the next term; `transfer` when the leader asked for it (§3.10).
+    pub(super) fn campaign_for_real_as(&mut self, transfer: bool) {
         let Some(next) = self.term.checked_add(1) else {
             self.become_follower(self.term, None);
             return;
@@ -47,15 +53,16 @@ impl Raft {
         self.term = next;
         self.vote = Some(self.cfg.id);
         self.hard_state_dirty = true;
-        self.start_election(Role::Candidate);
+        self.start_election(Role::Candidate, transfer);
     }
 
-    /// Votes for itself and asks the others (a pre-vote for `PreCandidate`).
-    pub(super) fn start_election(&mut self, role: Role) {
+    /// Votes for itself and asks the other voters (a pre-vote for `PreCandidate`).
+    pub(super) fn start_election(&mut self, role: Role, transfer: bool) {
         self.role = role;
         self.leader = None;
         self.votes.clear();
-        let alone = self.votes.record(self.cfg.id, true, self.voters()) == Outcome::Won;
+        let voters = self.members().voters.clone();
+        let alone = self.votes.record(self.cfg.id, true, &voters) == Outcome::Won;
         self.reset_timers();
         let pre_vote = role == Role::PreCandidate;
         if alone {
@@ -66,18 +73,21 @@ impl Raft {
             }
             return;
         }
-        self.request_votes(pre_vote);
+        self.request_votes(pre_vote, transfer);
     }
 
-    pub(super) fn request_votes(&mut self, pre_vote: bool) {
+    pub(super) fn request_votes(&mut self, pre_vote: bool, transfer: bool) {
         // `campaign` never runs at the limit, so the pre-vote term stays within it.
         let term = if pre_vote { self.term + 1 } else { self.term };
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        for p in self.cfg.peers.clone() {
+        let voters: Vec<NodeId> = self.members().voters.iter().copied().collect();
+        let me = self.cfg.id;
+        for p in voters.into_iter().filter(|&p| p != me) {
             let vote = Vote {
                 pre_vote,
                 last_log_index,
                 last_log_term,
+                transfer,
             };
             self.send(p, term, Body::Vote(vote));
         }
@@ -88,12 +98,14 @@ impl Raft {
         self.leader = Some(self.cfg.id);
         self.votes.clear();
         self.reset_timers();
+        self.lease_void = false;
         let next = self.log.last_index() + 1;
+        let me = self.cfg.id;
         self.progress = self
-            .cfg
-            .peers
-            .iter()
-            .map(|&p| {
+            .members()
+            .members()
+            .filter(|&p| p != me)
+            .map(|p| {
                 let mut pr = Progress::new(next);
                 pr.recent_active = true;
                 (p, pr)
@@ -101,7 +113,7 @@ impl Raft {
             .collect();
         // The no-op lets this leader commit its term's first entry, and with it every entry
         // of earlier terms (§3.6.2), and enables ReadIndex (§6.4).
-        self.log.append(Entry {
+        self.append_entry(Entry {
             term: self.term,
             index: next,
             payload: Payload::Noop,
@@ -152,7 +164,8 @@ impl Raft {
         if !counts {
             return;
         }
-        match self.votes.record(from, r.granted, self.voters()) {
+        let voters = self.members().voters.clone();
+        match self.votes.record(from, r.granted, &voters) {
             Outcome::Won if r.pre_vote => self.campaign_for_real(),
             Outcome::Won => self.become_leader(),
             Outcome::Lost => self.become_follower(self.term, None),

@@ -89,6 +89,7 @@ fn settle(n: &mut Raft, flight: &mut VecDeque<Message>) {
                 index: applied,
                 term,
                 data: Arc::new(vec![1, 2, 3]),
+                members: None,
             });
         }
     }

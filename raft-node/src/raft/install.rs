@@ -27,6 +27,7 @@ impl Raft {
             data: snap.data[offset as usize..end as usize].to_vec(),
             done: end == len,
             checksum,
+            members: snap.members.clone(),
         });
         self.send(to, self.term, body);
     }
@@ -78,17 +79,24 @@ impl Raft {
             reply(self, 0, false);
             return;
         }
+        let members = c
+            .members
+            .clone()
+            .unwrap_or_else(|| self.cfg.initial_members());
         let snap = Snapshot {
             index,
             term,
             data: Arc::new(inc.buf),
+            members: Some(members.clone()),
         };
         // Keep the log after the snapshot only if it agrees with the snapshot (§5.3).
-        if self.log.term(index) == Some(term) {
+        let keep = self.log.term(index) == Some(term);
+        if keep {
             self.log.compact(index);
         } else {
             self.log.reset(index, term);
         }
+        self.members.install(index, members, keep);
         self.commit = index;
         self.applied = index;
         self.snapshot_to_install = Some(snap.clone());

@@ -37,9 +37,19 @@
 //! item 8): the rule above keeps the old id safe for the common case, one lost disk, and
 //! the simulation checks it with a minority of lost disks at any moment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Body, JoinInfo, LogPosition, NodeId, Raft, TERM_LIMIT};
+
+/// The most voters an answer may list: far more than any real cluster, few enough that a
+/// forged answer cannot make a joining node wait for millions of servers.
+const MAX_VOTERS: usize = 1024;
+
+/// Whether a member that answered holds state. A member that founded a moment ago and
+/// has not campaigned yet holds nothing either: only a term or a log counts as state.
+fn has_state(i: &JoinInfo) -> bool {
+    i.term > 0 || i.last != LogPosition::default()
+}
 
 /// The answers a joining node has collected so far.
 #[derive(Debug, Default)]
@@ -97,11 +107,13 @@ impl Raft {
                 joining: true,
                 term: 0,
                 last: LogPosition::default(),
+                voters: Vec::new(),
             },
             None => JoinInfo {
                 joining: false,
                 term: self.term,
                 last: self.log_position(),
+                voters: self.members().voters.iter().copied().collect(),
             },
         };
         self.send(from, self.term, Body::JoinResponse(info));
@@ -113,7 +125,9 @@ impl Raft {
         // the term further than any message may (the term credit, `untrusted.rs`): a
         // forged one would otherwise carry a wiped node to the top of the term space.
         let plausible = if info.joining {
-            info.term == 0 && info.last == LogPosition::default()
+            info.term == 0 && info.last == LogPosition::default() && info.voters.is_empty()
+        } else if info.voters.len() > MAX_VOTERS || info.voters.contains(&0) {
+            false
         } else {
             info.term <= TERM_LIMIT
                 && info.term.saturating_sub(self.term) <= self.term_credit
@@ -126,8 +140,8 @@ impl Raft {
             self.refused_term_jumps = self.refused_term_jumps.saturating_add(1);
             return;
         }
-        joining.answers.insert(from, *info);
-        if joining.answers.len() == self.cfg.peers.len() {
+        joining.answers.insert(from, info.clone());
+        if self.joining_waits_for().is_some_and(|w| w.is_empty()) {
             self.finish_join();
         }
     }
@@ -139,11 +153,7 @@ impl Raft {
         };
         // A member that founded a moment ago and has not campaigned yet holds nothing
         // either: only a term or a log counts as state.
-        let held: Vec<&JoinInfo> = joining
-            .answers
-            .values()
-            .filter(|i| i.term > 0 || i.last != LogPosition::default())
-            .collect();
+        let held: Vec<&JoinInfo> = joining.answers.values().filter(|i| has_state(i)).collect();
         let term = held.iter().map(|i| i.term).max().unwrap_or(0);
         // Each answer was checked against the credit, and the credit only grows meanwhile.
         self.term_credit = self
@@ -160,14 +170,24 @@ impl Raft {
     }
 
     /// The members a joining node still waits for, or `None` once it has joined.
+    ///
+    /// Until some member answers with state, that is every server in its address book:
+    /// founding needs them all. Once one has, it is every voter of any configuration an
+    /// answer reported: a server removed from the cluster (and perhaps gone for good)
+    /// is no longer waited for, but one still listed by a member that has not heard of
+    /// its removal is.
     pub fn joining_waits_for(&self) -> Option<Vec<NodeId>> {
         let joining = self.joining.as_ref()?;
+        let held: Vec<&JoinInfo> = joining.answers.values().filter(|i| has_state(i)).collect();
+        let wanted: BTreeSet<NodeId> = if held.is_empty() {
+            self.cfg.peers.iter().copied().collect()
+        } else {
+            held.iter().flat_map(|i| i.voters.iter().copied()).collect()
+        };
         Some(
-            self.cfg
-                .peers
-                .iter()
-                .copied()
-                .filter(|p| !joining.answers.contains_key(p))
+            wanted
+                .into_iter()
+                .filter(|p| *p != self.cfg.id && !joining.answers.contains_key(p))
                 .collect(),
         )
     }

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Membership;
+
 /// A node's identity in the cluster. `0` is never a valid id (it means "nobody").
 pub type NodeId = u64;
 /// A Raft term.
@@ -20,6 +22,9 @@ pub enum Payload {
     Noop,
     /// An opaque state-machine command.
     Command(Vec<u8>),
+    /// A new cluster configuration, in effect from the moment it is appended
+    /// (`membership.rs`).
+    Members(Membership),
 }
 
 /// One replicated log entry.
@@ -36,6 +41,10 @@ impl Entry {
         24 + match &self.payload {
             Payload::Noop => 0,
             Payload::Command(c) => c.len(),
+            Payload::Members(m) => {
+                8 * (m.voters.len() + m.learners.len())
+                    + m.addresses.values().map(|a| a.len() + 8).sum::<usize>()
+            }
         }
     }
 }
@@ -77,10 +86,12 @@ pub enum Body {
     /// node, whatever its term; it changes nothing at the receiver.
     Join,
     JoinResponse(JoinInfo),
+    /// The leader hands over leadership (§3.10): campaign now, without a pre-vote.
+    TimeoutNow,
 }
 
 /// What a member holds, as far as a joining node needs to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinInfo {
     /// The member has no state either (it is joining itself).
     pub joining: bool,
@@ -89,6 +100,8 @@ pub struct JoinInfo {
     pub term: Term,
     /// Where its log ends, or its own floor if that is further.
     pub last: LogPosition,
+    /// The voters of its configuration: the joining node also waits for each of them.
+    pub voters: Vec<NodeId>,
 }
 
 /// RequestVote, or its pre-vote twin (§9.6) that changes no state at the receiver.
@@ -97,6 +110,9 @@ pub struct Vote {
     pub pre_vote: bool,
     pub last_log_index: Index,
     pub last_log_term: Term,
+    /// Sent on the leader's word (a leader transfer, §3.10): voters that still hear that
+    /// leader grant it anyway.
+    pub transfer: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +175,8 @@ pub struct SnapshotChunk {
     /// CRC-32 of the whole snapshot: the follower installs it only if what it assembled
     /// matches.
     pub checksum: u32,
+    /// The configuration in effect at `last_index` (`None`: the starting one).
+    pub members: Option<Membership>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

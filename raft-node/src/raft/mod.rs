@@ -23,6 +23,7 @@ mod election;
 mod install;
 mod join;
 mod log;
+mod membership;
 mod message;
 mod progress;
 mod quorum;
@@ -36,6 +37,8 @@ use std::collections::BTreeMap;
 pub use config::{Config, CoreBugs, ReadMode};
 use join::Joining;
 pub use log::RaftLog;
+pub use membership::{ChangeError, Membership, MembershipChange};
+use membership::{MemberHistory, Transfer};
 pub use message::{
     Append, AppendResponse, Body, Entry, Heartbeat, HeartbeatResponse, Index, JoinInfo,
     LogPosition, Message, NodeId, Payload, SnapshotChunk, SnapshotResponse, Term, Vote,
@@ -110,6 +113,13 @@ pub struct Raft {
     /// Messages dropped because their term was past [`TERM_LIMIT`] or further ahead than
     /// the credit allows: zero in an honest cluster, so anything else is worth a look.
     refused_term_jumps: u64,
+    /// The configurations in the log; the latest is in effect.
+    members: MemberHistory,
+    /// The leader is handing over leadership: it takes no proposals meanwhile.
+    transfer: Option<Transfer>,
+    /// This leader told a follower to campaign (a transfer): it may be deposed without a
+    /// majority refusing it first, so its lease may not be trusted again.
+    lease_void: bool,
     /// Ticks since this node started: the clock of the lease.
     ticks: u64,
     /// Lease mode: the tick at which the newest read round a majority confirmed in this
@@ -126,6 +136,12 @@ impl Raft {
             .snapshot
             .as_ref()
             .map_or((0, 0), |s| (s.index, s.term));
+        let base = recovered
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.members.clone())
+            .unwrap_or_else(|| cfg.initial_members());
+        let members = MemberHistory::new(si, base, &recovered.entries);
         let log = RaftLog::new(si, st, recovered.entries);
         let mut rng = Rng(cfg.seed ^ 0x5EED_0000_0000_0000 ^ cfg.id.rotate_left(17));
         let randomized_timeout = Self::draw_timeout(&cfg, &mut rng);
@@ -161,6 +177,9 @@ impl Raft {
             refused_term_jumps: 0,
             ticks: 0,
             lease_from: None,
+            members,
+            transfer: None,
+            lease_void: false,
             cfg,
         };
         if raft.joining.is_some() {
@@ -228,6 +247,8 @@ impl Raft {
             refused_term_jumps: self.refused_term_jumps,
             joining_waits_for: self.joining_waits_for(),
             catching_up_to: self.behind_floor().then_some(self.floor),
+            members: self.members().clone(),
+            members_committed: self.membership_committed(),
         }
     }
 
@@ -252,11 +273,6 @@ impl Raft {
             .collect()
     }
 
-    /// How many nodes vote: the peers and this one.
-    fn voters(&self) -> usize {
-        self.cfg.peers.len() + 1
-    }
-
     fn send(&mut self, to: NodeId, term: Term, body: Body) {
         self.msgs.push(Message {
             from: self.cfg.id,
@@ -278,6 +294,7 @@ impl Raft {
         self.election_elapsed += 1;
         self.term_credit = (self.term_credit + 1).min(TERM_JUMP);
         if self.role == Role::Leader {
+            self.transfer_tick();
             self.heartbeat_elapsed += 1;
             for pr in self.progress.values_mut() {
                 pr.ticks_since_ack = pr.ticks_since_ack.saturating_add(1);
@@ -288,11 +305,16 @@ impl Raft {
             }
             if self.cfg.check_quorum && self.election_elapsed >= self.cfg.election_ticks_min {
                 self.election_elapsed = 0;
-                let active = self.progress.values().filter(|p| p.recent_active).count();
+                let active: Vec<NodeId> = self
+                    .progress
+                    .iter()
+                    .filter(|(_, p)| p.recent_active)
+                    .map(|(&id, _)| id)
+                    .collect();
                 for pr in self.progress.values_mut() {
                     pr.recent_active = false;
                 }
-                if !quorum::hears_majority(active, self.voters()) {
+                if !self.is_quorum(&active, true) {
                     self.become_follower(self.term, None);
                 }
             }
@@ -303,7 +325,7 @@ impl Raft {
 
     fn heartbeat_tick(&mut self) {
         let stall = 2 * self.cfg.heartbeat_ticks;
-        let peers: Vec<NodeId> = self.cfg.peers.clone();
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
         for p in peers {
             let pr = self.progress.get_mut(&p).expect("progress for every peer");
             match pr.state {
@@ -346,6 +368,7 @@ impl Raft {
     fn abort_leader_work(&mut self) {
         self.reads.abort(&mut self.failed_reads);
         self.lease_from = None;
+        self.transfer = None;
         self.progress.clear();
         self.broadcast_pending = false;
         self.heartbeat_pending = false;
@@ -376,8 +399,12 @@ impl Raft {
                 leader: self.leader,
             });
         }
+        if self.transfer.is_some() {
+            // Leadership is being handed over: the next leader takes it.
+            return Err(NotLeader { leader: None });
+        }
         let index = self.log.last_index() + 1;
-        self.log.append(Entry {
+        self.append_entry(Entry {
             term: self.term,
             index,
             payload: Payload::Command(command),
@@ -417,6 +444,7 @@ impl Raft {
     /// Whether this leader may answer reads from its lease ([`ReadMode::Lease`]).
     fn lease_holds(&self) -> bool {
         self.cfg.read_mode == ReadMode::Lease
+            && !self.lease_void
             && self
                 .lease_from
                 .is_some_and(|from| self.ticks - from < u64::from(self.cfg.lease_ticks()))
@@ -436,8 +464,13 @@ impl Raft {
 
     /// Answers the rounds a majority confirmed; the newest renews the lease.
     fn confirm_reads(&mut self) {
-        let quorum = quorum::majority(self.voters());
-        if let Some(opened) = self.reads.confirmed(quorum, &mut self.read_states) {
+        // Taken out for the count, which reads the configuration.
+        let mut reads = std::mem::take(&mut self.reads);
+        let mut read_states = std::mem::take(&mut self.read_states);
+        let opened = reads.confirmed(|acks| self.is_quorum(acks, true), &mut read_states);
+        self.reads = reads;
+        self.read_states = read_states;
+        if let Some(opened) = opened {
             self.lease_from = Some(self.lease_from.map_or(opened, |l| l.max(opened)));
         }
     }
@@ -454,6 +487,7 @@ impl Raft {
         }
         debug_assert_eq!(self.log.term(snapshot.index), Some(snapshot.term));
         self.log.compact(snapshot.index);
+        self.members.compact(snapshot.index);
         self.snapshot = Some(snapshot);
     }
 
@@ -462,13 +496,13 @@ impl Raft {
         if self.role == Role::Leader {
             if self.broadcast_pending {
                 self.broadcast_pending = false;
-                for p in self.cfg.peers.clone() {
+                for p in self.progress.keys().copied().collect::<Vec<_>>() {
                     self.replicate_to(p);
                 }
             }
             if self.heartbeat_pending {
                 self.heartbeat_pending = false;
-                for p in self.cfg.peers.clone() {
+                for p in self.progress.keys().copied().collect::<Vec<_>>() {
                     self.send_heartbeat(p);
                 }
             }
@@ -580,8 +614,21 @@ impl Raft {
     }
 
     fn maybe_commit(&mut self) {
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.match_index).collect();
-        matched.push(self.log.last_index());
+        // Only voters count; a leader that is removing itself does not count itself.
+        let last = self.log.last_index();
+        let matched: Vec<Index> = self
+            .members()
+            .voters
+            .iter()
+            .map(|&v| match self.progress.get(&v) {
+                _ if v == self.cfg.id => last,
+                Some(p) => p.match_index,
+                None => 0,
+            })
+            .collect();
+        if matched.is_empty() {
+            return;
+        }
         let candidate = quorum::majority_index(matched);
         // Only entries of the current term are committed by counting replicas (§3.6.2).
         let current_term =
@@ -591,14 +638,17 @@ impl Raft {
             for id in self.reads.take_waiting() {
                 self.join_read_round(id);
             }
+            self.step_down_if_removed();
         }
     }
 
     // ----- message handling -----
 
-    /// Handles one message from a peer. Unknown senders and stale messages are dropped.
+    /// Handles one message from a peer. Stale messages are dropped. Senders outside the
+    /// configuration are heard (a node that missed a change must still follow a leader
+    /// the change added), but only voters' votes and acknowledgements count.
     pub fn step(&mut self, m: Message) {
-        if m.to != self.cfg.id || m.from == self.cfg.id || !self.cfg.peers.contains(&m.from) {
+        if m.to != self.cfg.id || m.from == self.cfg.id || m.from == 0 {
             return;
         }
         // A term past the limit would end elections for good; a malformed message is not
@@ -627,10 +677,11 @@ impl Raft {
                 Body::Vote(v) if v.pre_vote => {}
                 Body::VoteResponse(r) if r.pre_vote && r.granted => {}
                 // §4.2.3: while a leader is heard from, vote requests are ignored outright.
-                Body::Vote(_) if self.in_lease() => return,
+                // A transfer's vote request comes on that leader's word.
+                Body::Vote(v) if self.in_lease() && !v.transfer => return,
                 // Further ahead than any honest gap: a forgery, a bug or corruption.
                 _ if !self.spend_term_credit(m.term) => return,
-                Body::Append(_) | Body::Heartbeat(_) | Body::Snapshot(_) => {
+                Body::Append(_) | Body::Heartbeat(_) | Body::Snapshot(_) | Body::TimeoutNow => {
                     self.become_follower(m.term, Some(m.from));
                 }
                 _ => self.become_follower(m.term, None),
@@ -662,6 +713,11 @@ impl Raft {
                 }
             }
             Body::SnapshotResponse(r) => self.handle_snapshot_response(from, r),
+            Body::TimeoutNow => {
+                if self.accept_leader(from) {
+                    self.handle_timeout_now();
+                }
+            }
             // Answered above, before any term was looked at.
             Body::Join | Body::JoinResponse(_) => {}
         }
@@ -744,10 +800,10 @@ impl Raft {
                                 e.index > self.commit,
                                 "leader conflicts with a committed entry"
                             );
-                            self.log.truncate_from(e.index);
-                            self.log.append(e.clone());
+                            self.truncate_log_from(e.index);
+                            self.append_entry(e.clone());
                         }
-                        None => self.log.append(e.clone()),
+                        None => self.append_entry(e.clone()),
                     }
                 }
                 // Commit no further than this RPC proved our log matches the leader's.
@@ -796,6 +852,7 @@ impl Raft {
                 self.maybe_commit();
             }
             self.replicate_to(from);
+            self.maybe_send_timeout_now(from);
         } else if prev > 0 && prev <= pr.match_index {
             // The follower no longer has an entry it acknowledged.
             pr.forget_match(r.conflict_index.min(prev));

@@ -1,8 +1,9 @@
 //! Majority arithmetic, in one place: how many votes win an election, which index a
 //! majority holds (the commit index, §3.6), and whether a leader still hears from a
-//! majority (check-quorum, §6.2). Cluster membership is fixed, so a quorum is a count.
+//! majority (check-quorum, §6.2). Only voters of the counting node's configuration
+//! count (`membership.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Index, NodeId};
 
@@ -16,12 +17,6 @@ pub(super) fn majority(voters: usize) -> usize {
 pub(super) fn majority_index(mut matched: Vec<Index>) -> Index {
     matched.sort_unstable_by(|a, b| b.cmp(a));
     matched[majority(matched.len()) - 1]
-}
-
-/// Whether a leader that heard from `active_peers` of its peers recently (itself counted
-/// besides) still hears from a majority of `voters`.
-pub(super) fn hears_majority(active_peers: usize, voters: usize) -> bool {
-    1 + active_peers >= majority(voters)
 }
 
 /// The votes of one election (or pre-vote), by voter.
@@ -42,14 +37,23 @@ impl Tally {
     }
 
     /// Records `voter`'s answer (a repeated answer replaces the first) and says where the
-    /// election of `voters` stands.
-    pub(super) fn record(&mut self, voter: NodeId, granted: bool, voters: usize) -> Outcome {
-        self.0.insert(voter, granted);
-        let yes = self.0.values().filter(|&&g| g).count();
-        let no = self.0.len() - yes;
-        if yes >= majority(voters) {
+    /// election among `voters` stands. Answers from anyone else are not counted.
+    pub(super) fn record(
+        &mut self,
+        voter: NodeId,
+        granted: bool,
+        voters: &BTreeSet<NodeId>,
+    ) -> Outcome {
+        if voters.contains(&voter) {
+            self.0.insert(voter, granted);
+        }
+        let counted = self.0.iter().filter(|(v, _)| voters.contains(v));
+        let yes = counted.clone().filter(|(_, &g)| g).count();
+        let no = counted.count() - yes;
+        let need = majority(voters.len());
+        if yes >= need {
             Outcome::Won
-        } else if no >= majority(voters) {
+        } else if no >= need {
             Outcome::Lost
         } else {
             Outcome::Pending
@@ -70,20 +74,20 @@ mod tests {
         // Five voters: the third highest match index is held by three of them.
         assert_eq!(majority_index(vec![9, 3, 7, 5, 8]), 7);
         assert_eq!(majority_index(vec![4]), 4);
-        assert!(hears_majority(2, 5) && !hears_majority(1, 5));
-        assert!(hears_majority(0, 1));
     }
 
     #[test]
-    fn a_tally_counts_each_voter_once() {
+    fn a_tally_counts_each_voter_once_and_nobody_else() {
+        let v: BTreeSet<NodeId> = [1, 2, 3].into();
         let mut t = Tally::default();
-        assert_eq!(t.record(1, true, 3), Outcome::Pending);
-        assert_eq!(t.record(2, false, 3), Outcome::Pending);
-        assert_eq!(t.record(2, false, 3), Outcome::Pending, "a repeated no");
-        assert_eq!(t.record(3, true, 3), Outcome::Won);
+        assert_eq!(t.record(1, true, &v), Outcome::Pending);
+        assert_eq!(t.record(2, false, &v), Outcome::Pending);
+        assert_eq!(t.record(2, false, &v), Outcome::Pending, "a repeated no");
+        assert_eq!(t.record(4, true, &v), Outcome::Pending, "not a voter");
+        assert_eq!(t.record(3, true, &v), Outcome::Won);
         t.clear();
-        t.record(1, true, 3);
-        t.record(2, false, 3);
-        assert_eq!(t.record(3, false, 3), Outcome::Lost);
+        t.record(1, true, &v);
+        t.record(2, false, &v);
+        assert_eq!(t.record(3, false, &v), Outcome::Lost);
     }
 }

@@ -87,13 +87,13 @@ impl ReadOnly {
 
     /// Rounds that a quorum (counting the leader) confirmed, as reads to answer, oldest
     /// first; the tick the newest of them opened at, if any was.
-    pub(super) fn confirmed(&mut self, quorum: usize, out: &mut Vec<ReadState>) -> Option<u64> {
+    pub(super) fn confirmed(
+        &mut self,
+        is_quorum: impl Fn(&BTreeSet<NodeId>) -> bool,
+        out: &mut Vec<ReadState>,
+    ) -> Option<u64> {
         let mut newest = None;
-        while self
-            .rounds
-            .front()
-            .is_some_and(|r| r.acks.len() + 1 >= quorum)
-        {
+        while self.rounds.front().is_some_and(|r| is_quorum(&r.acks)) {
             let round = self.rounds.pop_front().expect("front exists");
             if self.rounds.is_empty() {
                 self.round_open = false;

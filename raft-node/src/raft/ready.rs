@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Entry, Index, LogPosition, Message, NodeId, RecoveryError, Term};
+use super::{Entry, Index, LogPosition, Membership, Message, NodeId, RecoveryError, Term};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -48,6 +48,10 @@ pub struct Snapshot {
     pub index: Index,
     pub term: Term,
     pub data: Arc<Vec<u8>>,
+    /// The configuration in effect at `index` (see [`crate::raft::Raft::members_at`]);
+    /// `None` in a snapshot written before membership changes existed, meaning the
+    /// starting configuration.
+    pub members: Option<Membership>,
 }
 
 /// A read confirmed by ReadIndex: answer it once the applied index reaches `index`.
@@ -122,4 +126,7 @@ pub struct Status {
     /// A rejoined node's floor while its log is still behind it (it neither votes for
     /// logs behind it nor campaigns).
     pub catching_up_to: Option<LogPosition>,
+    /// The configuration in effect, and whether its change has committed.
+    pub members: Membership,
+    pub members_committed: bool,
 }

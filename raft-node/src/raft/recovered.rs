@@ -110,6 +110,7 @@ mod tests {
                 index,
                 term,
                 data: Arc::new(Vec::new()),
+                members: None,
             }),
             entries: entries.iter().map(|&(i, t)| entry(i, t)).collect(),
         }

@@ -90,6 +90,7 @@ fn vote_request() -> Body {
         pre_vote: false,
         last_log_index: 0,
         last_log_term: 0,
+        transfer: false,
     })
 }
 
@@ -303,6 +304,7 @@ fn install_snapshot_keeps_only_an_agreeing_suffix() {
             data: vec![1, 2, 3],
             done: true,
             checksum: crc32fast::hash(&[1, 2, 3]),
+            members: None,
         })
     };
     let mut f = node_with(
@@ -513,6 +515,7 @@ fn every_body() -> Vec<Body> {
             pre_vote: true,
             last_log_index: 100,
             last_log_term: 100,
+            transfer: false,
         }),
         GRANTED,
         Body::VoteResponse(VoteResponse {
@@ -543,6 +546,7 @@ fn every_body() -> Vec<Body> {
             data: vec![],
             done: false,
             checksum: 0,
+            members: None,
         }),
         Body::SnapshotResponse(SnapshotResponse {
             last_index: 0,
@@ -554,6 +558,7 @@ fn every_body() -> Vec<Body> {
             joining: false,
             term: 7,
             last: LogPosition { term: 3, index: 9 },
+            voters: vec![],
         }),
     ]
 }
@@ -778,6 +783,7 @@ fn a_snapshot_is_installed_only_if_it_checks_out() {
             data: data.to_vec(),
             done: true,
             checksum,
+            members: None,
         })
     };
     let mut f = node_with(2, 3, 1, Vec::new());
@@ -959,6 +965,7 @@ fn under_leases_a_started_node_waits_before_it_votes() {
                 pre_vote: true,
                 last_log_index: 5,
                 last_log_term: 1,
+                transfer: false,
             }),
         )
     };
@@ -1077,22 +1084,25 @@ fn join_answers_no_correct_member_gives_are_dropped() {
             joining: false,
             term: 2,
             last: LogPosition { term: 3, index: 1 },
+            voters: vec![],
         },
         // A term past the limit.
         JoinInfo {
             joining: false,
             term: TERM_LIMIT + 1,
             last: LogPosition::default(),
+            voters: vec![],
         },
         // "No state", with state.
         JoinInfo {
             joining: true,
             term: 4,
             last: LogPosition::default(),
+            voters: vec![],
         },
     ];
     for info in bad {
-        r.step(msg(1, 3, 0, Body::JoinResponse(info)));
+        r.step(msg(1, 3, 0, Body::JoinResponse(info.clone())));
         r.step(msg(2, 3, 0, Body::JoinResponse(info)));
     }
     assert_eq!(r.joining_waits_for(), Some(vec![1, 2]));
@@ -1153,6 +1163,7 @@ fn a_wiped_member_rejoins_with_the_highest_term_its_vote_spent_and_a_floor() {
         pre_vote: false,
         last_log_index: 5,
         last_log_term: stale_term,
+        transfer: false,
     };
     for pre_vote in [true, false] {
         r.step(msg(1, w, t + 1, Body::Vote(Vote { pre_vote, ..behind })));
@@ -1165,6 +1176,7 @@ fn a_wiped_member_rejoins_with_the_highest_term_its_vote_spent_and_a_floor() {
             last_log_index: 9,
             last_log_term: t,
             pre_vote: false,
+            transfer: false,
         }),
     ));
     let rd = r.ready();
