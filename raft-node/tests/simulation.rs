@@ -1,8 +1,11 @@
 //! Deterministic simulation of whole clusters: the sans-IO core under a simulated network
 //! that drops, delays, duplicates and reorders messages, with partitions, crashes and
 //! restarts from durable state, and disks lost whole (a minority of nodes at a time,
-//! which then rejoin with nothing). Every cluster founds itself from empty disks. Safety properties are checked after every step; every
-//! acknowledged write must be in the final state. A failure names its seed:
+//! which then rejoin with nothing). Every cluster founds itself from empty disks. In every
+//! other seed the cluster also changes its membership as it runs: a spare server is added
+//! as a learner and promoted, members are removed (and come back, with their old disk or
+//! an empty one), leadership is handed over. Safety properties are checked after every
+//! step; every acknowledged write must be in the final state. A failure names its seed:
 //! `SIM_SEED=<seed> cargo test -p raft-node --test simulation` replays it alone, and
 //! `SIM_SEEDS=<n>` runs more seeds.
 
@@ -10,14 +13,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use raft_node::raft::{
-    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadMode, Recovered, Role,
-    Snapshot, Term,
+    Config, Entry, HardState, Index, MembershipChange, Message, NodeId, Payload, Raft, ReadMode,
+    Recovered, Role, Snapshot, Term,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Time units per core tick.
 const TICK: u64 = 10;
+/// How often, per time unit, a seed with membership changes asks for one: about one
+/// every ten election timeouts.
+const CHANGE_RATE: f64 = 0.003;
 
 /// What a node's disk holds, maintained with the same rules as the real storage.
 #[derive(Clone)]
@@ -127,6 +133,17 @@ struct Sim {
     /// The seeded bug `rejoin-empty-voter`: a node that lost its disk votes at once, at
     /// term 0, without asking the members (what `--bootstrap` did).
     empty_voter: bool,
+    /// This seed changes the membership as it runs; the last id is a spare that starts
+    /// outside the cluster.
+    membership: bool,
+    /// How often (per time unit) the leader is asked for a change.
+    change_rate: f64,
+    /// How often a removal is raced by a second one, while the first is in flight.
+    second_change: f64,
+    /// The founding voters.
+    voters: Vec<NodeId>,
+    /// Every voter set any node has held: a lost disk must stay a minority of each.
+    configs_seen: BTreeSet<BTreeSet<NodeId>>,
     // Global observations for the safety checks.
     leaders: HashMap<Term, NodeId>,
     committed: BTreeMap<Index, (Term, Payload)>,
@@ -147,12 +164,34 @@ struct Stats {
     partitions: u64,
     snapshots_installed: u64,
     elections: u64,
+    /// Membership changes committed, and leader transfers asked for.
+    changes: u64,
+    transfers: u64,
+}
+
+impl Stats {
+    fn add(&mut self, s: &Stats) {
+        self.crashes += s.crashes;
+        self.wipes += s.wipes;
+        self.partitions += s.partitions;
+        self.snapshots_installed += s.snapshots_installed;
+        self.elections += s.elections;
+        self.changes += s.changes;
+        self.transfers += s.transfers;
+    }
 }
 
 impl Sim {
+    /// A cluster of `n` founding voters; every other seed (the even ones) changes its
+    /// membership as it runs.
     fn new(seed: u64, n: usize, read_mode: ReadMode) -> Sim {
+        Sim::new_with(seed, n, read_mode, seed % 2 == 0)
+    }
+
+    fn new_with(seed: u64, n: usize, read_mode: ReadMode, membership: bool) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
-        let ids: Vec<NodeId> = (1..=n as u64).collect();
+        let voters: Vec<NodeId> = (1..=n as u64).collect();
+        let ids: Vec<NodeId> = (1..=n as u64 + u64::from(membership)).collect();
         let mut cfg_base = Config::new(1, vec![]);
         cfg_base.election_ticks_min = 10;
         cfg_base.election_ticks_max = 20;
@@ -175,6 +214,11 @@ impl Sim {
             max_delay: rng.gen_range(1..40),
             snapshot_every: rng.gen_range(5..30),
             empty_voter: false,
+            membership,
+            change_rate: CHANGE_RATE,
+            second_change: 0.3,
+            configs_seen: [voters.iter().copied().collect()].into(),
+            voters,
             rng,
             leaders: HashMap::new(),
             committed: BTreeMap::new(),
@@ -206,6 +250,7 @@ impl Sim {
         let mut c = self.cfg_base.clone();
         c.id = id;
         c.peers = self.ids.iter().copied().filter(|&p| p != id).collect();
+        c.voters = Some(self.voters.clone());
         c.seed = self
             .seed
             .wrapping_mul(31)
@@ -236,12 +281,7 @@ impl Sim {
     /// Loses a node's disk whole, if that keeps the nodes that lost theirs (and have not
     /// caught up again) a minority. It restarts with the other crashed nodes.
     fn wipe(&mut self, id: NodeId) {
-        let lost = self
-            .nodes
-            .iter()
-            .filter(|(&x, n)| x == id || n.disk.lost())
-            .count();
-        if lost > (self.ids.len() - 1) / 2 {
+        if !self.may_lose(id) {
             return;
         }
         let node = self.nodes.get_mut(&id).unwrap();
@@ -251,6 +291,108 @@ impl Sim {
         node.sm.clear();
         node.applied = 0;
         self.stats.wipes += 1;
+    }
+
+    /// Whether `id` may lose its disk: the nodes that lost theirs (and have not caught up
+    /// again) stay a minority of every voter set the cluster has had.
+    fn may_lose(&self, id: NodeId) -> bool {
+        let lost: BTreeSet<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(&x, n)| x == id || n.disk.lost())
+            .map(|(&x, _)| x)
+            .collect();
+        self.configs_seen
+            .iter()
+            .all(|v| v.intersection(&lost).count() <= (v.len() - 1) / 2)
+    }
+
+    /// One membership change or leader transfer, asked of the leader, as an operator
+    /// keeping the cluster at its founding size would: with too few voters it promotes a
+    /// learner (or adds one), with too many it removes a voter, and at the size it
+    /// removes a voter, adds a learner or moves leadership. Refusals (a change in
+    /// progress, a learner not caught up) are part of the test.
+    /// Returns the voter it asked to remove, if it did.
+    fn change_membership(&mut self) -> Option<NodeId> {
+        let l = self.leader()?;
+        let m = self.nodes[&l].raft.as_ref().unwrap().members().clone();
+        let outside: Vec<NodeId> = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|&i| !m.contains(i))
+            .collect();
+        let learners: Vec<NodeId> = m.learners.iter().copied().collect();
+        let voters: Vec<NodeId> = m.voters.iter().copied().collect();
+        let pick = |rng: &mut StdRng, v: &[NodeId]| v[rng.gen_range(0..v.len())];
+        let size = self.voters.len();
+        let add = |sim: &mut Sim| {
+            let id = pick(&mut sim.rng, &outside);
+            // Half the time a fresh server (an empty disk), else the old one back.
+            if sim.rng.gen_bool(0.5) && sim.may_lose(id) {
+                sim.wipe(id);
+                sim.start(id);
+            }
+            MembershipChange::AddLearner { id, address: None }
+        };
+        let change = if voters.len() < size && !learners.is_empty() {
+            MembershipChange::Promote {
+                id: pick(&mut self.rng, &learners),
+            }
+        } else if voters.len() < size && !outside.is_empty() {
+            add(self)
+        } else if voters.len() > size || self.rng.gen_bool(0.4) {
+            MembershipChange::Remove {
+                id: pick(&mut self.rng, &voters),
+            }
+        } else if !outside.is_empty() && self.rng.gen_bool(0.5) {
+            add(self)
+        } else if !learners.is_empty() && self.rng.gen_bool(0.3) {
+            MembershipChange::Remove {
+                id: pick(&mut self.rng, &learners),
+            }
+        } else {
+            let others: Vec<NodeId> = voters.iter().copied().filter(|&v| v != l).collect();
+            if !others.is_empty() {
+                let to = pick(&mut self.rng, &others);
+                let raft = self.nodes.get_mut(&l).unwrap().raft.as_mut().unwrap();
+                if raft.transfer_leadership(to).is_ok() {
+                    self.stats.transfers += 1;
+                }
+            }
+            return None;
+        };
+        let removed = match change {
+            MembershipChange::Remove { id } if m.is_voter(id) => Some(id),
+            _ => None,
+        };
+        let raft = self.nodes.get_mut(&l).unwrap().raft.as_mut().unwrap();
+        let r = raft.change_membership(change.clone());
+        if std::env::var("SIM_DEBUG").is_ok() {
+            eprintln!(
+                "t={} leader {l} {:?}: {change:?} -> {r:?}",
+                self.now,
+                raft.members()
+            );
+        }
+        removed
+    }
+
+    /// Asks the leader to remove another voter than `first`, at once.
+    fn race_removal(&mut self, first: Option<NodeId>) {
+        let Some(l) = self.leader() else { return };
+        let raft = self.nodes.get_mut(&l).unwrap().raft.as_mut().unwrap();
+        let others: Vec<NodeId> = raft
+            .members()
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| Some(v) != first)
+            .collect();
+        if let Some(&id) = others.get(self.rng.gen_range(0..others.len().max(1))) {
+            let raft = self.nodes.get_mut(&l).unwrap().raft.as_mut().unwrap();
+            let _ = raft.change_membership(MembershipChange::Remove { id });
+        }
     }
 
     fn send(&mut self, msg: Message) {
@@ -320,6 +462,16 @@ impl Sim {
         } else {
             self.nodes.get_mut(&id).unwrap().leader_term = None;
         }
+        let voters = self.nodes[&id]
+            .raft
+            .as_ref()
+            .unwrap()
+            .members()
+            .voters
+            .clone();
+        if !self.configs_seen.contains(&voters) {
+            self.configs_seen.insert(voters);
+        }
         let node = self.nodes.get_mut(&id).unwrap();
         node.disk
             .persist(ready.hard_state, ready.snapshot.as_ref(), &ready.entries);
@@ -343,6 +495,9 @@ impl Sim {
                     e.index
                 ),
                 None => {
+                    if matches!(e.payload, Payload::Members(_)) {
+                        self.stats.changes += 1;
+                    }
                     self.committed.insert(e.index, (e.term, e.payload.clone()));
                 }
             }
@@ -583,6 +738,15 @@ impl Sim {
                     self.read(id);
                 }
             }
+            if self.membership && self.rng.gen_bool(self.change_rate) {
+                let removed = self.change_membership();
+                // Now and then a second removal races the first, as the harness's
+                // `membership` fault does: a correct leader refuses it while the first
+                // has not committed.
+                if removed.is_some() && self.rng.gen_bool(self.second_change) {
+                    self.race_removal(removed);
+                }
+            }
             // Faults.
             if self.rng.gen_bool(0.004) {
                 match self.rng.gen_range(0..7) {
@@ -616,6 +780,16 @@ impl Sim {
     }
 
     /// Heals everything and requires the cluster to converge with every acknowledged write.
+    /// The nodes in the current leader's configuration (every node if none leads).
+    fn members(&self) -> impl Iterator<Item = (&NodeId, &Node)> {
+        let config = self
+            .leader()
+            .map(|l| self.nodes[&l].raft.as_ref().unwrap().members().clone());
+        self.nodes
+            .iter()
+            .filter(move |(&id, _)| config.as_ref().is_none_or(|m| m.contains(id)))
+    }
+
     fn heal_and_verify(&mut self) {
         self.blocked.clear();
         self.drop_rate = 0.0;
@@ -624,7 +798,8 @@ impl Sim {
                 self.start(id);
             }
         }
-        // A final write must commit through whoever leads.
+        // A final write must commit through whoever leads, and reach every member of the
+        // leader's configuration (a removed server hears nothing more).
         let deadline = self.now + 60_000;
         let mut marker = None;
         while self.now < deadline {
@@ -636,26 +811,27 @@ impl Sim {
             self.step();
             if let Some(m) = marker {
                 if let Some(&idx) = self.acked.get(&m) {
-                    if self.nodes.values().all(|n| n.applied >= idx) {
+                    if self.members().all(|(_, n)| n.applied >= idx) {
                         break;
                     }
                 }
             }
         }
-        let m = marker.expect("no leader emerged after healing");
+        let m = marker
+            .unwrap_or_else(|| panic!("no leader emerged after healing\n{}", self.describe()));
         let idx = *self
             .acked
             .get(&m)
             .unwrap_or_else(|| panic!("final write never committed; stats {:?}", self.stats));
         assert!(
-            self.nodes.values().all(|n| n.applied >= idx),
+            self.members().all(|(_, n)| n.applied >= idx),
             "cluster did not converge after healing: marker at {idx}\n{}",
             self.describe()
         );
         self.check_log_matching();
-        let first = self.nodes.values().next().unwrap();
+        let first = self.members().next().unwrap().1;
         let prefix: Vec<u64> = first.sm.iter().copied().take_while(|&c| c != m).collect();
-        for (id, n) in &self.nodes {
+        for (id, n) in self.members() {
             let mine: Vec<u64> = n.sm.iter().copied().take_while(|&c| c != m).collect();
             assert_eq!(mine, prefix, "node {id}'s state differs");
             let have: BTreeSet<u64> = n.sm.iter().copied().collect();
@@ -716,11 +892,7 @@ fn three_node_clusters_stay_safe() {
     let mut total = Stats::default();
     for seed in seeds(150, 1_000) {
         let s = simulate(3, seed);
-        total.crashes += s.crashes;
-        total.wipes += s.wipes;
-        total.partitions += s.partitions;
-        total.snapshots_installed += s.snapshots_installed;
-        total.elections += s.elections;
+        total.add(&s);
     }
     eprintln!("3 nodes: {total:?}");
     assert!(
@@ -728,6 +900,7 @@ fn three_node_clusters_stay_safe() {
         "InstallSnapshot was never exercised"
     );
     assert!(total.crashes > 0 && total.partitions > 0 && total.wipes > 0);
+    assert!(total.changes > 0 && total.transfers > 0);
 }
 
 /// Leader leases are safe when every clock runs at the same rate (as here: every node
@@ -746,15 +919,43 @@ fn five_node_clusters_stay_safe() {
     let mut total = Stats::default();
     for seed in seeds(100, 5_000) {
         let s = simulate(5, seed);
-        total.crashes += s.crashes;
-        total.wipes += s.wipes;
-        total.snapshots_installed += s.snapshots_installed;
-        total.elections += s.elections;
+        total.add(&s);
     }
     eprintln!("5 nodes: {total:?}");
     assert!(
         total.snapshots_installed > 0,
         "InstallSnapshot was never exercised"
+    );
+}
+
+/// The checks have teeth for membership too: a leader that takes a second change while
+/// the first has not committed (the seeded bug `unsafe-membership`) breaks clusters.
+#[test]
+fn an_unsafe_membership_change_is_caught() {
+    let mut caught = Vec::new();
+    for seed in 0..20u64 {
+        let run = std::panic::catch_unwind(|| {
+            let _guard = SeedGuard(seed, 0);
+            let mut sim = Sim::new_with(seed, 3, ReadMode::Index, true);
+            sim.cfg_base.bugs.unsafe_membership = true;
+            // Changes often, so that two are often in flight when a leader falls.
+            sim.change_rate = 0.02;
+            sim.second_change = 1.0;
+            for id in sim.ids.clone() {
+                sim.start(id);
+            }
+            sim.run(30_000);
+            sim.heal_and_verify();
+        });
+        if run.is_err() {
+            caught.push(seed);
+        }
+    }
+    eprintln!("unsafe membership caught on seeds {caught:?}");
+    assert!(
+        caught.len() >= 10,
+        "unsafe membership changes broke only {} of 20 clusters: {caught:?}",
+        caught.len()
     );
 }
 
@@ -767,7 +968,7 @@ fn an_empty_voter_is_caught() {
         let run = std::panic::catch_unwind(|| {
             // A guard of size 0 stays quiet: these failures are the expected outcome.
             let _guard = SeedGuard(seed, 0);
-            let mut sim = Sim::new(seed, 3, ReadMode::Index);
+            let mut sim = Sim::new_with(seed, 3, ReadMode::Index, false);
             sim.empty_voter = true;
             sim.run(30_000);
             sim.heal_and_verify();

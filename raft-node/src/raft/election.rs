@@ -27,9 +27,9 @@ impl Raft {
             self.reset_timers();
             return;
         }
-        if self.behind_floor() || !self.is_voter() {
+        if self.behind_floor() || !self.may_campaign() {
             // A rejoined node votes for no log behind its floor, its own included; a
-            // learner or a removed server never campaigns.
+            // learner or a removed server does not campaign.
             self.reset_timers();
             return;
         }

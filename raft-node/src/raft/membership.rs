@@ -282,6 +282,24 @@ impl Raft {
         self.members().is_voter(self.cfg.id)
     }
 
+    /// Whether this node may stand for election: a voter of its latest configuration, or
+    /// of the one before while the latest has not committed. The second case is a leader
+    /// that removed itself and lost leadership before the change committed: its log may
+    /// be the only one holding the change, so the others cannot win without its vote,
+    /// and it must be able to win, finish committing the change and step down. (Counting
+    /// the votes of the latest configuration's voters is safe whether or not the
+    /// candidate is among them: any two configurations one change apart share a voter in
+    /// every pair of majorities.)
+    pub(super) fn may_campaign(&self) -> bool {
+        let latest = self.members.latest_change();
+        self.is_voter()
+            || (latest > self.commit
+                && self
+                    .members
+                    .at(latest.saturating_sub(1))
+                    .is_voter(self.cfg.id))
+    }
+
     /// Proposes one membership change. `Ok((index, term))` identifies its entry, as for
     /// [`Raft::propose`].
     pub fn change_membership(

@@ -3,6 +3,7 @@
 //! whose violations need schedules too rare to count on hitting at random.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::*;
 
@@ -1200,4 +1201,284 @@ fn a_wiped_member_rejoins_with_the_highest_term_its_vote_spent_and_a_floor() {
     let r = &net.nodes[&w];
     assert_eq!(r.status().catching_up_to, None);
     assert_eq!(r.log().term(committed.index), Some(t));
+}
+
+// ----- membership changes (membership.rs) -----
+
+/// A net of `ids` where only `voters` found the cluster as voters.
+fn net_with_voters(ids: u64, voters: &[NodeId]) -> Net {
+    let nodes = (1..=ids)
+        .map(|id| {
+            let mut c = cfg(id, ids);
+            c.voters = Some(voters.to_vec());
+            (id, Raft::new(c, Recovered::default()).unwrap())
+        })
+        .collect();
+    Net {
+        nodes,
+        disks: BTreeMap::new(),
+        cut: BTreeSet::new(),
+    }
+}
+
+fn change(net: &mut Net, l: NodeId, c: MembershipChange) -> Result<(Index, Term), ChangeError> {
+    let r = net.nodes.get_mut(&l).unwrap().change_membership(c);
+    net.settle();
+    r
+}
+
+#[test]
+fn changes_wait_for_a_commit_in_the_leaders_term_and_go_one_at_a_time() {
+    // §4.2.3: a new leader whose no-op has not committed takes no change.
+    let mut l = node_with(1, 3, 0, vec![]);
+    win_with(&mut l, 2);
+    assert_eq!(
+        l.change_membership(MembershipChange::Remove { id: 3 }),
+        Err(ChangeError::NoCommitInTerm)
+    );
+    let mut net = Net::new(3);
+    net.elect(1);
+    let r = net.nodes.get_mut(&1).unwrap();
+    let (index, _) = r
+        .change_membership(MembershipChange::Remove { id: 3 })
+        .unwrap();
+    // In effect at once, before it commits.
+    assert_eq!(r.members().voters, [1, 2].into());
+    assert!(!r.membership_committed());
+    assert_eq!(
+        r.change_membership(MembershipChange::Remove { id: 2 }),
+        Err(ChangeError::InProgress(index))
+    );
+    net.settle();
+    let r = net.nodes.get_mut(&1).unwrap();
+    assert!(r.membership_committed());
+    assert_eq!(
+        r.change_membership(MembershipChange::Remove { id: 1 })
+            .map(|_| ()),
+        Ok(())
+    );
+    // The last voter cannot go.
+    net.settle();
+    let r = net.nodes.get_mut(&2).unwrap();
+    assert_eq!(r.members().voters, [2].into());
+    assert_eq!(net.leader(), None, "node 1 removed itself and stepped down");
+    net.elect(2);
+    assert_eq!(
+        change(&mut net, 2, MembershipChange::Remove { id: 2 }),
+        Err(ChangeError::LastVoter(2))
+    );
+}
+
+#[test]
+fn the_unsafe_membership_bug_takes_a_second_change_at_once() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let r = net.nodes.get_mut(&1).unwrap();
+    r.cfg.bugs.unsafe_membership = true;
+    r.change_membership(MembershipChange::Remove { id: 3 })
+        .unwrap();
+    assert!(r
+        .change_membership(MembershipChange::Remove { id: 2 })
+        .is_ok());
+    assert_eq!(r.members().voters, [1].into());
+}
+
+#[test]
+fn a_learner_is_promoted_once_caught_up_and_never_campaigns_before() {
+    let mut net = net_with_voters(4, &[1, 2, 3]);
+    net.elect(1);
+    net.isolate(4);
+    change(
+        &mut net,
+        1,
+        MembershipChange::AddLearner {
+            id: 4,
+            address: None,
+        },
+    )
+    .unwrap();
+    // The new server holds nothing yet: no promotion.
+    assert!(matches!(
+        change(&mut net, 1, MembershipChange::Promote { id: 4 }),
+        Err(ChangeError::NotCaughtUp { id: 4, .. })
+    ));
+    // Cut off from everyone for many election timeouts, a learner never campaigns.
+    let term = net.nodes[&4].term();
+    for _ in 0..100 {
+        net.nodes.get_mut(&4).unwrap().tick();
+        net.settle();
+    }
+    assert_eq!(
+        (net.nodes[&4].term(), net.nodes[&4].role()),
+        (term, Role::Follower)
+    );
+    net.cut.clear();
+    net.tick_all(4);
+    change(&mut net, 1, MembershipChange::Promote { id: 4 }).unwrap();
+    net.tick_all(2);
+    assert_eq!(net.nodes[&4].members().voters, [1, 2, 3, 4].into());
+    assert!(net.nodes[&4].membership_committed());
+}
+
+#[test]
+fn a_learners_acknowledgements_do_not_commit() {
+    let mut net = net_with_voters(4, &[1, 2, 3]);
+    net.elect(1);
+    change(
+        &mut net,
+        1,
+        MembershipChange::AddLearner {
+            id: 4,
+            address: None,
+        },
+    )
+    .unwrap();
+    for v in [2, 3] {
+        net.cut.insert((1, v));
+    }
+    let commit = net.nodes[&1].commit_index();
+    let (index, _) = net
+        .nodes
+        .get_mut(&1)
+        .unwrap()
+        .propose(b"x".to_vec())
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[&4].log().last_index(),
+        index,
+        "the learner has it"
+    );
+    assert_eq!(
+        net.nodes[&1].commit_index(),
+        commit,
+        "but its ack counts for nothing"
+    );
+}
+
+#[test]
+fn a_leader_that_removes_itself_leads_until_the_change_commits() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    let r = net.nodes.get_mut(&1).unwrap();
+    r.change_membership(MembershipChange::Remove { id: 1 })
+        .unwrap();
+    assert_eq!(
+        r.role(),
+        Role::Leader,
+        "still leading the new configuration"
+    );
+    net.settle();
+    assert_eq!(net.nodes[&1].role(), Role::Follower);
+    assert_eq!(net.nodes[&2].members().voters, [2, 3].into());
+    // The removed server never campaigns again; the others elect a leader.
+    let term = net.nodes[&1].term();
+    net.tick_all(100);
+    assert!(matches!(net.leader(), Some(2 | 3)));
+    assert!(net.nodes[&1].term() <= net.nodes[&2].term());
+    assert_ne!(net.nodes[&1].role(), Role::Candidate);
+    assert!(net.nodes[&1].vote != Some(1) || net.nodes[&1].term() == term);
+}
+
+#[test]
+fn a_leader_removed_before_its_change_committed_can_still_finish_it() {
+    // The leader appends its own removal, then is cut off from node 2 and steps down:
+    // node 3 holds the change, node 2 does not. Node 2 cannot win (node 3's log is ahead),
+    // so node 1 must be able to stand again, commit the change and step down.
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.cut.insert((1, 2));
+    net.cut.insert((2, 1));
+    change(&mut net, 1, MembershipChange::Remove { id: 1 }).unwrap();
+    net.cut.insert((1, 3));
+    net.cut.insert((3, 1));
+    net.tick_all(30);
+    assert!(net.nodes[&3].members().voters == [2, 3].into());
+    net.cut.clear();
+    net.tick_all(200);
+    let l = net.leader().expect("a leader after healing");
+    assert!(l == 2 || l == 3, "leader {l}");
+    assert!(net
+        .nodes
+        .values()
+        .all(|r| r.members().voters == [2, 3].into()));
+}
+
+#[test]
+fn leadership_moves_on_request_and_proposals_wait_meanwhile() {
+    let mut net = Net::new(3);
+    net.elect(1);
+    net.nodes
+        .get_mut(&1)
+        .unwrap()
+        .transfer_leadership(2)
+        .unwrap();
+    net.settle();
+    assert_eq!(net.leader(), Some(2));
+    // A transfer to a node that cannot take over is abandoned after an election timeout;
+    // proposals are refused until then.
+    net.isolate(2);
+    net.tick_all(60);
+    let l = net.leader().filter(|&l| l != 2).expect("1 or 3 leads");
+    let other = 4 - l;
+    let r = net.nodes.get_mut(&l).unwrap();
+    r.transfer_leadership(2).unwrap();
+    assert!(r.propose(b"x".to_vec()).is_err());
+    assert_eq!(r.transfer_leadership(other), Err(ChangeError::Transferring));
+    net.tick_all(10);
+    assert_eq!(net.leader(), Some(l));
+    assert!(net
+        .nodes
+        .get_mut(&l)
+        .unwrap()
+        .propose(b"x".to_vec())
+        .is_ok());
+}
+
+#[test]
+fn a_truncated_change_reverts_the_configuration() {
+    let mut f = node_with(2, 3, 1, vec![entry(1, 1)]);
+    let removal = Entry {
+        index: 2,
+        term: 1,
+        payload: Payload::Members(Membership::of_voters([1, 2])),
+    };
+    f.step(msg(1, 2, 1, append((1, 1), vec![removal], 1)));
+    assert_eq!(f.members().voters, [1, 2].into());
+    // A leader of term 2 never had it: its entry at 2 replaces the change.
+    f.step(msg(3, 2, 2, append((1, 1), vec![entry(2, 2)], 1)));
+    assert_eq!(f.members().voters, [1, 2, 3].into());
+}
+
+#[test]
+fn a_snapshot_carries_the_configuration_to_a_follower_far_behind() {
+    let mut net = net_with_voters(4, &[1, 2, 3]);
+    net.elect(1);
+    net.isolate(2);
+    change(
+        &mut net,
+        1,
+        MembershipChange::AddLearner {
+            id: 4,
+            address: None,
+        },
+    )
+    .unwrap();
+    let l = net.nodes.get_mut(&1).unwrap();
+    let (index, _) = l.propose(b"x".to_vec()).unwrap();
+    net.settle();
+    let l = net.nodes.get_mut(&1).unwrap();
+    assert!(l.commit_index() >= index);
+    let snap = Snapshot {
+        index,
+        term: l.log().term(index).unwrap(),
+        data: Arc::new(vec![]),
+        members: Some(l.members_at(index)),
+    };
+    l.compact(snap);
+    net.cut.clear();
+    net.tick_all(5);
+    let f = &net.nodes[&2];
+    assert_eq!(f.log().snapshot_index(), index, "it got the snapshot");
+    assert_eq!(f.members().learners, [4].into());
 }
