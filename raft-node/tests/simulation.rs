@@ -185,7 +185,7 @@ impl Sim {
     /// A cluster of `n` founding voters; every other seed (the even ones) changes its
     /// membership as it runs.
     fn new(seed: u64, n: usize, read_mode: ReadMode) -> Sim {
-        Sim::new_with(seed, n, read_mode, seed % 2 == 0)
+        Sim::new_with(seed, n, read_mode, seed.is_multiple_of(2))
     }
 
     fn new_with(seed: u64, n: usize, read_mode: ReadMode, membership: bool) -> Sim {
