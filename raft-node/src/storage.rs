@@ -1046,6 +1046,67 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_and_the_log_keep_the_configuration_and_old_snapshots_still_read() {
+        use crate::raft::Membership;
+        let dir = tempfile::tempdir().unwrap();
+        let mut members = Membership::of_voters([1, 2]);
+        members.learners.insert(4);
+        members.addresses.insert(4, "10.0.0.4:7000".into());
+        let config = Entry {
+            index: 3,
+            term: 2,
+            payload: Payload::Members(members.clone()),
+        };
+        {
+            let (mut s, _, _) = Storage::open(dir.path()).unwrap();
+            s.persist(
+                hs(2, None),
+                None,
+                &[entry(1, 1), entry(2, 2), config.clone()],
+            )
+            .unwrap();
+            s.save_snapshot(&Snapshot {
+                index: 2,
+                term: 2,
+                data: Arc::new(vec![9, 9]),
+                members: Some(Membership::of_voters([1, 2, 3])),
+            })
+            .unwrap();
+        }
+        let (s, rec, _) = Storage::open(dir.path()).unwrap();
+        drop(s);
+        let snap = rec.snapshot.unwrap();
+        assert_eq!(snap.members, Some(Membership::of_voters([1, 2, 3])));
+        assert_eq!(*snap.data, vec![9, 9]);
+        assert_eq!(rec.entries, vec![config]);
+        // A snapshot file of the first format (no configuration) reads as the starting one.
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(SNAPSHOT_MAGIC_V1);
+        for x in [2u64, 2, 2] {
+            v1.extend_from_slice(&x.to_le_bytes());
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(&v1[8..32]);
+        h.update(&[9, 9]);
+        v1.extend_from_slice(&h.finalize().to_le_bytes());
+        v1.extend_from_slice(&[9, 9]);
+        fs::write(&path, &v1).unwrap();
+        let (s, rec, _) = Storage::open(dir.path()).unwrap();
+        drop(s);
+        let snap = rec.snapshot.unwrap();
+        assert_eq!((snap.members, snap.data.to_vec()), (None, vec![9, 9]));
+        // A configuration length beyond the file is damage, named as such.
+        let mut bad = fs::read(&path).unwrap();
+        bad[..8].copy_from_slice(SNAPSHOT_MAGIC);
+        fs::write(&path, &bad).unwrap();
+        assert!(matches!(
+            Storage::open(dir.path()),
+            Err(StorageError::CorruptSnapshot { .. })
+        ));
+    }
+
+    #[test]
     fn torn_tail_is_truncated() {
         let dir = tempfile::tempdir().unwrap();
         let seg;

@@ -176,10 +176,16 @@ impl Cluster {
     }
 
     fn start(&mut self, id: u64) {
+        let all: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        self.start_knowing(id, &all);
+    }
+
+    /// Starts node `id` with an address book of `ids` (itself left out).
+    fn start_knowing(&mut self, id: u64, ids: &[u64]) {
         let peers: Vec<String> = self
             .nodes
             .iter()
-            .filter(|p| p.id != id)
+            .filter(|p| p.id != id && ids.contains(&p.id))
             .map(|p| format!("{}=127.0.0.1:{}", p.id, p.transport))
             .collect();
         let node = &mut self.nodes[id as usize - 1];
@@ -248,7 +254,7 @@ impl Cluster {
         }
     }
 
-    /// Waits until a running node leads and every running node agrees on it.
+    /// Waits until a running node leads and every running member agrees on it.
     fn leader(&self) -> u64 {
         wait_for(
             "a leader that all running nodes follow",
@@ -260,6 +266,14 @@ impl Cluster {
                 if statuses.len() != running.len() {
                     return None;
                 }
+                // A server not (yet) in its own configuration follows no one.
+                let member = |s: &&Value| {
+                    let id = &s["id"];
+                    [&s["voters"], &s["learners"]]
+                        .iter()
+                        .any(|l| l.as_array().is_some_and(|a| a.contains(id)))
+                };
+                let statuses: Vec<&Value> = statuses.iter().filter(member).collect();
                 let leader = statuses.iter().find(|s| s["role"] == "leader")?["id"].as_u64()?;
                 statuses
                     .iter()
@@ -1597,4 +1611,119 @@ fn bodies_must_be_objects_and_keys_carry_no_query() {
         http("GET", api, "/kv/q%3Fx=1", None).unwrap().1["key"],
         "q?x=1"
     );
+}
+
+/// Issue 30, item 2, on real processes: a server the others have never heard of is added
+/// as a learner (its address given with the change), promoted once it caught up, handed
+/// the leadership, and the old leader removed and stopped; nothing acknowledged is lost,
+/// and bad requests are refused with reasons.
+#[test]
+fn a_server_is_added_promoted_handed_the_lead_and_the_old_leader_removed() {
+    let mut c = Cluster::unstarted(4, tempfile::tempdir().unwrap());
+    for id in 1..=3 {
+        c.start_knowing(id, &[1, 2, 3]);
+    }
+    for i in 0..40 {
+        put(&c, &format!("k{i}"), &format!("v{i}"));
+    }
+    c.extra[3] = vec!["--voters".into(), "1,2,3".into()];
+    c.start_knowing(4, &[1, 2, 3]);
+    let addr = format!("127.0.0.1:{}", c.nodes[3].transport);
+    let (status, body) = c.request(
+        "POST",
+        "/cluster/members",
+        Some(json!({"id": 4, "addr": addr})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["voters"].clone(), body["learners"].clone()),
+        (json!([1, 2, 3]), json!([4]))
+    );
+    // A learner is promoted once it holds every committed entry; until then, 409.
+    let body = wait_for(
+        "the learner to be promoted",
+        Duration::from_secs(20),
+        || match c.request(
+            "POST",
+            "/cluster/members",
+            Some(json!({"id": 4, "role": "voter"})),
+        ) {
+            (200, b) => Some(b),
+            (409, b) => {
+                assert_eq!(b["error"], "change_refused", "{b}");
+                None
+            }
+            (s, b) => panic!("promotion answered {s}: {b}"),
+        },
+    );
+    assert_eq!(body["voters"], json!([1, 2, 3, 4]));
+    let st = wait_for(
+        "node 4 to see itself a voter",
+        Duration::from_secs(10),
+        || c.status(4).filter(|s| s["voters"] == json!([1, 2, 3, 4])),
+    );
+    assert!(st["joining"].is_null(), "{st}");
+    // Leadership moves on request.
+    let old = c.leader();
+    let (status, body) = c.request("POST", "/cluster/transfer-leader", Some(json!({"id": 4})));
+    assert_eq!(status, 202, "{body}");
+    wait_for("node 4 to lead", Duration::from_secs(10), || {
+        (c.leader() == 4).then_some(())
+    });
+    // The old leader leaves, and is stopped: three voters, all running.
+    let (status, body) = c.request("DELETE", &format!("/cluster/members/{old}"), None);
+    assert_eq!(status, 200, "{body}");
+    let rest: Vec<u64> = (1..=4).filter(|&i| i != old).collect();
+    assert_eq!(body["voters"], json!(rest));
+    c.kill(old);
+    put(&c, "after", "changes");
+    for i in 0..40 {
+        assert_eq!(get(&c, &format!("k{i}")), json!(format!("v{i}")));
+    }
+    let (status, m) = c.request("GET", "/cluster/members", None);
+    assert_eq!(
+        (status, m["voters"].clone(), m["committed"].clone()),
+        (200, json!(rest), json!(true))
+    );
+    assert!(
+        m["matches"].is_object(),
+        "the leader reports its followers: {m}"
+    );
+    // Bad requests: a reason, and nothing changes.
+    let l = c.leader();
+    for (method, path, body, code, error) in [
+        ("DELETE", "/cluster/members/x", None, 400, "bad_id"),
+        ("DELETE", "/cluster/members/0", None, 400, "bad_id"),
+        (
+            "POST",
+            "/cluster/members",
+            Some(json!({"id": 9, "role": "boss"})),
+            400,
+            "bad_json",
+        ),
+        (
+            "POST",
+            "/cluster/members",
+            Some(json!({"id": 9, "role": "voter"})),
+            409,
+            "change_refused",
+        ),
+        ("DELETE", "/cluster/members/9", None, 409, "change_refused"),
+        (
+            "POST",
+            "/cluster/transfer-leader",
+            Some(json!({"id": old})),
+            409,
+            "transfer_refused",
+        ),
+    ] {
+        let (status, b) = http(method, c.api(l), path, body).unwrap();
+        assert_eq!(
+            (status, b["error"].as_str()),
+            (code, Some(error)),
+            "{method} {path}: {b}"
+        );
+    }
+    let (_, m) = c.request("GET", "/cluster/members", None);
+    assert_eq!(m["voters"], json!(rest));
 }
