@@ -55,6 +55,12 @@ pub enum FaultKind {
     /// Opt-in by name (`--nemesis all,wipe`): a server that cannot tell a new member from
     /// one that lost its disk (most need a membership change first) cannot undergo it.
     Wipe,
+    /// Membership changes through the server's API: a voter (or two at once, a race a
+    /// correct server refuses) removed from the cluster while it keeps running, or
+    /// leadership handed to another voter; when the fault ends, each removed node comes
+    /// back as a new server (an empty data directory), added as a learner and promoted
+    /// once it has caught up. Opt-in by name (`--nemesis all,membership`).
+    Membership,
     /// The search schedule's weather: a steady 2 to 20 ms on every link for a while
     /// (never asked for by name: `--link-latency` fixes it for a whole run).
     LinkLatency,
@@ -88,7 +94,7 @@ impl FaultKind {
     ];
 
     /// Kinds `all` leaves out: asked for by name only (`all,wipe`).
-    pub const OPT_IN: [FaultKind; 1] = [FaultKind::Wipe];
+    pub const OPT_IN: [FaultKind; 2] = [FaultKind::Wipe, FaultKind::Membership];
 
     /// The clock faults, through libfaketime under every node: only for servers whose
     /// clock calls go through libc, and only on this machine. `all` includes them where
@@ -119,6 +125,7 @@ impl FaultKind {
             FaultKind::ClockRate => "clock-rate",
             FaultKind::ClockStrobe => "clock-strobe",
             FaultKind::Wipe => "wipe",
+            FaultKind::Membership => "membership",
             FaultKind::LinkLatency => "link-latency",
         }
     }

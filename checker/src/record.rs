@@ -213,6 +213,29 @@ pub struct FaultDetails {
     /// `wipe`: per node, what its lost data directory held, or why it was spared.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub wiped: Vec<Wiped>,
+    /// `membership`: each change asked of the cluster and what came of it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberChange>,
+}
+
+/// One membership change the `membership` fault asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemberChange {
+    /// `remove`, `add-learner`, `promote` or `transfer-leader`.
+    pub change: String,
+    pub node: u64,
+    /// `ok`, `refused: <why>` (it never took effect) or `unknown: <why>`.
+    pub outcome: String,
+    /// When it was answered, in milliseconds from the fault's start (or its end, for
+    /// the changes that bring nodes back).
+    pub at_ms: u64,
+}
+
+impl MemberChange {
+    pub fn ok(&self) -> bool {
+        self.outcome == "ok"
+    }
 }
 
 /// One node's lost disk (`wipe`).

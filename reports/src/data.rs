@@ -106,6 +106,18 @@ fn label(what: Happened, d: &FaultDetails) -> String {
                 }
             )
         }
+        Happened::Fault(FaultKind::Membership) => {
+            // "refused: one change at a time..." is kept to its first word.
+            let changes: Vec<String> = d
+                .members
+                .iter()
+                .map(|c| {
+                    let outcome = c.outcome.split(':').next().unwrap_or("");
+                    format!("{} n{} {outcome}", c.change, c.node)
+                })
+                .collect();
+            format!("membership: {}", changes.join(", "))
+        }
         Happened::Fault(FaultKind::SlowFsync) => format!(
             "slow fsync {} ({} ms)",
             nodes.join(","),
@@ -138,7 +150,12 @@ pub fn fault_intervals(history: &History, end: f64) -> Vec<Fault> {
                 open.insert(kind, (t, label(Happened::Fault(kind), &details)));
             }
             Some(FaultEdge::Stop(kind)) => {
-                if let Some((start, label)) = open.remove(&kind) {
+                if let Some((start, mut label)) = open.remove(&kind) {
+                    // A membership fault's stop record holds the changes that brought
+                    // its nodes back too.
+                    if kind == FaultKind::Membership {
+                        label = self::label(Happened::Fault(kind), &details);
+                    }
                     out.push(Fault {
                         kind: Happened::Fault(kind),
                         start,

@@ -185,16 +185,18 @@ fn timeline_data(run: &Run) -> Value {
     });
     // Overlapping faults (the layers of a schedule run at once) get lanes of their own
     // above the clients' lanes, so no label is drawn over another or over an operation.
-    // Faults of the disk come first, then those of the clock, each in lanes of their own,
-    // so a power loss or a clock jump is never lost among the link weather.
+    // Faults of the disk come first, then those of the clock, then membership changes,
+    // each in lanes of their own, so a power loss, a clock jump or a removed member is
+    // never lost among the link weather.
     let group = |f: &crate::data::Fault| match f.kind {
         crate::data::Happened::Fault(k) if k.is_disk() => 0,
         crate::data::Happened::Fault(k) if k.is_clock() => 1,
-        _ => 2,
+        crate::data::Happened::Fault(checker::fault::FaultKind::Membership) => 2,
+        _ => 3,
     };
     let mut faults: Vec<Value> = Vec::new();
     let mut lane_count = 0;
-    for g in 0..3 {
+    for g in 0..4 {
         let mut lanes = Vec::new();
         let packed = pack_lanes(run.faults.iter().filter(|f| group(f) == g), &mut lanes);
         faults.extend(packed.into_iter().map(|(f, lane)| {

@@ -11,6 +11,7 @@ mod corrupt;
 mod disk;
 mod env;
 mod latency;
+mod membership;
 mod message;
 mod partition;
 mod picks;
@@ -106,6 +107,7 @@ fn registry(kind: FaultKind) -> Entry {
         DiskFull | SlowFsync => entry::<disk::DiskSpell>(),
         Corrupt => entry::<corrupt::CorruptFault>(),
         Wipe => entry::<wipe::WipeFault>(),
+        Membership => entry::<membership::MembershipFault>(),
         ClockJump | ClockRate | ClockStrobe => entry::<clock::ClockFault>(),
     }
 }

@@ -31,6 +31,12 @@ pub fn usable(
                 return Some(why);
             }
         }
+        if k == FaultKind::Membership && !server.membership_api() {
+            return Some(format!(
+                "{server_name} cannot undergo it: the runner changes membership through \
+                 raft-node's /cluster/members API, which {server_name} does not serve"
+            ));
+        }
         if let Some(why) = server.refuses(k) {
             return Some(format!("{server_name} cannot undergo it: {why}"));
         }

@@ -34,7 +34,7 @@ pub struct WipeFault {
 
 /// Deletes everything under `dir` (not `dir` itself), then syncs it; how many files and
 /// bytes went.
-fn empty_dir(dir: &Path) -> Result<(u64, u64)> {
+pub(super) fn empty_dir(dir: &Path) -> Result<(u64, u64)> {
     let (mut files, mut bytes) = (0, 0);
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,

@@ -90,6 +90,12 @@ pub trait Server: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Option<bool>> {
         Box::pin(async { None })
     }
+
+    /// Whether it serves raft-node's membership API (`/cluster/members`,
+    /// `/cluster/transfer-leader`), which the `membership` fault drives.
+    fn membership_api(&self) -> bool {
+        false
+    }
 }
 
 /// Why a Go server cannot undergo `kind`: clock faults go through libc, which Go's
@@ -101,7 +107,8 @@ pub fn go_refuses(kind: FaultKind) -> Option<&'static str> {
     )
 }
 
-/// One HTTP/1.1 request with a JSON answer, on a fresh connection, within a second.
+/// One HTTP/1.1 request with a JSON answer, on a fresh connection, within a second;
+/// `None` unless the answer is 200.
 pub async fn http_json(
     access: &ApiAccess,
     api: &str,
@@ -109,6 +116,21 @@ pub async fn http_json(
     path: &str,
     body: &str,
 ) -> Option<Value> {
+    match http_call(access, api, method, path, body).await? {
+        (200, v) => Some(v),
+        _ => None,
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, within a second: the status and the
+/// JSON body (`null` when the body is not JSON).
+pub async fn http_call(
+    access: &ApiAccess,
+    api: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, Value)> {
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -118,19 +140,19 @@ pub async fn http_json(
         .ok()??;
     let text = String::from_utf8_lossy(&answer);
     let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
     let chunked = head.lines().any(|l| {
         l.split_once(':').is_some_and(|(k, v)| {
             k.trim().eq_ignore_ascii_case("transfer-encoding")
                 && v.trim().eq_ignore_ascii_case("chunked")
         })
     });
-    if chunked {
-        return serde_json::from_str::<Value>(&dechunk(body)?).ok();
-    }
-    serde_json::from_str::<Value>(body.trim()).ok()
+    let json = if chunked {
+        dechunk(body).and_then(|b| serde_json::from_str::<Value>(&b).ok())
+    } else {
+        serde_json::from_str::<Value>(body.trim()).ok()
+    };
+    Some((status, json.unwrap_or(Value::Null)))
 }
 
 /// The body of a chunked HTTP/1.1 answer (Go's servers chunk answers over 2 KiB);

@@ -79,6 +79,10 @@ impl Server for RaftNode {
         true
     }
 
+    fn membership_api(&self) -> bool {
+        true
+    }
+
     fn tls(&self) -> bool {
         true
     }

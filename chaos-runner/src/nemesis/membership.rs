@@ -1,0 +1,314 @@
+//! `membership`: changes of the cluster's membership through the server's API, where
+//! Jepsen found bugs in etcd, Consul and Redis-Raft.
+//!
+//! When it starts, the fault asks the leader for one of:
+//! - **a removal**: a voter (the one the plan's target names) leaves the cluster while
+//!   its process keeps running, as when an operator removes a member before stopping its
+//!   machine. Half the time a second removal, of another follower, races the first: a
+//!   correct server takes one change at a time and refuses the second while the first
+//!   has not committed. A server that takes both leaves the leader a majority of itself
+//!   while the removed nodes still count the old configuration and elect their own
+//!   leader: two clusters acknowledging writes.
+//! - **a leader transfer** to another voter.
+//!
+//! When it ends, each removed node comes back as a new server (Raft dissertation §3.8: a
+//! member that left is not the old one restarted): it is stopped, its data directory
+//! emptied, started again, added as a learner, and promoted once the leader says it has
+//! caught up. Only a node the leader's committed configuration no longer lists is emptied;
+//! a removal whose outcome was unknown and did not happen leaves the node as it was.
+//!
+//! Every change, with its outcome, is in the history (the fault's details) and on the
+//! report's timeline. The changes go through raft-node's `/cluster/members` API; servers
+//! without it cannot undergo this fault (`Server::membership_api`).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use checker::record::{FaultDetails, MemberChange};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::{Env, Fault, FaultKind, Planned, Target};
+use crate::cluster::{find_leader_of, http_call};
+use crate::fabric::Fabric;
+
+/// How long a change may take to be answered, leader elections included.
+const CHANGE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a node brought back may take to catch up before its promotion is given up
+/// (the next `membership` fault tries again).
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct MembershipFault {
+    /// The changes asked for when it started.
+    started: Vec<MemberChange>,
+    /// Nodes whose removal was accepted, or may have been: brought back when it ends.
+    removed: Vec<u64>,
+    /// The changes that brought them back (filled in by `stop`).
+    restored: std::sync::Mutex<Vec<MemberChange>>,
+}
+
+/// The cluster as its leader sees it.
+struct View {
+    leader: u64,
+    voters: Vec<u64>,
+    learners: Vec<u64>,
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// Who leads and its committed configuration, waiting up to `within` for a leader whose
+/// latest configuration has committed.
+async fn view(env: &Env, within: Duration) -> Option<View> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(leader) = find_leader_of(&*env.server, &env.access, &env.probes).await {
+            let api = api_of(env, leader);
+            if let Some((200, m)) = http_call(&env.access, api, "GET", "/cluster/members", "").await
+            {
+                if m["committed"] == json!(true) && m["leader"].as_u64() == Some(leader) {
+                    return Some(View {
+                        leader,
+                        voters: ids(&m["voters"]),
+                        learners: ids(&m["learners"]),
+                    });
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn api_of(env: &Env, id: u64) -> &str {
+    env.apis
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map_or("", |(_, a)| a.as_str())
+}
+
+/// Sends a change to whoever leads until it is answered with an outcome (a node that is
+/// not the leader, or a leader that cannot be reached, is asked again), within
+/// [`CHANGE_DEADLINE`]. The outcome in the history's words.
+async fn ask(env: &Env, method: &str, path: &str, body: &str) -> String {
+    ask_at(env, None, method, path, body).await
+}
+
+/// [`ask`], asking `leader` first without looking for who leads: two changes meant to
+/// race leave at the same instant.
+async fn ask_at(
+    env: &Env,
+    mut leader: Option<u64>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> String {
+    let deadline = Instant::now() + CHANGE_DEADLINE;
+    let mut last = "no leader answered".to_string();
+    while Instant::now() < deadline {
+        let known = match leader.take() {
+            Some(l) => Some(l),
+            None => find_leader_of(&*env.server, &env.access, &env.probes).await,
+        };
+        if let Some(leader) = known {
+            match http_call(&env.access, api_of(env, leader), method, path, body).await {
+                Some((200 | 202, _)) => return "ok".into(),
+                Some((503, v)) if v["error"] == "not_leader" => {}
+                Some((409, v)) => {
+                    return format!("refused: {}", v["message"].as_str().unwrap_or("conflict"))
+                }
+                Some((_, v)) if v["outcome"] == "unknown" => {
+                    return format!("unknown: {}", v["message"].as_str().unwrap_or("timed out"))
+                }
+                Some((s, v)) => last = format!("{s} {v}"),
+                None => last = "no answer".into(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    format!("unknown: {last}")
+}
+
+fn change(what: &str, node: u64, outcome: String, since: Instant) -> MemberChange {
+    MemberChange {
+        change: what.into(),
+        node,
+        outcome,
+        at_ms: since.elapsed().as_millis() as u64,
+    }
+}
+
+/// Brings `node` back as a new server: stopped, emptied, started, added as a learner
+/// and promoted once caught up. Only if the leader's committed configuration no longer
+/// has it as a voter (else it is left alone, or just promoted if it is a learner).
+async fn bring_back(
+    env: &Env,
+    node: u64,
+    since: Instant,
+    out: &mut Vec<MemberChange>,
+) -> Result<()> {
+    let Some(v) = view(env, CHANGE_DEADLINE).await else {
+        out.push(change(
+            "add-learner",
+            node,
+            "unknown: no leader with a committed configuration".into(),
+            since,
+        ));
+        return Ok(());
+    };
+    if v.voters.contains(&node) {
+        return Ok(());
+    }
+    if !v.learners.contains(&node) {
+        {
+            let mut c = env.cluster.lock().await;
+            tokio::task::block_in_place(|| c.kill(node));
+            let dir = c.durable_dir(node);
+            tokio::task::block_in_place(|| super::wipe::empty_dir(&dir))?;
+            c.forget_started(node);
+            tokio::task::block_in_place(|| c.start(node))?;
+        }
+        let outcome = ask(
+            env,
+            "POST",
+            "/cluster/members",
+            &format!("{{\"id\":{node}}}"),
+        )
+        .await;
+        let added = outcome == "ok";
+        out.push(change("add-learner", node, outcome, since));
+        if !added {
+            return Ok(());
+        }
+    }
+    // Promoted once the leader says it holds every committed entry (409 until then).
+    let deadline = Instant::now() + CATCH_UP_DEADLINE;
+    let body = format!("{{\"id\":{node},\"role\":\"voter\"}}");
+    loop {
+        let outcome = ask(env, "POST", "/cluster/members", &body).await;
+        let caught_up = !outcome.contains("caught up") && !outcome.contains("has not committed");
+        if caught_up || Instant::now() >= deadline {
+            out.push(change("promote", node, outcome, since));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Fault for MembershipFault {
+    /// Through the client API: any links.
+    fn carried_by(_: FaultKind, _: &Fabric) -> bool {
+        true
+    }
+
+    async fn start(p: &Planned, env: &Env) -> Result<Self> {
+        let began = Instant::now();
+        let mut started = Vec::new();
+        // Nodes an earlier fault could not bring back come back first.
+        let all = env.ids();
+        if let Some(v) = view(env, CHANGE_DEADLINE).await {
+            for n in all.iter().filter(|n| !v.voters.contains(n)) {
+                bring_back(env, *n, began, &mut started).await?;
+            }
+        }
+        let Some(v) = view(env, CHANGE_DEADLINE).await else {
+            return Ok(MembershipFault {
+                started,
+                removed: Vec::new(),
+                restored: Default::default(),
+            });
+        };
+        let followers: Vec<u64> = v
+            .voters
+            .iter()
+            .copied()
+            .filter(|&n| n != v.leader)
+            .collect();
+        let pick = |salt: u64, of: &[u64]| of[((p.pick ^ salt) % of.len() as u64) as usize];
+        let mut removed = Vec::new();
+        if p.pick.is_multiple_of(4) || v.voters.len() < 3 || followers.is_empty() {
+            if let Some(&to) = followers.get((p.pick % followers.len().max(1) as u64) as usize) {
+                let outcome = ask(
+                    env,
+                    "POST",
+                    "/cluster/transfer-leader",
+                    &format!("{{\"id\":{to}}}"),
+                )
+                .await;
+                started.push(change("transfer-leader", to, outcome, began));
+            }
+        } else {
+            let first = if p.target == Target::Leader {
+                v.leader
+            } else {
+                pick(0x5245_4d31, &followers)
+            };
+            let second: Vec<u64> = followers.iter().copied().filter(|&n| n != first).collect();
+            let race = (p.pick >> 8).is_multiple_of(2) && !second.is_empty();
+            let path = |n: u64| format!("/cluster/members/{n}");
+            let (a, b) = if race {
+                let other = pick(0x5245_4d32, &second);
+                let (pa, pb) = (path(first), path(other));
+                let at = Some(v.leader);
+                let (a, b) = tokio::join!(
+                    ask_at(env, at, "DELETE", &pa, ""),
+                    ask_at(env, at, "DELETE", &pb, "")
+                );
+                (a, Some((other, b)))
+            } else {
+                (ask(env, "DELETE", &path(first), "").await, None)
+            };
+            for (n, outcome) in std::iter::once((first, a)).chain(b) {
+                if !outcome.starts_with("refused") {
+                    removed.push(n);
+                }
+                started.push(change("remove", n, outcome, began));
+            }
+        }
+        Ok(MembershipFault {
+            started,
+            removed,
+            restored: Default::default(),
+        })
+    }
+
+    async fn stop(&self, env: &Env) -> Result<()> {
+        let since = Instant::now();
+        let mut out = Vec::new();
+        for &n in &self.removed {
+            bring_back(env, n, since, &mut out).await?;
+        }
+        self.restored.lock().expect("restored").extend(out);
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        let restored = self.restored.lock().expect("restored");
+        let words: Vec<String> = self
+            .started
+            .iter()
+            .chain(restored.iter())
+            .map(|c| format!("{} n{}: {}", c.change, c.node, c.outcome))
+            .collect();
+        format!("membership ({})", words.join("; "))
+    }
+
+    fn details(&self) -> FaultDetails {
+        let restored = self.restored.lock().expect("restored");
+        FaultDetails {
+            nodes: self.started.iter().map(|c| c.node).collect(),
+            members: self
+                .started
+                .iter()
+                .chain(restored.iter())
+                .cloned()
+                .collect(),
+            ..FaultDetails::default()
+        }
+    }
+}
