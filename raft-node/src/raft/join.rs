@@ -29,13 +29,22 @@
 //! instead. A stale leader of a lower term can be the first one heard, and its commit
 //! index can miss an entry committed since: asking every member is what closes that.
 //!
+//! Which members it asks. Until some member answers with state, every server in its
+//! address book (founding needs them all). Once one has, every voter of any
+//! configuration an answer reports (`membership.rs`): a server removed from the cluster,
+//! perhaps gone for good, is not waited for, but one that a lagging member still lists
+//! is. The answers then include the voters of the latest configuration, whose majorities
+//! hold every committed entry and every vote of the current term.
+//!
 //! What this does not cover: several members that lost their disks at once, one of them
 //! a leader elected after another one's answer. No rule local to the nodes can recover a
 //! vote that only two lost disks knew of; keep disk losses to one member at a time, or
-//! replace the member (membership changes). This is the case behind the usual rule that
-//! a node that lost its disk is a new member (§3.8, and the project's Raft pitfalls list,
-//! item 8): the rule above keeps the old id safe for the common case, one lost disk, and
-//! the simulation checks it with a minority of lost disks at any moment.
+//! replace the member: remove it (`DELETE /cluster/members/ID`) and add it back as a new
+//! server with an empty disk, a learner until it has caught up. That is the usual rule
+//! that a node that lost its disk is a new member (§3.8, and the project's Raft pitfalls
+//! list, item 8), and what the harness's `membership` fault does; the rule above keeps
+//! the old id safe for the common case, one lost disk, and the simulation checks it with
+//! a minority of lost disks at any moment.
 
 use std::collections::{BTreeMap, BTreeSet};
 
