@@ -827,6 +827,82 @@ fn wiped_nodes_rejoin_and_the_run_stays_valid() {
     assert_no_nodes_left(store.path());
 }
 
+/// Issue 30: the `membership` fault removes voters (sometimes two at once, the second
+/// refused), moves leadership, and brings removed nodes back as new servers; every
+/// change is in the history and on the report, and the run stays valid. etcd is refused
+/// the fault with the reason.
+#[test]
+fn membership_changes_are_recorded_and_the_run_stays_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run(
+        store.path(),
+        &[
+            "--time-limit",
+            "10",
+            "--nemesis",
+            "membership",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "verdict should be valid");
+    let run_dir = latest(store.path());
+    let changes: Vec<Value> = history(&run_dir)
+        .into_iter()
+        .filter(|e| e["type"] == "nemesis" && e["f"] == "stop-membership")
+        .flat_map(|e| {
+            e["value"]["members"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let done = |what: &str| {
+        changes
+            .iter()
+            .filter(|c| c["change"] == what && c["outcome"] == "ok")
+            .count()
+    };
+    assert!(done("remove") >= 1, "{changes:?}");
+    // Every removal that took effect was undone: the node came back and was promoted.
+    assert_eq!(done("promote"), done("remove"), "{changes:?}");
+    assert_eq!(done("add-learner"), done("remove"), "{changes:?}");
+    // A raced second removal, if any, was refused while the first was in flight.
+    assert!(
+        changes.iter().all(|c| c["change"] != "remove"
+            || c["outcome"] == "ok"
+            || c["outcome"]
+                .as_str()
+                .unwrap()
+                .contains("one change at a time")),
+        "{changes:?}"
+    );
+    let page = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("membership: remove n"),
+        "no membership lane label"
+    );
+    assert_no_nodes_left(store.path());
+    if common::etcd_available() {
+        let out = run(
+            store.path(),
+            &[
+                "--target",
+                "etcd",
+                "--nemesis",
+                "membership",
+                "--time-limit",
+                "5",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("/cluster/members"), "{err}");
+    }
+}
+
 /// Issue 12: `--tls` runs the cluster with mutual TLS on both ports, with certificates the
 /// run makes; the proxies' byte faults (partition, latency) and kills work through it,
 /// and the faults that need plain HTTP are refused with the reason.

@@ -561,7 +561,54 @@ fn every_body() -> Vec<Body> {
             last: LogPosition { term: 3, index: 9 },
             voters: vec![],
         }),
+        Body::TimeoutNow,
+        Body::Vote(Vote {
+            pre_vote: false,
+            last_log_index: 100,
+            last_log_term: 100,
+            transfer: true,
+        }),
     ]
+}
+
+#[test]
+fn configurations_no_correct_leader_sends_are_dropped() {
+    let bad = [
+        Membership::default(),
+        Membership::of_voters([0, 1]),
+        Membership {
+            voters: [1].into(),
+            learners: [1].into(),
+            ..Default::default()
+        },
+        Membership::of_voters(1..=2000),
+    ];
+    for members in bad {
+        let mut f = node_with(2, 3, 1, vec![entry(1, 1)]);
+        let e = Entry {
+            index: 2,
+            term: 1,
+            payload: Payload::Members(members.clone()),
+        };
+        f.step(msg(1, 2, 1, append((1, 1), vec![e], 1)));
+        assert_eq!(f.log().last_index(), 1, "{members:?}");
+        assert_eq!(f.members().voters, [1, 2, 3].into());
+        f.step(msg(
+            1,
+            2,
+            1,
+            Body::Snapshot(SnapshotChunk {
+                last_index: 5,
+                last_term: 1,
+                offset: 0,
+                data: vec![1],
+                done: true,
+                checksum: crc32fast::hash(&[1]),
+                members: Some(members.clone()),
+            }),
+        ));
+        assert_eq!(f.log().snapshot_index(), 0, "{members:?}");
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! correct peer can still be buggy or its bytes corrupt: a message may neither end the
 //! cluster (a term nothing can follow) nor make no sense (entries out of order).
 
-use super::{Body, Message, Raft, Term};
+use super::{Body, Membership, Message, Payload, Raft, Term};
 
 /// The highest term a node will hold. A message with a higher term is dropped, and a node
 /// at this term no longer campaigns, so a term never wraps. Legitimate terms never come
@@ -36,17 +36,39 @@ impl Raft {
     }
 }
 
+/// The most servers a configuration may name: far more than any real cluster, few
+/// enough that a forged one costs nothing to hold.
+pub const MAX_MEMBERS: usize = 1024;
+
+/// Whether a configuration could have come from a correct leader: at least one voter,
+/// no id 0, no server both voter and learner, and not absurdly many.
+pub(super) fn sane_members(m: &Membership) -> bool {
+    !m.voters.is_empty()
+        && m.voters.len() + m.learners.len() <= MAX_MEMBERS
+        && m.addresses.len() <= MAX_MEMBERS
+        && !m.voters.contains(&0)
+        && !m.learners.contains(&0)
+        && m.voters.is_disjoint(&m.learners)
+}
+
 /// Whether a message could have come from a correct peer: an AppendEntries carries
 /// consecutive entries right after `prev_log_index`, with terms that never go back and
-/// never exceed the sender's term.
+/// never exceed the sender's term, and sane configurations; so does a snapshot.
 pub(super) fn well_formed(m: &Message) -> bool {
-    let Body::Append(a) = &m.body else {
-        return true;
+    let a = match &m.body {
+        Body::Append(a) => a,
+        Body::Snapshot(c) => return c.members.as_ref().is_none_or(sane_members),
+        _ => return true,
     };
     let mut prev = (a.prev_log_index, a.prev_log_term);
     for e in &a.entries {
         if Some(e.index) != prev.0.checked_add(1) || e.term < prev.1 || e.term > m.term {
             return false;
+        }
+        if let Payload::Members(c) = &e.payload {
+            if !sane_members(c) {
+                return false;
+            }
         }
         prev = (e.index, e.term);
     }
