@@ -6,9 +6,15 @@
 //!   its process keeps running, as when an operator removes a member before stopping its
 //!   machine. Half the time a second removal, of another follower, races the first: a
 //!   correct server takes one change at a time and refuses the second while the first
-//!   has not committed. A server that takes both leaves the leader a majority of itself
-//!   while the removed nodes still count the old configuration and elect their own
-//!   leader: two clusters acknowledging writes.
+//!   has not committed.
+//! - **the removal of members it cannot reach**: the leader's links to its followers are
+//!   cut (where the runner carries the links), then the followers are removed, two at
+//!   once, as an operator "removes the dead members" of a leader that lost them. A
+//!   correct server cannot commit the first removal without one of them, refuses the
+//!   second, and loses its leadership to the followers' side (check-quorum). A server
+//!   that takes both leaves the leader a majority of itself while the followers, who
+//!   never heard of either change, elect their own leader: two clusters acknowledging
+//!   writes. The links come back when the fault ends.
 //! - **a leader transfer** to another voter.
 //!
 //! When it ends, each removed node comes back as a new server (Raft dissertation §3.8: a
@@ -29,11 +35,15 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{Env, Fault, FaultKind, Planned, Target};
-use crate::cluster::{find_leader_of, http_call};
+use crate::cluster::{find_leader_of, http_call, http_call_within};
 use crate::fabric::Fabric;
+use crate::links::LinkMode;
 
 /// How long a change may take to be answered, leader elections included.
 const CHANGE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long one request for a change waits for its answer: longer than raft-node takes
+/// to say a change's outcome is unknown (its leadership lost, or its request timeout).
+const ANSWER_WITHIN: Duration = Duration::from_secs(6);
 /// How long a node brought back may take to catch up before its promotion is given up
 /// (the next `membership` fault tries again).
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(30);
@@ -45,6 +55,8 @@ pub struct MembershipFault {
     removed: Vec<u64>,
     /// The changes that brought them back (filled in by `stop`).
     restored: std::sync::Mutex<Vec<MemberChange>>,
+    /// Links this fault cut (the leader's to the nodes it removes), mended when it ends.
+    cut: bool,
 }
 
 /// The cluster as its leader sees it.
@@ -92,9 +104,10 @@ fn api_of(env: &Env, id: u64) -> &str {
         .map_or("", |(_, a)| a.as_str())
 }
 
-/// Sends a change to whoever leads until it is answered with an outcome (a node that is
-/// not the leader, or a leader that cannot be reached, is asked again), within
-/// [`CHANGE_DEADLINE`]. The outcome in the history's words.
+/// Sends a change to whoever leads until it is answered with an outcome, within
+/// [`CHANGE_DEADLINE`]: a node that is not the leader refused it before it entered any
+/// log, so the next leader is asked. A request that got no answer may have been taken,
+/// and is not sent again (its outcome is unknown). The outcome in the history's words.
 async fn ask(env: &Env, method: &str, path: &str, body: &str) -> String {
     ask_at(env, None, method, path, body).await
 }
@@ -116,7 +129,8 @@ async fn ask_at(
             None => find_leader_of(&*env.server, &env.access, &env.probes).await,
         };
         if let Some(leader) = known {
-            match http_call(&env.access, api_of(env, leader), method, path, body).await {
+            let api = api_of(env, leader);
+            match http_call_within(&env.access, api, method, path, body, ANSWER_WITHIN).await {
                 Some((200 | 202, _)) => return "ok".into(),
                 Some((503, v)) if v["error"] == "not_leader" => {}
                 Some((409, v)) => {
@@ -126,7 +140,7 @@ async fn ask_at(
                     return format!("unknown: {}", v["message"].as_str().unwrap_or("timed out"))
                 }
                 Some((s, v)) => last = format!("{s} {v}"),
-                None => last = "no answer".into(),
+                None => return format!("unknown: no answer within {ANSWER_WITHIN:?}"),
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -221,6 +235,7 @@ impl Fault for MembershipFault {
                 started,
                 removed: Vec::new(),
                 restored: Default::default(),
+                cut: false,
             });
         };
         let followers: Vec<u64> = v
@@ -231,6 +246,7 @@ impl Fault for MembershipFault {
             .collect();
         let pick = |salt: u64, of: &[u64]| of[((p.pick ^ salt) % of.len() as u64) as usize];
         let mut removed = Vec::new();
+        let mut cut = false;
         if p.pick.is_multiple_of(4) || v.voters.len() < 3 || followers.is_empty() {
             if let Some(&to) = followers.get((p.pick % followers.len().max(1) as u64) as usize) {
                 let outcome = ask(
@@ -241,6 +257,26 @@ impl Fault for MembershipFault {
                 )
                 .await;
                 started.push(change("transfer-leader", to, outcome, began));
+            }
+        } else if (p.pick >> 4).is_multiple_of(2) && env.net.is_some() {
+            // The leader loses its followers, then is asked to remove them all at once.
+            let net = env.net()?;
+            for &f in &followers {
+                net.cut(v.leader, f, LinkMode::Cut);
+                net.cut(f, v.leader, LinkMode::Cut);
+                started.push(change("cut-off", f, "ok".into(), began));
+            }
+            cut = true;
+            let at = Some(v.leader);
+            let asks = followers.iter().map(|&f| async move {
+                let path = format!("/cluster/members/{f}");
+                (f, ask_at(env, at, "DELETE", &path, "").await)
+            });
+            for (n, outcome) in futures_util::future::join_all(asks).await {
+                if !outcome.starts_with("refused") {
+                    removed.push(n);
+                }
+                started.push(change("remove", n, outcome, began));
             }
         } else {
             let first = if p.target == Target::Leader {
@@ -274,10 +310,14 @@ impl Fault for MembershipFault {
             started,
             removed,
             restored: Default::default(),
+            cut,
         })
     }
 
     async fn stop(&self, env: &Env) -> Result<()> {
+        if self.cut {
+            env.net()?.uncut_all();
+        }
         let since = Instant::now();
         let mut out = Vec::new();
         for &n in &self.removed {

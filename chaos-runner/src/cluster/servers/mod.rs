@@ -19,7 +19,7 @@ use crate::tls::ApiAccess;
 
 pub use etcd::etcd_binary;
 pub use nats::nats_binary;
-pub use protocol::{http_call, status, FileRole, Server};
+pub use protocol::{http_call, http_call_within, status, FileRole, Server};
 pub use raft_node::raft_node_binary;
 
 /// The servers a command can drive (`--target`): adding one is its file in this folder,

@@ -131,11 +131,23 @@ pub async fn http_call(
     path: &str,
     body: &str,
 ) -> Option<(u16, Value)> {
+    http_call_within(access, api, method, path, body, Duration::from_secs(1)).await
+}
+
+/// [`http_call`], waiting up to `within` for the answer.
+pub async fn http_call_within(
+    access: &ApiAccess,
+    api: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    within: Duration,
+) -> Option<(u16, Value)> {
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let answer = tokio::time::timeout(Duration::from_secs(1), access.exchange(api, req.as_bytes()))
+    let answer = tokio::time::timeout(within, access.exchange(api, req.as_bytes()))
         .await
         .ok()??;
     let text = String::from_utf8_lossy(&answer);
