@@ -379,12 +379,9 @@ impl Api {
     }
 
     async fn status(&self) -> Resp {
-        let Some(s) = self.node.status().await else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "node is stopping",
-            );
+        let s = match self.node_status().await {
+            Ok(s) => s,
+            Err(r) => return r,
         };
         let r = &s.raft;
         json_response(
@@ -412,13 +409,21 @@ impl Api {
         )
     }
 
-    async fn members(&self) -> Resp {
-        let Some(s) = self.node.status().await else {
-            return error(
+    /// The node's status, or the answer for a node that is stopping.
+    async fn node_status(&self) -> Result<crate::node::NodeStatus, Resp> {
+        self.node.status().await.ok_or_else(|| {
+            error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "node is stopping",
-            );
+            )
+        })
+    }
+
+    async fn members(&self) -> Resp {
+        let s = match self.node_status().await {
+            Ok(s) => s,
+            Err(r) => return r,
         };
         let m = &s.raft.members;
         json_response(
@@ -492,12 +497,9 @@ impl Api {
     }
 
     async fn leader(&self) -> Resp {
-        let Some(s) = self.node.status().await else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "node is stopping",
-            );
+        let s = match self.node_status().await {
+            Ok(s) => s,
+            Err(r) => return r,
         };
         let hint = s.leader;
         json_response(

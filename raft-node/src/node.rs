@@ -228,6 +228,20 @@ fn answer(kv: &KvStore, q: &Query) -> ReadResult {
     }
 }
 
+/// Removes and returns the entries of `map` whose deadline has passed.
+fn take_due<K: Ord + Copy, V>(
+    map: &mut BTreeMap<K, V>,
+    now: Instant,
+    deadline: impl Fn(&V) -> Instant,
+) -> Vec<V> {
+    let due: Vec<K> = map
+        .iter()
+        .filter(|(_, v)| deadline(v) <= now)
+        .map(|(&k, _)| k)
+        .collect();
+    due.into_iter().filter_map(|k| map.remove(&k)).collect()
+}
+
 struct PendingChange {
     term: Term,
     deadline: Instant,
@@ -480,37 +494,20 @@ impl<O: Outbox> Driver<O> {
             for w in self.writes.values_mut() {
                 w.deadline = w.deadline.min(grace);
             }
+            for c in self.changes.values_mut() {
+                c.deadline = c.deadline.min(grace);
+            }
         }
         self.was_leader = is_leader;
-        let expired: Vec<Index> = self
-            .writes
-            .iter()
-            .filter(|(_, w)| w.deadline <= now)
-            .map(|(&i, _)| i)
-            .collect();
         let why = if is_leader {
             "timed out waiting for commit"
         } else {
             "leadership lost"
         };
-        for i in expired {
-            let w = self.writes.remove(&i).expect("listed above");
+        for w in take_due(&mut self.writes, now, |w| w.deadline) {
             let _ = w.reply.send(WriteResult::Unknown(why));
         }
-        if self.was_leader && !is_leader {
-            let grace = now + self.cfg.lost_leader_grace;
-            for c in self.changes.values_mut() {
-                c.deadline = c.deadline.min(grace);
-            }
-        }
-        let expired: Vec<Index> = self
-            .changes
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(&i, _)| i)
-            .collect();
-        for i in expired {
-            let c = self.changes.remove(&i).expect("listed above");
+        for c in take_due(&mut self.changes, now, |c| c.deadline) {
             let _ = c.reply.send(ChangeResult::Unknown(why));
         }
         let expired: Vec<u64> = self

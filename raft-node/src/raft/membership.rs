@@ -334,15 +334,7 @@ impl Raft {
             }
         }
         let next = self.members().apply(&change)?;
-        let index = self.log.last_index() + 1;
-        self.append_entry(Entry {
-            term: self.term,
-            index,
-            payload: Payload::Members(next),
-        });
-        self.broadcast_pending = true;
-        self.maybe_commit();
-        Ok((index, self.term))
+        Ok(self.append_proposal(Payload::Members(next)))
     }
 
     /// Asks the leader to hand leadership to voter `to` (§3.10): it stops taking

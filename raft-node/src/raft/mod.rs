@@ -403,15 +403,20 @@ impl Raft {
             // Leadership is being handed over: the next leader takes it.
             return Err(NotLeader { leader: None });
         }
+        Ok(self.append_proposal(Payload::Command(command)))
+    }
+
+    /// Appends a leader's new entry and sends it on: its `(index, term)`.
+    fn append_proposal(&mut self, payload: Payload) -> (Index, Term) {
         let index = self.log.last_index() + 1;
         self.append_entry(Entry {
             term: self.term,
             index,
-            payload: Payload::Command(command),
+            payload,
         });
         self.broadcast_pending = true;
         self.maybe_commit();
-        Ok((index, self.term))
+        (index, self.term)
     }
 
     /// Starts a linearizable read (ReadIndex, §6.4). Its [`ReadState`] appears in a later
