@@ -72,29 +72,50 @@ fn ids(v: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// Who leads and its committed configuration, waiting up to `within` for a leader whose
-/// latest configuration has committed.
+/// Who leads and its committed configuration, waiting up to `within` for a settled
+/// cluster: exactly one node says it leads, no node answers with a higher term, and its
+/// latest configuration has committed. (Right after links come back a deposed leader may
+/// still say it leads until it hears the new term: acting on its view would bring back
+/// the wrong nodes.)
 async fn view(env: &Env, within: Duration) -> Option<View> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(leader) = find_leader_of(&*env.server, &env.access, &env.probes).await {
-            let api = api_of(env, leader);
-            if let Some((200, m)) = http_call(&env.access, api, "GET", "/cluster/members", "").await
-            {
-                if m["committed"] == json!(true) && m["leader"].as_u64() == Some(leader) {
-                    return Some(View {
-                        leader,
-                        voters: ids(&m["voters"]),
-                        learners: ids(&m["learners"]),
-                    });
-                }
-            }
+        if let Some(v) = settled(env).await {
+            return Some(v);
         }
         if Instant::now() >= deadline {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn settled(env: &Env) -> Option<View> {
+    let mut leaders = Vec::new();
+    let mut top_term = 0;
+    for (id, api) in &env.apis {
+        if let Some((200, s)) = http_call(&env.access, api, "GET", "/client/status", "").await {
+            let term = s["term"].as_u64().unwrap_or(0);
+            top_term = top_term.max(term);
+            if s["role"] == "leader" {
+                leaders.push((*id, term));
+            }
+        }
+    }
+    let [(leader, term)] = leaders[..] else {
+        return None;
+    };
+    if term < top_term {
+        return None;
+    }
+    let (status, m) = http_call(&env.access, api_of(env, leader), "GET", "/cluster/members", "").await?;
+    (status == 200 && m["committed"] == json!(true) && m["leader"].as_u64() == Some(leader)).then(
+        || View {
+            leader,
+            voters: ids(&m["voters"]),
+            learners: ids(&m["learners"]),
+        },
+    )
 }
 
 fn api_of(env: &Env, id: u64) -> &str {
