@@ -54,8 +54,9 @@ struct Args {
     /// Where the log, the hard state and snapshots live. Created if missing.
     #[arg(long)]
     data_dir: PathBuf,
-    /// The other members as ID=HOST:PORT of their transport port, comma-separated.
-    /// Empty for a single-node cluster.
+    /// The other servers as ID=HOST:PORT of their transport port, comma-separated: the
+    /// address book (members added later may bring their address with the change that
+    /// adds them). Empty for a single-node cluster.
     #[arg(long, default_value = "", value_name = "ID=HOST:PORT,...")]
     peers: String,
     /// The voters of a new cluster, comma-separated ids (default: this node and every

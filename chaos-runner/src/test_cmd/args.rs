@@ -176,10 +176,14 @@ pub struct TestArgs {
     /// Go's etcd or nats-server), named beside other kinds they run in a rota of their own,
     /// and wipe (a lost disk: kill a node, delete its whole data directory, restart it on
     /// nothing; a minority at most, and not again before the last wiped node caught up;
-    /// only by name, as most servers need a membership change to take a member back);
+    /// only by name, as most servers need a membership change to take a member back),
+    /// and membership (through raft-node's /cluster/members API: a voter removed, or two
+    /// at once, the leader sometimes cut off from them first, or leadership moved; the
+    /// removed nodes come back emptied, as learners, then voters; only by name);
     /// or all (every kind these links, this server and this machine can carry out but
-    /// wipe), optionally leaving some out (`all,-clocks`, `all,-partition`) or adding wipe
-    /// (`all,wipe`: the search then draws it beside kills and pauses), or none. No disk or
+    /// wipe and membership), optionally leaving some out (`all,-clocks`,
+    /// `all,-partition`) or adding them (`all,wipe`, `all,membership`: the search then
+    /// draws them beside kills and pauses), or none. No disk or
     /// clock fault reaches --hosts. `all` without --nemesis-interval is a search: kinds,
     /// targets, durations and gaps are drawn from the seed, with bursts of leader faults
     /// (a third of the kills power losses, some corruptions, a third of the pauses disk
