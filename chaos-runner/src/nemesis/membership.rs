@@ -41,6 +41,9 @@ use crate::links::LinkMode;
 
 /// How long a change may take to be answered, leader elections included.
 const CHANGE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a view of the cluster must hold before the fault acts on it: longer than an
+/// election timeout (raft-node's default is 300-600 ms).
+const STABLE: Duration = Duration::from_secs(1);
 /// How long one request for a change waits for its answer: longer than raft-node takes
 /// to say a change's outcome is unknown (its leadership lost, or its request timeout).
 const ANSWER_WITHIN: Duration = Duration::from_secs(6);
@@ -62,6 +65,7 @@ pub struct MembershipFault {
 /// The cluster as its leader sees it.
 struct View {
     leader: u64,
+    term: u64,
     voters: Vec<u64>,
     learners: Vec<u64>,
 }
@@ -73,15 +77,21 @@ fn ids(v: &Value) -> Vec<u64> {
 }
 
 /// Who leads and its committed configuration, waiting up to `within` for a settled
-/// cluster: exactly one node says it leads, no node answers with a higher term, and its
-/// latest configuration has committed. (Right after links come back a deposed leader may
-/// still say it leads until it hears the new term: acting on its view would bring back
-/// the wrong nodes.)
+/// cluster: exactly one node says it leads, no node answers with a higher term, its
+/// latest configuration has committed, and all of that still holds [`STABLE`] later.
+/// (Right after links come back a deposed leader may still say it leads until it hears
+/// the new term, and nodes cut off from it may be about to elect another: acting on its
+/// view would bring back the wrong nodes.)
 async fn view(env: &Env, within: Duration) -> Option<View> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(v) = settled(env).await {
-            return Some(v);
+        if let Some(first) = settled(env).await {
+            tokio::time::sleep(STABLE).await;
+            if let Some(v) = settled(env).await {
+                if (v.leader, v.term) == (first.leader, first.term) {
+                    return Some(v);
+                }
+            }
         }
         if Instant::now() >= deadline {
             return None;
@@ -112,6 +122,7 @@ async fn settled(env: &Env) -> Option<View> {
     (status == 200 && m["committed"] == json!(true) && m["leader"].as_u64() == Some(leader)).then(
         || View {
             leader,
+            term,
             voters: ids(&m["voters"]),
             learners: ids(&m["learners"]),
         },
