@@ -13,7 +13,8 @@
 #
 # CHAOS_NET=netns runs every test with --net netns (root; the matrix's netns column).
 # MATRIX_NEMESIS=KINDS gives the default column's runs (bugs and healthy) that --nemesis,
-# e.g. all,wipe for rejoin-empty-voter (wipe is opt-in); MATRIX_ARGS adds any flags to
+# e.g. all,wipe for rejoin-empty-voter or all,membership for unsafe-membership (both
+# opt-in); MATRIX_ARGS adds any flags to
 # them (split on spaces), e.g. "--nemesis-targets every,majority --staggered-kills".
 # CHAOS_BIN=PATH runs that chaos-runner (and the raft-node beside it): a copy, so a build
 # during a long matrix does not change the binary under test.
