@@ -118,7 +118,14 @@ async fn settled(env: &Env) -> Option<View> {
     if term < top_term {
         return None;
     }
-    let (status, m) = http_call(&env.access, api_of(env, leader), "GET", "/cluster/members", "").await?;
+    let (status, m) = http_call(
+        &env.access,
+        api_of(env, leader),
+        "GET",
+        "/cluster/members",
+        "",
+    )
+    .await?;
     (status == 200 && m["committed"] == json!(true) && m["leader"].as_u64() == Some(leader)).then(
         || View {
             leader,
