@@ -14,7 +14,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=./target/release/chaos-runner
 [[ -x $bin ]] || { echo "build first: cargo build --release" >&2; exit 3; }
-store=${GATE_STORE:-$(mktemp -d)}
+store=${GATE_STORE:-}
+if [[ -z $store ]]; then
+  # A store of its own: deleted when every check behaved, kept (and named) when one did
+  # not, for its runs' reports and logs.
+  store=$(mktemp -d)
+  trap 'if ((${gate_rc:-1} == 0)); then rm -rf "$store"; else echo "the gate'"'"'s runs are in $store" >&2; fi' EXIT
+fi
 
 # A healthy check gets one run: a single false alarm fails the gate. A seeded bug gets up
 # to two runs of 10 s (each seed is a different schedule): detection is a probability,
@@ -62,22 +68,23 @@ healthy_kill_every() { check healthy-kill-every 0 "${KILL_EVERY[@]}"; }
 default_schedule() { check default-schedule 1 --node-arg=--unsafe-bug=stale-read; }
 
 case ${1:-all} in
-  healthy) healthy ;;
-  stale-read) stale_read ;;
-  ack-before-commit) ack_before_commit ;;
-  healthy-kill-every) healthy_kill_every ;;
-  default-schedule) default_schedule ;;
+  healthy) healthy; gate_rc=$? ;;
+  stale-read) stale_read; gate_rc=$? ;;
+  ack-before-commit) ack_before_commit; gate_rc=$? ;;
+  healthy-kill-every) healthy_kill_every; gate_rc=$? ;;
+  default-schedule) default_schedule; gate_rc=$? ;;
   all)
-    rc=0
-    healthy || rc=1
-    stale_read || rc=1
-    ack_before_commit || rc=1
-    healthy_kill_every || rc=1
-    default_schedule || rc=1
-    exit $rc
+    gate_rc=0
+    healthy || gate_rc=1
+    stale_read || gate_rc=1
+    ack_before_commit || gate_rc=1
+    healthy_kill_every || gate_rc=1
+    default_schedule || gate_rc=1
     ;;
   *)
     echo "usage: scripts/ci-gate.sh [healthy|stale-read|ack-before-commit|healthy-kill-every|default-schedule]" >&2
+    gate_rc=0 # nothing ran: nothing to keep
     exit 3
     ;;
 esac
+exit "$gate_rc"
