@@ -95,6 +95,30 @@ fn hint_json(hint: &Option<LeaderHint>) -> Value {
     }
 }
 
+/// A write or change whose log entry a new leader replaced: it never takes effect.
+fn dropped(what: &str) -> Resp {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({
+            "error": "dropped",
+            "message": format!("a new leader replaced this {what}'s log entry; it will never take effect"),
+            "outcome": "not_applied",
+        }),
+    )
+}
+
+/// A write or change that may or may not take effect.
+fn outcome_unknown(what: &str, why: &str) -> Resp {
+    json_response(
+        StatusCode::GATEWAY_TIMEOUT,
+        json!({
+            "error": "outcome_unknown",
+            "message": format!("{why}; the {what} may or may not take effect"),
+            "outcome": "unknown",
+        }),
+    )
+}
+
 fn not_leader(hint: &Option<LeaderHint>, write: bool) -> Resp {
     let mut body = json!({
         "error": "not_leader",
@@ -343,22 +367,8 @@ impl Api {
                 }),
             ),
             WriteResult::NotLeader(hint) => not_leader(&hint, true),
-            WriteResult::Dropped => json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({
-                    "error": "dropped",
-                    "message": "a new leader replaced this write's log entry; it will never take effect",
-                    "outcome": "not_applied",
-                }),
-            ),
-            WriteResult::Unknown(why) => json_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                json!({
-                    "error": "outcome_unknown",
-                    "message": format!("{why}; the write may or may not take effect"),
-                    "outcome": "unknown",
-                }),
-            ),
+            WriteResult::Dropped => dropped("write"),
+            WriteResult::Unknown(why) => outcome_unknown("write", why),
         }
     }
 
@@ -465,22 +475,8 @@ impl Api {
                 StatusCode::CONFLICT,
                 json!({"error": "change_refused", "message": e.to_string(), "outcome": "not_applied"}),
             ),
-            ChangeResult::Dropped => json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({
-                    "error": "dropped",
-                    "message": "a new leader replaced this change's log entry; it will never take effect",
-                    "outcome": "not_applied",
-                }),
-            ),
-            ChangeResult::Unknown(why) => json_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                json!({
-                    "error": "outcome_unknown",
-                    "message": format!("{why}; the change may or may not take effect"),
-                    "outcome": "unknown",
-                }),
-            ),
+            ChangeResult::Dropped => dropped("change"),
+            ChangeResult::Unknown(why) => outcome_unknown("change", why),
         }
     }
 

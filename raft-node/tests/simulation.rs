@@ -367,14 +367,7 @@ impl Sim {
             _ => None,
         };
         let raft = self.nodes.get_mut(&l).unwrap().raft.as_mut().unwrap();
-        let r = raft.change_membership(change.clone());
-        if std::env::var("SIM_DEBUG").is_ok() {
-            eprintln!(
-                "t={} leader {l} {:?}: {change:?} -> {r:?}",
-                self.now,
-                raft.members()
-            );
-        }
+        let _ = raft.change_membership(change);
         removed
     }
 

@@ -1274,6 +1274,11 @@ fn change(net: &mut Net, l: NodeId, c: MembershipChange) -> Result<(Index, Term)
     r
 }
 
+fn add_learner(net: &mut Net, l: NodeId, id: NodeId) {
+    let learner = MembershipChange::AddLearner { id, address: None };
+    change(net, l, learner).unwrap();
+}
+
 #[test]
 fn changes_wait_for_a_commit_in_the_leaders_term_and_go_one_at_a_time() {
     // §4.2.3: a new leader whose no-op has not committed takes no change.
@@ -1335,15 +1340,7 @@ fn a_learner_is_promoted_once_caught_up_and_never_campaigns_before() {
     let mut net = net_with_voters(4, &[1, 2, 3]);
     net.elect(1);
     net.isolate(4);
-    change(
-        &mut net,
-        1,
-        MembershipChange::AddLearner {
-            id: 4,
-            address: None,
-        },
-    )
-    .unwrap();
+    add_learner(&mut net, 1, 4);
     // The new server holds nothing yet: no promotion.
     assert!(matches!(
         change(&mut net, 1, MembershipChange::Promote { id: 4 }),
@@ -1371,15 +1368,7 @@ fn a_learner_is_promoted_once_caught_up_and_never_campaigns_before() {
 fn a_learners_acknowledgements_do_not_commit() {
     let mut net = net_with_voters(4, &[1, 2, 3]);
     net.elect(1);
-    change(
-        &mut net,
-        1,
-        MembershipChange::AddLearner {
-            id: 4,
-            address: None,
-        },
-    )
-    .unwrap();
+    add_learner(&mut net, 1, 4);
     for v in [2, 3] {
         net.cut.insert((1, v));
     }
@@ -1502,15 +1491,7 @@ fn a_snapshot_carries_the_configuration_to_a_follower_far_behind() {
     let mut net = net_with_voters(4, &[1, 2, 3]);
     net.elect(1);
     net.isolate(2);
-    change(
-        &mut net,
-        1,
-        MembershipChange::AddLearner {
-            id: 4,
-            address: None,
-        },
-    )
-    .unwrap();
+    add_learner(&mut net, 1, 4);
     let l = net.nodes.get_mut(&1).unwrap();
     let (index, _) = l.propose(b"x".to_vec()).unwrap();
     net.settle();
