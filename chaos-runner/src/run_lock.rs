@@ -84,12 +84,24 @@ impl RunLock {
     }
 
     /// Whether run `run` is not alive on this machine (its lock is free or gone).
+    ///
+    /// Another process asking the same question holds the lock for a moment too, so a
+    /// lock found taken is asked again a few times before the run counts as alive: a
+    /// live run holds it for good, a probe for microseconds.
     pub fn is_dead(run: &str) -> Result<bool> {
         let path = Self::path(run);
-        if !path.exists() {
-            return Ok(true);
+        for attempt in 0..4 {
+            if !path.exists() {
+                return Ok(true);
+            }
+            if flock(&path, false)?.is_some() {
+                return Ok(true);
+            }
+            if attempt < 3 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
-        Ok(flock(&path, false)?.is_some())
+        Ok(false)
     }
 }
 

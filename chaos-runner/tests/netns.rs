@@ -199,6 +199,20 @@ fn etcd_is_partitioned_on_namespaces_and_its_stale_reads_are_caught() {
     });
 }
 
+/// The lock under which runs set up and clear what dead runs left; waits for it.
+fn hold_setup_lock() -> std::fs::File {
+    std::fs::create_dir_all("/run/chaos-runner").unwrap();
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/chaos-runner/setup.lock")
+        .unwrap();
+    // SAFETY: flock on an open descriptor.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    lock
+}
+
 /// A namespace named like a run's, held alive by a lock this test holds: a live run as
 /// far as `clean` can tell. Removed on drop.
 struct FakeLiveRun {
@@ -263,6 +277,10 @@ fn a_killed_run_leaves_only_namespaces_and_clean_removes_just_those() {
     let run = run_name(&network);
     rx.recv_timeout(Duration::from_secs(60)).expect("a leader");
     assert!(sh("ip", &["netns", "list"]).contains(&format!("chaos-{run}-n3")));
+    // Runs of the other tests clear dead runs' namespaces as they start, under the
+    // set-up lock: held from here to `clean`, so the namespaces this test leaves are
+    // still there for `clean` to find.
+    let _setup = hold_setup_lock();
     child.kill().unwrap(); // SIGKILL: no clean-up code runs.
     child.wait().unwrap();
     // Nodes die by their death signal; TUNs and the route vanish with the runner's

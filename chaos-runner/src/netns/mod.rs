@@ -309,12 +309,14 @@ impl Hosts {
     /// runner's own TUN. The switch starts with [`Hosts::start_switch`].
     pub fn create(ids: &[u64], range: Option<Range>) -> Result<Hosts> {
         preflight()?;
+        // Set-up of concurrent runs takes turns: each picks a free range, and each clears
+        // what dead runs left. Two runs clearing at once would see each other's probe of
+        // a dead run's lock as that run being alive.
+        let _setup = run_lock::flock(&run_lock::state_dir().join("setup.lock"), true)?;
         let cleaned = clean_dead_runs()?;
         if !cleaned.is_empty() {
             crate::console::say!("removed {} namespaces left by dead runs", cleaned.len());
         }
-        // Set-up of concurrent runs takes turns (each picks a free range).
-        let _setup = run_lock::flock(&run_lock::state_dir().join("setup.lock"), true)?;
         let range = choose_range(range)?;
         for &id in ids {
             if range.node(id).is_none() {
