@@ -22,6 +22,7 @@ pub mod record;
 pub mod reference;
 pub mod search;
 pub mod set;
+pub mod txn;
 
 pub use check::{check, CheckOptions, CheckReport, Verdict};
 pub use history::{Func, History, HistoryBuilder, Operation, Outcome};
