@@ -26,6 +26,50 @@ pub enum ModelName {
     /// add / read-all read as a log: the set checker, and every read a prefix of the
     /// longest (reordered)
     Queue,
+    /// transactions (f "txn") of ["append", k, v] and ["r", k, list]: the cycle checker,
+    /// judged by --consistency-model
+    ListAppend,
+    /// transactions (f "txn") of ["w", k, v] and ["r", k, v]: the cycle checker, judged
+    /// by --consistency-model
+    RwRegister,
+}
+
+impl ModelName {
+    fn is_txn(self) -> bool {
+        matches!(self, ModelName::ListAppend | ModelName::RwRegister)
+    }
+}
+
+/// The consistency models a transaction history is judged against, weakest first.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConsistencyArg {
+    /// forbids G0 (dirty writes) and reads no model allows (garbage, duplicates,
+    /// lists out of order, a transaction contradicting itself)
+    ReadUncommitted,
+    /// also G1a (aborted reads), G1b (intermediate reads), G1c (circular information flow)
+    ReadCommitted,
+    /// also G-single (read skew) and lost updates
+    SnapshotIsolation,
+    /// also G2-item (write skew): no dependency cycle at all
+    Serializable,
+    /// also cycles through a process's own order
+    StrongSessionSerializable,
+    /// also cycles through real-time order
+    StrictSerializable,
+}
+
+impl ConsistencyArg {
+    pub fn model(self) -> checker::txn::ConsistencyModel {
+        use checker::txn::ConsistencyModel as M;
+        match self {
+            ConsistencyArg::ReadUncommitted => M::ReadUncommitted,
+            ConsistencyArg::ReadCommitted => M::ReadCommitted,
+            ConsistencyArg::SnapshotIsolation => M::SnapshotIsolation,
+            ConsistencyArg::Serializable => M::Serializable,
+            ConsistencyArg::StrongSessionSerializable => M::StrongSessionSerializable,
+            ConsistencyArg::StrictSerializable => M::StrictSerializable,
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -46,11 +90,19 @@ pub enum NilReadArg {
     Any,
 }
 
-/// Check a history for linearizability.
+/// Check a history for linearizability, or a history of transactions for isolation
+/// anomalies.
 ///
 /// Operations on different keys are checked independently and in parallel. Operations
 /// that failed are dropped; operations of unknown outcome (info) may take effect at any
 /// time after their invocation, or never.
+///
+/// Transactions (--model list-append or rw-register) are checked as Elle checks them:
+/// the dependency graph's cycles and the anomalies that are not cycles, each explained,
+/// judged against --consistency-model:
+///
+///   chaos-runner check --model list-append history.jsonl
+///   chaos-runner check --model rw-register --consistency-model snapshot-isolation h.edn
 ///
 /// Prints a one-line verdict and writes the results (with a counterexample for every key
 /// that is not linearizable) as JSON.
@@ -67,6 +119,10 @@ pub struct CheckArgs {
     /// The sequential specification to check against.
     #[arg(long, value_enum, default_value = "cas-register")]
     pub model: ModelName,
+    /// For transactions: the model the verdict is about. The summary also names the
+    /// weakest models the anomalies break and the strongest the history keeps.
+    #[arg(long, value_enum, default_value = "strict-serializable")]
+    pub consistency_model: ConsistencyArg,
     /// Initial register value, as JSON (e.g. 0 or "\"a\"").
     #[arg(long, default_value = "null")]
     pub init: String,
@@ -115,6 +171,70 @@ fn load(args: &CheckArgs) -> Result<History> {
     import::read(&text, format).with_context(|| format!("{}", args.file.display()))
 }
 
+/// Checks the transactions of `history`, in the shape every run record carries.
+pub fn check_transactions(
+    history: &History,
+    model: checker::txn::ConsistencyModel,
+    timeout: Option<Duration>,
+) -> Result<CheckReport> {
+    let opts = checker::txn::TxnOptions {
+        model,
+        time_limit: timeout,
+        ..checker::txn::TxnOptions::default()
+    };
+    let report = checker::txn::check_txn(history, &opts)?;
+    Ok(report.to_check_report(history.ops.len()))
+}
+
+/// A transaction history read as JSON Lines without holding every line's JSON (a
+/// million transactions in a few hundred MiB), checked.
+fn check_txn_file(
+    args: &CheckArgs,
+    opts: &checker::txn::TxnOptions,
+) -> Result<Option<CheckReport>> {
+    let mut file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let mut head = vec![0u8; 64 * 1024];
+    let n = std::io::Read::read(&mut file, &mut head)?;
+    let head = String::from_utf8_lossy(&head[..n]);
+    let jsonl = match args.format {
+        Some(FormatName::Jsonl) => true,
+        Some(_) => false,
+        None => Format::sniff(&head) == Format::Jsonl,
+    };
+    if !jsonl || head.starts_with('\u{feff}') {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let file = std::fs::File::open(&args.file)?;
+    let txns = checker::txn::parse::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
+        .with_context(|| format!("{}", args.file.display()))?;
+    let report = checker::txn::check_txns(&txns, opts, started)?;
+    Ok(Some(report.to_check_report(txns.txns.len())))
+}
+
+fn txn_kind_matches(args: &CheckArgs, report: &CheckReport) -> Result<()> {
+    let Some(t) = &report.txn else { return Ok(()) };
+    let want = match args.model {
+        ModelName::ListAppend => "list-append",
+        _ => "rw-register",
+    };
+    if t.workload != want {
+        bail!(
+            "{}: the transactions are {} (they {}), not {want}: pass --model {}",
+            args.file.display(),
+            t.workload,
+            if t.workload == "list-append" {
+                "append"
+            } else {
+                "write registers"
+            },
+            t.workload
+        );
+    }
+    Ok(())
+}
+
 fn run_model<M: Model>(model: &M, history: &History, opts: &CheckOptions) -> Result<CheckReport> {
     Ok(check(model, history, opts)?)
 }
@@ -158,7 +278,7 @@ fn write_report(
     dir: &Path,
     args: &CheckArgs,
     history: &History,
-    check_again: impl Fn(&History) -> Result<CheckReport>,
+    check_again: &dyn Fn(&History) -> Result<CheckReport>,
 ) -> Result<PathBuf> {
     use checker::record::{Counts, RunResults, TestRecord};
     refuse_busy(dir)?;
@@ -239,15 +359,34 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     if let Some(dir) = &args.report {
         refuse_busy(dir)?;
     }
-    let history = load(&args)?;
-    let init: serde_json::Value = serde_json::from_str(&args.init)
-        .with_context(|| format!("--init {:?} is not JSON", args.init))?;
     let t = args.timeout;
     if !(t >= 0.0 && t.is_finite()) {
         bail!("--timeout must be a number of seconds, 0 or more (0: no limit)");
     }
+    let timeout = (t > 0.0).then(|| Duration::from_secs_f64(t));
+    if args.model.is_txn() && args.report.is_none() {
+        let opts = checker::txn::TxnOptions {
+            model: args.consistency_model.model(),
+            time_limit: timeout,
+            ..checker::txn::TxnOptions::default()
+        };
+        if let Some(report) = check_txn_file(&args, &opts)? {
+            txn_kind_matches(&args, &report)?;
+            return finish(&args, report, None);
+        }
+    }
+    let history = load(&args)?;
+    if !args.model.is_txn() && !history.ops.is_empty() && history.ops.iter().all(|o| o.f == "txn") {
+        bail!(
+            "{}: the operations are transactions (f \"txn\"): pass --model list-append or \
+             --model rw-register",
+            args.file.display()
+        );
+    }
+    let init: serde_json::Value = serde_json::from_str(&args.init)
+        .with_context(|| format!("--init {:?} is not JSON", args.init))?;
     let mut opts = CheckOptions {
-        timeout: (t > 0.0).then(|| Duration::from_secs_f64(t)),
+        timeout,
         memory_limit: CheckOptions::bytes_for_mib(args.memory_limit),
         all_keys: args.all_keys,
         ..CheckOptions::default()
@@ -280,9 +419,21 @@ pub fn run(args: CheckArgs) -> Result<u8> {
                 checker::set::check_report(h, true, args.model == ModelName::Queue)
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
+            ModelName::ListAppend | ModelName::RwRegister => {
+                let r = check_transactions(h, args.consistency_model.model(), timeout)?;
+                txn_kind_matches(&args, &r)?;
+                Ok(r)
+            }
         }
     };
     let report = nothing_checked_is_unknown(check_with(&history)?, &history);
+    finish(&args, report, Some((&history, &check_with)))
+}
+
+type Recheck<'a> = (&'a History, &'a dyn Fn(&History) -> Result<CheckReport>);
+
+/// Prints the verdict, writes the results (and the report folder, given the history).
+fn finish(args: &CheckArgs, report: CheckReport, history: Option<Recheck>) -> Result<u8> {
     let json = serde_json::to_string_pretty(&report)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = args.file.file_name().unwrap_or_default().to_os_string();
@@ -305,8 +456,8 @@ pub fn run(args: CheckArgs) -> Result<u8> {
             ),
         }
     }
-    if let Some(dir) = &args.report {
-        let page = write_report(dir, &args, &history, check_with)?;
+    if let (Some(dir), Some((history, check_with))) = (&args.report, history) {
+        let page = write_report(dir, args, history, check_with)?;
         crate::console::tell!("report:  {}", page.display());
     }
     Ok(exit::of(report.verdict))

@@ -463,3 +463,72 @@ fn an_unwritable_results_file_keeps_the_verdict() {
         "{err}"
     );
 }
+
+/// Transactions in our JSON Lines, with a hand-written read skew: T3 saw T1's append to
+/// y but not its append to x.
+const READ_SKEW: &str = r#"{"type":"header","schema":"chaos-history","version":1}
+{"type":"invoke","process":0,"f":"txn","value":[["append","x",1],["append","y",1]],"time":10}
+{"type":"invoke","process":1,"f":"txn","value":[["r","x",null],["r","y",null]],"time":11}
+{"type":"ok","process":0,"f":"txn","value":[["append","x",1],["append","y",1]],"time":20}
+{"type":"ok","process":1,"f":"txn","value":[["r","x",[]],["r","y",[1]]],"time":21}
+"#;
+
+#[test]
+fn transaction_histories_are_judged_against_a_consistency_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let skew = write(dir.path(), "skew.jsonl", READ_SKEW);
+    let (code, out, err) = run(&["check", "--model", "list-append", &skew]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("INVALID: 2 transactions"), "{out}");
+    assert!(out.contains("G-single"), "{out}");
+    assert!(out.contains("breaks snapshot-isolation"), "{out}");
+    assert!(out.contains("satisfies read-committed"), "{out}");
+    assert!(out.contains("through T1 (skew.jsonl line 3)"), "{out}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{skew}.check.json")).unwrap())
+            .unwrap();
+    let a = &results["txn"]["anomalies"][0];
+    assert_eq!(a["kind"], "G-single");
+    assert!(
+        a["explanation"][0].as_str().unwrap().contains("without 1"),
+        "{a}"
+    );
+    // Read committed allows read skew.
+    let (code, out, _) = run(&[
+        "check",
+        "--model",
+        "list-append",
+        "--consistency-model",
+        "read-committed",
+        &skew,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("VALID"), "{out}");
+    // The same history in Elle's EDN form.
+    let edn = write(
+        dir.path(),
+        "skew.edn",
+        "{:type :invoke, :process 0, :f :txn, :value [[:append :x 1] [:append :y 1]], :index 0}\n\
+         {:type :invoke, :process 1, :f :txn, :value [[:r :x nil] [:r :y nil]], :index 1}\n\
+         {:type :ok, :process 0, :f :txn, :value [[:append :x 1] [:append :y 1]], :index 2}\n\
+         {:type :ok, :process 1, :f :txn, :value [[:r :x []] [:r :y [1]]], :index 3}\n",
+    );
+    let (code, out, err) = run(&["check", "--model", "list-append", &edn]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("G-single"), "{out}");
+    // Wrong or missing model: a named error, exit 3.
+    let (code, _, err) = run(&["check", "--model", "rw-register", &skew]);
+    assert_eq!(code, 3);
+    assert!(err.contains("pass --model list-append"), "{err}");
+    let (code, _, err) = run(&["check", &skew]);
+    assert_eq!(code, 3);
+    assert!(err.contains("--model list-append or"), "{err}");
+    let bad = write(
+        dir.path(),
+        "bad.jsonl",
+        &READ_SKEW.replace(r#"["r","y",[1]]"#, r#"["r","y","one"]"#),
+    );
+    let (code, _, err) = run(&["check", "--model", "list-append", &bad]);
+    assert_eq!(code, 3);
+    assert!(err.contains("transaction invoked on line 3"), "{err}");
+}

@@ -10,6 +10,8 @@ use checker::check::{check, CheckOptions};
 use checker::generate::{corrupt_reads, generate, write_jsonl, GenConfig};
 use checker::history::{read_jsonl, History};
 use checker::model::{KeyValue, Model, Register};
+use checker::txn::generate::{history as txn_history, stale_read, TxnGenConfig};
+use checker::txn::{check_txns, transactions, TxnOptions};
 use checker::{HistoryBuilder, Verdict};
 use serde_json::{json, Value};
 
@@ -276,9 +278,104 @@ fn time_set() {
     );
 }
 
+/// In a child: reads a transaction history from JSONL and checks it for strict
+/// serializability; prints "read_ms total_ms peak_rss_mib verdict counts".
+fn child_txn(path: &str) {
+    let t = Instant::now();
+    let file = std::fs::File::open(path).unwrap();
+    let txns =
+        checker::txn::parse::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file)).unwrap();
+    let parsed = t.elapsed();
+    let r = check_txns(&txns, &TxnOptions::default(), t).unwrap();
+    let counts: Vec<String> = r.counts.iter().map(|(k, n)| format!("{k}x{n}")).collect();
+    println!(
+        "{} {} {} {} {}",
+        parsed.as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3,
+        peak_rss_mib(),
+        r.verdict.as_str(),
+        if counts.is_empty() {
+            "-".to_string()
+        } else {
+            counts.join(",")
+        }
+    );
+}
+
+/// Issue 32's speed target: 1,000,000 list-append transactions (10 keys active at a
+/// time, lengths 1-4), valid and with one stale read, each read from a JSONL file and
+/// checked in a child process of its own (peak RSS is per process); and the check alone,
+/// in memory.
+fn time_txn() {
+    let cfg = TxnGenConfig {
+        seed: 32,
+        txns: 1_000_000,
+        ..TxnGenConfig::default()
+    };
+    let valid = txn_history(&cfg);
+    let mut invalid = valid.clone();
+    assert!(stale_read(&mut invalid, 500_000));
+    for (name, h) in [("valid", &valid), ("one stale read", &invalid)] {
+        let txns = transactions(h).unwrap();
+        let mut times = Vec::new();
+        let mut verdict = Verdict::Unknown;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let r = check_txns(&txns, &TxnOptions::default(), t).unwrap();
+            times.push(t.elapsed());
+            verdict = r.verdict;
+        }
+        println!(
+            "{:<44} {:>10.1} ms  median of 3  txns {}  verdict {}",
+            format!("txn list-append 1M {name} (check only)"),
+            median(times).as_secs_f64() * 1e3,
+            txns.txns.len(),
+            verdict.as_str()
+        );
+        let dir = tempfile_dir();
+        let path = dir.join("history.jsonl");
+        let f = std::fs::File::create(&path).unwrap();
+        write_jsonl(h, std::io::BufWriter::new(f)).unwrap();
+        let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+        let mut rows: Vec<(f64, f64, f64, String)> = Vec::new();
+        for _ in 0..3 {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("CHECKER_BENCH_TXN", &path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let w: Vec<&str> = text.split_whitespace().collect();
+            rows.push((
+                w[0].parse().unwrap(),
+                w[1].parse().unwrap(),
+                w[2].parse().unwrap(),
+                format!("{} {}", w[3], w[4]),
+            ));
+        }
+        rows.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let (read, total, rss, what) = &rows[1];
+        println!(
+            "{:<44} {:>10.1} ms  median of 3  file {mb:.0} MB, read {read:.0} ms, peak RSS {rss:.0} MiB, {what}",
+            format!("txn list-append 1M {name} (from JSONL)"),
+            total
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("checker-bench-txn-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 fn main() {
     if let Ok(path) = std::env::var("CHECKER_BENCH_JSONL") {
         child_jsonl(&path);
+        return;
+    }
+    if let Ok(path) = std::env::var("CHECKER_BENCH_TXN") {
+        child_txn(&path);
         return;
     }
     if let Ok(spec) = std::env::var("CHECKER_BENCH_SHAPE") {
@@ -298,6 +395,9 @@ fn main() {
 
     if want("set 1M adds") {
         time_set();
+    }
+    if want("txn") {
+        time_txn();
     }
     for (name, ops, runs) in [
         ("register 10 procs 1k ops", 1_000, 7),

@@ -172,6 +172,10 @@ pub struct CheckReport {
     /// What a checker that counts (the set checker) found, in one line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<String>,
+    /// The transaction checker's own report, for transaction workloads: the anomalies,
+    /// their explanations and the models broken and kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<crate::txn::TxnReport>,
 }
 
 impl CheckReport {
@@ -183,6 +187,9 @@ impl CheckReport {
     /// One line for a terminal, naming `source` (the history file) where it gives a line
     /// number, so "line 28" says which file it counts in.
     pub fn summary_of(&self, source: Option<&str>) -> String {
+        if let Some(t) = &self.txn {
+            return t.summary_of(source);
+        }
         let mut s = format!(
             "{}: {} ops, {} keys ({} valid, {} invalid, {} unknown), {} model, {:.0} ms",
             self.verdict.as_str().to_uppercase(),
@@ -468,6 +475,7 @@ fn over_budget<M: Model>(
         not_decided_keys: 0,
         all_keys: opts.all_keys,
         counts: None,
+        txn: None,
     }
 }
 
@@ -580,6 +588,7 @@ pub fn check<M: Model>(
         not_decided_keys: 0,
         all_keys: opts.all_keys,
         counts: None,
+        txn: None,
     };
     for (_, outcome) in results {
         match outcome {

@@ -244,6 +244,13 @@ impl Pairing {
 
     /// Adds the next event, in file order.
     pub fn push(&mut self, ev: Event) -> Result<(), HistoryError> {
+        self.push_closing(ev).map(|_| ())
+    }
+
+    /// Adds the next event; when it completes an operation, returns that operation, so a
+    /// reader that keeps its own compact form (the transaction reader) can take the
+    /// values out and not hold a million JSON trees.
+    pub fn push_closing(&mut self, ev: Event) -> Result<Option<&mut Operation>, HistoryError> {
         self.index += 1;
         // Either every event has a time or none has; then file order is the clock.
         let timed = *self.timed.get_or_insert(ev.time.is_some());
@@ -262,7 +269,7 @@ impl Pairing {
                 f,
                 value: ev.value,
             });
-            return Ok(());
+            return Ok(None);
         };
         match ev.kind {
             EventType::Invoke => {
@@ -351,9 +358,21 @@ impl Pairing {
                         self.retired.insert(process, op.line);
                     }
                 }
+                return Ok(Some(&mut self.ops[id]));
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The operations still open (invoked, never completed): `info` at the end.
+    pub fn open_ops(&mut self) -> impl Iterator<Item = &mut Operation> {
+        let mut open: Vec<usize> = self.pending.values().copied().collect();
+        open.sort_unstable();
+        self.ops
+            .iter_mut()
+            .enumerate()
+            .filter(move |(i, _)| open.binary_search(i).is_ok())
+            .map(|(_, o)| o)
     }
 
     pub fn finish(self) -> History {

@@ -467,6 +467,7 @@ impl SetReport {
             not_decided_keys: 0,
             all_keys: true,
             counts: Some(self.counts()),
+            txn: None,
         }
     }
 }

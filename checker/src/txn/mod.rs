@@ -79,6 +79,8 @@ pub struct TxnReport {
     /// `list-append` or `rw-register`.
     pub workload: String,
     pub txns: usize,
+    /// Keys the transactions touched.
+    pub keys: usize,
     /// Transactions known to have committed: the graph's nodes.
     pub committed: usize,
     pub edges: usize,
@@ -93,12 +95,58 @@ pub struct TxnReport {
     pub strongest_satisfied: Vec<ConsistencyModel>,
     /// Models the budget left undecided.
     pub undecided: Vec<ConsistencyModel>,
+    /// Why the verdict is unknown when no budget ran out (nothing committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub elapsed_ms: f64,
 }
 
 impl TxnReport {
     /// One line for a terminal.
     pub fn summary(&self) -> String {
+        self.summary_of(None)
+    }
+
+    /// One line for a terminal, naming `source` (the history file) where it gives the
+    /// line of the worst anomaly's first transaction.
+    pub fn summary_of(&self, source: Option<&str>) -> String {
+        let mut s = self.headline();
+        if let Some(a) = self.anomalies.first() {
+            let file = source.map_or(String::new(), |f| format!("{f} "));
+            s += &format!(
+                "; worst: {} through T{} ({file}line {})",
+                a.kind,
+                a.ops.first().copied().unwrap_or(0),
+                a.lines.first().copied().unwrap_or(0)
+            );
+        }
+        s
+    }
+
+    /// The report in the shape every run record carries (results.json, `check --out`),
+    /// with this one inside it.
+    pub fn to_check_report(&self, ops: usize) -> crate::check::CheckReport {
+        crate::check::CheckReport {
+            verdict: self.verdict,
+            model: format!("{} ({})", self.workload, self.model),
+            ops,
+            checked_ops: self.committed,
+            keys: self.keys,
+            valid_keys: 0,
+            invalid_keys: 0,
+            unknown_keys: 0,
+            configurations: 0,
+            elapsed_ms: self.elapsed_ms,
+            failures: Vec::new(),
+            unknown: Vec::new(),
+            not_decided_keys: 0,
+            all_keys: true,
+            counts: Some(self.headline()),
+            txn: Some(self.clone()),
+        }
+    }
+
+    fn headline(&self) -> String {
         let models =
             |ms: &[ConsistencyModel]| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
         let mut s = format!(
@@ -125,6 +173,9 @@ impl TxnReport {
         }
         if !self.undecided.is_empty() {
             s += &format!("; undecided (budget): {}", models(&self.undecided));
+        }
+        if let Some(r) = &self.reason {
+            s += &format!("; {r}");
         }
         s
     }
@@ -182,9 +233,17 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<Tx
         Vec::new()
     };
     let (weakest_broken, strongest_satisfied) = models::judge(&kinds, &undecided);
+    let mut reason = None;
     let verdict = if kinds.iter().any(|k| opts.model.forbids(*k)) {
         Verdict::Invalid
     } else if undecided.iter().any(|m| opts.model.implies(*m)) {
+        Verdict::Unknown
+    } else if inferred.nodes.is_empty() {
+        // Nothing committed says nothing: a gate must not pass on it.
+        reason = Some(format!(
+            "no transaction is known to have committed ({} in the history): nothing was checked",
+            txns.txns.len()
+        ));
         Verdict::Unknown
     } else {
         Verdict::Valid
@@ -194,6 +253,7 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<Tx
         model: opts.model,
         workload: txns.kind.name().to_string(),
         txns: txns.txns.len(),
+        keys: txns.keys.len(),
         committed: inferred.nodes.len(),
         edges: inferred.graph.edges(),
         counts,
@@ -201,6 +261,7 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<Tx
         weakest_broken,
         strongest_satisfied,
         undecided,
+        reason,
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }

@@ -81,9 +81,13 @@ pub struct Txns {
     pub keys: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum TxnError {
-    #[error("line {line}: {message}")]
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    /// `line` is the invocation's: a completion's value is named by the transaction
+    /// it completes.
+    #[error("the transaction invoked on line {line}: {message}")]
     Malformed { line: usize, message: String },
     #[error("the history holds no transactions (operations with f \"txn\")")]
     Empty,
@@ -130,37 +134,99 @@ impl Interner {
     }
 }
 
+/// Transactions as they are read, one operation at a time.
+struct Collector {
+    keys: Interner,
+    txns: Vec<Txn>,
+    appends: bool,
+    writes: bool,
+}
+
+impl Collector {
+    fn new() -> Collector {
+        Collector {
+            keys: Interner {
+                ids: FxHashMap::default(),
+                names: Vec::new(),
+            },
+            txns: Vec::new(),
+            appends: false,
+            writes: false,
+        }
+    }
+
+    fn add(&mut self, op: &Operation) -> Result<(), TxnError> {
+        if op.f != "txn" {
+            return Ok(());
+        }
+        let txn = transaction(op, &mut self.keys)?;
+        for m in &txn.mops {
+            self.appends |= matches!(m, Mop::Append { .. });
+            self.writes |= matches!(m, Mop::Write { .. });
+        }
+        self.txns.push(txn);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Txns, TxnError> {
+        if self.txns.is_empty() {
+            return Err(TxnError::Empty);
+        }
+        if self.appends && self.writes {
+            return Err(TxnError::Mixed);
+        }
+        let kind = if self.writes {
+            TxnKind::RwRegister
+        } else {
+            TxnKind::ListAppend
+        };
+        self.txns.sort_unstable_by_key(|t| t.op);
+        settle_reads(kind, &mut self.txns)?;
+        Ok(Txns {
+            kind,
+            txns: self.txns,
+            keys: self.keys.names,
+        })
+    }
+}
+
 /// Reads the transactions of `history`; other operations are ignored (a history may
 /// also carry nemesis events and final reads of other shapes).
 pub fn transactions(history: &History) -> Result<Txns, TxnError> {
-    let mut keys = Interner {
-        ids: FxHashMap::default(),
-        names: Vec::new(),
-    };
-    let mut txns = Vec::new();
-    let (mut appends, mut writes) = (false, false);
-    for op in history.ops.iter().filter(|op| op.f == "txn") {
-        let txn = transaction(op, &mut keys)?;
-        for m in &txn.mops {
-            appends |= matches!(m, Mop::Append { .. });
-            writes |= matches!(m, Mop::Write { .. });
+    let mut c = Collector::new();
+    for op in &history.ops {
+        c.add(op)?;
+    }
+    c.finish()
+}
+
+/// Reads the transactions of a JSON Lines history (docs/history-format.md) as it goes:
+/// each operation's JSON is dropped once it is paired, so a million transactions cost
+/// their compact form, not a million JSON trees.
+pub fn read_jsonl(reader: impl std::io::BufRead) -> Result<Txns, TxnError> {
+    let mut pairing = crate::history::Pairing::new();
+    let mut c = Collector::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(crate::history::HistoryError::from)?;
+        let Some(ev) = crate::history::parse_jsonl_line(&line, i + 1)? else {
+            continue;
+        };
+        if let Some(op) = pairing.push_closing(ev)? {
+            c.add(op)?;
+            op.input = Value::Null;
+            op.output = None;
         }
-        txns.push(txn);
     }
-    if txns.is_empty() {
-        return Err(TxnError::Empty);
+    for op in pairing.open_ops() {
+        c.add(op)?;
     }
-    if appends && writes {
-        return Err(TxnError::Mixed);
-    }
-    let kind = if writes {
-        TxnKind::RwRegister
-    } else {
-        TxnKind::ListAppend
-    };
-    // What a read means depends on the kind, known only now: a null list read is the
-    // empty list.
-    for t in &mut txns {
+    c.finish()
+}
+
+/// What a read means depends on the kind, known only once every transaction is read: a
+/// null list read is the empty list.
+fn settle_reads(kind: TxnKind, txns: &mut [Txn]) -> Result<(), TxnError> {
+    for t in txns {
         for m in &mut t.mops {
             let Mop::Read { seen, .. } = m else { continue };
             match (kind, &*seen) {
@@ -182,11 +248,7 @@ pub fn transactions(history: &History) -> Result<Txns, TxnError> {
             }
         }
     }
-    Ok(Txns {
-        kind,
-        txns,
-        keys: keys.names,
-    })
+    Ok(())
 }
 
 fn transaction(op: &Operation, keys: &mut Interner) -> Result<Txn, TxnError> {
