@@ -8,6 +8,7 @@
 //! | `POST /kv/:key/cas` `{"expected": e \| null, "value": v}` | `200 {"key": k, "value": v}`, or `409` `cas_mismatch` with `"current"` |
 //! | `POST /kv/:key/append` `{"value": v}` | `200 {"key": k, "value": v}`: `v` appended to the list at `k` |
 //! | `GET /kv/:key/list` | `200 {"key": k, "values": [...]}` (`[]` when absent); linearizable |
+//! | `POST /txn` `{"ops": [["append", k, v], ["w", k, v], ["r", k], ["list", k], ...]}` | `200 {"ops": [...]}`, reads filled in; atomic, strict serializable (api_txn.rs) |
 //! | `GET /client/status` | this node's role, term, leader, indexes |
 //! | `GET /client/leader` | `{"id": …, "api": …, "term": …}` (`null`s when unknown) |
 //!
@@ -58,9 +59,11 @@ pub struct Api {
     pub node: NodeHandle,
     pub limits: Limits,
     pub bodies: BodyLimits,
+    /// The `txn-split` seeded bug: a transaction's micro-operations one at a time.
+    pub txn_split: bool,
 }
 
-type Resp = Response<Full<Bytes>>;
+pub(crate) type Resp = Response<Full<Bytes>>;
 
 /// What a joining node says it waits for: "waiting for members 2, 3".
 fn waiting_for(members: &[NodeId]) -> String {
@@ -72,7 +75,7 @@ fn waiting_for(members: &[NodeId]) -> String {
     }
 }
 
-fn json_response(status: StatusCode, body: Value) -> Resp {
+pub(crate) fn json_response(status: StatusCode, body: Value) -> Resp {
     let mut text = serde_json::to_vec(&body).expect("json values serialize");
     text.push(b'\n');
     let mut r = Response::new(Full::new(Bytes::from(text)));
@@ -84,7 +87,7 @@ fn json_response(status: StatusCode, body: Value) -> Resp {
     r
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp {
     json_response(status, json!({"error": code, "message": message.into()}))
 }
 
@@ -96,7 +99,7 @@ fn hint_json(hint: &Option<LeaderHint>) -> Value {
 }
 
 /// A write or change whose log entry a new leader replaced: it never takes effect.
-fn dropped(what: &str) -> Resp {
+pub(crate) fn dropped(what: &str) -> Resp {
     json_response(
         StatusCode::SERVICE_UNAVAILABLE,
         json!({
@@ -108,7 +111,7 @@ fn dropped(what: &str) -> Resp {
 }
 
 /// A write or change that may or may not take effect.
-fn outcome_unknown(what: &str, why: &str) -> Resp {
+pub(crate) fn outcome_unknown(what: &str, why: &str) -> Resp {
     json_response(
         StatusCode::GATEWAY_TIMEOUT,
         json!({
@@ -119,7 +122,7 @@ fn outcome_unknown(what: &str, why: &str) -> Resp {
     )
 }
 
-fn not_leader(hint: &Option<LeaderHint>, write: bool) -> Resp {
+pub(crate) fn not_leader(hint: &Option<LeaderHint>, write: bool) -> Resp {
     let mut body = json!({
         "error": "not_leader",
         "message": match hint {
@@ -192,6 +195,12 @@ impl Api {
                     _ => Err(method_not_allowed("GET, POST")),
                 };
             }
+            "/txn" => {
+                only(&method, Method::POST)?;
+                let body: Value = self.body(req).await?;
+                let ops = crate::api_txn::parse(self, &body)?;
+                return Ok(self.txn(ops).await);
+            }
             "/cluster/transfer-leader" => {
                 only(&method, Method::POST)?;
                 let b: TransferTo = self.body(req).await?;
@@ -249,17 +258,7 @@ impl Api {
                 "key is not valid percent-encoded UTF-8",
             )
         })?;
-        if key.len() > self.limits.max_key {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "key_too_large",
-                format!(
-                    "key is {} bytes; the limit is {}",
-                    key.len(),
-                    self.limits.max_key
-                ),
-            ));
-        }
+        self.check_key(&key)?;
         // One request per (suffix, method): a put and an append read the same body.
         match (op, method) {
             (Suffix::None, Method::GET) => Ok(self.read(Query::Value(key)).await),
@@ -293,7 +292,22 @@ impl Api {
         }
     }
 
-    fn check_value(&self, v: &str) -> Result<(), Resp> {
+    pub(crate) fn check_key(&self, key: &str) -> Result<(), Resp> {
+        if key.len() > self.limits.max_key {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "key_too_large",
+                format!(
+                    "key is {} bytes; the limit is {}",
+                    key.len(),
+                    self.limits.max_key
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_value(&self, v: &str) -> Result<(), Resp> {
         if v.len() > self.limits.max_value {
             return Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -346,14 +360,15 @@ impl Api {
             Command::Put { value, .. }
             | Command::Cas { value, .. }
             | Command::Append { value, .. } => Some(value.clone()),
-            Command::Delete { .. } => None,
+            // Transactions answer through api_txn.rs, never here.
+            Command::Delete { .. } | Command::Txn { .. } => None,
         };
         match self.node.write(cmd).await {
             WriteResult::Done(ApplyResult::Applied { previous }) if deleting => json_response(
                 StatusCode::OK,
                 json!({"key": key, "deleted": previous.is_some()}),
             ),
-            WriteResult::Done(ApplyResult::Applied { .. }) => {
+            WriteResult::Done(ApplyResult::Applied { .. } | ApplyResult::Txn { .. }) => {
                 json_response(StatusCode::OK, json!({"key": key, "value": value}))
             }
             WriteResult::Done(ApplyResult::CasMismatch { current }) => json_response(
@@ -375,10 +390,17 @@ impl Api {
     async fn read(&self, query: Query) -> Resp {
         let key = match &query {
             Query::Value(k) | Query::List(k) => k.clone(),
+            // Transactions answer through api_txn.rs, never here.
+            Query::Txn(_) => String::new(),
         };
         match self.node.read(query).await {
             ReadResult::Value(v) => json_response(StatusCode::OK, json!({"key": key, "value": v})),
             ReadResult::List(l) => json_response(StatusCode::OK, json!({"key": key, "values": l})),
+            ReadResult::Txn(_) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "a transaction's answer reached the single-key read path",
+            ),
             ReadResult::NotLeader(hint) => not_leader(&hint, false),
             ReadResult::Timeout => error(
                 StatusCode::GATEWAY_TIMEOUT,

@@ -26,6 +26,40 @@ pub enum Command {
         key: String,
         value: String,
     },
+    /// A transaction: its micro-operations applied in order, atomically, as one log
+    /// entry, each read seeing the writes before it. Last, so entries written before
+    /// transactions existed decode as they did.
+    Txn {
+        ops: Vec<TxnOp>,
+    },
+}
+
+/// One micro-operation of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOp {
+    /// Append to the list at `key`.
+    Append { key: String, value: String },
+    /// Write the value at `key`.
+    Write { key: String, value: String },
+    /// Read the value at `key`.
+    Read { key: String },
+    /// Read the whole list at `key`.
+    ReadList { key: String },
+}
+
+impl TxnOp {
+    pub fn key(&self) -> &str {
+        match self {
+            TxnOp::Append { key, .. }
+            | TxnOp::Write { key, .. }
+            | TxnOp::Read { key }
+            | TxnOp::ReadList { key } => key,
+        }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, TxnOp::Read { .. } | TxnOp::ReadList { .. })
+    }
 }
 
 /// What a linearizable read asks for.
@@ -35,6 +69,8 @@ pub enum Query {
     Value(String),
     /// The whole list at a key.
     List(String),
+    /// A read-only transaction: every read at one state.
+    Txn(Vec<TxnOp>),
 }
 
 impl From<&str> for Query {
@@ -48,6 +84,8 @@ impl From<&str> for Query {
 pub enum Answer {
     Value(Option<String>),
     List(Vec<String>),
+    /// A transaction's reads, one per micro-operation (`None` for a write).
+    Txn(Vec<Option<Answer>>),
 }
 
 impl Command {
@@ -67,6 +105,8 @@ pub enum ApplyResult {
     Applied { previous: Option<String> },
     /// A compare-and-set whose expectation did not hold; nothing changed.
     CasMismatch { current: Option<String> },
+    /// A transaction applied: what each micro-operation read (`None` for a write).
+    Txn { reads: Vec<Option<Answer>> },
 }
 
 /// An in-memory ordered map, rebuilt from the snapshot and the log after a restart.
@@ -95,6 +135,18 @@ impl KvStore {
         match q {
             Query::Value(key) => Answer::Value(self.map.get(key).cloned()),
             Query::List(key) => Answer::List(self.lists.get(key).cloned().unwrap_or_default()),
+            Query::Txn(ops) => Answer::Txn(ops.iter().map(|op| self.read_op(op)).collect()),
+        }
+    }
+
+    /// What a micro-operation reads (`None` for a write).
+    fn read_op(&self, op: &TxnOp) -> Option<Answer> {
+        match op {
+            TxnOp::Read { key } => Some(Answer::Value(self.map.get(key).cloned())),
+            TxnOp::ReadList { key } => Some(Answer::List(
+                self.lists.get(key).cloned().unwrap_or_default(),
+            )),
+            TxnOp::Append { .. } | TxnOp::Write { .. } => None,
         }
     }
 
@@ -109,6 +161,22 @@ impl KvStore {
             Command::Append { key, value } => {
                 self.lists.entry(key).or_default().push(value);
                 ApplyResult::Applied { previous: None }
+            }
+            Command::Txn { ops } => {
+                let mut reads = Vec::with_capacity(ops.len());
+                for op in ops {
+                    reads.push(self.read_op(&op));
+                    match op {
+                        TxnOp::Append { key, value } => {
+                            self.lists.entry(key).or_default().push(value)
+                        }
+                        TxnOp::Write { key, value } => {
+                            self.map.insert(key, value);
+                        }
+                        TxnOp::Read { .. } | TxnOp::ReadList { .. } => {}
+                    }
+                }
+                ApplyResult::Txn { reads }
             }
             Command::Cas {
                 key,
@@ -157,6 +225,58 @@ impl KvStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_reads_its_own_writes_and_survives_a_snapshot() {
+        let mut kv = KvStore::default();
+        let op = |f: &str, k: &str, v: &str| match f {
+            "append" => TxnOp::Append {
+                key: k.into(),
+                value: v.into(),
+            },
+            "w" => TxnOp::Write {
+                key: k.into(),
+                value: v.into(),
+            },
+            "r" => TxnOp::Read { key: k.into() },
+            _ => TxnOp::ReadList { key: k.into() },
+        };
+        let r = kv.apply(Command::Txn {
+            ops: vec![
+                op("list", "x", ""),
+                op("append", "x", "1"),
+                op("list", "x", ""),
+                op("r", "y", ""),
+                op("w", "y", "5"),
+                op("r", "y", ""),
+            ],
+        });
+        assert_eq!(
+            r,
+            ApplyResult::Txn {
+                reads: vec![
+                    Some(Answer::List(vec![])),
+                    None,
+                    Some(Answer::List(vec!["1".into()])),
+                    Some(Answer::Value(None)),
+                    None,
+                    Some(Answer::Value(Some("5".into()))),
+                ]
+            }
+        );
+        let cmd = Command::Txn {
+            ops: vec![op("append", "x", "2")],
+        };
+        assert_eq!(Command::decode(&cmd.encode()).unwrap(), cmd);
+        let back = KvStore::restore(&kv.snapshot()).unwrap();
+        assert_eq!(
+            back.query(&Query::Txn(vec![op("list", "x", ""), op("r", "y", "")])),
+            Answer::Txn(vec![
+                Some(Answer::List(vec!["1".into()])),
+                Some(Answer::Value(Some("5".into())))
+            ])
+        );
+    }
 
     #[test]
     fn cas_put_delete_and_snapshot_round_trip() {

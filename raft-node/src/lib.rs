@@ -11,6 +11,7 @@
 //! - [`parse_errors`]: JSON bodies for hyper's own parse-error answers.
 
 pub mod api;
+mod api_txn;
 pub mod body;
 pub mod kv;
 pub mod node;

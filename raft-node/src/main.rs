@@ -208,6 +208,11 @@ enum SeededBug {
     /// before it committed an entry of its term: two quick removals leave one server a
     /// majority of its own configuration while the others still count the old one.
     UnsafeMembership,
+    /// Apply a transaction's micro-operations one at a time (a log entry per write, a
+    /// read per read), so other transactions interleave with it.
+    TxnSplit,
+    /// Serve read-only transactions from local state on any node, without ReadIndex.
+    TxnLocalRead,
 }
 
 /// How many fsync'd entries `lost-truncate` drops at start-up.
@@ -473,6 +478,7 @@ async fn run(args: Args) -> Result<()> {
             lease_read: bug(SeededBug::LeaseRead),
             ack_before_commit: bug(SeededBug::AckBeforeCommit),
             forget_vote: bug(SeededBug::ForgetVote),
+            txn_local_read: bug(SeededBug::TxnLocalRead),
         },
     };
     let (handle, rx) = raft_node::node::channel();
@@ -487,6 +493,7 @@ async fn run(args: Args) -> Result<()> {
         node: handle.clone(),
         limits,
         bodies: BodyLimits::new(args.max_body_bytes, body_timeout, budget),
+        txn_split: bug(SeededBug::TxnSplit),
     };
     let ports = PortLimits {
         max_connections: connection_budget(args.max_connections)?,

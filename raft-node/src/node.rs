@@ -67,6 +67,8 @@ pub enum ReadResult {
     Value(Option<String>),
     /// A whole list (`Query::List`).
     List(Vec<String>),
+    /// A read-only transaction's reads (`Query::Txn`), one per micro-operation.
+    Txn(Vec<Option<Answer>>),
     NotLeader(Option<LeaderHint>),
     /// Leadership could not be confirmed in time. Reads change nothing, so this is a
     /// definite failure.
@@ -150,6 +152,8 @@ pub struct NodeBugs {
     pub ack_before_commit: bool,
     /// Never persist voted-for.
     pub forget_vote: bool,
+    /// Serve read-only transactions from local state on any node, without ReadIndex.
+    pub txn_local_read: bool,
 }
 
 /// A cheap, cloneable handle to send work to the node.
@@ -225,6 +229,7 @@ fn answer(kv: &KvStore, q: &Query) -> ReadResult {
     match kv.query(q) {
         Answer::Value(v) => ReadResult::Value(v),
         Answer::List(l) => ReadResult::List(l),
+        Answer::Txn(t) => ReadResult::Txn(t),
     }
 }
 
@@ -387,7 +392,7 @@ impl<O: Outbox> Driver<O> {
                     let deadline = Instant::now() + self.cfg.request_timeout;
                     let pending = PendingWrite {
                         term,
-                        blind: !matches!(cmd, Command::Cas { .. }),
+                        blind: !matches!(cmd, Command::Cas { .. } | Command::Txn { .. }),
                         deadline,
                         reply,
                     };
@@ -403,7 +408,8 @@ impl<O: Outbox> Driver<O> {
             },
             Event::Read { key, reply }
                 if self.cfg.bugs.stale_read
-                    || (self.cfg.bugs.lease_read && self.raft.role() == Role::Leader) =>
+                    || (self.cfg.bugs.lease_read && self.raft.role() == Role::Leader)
+                    || (self.cfg.bugs.txn_local_read && matches!(key, Query::Txn(_))) =>
             {
                 let _ = reply.send(answer(&self.kv, &key));
             }

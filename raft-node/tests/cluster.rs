@@ -1727,3 +1727,93 @@ fn a_server_is_added_promoted_handed_the_lead_and_the_old_leader_removed() {
     let (_, m) = c.request("GET", "/cluster/members", None);
     assert_eq!(m["voters"], json!(rest));
 }
+
+/// Issue 32: `POST /txn` applies micro-operations atomically, each read seeing the
+/// writes before it; read-only transactions read one state; bad transactions are 400s
+/// that change nothing; a follower redirects like any write.
+#[test]
+fn transactions_apply_atomically_and_bad_ones_change_nothing() {
+    let c = Cluster::new(3);
+    let leader = c.leader();
+    let api = c.api(leader);
+    let (status, v) = http(
+        "POST",
+        api,
+        "/txn",
+        Some(json!({"ops": [["append", "x", "1"], ["list", "x"], ["w", "y", "a"], ["r", "y"], ["append", "x", "2"]]})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["ops"],
+        json!([
+            ["append", "x", "1"],
+            ["list", "x", ["1"]],
+            ["w", "y", "a"],
+            ["r", "y", "a"],
+            ["append", "x", "2"]
+        ])
+    );
+    let (status, v) = http(
+        "POST",
+        api,
+        "/txn",
+        Some(json!({"ops": [["list", "x"], ["r", "y"], ["r", "nothing"], ["list", "none"]]})),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["ops"],
+        json!([
+            ["list", "x", ["1", "2"]],
+            ["r", "y", "a"],
+            ["r", "nothing", null],
+            ["list", "none", []]
+        ])
+    );
+    // The transaction's list is the one /kv/:key/list reads.
+    assert_eq!(
+        http("GET", api, "/kv/x/list", None).unwrap().1["values"],
+        json!(["1", "2"])
+    );
+    let too_many: Vec<Value> = (0..65)
+        .map(|i| json!(["append", "x", i.to_string()]))
+        .collect();
+    for body in [
+        json!({"ops": []}),
+        json!({"ops": too_many}),
+        json!({"ops": [["append", "x"]]}),
+        json!({"ops": [["append", "x", 3]]}),
+        json!({"ops": [["increment", "x", "1"]]}),
+        json!({"ops": [["append", "x", "3"], ["r"]]}),
+        json!({"op": []}),
+    ] {
+        let (status, v) = http("POST", api, "/txn", Some(body.clone())).unwrap();
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("bad_txn")),
+            "{body}: {v}"
+        );
+    }
+    let (status, _) = http("GET", api, "/txn", None).unwrap();
+    assert_eq!(status, 405);
+    assert_eq!(
+        http("GET", api, "/kv/x/list", None).unwrap().1["values"],
+        json!(["1", "2"]),
+        "a refused transaction changed nothing"
+    );
+    let follower = (1..=3).find(|i| *i != leader).unwrap();
+    let (status, v) = http(
+        "POST",
+        c.api(follower),
+        "/txn",
+        Some(json!({"ops": [["append", "x", "3"]]})),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (503, Some("not_leader")),
+        "{v}"
+    );
+    assert_eq!(v["outcome"], "not_applied");
+}
