@@ -49,7 +49,8 @@ if [[ ${1:-} == default ]]; then
   shift $(($# < 5 ? $# : 5))
   bugs=("$@")
   ((${#bugs[@]})) || bugs=("${all_bugs[@]}")
-  # MATRIX_WORKLOAD=set runs the bugs under that workload (still no fault flags).
+  # MATRIX_WORKLOAD=set runs the bugs and the healthy rows under that workload (still no
+  # fault flags).
   # STOP_ON_UNKNOWN=1 also ends an attempt at its first UNKNOWN run (exit 2), counted apart:
   # for a bug whose signature is a cluster that cannot come back.
   workload=(--workload "${MATRIX_WORKLOAD:-register}")
@@ -95,6 +96,7 @@ if [[ ${1:-} == default ]]; then
     echo "| $label | $runs | $valid | ${other[*]:--} |"
   }
   healthy_args=(--time-limit 30)
+  [[ -n ${MATRIX_WORKLOAD:-} ]] && healthy_args+=(--workload "$MATRIX_WORKLOAD")
   [[ -n ${MATRIX_NEMESIS:-} ]] && healthy_args+=(--nemesis "$MATRIX_NEMESIS")
   healthy_args+=("${extra[@]}")
   ((healthy_runs > 0)) && healthy_row "default schedule${MATRIX_NEMESIS:+ (--nemesis $MATRIX_NEMESIS)}${MATRIX_ARGS:+ $MATRIX_ARGS}, 30 s" "$healthy_runs" 10000 "${healthy_args[@]}"

@@ -35,6 +35,8 @@ pub enum Func {
     Add,
     /// `read-all`: a whole set read at once; the output is its elements.
     ReadAll,
+    /// `txn`: a transaction, its value a list of micro-operations (the `txn` module).
+    Txn,
 }
 
 impl Func {
@@ -48,6 +50,7 @@ impl Func {
             "append" => Func::Append,
             "add" => Func::Add,
             "read-all" => Func::ReadAll,
+            "txn" => Func::Txn,
             _ => return None,
         })
     }
@@ -65,10 +68,12 @@ impl Func {
             (Func::Append, _) => "append",
             (Func::Add, _) => "add",
             (Func::ReadAll, _) => "read-all",
+            (Func::Txn, _) => "txn",
         }
     }
 
-    /// Whether the operation can change state (everything but a read).
+    /// Whether the operation can change state (everything but a read; a transaction
+    /// may, see `OpSpec::writes` in workloads for one that only reads).
     pub fn is_write(self) -> bool {
         !matches!(self, Func::Read | Func::ReadAll)
     }

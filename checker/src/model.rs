@@ -348,7 +348,7 @@ impl Model for KeyValue {
                 Ok(Some(KvOp::Cas(self.norm(e), self.norm(n))))
             }
             Some(Func::Append) => Ok(Some(KvOp::Append(Arc::from(text_of(&v()).as_str())))),
-            Some(Func::Add | Func::ReadAll) | None => Err(format!(
+            Some(Func::Add | Func::ReadAll | Func::Txn) | None => Err(format!(
                 "the kv model has no function {:?} (it knows get, put, delete, cas, append)",
                 op.f
             )),

@@ -350,7 +350,7 @@ fn route_of(v: &Value) -> Route {
 fn request(id: u64, op: &OpSpec) -> Value {
     let mut m = json!({"id": id, "f": op.f.name(false), "key": op.key});
     match op.f {
-        Func::Write | Func::Add | Func::Append => m["value"] = op.value.clone(),
+        Func::Write | Func::Add | Func::Append | Func::Txn => m["value"] = op.value.clone(),
         Func::Cas => {
             m["expected"] = op.value.get(0).cloned().unwrap_or(Value::Null);
             m["new"] = op.value.get(1).cloned().unwrap_or(Value::Null);
@@ -378,6 +378,19 @@ fn answer_of(op: &OpSpec, id: u64, v: &Value) -> Result<Answer, String> {
                 Some(Value::Null) | None => Value::Array(Vec::new()),
                 Some(other) => return Err(format!("answered a read-all with {other}, not a list")),
             },
+            // A transaction answers its micro-operations, reads filled in.
+            Func::Txn => match v.get("value") {
+                Some(Value::Array(a)) if a.len() == op.value.as_array().map_or(0, Vec::len) => {
+                    Value::Array(a.clone())
+                }
+                other => {
+                    return Err(format!(
+                        "answered a txn with {}, not its {} micro-operations",
+                        other.unwrap_or(&Value::Null),
+                        op.value.as_array().map_or(0, Vec::len)
+                    ))
+                }
+            },
             _ => op.value.clone(),
         })),
         Some("fail") => {
@@ -386,6 +399,7 @@ fn answer_of(op: &OpSpec, id: u64, v: &Value) -> Result<Answer, String> {
                 (Some("unreachable"), _) => FailReason::Unreachable,
                 (Some("rejected"), _) => FailReason::Rejected,
                 (_, Func::Read | Func::ReadAll) => FailReason::ReadFailed,
+                (_, Func::Txn) if !op.writes() => FailReason::ReadFailed,
                 (None, Func::Cas) => FailReason::CasMismatch,
                 _ => FailReason::NotApplied,
             };
@@ -393,6 +407,7 @@ fn answer_of(op: &OpSpec, id: u64, v: &Value) -> Result<Answer, String> {
         }
         Some("info") => Ok(match op.f {
             Func::Read | Func::ReadAll => Answer::Fail(FailReason::ReadFailed, error()),
+            Func::Txn if !op.writes() => Answer::Fail(FailReason::ReadFailed, error()),
             _ => Answer::Info(error()),
         }),
         _ => Err(format!("answered {v}: \"type\" must be ok, fail or info")),

@@ -298,7 +298,7 @@ impl KvClient {
     /// node `home` when given (as Jepsen binds clients to nodes, so a node that answers
     /// reads it should not is asked); everything else starts at the presumed leader.
     pub async fn invoke(&self, op: &OpSpec, deadline: Instant, home: Option<usize>) -> Reply {
-        let homed = !op.f.is_write() && home.is_some();
+        let homed = !op.writes() && home.is_some();
         let mut target = match home {
             Some(h) if homed => h % self.nodes.len(),
             _ => self.leader.load(Ordering::Relaxed) % self.nodes.len(),
@@ -394,7 +394,12 @@ impl KvClient {
             Func::ReadAll if self.dialect == Dialect::RaftNode => {
                 (Method::GET, format!("/kv/{key}/list"), None)
             }
-            Func::Cas | Func::Append | Func::Add | Func::ReadAll => return None,
+            Func::Txn if self.dialect == Dialect::RaftNode => (
+                Method::POST,
+                "/txn".to_string(),
+                Some(crate::txn::raft_node_body(op)),
+            ),
+            Func::Cas | Func::Append | Func::Add | Func::ReadAll | Func::Txn => return None,
         })
     }
 
@@ -479,7 +484,7 @@ pub(crate) fn text(v: &Value) -> String {
 /// An answer that leaves the outcome open: a read certainly changed nothing (fail), a
 /// write may still take effect (info).
 fn open(op: &OpSpec, why: String) -> Answer {
-    if !op.f.is_write() {
+    if !op.writes() {
         Answer::Fail(FailReason::ReadFailed, why)
     } else {
         Answer::Info(why)
@@ -501,6 +506,7 @@ fn leader_hint(body: &Value) -> Option<u64> {
 /// `value` (`null` when absent), nothing for a delete, the written value otherwise.
 fn success_value(op: &OpSpec, body: &Value) -> Value {
     match op.f {
+        Func::Txn => crate::txn::from_raft_node(op, body),
         Func::Read => body.get("value").cloned().unwrap_or(Value::Null),
         Func::ReadAll => body.get("values").cloned().unwrap_or(Value::Null),
         Func::Delete => Value::Null,
@@ -545,6 +551,11 @@ fn raft_node_meaning(op: &OpSpec, node: u64, status: StatusCode, body: &Value) -
             FailReason::ReadFailed,
             format!("node {node} answered a list read without a \"values\" array"),
         ));
+    }
+    if op.f == Func::Txn && status.is_success() {
+        if let Err(why) = crate::txn::check_raft_node(op, body) {
+            return Meaning::Open(format!("node {node}: {why}"));
+        }
     }
     match status {
         s if s.is_success() => Meaning::Done(Answer::Ok(success_value(op, body))),
@@ -632,7 +643,7 @@ mod etcd {
                 }
                 ("/v3/kv/range", body)
             }
-            Func::Append => return None,
+            Func::Append | Func::Txn => return None,
         };
         Some((Method::POST, path.to_string(), Some(body)))
     }
@@ -648,7 +659,7 @@ mod etcd {
             let why = format!("etcd: {}", body["error"].as_str().unwrap_or("error"));
             return match code {
                 3 | 5 | 7 | 9 | 11 => Some(Answer::Fail(FailReason::Rejected, why)),
-                _ if !op.f.is_write() => Some(Answer::Fail(FailReason::ReadFailed, why)),
+                _ if !op.writes() => Some(Answer::Fail(FailReason::ReadFailed, why)),
                 _ => None,
             };
         }

@@ -15,9 +15,24 @@ pub use checker::Func;
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpSpec {
     pub f: Func,
+    /// The key; for a transaction, its workload's name (see [`crate::txn`]).
     pub key: String,
-    /// write: the value; cas: `[expected, new]`; read/delete: null.
+    /// write: the value; cas: `[expected, new]`; read/delete: null; txn: its
+    /// micro-operations.
     pub value: Value,
+}
+
+impl OpSpec {
+    /// Whether it may change state: a write, or a transaction with a write in it.
+    pub fn writes(&self) -> bool {
+        match self.f {
+            Func::Txn => self.value.as_array().is_some_and(|ms| {
+                ms.iter()
+                    .any(|m| m.get(0).and_then(Value::as_str) != Some("r"))
+            }),
+            f => f.is_write(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +49,11 @@ pub enum WorkloadKind {
     /// A totally ordered log: the set's operations, but each read returns the log in
     /// order, and every read must be a prefix of the longest (nothing reordered).
     Queue,
+    /// Elle's list-append: transactions of appends of unique values to lists and reads
+    /// of whole lists, checked for isolation anomalies.
+    ListAppend,
+    /// Elle's rw-register: transactions of writes of unique values and reads.
+    RwRegister,
 }
 
 impl WorkloadKind {
@@ -44,7 +64,14 @@ impl WorkloadKind {
             WorkloadKind::Kv => "kv",
             WorkloadKind::Set => "set",
             WorkloadKind::Queue => "queue",
+            WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
         }
+    }
+
+    /// Whether its operations are transactions.
+    pub fn transactional(self) -> bool {
+        matches!(self, WorkloadKind::ListAppend | WorkloadKind::RwRegister)
     }
 
     /// Whether it adds elements and reads whole collections (set, queue).
@@ -91,9 +118,22 @@ pub struct Generator {
     /// Pad every written value to this many bytes (0: no padding), for benchmarks.
     pub value_size: usize,
     unique: AtomicU64,
-    /// The set workload's sets in use; see [`SET_SIZE`].
+    /// The set workload's sets in use; see [`SET_SIZE`]. Transactions use the same
+    /// slots for their active keys, each retired after [`Generator::writes_per_key`].
     sets: Mutex<Sets>,
+    /// Micro-operations per transaction, at least and at most.
+    pub txn_len: (usize, usize),
+    /// Writes a transaction key takes before a fresh key replaces it, so reads of a
+    /// list stay short however long the run.
+    pub writes_per_key: u64,
 }
+
+/// Micro-operations per transaction by default (Elle's list-append tests use 1 to 4).
+pub const TXN_LEN: (usize, usize) = (1, 4);
+/// Writes per transaction key by default (Elle's default).
+pub const WRITES_PER_KEY: u64 = 32;
+/// At most this many keys are read by one final-read transaction.
+const FINAL_READ_KEYS: usize = 16;
 
 /// Adds a set takes before a fresh one replaces it. Every read returns a whole set, so
 /// bounding sets bounds the history: at 1,000 elements a read is a few KiB however long
@@ -111,8 +151,8 @@ struct Sets {
 impl Generator {
     pub fn new(kind: WorkloadKind, keys: usize, mix: Mix) -> Self {
         let mut mix = mix;
-        if kind.collects() {
-            // A set has adds and reads only.
+        if kind.collects() || kind.transactional() {
+            // A set has adds and reads only; a transaction writes (or appends) and reads.
             mix.write += mix.cas + mix.delete;
             mix.cas = 0;
             mix.delete = 0;
@@ -137,6 +177,8 @@ impl Generator {
                 adds: vec![0; keys.max(1)],
                 next: keys.max(1),
             }),
+            txn_len: TXN_LEN,
+            writes_per_key: WRITES_PER_KEY,
         }
     }
 
@@ -161,6 +203,8 @@ impl Generator {
             WorkloadKind::Kv => format!("k{i}"),
             WorkloadKind::Set => format!("s{i}"),
             WorkloadKind::Queue => format!("q{i}"),
+            // Elle's keys are integers; the history keeps them so.
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => i.to_string(),
         }
     }
 
@@ -169,34 +213,106 @@ impl Generator {
         match self.kind {
             WorkloadKind::Set | WorkloadKind::Queue => Func::ReadAll,
             WorkloadKind::Register | WorkloadKind::Kv => Func::Read,
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => Func::Txn,
         }
+    }
+
+    /// The reads after the run that make lost writes show: one per key, or for
+    /// transactions read-only transactions of up to 16 keys each.
+    pub fn final_reads(&self) -> Vec<OpSpec> {
+        let keys = self.all_keys();
+        if !self.kind.transactional() {
+            return keys
+                .into_iter()
+                .map(|key| OpSpec {
+                    f: self.read_func(),
+                    key,
+                    value: Value::Null,
+                })
+                .collect();
+        }
+        keys.chunks(FINAL_READ_KEYS)
+            .map(|ks| OpSpec {
+                f: Func::Txn,
+                key: self.kind.name().to_string(),
+                value: Value::Array(
+                    ks.iter()
+                        .map(|k| json!(["r", k.parse::<u64>().unwrap_or(0), null]))
+                        .collect(),
+                ),
+            })
+            .collect()
     }
 
     /// Every key used so far (the set workload opens new sets as it goes).
     pub fn all_keys(&self) -> Vec<String> {
         let n = match self.kind {
-            WorkloadKind::Set | WorkloadKind::Queue => self.sets.lock().expect("sets").next,
+            WorkloadKind::Set
+            | WorkloadKind::Queue
+            | WorkloadKind::ListAppend
+            | WorkloadKind::RwRegister => self.sets.lock().expect("sets").next,
             WorkloadKind::Register | WorkloadKind::Kv => self.keys,
         };
         (0..n).map(|i| self.key(i)).collect()
     }
 
-    /// The set in slot `slot`; an add counts towards its [`SET_SIZE`].
+    /// The set in slot `slot`; an add counts towards its [`SET_SIZE`] (a transaction
+    /// key's writes towards `writes_per_key`).
     fn set_key(&self, slot: usize, add: bool) -> String {
+        self.key(self.slot_key(slot, add))
+    }
+
+    fn slot_key(&self, slot: usize, add: bool) -> usize {
+        let limit = if self.kind.transactional() {
+            self.writes_per_key
+        } else {
+            SET_SIZE
+        };
         let mut s = self.sets.lock().expect("sets");
         let key = s.key[slot];
         if add {
             s.adds[slot] += 1;
-            if s.adds[slot] >= SET_SIZE {
+            if s.adds[slot] >= limit {
                 s.key[slot] = s.next;
                 s.adds[slot] = 0;
                 s.next += 1;
             }
         }
-        self.key(key)
+        key
+    }
+
+    /// A transaction: `txn_len` micro-operations on the active keys, reads in the share
+    /// the mix gives reads, every written value unique in the run.
+    fn txn(&self, rng: &mut StdRng) -> OpSpec {
+        let (lo, hi) = self.txn_len;
+        let len = rng.gen_range(lo.max(1)..=hi.max(lo.max(1)));
+        let write = match self.kind {
+            WorkloadKind::ListAppend => "append",
+            _ => "w",
+        };
+        let mops: Vec<Value> = (0..len)
+            .map(|_| {
+                let slot = rng.gen_range(0..self.keys);
+                let read = rng.gen_range(0..self.mix.total()) < self.mix.read;
+                let key = self.slot_key(slot, !read);
+                if read {
+                    json!(["r", key, null])
+                } else {
+                    json!([write, key, self.unique.fetch_add(1, Ordering::Relaxed)])
+                }
+            })
+            .collect();
+        OpSpec {
+            f: Func::Txn,
+            key: self.kind.name().to_string(),
+            value: Value::Array(mops),
+        }
     }
 
     pub fn next(&self, rng: &mut StdRng) -> OpSpec {
+        if self.kind.transactional() {
+            return self.txn(rng);
+        }
         let slot = rng.gen_range(0..self.keys);
         let key = self.key(slot);
         let roll = rng.gen_range(0..self.mix.total());
@@ -216,7 +332,9 @@ impl Generator {
             (f, _) => (f, key),
         };
         let value = match (f, self.kind) {
-            (Func::Read | Func::Delete | Func::Append | Func::ReadAll, _) => Value::Null,
+            (Func::Read | Func::Delete | Func::Append | Func::ReadAll | Func::Txn, _) => {
+                Value::Null
+            }
             // Elements are unique across the run (and strings, as the API stores them).
             (Func::Add, _) => json!(self.unique.fetch_add(1, Ordering::Relaxed).to_string()),
             // Values are strings: the key-value API stores strings.
@@ -307,6 +425,13 @@ pub fn mix_for(kind: WorkloadKind, write_pct: u32) -> Mix {
             write: write_pct - write_pct / 10,
             cas: 0,
             delete: write_pct / 10,
+        },
+        // The shares of micro-operations that read and write.
+        WorkloadKind::ListAppend | WorkloadKind::RwRegister => Mix {
+            read: 100 - write_pct,
+            write: write_pct,
+            cas: 0,
+            delete: 0,
         },
         // A read returns a whole set: a fifth of the reads another workload would do.
         WorkloadKind::Set | WorkloadKind::Queue => Mix {

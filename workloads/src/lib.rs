@@ -7,6 +7,7 @@
 //! - [`nats`]: the same operations over NATS JetStream (a stream, a key-value bucket).
 //! - [`recorder`]: streams every invocation, completion and fault to `history.jsonl`.
 //! - [`runner`]: the concurrent clients, one logical process each, retired after `info`.
+//! - [`txn`]: transactions (list-append, rw-register) on the wire and back.
 
 pub mod adapter;
 pub mod client;
@@ -14,3 +15,4 @@ pub mod generator;
 pub mod nats;
 pub mod recorder;
 pub mod runner;
+pub mod txn;

@@ -204,6 +204,10 @@ impl NatsClient {
                 FailReason::Rejected,
                 "the NATS client has no append operation".into(),
             ),
+            Func::Txn => Answer::Fail(
+                FailReason::Rejected,
+                "NATS JetStream has no multi-key transactions".into(),
+            ),
         };
         let unanswered = matches!(
             &answer,

@@ -232,11 +232,13 @@ impl Recorder {
     pub fn invoke(&self, process: i64, f: Func, key: &str, value: Value) -> Invocation {
         let mut inner = self.inner.lock().expect("recorder lock");
         let time = self.now();
+        // A transaction's key names its workload for the client; the history's keys are
+        // those of its micro-operations.
         let line = HistoryLine::op(
             LineType::Invoke,
             process,
             f.name(self.kv),
-            Some(key),
+            (f != Func::Txn).then_some(key),
             value.clone(),
             time,
         );

@@ -150,16 +150,12 @@ pub async fn run_clients(shared: Arc<Shared>, cfg: ClientConfig) {
     }
 }
 
-/// Reads every key once more after the cluster healed, so lost writes show up. Retries a
-/// key until its read succeeds or `deadline`.
-pub async fn final_reads(shared: &Shared, keys: &[String], deadline: Instant) -> (usize, usize) {
+/// Reads every key once more after the cluster healed, so lost writes show up
+/// ([`crate::generator::Generator::final_reads`]). Retries a read until it succeeds or
+/// `deadline`.
+pub async fn final_reads(shared: &Shared, reads: &[OpSpec], deadline: Instant) -> (usize, usize) {
     let (mut done, mut failed) = (0, 0);
-    for key in keys {
-        let op = OpSpec {
-            f: shared.generator.read_func(),
-            key: key.clone(),
-            value: Value::Null,
-        };
+    for op in reads {
         loop {
             let process = shared.fresh_process();
             let left = deadline.saturating_duration_since(Instant::now());
@@ -168,7 +164,7 @@ pub async fn final_reads(shared: &Shared, keys: &[String], deadline: Instant) ->
                 break;
             }
             if shared
-                .perform(process, &op, left.min(Duration::from_secs(5)), None)
+                .perform(process, op, left.min(Duration::from_secs(5)), None)
                 .await
                 == Outcome::Ok
             {

@@ -34,6 +34,14 @@ pub enum WorkloadArg {
     /// A totally ordered log: the set's adds and whole reads, where every read must also
     /// be a prefix of the longest (nothing reordered). As set.
     Queue,
+    /// Transactions of appends to lists and reads of whole lists (Elle's list-append),
+    /// checked for isolation anomalies against --consistency-model. raft-node (POST
+    /// /txn) and adapters.
+    ListAppend,
+    /// Transactions of register writes and reads (Elle's rw-register), checked as
+    /// list-append is; reads reveal less of the order of writes, so fewer anomalies can
+    /// be proven.
+    RwRegister,
 }
 
 /// Run a chaos test against a cluster and check it for linearizability.
@@ -123,14 +131,28 @@ pub struct TestArgs {
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
     /// What the clients do, and so what the checker judges: register (linearizability
-    /// of a few contended keys), kv (many keys), set or queue (element by element).
+    /// of a few contended keys), kv (many keys), set or queue (element by element),
+    /// list-append or rw-register (transactions, isolation anomalies).
     #[arg(long, value_enum, default_value = "register")]
     pub workload: WorkloadArg,
     /// healthy (5 clients, 50% writes, and no faults unless --nemesis names some),
     /// high-concurrency (10 clients), write-heavy (80% writes), read-heavy (80% reads).
     #[arg(long, value_parser = ["healthy", "high-concurrency", "write-heavy", "read-heavy"], value_name = "NAME")]
     pub preset: Option<String>,
-    /// Keys the workload uses (default: 5 for register, 100 for kv).
+    /// For --workload list-append and rw-register: the model the verdict is about. The
+    /// summary also names the weakest models the anomalies break and the strongest the
+    /// history keeps.
+    #[arg(long, value_enum, default_value = "strict-serializable")]
+    pub consistency_model: crate::check_cmd::ConsistencyArg,
+    /// For transactions: micro-operations per transaction, N or MIN-MAX.
+    #[arg(long, default_value = "1-4", value_name = "N|MIN-MAX")]
+    pub txn_length: String,
+    /// For transactions: writes a key takes before a fresh key replaces it (so list
+    /// reads stay short however long the run).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    pub writes_per_key: u64,
+    /// Keys the workload uses (default: 5 for register, 100 for kv; for transactions,
+    /// the keys in use at a time, 10).
     #[arg(long, allow_negative_numbers = true, value_name = "N")]
     pub keys: Option<usize>,
     /// Concurrent clients (default: the preset's).

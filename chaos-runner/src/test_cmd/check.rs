@@ -65,6 +65,26 @@ pub(super) fn check_as(
             history,
             opts,
         ),
+        WorkloadKind::ListAppend | WorkloadKind::RwRegister => {
+            let txn = checker::txn::TxnOptions {
+                model: judged.consistency,
+                time_limit: opts.timeout,
+                ..checker::txn::TxnOptions::default()
+            };
+            let report = checker::txn::check_txn(history, &txn).map_err(|e| {
+                let line = match &e {
+                    checker::txn::TxnError::Malformed { line, .. }
+                    | checker::txn::TxnError::Duplicate { line, .. } => *line,
+                    _ => 0,
+                };
+                checker::check::CheckError::BadOperation {
+                    id: 0,
+                    line,
+                    message: e.to_string(),
+                }
+            })?;
+            Ok(report.to_check_report(history.ops.len()))
+        }
         WorkloadKind::Set | WorkloadKind::Queue => {
             let ordered = kind == WorkloadKind::Queue;
             checker::set::check_report(history, judged.linearizable, ordered).map_err(|e| {

@@ -57,6 +57,11 @@ pub struct Config {
     /// Where to write the JUnit report.
     pub junit: Option<PathBuf>,
     pub kind: WorkloadKind,
+    /// For transactions: the model the verdict is about, micro-operations per
+    /// transaction, writes per key.
+    pub consistency: checker::txn::ConsistencyModel,
+    pub txn_len: (usize, usize),
+    pub writes_per_key: u64,
     pub keys: usize,
     pub concurrency: usize,
     pub mix: Mix,
@@ -80,6 +85,8 @@ pub struct Config {
 pub(super) struct Judged {
     pub kind: WorkloadKind,
     pub linearizable: bool,
+    /// For transactions: the model the verdict is about.
+    pub consistency: checker::txn::ConsistencyModel,
 }
 
 impl Config {
@@ -88,7 +95,29 @@ impl Config {
         Judged {
             kind: self.kind,
             linearizable: self.linearizable,
+            consistency: self.consistency,
         }
+    }
+}
+
+/// `--txn-length`: `N` or `MIN-MAX`, each 1 to 64 (raft-node's limit per transaction).
+fn txn_length(text: &str) -> Result<(usize, usize)> {
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+    };
+    let (lo, hi) = match text.split_once('-') {
+        Some((a, b)) => (parse(a), parse(b)),
+        None => (parse(text), parse(text)),
+    };
+    match (lo, hi) {
+        (Some(lo), Some(hi)) if lo <= hi => Ok((lo, hi)),
+        _ => bail!(
+            "--txn-length {text:?}: give N or MIN-MAX, from 1 to 64 micro-operations, MIN \
+             at most MAX (e.g. 1-4)"
+        ),
     }
 }
 
@@ -393,8 +422,27 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
         WorkloadArg::Kv => WorkloadKind::Kv,
         WorkloadArg::Set => WorkloadKind::Set,
         WorkloadArg::Queue => WorkloadKind::Queue,
+        WorkloadArg::ListAppend => WorkloadKind::ListAppend,
+        WorkloadArg::RwRegister => WorkloadKind::RwRegister,
     };
     refuse_combinations(&args)?;
+    let txn_len = txn_length(&args.txn_length)?;
+    if kind.transactional() {
+        if args.fail_fast {
+            bail!(
+                "--fail-fast checks each key's history as it grows; transactions span keys \
+                 and are checked once, at the end: leave --fail-fast out"
+            );
+        }
+        if args.client_cmd.is_none() && args.target != ServerKind::RaftNode {
+            bail!(
+                "--workload {}: {} has no transactions in our clients yet; raft-node (POST \
+                 /txn) and adapters (--client-cmd, the protocol's txn operation) do",
+                kind.name(),
+                args.target.name()
+            );
+        }
+    }
     // `--schedule`: the kinds the file names, carried out exactly (none left out quietly).
     let explicit = args
         .schedule
@@ -537,9 +585,14 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
     };
     let mut cfg = Config {
         notes,
-        keys: args
-            .keys
-            .unwrap_or(if kind == WorkloadKind::Kv { 100 } else { 5 }),
+        keys: args.keys.unwrap_or(match kind {
+            WorkloadKind::Kv => 100,
+            k if k.transactional() => 10,
+            _ => 5,
+        }),
+        consistency: args.consistency_model.model(),
+        txn_len,
+        writes_per_key: args.writes_per_key,
         concurrency: args.concurrency.map_or(p.concurrency, |c| c as usize),
         time_limit,
         op_timeout,

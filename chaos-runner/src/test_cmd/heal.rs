@@ -45,8 +45,8 @@ pub(super) async fn heal_and_read(bed: &Testbed, tail: &mut Tail) -> Result<Fina
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     // Every key the workload used (the set workload opens new sets as it goes).
-    let keys = bed.shared.generator.all_keys();
-    let (ok, failed) = final_reads(&bed.shared, &keys, deadline).await;
+    let reads = bed.shared.generator.final_reads();
+    let (ok, failed) = final_reads(&bed.shared, &reads, deadline).await;
     tail.mark("final reads");
     bed.shared.stop.store(true, Ordering::Relaxed);
     bed.recorder.finish().context("writing the history")?;

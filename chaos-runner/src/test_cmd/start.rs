@@ -79,7 +79,10 @@ pub(super) async fn start(cfg: &Config, run: &RunDir) -> Result<Testbed> {
         }
         None => running.client(dialect).await?,
     };
-    let generator = Arc::new(Generator::new(cfg.kind, cfg.keys, mix));
+    let mut generator = Generator::new(cfg.kind, cfg.keys, mix);
+    generator.txn_len = cfg.txn_len;
+    generator.writes_per_key = cfg.writes_per_key;
+    let generator = Arc::new(generator);
     let shared = Shared::new(client, generator, recorder.clone());
     let env = Env {
         server: running.cluster.server_ref(),
