@@ -209,7 +209,11 @@ fn timeline_data(run: &Run) -> Value {
         }));
         lane_count += lanes.len();
     }
-    let failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
+    let mut failing: Vec<usize> = failures(run).iter().map(|f| f.op.id).collect();
+    // A transaction history: the worst anomaly's transactions.
+    if let Some(a) = txn_report(run).and_then(|t| t.anomalies.first()) {
+        failing.extend(a.ops.iter().copied());
+    }
     // The first anomaly's listed prefix, in the order the model accepted it: numbered on
     // the timeline, so the order that almost works can be read off the bars.
     let prefix: Vec<usize> = failures(run)
@@ -228,6 +232,11 @@ fn timeline_data(run: &Run) -> Value {
         "failing": failing,
         "prefix": prefix,
     })
+}
+
+/// The transaction checker's report, if the run has one.
+fn txn_report(run: &Run) -> Option<&checker::txn::TxnReport> {
+    run.results.as_ref().and_then(|r| r.checker.txn.as_ref())
 }
 
 /// The checker's failures, if the run has results.
@@ -665,7 +674,8 @@ section{padding:8px 24px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px -2px 10px;border-radius:2px}
 table{border-collapse:collapse;margin:6px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
 tr.bad td{background:#fbdcdc;font-weight:700}.cx{background:#fff;border:1px solid #e3b5b5;border-radius:6px;padding:8px 14px;margin:10px 0}
-.plots svg{max-width:100%;height:auto;background:#fff;border:1px solid #ddd;margin:4px 0}.note,.reason{color:#8a5300}
+.plots svg{max-width:100%;height:auto;background:#fff;border:1px solid #ddd;margin:4px 0}
+svg.cycle{float:right;margin:0 0 8px 12px;background:#fff}.cx::after{content:"";display:block;clear:both}.note,.reason{color:#8a5300}
 "#;
 
 /// The timeline's script: typed columns, the overview strip, the windowed draw.
@@ -683,6 +693,9 @@ pub fn render(run: &Run, svgs: &[(&'static str, String)]) -> String {
     );
     header(run, &mut out);
     counterexamples(run, &mut out);
+    if let Some(t) = txn_report(run) {
+        crate::txn::findings(t, &mut out);
+    }
     set_findings(run, &mut out);
     out.push_str(
         "<section id=\"timeline\"><h2>Timeline</h2><div id=\"controls\"><label>key <select id=\"key\">\

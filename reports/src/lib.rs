@@ -4,6 +4,7 @@
 //! - [`layout`]: the arithmetic of the pictures: lanes, time scales, windows, quantiles.
 //! - [`plots`]: latency and rate plots as SVG (plotters), faults shaded.
 //! - [`html`]: the self-contained `report.html`: header, timeline, counterexample, plots.
+//! - [`txn`]: a transaction history's anomalies, explained and drawn as cycles.
 //! - [`index`]: `store/index.html`, every run newest first.
 
 pub mod data;
@@ -11,6 +12,7 @@ pub mod html;
 pub mod index;
 pub mod layout;
 pub mod plots;
+pub mod txn;
 
 use std::path::{Path, PathBuf};
 

@@ -269,7 +269,7 @@ impl Recorder {
             LineType::from(done.outcome),
             inv.process,
             inv.f.name(self.kv),
-            Some(&inv.key),
+            (inv.f != Func::Txn).then_some(inv.key.as_str()),
             done.value,
             time,
         );

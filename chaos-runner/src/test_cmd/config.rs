@@ -690,7 +690,8 @@ fn record_template(cfg: &Config, args: &TestArgs) -> TestRecord {
         server: cfg.cluster.bin.clone(),
         node_args: cfg.cluster.node_args.clone(),
         // The words the user gave: the workload and preset named.
-        workload: format!("{:?}", args.workload).to_lowercase(),
+        workload: clap::ValueEnum::to_possible_value(&args.workload)
+            .map_or_else(|| cfg.kind.name().to_string(), |v| v.get_name().to_string()),
         preset: args.preset.clone(),
         keys: cfg.keys,
         concurrency: cfg.concurrency,

@@ -14,7 +14,9 @@
 
 use std::time::Instant;
 
-use super::graph::{Components, Graph, Labels, ALL, DATA, PROCESS, REALTIME, RW, WR, WW};
+use super::graph::{
+    Components, Dependency, Graph, Labels, ALL, DATA, PROCESS, REALTIME, RW, WR, WW,
+};
 use super::infer::{name, Found, Inferred};
 use super::models::AnomalyKind;
 use super::parse::{Key, Mop, Seen, Txn, TxnKind, Txns};
@@ -141,6 +143,7 @@ impl Search<'_> {
             kind,
             txns: tx,
             why,
+            edges: labels.iter().filter_map(|l| Dependency::of(*l)).collect(),
         });
         kind
     }
@@ -270,8 +273,8 @@ pub fn find(txns: &Txns, inf: &Inferred, steps: u64, deadline: Option<Instant>) 
     }
 }
 
-fn key(txns: &Txns, k: Key) -> &str {
-    &txns.keys[k as usize]
+fn key(txns: &Txns, k: Key) -> String {
+    super::infer::key_name(txns, k)
 }
 
 fn list(xs: &[i64]) -> String {

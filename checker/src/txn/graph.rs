@@ -19,6 +19,43 @@ pub const REALTIME: Labels = 16;
 pub const DATA: Labels = WW | WR | RW;
 pub const ALL: Labels = DATA | PROCESS | REALTIME;
 
+/// One reason on its own, for explanations and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dependency {
+    Ww,
+    Wr,
+    Rw,
+    Process,
+    Realtime,
+}
+
+impl Dependency {
+    /// The weakest reason among `l` (what an edge is explained by), if any.
+    pub fn of(l: Labels) -> Option<Dependency> {
+        [
+            (WW, Dependency::Ww),
+            (WR, Dependency::Wr),
+            (RW, Dependency::Rw),
+            (PROCESS, Dependency::Process),
+            (REALTIME, Dependency::Realtime),
+        ]
+        .into_iter()
+        .find(|(bit, _)| l & bit != 0)
+        .map(|(_, d)| d)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dependency::Ww => "ww",
+            Dependency::Wr => "wr",
+            Dependency::Rw => "rw",
+            Dependency::Process => "process",
+            Dependency::Realtime => "realtime",
+        }
+    }
+}
+
 /// The graph over nodes `0..n`.
 #[derive(Debug, Default)]
 pub struct Graph {

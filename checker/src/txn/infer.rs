@@ -44,6 +44,9 @@ pub struct Found {
     /// Indices into [`Txns::txns`], the ones the explanation names.
     pub txns: Vec<u32>,
     pub why: Vec<String>,
+    /// For a cycle: the dependency from each transaction to the next (the last back to
+    /// the first); empty otherwise.
+    pub edges: Vec<super::graph::Dependency>,
 }
 
 /// The graph and what was found on the way.
@@ -101,6 +104,11 @@ fn writers(txns: &Txns) -> Result<FxHashMap<(Key, i64), Written>, super::parse::
         }
     }
     Ok(map)
+}
+
+/// A key as explanations name it: "key 3" (keys are often bare numbers).
+pub fn key_name(txns: &Txns, k: Key) -> String {
+    format!("key {}", txns.keys[k as usize])
 }
 
 /// A transaction's name in explanations: its operation id.
@@ -173,12 +181,13 @@ fn internal(txns: &Txns, i: usize) -> Option<Found> {
                     None => got.ends_with(&s.2),
                 };
                 if !ok {
-                    let key_name = &txns.keys[*key as usize];
+                    let key_name = key_name(txns, *key);
                     let expected = match &s.1 {
                         Some(k) => format!("{} (from its own earlier operations)", list(k)),
                         None => format!("a list ending in {}, its own appends", list(&s.2)),
                     };
                     return Some(Found {
+                        edges: Vec::new(),
                         kind: AnomalyKind::Internal,
                         txns: vec![i as u32],
                         why: vec![format!(
@@ -288,9 +297,10 @@ fn read_of(
     last: bool,
 ) -> Option<Found> {
     let r = &txns.txns[reader];
-    let k = &txns.keys[key as usize];
+    let k = &key_name(txns, key);
     let Some(w) = written.get(&(key, value)) else {
         return Some(Found {
+            edges: Vec::new(),
             kind: AnomalyKind::GarbageRead,
             txns: vec![reader as u32],
             why: vec![format!(
@@ -302,6 +312,7 @@ fn read_of(
     let wt = &txns.txns[w.txn as usize];
     if wt.outcome == Outcome::Fail {
         return Some(Found {
+            edges: Vec::new(),
             kind: AnomalyKind::G1a,
             txns: vec![w.txn, reader as u32],
             why: vec![format!(
@@ -312,14 +323,23 @@ fn read_of(
         });
     }
     if last && w.overwritten && w.txn as usize != reader {
-        return Some(Found {
-            kind: AnomalyKind::G1b,
-            txns: vec![w.txn, reader as u32],
-            why: vec![format!(
-                "{} read {k} at {value}, which {} wrote and then overwrote in the same transaction (intermediate read)",
+        let why = match txns.kind {
+            TxnKind::ListAppend => format!(
+                "{} read {k} ending in {value}, which {} appended and then appended to again in the same transaction (an intermediate state)",
                 name(r),
                 name(wt)
-            )],
+            ),
+            TxnKind::RwRegister => format!(
+                "{} read {k} = {value}, which {} wrote and then overwrote in the same transaction (an intermediate state)",
+                name(r),
+                name(wt)
+            ),
+        };
+        return Some(Found {
+            edges: Vec::new(),
+            kind: AnomalyKind::G1b,
+            txns: vec![w.txn, reader as u32],
+            why: vec![why],
         });
     }
     None
@@ -358,12 +378,13 @@ fn list_append(
         for (p, &v) in xs.iter().enumerate() {
             if pos.insert((k as Key, v), p as u32).is_some() {
                 found.push(Found {
+                    edges: Vec::new(),
                     kind: AnomalyKind::DuplicateElements,
                     txns: vec![*reader],
                     why: vec![format!(
                         "{} read {} = {}, which holds {v} twice",
                         name(&txns.txns[*reader as usize]),
-                        txns.keys[k],
+                        key_name(txns, k as Key),
                         list(xs)
                     )],
                 });
@@ -389,13 +410,14 @@ fn list_append(
             match last.iter_mut().find(|l| l.0 == *key) {
                 Some(l) if l.1 > p => {
                     found.push(Found {
+                        edges: Vec::new(),
                         kind: AnomalyKind::IncompatibleOrder,
                         txns: vec![i as u32],
                         why: vec![format!(
                             "{} appended {} and then {value} to {}, but reads show {value} first",
                             name(t),
                             l.2,
-                            txns.keys[*key as usize]
+                            key_name(txns, *key)
                         )],
                     });
                     break;
@@ -470,12 +492,13 @@ fn list_append(
                 incompatible[*k as usize] = true;
                 let (other, _) = longest[*k as usize].expect("a longer read exists");
                 found.push(Found {
+                    edges: Vec::new(),
                     kind: AnomalyKind::IncompatibleOrder,
                     txns: vec![i as u32, other],
                     why: vec![format!(
                         "{} read {} = {} and {} read {}: neither is a prefix of the other",
                         name(t),
-                        txns.keys[*k as usize],
+                        key_name(txns, *k),
                         list(xs),
                         name(&txns.txns[other as usize]),
                         list(order)
@@ -557,13 +580,14 @@ fn lost_updates<K: Copy + Ord>(
         reported.push(k.0);
         let names: Vec<String> = ts.iter().map(|t| name(&txns.txns[*t as usize])).collect();
         found.push(Found {
+                        edges: Vec::new(),
             kind: AnomalyKind::LostUpdate,
             txns: ts.clone(),
             why: vec![format!(
                 "{} all read {} of {} and then wrote it: in any serial order only the first could have read that",
                 names.join(", "),
                 version(k),
-                txns.keys[k.0 as usize]
+                key_name(txns, k.0)
             )],
         });
     }

@@ -67,6 +67,10 @@ pub struct Anomaly {
     pub lines: Vec<usize>,
     /// One line per step; for a cycle, one per edge.
     pub explanation: Vec<String>,
+    /// For a cycle: the dependency from each operation in `ops` to the next, the last
+    /// back to the first (what the report draws); empty for other anomalies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<graph::Dependency>,
 }
 
 /// What the transaction checker concluded.
@@ -218,6 +222,7 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<Tx
             ops: ts.iter().map(|t| t.op).collect(),
             lines: ts.iter().map(|t| t.line).collect(),
             explanation: f.why.clone(),
+            edges: f.edges.clone(),
         });
     }
     let kinds: Vec<AnomalyKind> = counts.keys().copied().collect();
