@@ -479,6 +479,10 @@ fn over_budget<M: Model>(
     }
 }
 
+/// Histories with at most this many operations to place are checked on the calling
+/// thread, whatever `threads` says.
+pub const SMALL_HISTORY: usize = 1000;
+
 /// Checks `history` against `model`.
 pub fn check<M: Model>(
     model: &M,
@@ -544,7 +548,13 @@ pub fn check<M: Model>(
     let next = AtomicUsize::new(0);
     let refuted = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, KeyOutcome)>> = Mutex::new(Vec::new());
-    let threads = opts.threads.clamp(1, parts.len().max(1));
+    // A small history is searched in microseconds, key after key: starting threads
+    // would cost more than the search (issue 32, item 4; BENCHMARKS.md).
+    let threads = if checked_ops <= SMALL_HISTORY {
+        1
+    } else {
+        opts.threads.clamp(1, parts.len().max(1))
+    };
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(part) = parts.get(i) else { break };
@@ -559,8 +569,7 @@ pub fn check<M: Model>(
             .push((i, outcome));
     };
     if threads == 1 {
-        // One key, or one thread: no thread to start (small histories are checked in
-        // microseconds, and a spawn would be most of it).
+        // One key, one thread or a small history: no thread to start.
         work();
     } else {
         std::thread::scope(|scope| {
