@@ -370,7 +370,9 @@ fn time_txn() {
 /// and the slowest per size band.
 fn time_small() {
     let opts = CheckOptions::default();
-    let mut rows: Vec<(&str, usize, Vec<(Duration, usize)>)> = Vec::new();
+    // (shape, band, each history's best time and configurations)
+    type Row<'a> = (&'a str, usize, Vec<(Duration, usize)>);
+    let mut rows: Vec<Row> = Vec::new();
     for (shape, keys) in [("register, 1 key", 1usize), ("kv, 2-8 keys", 8)] {
         for band in [50usize, 100, 200] {
             let mut each = Vec::new();
