@@ -590,6 +590,40 @@ fn etcd_is_valid_under_kill_and_pause_and_its_serializable_reads_are_caught() {
         && e["value"].as_array().is_some_and(|v| v.len() > 1)));
     assert_no_nodes_left(store.path());
 
+    // Transactions: a read of every key, then a write guarded on their revisions.
+    let out = etcd(&["--workload", "list-append", "--time-limit", "5"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "etcd's transactions should be valid"
+    );
+    let results = json(&latest(store.path()).join("results.json"));
+    assert_eq!(results["checker"]["txn"]["workload"], "list-append");
+    assert!(results["checker"]["txn"]["committed"].as_u64().unwrap() > 20);
+    // Serializable reads in read-only transactions: a consistent but stale state, which
+    // breaks strong session serializability but not serializability (5 of 5 by hand).
+    let out = etcd(&[
+        "--workload",
+        "list-append",
+        "--etcd-serializable-reads",
+        "--concurrency",
+        "8",
+        "--time-limit",
+        "5",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stale transactions must be caught"
+    );
+    let results = json(&latest(store.path()).join("results.json"));
+    assert!(results["checker"]["txn"]["strongest_satisfied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == "serializable" || m == "strong-session-serializable"));
+    assert_no_nodes_left(store.path());
+
     let out = etcd(&["--time-limit", "5", "--nemesis", "partition"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("per-link proxies"));

@@ -403,7 +403,117 @@ impl KvClient {
         })
     }
 
+    /// One HTTP request: its status and JSON body (`Value::Null` when not JSON), or how
+    /// it failed (`Err(true)`: the connection was refused, so nothing was sent).
+    async fn post(
+        &self,
+        node: &NodeApi,
+        path: &str,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<(StatusCode, Value), (bool, String)> {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}://{}{path}", self.scheme, node.addr))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("valid request");
+        let sent = tokio::time::timeout_at(deadline, async {
+            let resp = self.http.request(req).await?;
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, bytes))
+        })
+        .await;
+        match sent {
+            Err(_) => Err((false, format!("no answer from node {} in time", node.id))),
+            Ok(Err(e)) => {
+                let connect = e
+                    .downcast_ref::<hyper_util::client::legacy::Error>()
+                    .is_some_and(|e| e.is_connect());
+                Err((connect, format!("node {}: {e}", node.id)))
+            }
+            Ok(Ok((status, bytes))) => Ok((
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )),
+        }
+    }
+
+    /// A transaction on etcd ([`crate::txn::etcd`]): the read step, then, if it writes,
+    /// the guarded write. Nothing is written before the second request, so any failure
+    /// of the first is a certain failure.
+    async fn etcd_txn(&self, node: &NodeApi, op: &OpSpec, deadline: Instant) -> Attempt {
+        use crate::txn::etcd;
+        let serializable = self.dialect == Dialect::EtcdSerializable;
+        let read_failed = |why: String| {
+            let reason = if op.writes() {
+                FailReason::NotApplied
+            } else {
+                FailReason::ReadFailed
+            };
+            Attempt::Done(Answer::Fail(reason, why), false)
+        };
+        let snap = match self
+            .post(
+                node,
+                "/v3/kv/txn",
+                &etcd::read_request(op, serializable),
+                deadline,
+            )
+            .await
+        {
+            Err((true, why)) => return Attempt::Redirect(None, why),
+            Err((false, why)) => return read_failed(why),
+            Ok((status, body)) if status.is_success() => match etcd::parse_read(op, &body) {
+                Ok(s) => s,
+                Err(why) => return read_failed(format!("node {}: {why}", node.id)),
+            },
+            Ok((status, body)) => {
+                return read_failed(format!("node {}: {status} {}", node.id, body["error"]))
+            }
+        };
+        let (done, write) = etcd::apply(op, &snap);
+        let Some(write) = write else {
+            return Attempt::Done(Answer::Ok(done), true);
+        };
+        match self.post(node, "/v3/kv/txn", &write, deadline).await {
+            Err((true, why)) => Attempt::Done(Answer::Fail(FailReason::Unreachable, why), false),
+            Err((false, why)) => Attempt::Done(Answer::Info(why), false),
+            Ok((status, body)) if status.is_success() => {
+                if etcd::written(&body) {
+                    Attempt::Done(Answer::Ok(done), true)
+                } else {
+                    Attempt::Done(
+                        Answer::Fail(
+                            FailReason::NotApplied,
+                            "a key changed between the read and the guarded write".into(),
+                        ),
+                        true,
+                    )
+                }
+            }
+            // etcd's invalid-argument codes: refused before anything was applied.
+            Ok((status, body)) if matches!(body["code"].as_u64(), Some(3 | 5 | 7 | 9 | 11)) => {
+                Attempt::Done(
+                    Answer::Fail(
+                        FailReason::Rejected,
+                        format!("node {}: {status} {}", node.id, body["error"]),
+                    ),
+                    true,
+                )
+            }
+            Ok((status, body)) => Attempt::Done(
+                Answer::Info(format!("node {}: {status} {}", node.id, body["error"])),
+                true,
+            ),
+        }
+    }
+
     async fn attempt(&self, node: &NodeApi, op: &OpSpec, deadline: Instant) -> Attempt {
+        if op.f == Func::Txn && matches!(self.dialect, Dialect::Etcd | Dialect::EtcdSerializable) {
+            return self.etcd_txn(node, op, deadline).await;
+        }
         let Some((method, path, body)) = self.request_for(op) else {
             let why = format!("the {:?} API has no {:?} request", self.dialect, op.f);
             return Attempt::Done(Answer::Fail(FailReason::Rejected, why), false);

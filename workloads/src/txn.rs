@@ -131,3 +131,230 @@ mod tests {
         assert!(!reg.writes() || reg.f == Func::Txn);
     }
 }
+
+/// Transactions on etcd's v3 JSON gateway, as Jepsen's etcd tests make them: read every
+/// key the transaction touches in one `txn` of ranges (one revision), work the
+/// micro-operations out locally, then write in one `txn` guarded on each key's
+/// `mod_revision` being what was read. The guard makes the two steps one atomic
+/// transaction at the write's revision; a guard that fails means nothing was written.
+pub mod etcd {
+    use std::collections::BTreeMap;
+
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use serde_json::{json, Value};
+
+    use super::{f_of, mops, reads_lists};
+    use crate::generator::OpSpec;
+
+    /// The etcd key of transaction key `k` (apart from the other workloads' keys).
+    fn etcd_key(k: &Value) -> String {
+        B64.encode(format!("txn/{}", super::key_text(k)))
+    }
+
+    /// The keys a transaction touches, each once, in order of first use.
+    fn keys(op: &OpSpec) -> Vec<Value> {
+        let mut ks: Vec<Value> = Vec::new();
+        for m in mops(op) {
+            if !ks.contains(&m[1]) {
+                ks.push(m[1].clone());
+            }
+        }
+        ks
+    }
+
+    /// The first step: every key in one transaction of ranges.
+    pub fn read_request(op: &OpSpec, serializable: bool) -> Value {
+        let ranges: Vec<Value> = keys(op)
+            .iter()
+            .map(|k| {
+                let mut r = json!({"key": etcd_key(k)});
+                if serializable {
+                    r["serializable"] = json!(true);
+                }
+                json!({"requestRange": r})
+            })
+            .collect();
+        json!({"success": ranges})
+    }
+
+    /// What the first step read: each key's value (a list, or a register) and
+    /// `mod_revision` (0 when absent, which etcd compares as such).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Snapshot {
+        values: BTreeMap<String, (Vec<i64>, String)>,
+    }
+
+    fn int64(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => "0".to_string(),
+        }
+    }
+
+    /// Reads the first step's answer.
+    pub fn parse_read(op: &OpSpec, body: &Value) -> Result<Snapshot, String> {
+        let ks = keys(op);
+        let responses = body["responses"].as_array().map_or(&[][..], Vec::as_slice);
+        if responses.len() != ks.len() {
+            return Err(format!(
+                "etcd answered {} ranges to {} asked",
+                responses.len(),
+                ks.len()
+            ));
+        }
+        let mut values = BTreeMap::new();
+        for (k, r) in ks.iter().zip(responses) {
+            let kv = &r["response_range"]["kvs"][0];
+            let (list, rev) = if kv.is_null() {
+                (Vec::new(), "0".to_string())
+            } else {
+                let raw = B64
+                    .decode(kv["value"].as_str().unwrap_or(""))
+                    .map_err(|e| format!("etcd sent a bad base64 value: {e}"))?;
+                let text = String::from_utf8_lossy(&raw);
+                let list: Vec<i64> = serde_json::from_str(&text)
+                    .map_err(|e| format!("key {k} holds {text:?}, not a list of integers: {e}"))?;
+                (list, int64(&kv["mod_revision"]))
+            };
+            values.insert(super::key_text(k), (list, rev));
+        }
+        Ok(Snapshot { values })
+    }
+
+    /// The micro-operations worked out on `snap`: the completed transaction (reads
+    /// filled in) and, if it writes, the second step's guarded write.
+    pub fn apply(op: &OpSpec, snap: &Snapshot) -> (Value, Option<Value>) {
+        let lists = reads_lists(op);
+        let mut state = snap.values.clone();
+        let mut written: Vec<String> = Vec::new();
+        let done: Vec<Value> = mops(op)
+            .iter()
+            .map(|m| {
+                let k = super::key_text(&m[1]);
+                let entry = state.entry(k.clone()).or_default();
+                match f_of(m) {
+                    "r" if lists => json!(["r", m[1], entry.0]),
+                    "r" => json!(["r", m[1], entry.0.last()]),
+                    f => {
+                        let v = m[2].as_i64().unwrap_or(0);
+                        if f == "append" {
+                            entry.0.push(v);
+                        } else {
+                            entry.0 = vec![v];
+                        }
+                        if !written.contains(&k) {
+                            written.push(k);
+                        }
+                        m.clone()
+                    }
+                }
+            })
+            .collect();
+        if written.is_empty() {
+            return (Value::Array(done), None);
+        }
+        let compare: Vec<Value> = snap
+            .values
+            .iter()
+            .map(|(k, (_, rev))| {
+                json!({"key": etcd_key(&json!(k)), "target": "MOD", "result": "EQUAL",
+                       "mod_revision": rev})
+            })
+            .collect();
+        let puts: Vec<Value> = written
+            .iter()
+            .map(|k| {
+                let list = &state[k].0;
+                let text = serde_json::to_string(list).expect("integers serialize");
+                json!({"requestPut": {"key": etcd_key(&json!(k)), "value": B64.encode(text)}})
+            })
+            .collect();
+        (
+            Value::Array(done),
+            Some(json!({"compare": compare, "success": puts})),
+        )
+    }
+
+    /// Whether the guarded write took effect: proto3 JSON leaves out a false
+    /// `succeeded`.
+    pub fn written(body: &Value) -> bool {
+        body["succeeded"] == Value::Bool(true)
+    }
+}
+
+/// A micro-operation's key as text (keys are integers in the history).
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod etcd_tests {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use serde_json::json;
+
+    use super::etcd;
+    use crate::generator::{Func, OpSpec};
+
+    #[test]
+    fn a_transaction_is_a_read_then_a_write_guarded_on_revisions() {
+        let op = OpSpec {
+            f: Func::Txn,
+            key: "list-append".into(),
+            value: json!([
+                ["r", 1, null],
+                ["append", 1, 5],
+                ["append", 2, 6],
+                ["r", 2, null]
+            ]),
+        };
+        let read = etcd::read_request(&op, false);
+        assert_eq!(read["success"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            read["success"][0]["requestRange"]["key"],
+            B64.encode("txn/1")
+        );
+        let answer = json!({"succeeded": true, "responses": [
+            {"response_range": {"kvs": [{"key": B64.encode("txn/1"), "value": B64.encode("[3,4]"), "mod_revision": "17"}]}},
+            {"response_range": {}}
+        ]});
+        let snap = etcd::parse_read(&op, &answer).unwrap();
+        let (done, write) = etcd::apply(&op, &snap);
+        assert_eq!(
+            done,
+            json!([
+                ["r", 1, [3, 4]],
+                ["append", 1, 5],
+                ["append", 2, 6],
+                ["r", 2, [6]]
+            ])
+        );
+        let write = write.unwrap();
+        let compare = write["compare"].as_array().unwrap();
+        assert_eq!(compare.len(), 2);
+        assert!(compare.iter().any(|c| c["mod_revision"] == "17"));
+        assert!(compare.iter().any(|c| c["mod_revision"] == "0"));
+        assert_eq!(
+            write["success"][0]["requestPut"]["value"],
+            B64.encode("[3,4,5]")
+        );
+        assert!(!etcd::written(&json!({"header": {}})));
+        // Read-only: no second step.
+        let ro = OpSpec {
+            value: json!([["r", 1, null]]),
+            ..op.clone()
+        };
+        assert!(etcd::apply(
+            &ro,
+            &etcd::parse_read(&ro, &json!({"responses": [{"response_range": {}}]})).unwrap()
+        )
+        .1
+        .is_none());
+        assert!(etcd::parse_read(&ro, &json!({"responses": []})).is_err());
+    }
+}

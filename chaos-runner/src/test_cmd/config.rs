@@ -434,10 +434,13 @@ pub fn resolve(args: TestArgs) -> Result<Config> {
                  and are checked once, at the end: leave --fail-fast out"
             );
         }
-        if args.client_cmd.is_none() && args.target != ServerKind::RaftNode {
+        if args.client_cmd.is_none()
+            && !matches!(args.target, ServerKind::RaftNode | ServerKind::Etcd)
+        {
             bail!(
                 "--workload {}: {} has no transactions in our clients yet; raft-node (POST \
-                 /txn) and adapters (--client-cmd, the protocol's txn operation) do",
+                 /txn), etcd (a read, then a write guarded on revisions) and adapters \
+                 (--client-cmd, the protocol's txn operation) do",
                 kind.name(),
                 args.target.name()
             );
