@@ -8,6 +8,8 @@ use crate::history::{read_jsonl, History, HistoryError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Jsonl,
+    /// One JSON array of the objects JSON Lines would hold one per line.
+    JsonArray,
     Edn,
     JepsenLog,
 }
@@ -39,6 +41,12 @@ impl Format {
         let json_object = first
             .strip_prefix('{')
             .is_some_and(|r| !r.trim_start().starts_with(':'));
+        // A JSON array of event objects (`[{"type": ...}, ...]`, as some tools write a
+        // whole history): read as the lines it holds.
+        let after_bracket = text.trim_start().strip_prefix('[').map(str::trim_start);
+        if after_bracket.is_some_and(|r| r.starts_with("{\"") || r.starts_with(']')) {
+            return Format::JsonArray;
+        }
         if json_object {
             Format::Jsonl
         } else {
@@ -53,9 +61,27 @@ pub fn read(text: &str, format: Option<Format>) -> Result<History, HistoryError>
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format.unwrap_or_else(|| Format::sniff(text)) {
         Format::Jsonl => read_jsonl(text.as_bytes()),
+        Format::JsonArray => read_json_array(text),
         Format::Edn => edn::read_edn(text),
         Format::JepsenLog => jepsen_log::read_jepsen_log(text),
     }
+}
+
+/// A JSON array of history events: each element read as the line it would be in JSON
+/// Lines (so errors name its position, counted from 1, as a line).
+fn read_json_array(text: &str) -> Result<History, HistoryError> {
+    let items: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| HistoryError::Line {
+            line: e.line(),
+            message: format!("not a JSON array of history events: {e}"),
+        })?;
+    let mut pairing = crate::history::Pairing::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(ev) = crate::history::parse_jsonl_line(&item.to_string(), i + 1)? {
+            pairing.push(ev)?;
+        }
+    }
+    Ok(pairing.finish())
 }
 
 #[cfg(test)]
@@ -63,6 +89,18 @@ mod tests {
     use super::*;
 
     const LINE: &str = "{\"type\":\"invoke\",\"process\":0,\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time\":1}\n";
+
+    #[test]
+    fn a_json_array_of_events_reads_as_its_lines() {
+        let text = format!("[{}]", LINE.trim());
+        assert_eq!(Format::sniff(&text), Format::JsonArray);
+        assert_eq!(read(&text, None).unwrap().ops.len(), 1);
+        assert_eq!(read("[]", None).unwrap().ops.len(), 0);
+        let e = read("[{\"type\": 1}]", None).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        // An EDN vector of maps is still EDN.
+        assert_eq!(Format::sniff("[{:type :invoke}]\n"), Format::Edn);
+    }
 
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_history() {
