@@ -455,6 +455,42 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_is_asked_with_its_micro_operations_and_answered_with_them() {
+        let t = OpSpec {
+            f: Func::Txn,
+            key: "list-append".into(),
+            value: json!([["append", 1, 4], ["r", 1, null]]),
+        };
+        let req = request(3, &t);
+        assert_eq!(req["f"], "txn");
+        assert_eq!(req["key"], "list-append");
+        assert_eq!(req["value"], t.value);
+        let done = json!([["append", 1, 4], ["r", 1, [2, 4]]]);
+        let ok = answer_of(&t, 3, &json!({"id": 3, "type": "ok", "value": done}));
+        assert_eq!(ok.unwrap(), Answer::Ok(done));
+        let short = answer_of(
+            &t,
+            3,
+            &json!({"id": 3, "type": "ok", "value": [["r", 1, []]]}),
+        );
+        assert!(short.is_err(), "an answer must have every micro-operation");
+        // A read-only transaction that ended unknown changed nothing.
+        let ro = OpSpec {
+            value: json!([["r", 1, null]]),
+            ..t
+        };
+        let info = answer_of(
+            &ro,
+            4,
+            &json!({"id": 4, "type": "info", "error": "timeout"}),
+        );
+        assert!(matches!(
+            info.unwrap(),
+            Answer::Fail(FailReason::ReadFailed, _)
+        ));
+    }
+
+    #[test]
     fn answers_are_classified_and_anything_else_is_refused() {
         let w = op(Func::Write, json!("3"));
         let ok = answer_of(&w, 1, &json!({"id": 1, "type": "ok", "value": "ignored"}));
