@@ -405,18 +405,20 @@ impl KvClient {
 
     /// One HTTP request: its status and JSON body (`Value::Null` when not JSON), or how
     /// it failed (`Err(true)`: the connection was refused, so nothing was sent).
-    async fn post(
+    async fn send(
         &self,
         node: &NodeApi,
+        method: Method,
         path: &str,
-        body: &Value,
+        body: Option<&Value>,
         deadline: Instant,
     ) -> Result<(StatusCode, Value), (bool, String)> {
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let req = Request::builder()
-            .method(Method::POST)
+            .method(method)
             .uri(format!("{}://{}{path}", self.scheme, node.addr))
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(Full::new(body))
             .expect("valid request");
         let sent = tokio::time::timeout_at(deadline, async {
             let resp = self.http.request(req).await?;
@@ -431,7 +433,10 @@ impl KvClient {
                 let connect = e
                     .downcast_ref::<hyper_util::client::legacy::Error>()
                     .is_some_and(|e| e.is_connect());
-                Err((connect, format!("node {}: {e}", node.id)))
+                match connect {
+                    true => Err((true, format!("node {} unreachable: {e}", node.id))),
+                    false => Err((false, format!("node {}: {e}", node.id))),
+                }
             }
             Ok(Ok((status, bytes))) => Ok((
                 status,
@@ -455,10 +460,11 @@ impl KvClient {
             Attempt::Done(Answer::Fail(reason, why), false)
         };
         let snap = match self
-            .post(
+            .send(
                 node,
+                Method::POST,
                 "/v3/kv/txn",
-                &etcd::read_request(op, serializable),
+                Some(&etcd::read_request(op, serializable)),
                 deadline,
             )
             .await
@@ -477,7 +483,10 @@ impl KvClient {
         let Some(write) = write else {
             return Attempt::Done(Answer::Ok(done), true);
         };
-        match self.post(node, "/v3/kv/txn", &write, deadline).await {
+        match self
+            .send(node, Method::POST, "/v3/kv/txn", Some(&write), deadline)
+            .await
+        {
             Err((true, why)) => Attempt::Done(Answer::Fail(FailReason::Unreachable, why), false),
             Err((false, why)) => Attempt::Done(Answer::Info(why), false),
             Ok((status, body)) if status.is_success() => {
@@ -518,35 +527,15 @@ impl KvClient {
             let why = format!("the {:?} API has no {:?} request", self.dialect, op.f);
             return Attempt::Done(Answer::Fail(FailReason::Rejected, why), false);
         };
-        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}://{}{path}", self.scheme, node.addr))
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .expect("valid request");
-        let sent = tokio::time::timeout_at(deadline, async {
-            let resp = self.http.request(req).await?;
-            let status = resp.status();
-            let bytes = resp.into_body().collect().await?.to_bytes();
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, bytes))
-        })
-        .await;
         let unknown = |why: String, answered: bool| Attempt::Done(open(op, why), answered);
-        let (status, bytes) = match sent {
-            Err(_) => return unknown(format!("no answer from node {} in time", node.id), false),
-            Ok(Err(e)) => {
-                let connect = e
-                    .downcast_ref::<hyper_util::client::legacy::Error>()
-                    .is_some_and(|e| e.is_connect());
-                if connect {
-                    return Attempt::Redirect(None, format!("node {} unreachable: {e}", node.id));
-                }
-                return unknown(format!("node {}: {e}", node.id), false);
-            }
-            Ok(Ok(r)) => r,
+        let (status, body) = match self
+            .send(node, method, &path, body.as_ref(), deadline)
+            .await
+        {
+            Err((true, why)) => return Attempt::Redirect(None, why),
+            Err((false, why)) => return unknown(why, false),
+            Ok(r) => r,
         };
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let meaning = match self.dialect {
             Dialect::Etcd | Dialect::EtcdSerializable => match etcd::outcome(op, status, &body) {
                 Some(a) => Meaning::Done(a),

@@ -273,12 +273,23 @@ pub fn infer(txns: &Txns) -> Result<Inferred, super::parse::TxnError> {
     }
 }
 
-/// Node numbering: `node_of[txn]`, NONE for transactions not in the graph.
-fn number(txns: &Txns, is_node: impl Fn(usize) -> bool) -> (Vec<u32>, Vec<u32>) {
+/// The graph's nodes, the transactions known to have committed: every `ok` one, and
+/// each `info` one with a write some read saw (`seen`). Returns the nodes' transaction
+/// indices and `node_of[txn]` (NONE for transactions not in the graph).
+fn committed(txns: &Txns, seen: impl Fn(Key, i64) -> bool) -> (Vec<u32>, Vec<u32>) {
     let mut node_of = vec![NONE; txns.txns.len()];
     let mut nodes = Vec::new();
     for (i, n) in node_of.iter_mut().enumerate() {
-        if is_node(i) {
+        let t = &txns.txns[i];
+        let is_node = match t.outcome {
+            Outcome::Ok => true,
+            Outcome::Fail => false,
+            Outcome::Info => t.mops.iter().any(|m| match m {
+                Mop::Append { key, value } | Mop::Write { key, value } => seen(*key, *value),
+                Mop::Read { .. } => false,
+            }),
+        };
+        if is_node {
             *n = nodes.len() as u32;
             nodes.push(i as u32);
         }
@@ -427,17 +438,7 @@ fn list_append(
             }
         }
     }
-    // Nodes: ok transactions, and info ones with an append someone read.
-    let (nodes, node_of) = number(txns, |i| {
-        let t = &txns.txns[i];
-        match t.outcome {
-            Outcome::Ok => true,
-            Outcome::Fail => false,
-            Outcome::Info => t.mops.iter().any(
-                |m| matches!(m, Mop::Append { key, value } if pos.contains_key(&(*key, *value))),
-            ),
-        }
-    });
+    let (nodes, node_of) = committed(txns, |k, v| pos.contains_key(&(k, v)));
     let node = |t: u32| node_of[t as usize];
     let writer_node = |k: Key, v: i64| written.get(&(k, v)).map_or(NONE, |w| node(w.txn));
     let mut edges: Vec<(u32, u32, Labels)> = Vec::new();
@@ -608,16 +609,7 @@ fn rw_register(
             }
         }
     }
-    let (nodes, node_of) = number(txns, |i| {
-        let t = &txns.txns[i];
-        match t.outcome {
-            Outcome::Ok => true,
-            Outcome::Fail => false,
-            Outcome::Info => t.mops.iter().any(
-                |m| matches!(m, Mop::Write { key, value } if read_values.contains_key(&(*key, *value))),
-            ),
-        }
-    });
+    let (nodes, node_of) = committed(txns, |k, v| read_values.contains_key(&(k, v)));
     let node = |t: u32| node_of[t as usize];
     let writer_node = |k: Key, v: i64| written.get(&(k, v)).map_or(NONE, |w| node(w.txn));
     let mut edges: Vec<(u32, u32, Labels)> = Vec::new();
