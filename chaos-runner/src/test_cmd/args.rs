@@ -36,7 +36,7 @@ pub enum WorkloadArg {
     Queue,
     /// Transactions of appends to lists and reads of whole lists (Elle's list-append),
     /// checked for isolation anomalies against --consistency-model. raft-node (POST
-    /// /txn) and adapters.
+    /// /txn), etcd (a read, then a write guarded on revisions) and adapters.
     ListAppend,
     /// Transactions of register writes and reads (Elle's rw-register), checked as
     /// list-append is; reads reveal less of the order of writes, so fewer anomalies can
