@@ -398,3 +398,56 @@ fn malformed_transactions_are_named_errors() {
         .ok(0, "read", json!(1), 1);
     assert!(check_txn(&b.build(), &TxnOptions::default()).is_err());
 }
+
+#[test]
+fn a_g_single_search_cut_short_leaves_snapshot_isolation_undecided() {
+    let ts = [
+        (0, "ok", json!([["r", "x", []], ["append", "y", 1]]), 0, 100),
+        (1, "ok", json!([["r", "y", []], ["append", "x", 1]]), 0, 100),
+    ];
+    let mut events: Vec<(u64, bool, usize)> = Vec::new();
+    for (i, t) in ts.iter().enumerate() {
+        events.push((t.3, false, i));
+        events.push((t.4, true, i));
+    }
+    events.sort_by_key(|e| (e.0, !e.1, e.2));
+    let mut b = HistoryBuilder::new();
+    for (time, done, i) in events {
+        let (p, _, mops, _, _) = &ts[i];
+        if done {
+            b.ok(*p, "txn", mops.clone(), time);
+        } else {
+            b.invoke(*p, "txn", None, blank_reads(mops), time);
+        }
+    }
+    let h = b.build();
+    let with = |model, steps| {
+        check_txn(
+            &h,
+            &TxnOptions {
+                model,
+                steps,
+                ..TxnOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let cut = with(ConsistencyModel::SnapshotIsolation, 0);
+    assert_eq!(cut.verdict, Verdict::Unknown, "{}", cut.summary());
+    assert_eq!(cut.undecided, vec![ConsistencyModel::SnapshotIsolation]);
+    assert!(cut.summary().contains("undecided"), "{}", cut.summary());
+    // The write skew itself needs no budget: serializability is decided.
+    assert_eq!(
+        with(ConsistencyModel::Serializable, 0).verdict,
+        Verdict::Invalid
+    );
+    assert_eq!(
+        with(ConsistencyModel::ReadCommitted, 0).verdict,
+        Verdict::Valid
+    );
+    // With the budget, snapshot isolation holds.
+    assert_eq!(
+        with(ConsistencyModel::SnapshotIsolation, 1000).verdict,
+        Verdict::Valid
+    );
+}
