@@ -183,7 +183,7 @@ pub fn check_transactions(
         ..checker::txn::TxnOptions::default()
     };
     let report = checker::txn::check_txn(history, &opts)?;
-    Ok(report.to_check_report(history.ops.len()))
+    Ok(CheckReport::of_txn(&report, history.ops.len()))
 }
 
 /// A transaction history read as JSON Lines without holding every line's JSON (a
@@ -210,7 +210,7 @@ fn check_txn_file(
     let txns = checker::txn::parse::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
         .with_context(|| format!("{}", args.file.display()))?;
     let report = checker::txn::check_txns(&txns, opts, started)?;
-    Ok(Some(report.to_check_report(txns.txns.len())))
+    Ok(Some(CheckReport::of_txn(&report, txns.txns.len())))
 }
 
 fn txn_kind_matches(args: &CheckArgs, report: &CheckReport) -> Result<()> {

@@ -14,23 +14,7 @@ use crate::history::{History, Operation, Outcome};
 use crate::model::Model;
 use crate::search::{search, Budget, MemoryBudget, SearchOp, SearchResult};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Valid,
-    Invalid,
-    Unknown,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Valid => "valid",
-            Verdict::Invalid => "invalid",
-            Verdict::Unknown => "unknown",
-        }
-    }
-}
+pub use crate::verdict::Verdict;
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -179,6 +163,29 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// A transaction checker's report in the shape every run record carries
+    /// (results.json, `check --out`), with it inside.
+    pub fn of_txn(t: &crate::txn::TxnReport, ops: usize) -> CheckReport {
+        CheckReport {
+            verdict: t.verdict,
+            model: format!("{} ({})", t.workload, t.model),
+            ops,
+            checked_ops: t.committed,
+            keys: t.keys,
+            valid_keys: 0,
+            invalid_keys: 0,
+            unknown_keys: 0,
+            configurations: 0,
+            elapsed_ms: t.elapsed_ms,
+            failures: Vec::new(),
+            unknown: Vec::new(),
+            not_decided_keys: 0,
+            all_keys: true,
+            counts: Some(t.headline()),
+            txn: Some(t.clone()),
+        }
+    }
+
     /// One line for a terminal.
     pub fn summary(&self) -> String {
         self.summary_of(None)

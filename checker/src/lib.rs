@@ -8,6 +8,8 @@
 //! - [`check`]: splitting by key, parallel search within a budget, verdicts and reports.
 //! - [`set`]: the set checker (lost, unexpected, stale elements), for set histories.
 //! - [`reference`]: a brute-force checker, the oracle the tests compare against.
+//! - [`txn`]: the transaction checker (list-append, rw-register; Elle's method).
+//! - [`verdict`]: valid, invalid or unknown, whichever checker says it.
 //! - [`fault`]: the fault vocabulary (kinds, targets, shapes, a nemesis event's edge).
 //! - [`record`]: the run records every crate shares (test.json, results.json, fault
 //!   details) and the one quantile definition.
@@ -23,6 +25,7 @@ pub mod reference;
 pub mod search;
 pub mod set;
 pub mod txn;
+pub mod verdict;
 
 pub use check::{check, CheckOptions, CheckReport, Verdict};
 pub use history::{Func, History, HistoryBuilder, Operation, Outcome};

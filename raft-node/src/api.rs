@@ -25,34 +25,17 @@
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub use crate::answers::Limits;
+use crate::answers::{dropped, error, json_response, not_leader, outcome_unknown, Resp};
 use crate::body::{closing, read_body, BodyLimits};
 use crate::kv::{ApplyResult, Command, Query};
-use crate::node::{ChangeResult, LeaderHint, NodeHandle, ReadResult, WriteResult};
+use crate::node::{ChangeResult, NodeHandle, ReadResult, WriteResult};
 use crate::raft::{ChangeError, MembershipChange, NodeId};
-
-/// Bounds on what a client request may carry (the body's own limits are
-/// [`BodyLimits`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_key: usize,
-    pub max_value: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_key: 1024,
-            max_value: 256 << 10,
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct Api {
@@ -63,8 +46,6 @@ pub struct Api {
     pub txn_split: bool,
 }
 
-pub(crate) type Resp = Response<Full<Bytes>>;
-
 /// What a joining node says it waits for: "waiting for members 2, 3".
 fn waiting_for(members: &[NodeId]) -> String {
     let list: Vec<String> = members.iter().map(u64::to_string).collect();
@@ -73,68 +54,6 @@ fn waiting_for(members: &[NodeId]) -> String {
         1 => format!("waiting for member {}", list[0]),
         _ => format!("waiting for members {}", list.join(", ")),
     }
-}
-
-pub(crate) fn json_response(status: StatusCode, body: Value) -> Resp {
-    let mut text = serde_json::to_vec(&body).expect("json values serialize");
-    text.push(b'\n');
-    let mut r = Response::new(Full::new(Bytes::from(text)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        "content-type",
-        "application/json".parse().expect("static header"),
-    );
-    r
-}
-
-pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp {
-    json_response(status, json!({"error": code, "message": message.into()}))
-}
-
-fn hint_json(hint: &Option<LeaderHint>) -> Value {
-    match hint {
-        Some(h) => json!({"id": h.id, "api": h.api}),
-        None => Value::Null,
-    }
-}
-
-/// A write or change whose log entry a new leader replaced: it never takes effect.
-pub(crate) fn dropped(what: &str) -> Resp {
-    json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        json!({
-            "error": "dropped",
-            "message": format!("a new leader replaced this {what}'s log entry; it will never take effect"),
-            "outcome": "not_applied",
-        }),
-    )
-}
-
-/// A write or change that may or may not take effect.
-pub(crate) fn outcome_unknown(what: &str, why: &str) -> Resp {
-    json_response(
-        StatusCode::GATEWAY_TIMEOUT,
-        json!({
-            "error": "outcome_unknown",
-            "message": format!("{why}; the {what} may or may not take effect"),
-            "outcome": "unknown",
-        }),
-    )
-}
-
-pub(crate) fn not_leader(hint: &Option<LeaderHint>, write: bool) -> Resp {
-    let mut body = json!({
-        "error": "not_leader",
-        "message": match hint {
-            Some(h) => format!("this node is not the leader; node {} is", h.id),
-            None => "this node is not the leader and knows no leader yet".to_string(),
-        },
-        "leader": hint_json(hint),
-    });
-    if write {
-        body["outcome"] = json!("not_applied");
-    }
-    json_response(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 /// Decodes `%XX` escapes in a path segment; `None` if malformed or not UTF-8.
@@ -198,8 +117,8 @@ impl Api {
             "/txn" => {
                 only(&method, Method::POST)?;
                 let body: Value = self.body(req).await?;
-                let ops = crate::api_txn::parse(self, &body)?;
-                return Ok(self.txn(ops).await);
+                let ops = crate::api_txn::parse(&self.limits, &body)?;
+                return Ok(crate::api_txn::run(&self.node, self.txn_split, ops).await);
             }
             "/cluster/transfer-leader" => {
                 only(&method, Method::POST)?;
@@ -258,14 +177,14 @@ impl Api {
                 "key is not valid percent-encoded UTF-8",
             )
         })?;
-        self.check_key(&key)?;
+        self.limits.check_key(&key)?;
         // One request per (suffix, method): a put and an append read the same body.
         match (op, method) {
             (Suffix::None, Method::GET) => Ok(self.read(Query::Value(key)).await),
             (Suffix::List, Method::GET) => Ok(self.read(Query::List(key)).await),
             (Suffix::None, Method::POST | Method::PUT) | (Suffix::Append, Method::POST) => {
                 let body: PutBody = self.body(req).await?;
-                self.check_value(&body.value)?;
+                self.limits.check_value(&body.value)?;
                 let (k, value) = (key.clone(), body.value);
                 let cmd = match op {
                     Suffix::Append => Command::Append { key: k, value },
@@ -275,7 +194,7 @@ impl Api {
             }
             (Suffix::Cas, Method::POST) => {
                 let body: CasBody = self.body(req).await?;
-                self.check_value(&body.value)?;
+                self.limits.check_value(&body.value)?;
                 let cmd = Command::Cas {
                     key: key.clone(),
                     expected: body.expected,
@@ -290,36 +209,6 @@ impl Api {
             (Suffix::List, _) => Err(method_not_allowed("GET")),
             (Suffix::Cas | Suffix::Append, _) => Err(method_not_allowed("POST")),
         }
-    }
-
-    pub(crate) fn check_key(&self, key: &str) -> Result<(), Resp> {
-        if key.len() > self.limits.max_key {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "key_too_large",
-                format!(
-                    "key is {} bytes; the limit is {}",
-                    key.len(),
-                    self.limits.max_key
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn check_value(&self, v: &str) -> Result<(), Resp> {
-        if v.len() > self.limits.max_value {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "value_too_large",
-                format!(
-                    "value is {} bytes; the limit is {}",
-                    v.len(),
-                    self.limits.max_value
-                ),
-            ));
-        }
-        Ok(())
     }
 
     async fn body<T: for<'de> Deserialize<'de>>(&self, req: Request<Incoming>) -> Result<T, Resp> {

@@ -18,9 +18,9 @@
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use crate::api::{dropped, error, json_response, not_leader, outcome_unknown, Api, Resp};
+use crate::answers::{dropped, error, json_response, not_leader, outcome_unknown, Limits, Resp};
 use crate::kv::{Answer, ApplyResult, Command, Query, TxnOp};
-use crate::node::{ReadResult, WriteResult};
+use crate::node::{NodeHandle, ReadResult, WriteResult};
 
 /// At most this many micro-operations per transaction.
 pub const MAX_OPS: usize = 64;
@@ -30,7 +30,7 @@ fn bad(message: impl Into<String>) -> Resp {
 }
 
 /// The micro-operations of a request body, checked against the API's limits.
-pub(crate) fn parse(api: &Api, body: &Value) -> Result<Vec<TxnOp>, Resp> {
+pub(crate) fn parse(limits: &Limits, body: &Value) -> Result<Vec<TxnOp>, Resp> {
     let Some(ops) = body.get("ops").and_then(Value::as_array) else {
         return Err(bad(
             "the body is {\"ops\": [...]}, a list of micro-operations such as [\"append\", \"x\", \"1\"]",
@@ -54,10 +54,10 @@ pub(crate) fn parse(api: &Api, body: &Value) -> Result<Vec<TxnOp>, Resp> {
             [f, key, ..] => (f.as_str().unwrap_or(""), text(key, "a key")?),
             _ => return Err(bad(format!("a micro-operation is [f, key, ...], not {op}"))),
         };
-        api.check_key(&key)?;
+        limits.check_key(&key)?;
         let value = || -> Result<String, Resp> {
             let v = text(parts.get(2).unwrap_or(&Value::Null), "a written value")?;
-            api.check_value(&v)?;
+            limits.check_value(&v)?;
             Ok(v)
         };
         out.push(match (f, parts.len()) {
@@ -92,56 +92,55 @@ fn echo(ops: &[TxnOp], reads: &[Option<Answer>]) -> Value {
     json!({ "ops": items })
 }
 
-impl Api {
-    pub(crate) async fn txn(&self, ops: Vec<TxnOp>) -> Resp {
-        if self.txn_split {
-            return self.txn_split(ops).await;
-        }
-        if ops.iter().all(TxnOp::is_read) {
-            return match self.node.read(Query::Txn(ops.clone())).await {
-                ReadResult::Txn(reads) => json_response(StatusCode::OK, echo(&ops, &reads)),
-                other => read_failed(other),
-            };
-        }
-        match self.node.write(Command::Txn { ops: ops.clone() }).await {
-            WriteResult::Done(ApplyResult::Txn { reads }) => {
-                json_response(StatusCode::OK, echo(&ops, &reads))
-            }
-            other => write_failed(other),
-        }
+/// Runs a transaction on `node`; `split` is the `txn-split` seeded bug.
+pub(crate) async fn run(node: &NodeHandle, split: bool, ops: Vec<TxnOp>) -> Resp {
+    if split {
+        return run_split(node, ops).await;
     }
+    if ops.iter().all(TxnOp::is_read) {
+        return match node.read(Query::Txn(ops.clone())).await {
+            ReadResult::Txn(reads) => json_response(StatusCode::OK, echo(&ops, &reads)),
+            other => read_failed(other),
+        };
+    }
+    match node.write(Command::Txn { ops: ops.clone() }).await {
+        WriteResult::Done(ApplyResult::Txn { reads }) => {
+            json_response(StatusCode::OK, echo(&ops, &reads))
+        }
+        other => write_failed(other),
+    }
+}
 
-    /// The `txn-split` seeded bug: each micro-operation on its own (a log entry per
-    /// write, a ReadIndex read per read), so other transactions interleave with it.
-    async fn txn_split(&self, ops: Vec<TxnOp>) -> Resp {
-        let mut reads = Vec::with_capacity(ops.len());
-        let mut applied = false;
-        for op in &ops {
-            let one = vec![op.clone()];
-            let result = if op.is_read() {
-                match self.node.read(Query::Txn(one)).await {
-                    ReadResult::Txn(mut r) => Ok(r.pop().flatten()),
-                    other => Err(read_failed(other)),
-                }
-            } else {
-                match self.node.write(Command::Txn { ops: one }).await {
-                    WriteResult::Done(_) => Ok(None),
-                    other => Err(write_failed(other)),
-                }
-            };
-            match result {
-                Ok(r) => {
-                    applied |= !op.is_read();
-                    reads.push(r);
-                }
-                Err(_) if applied => {
-                    return outcome_unknown("transaction", "part of the transaction was applied")
-                }
-                Err(resp) => return resp,
+/// The `txn-split` seeded bug: each micro-operation on its own (a log entry per write, a
+/// ReadIndex read per read), so other transactions interleave with it.
+async fn run_split(node: &NodeHandle, ops: Vec<TxnOp>) -> Resp {
+    let mut reads = Vec::with_capacity(ops.len());
+    let mut applied = false;
+    for op in &ops {
+        let one = vec![op.clone()];
+        let result = if op.is_read() {
+            match node.read(Query::Txn(one)).await {
+                ReadResult::Txn(mut r) => Ok(r.pop().flatten()),
+                other => Err(read_failed(other)),
             }
+        } else {
+            match node.write(Command::Txn { ops: one }).await {
+                WriteResult::Done(_) => Ok(None),
+                other => Err(write_failed(other)),
+            }
+        };
+        match result {
+            Ok(r) => {
+                applied |= !op.is_read();
+                reads.push(r);
+            }
+            Err(_) if applied => {
+                return outcome_unknown("transaction", "part of the transaction was applied")
+            }
+            Err(resp) => return resp,
         }
-        json_response(StatusCode::OK, echo(&ops, &reads))
     }
+    json_response(StatusCode::OK, echo(&ops, &reads))
 }
 
 fn read_failed(r: ReadResult) -> Resp {

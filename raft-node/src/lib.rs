@@ -10,6 +10,7 @@
 //! - [`tls`]: optional mutual TLS for either port.
 //! - [`parse_errors`]: JSON bodies for hyper's own parse-error answers.
 
+mod answers;
 pub mod api;
 mod api_txn;
 pub mod body;

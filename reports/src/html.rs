@@ -10,21 +10,7 @@ use serde_json::{json, Value};
 use crate::data::Run;
 use crate::layout::lanes;
 
-/// Escapes text for HTML bodies and attributes.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::escape::esc;
 
 fn short(v: &Value) -> String {
     match v {

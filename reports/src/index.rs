@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use checker::record::{RunResults, TestRecord};
 
 use crate::data::read_record;
-use crate::html::esc;
+use crate::escape::esc;
 use crate::ReportError;
 
 struct Row {

@@ -1,6 +1,7 @@
 //! `reports`: what a person reads after a run.
 //!
 //! - [`data`]: loads a run folder (test.json, history.jsonl, results.json).
+//! - [`escape`]: text made safe for HTML.
 //! - [`layout`]: the arithmetic of the pictures: lanes, time scales, windows, quantiles.
 //! - [`plots`]: latency and rate plots as SVG (plotters), faults shaded.
 //! - [`html`]: the self-contained `report.html`: header, timeline, counterexample, plots.
@@ -8,6 +9,7 @@
 //! - [`index`]: `store/index.html`, every run newest first.
 
 pub mod data;
+pub mod escape;
 pub mod html;
 pub mod index;
 pub mod layout;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use checker::txn::graph::Dependency;
 use checker::txn::{Anomaly, TxnReport};
 
-use crate::html::esc;
+use crate::escape::esc;
 
 /// The colour of a dependency's arrow: data dependencies in warm tones, orders in grey.
 fn colour(d: Dependency) -> &'static str {

@@ -83,7 +83,7 @@ pub(super) fn check_as(
                     message: e.to_string(),
                 }
             })?;
-            Ok(report.to_check_report(history.ops.len()))
+            Ok(CheckReport::of_txn(&report, history.ops.len()))
         }
         WorkloadKind::Set | WorkloadKind::Queue => {
             let ordered = kind == WorkloadKind::Queue;

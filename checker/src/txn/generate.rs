@@ -193,8 +193,8 @@ pub fn stale_read(history: &mut History, n: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Verdict;
     use crate::txn::{check_txn, ConsistencyModel, TxnOptions};
+    use crate::verdict::Verdict;
 
     #[test]
     fn generated_histories_are_strict_serializable_and_a_stale_read_is_not() {

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::Verdict;
 use crate::history::History;
+use crate::verdict::Verdict;
 pub use models::{AnomalyKind, ConsistencyModel};
 pub use parse::{transactions, Mop, Seen, Txn, TxnError, TxnKind, Txns};
 
@@ -127,30 +127,8 @@ impl TxnReport {
         s
     }
 
-    /// The report in the shape every run record carries (results.json, `check --out`),
-    /// with this one inside it.
-    pub fn to_check_report(&self, ops: usize) -> crate::check::CheckReport {
-        crate::check::CheckReport {
-            verdict: self.verdict,
-            model: format!("{} ({})", self.workload, self.model),
-            ops,
-            checked_ops: self.committed,
-            keys: self.keys,
-            valid_keys: 0,
-            invalid_keys: 0,
-            unknown_keys: 0,
-            configurations: 0,
-            elapsed_ms: self.elapsed_ms,
-            failures: Vec::new(),
-            unknown: Vec::new(),
-            not_decided_keys: 0,
-            all_keys: true,
-            counts: Some(self.headline()),
-            txn: Some(self.clone()),
-        }
-    }
-
-    fn headline(&self) -> String {
+    /// The counts, models broken and kept, in one line.
+    pub fn headline(&self) -> String {
         let models =
             |ms: &[ConsistencyModel]| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
         let mut s = format!(
