@@ -139,7 +139,8 @@ pub struct CheckArgs {
     /// Memory budget of the searches, in MiB: every key's search, on every thread, draws
     /// from it (the explanation of a failure has 128 MiB of its own). Past it, a key's
     /// search stops and the key is unknown. Reading the file is not counted: the text and
-    /// the parsed operations take about twice the file's size on top of this.
+    /// the parsed operations take about twice the file's size on top of this. For
+    /// transactions it bounds the dependency graph; past it no cycle is looked for.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub memory_limit: u64,
     /// Worker threads (default: all cores).
@@ -176,10 +177,12 @@ pub fn check_transactions(
     history: &History,
     model: checker::txn::ConsistencyModel,
     timeout: Option<Duration>,
+    memory_limit: usize,
 ) -> Result<CheckReport> {
     let opts = checker::txn::TxnOptions {
         model,
         time_limit: timeout,
+        memory_limit,
         ..checker::txn::TxnOptions::default()
     };
     let report = checker::txn::check_txn(history, &opts)?;
@@ -368,6 +371,7 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         let opts = checker::txn::TxnOptions {
             model: args.consistency_model.model(),
             time_limit: timeout,
+            memory_limit: CheckOptions::bytes_for_mib(args.memory_limit),
             ..checker::txn::TxnOptions::default()
         };
         if let Some(report) = check_txn_file(&args, &opts)? {
@@ -420,7 +424,12 @@ pub fn run(args: CheckArgs) -> Result<u8> {
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
             ModelName::ListAppend | ModelName::RwRegister => {
-                let r = check_transactions(h, args.consistency_model.model(), timeout)?;
+                let r = check_transactions(
+                    h,
+                    args.consistency_model.model(),
+                    timeout,
+                    CheckOptions::bytes_for_mib(args.memory_limit),
+                )?;
                 txn_kind_matches(&args, &r)?;
                 Ok(r)
             }

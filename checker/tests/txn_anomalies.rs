@@ -451,3 +451,43 @@ fn a_g_single_search_cut_short_leaves_snapshot_isolation_undecided() {
         Verdict::Valid
     );
 }
+
+#[test]
+fn a_graph_over_the_memory_budget_is_unknown_but_what_needs_no_graph_still_decides() {
+    use checker::txn::generate::{history, TxnGenConfig};
+    let h = history(&TxnGenConfig {
+        txns: 2000,
+        ..TxnGenConfig::default()
+    });
+    let tight = TxnOptions {
+        memory_limit: 64 << 10,
+        ..TxnOptions::default()
+    };
+    let r = check_txn(&h, &tight).unwrap();
+    assert_eq!(r.verdict, Verdict::Unknown, "{}", r.summary());
+    assert!(
+        r.reason.as_deref().unwrap().contains("memory budget"),
+        "{r:?}"
+    );
+    assert!(r.summary().contains("memory budget"), "{}", r.summary());
+    assert_eq!(
+        check_txn(&h, &TxnOptions::default()).unwrap().verdict,
+        Verdict::Valid
+    );
+    // An aborted read needs no graph: invalid for read committed within any budget.
+    let mut b = HistoryBuilder::new();
+    b.invoke(0, "txn", None, json!([["append", "x", 1]]), 0)
+        .fail(0, "txn", json!([["append", "x", 1]]), 10)
+        .invoke(1, "txn", None, json!([["r", "x", null]]), 20)
+        .ok(1, "txn", json!([["r", "x", [1]]]), 30);
+    let r = check_txn(
+        &b.build(),
+        &TxnOptions {
+            memory_limit: 0,
+            model: ConsistencyModel::ReadCommitted,
+            ..TxnOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid, "{}", r.summary());
+}

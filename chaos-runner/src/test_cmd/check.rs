@@ -69,6 +69,7 @@ pub(super) fn check_as(
             let txn = checker::txn::TxnOptions {
                 model: judged.consistency,
                 time_limit: opts.timeout,
+                memory_limit: opts.memory_limit,
                 ..checker::txn::TxnOptions::default()
             };
             let report = checker::txn::check_txn(history, &txn).map_err(|e| {

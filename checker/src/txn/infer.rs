@@ -49,8 +49,62 @@ pub struct Found {
     pub edges: Vec<super::graph::Dependency>,
 }
 
+/// Bytes the graph costs per edge and per node, counted generously: the edge list as it
+/// grows (up to twice its length while a vector doubles), the compressed rows, and the
+/// arrays of a strongly-connected-components pass.
+const EDGE_BYTES: usize = 40;
+const NODE_BYTES: usize = 40;
+
+/// The edges as inference finds them, within the check's memory budget: past it they
+/// stop being kept, and the cycle search does not run (its verdict would rest on part
+/// of the graph).
+struct Edges {
+    list: Vec<(u32, u32, Labels)>,
+    max: usize,
+    over: bool,
+}
+
+impl Edges {
+    fn new(memory: usize, nodes: usize) -> Edges {
+        Edges {
+            list: Vec::new(),
+            max: memory.saturating_sub(nodes.saturating_mul(NODE_BYTES)) / EDGE_BYTES,
+            over: false,
+        }
+    }
+
+    fn push(&mut self, e: (u32, u32, Labels)) {
+        if self.list.len() >= self.max {
+            self.over = true;
+            return;
+        }
+        self.list.push(e);
+    }
+
+    /// Why the graph was not built, if it did not fit.
+    fn over_budget(&self, memory: usize) -> Option<String> {
+        self.over.then(|| {
+            format!(
+                "the dependency graph needs more than the checker's memory budget ({} MiB; \
+                 --check-memory or --memory-limit raises it)",
+                memory >> 20
+            )
+        })
+    }
+
+    /// The graph, or an empty one when the edges did not fit.
+    fn build(self, nodes: usize) -> Graph {
+        match self.over {
+            true => Graph::build(nodes, Vec::new()),
+            false => Graph::build(nodes, self.list),
+        }
+    }
+}
+
 /// The graph and what was found on the way.
 pub struct Inferred {
+    /// Set when the graph did not fit the memory budget: no cycle can be looked for.
+    pub over_budget: Option<String>,
     /// Transaction index of each node.
     pub nodes: Vec<u32>,
     pub graph: Graph,
@@ -206,7 +260,7 @@ fn internal(txns: &Txns, i: usize) -> Option<Found> {
 }
 
 /// The process and real-time edges among `nodes`.
-fn order_edges(txns: &Txns, nodes: &[u32], edges: &mut Vec<(u32, u32, Labels)>) {
+fn order_edges(txns: &Txns, nodes: &[u32], edges: &mut Edges) {
     // Process: consecutive nodes of each process, by invocation.
     let mut by_process: Vec<(i64, u64, u32)> = nodes
         .iter()
@@ -259,7 +313,7 @@ fn order_edges(txns: &Txns, nodes: &[u32], edges: &mut Vec<(u32, u32, Labels)>) 
 }
 
 /// Builds the graph for `txns`.
-pub fn infer(txns: &Txns) -> Result<Inferred, super::parse::TxnError> {
+pub fn infer(txns: &Txns, memory: usize) -> Result<Inferred, super::parse::TxnError> {
     let written = writers(txns)?;
     let mut found = Vec::new();
     for i in 0..txns.txns.len() {
@@ -268,8 +322,8 @@ pub fn infer(txns: &Txns) -> Result<Inferred, super::parse::TxnError> {
         }
     }
     match txns.kind {
-        TxnKind::ListAppend => list_append(txns, &written, found),
-        TxnKind::RwRegister => rw_register(txns, &written, found),
+        TxnKind::ListAppend => list_append(txns, &written, found, memory),
+        TxnKind::RwRegister => rw_register(txns, &written, found, memory),
     }
 }
 
@@ -360,6 +414,7 @@ fn list_append(
     txns: &Txns,
     written: &FxHashMap<(Key, i64), Written>,
     mut found: Vec<Found>,
+    memory: usize,
 ) -> Result<Inferred, super::parse::TxnError> {
     let nkeys = txns.keys.len();
     // The longest read of each key (by an ok transaction, any read).
@@ -441,7 +496,7 @@ fn list_append(
     let (nodes, node_of) = committed(txns, |k, v| pos.contains_key(&(k, v)));
     let node = |t: u32| node_of[t as usize];
     let writer_node = |k: Key, v: i64| written.get(&(k, v)).map_or(NONE, |w| node(w.txn));
-    let mut edges: Vec<(u32, u32, Labels)> = Vec::new();
+    let mut edges = Edges::new(memory, nodes.len());
     // ww along each order; the last observed appender of each key.
     let mut last_writer = vec![NONE; nkeys];
     for (k, order) in orders.iter().enumerate() {
@@ -558,7 +613,8 @@ fn list_append(
     });
     order_edges(txns, &nodes, &mut edges);
     Ok(Inferred {
-        graph: Graph::build(nodes.len(), edges),
+        over_budget: edges.over_budget(memory),
+        graph: edges.build(nodes.len()),
         nodes,
         found,
         orders,
@@ -598,6 +654,7 @@ fn rw_register(
     txns: &Txns,
     written: &FxHashMap<(Key, i64), Written>,
     mut found: Vec<Found>,
+    memory: usize,
 ) -> Result<Inferred, super::parse::TxnError> {
     let nkeys = txns.keys.len();
     // Which writes someone read (an info transaction with one is a node).
@@ -612,7 +669,7 @@ fn rw_register(
     let (nodes, node_of) = committed(txns, |k, v| read_values.contains_key(&(k, v)));
     let node = |t: u32| node_of[t as usize];
     let writer_node = |k: Key, v: i64| written.get(&(k, v)).map_or(NONE, |w| node(w.txn));
-    let mut edges: Vec<(u32, u32, Labels)> = Vec::new();
+    let mut edges = Edges::new(memory, nodes.len());
     // Readers of each version (None: the initial state), and the writers of each key.
     let mut readers: FxHashMap<(Key, Option<i64>), Vec<u32>> = FxHashMap::default();
     let mut key_writers: Vec<Vec<u32>> = vec![Vec::new(); nkeys];
@@ -679,7 +736,8 @@ fn rw_register(
     });
     order_edges(txns, &nodes, &mut edges);
     Ok(Inferred {
-        graph: Graph::build(nodes.len(), edges),
+        over_budget: edges.over_budget(memory),
+        graph: edges.build(nodes.len()),
         nodes,
         found,
         orders: Vec::new(),

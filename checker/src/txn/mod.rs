@@ -42,6 +42,10 @@ pub struct TxnOptions {
     /// linear and always finishes).
     pub steps: u64,
     pub time_limit: Option<Duration>,
+    /// Bytes the dependency graph may take (the transactions themselves, like a history
+    /// read for the linearizability checker, are not counted). Past it the cycles are
+    /// not searched and only anomalies found without them can decide the verdict.
+    pub memory_limit: usize,
     /// Anomalies explained per kind in the report (all are counted).
     pub examples: usize,
 }
@@ -52,6 +56,7 @@ impl Default for TxnOptions {
             model: ConsistencyModel::StrictSerializable,
             steps: 200_000_000,
             time_limit: None,
+            memory_limit: 1 << 30,
             examples: 8,
         }
     }
@@ -172,9 +177,16 @@ pub fn check_txn(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnE
 
 /// Checks transactions already read (the bench times this part apart from parsing).
 pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<TxnReport, TxnError> {
-    let inferred = infer::infer(txns)?;
+    let inferred = infer::infer(txns, opts.memory_limit)?;
     let deadline = opts.time_limit.map(|t| started + t);
-    let cycles = cycles::find(txns, &inferred, opts.steps, deadline);
+    let cycles = match inferred.over_budget {
+        None => cycles::find(txns, &inferred, opts.steps, deadline),
+        Some(_) => cycles::CycleResult {
+            found: Vec::new(),
+            unnamed: Vec::new(),
+            g_single_complete: false,
+        },
+    };
     let mut found = inferred.found.clone();
     found.extend(cycles.found);
     found.sort_by_key(|f| f.kind.severity());
@@ -206,7 +218,14 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<Tx
     let kinds: Vec<AnomalyKind> = counts.keys().copied().collect();
     // Only snapshot isolation rests on the budgeted search: it is undecided when that
     // search was cut short and nothing else broke it.
-    let undecided: Vec<ConsistencyModel> = if !cycles.g_single_complete
+    let undecided: Vec<ConsistencyModel> = if inferred.over_budget.is_some() {
+        // No cycle was looked for: every model a cycle could break is undecided, unless
+        // an anomaly found without the graph breaks it already.
+        ConsistencyModel::ALL
+            .into_iter()
+            .filter(|m| !kinds.iter().any(|k| m.forbids(*k)))
+            .collect()
+    } else if !cycles.g_single_complete
         && !kinds
             .iter()
             .any(|k| ConsistencyModel::SnapshotIsolation.forbids(*k))
@@ -216,7 +235,7 @@ pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<Tx
         Vec::new()
     };
     let (weakest_broken, strongest_satisfied) = models::judge(&kinds, &undecided);
-    let mut reason = None;
+    let mut reason = inferred.over_budget.clone();
     let verdict = if kinds.iter().any(|k| opts.model.forbids(*k)) {
         Verdict::Invalid
     } else if undecided.iter().any(|m| opts.model.implies(*m)) {
