@@ -197,9 +197,11 @@ fn check_txn_file(
 ) -> Result<Option<CheckReport>> {
     let mut file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let mut head = vec![0u8; 64 * 1024];
-    let n = std::io::Read::read(&mut file, &mut head)?;
-    let head = String::from_utf8_lossy(&head[..n]);
+    use std::io::{Read, Seek};
+    // The first 64 KiB tell the format; then the whole file is read from its start.
+    let mut head = Vec::new();
+    (&mut file).take(64 * 1024).read_to_end(&mut head)?;
+    let head = String::from_utf8_lossy(&head);
     let jsonl = match args.format {
         Some(FormatName::Jsonl) => true,
         Some(_) => false,
@@ -209,7 +211,7 @@ fn check_txn_file(
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let file = std::fs::File::open(&args.file)?;
+    file.rewind()?;
     let txns = checker::txn::parse::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
         .with_context(|| format!("{}", args.file.display()))?;
     let report = checker::txn::check_txns(&txns, opts, started)?;

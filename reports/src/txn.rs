@@ -120,16 +120,11 @@ pub fn findings(report: &TxnReport, out: &mut String) {
             )
         }
     );
-    let mut shown: Vec<(checker::txn::AnomalyKind, usize)> = Vec::new();
+    let mut shown: std::collections::BTreeMap<checker::txn::AnomalyKind, usize> =
+        Default::default();
     for (i, a) in report.anomalies.iter().enumerate() {
         // Three of each kind: the report is read, the rest are in results.json.
-        let n = match shown.iter_mut().find(|(k, _)| *k == a.kind) {
-            Some((_, n)) => n,
-            None => {
-                shown.push((a.kind, 0));
-                &mut shown.last_mut().expect("pushed").1
-            }
-        };
+        let n = shown.entry(a.kind).or_default();
         *n += 1;
         if *n > EXAMPLES {
             continue;

@@ -220,9 +220,9 @@ impl Generator {
     /// The reads after the run that make lost writes show: one per key, or for
     /// transactions read-only transactions of up to 16 keys each.
     pub fn final_reads(&self) -> Vec<OpSpec> {
-        let keys = self.all_keys();
         if !self.kind.transactional() {
-            return keys
+            return self
+                .all_keys()
                 .into_iter()
                 .map(|key| OpSpec {
                     f: self.read_func(),
@@ -231,29 +231,31 @@ impl Generator {
                 })
                 .collect();
         }
-        keys.chunks(FINAL_READ_KEYS)
+        // Transaction keys are the slots' numbers themselves, as the history keeps them.
+        let ids: Vec<usize> = (0..self.key_count()).collect();
+        ids.chunks(FINAL_READ_KEYS)
             .map(|ks| OpSpec {
                 f: Func::Txn,
                 key: self.kind.name().to_string(),
-                value: Value::Array(
-                    ks.iter()
-                        .map(|k| json!(["r", k.parse::<u64>().unwrap_or(0), null]))
-                        .collect(),
-                ),
+                value: ks.iter().map(|k| json!(["r", k, null])).collect(),
             })
             .collect()
     }
 
-    /// Every key used so far (the set workload opens new sets as it goes).
-    pub fn all_keys(&self) -> Vec<String> {
-        let n = match self.kind {
+    /// How many keys were used so far: their numbers are `0..` this.
+    fn key_count(&self) -> usize {
+        match self.kind {
             WorkloadKind::Set
             | WorkloadKind::Queue
             | WorkloadKind::ListAppend
             | WorkloadKind::RwRegister => self.sets.lock().expect("sets").next,
             WorkloadKind::Register | WorkloadKind::Kv => self.keys,
-        };
-        (0..n).map(|i| self.key(i)).collect()
+        }
+    }
+
+    /// Every key used so far (the set workload opens new sets as it goes).
+    pub fn all_keys(&self) -> Vec<String> {
+        (0..self.key_count()).map(|i| self.key(i)).collect()
     }
 
     /// The set in slot `slot`; an add counts towards its [`SET_SIZE`] (a transaction

@@ -8,6 +8,7 @@
 
 use serde_json::{json, Value};
 
+use crate::client::text;
 use crate::generator::{OpSpec, WorkloadKind};
 
 /// Whether a transaction's reads are of lists (list-append) or registers.
@@ -26,10 +27,6 @@ fn f_of(m: &Value) -> &str {
 /// raft-node's `POST /txn` body: keys and values as decimal strings, list reads as
 /// `["list", k]`.
 pub fn raft_node_body(op: &OpSpec) -> Value {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let ops: Vec<Value> = mops(op)
         .iter()
         .map(|m| {
@@ -144,12 +141,12 @@ pub mod etcd {
     use base64::Engine;
     use serde_json::{json, Value};
 
-    use super::{f_of, mops, reads_lists};
+    use super::{f_of, mops, reads_lists, text};
     use crate::generator::OpSpec;
 
     /// The etcd key of transaction key `k` (apart from the other workloads' keys).
     fn etcd_key(k: &Value) -> String {
-        B64.encode(format!("txn/{}", super::key_text(k)))
+        B64.encode(format!("txn/{}", text(k)))
     }
 
     /// The keys a transaction touches, each once, in order of first use.
@@ -218,7 +215,7 @@ pub mod etcd {
                     .map_err(|e| format!("key {k} holds {text:?}, not a list of integers: {e}"))?;
                 (list, int64(&kv["mod_revision"]))
             };
-            values.insert(super::key_text(k), (list, rev));
+            values.insert(text(k), (list, rev));
         }
         Ok(Snapshot { values })
     }
@@ -232,7 +229,7 @@ pub mod etcd {
         let done: Vec<Value> = mops(op)
             .iter()
             .map(|m| {
-                let k = super::key_text(&m[1]);
+                let k = text(&m[1]);
                 let entry = state.entry(k.clone()).or_default();
                 match f_of(m) {
                     "r" if lists => json!(["r", m[1], entry.0]),
@@ -281,14 +278,6 @@ pub mod etcd {
     /// `succeeded`.
     pub fn written(body: &Value) -> bool {
         body["succeeded"] == Value::Bool(true)
-    }
-}
-
-/// A micro-operation's key as text (keys are integers in the history).
-fn key_text(k: &Value) -> String {
-    match k {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 

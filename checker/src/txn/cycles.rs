@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::graph::{
     Components, Dependency, Graph, Labels, ALL, DATA, PROCESS, REALTIME, RW, WR, WW,
 };
-use super::infer::{name, Found, Inferred};
+use super::infer::{key_name, list, name, Found, Inferred};
 use super::models::AnomalyKind;
 use super::parse::{Key, Mop, Seen, Txn, TxnKind, Txns};
 
@@ -30,31 +30,24 @@ pub struct CycleResult {
     pub g_single_complete: bool,
 }
 
-/// The label an edge is explained by: the weakest reason it has.
-fn main_label(l: Labels) -> Labels {
-    [WW, WR, RW, PROCESS, REALTIME]
-        .into_iter()
-        .find(|x| l & x != 0)
-        .unwrap_or(0)
-}
-
-fn label_name(l: Labels) -> &'static str {
-    match l {
-        WW => "ww",
-        WR => "wr",
-        RW => "rw",
-        PROCESS => "process",
-        _ => "realtime",
+impl CycleResult {
+    /// No cycle: none searched for (`complete` false) or none there.
+    pub fn none(complete: bool) -> CycleResult {
+        CycleResult {
+            found: Vec::new(),
+            unnamed: Vec::new(),
+            g_single_complete: complete,
+        }
     }
 }
 
 /// Names a cycle by its edges: how many anti-dependencies, and whether it needs process
 /// or real-time order.
-fn classify(labels: &[Labels]) -> AnomalyKind {
+fn classify(deps: &[Dependency]) -> AnomalyKind {
     use AnomalyKind::*;
-    let rw = labels.iter().filter(|l| **l == RW).count();
+    let rw = deps.iter().filter(|d| **d == Dependency::Rw).count();
     let base = if rw == 0 {
-        if labels.iter().all(|l| *l == WW) {
+        if deps.iter().all(|d| *d == Dependency::Ww) {
             0
         } else {
             1
@@ -64,8 +57,8 @@ fn classify(labels: &[Labels]) -> AnomalyKind {
     } else {
         3
     };
-    let realtime = labels.contains(&REALTIME);
-    let process = labels.contains(&PROCESS);
+    let realtime = deps.contains(&Dependency::Realtime);
+    let process = deps.contains(&Dependency::Process);
     let table = if realtime {
         [G0Realtime, G1cRealtime, GSingleRealtime, G2ItemRealtime]
     } else if process {
@@ -101,16 +94,17 @@ impl Search<'_> {
         let g = &self.inf.graph;
         let mut nodes = vec![a, b];
         nodes.extend_from_slice(path);
-        let mut labels = Vec::with_capacity(nodes.len() - 1);
-        for (i, w) in nodes.windows(2).enumerate() {
-            let l = g.labels(w[0], w[1]);
-            labels.push(if i == 0 {
-                main_label(l & first)
-            } else {
-                main_label(l)
-            });
-        }
-        let kind = classify(&labels);
+        // Each edge read by its weakest reason (the first by one of `first`'s).
+        let deps: Vec<Dependency> = nodes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let l = g.labels(w[0], w[1]);
+                Dependency::of(if i == 0 { l & first } else { l })
+                    .expect("every edge of a path has a label")
+            })
+            .collect();
+        let kind = classify(&deps);
         if self.found.len() >= MAX_NAMED {
             self.unnamed.push(kind);
             return kind;
@@ -121,18 +115,18 @@ impl Search<'_> {
             .collect();
         let mut why: Vec<String> = nodes
             .windows(2)
-            .zip(&labels)
-            .map(|(w, l)| {
+            .zip(&deps)
+            .map(|(w, d)| {
                 let (x, y) = (
                     &self.txns.txns[self.inf.nodes[w[0] as usize] as usize],
                     &self.txns.txns[self.inf.nodes[w[1] as usize] as usize],
                 );
                 format!(
                     "{} (so {} → {}, {})",
-                    explain(self.txns, self.inf, x, y, *l),
+                    explain(self.txns, self.inf, x, y, *d),
                     name(x),
                     name(y),
-                    label_name(*l)
+                    d.name()
                 )
             })
             .collect();
@@ -143,31 +137,22 @@ impl Search<'_> {
             kind,
             txns: tx,
             why,
-            edges: labels.iter().filter_map(|l| Dependency::of(*l)).collect(),
+            edges: deps,
         });
         kind
     }
 
     /// One cycle per component of `comps` that holds an edge labelled `need` and none of
-    /// `exclude`, searched over `mask`. Components that hold a cycle of `inner` (a
-    /// weaker order) are skipped: that cycle names what is wrong there already.
+    /// `exclude`, searched over `mask`; components marked in `done` are skipped.
     fn per_component(
         &mut self,
         comps: &Components,
         mask: Labels,
         need: Labels,
         exclude: Labels,
-        inner: Option<&Components>,
+        mut done: Vec<bool>,
     ) {
         let g: &Graph = &self.inf.graph;
-        let mut done = vec![false; comps.sizes.len()];
-        if let Some(inner) = inner {
-            for a in 0..g.nodes() {
-                if inner.sizes[inner.comp[a] as usize] > 1 {
-                    done[comps.comp[a] as usize] = true;
-                }
-            }
-        }
         for a in 0..g.nodes() as u32 {
             let c = comps.comp[a as usize] as usize;
             if comps.sizes[c] < 2 || done[c] {
@@ -224,6 +209,18 @@ impl Search<'_> {
     }
 }
 
+/// The components of `comps` that hold a cycle of `inner` (a weaker order): the cycle
+/// found there already names what is wrong.
+fn holding_cycles_of(comps: &Components, inner: &Components) -> Vec<bool> {
+    let mut marked = vec![false; comps.sizes.len()];
+    for (a, c) in inner.comp.iter().enumerate() {
+        if inner.sizes[*c as usize] > 1 {
+            marked[comps.comp[a] as usize] = true;
+        }
+    }
+    marked
+}
+
 /// Finds and names cycles, worst first.
 pub fn find(txns: &Txns, inf: &Inferred, steps: u64, deadline: Option<Instant>) -> CycleResult {
     let g = &inf.graph;
@@ -237,49 +234,33 @@ pub fn find(txns: &Txns, inf: &Inferred, steps: u64, deadline: Option<Instant>) 
     };
     let all = g.components(ALL);
     if !all.any_cycle() {
-        return CycleResult {
-            found: Vec::new(),
-            unnamed: Vec::new(),
-            g_single_complete: true,
-        };
+        return CycleResult::none(true);
     }
     let ww = g.components(WW);
-    s.per_component(&ww, WW, WW, 0, None);
+    s.per_component(&ww, WW, WW, 0, vec![false; ww.sizes.len()]);
     let wwr = g.components(WW | WR);
-    s.per_component(&wwr, WW | WR, WR, WW, None);
+    s.per_component(&wwr, WW | WR, WR, WW, vec![false; wwr.sizes.len()]);
     let data = g.components(DATA);
     let (complete, named) = s.g_single(&data, &wwr);
     // Components with a data cycle but no G-single named: a cycle through an
     // anti-dependency (G2-item, or G-single if the budget ran out first).
-    let mut data_left = Components {
-        comp: data.comp.clone(),
-        sizes: data.sizes.clone(),
-    };
-    for (c, named) in named.into_iter().enumerate() {
-        if named {
-            data_left.sizes[c] = 1;
-        }
-    }
-    s.per_component(&data_left, DATA, RW, WW | WR, None);
+    s.per_component(&data, DATA, RW, WW | WR, named);
     // Cycles that need process order, then real-time order, where no weaker cycle is.
     let dp = g.components(DATA | PROCESS);
-    s.per_component(&dp, DATA | PROCESS, PROCESS, DATA, Some(&data));
-    s.per_component(&all, ALL, REALTIME, DATA | PROCESS, Some(&dp));
-    s.found.sort_by_key(|f| f.kind.severity());
+    s.per_component(
+        &dp,
+        DATA | PROCESS,
+        PROCESS,
+        DATA,
+        holding_cycles_of(&dp, &data),
+    );
+    let done = holding_cycles_of(&all, &dp);
+    s.per_component(&all, ALL, REALTIME, DATA | PROCESS, done);
     CycleResult {
         found: s.found,
         unnamed: s.unnamed,
         g_single_complete: complete,
     }
-}
-
-fn key(txns: &Txns, k: Key) -> String {
-    super::infer::key_name(txns, k)
-}
-
-fn list(xs: &[i64]) -> String {
-    let items: Vec<String> = xs.iter().map(|x| x.to_string()).collect();
-    format!("[{}]", items.join(" "))
 }
 
 fn writes(t: &Txn) -> impl Iterator<Item = (Key, i64)> + '_ {
@@ -296,8 +277,9 @@ fn reads(t: &Txn) -> impl Iterator<Item = (Key, &Seen)> + '_ {
     })
 }
 
-/// Why `a` precedes `b` by label `l`, in words.
-fn explain(txns: &Txns, inf: &Inferred, a: &Txn, b: &Txn, l: Labels) -> String {
+/// Why `a` precedes `b` by dependency `d`, in words.
+fn explain(txns: &Txns, inf: &Inferred, a: &Txn, b: &Txn, d: Dependency) -> String {
+    let key = key_name;
     let (na, nb) = (name(a), name(b));
     let la = txns.kind == TxnKind::ListAppend;
     let verb = if la { "appended" } else { "wrote" };
@@ -306,11 +288,10 @@ fn explain(txns: &Txns, inf: &Inferred, a: &Txn, b: &Txn, l: Labels) -> String {
             .get(k as usize)
             .and_then(|o| o.iter().position(|x| *x == v))
     };
-    match l {
-        WW => {
+    match d {
+        Dependency::Ww => {
             for (k, va) in writes(a) {
-                for (kb, vb) in writes(b).filter(|(kb, _)| *kb == k) {
-                    let _ = kb;
+                for (_, vb) in writes(b).filter(|(kb, _)| *kb == k) {
                     if la {
                         match (pos(k, va), pos(k, vb)) {
                             (Some(pa), Some(pb)) if pa < pb => {
@@ -331,7 +312,7 @@ fn explain(txns: &Txns, inf: &Inferred, a: &Txn, b: &Txn, l: Labels) -> String {
             }
             format!("{na} {verb} before {nb} on a shared key")
         }
-        WR => {
+        Dependency::Wr => {
             for (k, seen) in reads(b) {
                 let last = match seen {
                     Seen::List(xs) => xs.last().copied(),
@@ -353,7 +334,7 @@ fn explain(txns: &Txns, inf: &Inferred, a: &Txn, b: &Txn, l: Labels) -> String {
             }
             format!("{nb} read what {na} wrote")
         }
-        RW => {
+        Dependency::Rw => {
             for (k, seen) in reads(a) {
                 for (kb, vb) in writes(b) {
                     if kb != k {
@@ -383,8 +364,8 @@ fn explain(txns: &Txns, inf: &Inferred, a: &Txn, b: &Txn, l: Labels) -> String {
             }
             format!("{na} read a version {nb} overwrote")
         }
-        PROCESS => format!("{na} and then {nb} ran on process {}", a.process),
-        _ => format!(
+        Dependency::Process => format!("{na} and then {nb} ran on process {}", a.process),
+        Dependency::Realtime => format!(
             "{na} completed (at {:.6} s) before {nb} was invoked (at {:.6} s)",
             a.ret.unwrap_or(0) as f64 / 1e9,
             b.call as f64 / 1e9

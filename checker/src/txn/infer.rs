@@ -28,7 +28,7 @@
 //! G1b), reads of values never written, lists out of order or with duplicates,
 //! transactions that contradict themselves (internal) and lost updates.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::graph::{Graph, Labels, PROCESS, REALTIME, RW, WR, WW};
 use super::models::AnomalyKind;
@@ -47,6 +47,18 @@ pub struct Found {
     /// For a cycle: the dependency from each transaction to the next (the last back to
     /// the first); empty otherwise.
     pub edges: Vec<super::graph::Dependency>,
+}
+
+impl Found {
+    /// An anomaly that is not a cycle: the transactions it names and why, in words.
+    fn new(kind: AnomalyKind, txns: Vec<u32>, why: String) -> Found {
+        Found {
+            kind,
+            txns,
+            why: vec![why],
+            edges: Vec::new(),
+        }
+    }
 }
 
 /// Bytes the graph costs per edge and per node, counted generously: the edge list as it
@@ -170,7 +182,7 @@ pub fn name(t: &Txn) -> String {
     format!("T{}", t.op)
 }
 
-fn list(xs: &[i64]) -> String {
+pub(super) fn list(xs: &[i64]) -> String {
     let items: Vec<String> = xs.iter().map(|x| x.to_string()).collect();
     format!("[{}]", items.join(" "))
 }
@@ -240,16 +252,15 @@ fn internal(txns: &Txns, i: usize) -> Option<Found> {
                         Some(k) => format!("{} (from its own earlier operations)", list(k)),
                         None => format!("a list ending in {}, its own appends", list(&s.2)),
                     };
-                    return Some(Found {
-                        edges: Vec::new(),
-                        kind: AnomalyKind::Internal,
-                        txns: vec![i as u32],
-                        why: vec![format!(
+                    return Some(Found::new(
+                        AnomalyKind::Internal,
+                        vec![i as u32],
+                        format!(
                             "{} read {key_name} = {}, but it must have seen {expected}",
                             name(t),
                             list(&got)
-                        )],
-                    });
+                        ),
+                    ));
                 }
                 s.1 = Some(got);
                 s.2.clear();
@@ -364,28 +375,26 @@ fn read_of(
     let r = &txns.txns[reader];
     let k = &key_name(txns, key);
     let Some(w) = written.get(&(key, value)) else {
-        return Some(Found {
-            edges: Vec::new(),
-            kind: AnomalyKind::GarbageRead,
-            txns: vec![reader as u32],
-            why: vec![format!(
+        return Some(Found::new(
+            AnomalyKind::GarbageRead,
+            vec![reader as u32],
+            format!(
                 "{} read {value} from {k}, which no transaction wrote",
                 name(r)
-            )],
-        });
+            ),
+        ));
     };
     let wt = &txns.txns[w.txn as usize];
     if wt.outcome == Outcome::Fail {
-        return Some(Found {
-            edges: Vec::new(),
-            kind: AnomalyKind::G1a,
-            txns: vec![w.txn, reader as u32],
-            why: vec![format!(
+        return Some(Found::new(
+            AnomalyKind::G1a,
+            vec![w.txn, reader as u32],
+            format!(
                 "{} read {value} from {k}, written by {}, which failed (aborted read)",
                 name(r),
                 name(wt)
-            )],
-        });
+            ),
+        ));
     }
     if last && w.overwritten && w.txn as usize != reader {
         let why = match txns.kind {
@@ -400,12 +409,11 @@ fn read_of(
                 name(wt)
             ),
         };
-        return Some(Found {
-            edges: Vec::new(),
-            kind: AnomalyKind::G1b,
-            txns: vec![w.txn, reader as u32],
-            why: vec![why],
-        });
+        return Some(Found::new(
+            AnomalyKind::G1b,
+            vec![w.txn, reader as u32],
+            why,
+        ));
     }
     None
 }
@@ -443,17 +451,16 @@ fn list_append(
         let Some((reader, xs)) = l else { continue };
         for (p, &v) in xs.iter().enumerate() {
             if pos.insert((k as Key, v), p as u32).is_some() {
-                found.push(Found {
-                    edges: Vec::new(),
-                    kind: AnomalyKind::DuplicateElements,
-                    txns: vec![*reader],
-                    why: vec![format!(
+                found.push(Found::new(
+                    AnomalyKind::DuplicateElements,
+                    vec![*reader],
+                    format!(
                         "{} read {} = {}, which holds {v} twice",
                         name(&txns.txns[*reader as usize]),
                         key_name(txns, k as Key),
                         list(xs)
-                    )],
-                });
+                    ),
+                ));
                 break;
             }
             if let Some(f) = read_of(txns, written, *reader as usize, k as Key, v, false) {
@@ -475,17 +482,16 @@ fn list_append(
             };
             match last.iter_mut().find(|l| l.0 == *key) {
                 Some(l) if l.1 > p => {
-                    found.push(Found {
-                        edges: Vec::new(),
-                        kind: AnomalyKind::IncompatibleOrder,
-                        txns: vec![i as u32],
-                        why: vec![format!(
+                    found.push(Found::new(
+                        AnomalyKind::IncompatibleOrder,
+                        vec![i as u32],
+                        format!(
                             "{} appended {} and then {value} to {}, but reads show {value} first",
                             name(t),
                             l.2,
                             key_name(txns, *key)
-                        )],
-                    });
+                        ),
+                    ));
                     break;
                 }
                 Some(l) => *l = (*key, p, *value),
@@ -547,19 +553,18 @@ fn list_append(
             if !order.starts_with(xs) && !incompatible[*k as usize] {
                 incompatible[*k as usize] = true;
                 let (other, _) = longest[*k as usize].expect("a longer read exists");
-                found.push(Found {
-                    edges: Vec::new(),
-                    kind: AnomalyKind::IncompatibleOrder,
-                    txns: vec![i as u32, other],
-                    why: vec![format!(
+                found.push(Found::new(
+                    AnomalyKind::IncompatibleOrder,
+                    vec![i as u32, other],
+                    format!(
                         "{} read {} = {} and {} read {}: neither is a prefix of the other",
                         name(t),
                         key_name(txns, *k),
                         list(xs),
                         name(&txns.txns[other as usize]),
                         list(order)
-                    )],
-                });
+                    ),
+                ));
             }
         }
     }
@@ -636,17 +641,16 @@ fn lost_updates<K: Copy + Ord>(
         }
         reported.push(k.0);
         let names: Vec<String> = ts.iter().map(|t| name(&txns.txns[*t as usize])).collect();
-        found.push(Found {
-                        edges: Vec::new(),
-            kind: AnomalyKind::LostUpdate,
-            txns: ts.clone(),
-            why: vec![format!(
+        found.push(Found::new(
+            AnomalyKind::LostUpdate,
+            ts.clone(),
+            format!(
                 "{} all read {} of {} and then wrote it: in any serial order only the first could have read that",
                 names.join(", "),
                 version(k),
                 key_name(txns, k.0)
-            )],
-        });
+            ),
+        ));
     }
 }
 
@@ -658,15 +662,15 @@ fn rw_register(
 ) -> Result<Inferred, super::parse::TxnError> {
     let nkeys = txns.keys.len();
     // Which writes someone read (an info transaction with one is a node).
-    let mut read_values: FxHashMap<(Key, i64), ()> = FxHashMap::default();
+    let mut read_values: FxHashSet<(Key, i64)> = FxHashSet::default();
     for t in txns.txns.iter().filter(|t| t.outcome == Outcome::Ok) {
         for (k, seen) in external_reads(t) {
             if let Seen::Register(Some(v)) = seen {
-                read_values.insert((k, *v), ());
+                read_values.insert((k, *v));
             }
         }
     }
-    let (nodes, node_of) = committed(txns, |k, v| read_values.contains_key(&(k, v)));
+    let (nodes, node_of) = committed(txns, |k, v| read_values.contains(&(k, v)));
     let node = |t: u32| node_of[t as usize];
     let writer_node = |k: Key, v: i64| written.get(&(k, v)).map_or(NONE, |w| node(w.txn));
     let mut edges = Edges::new(memory, nodes.len());

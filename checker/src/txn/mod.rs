@@ -177,17 +177,13 @@ pub fn check_txn(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnE
 
 /// Checks transactions already read (the bench times this part apart from parsing).
 pub fn check_txns(txns: &Txns, opts: &TxnOptions, started: Instant) -> Result<TxnReport, TxnError> {
-    let inferred = infer::infer(txns, opts.memory_limit)?;
+    let mut inferred = infer::infer(txns, opts.memory_limit)?;
     let deadline = opts.time_limit.map(|t| started + t);
     let cycles = match inferred.over_budget {
         None => cycles::find(txns, &inferred, opts.steps, deadline),
-        Some(_) => cycles::CycleResult {
-            found: Vec::new(),
-            unnamed: Vec::new(),
-            g_single_complete: false,
-        },
+        Some(_) => cycles::CycleResult::none(false),
     };
-    let mut found = inferred.found.clone();
+    let mut found = std::mem::take(&mut inferred.found);
     found.extend(cycles.found);
     found.sort_by_key(|f| f.kind.severity());
     let mut counts: BTreeMap<AnomalyKind, usize> = BTreeMap::new();
