@@ -161,7 +161,7 @@ fn etcd_bench_speaks_the_v3_gateway() {
 #[test]
 fn bad_bench_input_is_an_error_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--mix", "delete=1"], "write, read and cas"),
         (&["--mix", "write=x"], "not a whole number"),
         (
@@ -169,6 +169,7 @@ fn bad_bench_input_is_an_error_with_a_reason() {
             "apt-get install etcd-server",
         ),
         (&["--concurrency", "513"], "513"),
+        (&["--compare-builtin"], "--client-cmd"),
     ];
     for (args, says) in cases {
         let out = bench(dir.path(), args);
@@ -176,4 +177,61 @@ fn bad_bench_input_is_an_error_with_a_reason() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// `--compare-builtin`: operations alternate between the adapter (here `chaos-runner
+/// adapter`, the protocol over the built-in client) and the built-in client, in one
+/// checked history; each path is counted per kind of operation, and the difference at p50
+/// is each kind's adapter p50 less its built-in p50.
+#[test]
+fn an_adapter_is_compared_with_the_built_in_client_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let adapter = format!("{BIN} adapter");
+    let out = bench(
+        dir.path(),
+        &[
+            "--duration",
+            "1.5",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "2",
+            "--client-cmd",
+            &adapter,
+            "--compare-builtin",
+            "--check",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = figures(&json);
+    let c = &v["compare_builtin"];
+    let (mut built_in, mut adapter_ok) = (0, 0);
+    for f in ["read", "write"] {
+        let b = &c["built_in"][f];
+        let a = &c["adapter"][f];
+        built_in += b["ok"].as_u64().unwrap();
+        adapter_ok += a["ok"].as_u64().unwrap();
+        let added = c["adapter_adds_p50_ms"][f].as_f64().unwrap();
+        let diff = a["p50_ms"].as_f64().unwrap() - b["p50_ms"].as_f64().unwrap();
+        assert!((added - diff).abs() < 1e-9, "{c}");
+    }
+    // Every other operation went each way: the measured window holds about as many of
+    // each (it may cut one client's pair in two).
+    let ok = v["ok"].as_u64().unwrap();
+    assert!(built_in + adapter_ok <= ok + 4, "{c} {ok}");
+    assert!(built_in.abs_diff(adapter_ok) <= 4, "{c}");
+    assert!(built_in > 50, "{c}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("the adapter adds at p50: read"), "{text}");
+    // One adapter served the whole run: it never broke.
+    let history = Path::new(v["history"].as_str().unwrap());
+    let adapters = history.parent().unwrap().join("adapters");
+    assert!(adapters.join("client-0.stderr").exists());
+    assert!(
+        !adapters.join("client-2.stderr").exists(),
+        "adapters were replaced"
+    );
 }

@@ -29,6 +29,9 @@ use crate::fabric::{Fabric, NetArg};
 use crate::store::RunDir;
 use crate::test_cmd::{parse_mix, secs};
 
+mod paths;
+use paths::{Alternating, Comparison};
+
 /// Measure a fault-free cluster (raft-node or etcd) at full speed: ops/s and latency.
 ///
 /// Starts `--nodes` servers on loopback, waits for a leader, runs `--concurrency` clients
@@ -100,6 +103,12 @@ pub struct BenchArgs {
     /// an adapter costs per operation.
     #[arg(long, value_name = "CMD")]
     pub client_cmd: Option<String>,
+    /// With --client-cmd: send every other operation through the built-in client
+    /// instead, in the same run, and report each path's latency per kind of operation
+    /// and what the adapter adds at p50. Both paths then meet the same cluster, load and
+    /// moment; two separate benches differ by more than an adapter costs.
+    #[arg(long, requires = "client_cmd")]
+    pub compare_builtin: bool,
     /// How node-to-node traffic travels, as for `test`: direct (nothing in the way),
     /// proxy (through the harness's proxies, as `test` does by default; raft-node only),
     /// netns (each node in a namespace of its own behind the runner's packet switch;
@@ -217,6 +226,9 @@ struct BenchResults {
     history: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     checker: Option<BenchCheck>,
+    /// --compare-builtin: each path's figures, per kind of operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compare_builtin: Option<Comparison>,
 }
 
 #[derive(Debug, Serialize)]
@@ -341,19 +353,29 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     })
 }
 
-/// Drives the cluster for warm-up plus duration, every operation to the leader.
+/// Drives the cluster for warm-up plus duration, every operation to the leader. Returns
+/// the wall time, and with --compare-builtin each path's figures in the measured window.
 async fn drive(
     args: &BenchArgs,
     plan: &Plan,
     running: &Running,
     recorder: Arc<Recorder>,
     run_dir: &std::path::Path,
-) -> Result<Duration> {
+) -> Result<(Duration, Option<Comparison>)> {
     // The bench speaks raft-node's own API to servers of its command line.
     let dialect = plan.cluster.server.dialect().unwrap_or(Dialect::RaftNode);
+    let mut alternating = None;
     let client: Arc<dyn workloads::client::Client> = match &args.client_cmd {
         Some(cmd) => {
-            running.adapter_client(cmd, "register", run_dir.join("adapters"), plan.op_timeout)
+            let adapters =
+                running.adapter_client(cmd, "register", run_dir.join("adapters"), plan.op_timeout);
+            if args.compare_builtin {
+                let alt = Arc::new(Alternating::new(running.client(dialect).await?, adapters));
+                alternating = Some(alt.clone());
+                alt
+            } else {
+                adapters
+            }
         }
         None => running.client(dialect).await?,
     };
@@ -375,7 +397,9 @@ async fn drive(
         reads_at_home: false,
     };
     run_clients(shared, clients).await;
-    Ok(started.elapsed())
+    let from = started + plan.warmup;
+    let compared = alternating.map(|a| a.figures(from, from + plan.duration));
+    Ok((started.elapsed(), compared))
 }
 
 async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
@@ -405,7 +429,7 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
         plan.warmup + plan.duration,
         done.clone(),
     ));
-    let wall = drive(args, plan, &running, recorder.clone(), &run.path).await?;
+    let (wall, compared) = drive(args, plan, &running, recorder.clone(), &run.path).await?;
     done.notify_one();
     let _ = progress.await;
     recorder.finish().context("writing the history")?;
@@ -419,6 +443,12 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     let mut out = bench_results(args, plan, &run, &f, wall);
     out.leader_changed = leader_after != Some(running.leader);
     print_figures(target, &f, plan.duration.as_secs_f64(), out.leader_changed);
+    if let Some(c) = &compared {
+        for line in c.lines() {
+            crate::console::tell!("{line}");
+        }
+    }
+    out.compare_builtin = compared;
     let mut code = exit::VALID;
     if args.check {
         let check = check_history(&run).await?;
@@ -484,6 +514,7 @@ fn bench_results(
         wall_s: wall.as_secs_f64(),
         history: run.history(),
         checker: None,
+        compare_builtin: None,
     }
 }
 
