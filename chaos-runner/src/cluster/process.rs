@@ -111,16 +111,53 @@ pub(super) fn which(name: &Path) -> Option<PathBuf> {
 /// Reserves `n` free loopback ports. The listeners hold them until the caller drops them
 /// (just before the nodes start), so nothing this process binds meanwhile (the proxies)
 /// can take one.
+///
+/// The ports come from below the kernel's ephemeral range when there is room there: a
+/// node that is killed and started again binds its port anew, and a port inside the
+/// range could meanwhile have become the local port of any outgoing connection on the
+/// machine (the runner's own clients included), so the node could not start. Ports below
+/// the range are only ever taken by an explicit bind. The search starts at a point of
+/// its own per process, so runners side by side rarely meet.
 pub fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()
-        .context("cannot find free ports")?;
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| below_ephemeral(&t));
+    let mut listeners = Vec::with_capacity(n);
+    if let Some((low, high)) = range {
+        let span = u32::from(high - low);
+        let seed = std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+        for k in 0..span {
+            if listeners.len() == n {
+                break;
+            }
+            let port = low + ((seed.wrapping_add(k)) % span) as u16;
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                listeners.push(l);
+            }
+        }
+    }
+    while listeners.len() < n {
+        listeners
+            .push(std::net::TcpListener::bind("127.0.0.1:0").context("cannot find free ports")?);
+    }
     let ports = listeners
         .iter()
         .map(|l| l.local_addr().expect("bound").port())
         .collect();
     Ok((ports, listeners))
+}
+
+/// The ports below the ephemeral range that `free_ports` looks in, `[low, high)`, from
+/// the text of ip_local_port_range ("32768\t60999"); `None` when the range leaves too
+/// little room below it.
+fn below_ephemeral(range: &str) -> Option<(u16, u16)> {
+    /// Below this are the well-known and registered ports that services tend to use.
+    const FLOOR: u16 = 10_000;
+    let high: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (high >= FLOOR + 1_000).then_some((FLOOR, high))
 }
 
 /// Runs blocking work (an ssh round trip) without stalling the async runtime's worker.
@@ -244,6 +281,31 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    #[test]
+    fn ports_come_from_below_the_ephemeral_range_and_are_held() {
+        assert_eq!(below_ephemeral("32768\t60999\n"), Some((10_000, 32_768)));
+        assert_eq!(below_ephemeral("1024 65535"), None, "no room below");
+        assert_eq!(below_ephemeral("garbage"), None);
+        let (ports, held) = free_ports(9).unwrap();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 9);
+        if let Some((low, high)) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| below_ephemeral(&t))
+        {
+            assert!(ports.iter().all(|p| (low..high).contains(p)), "{ports:?}");
+        }
+        for p in &ports {
+            assert!(
+                std::net::TcpListener::bind(("127.0.0.1", *p)).is_err(),
+                "{p} is held"
+            );
+        }
+        drop(held);
+    }
 
     fn sleeper(scope: &Scope) -> Child {
         let mut cmd = Command::new("sleep");
