@@ -52,8 +52,9 @@ pub struct ShrinkArgs {
     #[arg(long, default_value_t = 3, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=20))]
     tries: u32,
-    /// Seconds to spend in all; when they run out, the smallest failing part found so far
-    /// is the result.
+    /// Seconds to spend in all. No replay starts that the time left could not see
+    /// through (judged by the longest replay so far), and one still running when the
+    /// time is up is stopped; the smallest failing part found by then is the result.
     #[arg(long, default_value_t = 1800.0, value_name = "SECS")]
     budget: f64,
     /// Keep the run's full time limit and every fault (by default the first replay cuts
@@ -97,6 +98,9 @@ struct Replay {
     /// Its run folder, kept when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     run: Option<PathBuf>,
+    /// Stopped when the budget ran out: its code says nothing about the part.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cut: bool,
 }
 
 /// One part tried: which of the original faults (numbered from 1) and what the replays
@@ -147,6 +151,8 @@ struct Replayer {
     log: std::fs::File,
     tries: u32,
     deadline: Instant,
+    /// Seconds of the longest replay so far: what the next one is expected to need.
+    longest: f64,
     steps: Vec<Step>,
     confirmations: Vec<Confirmation>,
     replays: usize,
@@ -172,13 +178,18 @@ impl Replayer {
             replays: Vec::new(),
         };
         for attempt in 1..=self.tries {
-            if Instant::now() >= self.deadline {
+            if !self.room_for_a_replay() {
                 if !step.replays.is_empty() {
                     self.steps.push(step);
                 }
                 return Ok(None);
             }
             let replay = self.replay(part, time_limit)?;
+            if replay.cut {
+                step.replays.push(replay);
+                self.steps.push(step);
+                return Ok(None);
+            }
             crate::console::tell!(
                 "  {} of {} faults [{}], {time_limit:.0} s: {} (replay {attempt} of {}, {:.0} s)",
                 part.len(),
@@ -202,27 +213,41 @@ impl Replayer {
 
     /// Replays `part` `n` times; returns how many failed, and when none did, lets the
     /// part count as passing from now on.
-    fn confirm(&mut self, part: &[usize], time_limit: f64, n: u32) -> Result<u32> {
-        let mut failed = 0;
-        for _ in 0..n {
+    /// Replays `part` up to `n` times, as the budget allows: how many failed, of how
+    /// many replays that ran to the end.
+    fn confirm(&mut self, part: &[usize], time_limit: f64, n: u32) -> Result<(u32, u32)> {
+        let (mut failed, mut done) = (0, 0);
+        while done < n && self.room_for_a_replay() {
             let r = self.replay(part, time_limit)?;
+            if r.cut {
+                break;
+            }
+            done += 1;
             failed += u32::from(r.code == exit::INVALID);
         }
         let numbers = numbered(part);
-        if failed == 0 {
+        if failed == 0 && done == n {
             for s in self.steps.iter_mut().filter(|s| s.faults == numbers) {
                 s.fails = false;
             }
         }
-        self.confirmations.push(Confirmation {
-            faults: numbers,
-            failed,
-            replays: n,
-        });
-        Ok(failed)
+        if done > 0 {
+            self.confirmations.push(Confirmation {
+                faults: numbers,
+                failed,
+                replays: done,
+            });
+        }
+        Ok((failed, done))
     }
 
-    /// Runs `test` once with the faults `part`.
+    /// Whether the budget leaves time for one more replay as long as the longest so far.
+    fn room_for_a_replay(&self) -> bool {
+        Instant::now() + Duration::from_secs_f64(self.longest) < self.deadline
+    }
+
+    /// Runs `test` once with the faults `part`, stopping it if the budget runs out first
+    /// (the replay is then `cut`).
     fn replay(&mut self, part: &[usize], time_limit: f64) -> Result<Replay> {
         use std::io::Write;
         self.replays += 1;
@@ -238,7 +263,7 @@ impl Replayer {
             crate::test_cmd::shell_line(&args)
         )?;
         let t = Instant::now();
-        let status = {
+        let (status, cut) = {
             use std::os::unix::process::CommandExt;
             let mut cmd = Command::new(&self.exe);
             cmd.args(&args)
@@ -253,23 +278,33 @@ impl Replayer {
                         .map_err(std::io::Error::from)
                 });
             }
-            cmd.status()
-                .with_context(|| format!("cannot start {}", self.exe.display()))?
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("cannot start {}", self.exe.display()))?;
+            wait_until(child, self.deadline)
+                .with_context(|| format!("waiting for {}", self.exe.display()))?
         };
         let seconds = t.elapsed().as_secs_f64();
+        self.longest = self.longest.max(seconds);
         let code = status.code().map_or(exit::ERROR, |c| c as u8);
         std::fs::remove_file(&file).ok();
         // The replay's folder: kept as evidence when it failed, else removed.
         let run = std::fs::canonicalize(store.join("latest")).ok();
         let run = match run {
-            Some(dir) if code == exit::INVALID => Some(dir),
+            Some(dir) if code == exit::INVALID && !cut => Some(dir),
             Some(dir) => {
                 std::fs::remove_dir_all(&dir).ok();
                 None
             }
             None => None,
         };
-        if code == exit::ERROR {
+        if cut {
+            writeln!(
+                self.log,
+                "=== replay {} stopped: the budget ran out",
+                self.replays
+            )?;
+        } else if code == exit::ERROR {
             self.errors_in_a_row += 1;
             if self.errors_in_a_row >= 3 {
                 bail!(
@@ -280,7 +315,12 @@ impl Replayer {
         } else {
             self.errors_in_a_row = 0;
         }
-        Ok(Replay { code, seconds, run })
+        Ok(Replay {
+            code,
+            seconds,
+            run,
+            cut,
+        })
     }
 
     fn args(&self, schedule: &Path, time_limit: f64, store: &Path) -> Vec<String> {
@@ -405,13 +445,46 @@ fn anomaly_at(results: &RunResults) -> Option<f64> {
     Some(op.ret.unwrap_or(op.call) as f64 / 1e9)
 }
 
+/// Waits for `child`, a replay; at `deadline` asks it to stop (SIGTERM: it takes its
+/// nodes down), and kills it if it has not within 10 s. Returns its status and whether it
+/// was stopped.
+fn wait_until(
+    mut child: std::process::Child,
+    deadline: Instant,
+) -> std::io::Result<(std::process::ExitStatus, bool)> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    use nix::unistd::Pid;
+    let pid = Pid::from_raw(child.id() as i32);
+    // The waiter only watches (WNOWAIT): the child stays unreaped until `child.wait()`
+    // below, so its pid cannot be another process's when it is signalled.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Err(nix::errno::Errno::EINTR) =
+            waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+        {}
+        let _ = tx.send(());
+    });
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut cut = false;
+    if rx.recv_timeout(left).is_err() {
+        cut = true;
+        let _ = kill(pid, Signal::SIGTERM);
+        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+    Ok((child.wait()?, cut))
+}
+
 /// What shrinking asks of replays: whether a part fails, and how often it fails again.
 trait Oracle {
     /// Whether `part` fails (up to --tries replays); `None` when the budget ran out.
     fn fails(&mut self, part: &[usize]) -> Result<Option<bool>>;
-    /// How many of --confirm replays of `part` fail; after none did, the part counts as
-    /// passing. `None` when the budget ran out (`first`: replay it anyway).
-    fn confirm(&mut self, part: &[usize], first: bool) -> Result<Option<u32>>;
+    /// How many of --confirm replays of `part` fail, of how many: after none of them
+    /// all did, the part counts as passing. `None` when the budget ran out before that
+    /// was known (no replay failed, and not all of them ran).
+    fn confirm(&mut self, part: &[usize]) -> Result<Option<(u32, u32)>>;
     /// How many replays a confirmation makes (0: no confirmation).
     fn confirmations(&self) -> u32;
 }
@@ -428,19 +501,22 @@ impl Oracle for Replays<'_> {
         self.replayer.fails(part, self.time_limit)
     }
 
-    fn confirm(&mut self, part: &[usize], first: bool) -> Result<Option<u32>> {
-        if !first && Instant::now() >= self.replayer.deadline {
-            return Ok(None);
+    fn confirm(&mut self, part: &[usize]) -> Result<Option<(u32, u32)>> {
+        let (failed, done) = self.replayer.confirm(part, self.time_limit, self.confirm)?;
+        if done > 0 {
+            crate::console::tell!(
+                "  confirming {} of {} faults [{}]: failed {failed} of {done} replays{}",
+                part.len(),
+                self.replayer.schedule.len(),
+                ranges(&numbered(part)),
+                if done < self.confirm {
+                    " (the budget ran out)"
+                } else {
+                    ""
+                }
+            );
         }
-        let failed = self.replayer.confirm(part, self.time_limit, self.confirm)?;
-        crate::console::tell!(
-            "  confirming {} of {} faults [{}]: failed {failed} of {} replays",
-            part.len(),
-            self.replayer.schedule.len(),
-            ranges(&numbered(part)),
-            self.confirm
-        );
-        Ok(Some(failed))
+        Ok((failed > 0 || done == self.confirm).then_some((failed, done)))
     }
 
     fn confirmations(&self) -> u32 {
@@ -476,12 +552,12 @@ fn rounds(oracle: &mut dyn Oracle, start: Vec<usize>) -> Result<Shrunk> {
         }
         let mut again = None;
         for (k, part) in trail.iter().rev().enumerate() {
-            let Some(failed) = oracle.confirm(part, k == 0)? else {
+            let Some((failed, done)) = oracle.confirm(part)? else {
                 return Ok((faults, confirmed, true));
             };
             if k == 0 || failed > 0 {
                 faults = part.clone();
-                confirmed = Some((failed, n));
+                confirmed = Some((failed, done));
             }
             if failed > 0 {
                 again = Some(k);
@@ -613,6 +689,7 @@ pub fn run(args: ShrinkArgs) -> Result<u8> {
         out: out.clone(),
         tries: args.tries,
         deadline: t0 + Duration::from_secs_f64(args.budget),
+        longest: 0.0,
         steps: Vec::new(),
         confirmations: Vec::new(),
         replays: 0,
@@ -917,13 +994,13 @@ mod tests {
             Ok(Some(self.needed.iter().all(|i| part.contains(i))))
         }
 
-        fn confirm(&mut self, part: &[usize], _first: bool) -> Result<Option<u32>> {
+        fn confirm(&mut self, part: &[usize]) -> Result<Option<(u32, u32)>> {
             self.replays += 3;
             let real = self.needed.iter().all(|i| part.contains(i));
             if !real {
                 self.counted_passing.push(part.to_vec());
             }
-            Ok(Some(if real { 3 } else { 0 }))
+            Ok(Some((if real { 3 } else { 0 }, 3)))
         }
 
         fn confirmations(&self) -> u32 {

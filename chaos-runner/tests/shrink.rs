@@ -196,6 +196,23 @@ fn shrink_takes_out_the_faults_a_failure_does_not_need() {
         .map(|c| c["failed"].as_u64().unwrap())
         .sum();
     assert_eq!(trials as u64, failing as u64 + confirmed);
+
+    // A budget shorter than any replay: the first replay is stopped when it runs out
+    // (not left to finish, which would record its verdict), and nothing else starts.
+    let out = output_shown({
+        let mut c = Command::new(BIN);
+        c.args(["shrink", "--budget", "0.2"]).arg(&run);
+        c
+    });
+    let outcome = json(&shrunk.join("shrink.json"));
+    assert_eq!(out.status.code(), Some(0), "{outcome}");
+    assert_eq!(outcome["budget_ran_out"], true, "{outcome}");
+    assert_eq!(outcome["replays"], 1, "{outcome}");
+    let steps = outcome["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{outcome}");
+    assert_eq!(steps[0]["replays"][0]["cut"], true, "{outcome}");
+    assert!(outcome["confirmed"].is_null(), "{outcome}");
+    assert_eq!(outcome["faults"].as_array().unwrap().len(), planned);
 }
 
 #[test]
