@@ -163,25 +163,20 @@ fn zookeeper_available() -> bool {
     )
 }
 
-/// ZooKeeper, a server no one here wrote, in another language, started from templates
-/// in network namespaces and spoken to through kazoo: valid under kills and partitions
-/// with sync() before every read.
-#[test]
-fn zookeeper_with_synced_reads_is_valid_under_kills_and_partitions() {
-    if !zookeeper_available() {
-        return;
-    }
+/// `chaos-runner test` against three ZooKeeper servers started from the example's
+/// templates in network namespaces (addresses from `net_range`), through kazoo with
+/// sync() before every read, under kills and partitions every 3 s.
+fn zookeeper_test(store: &Path, net_range: &str, extra: &[&str]) -> Command {
     let z = repo().join("examples/zookeeper");
     let z = z.display();
-    let store = tempfile::tempdir().unwrap();
     let mut c = Command::new(BIN);
-    c.arg("test").arg("--store").arg(store.path()).args([
+    c.arg("test").arg("--store").arg(store).args([
         "--target",
         "command",
         "--net",
         "netns",
         "--net-range",
-        "198.19.1.0/24",
+        net_range,
         "--node-setup",
         &format!(
             "{z}/setup.sh {{id}} {{data_dir}} {{listen}} {{api_port}} {{members}} {{members_aux}}"
@@ -196,11 +191,25 @@ fn zookeeper_with_synced_reads_is_valid_under_kills_and_partitions() {
         "kill,partition",
         "--nemesis-interval",
         "3",
-        "--time-limit",
-        "20",
-        "--seed",
-        "5",
     ]);
+    c.args(extra);
+    c
+}
+
+/// ZooKeeper, a server no one here wrote, in another language, started from templates
+/// in network namespaces and spoken to through kazoo: valid under kills and partitions
+/// with sync() before every read.
+#[test]
+fn zookeeper_with_synced_reads_is_valid_under_kills_and_partitions() {
+    if !zookeeper_available() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let c = zookeeper_test(
+        store.path(),
+        "198.19.1.0/24",
+        &["--time-limit", "20", "--seed", "5"],
+    );
     let out = output_shown(c);
     assert_eq!(out.status.code(), Some(0), "valid expected");
     let r = results(store.path());
@@ -209,5 +218,33 @@ fn zookeeper_with_synced_reads_is_valid_under_kills_and_partitions() {
     assert!(
         console.contains("partition") && console.contains("kill"),
         "{console}"
+    );
+}
+
+/// A queue on ZooKeeper (sequential znodes, read back in sequence order): every
+/// acknowledged add is read, in one order, under kills and partitions.
+#[test]
+fn a_zookeeper_queue_keeps_every_acknowledged_add_in_order() {
+    if !zookeeper_available() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let c = zookeeper_test(
+        store.path(),
+        "198.19.2.0/24",
+        &["--workload", "queue", "--time-limit", "15", "--seed", "6"],
+    );
+    let out = output_shown(c);
+    assert_eq!(out.status.code(), Some(0), "valid expected");
+    let r = results(store.path());
+    let checker = &r["checker"];
+    assert_eq!(checker["model"], "queue", "{checker}");
+    // "N acknowledged adds: 0 lost, 0 unexpected, 0 duplicated, 0 reordered, ..."
+    let counts = checker["counts"].as_str().unwrap();
+    let acked: u64 = counts.split(' ').next().unwrap().parse().unwrap();
+    assert!(acked > 100, "{counts}");
+    assert!(
+        counts.contains("0 lost, 0 unexpected, 0 duplicated, 0 reordered"),
+        "{counts}"
     );
 }

@@ -4,7 +4,9 @@
     adapter.py [--reads sync|plain]
 
 Registers are znodes /chaos/KEY holding the value; a cas is a read, then a set guarded
-by the znode's version. A set is /chaos/KEY's children, one per element.
+by the znode's version. A set is /chaos/KEY's children, one per element. A queue is
+/chaos/KEY's sequential children, ELEMENT-NNNNNNNNNN, in the order of the sequence
+numbers the leader gives them.
 
 ZooKeeper serves reads from whichever server the session is connected to, which may lag
 behind the leader: ZooKeeper documents its reads as sequentially consistent, not
@@ -31,6 +33,7 @@ def main():
     p.add_argument("--reads", choices=["sync", "plain"], default="sync")
     reads = p.parse_args().reads
     hello = json.loads(sys.stdin.readline())
+    queue = hello.get("workload") == "queue"
     hosts = [n["addr"] for n in hello["nodes"]]
     # Each client starts at a different server, so every server serves reads.
     k = hello["client"] % len(hosts)
@@ -88,6 +91,11 @@ def main():
                 except NoNodeError:
                     pass
                 answer = {"type": "ok"}
+            elif f == "add" and queue:
+                # Not retried: a create that may have happened is unknown (info), never
+                # sent twice (which would enqueue the element twice).
+                call("create", f"{path}/{op['value']}-", b"", sequence=True, makepath=True)
+                answer = {"type": "ok"}
             elif f == "add":
                 try:
                     call("create", f"{path}/{op['value']}", b"", makepath=True)
@@ -98,9 +106,15 @@ def main():
                 if reads == "sync":
                     call("sync", path)
                 try:
-                    answer = {"type": "ok", "value": sorted(call("get_children", path))}
+                    children = call("get_children", path)
                 except NoNodeError:
-                    answer = {"type": "ok", "value": []}
+                    children = []
+                if queue:
+                    # ELEMENT-SEQUENCE, in sequence order.
+                    named = sorted((int(c.rsplit("-", 1)[1]), c.rsplit("-", 1)[0]) for c in children)
+                    answer = {"type": "ok", "value": [e for _, e in named]}
+                else:
+                    answer = {"type": "ok", "value": sorted(children)}
             else:
                 answer = {"type": "fail", "reason": "rejected", "error": f"no {f} here"}
         except UNKNOWN as e:
