@@ -52,6 +52,12 @@ pub struct Route {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+/// The headers of every request a sender writes and the peer's server reads: who sends
+/// it, where its client API is, and which cluster it belongs to.
+pub(crate) const HEADER_FROM: &str = "x-raft-from";
+pub(crate) const HEADER_API: &str = "x-raft-api";
+pub(crate) const HEADER_CLUSTER: &str = "x-raft-cluster";
+
 /// The last line of a request head: `len` bytes of messages follow.
 fn content_length(len: usize) -> String {
     format!("content-length: {len}\r\n\r\n")
@@ -65,11 +71,11 @@ impl Route {
             "POST /raft HTTP/1.1\r\nhost: {}\r\n{}: {}\r\n{}: {}\r\n{}: {}\r\n\
              content-type: application/octet-stream\r\n",
             self.addr,
-            super::transport::HEADER_FROM,
+            HEADER_FROM,
             self.id,
-            super::transport::HEADER_API,
+            HEADER_API,
             self.api_addr,
-            super::transport::HEADER_CLUSTER,
+            HEADER_CLUSTER,
             self.cluster,
         )
     }

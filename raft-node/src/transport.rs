@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{closing, read_body, BodyLimits};
 use crate::parse_errors::JsonParseErrors;
-use crate::pipeline::Route;
+use crate::pipeline::{Route, HEADER_API, HEADER_CLUSTER, HEADER_FROM};
 use crate::raft::{Message, NodeId};
 
 const QUEUE: usize = 4096;
@@ -56,9 +56,6 @@ pub struct PortLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
 }
-pub(crate) const HEADER_FROM: &str = "x-raft-from";
-pub(crate) const HEADER_API: &str = "x-raft-api";
-pub(crate) const HEADER_CLUSTER: &str = "x-raft-cluster";
 
 /// Who may send to this node: the members of its own cluster. Every request names its
 /// cluster and sender in headers, and every message in it must be from that sender to

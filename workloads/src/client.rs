@@ -572,14 +572,6 @@ impl Client for KvClient {
     }
 }
 
-/// A value as the servers store it: a string as itself, anything else as its JSON.
-pub(crate) fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// An answer that leaves the outcome open: a read certainly changed nothing (fail), a
 /// write may still take effect (info).
 fn open(op: &OpSpec, why: String) -> Answer {
@@ -689,7 +681,8 @@ mod etcd {
     use hyper::{Method, StatusCode};
     use serde_json::{json, Value};
 
-    use super::{text, Answer, FailReason};
+    use super::{Answer, FailReason};
+    use crate::generator::text;
     use crate::generator::{Func, OpSpec};
 
     fn b64(s: &str) -> String {

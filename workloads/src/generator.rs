@@ -22,6 +22,14 @@ pub struct OpSpec {
     pub value: Value,
 }
 
+/// A value as the servers store it: a string as itself, anything else as its JSON.
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl OpSpec {
     /// Whether it may change state: a write, or a transaction with a write in it.
     pub fn writes(&self) -> bool {

@@ -34,7 +34,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::client::{text, Answer, BoxFuture, Client, FailReason, NodeApi};
+use crate::client::{Answer, BoxFuture, Client, FailReason, NodeApi};
+use crate::generator::text;
 use crate::generator::{Func, OpSpec};
 
 /// The stream that holds the set and queue workloads' elements, one subject per key.

@@ -8,8 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::client::text;
-use crate::generator::{OpSpec, WorkloadKind};
+use crate::generator::{text, OpSpec, WorkloadKind};
 
 /// Whether a transaction's reads are of lists (list-append) or registers.
 pub fn reads_lists(op: &OpSpec) -> bool {
