@@ -381,9 +381,12 @@ impl Pairing {
     }
 
     pub fn finish(self) -> History {
-        // Invocations never completed are `info` already.
+        // Invocations never completed are `info` already. The vector grew by doubling:
+        // what a long history leaves spare would outlive every use of it.
+        let mut ops = self.ops;
+        ops.shrink_to_fit();
         History {
-            ops: self.ops,
+            ops,
             nemesis: self.nemesis,
         }
     }

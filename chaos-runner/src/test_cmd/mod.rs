@@ -71,6 +71,8 @@ async fn run_once(cfg: &Config, seed: u64) -> Result<(u8, String, PathBuf)> {
     let final_reads = heal::heal_and_read(&bed, &mut tail).await?;
     let (report, history) = check::check_history(cfg, &run, &mut tail).await?;
     let judged: Judgement = judge(&report, Evidence::of(&history, cfg.min_ok, final_reads));
+    // The report reads the history from its file again: not two copies at once.
+    drop(history);
     let facts = summary::Facts {
         seed,
         command: replay,
