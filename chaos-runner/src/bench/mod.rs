@@ -554,10 +554,10 @@ fn print_figures(target: &str, f: &Figures, secs: f64, leader_changed: bool) {
 
 /// `--check`: the whole recorded history, warm-up included, against the cas register.
 async fn check_history(run: &RunDir) -> Result<BenchCheck> {
-    let text = std::fs::read_to_string(run.history())
+    let file = std::fs::File::open(run.history())
         .with_context(|| format!("cannot read {}", run.history().display()))?;
-    let history =
-        checker::history::read_jsonl(text.as_bytes()).context("reading back the history")?;
+    let history = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
+        .context("reading back the history")?;
     let report = tokio::task::spawn_blocking(move || {
         check(&Register::new(true), &history, &CheckOptions::default())
     })

@@ -20,9 +20,11 @@ pub(super) async fn check_history(
     run: &RunDir,
     tail: &mut Tail,
 ) -> Result<(CheckReport, History)> {
-    let text = std::fs::read_to_string(run.history())?;
-    let history =
-        checker::history::read_jsonl(text.as_bytes()).context("reading back the history")?;
+    // Line by line: an hour's history is tens of MB of text, not worth holding beside
+    // what it parses into.
+    let file = std::fs::File::open(run.history())?;
+    let history = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
+        .context("reading back the history")?;
     crate::console::say!("checking {} operations...", history.ops.len());
     let opts = CheckOptions {
         timeout: Some(cfg.check_timeout),
