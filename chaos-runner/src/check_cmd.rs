@@ -293,8 +293,12 @@ fn write_report(
         .with_context(|| format!("cannot create {}", hpath.display()))?;
     checker::generate::write_jsonl(history, std::io::BufWriter::new(file))
         .with_context(|| format!("cannot write {}", hpath.display()))?;
-    let text = std::fs::read_to_string(&hpath)?;
-    let own = import::read(&text, Some(Format::Jsonl)).context("reading the written history")?;
+    // Line by line, and gone before the report reads it once more: a history of an
+    // hour is hundreds of MB in memory.
+    let file = std::fs::File::open(&hpath)
+        .with_context(|| format!("cannot read {}", hpath.display()))?;
+    let own = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
+        .context("reading the written history")?;
     let report = nothing_checked_is_unknown(check_again(&own)?, &own);
     let count = |o| own.ops.iter().filter(|op| op.outcome == o).count() as u64;
     let end_s = own
@@ -350,6 +354,7 @@ fn write_report(
         checker_summary: report.summary_of(Some("history.jsonl")),
         checker: report,
     };
+    drop(own);
     for (file, json) in [
         ("test.json", serde_json::to_string_pretty(&test)?),
         ("results.json", serde_json::to_string_pretty(&results)?),
