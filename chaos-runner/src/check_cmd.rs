@@ -295,8 +295,8 @@ fn write_report(
         .with_context(|| format!("cannot write {}", hpath.display()))?;
     // Line by line, and gone before the report reads it once more: a history of an
     // hour is hundreds of MB in memory.
-    let file = std::fs::File::open(&hpath)
-        .with_context(|| format!("cannot read {}", hpath.display()))?;
+    let file =
+        std::fs::File::open(&hpath).with_context(|| format!("cannot read {}", hpath.display()))?;
     let own = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
         .context("reading the written history")?;
     let report = nothing_checked_is_unknown(check_again(&own)?, &own);

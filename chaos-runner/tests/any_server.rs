@@ -248,3 +248,31 @@ fn a_zookeeper_queue_keeps_every_acknowledged_add_in_order() {
         "{counts}"
     );
 }
+
+/// Transactions on ZooKeeper (reads, then one multi() that checks every version read):
+/// strict serializable under kills and partitions, with transactions committed.
+#[test]
+fn zookeeper_transactions_through_multi_are_strict_serializable() {
+    if !zookeeper_available() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let c = zookeeper_test(
+        store.path(),
+        "198.19.3.0/24",
+        &[
+            "--workload",
+            "list-append",
+            "--time-limit",
+            "15",
+            "--seed",
+            "7",
+        ],
+    );
+    let out = output_shown(c);
+    assert_eq!(out.status.code(), Some(0), "valid expected");
+    let r = results(store.path());
+    let txn = &r["checker"]["txn"];
+    assert_eq!(txn["model"], "strict-serializable", "{txn}");
+    assert!(txn["committed"].as_u64().unwrap() > 100, "{txn}");
+}
