@@ -161,7 +161,7 @@ fn etcd_bench_speaks_the_v3_gateway() {
 #[test]
 fn bad_bench_input_is_an_error_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--mix", "delete=1"], "write, read and cas"),
         (&["--mix", "write=x"], "not a whole number"),
         (
@@ -170,6 +170,10 @@ fn bad_bench_input_is_an_error_with_a_reason() {
         ),
         (&["--concurrency", "513"], "513"),
         (&["--compare-builtin"], "--client-cmd"),
+        (
+            &["--workload", "list-append", "--mix", "cas=1,write=1"],
+            "not cas",
+        ),
     ];
     for (args, says) in cases {
         let out = bench(dir.path(), args);
@@ -234,4 +238,43 @@ fn an_adapter_is_compared_with_the_built_in_client_in_one_run() {
         !adapters.join("client-2.stderr").exists(),
         "adapters were replaced"
     );
+}
+
+/// Transactions at full speed: raft-node's POST /txn, checked for strict
+/// serializability, every operation a transaction.
+#[test]
+fn raft_node_transactions_are_measured_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = bench(
+        dir.path(),
+        &[
+            "--workload",
+            "list-append",
+            "--duration",
+            "1.5",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--keys",
+            "8",
+            "--check",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = figures(&json);
+    assert_eq!(v["workload"], "list-append");
+    let checker = v["checker"]["summary"].as_str().unwrap();
+    assert!(checker.contains("strict-serializable"), "{checker}");
+    let history = std::fs::read_to_string(v["history"].as_str().unwrap()).unwrap();
+    let invokes = history.lines().filter(|l| l.contains(r#""type":"invoke""#));
+    assert!(invokes.clone().count() > 50);
+    assert!(
+        invokes.clone().all(|l| l.contains(r#""f":"txn""#)),
+        "only transactions"
+    );
+    assert!(history.contains(r#"["append","#), "appends were made");
 }

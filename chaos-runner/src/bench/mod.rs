@@ -27,7 +27,7 @@ use crate::cluster::{
 use crate::exit;
 use crate::fabric::{Fabric, NetArg};
 use crate::store::RunDir;
-use crate::test_cmd::{parse_mix, secs};
+use crate::test_cmd::{parse_mix, secs, txn_length};
 
 mod paths;
 use paths::{Alternating, Comparison};
@@ -66,13 +66,24 @@ pub struct BenchArgs {
     /// Seconds of load before measuring starts (recorded and checked, not counted).
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     pub warmup: f64,
-    /// Weights of write, read and cas, e.g. write=100 or write=50,read=50.
+    /// What the clients do: register (read, write, cas on one key each), or transactions
+    /// of several keys: list-append or rw-register (raft-node's POST /txn; etcd's read,
+    /// then a write guarded on revisions; adapters' txn), with --check judged for strict
+    /// serializability.
+    #[arg(long, value_enum, default_value = "register")]
+    pub workload: BenchWorkload,
+    /// Weights of write, read and cas, e.g. write=100 or write=50,read=50. For
+    /// transactions, the share of reads and writes among their micro-operations.
     #[arg(long, default_value = "write=50,read=50", value_name = "F=W,...")]
     pub mix: String,
-    /// Bytes of every written value.
+    /// For transactions: micro-operations per transaction, N or MIN-MAX.
+    #[arg(long, default_value = "1-4", value_name = "N|MIN-MAX")]
+    pub txn_length: String,
+    /// Bytes of every written value (register; a transaction's values are numbers).
     #[arg(long, default_value_t = 100, value_name = "BYTES")]
     pub value_size: usize,
-    /// Keys, chosen uniformly.
+    /// Keys, chosen uniformly (for transactions: the keys in use at a time, each
+    /// replaced by a fresh one after 32 writes).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub keys: usize,
     /// Also check the recorded history for linearizability (exit 1 if it is not).
@@ -148,6 +159,24 @@ pub struct BenchArgs {
     pub seed: u64,
 }
 
+/// `bench --workload`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchWorkload {
+    Register,
+    ListAppend,
+    RwRegister,
+}
+
+impl BenchWorkload {
+    fn kind(self) -> WorkloadKind {
+        match self {
+            BenchWorkload::Register => WorkloadKind::Register,
+            BenchWorkload::ListAppend => WorkloadKind::ListAppend,
+            BenchWorkload::RwRegister => WorkloadKind::RwRegister,
+        }
+    }
+}
+
 /// Counts and latencies of the completions inside the measured window.
 #[derive(Debug, Default, PartialEq)]
 struct Figures {
@@ -195,6 +224,8 @@ impl Figures {
 #[derive(Debug, Serialize)]
 struct BenchResults {
     target: &'static str,
+    /// register, list-append or rw-register.
+    workload: &'static str,
     nodes: u64,
     concurrency: u64,
     duration_s: f64,
@@ -249,6 +280,8 @@ struct BenchCheck {
 /// The validated flags.
 struct Plan {
     mix: Mix,
+    kind: WorkloadKind,
+    txn_len: (usize, usize),
     duration: Duration,
     warmup: Duration,
     op_timeout: Duration,
@@ -266,6 +299,20 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
     let mix = parse_mix(&args.mix)?;
     if mix.delete > 0 {
         bail!("--mix for bench takes write, read and cas");
+    }
+    let kind = args.workload.kind();
+    let txn_len = txn_length(&args.txn_length)?;
+    if kind.transactional() {
+        if mix.cas > 0 {
+            bail!("--mix: a transaction's micro-operations are reads and writes, not cas");
+        }
+        if args.target == ServerKind::Nats && args.client_cmd.is_none() {
+            bail!(
+                "--workload {}: the NATS client has no transactions; raft-node, etcd and \
+                 adapters (--client-cmd) do",
+                kind.name()
+            );
+        }
     }
     if mix.read + mix.write + mix.cas == 0 {
         bail!("--mix needs at least one non-zero weight");
@@ -335,6 +382,8 @@ fn resolve(args: &BenchArgs) -> Result<Plan> {
     };
     Ok(Plan {
         mix,
+        kind,
+        txn_len,
         duration,
         warmup,
         op_timeout,
@@ -367,8 +416,12 @@ async fn drive(
     let mut alternating = None;
     let client: Arc<dyn workloads::client::Client> = match &args.client_cmd {
         Some(cmd) => {
-            let adapters =
-                running.adapter_client(cmd, "register", run_dir.join("adapters"), plan.op_timeout);
+            let adapters = running.adapter_client(
+                cmd,
+                plan.kind.name(),
+                run_dir.join("adapters"),
+                plan.op_timeout,
+            );
             if args.compare_builtin {
                 let alt = Arc::new(Alternating::new(running.client(dialect).await?, adapters));
                 alternating = Some(alt.clone());
@@ -380,10 +433,9 @@ async fn drive(
         None => running.client(dialect).await?,
     };
     client.set_leader((running.leader - 1) as usize);
-    let generator = Arc::new(
-        Generator::new(WorkloadKind::Register, args.keys, plan.mix)
-            .with_value_size(args.value_size),
-    );
+    let mut generator = Generator::new(plan.kind, args.keys, plan.mix);
+    generator.txn_len = plan.txn_len;
+    let generator = Arc::new(generator.with_value_size(args.value_size));
     let shared = Shared::new(client, generator, recorder);
     let started = Instant::now();
     let clients = ClientConfig {
@@ -407,12 +459,17 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     let run = RunDir::create_in(&args.store, &format!("bench/{target}"), false)?;
     let mut running = start_cluster(&plan.cluster, &run).await?;
     crate::console::say!(
-        "{target}: {} nodes, leader node {}; {} clients, mix {}, {} B values, {} keys, {:.0} s (+{:.0} s warm-up)",
+        "{target}: {} nodes, leader node {}; {} clients, {}, mix {}, {}, {} keys, {:.0} s (+{:.0} s warm-up)",
         plan.cluster.nodes,
         running.leader,
         args.concurrency,
+        plan.kind.name(),
         args.mix,
-        args.value_size,
+        if plan.kind.transactional() {
+            format!("{}-{} micro-operations", plan.txn_len.0, plan.txn_len.1)
+        } else {
+            format!("{} B values", args.value_size)
+        },
         args.keys,
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64()
@@ -451,7 +508,7 @@ async fn bench(args: &BenchArgs, plan: &Plan) -> Result<u8> {
     out.compare_builtin = compared;
     let mut code = exit::VALID;
     if args.check {
-        let check = check_history(&run).await?;
+        let check = check_history(&run, plan.kind).await?;
         crate::console::tell!("checker: {}", check.summary);
         code = exit::of(check.verdict);
         out.checker = Some(check);
@@ -482,6 +539,7 @@ fn bench_results(
     let secs = plan.duration.as_secs_f64();
     BenchResults {
         target: args.target.name(),
+        workload: plan.kind.name(),
         nodes: plan.cluster.nodes,
         concurrency: args.concurrency,
         duration_s: secs,
@@ -553,13 +611,27 @@ fn print_figures(target: &str, f: &Figures, secs: f64, leader_changed: bool) {
 }
 
 /// `--check`: the whole recorded history, warm-up included, against the cas register.
-async fn check_history(run: &RunDir) -> Result<BenchCheck> {
+async fn check_history(run: &RunDir, kind: WorkloadKind) -> Result<BenchCheck> {
     let file = std::fs::File::open(run.history())
         .with_context(|| format!("cannot read {}", run.history().display()))?;
     let history = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
         .context("reading back the history")?;
     let report = tokio::task::spawn_blocking(move || {
-        check(&Register::new(true), &history, &CheckOptions::default())
+        if kind.transactional() {
+            let opts = CheckOptions::default();
+            crate::check_cmd::check_transactions(
+                &history,
+                checker::txn::ConsistencyModel::StrictSerializable,
+                opts.timeout,
+                opts.memory_limit,
+            )
+        } else {
+            Ok(check(
+                &Register::new(true),
+                &history,
+                &CheckOptions::default(),
+            )?)
+        }
     })
     .await
     .context("checker thread")??;

@@ -101,7 +101,7 @@ impl Config {
 }
 
 /// `--txn-length`: `N` or `MIN-MAX`, each 1 to 64 (raft-node's limit per transaction).
-fn txn_length(text: &str) -> Result<(usize, usize)> {
+pub(crate) fn txn_length(text: &str) -> Result<(usize, usize)> {
     let parse = |t: &str| {
         t.trim()
             .parse::<usize>()

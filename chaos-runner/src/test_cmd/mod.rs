@@ -26,7 +26,7 @@ use crate::cluster::die_with_children_on_interrupt;
 use crate::exit;
 use crate::store::RunDir;
 pub(crate) use args::TestArgs;
-pub(crate) use config::{parse_mix, secs, shell_line};
+pub(crate) use config::{parse_mix, secs, shell_line, txn_length};
 use config::{replay_args, replay_command, Config};
 use junit::RunSummary;
 use verdict::{judge, Evidence, Judgement};
