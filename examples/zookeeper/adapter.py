@@ -118,7 +118,7 @@ def main():
             if f == "txn":
                 kind, value = txn(op["value"], op["key"] == "list-append")
                 answer = ({"type": "ok", "value": value} if kind == "ok"
-                          else {"type": "fail", "error": value})
+                          else {"type": "fail", "reason": "conflict", "error": value})
             elif f == "read":
                 answer = {"type": "ok", "value": read(path)[0]}
             elif f == "write":

@@ -396,6 +396,7 @@ fn answer_of(op: &OpSpec, id: u64, v: &Value) -> Result<Answer, String> {
         Some("fail") => {
             let reason = match (v["reason"].as_str(), op.f) {
                 (Some("cas-mismatch"), _) => FailReason::CasMismatch,
+                (Some("conflict"), Func::Txn) => FailReason::Conflict,
                 (Some("unreachable"), _) => FailReason::Unreachable,
                 (Some("rejected"), _) => FailReason::Rejected,
                 (_, Func::Read | Func::ReadAll) => FailReason::ReadFailed,
@@ -474,6 +475,11 @@ mod tests {
             &json!({"id": 3, "type": "ok", "value": [["r", 1, []]]}),
         );
         assert!(short.is_err(), "an answer must have every micro-operation");
+        // A conflict is a failure with its own reason, and says so back.
+        let conflict = json!({"id": 3, "type": "fail", "reason": "conflict", "error": "moved"});
+        let a = answer_of(&t, 3, &conflict).unwrap();
+        assert_eq!(a, Answer::Fail(FailReason::Conflict, "moved".into()));
+        assert_eq!(serve::answer_line(3, &a)["reason"], "conflict");
         // A read-only transaction that ended unknown changed nothing.
         let ro = OpSpec {
             value: json!([["r", 1, null]]),
@@ -678,6 +684,7 @@ pub mod serve {
             Answer::Fail(reason, e) => {
                 let reason = match reason {
                     FailReason::CasMismatch => "cas-mismatch",
+                    FailReason::Conflict => "conflict",
                     FailReason::NotApplied => "not-applied",
                     FailReason::Rejected => "rejected",
                     FailReason::Unreachable => "unreachable",

@@ -42,6 +42,9 @@ pub struct NodeApi {
 pub enum FailReason {
     /// A compare-and-set whose expected value did not hold: a normal answer, not an error.
     CasMismatch,
+    /// An optimistic transaction whose reads changed before its write could commit, so
+    /// none of it was applied: like a cas mismatch, an answer, not an error.
+    Conflict,
     /// The server said so: the write never entered the log, or a new leader replaced it.
     NotApplied,
     /// The server refused the request (a 4xx: bad input, too large).
@@ -57,6 +60,7 @@ impl FailReason {
     pub fn label(self) -> &'static str {
         match self {
             FailReason::CasMismatch => "cas mismatches",
+            FailReason::Conflict => "transaction conflicts",
             FailReason::NotApplied => "not applied",
             FailReason::Rejected => "rejected",
             FailReason::Unreachable => "unreachable",
@@ -495,7 +499,7 @@ impl KvClient {
                 } else {
                     Attempt::Done(
                         Answer::Fail(
-                            FailReason::NotApplied,
+                            FailReason::Conflict,
                             "a key changed between the read and the guarded write".into(),
                         ),
                         true,

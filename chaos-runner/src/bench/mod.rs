@@ -185,6 +185,8 @@ struct Figures {
     info: u64,
     /// Failed cas operations whose comparison did not hold: answers, not errors.
     cas_mismatches: u64,
+    /// Transactions that failed because what they read changed first: answers too.
+    conflicts: u64,
     /// Sorted latencies of the ok operations, in nanoseconds.
     latencies: Vec<u64>,
 }
@@ -201,8 +203,10 @@ impl Figures {
                 Outcome::Fail => f.fail += 1,
                 Outcome::Info => f.info += 1,
             }
-            if s.reason == Some(FailReason::CasMismatch) {
-                f.cas_mismatches += 1;
+            match s.reason {
+                Some(FailReason::CasMismatch) => f.cas_mismatches += 1,
+                Some(FailReason::Conflict) => f.conflicts += 1,
+                _ => {}
             }
         }
         f.latencies.sort_unstable();
@@ -211,7 +215,7 @@ impl Figures {
 
     /// Operations that ended in an error or an unknown outcome.
     fn errors(&self) -> u64 {
-        self.info + self.fail - self.cas_mismatches
+        self.info + self.fail - self.cas_mismatches - self.conflicts
     }
 
     /// Quantile `q` of the ok latencies, in milliseconds (as `test` computes them).
@@ -248,6 +252,8 @@ struct BenchResults {
     fail: u64,
     info: u64,
     cas_mismatches: u64,
+    /// Transactions whose reads changed before they could commit (etcd's guard).
+    conflicts: u64,
     errors: u64,
     ok_per_s: f64,
     completed_per_s: f64,
@@ -558,6 +564,7 @@ fn bench_results(
         fail: f.fail,
         info: f.info,
         cas_mismatches: f.cas_mismatches,
+        conflicts: f.conflicts,
         errors: f.errors(),
         ok_per_s: f.ok as f64 / secs,
         completed_per_s: (f.ok + f.fail) as f64 / secs,
@@ -595,6 +602,12 @@ fn print_figures(target: &str, f: &Figures, secs: f64, leader_changed: bool) {
         crate::console::tell!(
             "{} of the fails are cas operations whose comparison did not hold",
             f.cas_mismatches
+        );
+    }
+    if f.conflicts > 0 {
+        crate::console::tell!(
+            "{} of the fails are transactions whose reads changed before they could commit",
+            f.conflicts
         );
     }
     if f.errors() > 0 {
@@ -668,11 +681,20 @@ mod tests {
             sample(13, 1_000_000, Outcome::Ok),
             sample(14, 9_000_000, Outcome::Info),
             mismatch,
+            Sample {
+                reason: Some(FailReason::Conflict),
+                ..sample(16, 1_000_000, Outcome::Fail)
+            },
             sample(20, 1_000_000, Outcome::Ok), // after the end: left out
         ];
         let f = Figures::from_samples(&samples, 10, 20);
-        assert_eq!((f.ok, f.fail, f.info, f.cas_mismatches), (3, 2, 1, 1));
-        assert_eq!(f.errors(), 2, "the mismatch is an answer, not an error");
+        assert_eq!((f.ok, f.fail, f.info, f.cas_mismatches), (3, 3, 1, 1));
+        assert_eq!(f.conflicts, 1);
+        assert_eq!(
+            f.errors(),
+            2,
+            "the mismatch and the conflict are answers, not errors"
+        );
         assert_eq!(f.ms(0.5), Some(2.0));
         assert_eq!(f.ms(1.0), Some(4.0));
         assert_eq!(f.ms(0.0), Some(1.0));
