@@ -82,6 +82,10 @@ def main():
                 except NodeExistsError:
                     pass
                 data, stat = read(path)
+                if stat is None:
+                    # A lagging server (plain reads) may not show it yet. Nothing was
+                    # applied: creating an empty key changes no value.
+                    return "fail", f"key {k} is not visible on this server yet"
             versions[k] = stat.version
             now[k] = json.loads(data)
         done, written = [], set()
