@@ -293,12 +293,10 @@ fn write_report(
         .with_context(|| format!("cannot create {}", hpath.display()))?;
     checker::generate::write_jsonl(history, std::io::BufWriter::new(file))
         .with_context(|| format!("cannot write {}", hpath.display()))?;
-    // Line by line, and gone before the report reads it once more: a history of an
-    // hour is hundreds of MB in memory.
-    let file =
-        std::fs::File::open(&hpath).with_context(|| format!("cannot read {}", hpath.display()))?;
-    let own = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
-        .context("reading the written history")?;
+    // Gone before the report reads it once more: a history of an hour is hundreds of MB
+    // in memory.
+    let own = checker::history::read_jsonl_file(&hpath)
+        .with_context(|| format!("reading the written history {}", hpath.display()))?;
     let report = nothing_checked_is_unknown(check_again(&own)?, &own);
     let count = |o| own.ops.iter().filter(|op| op.outcome == o).count() as u64;
     let end_s = own

@@ -211,10 +211,9 @@ impl Replayer {
         Ok(Some(fails))
     }
 
-    /// Replays `part` `n` times; returns how many failed, and when none did, lets the
-    /// part count as passing from now on.
     /// Replays `part` up to `n` times, as the budget allows: how many failed, of how
-    /// many replays that ran to the end.
+    /// many replays that ran to the end. When all `n` ran and none failed, the part
+    /// counts as passing from now on.
     fn confirm(&mut self, part: &[usize], time_limit: f64, n: u32) -> Result<(u32, u32)> {
         let (mut failed, mut done) = (0, 0);
         while done < n && self.room_for_a_replay() {
@@ -481,9 +480,9 @@ fn wait_until(
 trait Oracle {
     /// Whether `part` fails (up to --tries replays); `None` when the budget ran out.
     fn fails(&mut self, part: &[usize]) -> Result<Option<bool>>;
-    /// How many of --confirm replays of `part` fail, of how many: after none of them
-    /// all did, the part counts as passing. `None` when the budget ran out before that
-    /// was known (no replay failed, and not all of them ran).
+    /// How many of --confirm replays of `part` fail, of how many ran; when all ran and
+    /// none failed, the part counts as passing. `None` when the budget ran out before
+    /// that was known (no replay failed, and not all of them ran).
     fn confirm(&mut self, part: &[usize]) -> Result<Option<(u32, u32)>>;
     /// How many replays a confirmation makes (0: no confirmation).
     fn confirmations(&self) -> u32;

@@ -576,6 +576,13 @@ pub fn parse_jsonl_line(text: &str, line: usize) -> Result<Option<Event>, Histor
     }))
 }
 
+/// Reads a JSONL history file line by line: never its whole text at once, which for a
+/// long run is tens of MB on top of what it parses into.
+pub fn read_jsonl_file(path: &std::path::Path) -> Result<History, HistoryError> {
+    let file = std::fs::File::open(path)?;
+    read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
+}
+
 /// Reads a JSONL history, streaming.
 pub fn read_jsonl(reader: impl BufRead) -> Result<History, HistoryError> {
     let mut pairing = Pairing::new();

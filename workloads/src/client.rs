@@ -686,8 +686,7 @@ mod etcd {
     use serde_json::{json, Value};
 
     use super::{Answer, FailReason};
-    use crate::generator::text;
-    use crate::generator::{Func, OpSpec};
+    use crate::generator::{text, Func, OpSpec};
 
     fn b64(s: &str) -> String {
         B64.encode(s.as_bytes())

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use checker::check::{check, CheckOptions};
-use checker::model::Register;
+use checker::check::CheckOptions;
 use checker::record::{quantile_of_sorted, MixRecord};
 use checker::{Outcome, Verdict};
 use clap::Args;
@@ -27,7 +26,7 @@ use crate::cluster::{
 use crate::exit;
 use crate::fabric::{Fabric, NetArg};
 use crate::store::RunDir;
-use crate::test_cmd::{parse_mix, secs, txn_length};
+use crate::test_cmd::{check_as, parse_mix, secs, txn_length, Judged};
 
 mod paths;
 use paths::{Alternating, Comparison};
@@ -623,31 +622,20 @@ fn print_figures(target: &str, f: &Figures, secs: f64, leader_changed: bool) {
     }
 }
 
-/// `--check`: the whole recorded history, warm-up included, against the cas register.
+/// `--check`: the whole recorded history, warm-up included, as `test` checks its
+/// workload's (the cas register; transactions for strict serializability).
 async fn check_history(run: &RunDir, kind: WorkloadKind) -> Result<BenchCheck> {
-    let file = std::fs::File::open(run.history())
-        .with_context(|| format!("cannot read {}", run.history().display()))?;
-    let history = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
-        .context("reading back the history")?;
-    let report = tokio::task::spawn_blocking(move || {
-        if kind.transactional() {
-            let opts = CheckOptions::default();
-            crate::check_cmd::check_transactions(
-                &history,
-                checker::txn::ConsistencyModel::StrictSerializable,
-                opts.timeout,
-                opts.memory_limit,
-            )
-        } else {
-            Ok(check(
-                &Register::new(true),
-                &history,
-                &CheckOptions::default(),
-            )?)
-        }
-    })
-    .await
-    .context("checker thread")??;
+    let history = checker::history::read_jsonl_file(&run.history())
+        .with_context(|| format!("reading back {}", run.history().display()))?;
+    let judged = Judged {
+        kind,
+        linearizable: true,
+        consistency: checker::txn::ConsistencyModel::StrictSerializable,
+    };
+    let report =
+        tokio::task::spawn_blocking(move || check_as(judged, &history, &CheckOptions::default()))
+            .await
+            .context("checker thread")??;
     Ok(BenchCheck {
         verdict: report.verdict,
         summary: report.summary(),

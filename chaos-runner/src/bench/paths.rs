@@ -140,10 +140,8 @@ impl Comparison {
             };
         }
         for (f, a) in &c.adapter {
-            if let (Some(b), Some(a50)) = (c.built_in.get(f), a.p50_ms) {
-                if let Some(b50) = b.p50_ms {
-                    c.adapter_adds_p50_ms.insert(f, a50 - b50);
-                }
+            if let (Some(a50), Some(b50)) = (a.p50_ms, c.built_in.get(f).and_then(|b| b.p50_ms)) {
+                c.adapter_adds_p50_ms.insert(f, a50 - b50);
             }
         }
         c

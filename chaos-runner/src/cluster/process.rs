@@ -119,11 +119,8 @@ pub(super) fn which(name: &Path) -> Option<PathBuf> {
 /// the range are only ever taken by an explicit bind. The search starts at a point of
 /// its own per process, so runners side by side rarely meet.
 pub fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|t| below_ephemeral(&t));
     let mut listeners = Vec::with_capacity(n);
-    if let Some((low, high)) = range {
+    if let Some((low, high)) = below_ephemeral_here() {
         let span = u32::from(high - low);
         let seed = std::process::id()
             ^ std::time::SystemTime::now()
@@ -148,6 +145,13 @@ pub fn free_ports(n: usize) -> Result<(Vec<u16>, Vec<std::net::TcpListener>)> {
         .map(|l| l.local_addr().expect("bound").port())
         .collect();
     Ok((ports, listeners))
+}
+
+/// [`below_ephemeral`] on this machine's range.
+fn below_ephemeral_here() -> Option<(u16, u16)> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| below_ephemeral(&t))
 }
 
 /// The ports below the ephemeral range that `free_ports` looks in, `[low, high)`, from
@@ -292,10 +296,7 @@ mod tests {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 9);
-        if let Some((low, high)) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|t| below_ephemeral(&t))
-        {
+        if let Some((low, high)) = below_ephemeral_here() {
             assert!(ports.iter().all(|p| (low..high).contains(p)), "{ports:?}");
         }
         for p in &ports {

@@ -20,11 +20,8 @@ pub(super) async fn check_history(
     run: &RunDir,
     tail: &mut Tail,
 ) -> Result<(CheckReport, History)> {
-    // Line by line: an hour's history is tens of MB of text, not worth holding beside
-    // what it parses into.
-    let file = std::fs::File::open(run.history())?;
-    let history = checker::history::read_jsonl(std::io::BufReader::with_capacity(1 << 20, file))
-        .context("reading back the history")?;
+    let history =
+        checker::history::read_jsonl_file(&run.history()).context("reading back the history")?;
     crate::console::say!("checking {} operations...", history.ops.len());
     let opts = CheckOptions {
         timeout: Some(cfg.check_timeout),
@@ -52,7 +49,7 @@ pub(super) async fn check_history(
 
 /// Checks `history` with the model of the workload that made it: a cas register per key,
 /// or a map whose missing keys read as nil. The final check and the online one agree.
-pub(super) fn check_as(
+pub(crate) fn check_as(
     judged: Judged,
     history: &History,
     opts: &CheckOptions,

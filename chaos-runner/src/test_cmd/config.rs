@@ -82,7 +82,7 @@ pub struct Config {
 /// What a history is judged as: the workload that made it, and whether a set's or
 /// queue's stale reads make it invalid (`--linearizable`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Judged {
+pub(crate) struct Judged {
     pub kind: WorkloadKind,
     pub linearizable: bool,
     /// For transactions: the model the verdict is about.
